@@ -1,0 +1,125 @@
+"""2-D convolution, NumPy reference path (NCHW activations, OIHW weights).
+
+The convolution is computed as one BLAS matrix product per kernel offset (kh, kw):
+
+    y[n, :, grid] += W[:, :, kh, kw] @ patch_{kh,kw}[n]          (O x C) @ (C x L)
+
+where patch_{kh,kw} holds, for every output position of the grid, the input pixel that
+offset reads. For stride 1 no copy is made: on the zero-padded image flattened to rows of
+width Wp, the pixels read by one offset are the contiguous slice starting at kh*Wp + kw,
+if the output is computed on a "wide" grid of Hout x Wp positions whose last Wp - Wout
+columns are garbage and dropped (in backward they are zero). For stride > 1 each offset's
+pixels are a strided view, copied once to (C, Hout*Wout). Layout and copies, not
+arithmetic, decide the speed of this path (see DESIGN.md).
+"""
+import numpy as np
+
+
+class _Geometry:
+    """Shapes of one convolution and the per-offset patch matrices of its padded input."""
+
+    def __init__(self, x_shape, w_shape, stride, padding):
+        self.n, self.c, self.h, self.w = x_shape
+        self.o, _, self.kh, self.kw = w_shape
+        self.stride, self.padding = stride, padding
+        self.hp, self.wp = self.h + 2 * padding, self.w + 2 * padding
+        self.hout = (self.hp - self.kh) // stride + 1
+        self.wout = (self.wp - self.kw) // stride + 1
+        # Width of a row of the grid the matrix products run on.
+        self.grid_w = self.wp if stride == 1 else self.wout
+        self.grid_len = self.hout * self.grid_w
+
+    def offsets(self):
+        return [(i, j) for i in range(self.kh) for j in range(self.kw)]
+
+    def pad_input(self, x):
+        """Zero-padded input: (N, C, Hp, Wp), or for stride 1 flat (N, C, Hp*Wp + KW-1) so
+        that every offset's slice of grid_len elements stays in bounds."""
+        padded = self.zero_padded(x.dtype)
+        self.crop_input(padded)[...] = x
+        return padded
+
+    def zero_padded(self, dtype):
+        if self.stride == 1:
+            return np.zeros((self.n, self.c, self.hp * self.wp + self.kw - 1), dtype)
+        return np.zeros((self.n, self.c, self.hp, self.wp), dtype)
+
+    def window(self, i, j):
+        """Index of the padded input read by kernel offset (i, j) across the output grid."""
+        s = self.stride
+        if s == 1:
+            start = i * self.wp + j
+            return (slice(None), slice(None), slice(start, start + self.grid_len))
+        return (slice(None), slice(None),
+                slice(i, i + s * (self.hout - 1) + 1, s), slice(j, j + s * (self.wout - 1) + 1, s))
+
+    def patch(self, padded, i, j):
+        """(N, C, grid_len) matrix of the input pixels read by offset (i, j)."""
+        view = padded[self.window(i, j)]
+        return view if self.stride == 1 else view.reshape(self.n, self.c, self.grid_len)
+
+    def to_grid(self, gy):
+        """(N, O, Hout, Wout) -> (N, O, grid_len), zero in the wide grid's dropped columns."""
+        if self.stride != 1:
+            return np.ascontiguousarray(gy).reshape(self.n, self.o, self.grid_len)
+        grid = np.zeros((self.n, self.o, self.hout, self.wp), gy.dtype)
+        grid[..., : self.wout] = gy
+        return grid.reshape(self.n, self.o, self.grid_len)
+
+    def from_grid(self, y):
+        return y.reshape(self.n, self.o, self.hout, self.grid_w)[..., : self.wout]
+
+    def crop_input(self, padded):
+        p = self.padding
+        if self.stride == 1:
+            padded = padded[:, :, : self.hp * self.wp].reshape(self.n, self.c, self.hp, self.wp)
+        return padded[:, :, p : p + self.h, p : p + self.w]
+
+
+def conv2d_output_size(size, kernel, stride, padding):
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def conv2d_forward(x, weight, bias, stride=1, padding=0):
+    """y = x * weight + bias.  x (N, C, H, W), weight (O, C, KH, KW), bias (O,) or None."""
+    g = _Geometry(x.shape, weight.shape, stride, padding)
+    padded = g.pad_input(x)
+    y = np.empty((g.n, g.o, g.grid_len), x.dtype)
+    product = np.empty_like(y)
+    for k, (i, j) in enumerate(g.offsets()):
+        target = y if k == 0 else product
+        np.matmul(weight[:, :, i, j], g.patch(padded, i, j), out=target)
+        if k:
+            y += product
+    y = np.ascontiguousarray(g.from_grid(y))
+    if bias is not None:
+        y += bias.reshape(1, -1, 1, 1)
+    return y
+
+
+def conv2d_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
+    """dL/dx: the convolution of grad_y with the flipped, transposed kernel (Sect. 4)."""
+    g = _Geometry(x_shape, weight.shape, stride, padding)
+    grid = g.to_grid(grad_y)
+    padded = g.zero_padded(grad_y.dtype)
+    for i, j in g.offsets():
+        contribution = np.matmul(weight[:, :, i, j].T, grid)
+        window = padded[g.window(i, j)]
+        window += contribution.reshape(window.shape)
+    return np.ascontiguousarray(g.crop_input(padded))
+
+
+def conv2d_backward_weights(grad_y, x, w_shape, stride=1, padding=0):
+    """dL/dweight[:, :, i, j] = sum over the batch of grad_y @ patch_{i,j}^T."""
+    g = _Geometry(x.shape, w_shape, stride, padding)
+    padded = g.pad_input(x)
+    grid = g.to_grid(grad_y)
+    grad_w = np.empty(w_shape, grad_y.dtype)
+    for i, j in g.offsets():
+        patch = g.patch(padded, i, j)
+        grad_w[:, :, i, j] = np.matmul(grid, patch.transpose(0, 2, 1)).sum(axis=0)
+    return grad_w
+
+
+def conv2d_backward_bias(grad_y):
+    return grad_y.sum(axis=(0, 2, 3))

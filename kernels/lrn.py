@@ -1,0 +1,37 @@
+"""Local response normalisation across channels (AlexNet / CNN-F), PyTorch's convention:
+
+    s_c = k + alpha / size * sum_{j in window(c)} x_j^2,     y_c = x_c * s_c^(-beta)
+
+window(c) = channels c - size//2 .. c + (size-1)//2, clipped to the valid range.
+Backward, with window^T(c) = the channels j whose window contains c:
+
+    dL/dx_c = g_c s_c^(-beta) - 2 alpha beta / size * x_c * sum_{j in window^T(c)} g_j x_j s_j^(-beta-1)
+
+The window sums are `size` shifted slice additions over the channel axis.
+"""
+import numpy as np
+
+
+def _window_sum(a, before, after):
+    """out[:, c] = sum of a[:, c-before .. c+after] over the channels that exist."""
+    out = a.copy()
+    channels = a.shape[1]
+    for shift in range(1, before + 1):
+        out[:, shift:] += a[:, : channels - shift]
+    for shift in range(1, after + 1):
+        out[:, : channels - shift] += a[:, shift:]
+    return out
+
+
+def lrn_forward(x, size, alpha, beta, k):
+    """Returns y and the denominators s (kept for backward)."""
+    scale = _window_sum(x * x, size // 2, (size - 1) // 2)
+    scale *= alpha / size
+    scale += k
+    return x * scale ** -beta, scale
+
+
+def lrn_backward(grad_y, x, scale, size, alpha, beta):
+    weighted = grad_y * x * scale ** (-beta - 1)
+    spread = _window_sum(weighted, (size - 1) // 2, size // 2)
+    return grad_y * scale ** -beta - (2 * alpha * beta / size) * x * spread

@@ -1,0 +1,66 @@
+"""The paper's network (CNN-F) and VGG-16, as engine Sequentials with PyTorch layouts."""
+from engine import nn
+from kernels import conv2d_output_size, maxpool_output_size
+
+
+def _scaled(channels, width):
+    return max(1, int(round(channels * width)))
+
+
+def cnn_f(num_classes=1000, width=1.0, input_size=224):
+    """CNN-F of Chatfield et al. 2014, the pattern of the paper's net:
+    conv64-conv256-conv256-conv256-conv256-full4096-full4096-full<num_classes>.
+
+    conv1 11x11 stride 4, LRN, 3x3 stride 2 max-pool; conv2 5x5 pad 2, LRN, max-pool;
+    conv3-5 3x3 pad 1; max-pool; two fully connected layers with dropout. The pools round
+    up (ceil_mode), as MatConvNet's bottom/right pool padding does in the published model,
+    so that a 224x224 input ends in a 6x6x256 map (9,216 inputs to full6).
+    `width` scales every layer's channels and hidden units.
+    """
+    c1, c = _scaled(64, width), _scaled(256, width)
+    hidden = _scaled(4096, width)
+    size = conv2d_output_size(input_size, 11, 4, 0)
+    if size < 3:
+        raise ValueError(f"cnn_f needs an input of at least 19 pixels, got {input_size}")
+    size = maxpool_output_size(size, 3, 2, 0, True)  # pool1; conv2 keeps the size
+    size = maxpool_output_size(size, 3, 2, 0, True)  # pool2; conv3-5 keep the size
+    if size < 3:
+        raise ValueError(f"cnn_f input {input_size} is too small for the third max-pool")
+    size = maxpool_output_size(size, 3, 2, 0, True)  # pool5
+    lrn = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)  # Krizhevsky et al.'s constants
+    return nn.Sequential(
+        nn.Conv2d(3, c1, 11, stride=4), nn.ReLU(), nn.LocalResponseNorm(**lrn),
+        nn.MaxPool2d(3, 2, ceil_mode=True),
+        nn.Conv2d(c1, c, 5, padding=2), nn.ReLU(), nn.LocalResponseNorm(**lrn),
+        nn.MaxPool2d(3, 2, ceil_mode=True),
+        nn.Conv2d(c, c, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(c, c, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(c, c, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(3, 2, ceil_mode=True),
+        nn.Flatten(),
+        nn.Linear(c * size * size, hidden), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(hidden, num_classes),
+    )
+
+
+VGG16_CONFIGURATION = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+                       512, 512, 512, "M", 512, 512, 512, "M")
+
+
+def vgg16(num_classes=1000):
+    """VGG-16 in torchvision's layer order (features, flatten, classifier), so that the
+    parameters of a torchvision state dict map onto ours one to one, in order. Takes
+    224x224 inputs (the 7x7x512 map torchvision's adaptive pool passes through unchanged)."""
+    layers, channels = [], 3
+    for item in VGG16_CONFIGURATION:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU()]
+            channels = item
+    layers += [nn.Flatten(),
+               nn.Linear(512 * 7 * 7, 4096), nn.ReLU(), nn.Dropout(0.5),
+               nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
+               nn.Linear(4096, num_classes)]
+    return nn.Sequential(*layers)
