@@ -98,6 +98,12 @@ def _single_size(name, value):
     return int(value)
 
 
+def _expect_positive(layer_name, **sizes):
+    for name, value in sizes.items():
+        if value < 1:
+            raise ValueError(f"{layer_name}: {name} must be at least 1, got {value}")
+
+
 class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
         super().__init__()
@@ -105,6 +111,10 @@ class Conv2d(Module):
         self.kernel_size = _single_size("kernel_size", kernel_size)
         self.stride = _single_size("stride", stride)
         self.padding = _single_size("padding", padding)
+        _expect_positive("Conv2d", in_channels=self.in_channels, out_channels=self.out_channels,
+                         kernel_size=self.kernel_size, stride=self.stride)
+        if self.padding < 0:
+            raise ValueError(f"Conv2d: padding must be at least 0, got {self.padding}")
         bound = 1 / math.sqrt(self.in_channels * self.kernel_size ** 2)  # PyTorch's default
         k = self.kernel_size
         self.weight = _uniform_parameter((self.out_channels, self.in_channels, k, k), bound)
@@ -129,6 +139,7 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
+        _expect_positive("Linear", in_features=self.in_features, out_features=self.out_features)
         bound = 1 / math.sqrt(self.in_features)
         self.weight = _uniform_parameter((self.out_features, self.in_features), bound)
         self.bias = _uniform_parameter((self.out_features,), bound) if bias else None
@@ -160,8 +171,9 @@ class MaxPool2d(Module):
         self.stride = self.kernel_size if stride is None else _single_size("stride", stride)
         self.padding = _single_size("padding", padding)
         self.ceil_mode = bool(ceil_mode)
-        if 2 * self.padding > self.kernel_size:
-            raise ValueError(f"MaxPool2d padding {self.padding} must be at most half the "
+        _expect_positive("MaxPool2d", kernel_size=self.kernel_size, stride=self.stride)
+        if not 0 <= 2 * self.padding <= self.kernel_size:
+            raise ValueError(f"MaxPool2d padding {self.padding} must be between 0 and half the "
                              f"kernel size {self.kernel_size}")
 
     def _arguments(self):

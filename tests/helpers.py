@@ -1,0 +1,32 @@
+"""Independent references the tests trust."""
+import numpy as np
+
+
+def numerical_gradient(function, x, epsilon=1e-6):
+    """Central differences of the scalar function(x) with respect to every element of x
+    (float64, modified in place and restored)."""
+    gradient = np.zeros_like(x)
+    flat, flat_gradient = x.reshape(-1), gradient.reshape(-1)
+    for i in range(flat.size):
+        original = flat[i]
+        flat[i] = original + epsilon
+        plus = function(x)
+        flat[i] = original - epsilon
+        minus = function(x)
+        flat[i] = original
+        flat_gradient[i] = (plus - minus) / (2 * epsilon)
+    return gradient
+
+
+def relative_error(actual, expected):
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    scale = max(np.abs(expected).max(), 1e-12)
+    return np.abs(actual - expected).max() / scale
+
+
+def distinct_values(rng, shape):
+    """Random values with no two equal (so max-pool has no ties and finite differences
+    never cross a kink)."""
+    values = rng.permutation(int(np.prod(shape))).astype(np.float64)
+    return (values / values.size - 0.5 + 0.01 * rng.standard_normal(values.size)).reshape(shape)

@@ -1,0 +1,172 @@
+"""Every NumPy kernel against finite differences in float64, and the fixed rules (ReLU
+modes, pooling ties) against their definitions."""
+import numpy as np
+import pytest
+
+import kernels as K
+from helpers import distinct_values, numerical_gradient, relative_error
+
+CONV_CASES = [  # (batch, channels, height, width, out channels, kernel, stride, padding)
+    (1, 3, 7, 6, 4, 3, 1, 1),
+    (3, 2, 8, 9, 3, 3, 1, 0),
+    (2, 3, 9, 7, 2, 5, 2, 2),
+    (1, 2, 11, 13, 3, 3, 2, 1),
+    (3, 1, 12, 12, 2, 4, 4, 0),
+    (2, 2, 5, 5, 3, 1, 1, 0),
+    (1, 3, 10, 8, 2, 3, 3, 2),
+]
+
+
+@pytest.mark.parametrize("n, c, h, w, o, k, stride, padding", CONV_CASES)
+def test_conv2d_gradients_match_finite_differences(rng, n, c, h, w, o, k, stride, padding):
+    x = rng.standard_normal((n, c, h, w))
+    weight = rng.standard_normal((o, c, k, k))
+    bias = rng.standard_normal(o)
+    y = K.conv2d_forward(x, weight, bias, stride, padding)
+    assert y.shape == (n, o, K.conv2d_output_size(h, k, stride, padding),
+                       K.conv2d_output_size(w, k, stride, padding))
+    probe = rng.standard_normal(y.shape)
+
+    def loss_of_x(value):
+        return (K.conv2d_forward(value, weight, bias, stride, padding) * probe).sum()
+
+    def loss_of_w(value):
+        return (K.conv2d_forward(x, value, bias, stride, padding) * probe).sum()
+
+    def loss_of_b(value):
+        return (K.conv2d_forward(x, weight, value, stride, padding) * probe).sum()
+
+    assert relative_error(K.conv2d_backward_data(probe, weight, x.shape, stride, padding),
+                          numerical_gradient(loss_of_x, x)) < 1e-7
+    assert relative_error(K.conv2d_backward_weights(probe, x, weight.shape, stride, padding),
+                          numerical_gradient(loss_of_w, weight)) < 1e-7
+    assert relative_error(K.conv2d_backward_bias(probe), numerical_gradient(loss_of_b, bias)) < 1e-7
+
+
+def test_conv2d_forward_matches_the_definition(rng):
+    x = rng.standard_normal((2, 3, 9, 8))
+    weight, bias = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    stride, padding = 2, 1
+    y = K.conv2d_forward(x, weight, bias, stride, padding)
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    expected = np.empty_like(y)
+    for i in range(y.shape[2]):
+        for j in range(y.shape[3]):
+            window = padded[:, :, i * stride : i * stride + 3, j * stride : j * stride + 3]
+            expected[:, :, i, j] = np.einsum("nchw,ochw->no", window, weight) + bias
+    assert relative_error(y, expected) < 1e-12
+
+
+def test_relu_backward_rules(rng):
+    x = rng.standard_normal((2, 3, 4, 5))
+    g = rng.standard_normal(x.shape)
+    y = K.relu_forward(x)
+    assert np.array_equal(y, np.where(x > 0, x, 0))
+    assert np.array_equal(K.relu_backward(g, y, "backprop"), g * (x > 0))
+    assert np.array_equal(K.relu_backward(g, y, "deconvnet"), g * (g > 0))
+    assert np.array_equal(K.relu_backward(g, y, "guided"), g * (x > 0) * (g > 0))
+    # The three rules really differ on random data.
+    rules = [K.relu_backward(g, y, mode) for mode in K.MODES]
+    assert not np.array_equal(rules[0], rules[1]) and not np.array_equal(rules[0], rules[2])
+    assert not np.array_equal(rules[1], rules[2])
+    assert relative_error(K.relu_backward(g, y, "backprop"),
+                          numerical_gradient(lambda v: (K.relu_forward(v) * g).sum(), x.copy())) < 1e-7
+    with pytest.raises(ValueError, match="unknown backward mode 'zeiler'"):
+        K.relu_backward(g, y, "zeiler")
+
+
+@pytest.mark.parametrize("n, c, h, w, k, stride, padding, ceil_mode", [
+    (1, 2, 8, 8, 2, 2, 0, False),
+    (3, 2, 9, 7, 3, 2, 0, True),
+    (2, 3, 7, 8, 3, 2, 1, False),
+    (1, 1, 10, 11, 3, 3, 1, True),
+    (2, 2, 6, 6, 2, 1, 0, False),
+])
+def test_maxpool_gradient_matches_finite_differences(rng, n, c, h, w, k, stride, padding, ceil_mode):
+    x = distinct_values(rng, (n, c, h, w))
+    y, switches = K.maxpool_forward(x, k, stride, padding, ceil_mode)
+    assert y.shape[2:] == (K.maxpool_output_size(h, k, stride, padding, ceil_mode),
+                           K.maxpool_output_size(w, k, stride, padding, ceil_mode))
+    probe = rng.standard_normal(y.shape)
+
+    def loss(value):
+        return (K.maxpool_forward(value, k, stride, padding, ceil_mode)[0] * probe).sum()
+
+    assert relative_error(K.maxpool_backward(probe, switches, x.shape),
+                          numerical_gradient(loss, x, epsilon=1e-7)) < 1e-6
+
+
+def test_maxpool_ties_go_to_the_first_maximum_in_row_major_order():
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, :2, :2] = 5.0          # window 0: all four tie
+    x[0, 0, 0:2, 3] = 7.0          # window 1: (0, 3) and (1, 3) tie; row-major first is (0, 3)
+    x[0, 0, 3, 0] = x[0, 0, 2, 1] = 2.0  # window 2: (2, 1) comes before (3, 0)
+    x[0, 0, 2:, 2:] = -1.0         # window 3: all tie
+    y, switches = K.maxpool_forward(x, 2, 2)
+    assert np.array_equal(y[0, 0], [[5, 7], [2, -1]])
+    assert np.array_equal(switches[0, 0], [[0 * 4 + 0, 0 * 4 + 3], [2 * 4 + 1, 2 * 4 + 2]])
+    grad = K.maxpool_backward(np.ones((1, 1, 2, 2)), switches, x.shape)
+    assert grad.sum() == 4 and grad[0, 0, 0, 0] == grad[0, 0, 0, 3] == grad[0, 0, 2, 1] == grad[0, 0, 2, 2] == 1
+
+
+def test_maxpool_overlapping_windows_add_their_gradients():
+    x = np.zeros((1, 1, 5, 5))
+    x[0, 0, 2, 2] = 1.0  # the winner of all four overlapping 3x3 stride-2 windows
+    y, switches = K.maxpool_forward(x, 3, 2)
+    grad = K.maxpool_backward(np.full(y.shape, 0.5), switches, x.shape)
+    assert grad[0, 0, 2, 2] == 2.0 and grad.sum() == 2.0
+
+
+def test_linear_gradients_match_finite_differences(rng):
+    x, weight, bias = rng.standard_normal((3, 5)), rng.standard_normal((4, 5)), rng.standard_normal(4)
+    probe = rng.standard_normal((3, 4))
+    assert relative_error(K.linear_forward(x, weight, bias), x @ weight.T + bias) < 1e-14
+    assert relative_error(K.linear_backward_data(probe, weight),
+                          numerical_gradient(lambda v: (K.linear_forward(v, weight, bias) * probe).sum(), x)) < 1e-7
+    assert relative_error(K.linear_backward_weights(probe, x),
+                          numerical_gradient(lambda v: (K.linear_forward(x, v, bias) * probe).sum(), weight)) < 1e-7
+    assert relative_error(K.linear_backward_bias(probe),
+                          numerical_gradient(lambda v: (K.linear_forward(x, weight, v) * probe).sum(), bias)) < 1e-7
+
+
+@pytest.mark.parametrize("size, alpha, beta, k", [(5, 1e-1, 0.75, 2.0), (3, 0.5, 0.5, 1.0), (4, 1.0, 0.75, 1.0)])
+def test_lrn_matches_definition_and_finite_differences(rng, size, alpha, beta, k):
+    x = rng.standard_normal((2, 7, 3, 4))
+    y, _ = K.lrn_forward(x, size, alpha, beta, k)
+    expected = np.empty_like(x)
+    for c in range(7):
+        window = x[:, max(0, c - size // 2) : c + (size - 1) // 2 + 1]
+        expected[:, c] = x[:, c] * (k + alpha / size * (window ** 2).sum(axis=1)) ** -beta
+    assert relative_error(y, expected) < 1e-12
+    probe = rng.standard_normal(x.shape)
+    _, scale = K.lrn_forward(x, size, alpha, beta, k)
+    numeric = numerical_gradient(lambda v: (K.lrn_forward(v, size, alpha, beta, k)[0] * probe).sum(), x)
+    assert relative_error(K.lrn_backward(probe, x, scale, size, alpha, beta), numeric) < 1e-7
+
+
+def test_dropout_scales_kept_units_and_backward_uses_the_same_mask(rng):
+    x = rng.standard_normal((50, 40)) + 3
+    y, mask = K.dropout_forward(x, 0.3, np.random.default_rng(5))
+    kept = mask != 0
+    assert 0.6 < kept.mean() < 0.8
+    assert np.allclose(y[kept], x[kept] / 0.7) and np.all(y[~kept] == 0)
+    probe = rng.standard_normal(x.shape)
+    numeric = numerical_gradient(lambda v: (v * mask * probe).sum(), x)
+    assert relative_error(K.dropout_backward(probe, mask), numeric) < 1e-7
+
+
+def test_softmax_cross_entropy_matches_definition_and_finite_differences(rng):
+    logits, labels = rng.standard_normal((4, 6)) * 3, np.array([0, 5, 2, 2])
+    loss, probabilities = K.softmax_cross_entropy_forward(logits, labels)
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert abs(loss - (-np.log(p[np.arange(4), labels]).mean())) < 1e-12
+    numeric = numerical_gradient(lambda v: float(K.softmax_cross_entropy_forward(v, labels)[0]), logits)
+    assert relative_error(K.softmax_cross_entropy_backward(np.float64(1), probabilities, labels), numeric) < 1e-7
+
+
+def test_sgd_update_follows_the_momentum_and_weight_decay_rule(rng):
+    weight, grad, velocity = rng.standard_normal(5), rng.standard_normal(5), rng.standard_normal(5)
+    expected_velocity = 0.9 * velocity + grad + 0.01 * weight
+    expected_weight = weight - 0.1 * expected_velocity
+    K.sgd_update(weight, grad, velocity, 0.1, 0.9, 0.01)
+    assert np.allclose(velocity, expected_velocity) and np.allclose(weight, expected_weight)

@@ -1,0 +1,91 @@
+"""Images, crops and saliency maps."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import engine
+import models
+import viz
+from engine import nn
+from helpers import relative_error
+from torch_reference import torch_input_gradient, torch_twin
+
+
+def test_load_image_converts_modes_and_applies_exif_orientation(tmp_path):
+    rgb = (np.random.default_rng(0).random((6, 9, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    assert np.array_equal(viz.load_image(tmp_path / "rgb.png"), rgb.astype(np.float32))
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "gray.png")
+    gray = viz.load_image(tmp_path / "gray.png")
+    assert gray.shape == (6, 9, 3) and np.array_equal(gray[..., 1], rgb[..., 0])
+    rotated = Image.fromarray(rgb)
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    rotated.save(tmp_path / "rotated.jpg", exif=exif, quality=100)
+    assert viz.load_image(tmp_path / "rotated.jpg").shape == (9, 6, 3)
+
+
+def test_load_image_refuses_unreadable_files(tmp_path):
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(viz.ImageError, match="not a readable image"):
+        viz.load_image(tmp_path / "notes.png")
+    with pytest.raises(viz.ImageError, match="no such file"):
+        viz.load_image(tmp_path / "absent.png")
+
+
+def linear_model(size, classes, seed=0):
+    engine.nn.manual_seed(seed)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * size * size, classes)).eval()
+    return models.Model(net=net, classes=[str(i) for i in range(classes)], input_size=size,
+                        image_size=size + 3, mean=np.array([10.0, 20.0, 30.0], np.float32))
+
+
+def test_single_crop_saliency_matches_torch():
+    engine.nn.manual_seed(5)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3),
+                        nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 6)).eval()
+    model = models.Model(net=net, classes=list("abcdef"), input_size=12, image_size=16,
+                         mean=np.array([100.0, 110.0, 120.0], np.float32))
+    image = (np.random.default_rng(3).random((16, 20, 3)) * 255).astype(np.float32)
+    for mode in engine.MODES:
+        saliency_map = viz.saliency(model, image, class_index=2, mode=mode)
+        assert saliency_map.shape == (16, 20)
+        crop = image[2:14, 4:16].transpose(2, 0, 1)[None] - model.mean.reshape(1, 3, 1, 1)
+        seed = np.zeros((1, 6))
+        seed[0, 2] = 1
+        _, gradient = torch_input_gradient(torch_twin(net), crop, seed, mode)
+        expected = np.zeros((16, 20))
+        expected[2:14, 4:16] = np.abs(gradient[0]).max(axis=0)
+        assert relative_error(saliency_map, expected) < 1e-4, mode
+
+
+def test_ten_crop_saliency_geometry_on_a_linear_model():
+    """For S_c = w_c . I + b_c the gradient of every crop is w_c: the 10-crop map is, at
+    each pixel, the mean of max_channel |w_c| over the crops covering it, read mirrored in
+    the mirrored crops."""
+    size, classes = 5, 3
+    model = linear_model(size, classes)
+    image = np.random.default_rng(1).random((8, 7, 3)).astype(np.float32) * 255
+    model.image_size = 7
+    weight_map = np.abs(model.net[1].weight.data[1].reshape(3, size, size)).max(axis=0)
+    total, count = np.zeros((8, 7)), np.zeros((8, 7))
+    for top, left in [(0, 0), (0, 2), (3, 0), (3, 2), (1, 1)]:
+        for flipped in (weight_map, weight_map[:, ::-1]):
+            total[top : top + size, left : left + size] += flipped
+            count[top : top + size, left : left + size] += 1
+    saliency_map = viz.saliency(model, image, class_index=1, crops=10)
+    assert relative_error(saliency_map, total / count) < 1e-6
+    assert count.min() > 0  # on this geometry every pixel is covered
+
+
+def test_saliency_refuses_an_unknown_class():
+    model = linear_model(4, 3)
+    with pytest.raises(ValueError, match="class index 3 is out of range: the model has 3 classes"):
+        viz.saliency(model, np.ones((4, 4, 3), np.float32), class_index=3)
+
+
+def test_heatmap_and_overlay_shapes():
+    values = np.random.default_rng(0).random((5, 6))
+    assert viz.heatmap(values).shape == (5, 6, 3) and viz.heatmap(values).dtype == np.uint8
+    assert viz.overlay(np.zeros((5, 6, 3)), values).shape == (5, 6, 3)

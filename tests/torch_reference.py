@@ -1,0 +1,57 @@
+"""PyTorch twins of engine networks (same weights), with DeconvNet and guided backprop
+through ReLU backward hooks, as a peer library would do it."""
+import numpy as np
+import torch
+
+from engine import nn
+
+
+def torch_twin(net):
+    """A torch.nn.Sequential with the same layers and (float64 copies of the) weights."""
+    layers = []
+    for layer in net:
+        if isinstance(layer, nn.Conv2d):
+            twin = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                                   layer.stride, layer.padding, bias=layer.bias is not None)
+        elif isinstance(layer, nn.Linear):
+            twin = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+        elif isinstance(layer, nn.ReLU):
+            twin = torch.nn.ReLU()
+        elif isinstance(layer, nn.MaxPool2d):
+            twin = torch.nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding, ceil_mode=layer.ceil_mode)
+        elif isinstance(layer, nn.LocalResponseNorm):
+            twin = torch.nn.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k)
+        elif isinstance(layer, nn.Flatten):
+            twin = torch.nn.Flatten()
+        elif isinstance(layer, nn.Dropout):
+            twin = torch.nn.Dropout(layer.p)
+        else:
+            raise TypeError(f"no torch twin for {layer!r}")
+        for name, parameter in layer.named_parameters():
+            getattr(twin, name).data = torch.from_numpy(np.array(parameter.data, np.float64))
+        layers.append(twin)
+    return torch.nn.Sequential(*layers).double().eval()
+
+
+def _relu_hook(mode):
+    def hook(module, grad_input, grad_output):
+        if mode == "deconvnet":
+            return (grad_output[0].clamp(min=0),)
+        if mode == "guided":
+            return (grad_input[0].clamp(min=0),)
+        return None
+    return hook
+
+
+def torch_input_gradient(twin, x, grad_output, mode):
+    """(output, d<output, grad_output>/dx) computed by torch in float64."""
+    handles = [m.register_full_backward_hook(_relu_hook(mode))
+               for m in twin if isinstance(m, torch.nn.ReLU)]
+    try:
+        xt = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
+        out = twin(xt)
+        (grad,) = torch.autograd.grad(out, xt, torch.from_numpy(np.asarray(grad_output, np.float64)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out.detach().numpy(), grad.numpy()
