@@ -84,13 +84,19 @@ def conv2d_forward(x, weight, bias, stride=1, padding=0):
     """y = x * weight + bias.  x (N, C, H, W), weight (O, C, KH, KW), bias (O,) or None."""
     g = _Geometry(x.shape, weight.shape, stride, padding)
     padded = g.pad_input(x)
-    y = np.empty((g.n, g.o, g.grid_len), x.dtype)
-    product = np.empty_like(y)
-    for k, (i, j) in enumerate(g.offsets()):
-        target = y if k == 0 else product
-        np.matmul(weight[:, :, i, j], g.patch(padded, i, j), out=target)
-        if k:
-            y += product
+    if g.c < g.o:
+        # Fewer input than output channels: copying every offset's patch into one
+        # (KH*KW*C, L) matrix (im2col) costs less than accumulating KH*KW products.
+        columns = np.concatenate([g.patch(padded, i, j) for i, j in g.offsets()], axis=1)
+        y = np.matmul(weight.transpose(0, 2, 3, 1).reshape(g.o, -1), columns)
+    else:
+        y = np.empty((g.n, g.o, g.grid_len), x.dtype)
+        product = np.empty_like(y)
+        for k, (i, j) in enumerate(g.offsets()):
+            target = y if k == 0 else product
+            np.matmul(weight[:, :, i, j], g.patch(padded, i, j), out=target)
+            if k:
+                y += product
     y = np.ascontiguousarray(g.from_grid(y))
     if bias is not None:
         y += bias.reshape(1, -1, 1, 1)
@@ -99,6 +105,12 @@ def conv2d_forward(x, weight, bias, stride=1, padding=0):
 
 def conv2d_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
     """dL/dx: the convolution of grad_y with the flipped, transposed kernel (Sect. 4)."""
+    kernel = weight.shape[2]  # square kernels
+    if stride == 1 and padding < kernel:
+        # Literally a forward convolution: of grad_y padded by K-1-padding, with the
+        # kernel flipped in both directions and its in/out channels swapped.
+        flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        return conv2d_forward(grad_y, flipped, None, 1, kernel - 1 - padding)
     g = _Geometry(x_shape, weight.shape, stride, padding)
     grid = g.to_grid(grad_y)
     padded = g.zero_padded(grad_y.dtype)

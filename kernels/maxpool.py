@@ -9,7 +9,6 @@ same switches are what a DeconvNet unpools through (Sect. 4 of the paper).
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 
 def maxpool_output_size(size, kernel, stride, padding, ceil_mode):
@@ -31,20 +30,30 @@ def maxpool_forward(x, kernel_size, stride, padding=0, ceil_mode=False):
     wp = max(w + 2 * padding, (wout - 1) * stride + kernel_size)
     padded = np.full((n, c, hp, wp), -np.inf, x.dtype)
     padded[:, :, padding : padding + h, padding : padding + w] = x
-    windows = sliding_window_view(padded, (kernel_size, kernel_size), axis=(2, 3))
-    windows = windows[:, :, : (hout - 1) * stride + 1 : stride, : (wout - 1) * stride + 1 : stride]
-    windows = windows.reshape(n, c, hout, wout, kernel_size * kernel_size)
-    winner = windows.argmax(axis=-1)  # first maximum in row-major window order
-    y = np.take_along_axis(windows, winner[..., None], axis=-1)[..., 0]
-    rows = np.arange(hout)[:, None] * stride + winner // kernel_size - padding
-    cols = np.arange(wout)[None, :] * stride + winner % kernel_size - padding
-    switches = (rows * w + cols).astype(np.int64)
-    return np.ascontiguousarray(y), switches
+    # One strided view per window offset, visited in row-major order; a strict ">" keeps
+    # the first maximum.
+    best = best_offset = None
+    for offset in range(kernel_size * kernel_size):
+        i, j = divmod(offset, kernel_size)
+        candidate = padded[:, :, i : i + stride * (hout - 1) + 1 : stride, j : j + stride * (wout - 1) + 1 : stride]
+        if best is None:
+            best, best_offset = candidate.copy(), np.zeros(candidate.shape, np.int64)
+            continue
+        better = candidate > best
+        np.copyto(best, candidate, where=better)
+        best_offset[better] = offset
+    rows = np.arange(hout).reshape(-1, 1) * stride + best_offset // kernel_size - padding
+    cols = np.arange(wout).reshape(1, -1) * stride + best_offset % kernel_size - padding
+    return best, rows * w + cols
 
 
-def maxpool_backward(grad_y, switches, x_shape):
+def maxpool_backward(grad_y, switches, x_shape, kernel_size, stride):
     """Adds each output gradient into the input element its switch names."""
     n, c, h, w = x_shape
-    plane = np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (h * w)
-    grad_x = np.bincount((plane + switches).ravel(), weights=grad_y.ravel(), minlength=n * c * h * w)
+    index = (np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (h * w) + switches).ravel()
+    if stride >= kernel_size:  # disjoint windows: no two switches collide, a plain scatter
+        grad_x = np.zeros(n * c * h * w, grad_y.dtype)
+        grad_x[index] = grad_y.ravel()
+        return grad_x.reshape(x_shape)
+    grad_x = np.bincount(index, weights=grad_y.ravel(), minlength=n * c * h * w)
     return grad_x.astype(grad_y.dtype).reshape(x_shape)

@@ -92,7 +92,7 @@ def test_maxpool_gradient_matches_finite_differences(rng, n, c, h, w, k, stride,
     def loss(value):
         return (K.maxpool_forward(value, k, stride, padding, ceil_mode)[0] * probe).sum()
 
-    assert relative_error(K.maxpool_backward(probe, switches, x.shape),
+    assert relative_error(K.maxpool_backward(probe, switches, x.shape, k, stride),
                           numerical_gradient(loss, x, epsilon=1e-7)) < 1e-6
 
 
@@ -105,7 +105,7 @@ def test_maxpool_ties_go_to_the_first_maximum_in_row_major_order():
     y, switches = K.maxpool_forward(x, 2, 2)
     assert np.array_equal(y[0, 0], [[5, 7], [2, -1]])
     assert np.array_equal(switches[0, 0], [[0 * 4 + 0, 0 * 4 + 3], [2 * 4 + 1, 2 * 4 + 2]])
-    grad = K.maxpool_backward(np.ones((1, 1, 2, 2)), switches, x.shape)
+    grad = K.maxpool_backward(np.ones((1, 1, 2, 2)), switches, x.shape, 2, 2)
     assert grad.sum() == 4 and grad[0, 0, 0, 0] == grad[0, 0, 0, 3] == grad[0, 0, 2, 1] == grad[0, 0, 2, 2] == 1
 
 
@@ -113,7 +113,7 @@ def test_maxpool_overlapping_windows_add_their_gradients():
     x = np.zeros((1, 1, 5, 5))
     x[0, 0, 2, 2] = 1.0  # the winner of all four overlapping 3x3 stride-2 windows
     y, switches = K.maxpool_forward(x, 3, 2)
-    grad = K.maxpool_backward(np.full(y.shape, 0.5), switches, x.shape)
+    grad = K.maxpool_backward(np.full(y.shape, 0.5), switches, x.shape, 3, 2)
     assert grad[0, 0, 2, 2] == 2.0 and grad.sum() == 2.0
 
 

@@ -6,8 +6,8 @@ import torch
 from engine import nn
 
 
-def torch_twin(net):
-    """A torch.nn.Sequential with the same layers and (float64 copies of the) weights."""
+def torch_twin(net, dtype=torch.float64):
+    """A torch.nn.Sequential in evaluation mode with the same layers and weights."""
     layers = []
     for layer in net:
         if isinstance(layer, nn.Conv2d):
@@ -28,9 +28,9 @@ def torch_twin(net):
         else:
             raise TypeError(f"no torch twin for {layer!r}")
         for name, parameter in layer.named_parameters():
-            getattr(twin, name).data = torch.from_numpy(np.array(parameter.data, np.float64))
+            getattr(twin, name).data = torch.from_numpy(np.array(parameter.data)).to(dtype)
         layers.append(twin)
-    return torch.nn.Sequential(*layers).double().eval()
+    return torch.nn.Sequential(*layers).to(dtype).eval()
 
 
 def _relu_hook(mode):

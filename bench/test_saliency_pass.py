@@ -1,0 +1,55 @@
+"""A saliency pass (forward, then backward to the input only; batch 1, 224x224) of CNN-F and
+VGG-16 with random weights: this engine against PyTorch on the CPU in the same run.
+
+PyTorch at its best computes only the input gradient (torch.autograd.grad, as captum's
+Saliency does); so does our engine.grad. Run:  pytest bench
+"""
+import numpy as np
+import pytest
+import torch
+
+import engine
+import models
+from torch_reference import torch_twin
+
+NETS = {"cnn_f": models.cnn_f, "vgg16": models.vgg16}
+
+
+@pytest.fixture(scope="module", params=sorted(NETS))
+def pair(request):
+    engine.set_backend("numpy")
+    engine.nn.manual_seed(0)
+    net = NETS[request.param]().eval()
+    twin = torch_twin(net, torch.float32)
+    image = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    seed = np.zeros((1, 1000), np.float32)
+    seed[0, 7] = 1
+    return request.param, net, twin, image, seed
+
+
+def ours(net, image, seed):
+    x = engine.Tensor(image, requires_grad=True)
+    return engine.grad(net(x), [x], grad_output=seed)[0]
+
+
+def theirs(twin, image, seed):
+    x = torch.from_numpy(image).requires_grad_()
+    return torch.autograd.grad(twin(x), x, torch.from_numpy(seed))[0]
+
+
+def test_saliency_pass_ours(benchmark, pair, record_median):
+    name, net, twin, image, seed = pair
+    benchmark.group = f"saliency-{name}"
+    gradient = benchmark.pedantic(ours, args=(net, image, seed), rounds=5, warmup_rounds=1)
+    # Float32 rounding flips near-tied max-pool switches differently in the two engines
+    # (tests/ compare them exactly on small nets); here the float64 twin is the referee.
+    reference = theirs(torch_twin(net, torch.float64), image.astype(np.float64), seed.astype(np.float64)).numpy()
+    assert np.abs(gradient - reference).max() <= 2e-2 * np.abs(reference).max()
+    record_median(benchmark, f"saliency-{name}", "ours")
+
+
+def test_saliency_pass_torch(benchmark, pair, record_median):
+    name, net, twin, image, seed = pair
+    benchmark.group = f"saliency-{name}"
+    benchmark.pedantic(theirs, args=(twin, image, seed), rounds=5, warmup_rounds=1)
+    record_median(benchmark, f"saliency-{name}", "torch")
