@@ -74,8 +74,16 @@ def _read(path):
     return metadata, tensors
 
 
-def load(path):
-    """Reads a weight file written by `save`, checking it against its own architecture."""
+DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default.safetensors")
+
+
+def load(path=None):
+    """Reads a weight file written by `save`, checking it against its own architecture.
+    Without a path: the default model shipped in models/ (once trained weights ship)."""
+    if path is None:
+        if not os.path.isfile(DEFAULT_PATH):
+            raise ModelFileError("no default model is shipped yet: pass a weight file (--model FILE)")
+        path = DEFAULT_PATH
     metadata, tensors = _read(path)
     if metadata.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a deepinside weight file (metadata format is "

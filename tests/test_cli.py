@@ -36,5 +36,5 @@ def test_user_errors_end_with_one_line_and_status_2(tmp_path):
 
 
 def test_unknown_backend_is_a_user_error(tmp_path, capsys):
-    assert main(["--backend", "tpu", "demo", "--out", str(tmp_path / "out")]) == 2
+    assert main(["demo", "--backend", "tpu", "--out", str(tmp_path / "out")]) == 2
     assert "unknown backend 'tpu'" in capsys.readouterr().err

@@ -1,8 +1,13 @@
 """The paper's methods and what a person looks at."""
+from .class_model import ClassModel, class_model
 from .crops import crop_boxes
+from .deconvnet import compare_deconvnet, deconv_reconstruction
 from .images import ImageError, load_image, resize_short_side, working_image
-from .render import heatmap, overlay
-from .saliency import class_scores, saliency, saliency_details
+from .localise import Localisation, localise, localise_from_saliency
+from .render import heatmap, montage, overlay
+from .saliency import class_scores, classify, saliency, saliency_maps
 
 __all__ = ["ImageError", "load_image", "resize_short_side", "working_image", "crop_boxes",
-           "class_scores", "saliency", "saliency_details", "heatmap", "overlay"]
+           "class_scores", "classify", "saliency", "saliency_maps", "class_model", "ClassModel",
+           "localise", "localise_from_saliency", "Localisation", "deconv_reconstruction",
+           "compare_deconvnet", "heatmap", "overlay", "montage"]

@@ -1,4 +1,8 @@
-"""The `deepinside` command."""
+"""The `deepinside` command: one subcommand per method of the paper.
+
+Every subcommand writes PNGs a person can look at, the raw arrays (.npy) and a JSON
+summary into --out, all or nothing. A user error ends with one line and exit status 2.
+"""
 import argparse
 import json
 import os
@@ -10,14 +14,143 @@ import numpy as np
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
 
 
-class UserError(Exception):
-    """Ends the command with one line on stderr and exit status 2."""
+def _stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _write_json(out, name, value):
+    with open(out.path(name), "w") as handle:
+        json.dump(value, handle, indent=2)
+
+
+def _progress(items, description):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=description, disable=len(items) < 2 or not sys.stderr.isatty(), leave=False)
+
+
+def _model(arguments):
+    import models
+
+    return models.load(arguments.model)
+
+
+def _classify(arguments):
+    from . import classify, render
+
+    model = _model(arguments)
+    summary = {}
+    for path in _progress(arguments.images, "classify"):
+        rows = classify(model, path, top_k=arguments.top_k, crops=arguments.crops)
+        summary[path] = [{"class_index": c, "class_name": n, "score": s} for c, n, s in rows]
+        print(path)
+        for c, n, s in rows:
+            print(f"  {s:10.4f}  {c:5d}  {n}")
+    if arguments.out:
+        with render.StagedOutput(arguments.out) as out:
+            _write_json(out, "summary.json", summary)
+
+
+def _saliency(arguments):
+    from . import render, saliency_maps, working_image
+
+    model = _model(arguments)
+    classes = None if arguments.class_index is None else [arguments.class_index]
+    summary = {}
+    with render.StagedOutput(arguments.out) as out:
+        for path in _progress(arguments.images, "saliency"):
+            image = working_image(model, path)
+            maps, (class_index,), scores = saliency_maps(
+                model, image, classes, crops=arguments.crops, mode=arguments.mode,
+                smoothgrad_samples=arguments.smoothgrad, smoothgrad_noise=arguments.noise)
+            stem = _stem(path)
+            out.png(f"{stem}-saliency.png", render.heatmap(maps[0]))
+            out.png(f"{stem}-overlay.png", render.overlay(image, maps[0]))
+            out.npy(f"{stem}-saliency.npy", maps[0])
+            summary[path] = {"class_index": class_index, "class_name": model.classes[class_index],
+                             "score": float(scores[class_index]), "mode": arguments.mode,
+                             "crops": arguments.crops}
+        _write_json(out, "summary.json", summary)
+
+
+def _classmodel(arguments):
+    from . import render
+    from .class_model import class_model
+
+    model = _model(arguments)
+    classes = arguments.class_index if arguments.class_index else list(range(len(model.classes)))
+    result = class_model(model, classes, steps=arguments.steps, lr=arguments.lr, l2=arguments.l2,
+                         objective=arguments.objective, jitter=arguments.jitter,
+                         blur_every=arguments.blur_every, progress=True)
+    with render.StagedOutput(arguments.out) as out:
+        for c, image, raw in zip(result.classes, result.images, result.raw):
+            out.png(f"classmodel-{c}.png", render.to_uint8(image))
+            out.npy(f"classmodel-{c}.npy", raw)
+        out.png("classmodels.png", render.montage(result.images))
+        names = [model.classes[c] for c in result.classes]
+        render.trace_figure(out.path("trace.png"), result.trace, names,
+                            "S_c" if arguments.objective == "score" else "P_c")
+        out.npy("trace.npy", result.trace)
+        _write_json(out, "summary.json", {
+            "classes": [{"class_index": c, "class_name": n, "final": float(v)}
+                        for c, n, v in zip(result.classes, names, result.trace[-1])],
+            "objective": arguments.objective, "steps": arguments.steps, "lr": arguments.lr,
+            "l2": arguments.l2})
+
+
+def _localise(arguments):
+    from . import render, working_image
+    from .localise import localise
+
+    model = _model(arguments)
+    summary = {}
+    with render.StagedOutput(arguments.out) as out:
+        for path in _progress(arguments.images, "localise"):
+            image = working_image(model, path)
+            results = localise(model, image, top_k=arguments.top_k, crops=arguments.crops,
+                               mode=arguments.mode, foreground_quantile=arguments.fg_quantile,
+                               background_quantile=arguments.bg_quantile)
+            stem = _stem(path)
+            render.localisation_figure(out.path(f"{stem}-localisation.png"), image, results)
+            out.npy(f"{stem}-masks.npy", np.stack([r.mask for r in results]))
+            summary[path] = [{"class_index": r.class_index, "class_name": r.class_name,
+                              "score": r.score, "box": r.box} for r in results]
+        _write_json(out, "summary.json", summary)
+
+
+def _deconv(arguments):
+    from . import render
+    from .class_model import display_range
+    from .deconvnet import deconv_reconstruction
+
+    model = _model(arguments)
+    unit = tuple(arguments.unit) if arguments.unit else None
+    reconstruction, crop = deconv_reconstruction(model, arguments.image, arguments.layer,
+                                                 arguments.channel, unit)
+    with render.StagedOutput(arguments.out) as out:
+        out.png("reconstruction.png", render.to_uint8(display_range(reconstruction)))
+        out.png("crop.png", render.to_uint8(crop))
+        out.npy("reconstruction.npy", reconstruction)
+        _write_json(out, "summary.json", {"image": arguments.image, "layer": arguments.layer,
+                                          "channel": arguments.channel, "unit": unit})
+
+
+def _compare(arguments):
+    from . import render
+    from .deconvnet import compare_deconvnet, format_table
+
+    model = _model(arguments)
+    rows, cumulative = compare_deconvnet(model, arguments.image, arguments.class_index)
+    print(format_table(rows, cumulative))
+    with render.StagedOutput(arguments.out) as out:
+        render.comparison_figure(out.path("compare.png"), rows, cumulative)
+        _write_json(out, "summary.json", {"layers": rows, "input": cumulative})
 
 
 def _demo(arguments):
     import engine
     import models
-    from . import render, saliency_details, working_image
+    from . import render, saliency_maps, working_image
 
     engine.nn.manual_seed(arguments.seed)
     net = models.cnn_f(num_classes=10, input_size=224)
@@ -31,37 +164,126 @@ def _demo(arguments):
         out.png("image.png", image.round())
         for mode in engine.MODES:
             start = time.perf_counter()
-            saliency_map, class_index, scores = saliency_details(model, image, crops=arguments.crops, mode=mode)
+            maps, (class_index,), scores = saliency_maps(model, image, crops=arguments.crops, mode=mode)
             seconds = time.perf_counter() - start
-            out.png(f"saliency-{mode}.png", render.heatmap(saliency_map))
-            out.png(f"overlay-{mode}.png", render.overlay(image, saliency_map))
-            out.npy(f"saliency-{mode}.npy", saliency_map)
+            out.png(f"saliency-{mode}.png", render.heatmap(maps[0]))
+            out.png(f"overlay-{mode}.png", render.overlay(image, maps[0]))
+            out.npy(f"saliency-{mode}.npy", maps[0])
             summary["maps"][mode] = {"class_index": class_index, "score": float(scores[class_index]),
                                      "seconds": round(seconds, 3)}
             print(f"{mode:>9}: class {class_index}, {seconds:.2f} s", file=sys.stderr)
-        with open(out.path("summary.json"), "w") as handle:
-            json.dump(summary, handle, indent=2)
+        _write_json(out, "summary.json", summary)
     print(f"wrote {arguments.out}/", file=sys.stderr)
+
+
+def _common(model=True):
+    parent = argparse.ArgumentParser(add_help=False)
+    if model:
+        parent.add_argument("--model", metavar="FILE",
+                            help="weight file (.safetensors written by deepinside; default: the shipped model)")
+    parent.add_argument("--backend", default=None, metavar="NAME",
+                        help="compute backend: numpy or auto (default: $DEEPINSIDE_BACKEND, else auto)")
+    return parent
+
+
+def _add_mode(parser):
+    parser.add_argument("--mode", default="backprop", choices=("backprop", "deconvnet", "guided"),
+                        help="backward rule at ReLU: backprop (the true gradient, the paper's), "
+                             "deconvnet (Zeiler and Fergus) or guided (guided backprop)")
+
+
+def _add_crops(parser, default):
+    parser.add_argument("--crops", type=int, default=default, choices=(1, 10),
+                        help=f"1: the centre crop; 10: 4 corners, centre and their mirrors, averaged (default {default})")
 
 
 def _parser():
     parser = argparse.ArgumentParser(
         prog="deepinside",
-        description="Looking inside image-classification ConvNets (Simonyan et al. 2013).")
-    parser.add_argument("--backend", default=None,
-                        help="compute backend: numpy or auto (default: $DEEPINSIDE_BACKEND, else auto)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo", help="saliency maps in the three backward modes on a sample image",
-        description="Computes the saliency map (Sect. 3.1) of a sample image in the three backward "
-                    "modes (backprop, deconvnet, guided) and writes heat maps, overlays, the raw "
-                    "arrays (.npy) and summary.json into --out. Until trained weights ship, the "
-                    "network is CNN-F with seeded random weights.")
-    demo.add_argument("--out", required=True, help="output folder (written only if everything succeeds)")
-    demo.add_argument("--image", help="image to explain (default: the shipped flower.png)")
-    demo.add_argument("--crops", type=int, default=1, choices=(1, 10), help="1 (centre) or 10 crops")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the random weights")
-    demo.set_defaults(run=_demo)
+        description="Looking inside image-classification ConvNets (Simonyan, Vedaldi, Zisserman 2013). "
+                    "Each command writes PNGs, .npy arrays and summary.json into --out.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common()
+
+    p = commands.add_parser("classify", parents=[common], help="top-k classes of images",
+                            description="Prints the top-k classes of each image with their unnormalised scores.")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=5, help="how many classes to report (default 5)")
+    _add_crops(p, 1)
+    p.add_argument("--out", help="folder for summary.json (optional)")
+    p.set_defaults(run=_classify)
+
+    p = commands.add_parser("saliency", parents=[common], help="image-specific class saliency maps (Sect. 3.1)",
+                            description="Saliency map M = max over colour channels of |dS_c/dI|, for the top-1 "
+                                        "class or --class, over the working image.")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--class", dest="class_index", type=int, help="class index (default: the top-1 class)")
+    _add_mode(p)
+    _add_crops(p, 1)
+    p.add_argument("--smoothgrad", type=int, default=0, metavar="N",
+                   help="average the maps of N noisy copies (SmoothGrad; default 0: off)")
+    p.add_argument("--noise", type=float, default=0.15,
+                   help="SmoothGrad noise, as a fraction of the input's value range (default 0.15)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(run=_saliency)
+
+    p = commands.add_parser("classmodel", parents=[common], help="class model images (Sect. 2)",
+                            description="Gradient ascent on S_c(I) - l2 ||I||^2 from the zero image; the mean "
+                                        "image is added for display.")
+    p.add_argument("--class", dest="class_index", type=int, nargs="+",
+                   help="class indices (default: every class), optimised together in one batch")
+    p.add_argument("--steps", type=int, default=200, help="gradient ascent steps (default 200)")
+    p.add_argument("--lr", type=float, default=1.0, help="step size (default 1.0)")
+    p.add_argument("--l2", type=float, default=1e-3, help="L2 regularisation lambda (default 1e-3)")
+    p.add_argument("--objective", default="score", choices=("score", "posterior"),
+                   help="maximise the unnormalised score (the paper's) or the softmax posterior")
+    p.add_argument("--jitter", type=int, default=0, help="random shift in pixels before each step (default 0: off)")
+    p.add_argument("--blur-every", type=int, default=0, help="Gaussian blur every N steps (default 0: off)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(run=_classmodel)
+
+    p = commands.add_parser("localise", parents=[common], help="weakly supervised localisation (Sect. 3.2)",
+                            description="For each of the top-k classes: saliency, GMM colour models from the "
+                                        "seeds, GraphCut, largest connected component, bounding box.")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
+    _add_mode(p)
+    _add_crops(p, 10)
+    p.add_argument("--fg-quantile", type=float, default=0.95, help="foreground seeds: saliency above this quantile")
+    p.add_argument("--bg-quantile", type=float, default=0.30, help="background seeds: saliency below this quantile")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(run=_localise)
+
+    p = commands.add_parser("deconv", parents=[common], help="DeconvNet reconstruction of one channel or unit",
+                            description="Keeps one channel (or one unit) of a layer's output and projects it "
+                                        "down to the input as Zeiler and Fergus do.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--layer", type=int, required=True, help="layer index in the network (negative counts from the end)")
+    p.add_argument("--channel", type=int, required=True, help="channel (or output unit) of that layer")
+    p.add_argument("--unit", type=int, nargs=2, metavar=("ROW", "COLUMN"), help="keep only this spatial unit")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(run=_deconv)
+
+    p = commands.add_parser("compare", parents=[common], help="DeconvNet vs backprop, layer by layer (Sect. 4)",
+                            description="Sends the same signal through each layer's DeconvNet step and its "
+                                        "autodiff backward in deconvnet and backprop modes, and reports the "
+                                        "differences (they differ only at ReLU).")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--class", dest="class_index", type=int, help="class index (default: the top-1 class)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(run=_compare)
+
+    p = commands.add_parser("demo", parents=[_common(model=False)],
+                            help="saliency maps in the three backward modes on a sample image",
+                            description="Computes the saliency map (Sect. 3.1) of a sample image in the three "
+                                        "backward modes and writes heat maps, overlays, the raw arrays and "
+                                        "summary.json into --out. Until trained weights ship, the network is "
+                                        "CNN-F with seeded random weights.")
+    p.add_argument("--out", required=True, help="output folder (written only if everything succeeds)")
+    p.add_argument("--image", help="image to explain (default: the shipped flower.png)")
+    _add_crops(p, 1)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    p.set_defaults(run=_demo)
     return parser
 
 
@@ -74,7 +296,7 @@ def main(argv=None):
             import engine
             engine.set_backend(arguments.backend)
         arguments.run(arguments)
-    except (UserError, ImageError, ModelFileError, ValueError, OSError) as error:
+    except (ImageError, ModelFileError, ValueError, OSError) as error:
         print(f"deepinside: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -61,3 +61,109 @@ class StagedOutput:
         else:
             self.discard()
         return False
+
+
+def to_uint8(image):
+    return np.clip(np.asarray(image, np.float64), 0, 255).round().astype(np.uint8)
+
+
+def montage(images, columns=None, gap=2, background=255):
+    """Tiles (H, W, 3) images of one size into a grid, row by row."""
+    images = [to_uint8(i) for i in images]
+    count = len(images)
+    columns = columns or int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / columns))
+    height, width = images[0].shape[:2]
+    sheet = np.full((rows * height + (rows - 1) * gap, columns * width + (columns - 1) * gap, 3),
+                    background, np.uint8)
+    for k, image in enumerate(images):
+        top, left = (k // columns) * (height + gap), (k % columns) * (width + gap)
+        sheet[top : top + height, left : left + width] = image
+    return sheet
+
+
+def seed_picture(foreground, background):
+    """Fig. 3, right-middle: blue where the foreground model was fitted, cyan the
+    background model, red the pixels used by neither."""
+    picture = np.empty(foreground.shape + (3,), np.uint8)
+    picture[:] = (220, 40, 40)
+    picture[background] = (60, 220, 230)
+    picture[foreground] = (30, 60, 230)
+    return picture
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    from matplotlib import pyplot
+
+    return pyplot
+
+
+def _figure(columns, rows=1, width=3.0):
+    figure, axes = _pyplot().subplots(rows, columns, figsize=(width * columns, width * rows), squeeze=False)
+    for axis in axes.ravel():
+        axis.set_axis_off()
+    return figure, axes
+
+
+def _save(figure, path):
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    _pyplot().close(figure)
+
+
+def localisation_figure(path, image, results):
+    """The layout of the paper's Fig. 3, one row per class: image, saliency, seeds, mask
+    with the box."""
+    from matplotlib.patches import Rectangle
+
+    figure, axes = _figure(4, len(results))
+    for row, result in zip(axes, results):
+        row[0].imshow(to_uint8(image))
+        row[0].set_title(f"{result.class_name} ({result.score:.3g})", fontsize=9)
+        row[1].imshow(heatmap(result.saliency))
+        row[1].set_title("saliency", fontsize=9)
+        row[2].imshow(seed_picture(result.foreground_seeds, result.background_seeds))
+        row[2].set_title("seeds: fg blue, bg cyan", fontsize=9)
+        row[3].imshow(to_uint8(image * (0.35 + 0.65 * result.mask[..., None])))
+        if result.box:
+            x0, y0, x1, y1 = result.box
+            row[3].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color="lime", lw=2))
+        row[3].set_title("mask and box", fontsize=9)
+    _save(figure, path)
+
+
+def comparison_figure(path, rows, cumulative):
+    """Sect. 4 as a chart: per layer, |DeconvNet - autodiff| and the cosine between the
+    DeconvNet step and the true gradient step."""
+    labels = [f"{r['layer']} {r['type']}" for r in rows] + ["input (whole path)"]
+    cosines = [r["cosine_deconv_vs_backprop"] for r in rows] + [cumulative["cosine_deconv_vs_backprop"]]
+    to_backprop = [r["max_abs_diff_deconv_vs_backprop"] for r in rows] + [cumulative["max_abs_diff_deconv_vs_backprop"]]
+    to_autodiff = max([r["max_abs_diff_deconv_vs_autodiff"] for r in rows] + [cumulative["max_abs_diff_deconv_vs_autodiff"]])
+    figure, axes = _pyplot().subplots(1, 2, figsize=(10, 0.28 * len(labels) + 1.5), sharey=True)
+    positions = np.arange(len(labels))
+    colours = ["tab:red" if label.endswith("ReLU") else "tab:blue" for label in labels]
+    axes[0].barh(positions, cosines, color=colours)
+    axes[0].set_xlabel("cosine(DeconvNet step, backprop step)")
+    axes[0].set_xlim(min(0, min(cosines)) - 0.05, 1.05)
+    axes[0].set_yticks(positions, labels, fontsize=8)
+    axes[0].invert_yaxis()
+    axes[1].barh(positions, to_backprop, color=colours)
+    axes[1].set_xlabel("max |DeconvNet step - backprop step|")
+    figure.suptitle("DeconvNet vs backprop (Sect. 4): they differ only at ReLU (red).\n"
+                    f"DeconvNet vs autodiff in deconvnet mode: max difference {to_autodiff:.3g} over all layers",
+                    fontsize=10)
+    _save(figure, path)
+
+
+def trace_figure(path, trace, names, ylabel):
+    figure, axis = _pyplot().subplots(figsize=(6, 4))
+    for column, name in enumerate(names):
+        axis.plot(trace[:, column], label=name)
+    axis.set_xlabel("step")
+    axis.set_ylabel(ylabel)
+    if len(names) <= 12:
+        axis.legend(fontsize=8)
+    _save(figure, path)

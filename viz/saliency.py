@@ -1,9 +1,23 @@
-"""Image-specific class saliency (Sect. 3.1): M_ij = max_c |dS_c/dI_ijc|."""
+"""Prediction and image-specific class saliency (Sect. 3.1): M_ij = max_c |dS_c/dI_ijc|."""
 import numpy as np
 
 import engine
 from .crops import crop_boxes, extract
 from .images import to_input, working_image
+
+
+def _crop_batch(model, image, crops):
+    """The working image, its crop boxes and the mean-subtracted batch of crops."""
+    image = working_image(model, image)
+    boxes = crop_boxes(image.shape[0], image.shape[1], model.input_size, crops)
+    batch = to_input(model, [extract(image, box, model.input_size) for box in boxes])
+    return image, boxes, batch.astype(model.net.parameters()[0].dtype)
+
+
+def _check_class(model, class_index, count):
+    if not 0 <= class_index < count:
+        raise ValueError(f"class index {class_index} is out of range: the model has {count} classes")
+    return int(class_index)
 
 
 def class_scores(model, batch):
@@ -13,42 +27,74 @@ def class_scores(model, batch):
         return model.net(engine.Tensor(batch)).numpy()
 
 
-def saliency(model, image, class_index=None, crops=1, mode="backprop"):
-    """Saliency map over the working image (H, W), float32.
-
-    class_index defaults to the top-1 class of the averaged crop scores. With crops=10 the
-    maps of the 4 corner crops, the centre crop and their mirrors are computed in one
-    batched forward and backward, mirrored back, added at their places and divided by the
-    number of crops covering each pixel (0 where none does).
-    """
-    return saliency_details(model, image, class_index, crops, mode)[0]
+def classify(model, image, top_k=5, crops=1):
+    """The top_k (class_index, class_name, score) rows, scores unnormalised and averaged
+    over the crops."""
+    _, _, batch = _crop_batch(model, image, crops)
+    scores = class_scores(model, batch).mean(axis=0)
+    order = np.argsort(-scores, kind="stable")[:top_k]
+    return [(int(i), model.classes[i], float(scores[i])) for i in order]
 
 
-def saliency_details(model, image, class_index=None, crops=1, mode="backprop"):
-    """(map, class index, crop-averaged class scores) from one forward and one backward."""
-    image = working_image(model, image)
-    size = model.input_size
-    boxes = crop_boxes(image.shape[0], image.shape[1], size, crops)
-    batch = to_input(model, [extract(image, box, size) for box in boxes])
-
-    model.net.eval()
-    x = engine.Tensor(batch.astype(model.net.parameters()[0].dtype), requires_grad=True)
-    scores = model.net(x)
-    score_values = scores.numpy()
-    if class_index is None:
-        class_index = int(score_values.mean(axis=0).argmax())
-    if not 0 <= class_index < score_values.shape[1]:
-        raise ValueError(f"class index {class_index} is out of range: the model has "
-                         f"{score_values.shape[1]} classes")
-    seed = np.zeros(score_values.shape, x.dtype)
-    seed[:, class_index] = 1  # dS_c/dI for each crop, in one backward pass
-    (gradient,) = engine.grad(scores, [x], grad_output=seed, mode=mode)
-    per_crop = np.abs(np.asarray(gradient)).max(axis=1)
-
-    total = np.zeros(image.shape[:2], np.float64)
-    count = np.zeros(image.shape[:2], np.float64)
+def _accumulate(shape, boxes, per_crop, size):
+    """Adds each crop's map at its place (mirrored back) and divides by the coverage."""
+    total, count = np.zeros(shape, np.float64), np.zeros(shape, np.float64)
     for (top, left, mirrored), crop_map in zip(boxes, per_crop):
         total[top : top + size, left : left + size] += crop_map[:, ::-1] if mirrored else crop_map
         count[top : top + size, left : left + size] += 1
-    result = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
-    return result.astype(np.float32), class_index, score_values.mean(axis=0)
+    return np.divide(total, count, out=np.zeros_like(total), where=count > 0).astype(np.float32)
+
+
+def saliency_maps(model, image, class_indices=None, crops=1, mode="backprop",
+                  smoothgrad_samples=0, smoothgrad_noise=0.15, seed=0):
+    """Saliency maps of several classes from one forward pass (one backward per class).
+
+    Returns (maps, classes, scores): maps (len(classes), H, W) over the working image,
+    the classes (the top-1 of the crop-averaged scores when class_indices is None) and the
+    crop-averaged scores. With smoothgrad_samples > 0 each map is the mean of the maps of
+    that many noisy copies of the crops (SmoothGrad; noise standard deviation
+    smoothgrad_noise times the input's value range).
+    """
+    image, boxes, batch = _crop_batch(model, image, crops)
+    model.net.eval()
+    rng = np.random.default_rng(seed)
+    copies = [batch]
+    if smoothgrad_samples:
+        sigma = smoothgrad_noise * float(batch.max() - batch.min())
+        copies = [batch + rng.normal(0, sigma, batch.shape).astype(batch.dtype)
+                  for _ in range(smoothgrad_samples)]
+    with engine.no_grad():
+        scores = model.net(engine.Tensor(batch)).numpy().mean(axis=0)
+    if class_indices is None:
+        class_indices = [int(scores.argmax())]
+    class_indices = [_check_class(model, c, scores.size) for c in class_indices]
+
+    per_class = np.zeros((len(class_indices), len(boxes)) + batch.shape[2:], np.float64)
+    for noisy in copies:
+        x = engine.Tensor(noisy, requires_grad=True)
+        out = model.net(x)
+        for k, class_index in enumerate(class_indices):
+            seed_gradient = np.zeros(out.shape, x.dtype)
+            seed_gradient[:, class_index] = 1  # dS_c/dI for every crop in one backward
+            (gradient,) = engine.grad(out, [x], grad_output=seed_gradient, mode=mode,
+                                      retain_graph=k + 1 < len(class_indices))
+            per_class[k] += np.abs(np.asarray(gradient)).max(axis=1)
+    per_class /= len(copies)
+    maps = np.stack([_accumulate(image.shape[:2], boxes, crop_maps, model.input_size)
+                     for crop_maps in per_class])
+    return maps, class_indices, scores
+
+
+def saliency(model, image, class_index=None, crops=1, mode="backprop",
+             smoothgrad_samples=0, smoothgrad_noise=0.15):
+    """Saliency map (H, W) over the working image, float32.
+
+    class_index defaults to the top-1 class. crops=1 is the centre crop; crops=10 the 4
+    corner crops, the centre crop and their mirrors, computed in one batched forward and
+    backward, each map mirrored back, added at its place and divided by the number of
+    crops covering each pixel (0 where none does). mode: "backprop" (the paper's),
+    "deconvnet" or "guided". smoothgrad_samples > 0 turns on SmoothGrad.
+    """
+    classes = None if class_index is None else [class_index]
+    maps, _, _ = saliency_maps(model, image, classes, crops, mode, smoothgrad_samples, smoothgrad_noise)
+    return maps[0]

@@ -1,0 +1,109 @@
+"""Class model visualisation (Sect. 2): arg max_I S_c(I) - l2 * ||I||^2.
+
+Gradient ascent from the zero image in the network's zero-centred input space; the mean
+image is added back for display. Several classes are optimised together, one image per
+class in one batch. objective="posterior" maximises the softmax posterior P_c instead, to
+reproduce the paper's remark that it gives less prominent images. Jitter (a random shift
+before each step) and blur (a Gaussian blur every few steps) are optional regularisers of
+later work, off by default so that the default is the paper's recipe.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+import engine
+
+OBJECTIVES = ("score", "posterior")
+
+
+@dataclass
+class ClassModel:
+    images: np.ndarray  # (K, H, W, 3) in [0, 255], contrast-stretched for display
+    raw: np.ndarray  # (K, H, W, 3): the optimised image plus the mean, unclipped
+    trace: np.ndarray  # (steps + 1, K): S_c (or P_c) of each class's image before each step and at the end
+    classes: list
+
+
+def _softmax(scores):
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _gaussian_blur(images, sigma):
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(images, sigma=(0, 0, sigma, sigma))
+
+
+def _objective_gradient(model, images, classes, objective):
+    """(value per image, d value / d image) of the chosen objective, one forward and backward."""
+    x = engine.Tensor(images, requires_grad=True)
+    out = model.net(x)
+    scores = out.numpy()
+    rows = np.arange(len(classes))
+    seed = np.zeros(scores.shape, images.dtype)
+    if objective == "score":
+        value = scores[rows, classes]
+        seed[rows, classes] = 1
+    else:
+        posterior = _softmax(scores.astype(np.float64))
+        value = posterior[rows, classes]
+        seed[:] = -value[:, None] * posterior  # dP_c/dS = P_c (e_c - P)
+        seed[rows, classes] += value
+    (gradient,) = engine.grad(out, [x], grad_output=seed)
+    return value, np.asarray(gradient)
+
+
+def display_range(image):
+    """Stretches an image's values to [0, 255] (per image, all channels together)."""
+    low, high = image.min(), image.max()
+    return (image - low) / (high - low) * 255 if high > low else np.full_like(image, 127.5)
+
+
+def class_model(model, class_index, steps=200, lr=1.0, l2=1e-3, objective="score",
+                jitter=0, blur_every=0, blur_sigma=0.5, seed=0, progress=False):
+    """Optimises one input image per class in `class_index` (an int or a list of ints)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+    classes = [class_index] if np.isscalar(class_index) else list(class_index)
+    count = len(model.classes)
+    for c in classes:
+        if not 0 <= c < count:
+            raise ValueError(f"class index {c} is out of range: the model has {count} classes")
+    if steps < 0 or lr <= 0 or l2 < 0:
+        raise ValueError(f"need steps >= 0, lr > 0 and l2 >= 0, got {steps}, {lr}, {l2}")
+    model.net.eval()
+    rng = np.random.default_rng(seed)
+    dtype = model.net.parameters()[0].dtype
+    size = model.input_size
+    images = np.zeros((len(classes), 3, size, size), dtype)
+    classes = np.asarray(classes)
+    trace = []
+    bar = _progress(steps, progress)
+    for step in range(steps):
+        shift = tuple(rng.integers(-jitter, jitter + 1, 2)) if jitter else (0, 0)
+        shifted = np.roll(images, shift, axis=(2, 3))
+        value, gradient = _objective_gradient(model, shifted, classes, objective)
+        trace.append(value)
+        gradient = np.roll(gradient, (-shift[0], -shift[1]), axis=(2, 3))
+        images += (lr * (gradient - 2 * l2 * images)).astype(dtype)
+        if blur_every and (step + 1) % blur_every == 0:
+            images = _gaussian_blur(images, blur_sigma).astype(dtype)
+        bar.update(1)
+    bar.close()
+    with engine.no_grad():
+        scores = model.net(engine.Tensor(images)).numpy()
+    rows = np.arange(len(classes))
+    trace.append(scores[rows, classes] if objective == "score" else _softmax(scores)[rows, classes])
+    mean = np.asarray(model.mean, np.float64)
+    raw = images.astype(np.float64) + (mean.reshape(1, 3, 1, 1) if mean.ndim == 1 else mean)
+    raw = raw.transpose(0, 2, 3, 1)
+    return ClassModel(images=np.stack([display_range(r) for r in raw]), raw=raw,
+                      trace=np.array(trace), classes=[int(c) for c in classes])
+
+
+def _progress(total, enabled):
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc="class model", unit="step", leave=False)

@@ -1,0 +1,167 @@
+"""DeconvNet reconstructions (Zeiler and Fergus) and the equivalence experiment (Sect. 4).
+
+The reconstruction path calls the kernels directly, layer by layer, and never the autodiff
+engine's backward, so the two can be compared:
+
+    convolution      -> convolution with the flipped, transposed filters (conv2d_backward_data)
+    max-pool         -> unpooling through the forward pass's switches (maxpool_backward)
+    ReLU             -> ReLU applied to the reconstruction itself (relu_forward)
+    fully connected  -> the transposed weights (linear_backward_data)
+    LRN              -> its Jacobian transpose (Zeiler and Fergus left normalisation out)
+    flatten, dropout -> reshape, identity (evaluation mode)
+
+Sect. 4 of the paper: the reconstruction equals the autodiff backward in "deconvnet" mode
+at every layer, and equals the true gradient ("backprop") everywhere except at ReLU.
+"""
+import numpy as np
+
+import engine
+from engine import nn
+from engine.backend import current
+from .crops import crop_boxes, extract
+from .images import to_input, working_image
+
+
+def forward_record(net, x):
+    """Runs the net with no graph, keeping every layer's input and each max-pool's switches."""
+    inputs, switches = [], {}
+    with engine.no_grad():
+        for index, layer in enumerate(net):
+            inputs.append(x)
+            if isinstance(layer, nn.MaxPool2d):
+                x, switches[index] = layer.forward(x, return_switches=True)
+            else:
+                x = layer(x)
+    return inputs, switches, x
+
+
+def zeiler_step(layer, signal, layer_input, switches=None):
+    """One DeconvNet step: the reconstruction of a layer's input from its output's."""
+    ops = current().ops
+    if isinstance(layer, nn.Conv2d):
+        return ops.conv2d_backward_data(signal, layer.weight.data, layer_input.shape, layer.stride, layer.padding)
+    if isinstance(layer, nn.MaxPool2d):
+        return ops.maxpool_backward(signal, switches, layer_input.shape, layer.kernel_size, layer.stride)
+    if isinstance(layer, nn.ReLU):
+        return ops.relu_forward(signal)
+    if isinstance(layer, nn.Linear):
+        return ops.linear_backward_data(signal, layer.weight.data)
+    if isinstance(layer, nn.LocalResponseNorm):
+        _, scale = ops.lrn_forward(layer_input.data, layer.size, layer.alpha, layer.beta, layer.k)
+        return ops.lrn_backward(signal, layer_input.data, scale, layer.size, layer.alpha, layer.beta)
+    if isinstance(layer, nn.Flatten):
+        return signal.reshape(layer_input.shape)
+    if isinstance(layer, nn.Dropout):
+        return signal
+    raise ValueError(f"no DeconvNet step for {layer!r}")
+
+
+def autodiff_step(layer, signal, layer_input, mode):
+    """The same step through the engine's backward pass, in a given mode."""
+    x = engine.Tensor(layer_input.data, requires_grad=True)
+    return engine.grad(layer(x), [x], grad_output=signal, mode=mode)[0]
+
+
+def _centre_input(model, image):
+    image = working_image(model, image)
+    box = crop_boxes(image.shape[0], image.shape[1], model.input_size, 1)[0]
+    crop = extract(image, box, model.input_size)
+    return crop, engine.Tensor(to_input(model, [crop]).astype(model.net.parameters()[0].dtype))
+
+
+def _layer_index(net, layer):
+    index = layer + len(net) if layer < 0 else layer
+    if not 0 <= index < len(net):
+        raise ValueError(f"layer {layer} is out of range: the network has {len(net)} layers")
+    return index
+
+
+def deconv_reconstruction(model, image, layer, channel, unit=None):
+    """Projects one channel (or one unit (row, column) of it) of layer `layer`'s output down
+    to the input. Returns (reconstruction (H, W, 3) of the centre crop, the crop)."""
+    model.net.eval()
+    index = _layer_index(model.net, layer)
+    crop, x = _centre_input(model, image)
+    inputs, switches, _ = forward_record(model.net[: index + 1], x)
+    with engine.no_grad():
+        activation = model.net[index](inputs[index]).data
+    if not 0 <= channel < activation.shape[1]:
+        raise ValueError(f"channel {channel} is out of range: layer {index} has {activation.shape[1]} channels")
+    signal = np.zeros_like(activation)
+    if unit is None:
+        signal[:, channel] = activation[:, channel]
+    else:
+        if activation.ndim != 4:
+            raise ValueError(f"layer {index} has no spatial units (its output is {activation.shape})")
+        row, column = unit
+        if not (0 <= row < activation.shape[2] and 0 <= column < activation.shape[3]):
+            raise ValueError(f"unit {unit} is outside layer {index}'s {activation.shape[2]}x{activation.shape[3]} map")
+        signal[:, channel, row, column] = activation[:, channel, row, column]
+    for position in range(index, -1, -1):
+        signal = zeiler_step(model.net[position], signal, inputs[position], switches.get(position))
+    return np.asarray(signal)[0].transpose(1, 2, 0), crop
+
+
+def _cosine(a, b):
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    norms = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / norms) if norms > 0 else float(np.array_equal(a, b))
+
+
+def compare_deconvnet(model, image, class_index=None):
+    """The experiment of Sect. 4, from the class score down to the input.
+
+    At each layer the same signal from above (the DeconvNet reconstruction so far,
+    starting from the one-hot class score) goes through (a) the layer's Zeiler step,
+    (b) its autodiff backward in "deconvnet" mode and (c) in "backprop" mode. Returns
+    (rows, cumulative): one dict per layer, and the whole reconstruction at the input
+    against the full saliency gradient in both modes.
+    """
+    model.net.eval()
+    _, x = _centre_input(model, image)
+    inputs, switches, scores = forward_record(model.net, x)
+    if class_index is None:
+        class_index = int(scores.data[0].argmax())
+    if not 0 <= class_index < scores.shape[1]:
+        raise ValueError(f"class index {class_index} is out of range: the model has {scores.shape[1]} classes")
+    top = np.zeros(scores.shape, scores.dtype)
+    top[0, class_index] = 1
+    signal, rows = top, []
+    for position in range(len(model.net) - 1, -1, -1):
+        layer = model.net[position]
+        zeiler = np.asarray(zeiler_step(layer, signal, inputs[position], switches.get(position)))
+        deconv = np.asarray(autodiff_step(layer, signal, inputs[position], "deconvnet"))
+        backprop = np.asarray(autodiff_step(layer, signal, inputs[position], "backprop"))
+        rows.append({
+            "layer": position, "type": type(layer).__name__,
+            "max_abs_diff_deconv_vs_autodiff": float(np.abs(zeiler - deconv).max()),
+            "max_abs_diff_deconv_vs_backprop": float(np.abs(zeiler - backprop).max()),
+            "cosine_deconv_vs_backprop": _cosine(zeiler, backprop),
+            "signal_norm": float(np.linalg.norm(zeiler)),
+        })
+        signal = zeiler
+    image_input = engine.Tensor(x.data, requires_grad=True)
+    out = model.net(image_input)
+    gradient = {mode: np.asarray(engine.grad(out, [image_input], grad_output=top, mode=mode,
+                                             retain_graph=True)[0]) for mode in ("deconvnet", "backprop")}
+    cumulative = {
+        "class_index": class_index,
+        "max_abs_diff_deconv_vs_autodiff": float(np.abs(signal - gradient["deconvnet"]).max()),
+        "max_abs_diff_deconv_vs_backprop": float(np.abs(signal - gradient["backprop"]).max()),
+        "cosine_deconv_vs_backprop": _cosine(signal, gradient["backprop"]),
+        "gradient_norm": float(np.linalg.norm(gradient["backprop"])),
+    }
+    return rows, cumulative
+
+
+def format_table(rows, cumulative):
+    """The experiment as a plain-text table."""
+    header = f"{'layer':>5}  {'type':<18} {'|a-b| max':>11} {'|a-c| max':>11} {'cos(a,c)':>9}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(f"{row['layer']:>5}  {row['type']:<18} {row['max_abs_diff_deconv_vs_autodiff']:>11.3g} "
+                     f"{row['max_abs_diff_deconv_vs_backprop']:>11.3g} {row['cosine_deconv_vs_backprop']:>9.4f}")
+    lines.append(f"{'input':>5}  {'(whole path)':<18} {cumulative['max_abs_diff_deconv_vs_autodiff']:>11.3g} "
+                 f"{cumulative['max_abs_diff_deconv_vs_backprop']:>11.3g} {cumulative['cosine_deconv_vs_backprop']:>9.4f}")
+    lines.append("a: DeconvNet reconstruction step, b: autodiff in deconvnet mode, c: autodiff in backprop mode")
+    return "\n".join(lines)
