@@ -1,16 +1,119 @@
-"""The deepinside command end to end, including its error paths."""
+"""The deepinside command end to end on a small weight file, including its error paths."""
 import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
+import engine
+import models
+from engine import nn
 from viz.cli import main
 
+CLASSES = ["disc", "ring", "square", "star"]
 
-def test_demo_writes_every_output(tmp_path, capsys):
+
+@pytest.fixture
+def files(tmp_path):
+    engine.nn.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 8, 3, padding=1),
+                        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 5 * 5, 10), nn.ReLU(),
+                        nn.Dropout(0.5), nn.Linear(10, 4))
+    models.save(tmp_path / "small.safetensors", net, classes=CLASSES, input_size=20, image_size=24,
+                mean=[120, 110, 100])
+    for name, seed in (("one", 0), ("two", 1)):
+        image = (np.random.default_rng(seed).random((30, 36, 3)) * 255).astype(np.uint8)
+        Image.fromarray(image).save(tmp_path / f"{name}.png")
+    return tmp_path
+
+
+def run(files, *arguments):
+    return main([arguments[0], "--model", str(files / "small.safetensors"), *arguments[1:]])
+
+
+def test_classify(files, capsys):
+    assert run(files, "classify", str(files / "one.png"), "--top-k", "3", "--out", str(files / "out")) == 0
+    summary = json.loads((files / "out" / "summary.json").read_text())
+    rows = summary[str(files / "one.png")]
+    assert len(rows) == 3 and {r["class_name"] for r in rows} <= set(CLASSES)
+    assert rows[0]["class_name"] in capsys.readouterr().out
+
+
+def test_saliency_on_two_images(files):
+    assert run(files, "saliency", str(files / "one.png"), str(files / "two.png"), "--crops", "10",
+               "--mode", "guided", "--out", str(files / "out")) == 0
+    for stem in ("one", "two"):
+        saliency_map = np.load(files / "out" / f"{stem}-saliency.npy")
+        assert saliency_map.shape == (24, 29) and saliency_map.max() > 0
+        assert Image.open(files / "out" / f"{stem}-overlay.png").size == (29, 24)
+    summary = json.loads((files / "out" / "summary.json").read_text())
+    assert summary[str(files / "two.png")]["mode"] == "guided"
+
+
+def test_classmodel(files):
+    assert run(files, "classmodel", "--class", "1", "3", "--steps", "3", "--out", str(files / "out")) == 0
+    names = set(os.listdir(files / "out"))
+    assert {"classmodel-1.png", "classmodel-3.npy", "classmodels.png", "trace.png", "summary.json"} <= names
+    assert np.load(files / "out" / "trace.npy").shape == (4, 2)
+
+
+def test_localise(files):
+    assert run(files, "localise", str(files / "one.png"), "--top-k", "2", "--out", str(files / "out")) == 0
+    summary = json.loads((files / "out" / "summary.json").read_text())[str(files / "one.png")]
+    assert len(summary) == 2 and all(len(r["box"]) == 4 for r in summary)
+    assert np.load(files / "out" / "one-masks.npy").shape == (2, 24, 29)
+    assert os.path.getsize(files / "out" / "one-localisation.png") > 0
+
+
+def test_deconv_and_compare(files, capsys):
+    assert run(files, "deconv", str(files / "one.png"), "--layer", "4", "--channel", "2", "--unit", "3", "3",
+               "--out", str(files / "deconv")) == 0
+    assert np.load(files / "deconv" / "reconstruction.npy").shape == (20, 20, 3)
+    assert run(files, "compare", str(files / "one.png"), "--out", str(files / "compare")) == 0
+    assert "ReLU" in capsys.readouterr().out
+    summary = json.loads((files / "compare" / "summary.json").read_text())
+    assert len(summary["layers"]) == 11 and os.path.exists(files / "compare" / "compare.png")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["saliency", "{dir}/one.png", "--class", "4"], "class index 4 is out of range: the model has 4 classes"),
+    (["saliency", "{dir}/missing.png"], "missing.png: no such file"),
+    (["deconv", "{dir}/one.png", "--layer", "20", "--channel", "0"], "layer 20 is out of range"),
+    (["compare", "{dir}/one.png", "--class", "-1"], "class index -1 is out of range"),
+    (["classmodel", "--class", "9"], "class index 9 is out of range"),
+])
+def test_user_errors_write_nothing(files, capsys, arguments, message):
+    arguments = [a.replace("{dir}", str(files)) for a in arguments]
+    assert run(files, *arguments, "--out", str(files / "out")) == 2
+    assert message in capsys.readouterr().err
+    assert not (files / "out").exists()
+    assert [name for name in os.listdir(files) if name.startswith(".deepinside-")] == []
+
+
+def test_a_second_image_failing_leaves_no_partial_output(files, capsys):
+    assert run(files, "saliency", str(files / "one.png"), str(files / "missing.png"), "--out", str(files / "out")) == 2
+    assert not (files / "out").exists()
+
+
+def test_bad_model_file_is_one_line_and_status_2(files):
+    (files / "broken.safetensors").write_bytes(b"\x00" * 20)
+    result = subprocess.run([sys.executable, "-m", "viz.cli", "saliency", str(files / "one.png"), "--model",
+                             str(files / "broken.safetensors"), "--out", str(files / "out")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "broken.safetensors" in result.stderr
+
+
+def test_every_command_explains_its_options():
+    for command in ("classify", "saliency", "classmodel", "localise", "deconv", "compare", "demo"):
+        result = subprocess.run([sys.executable, "-m", "viz.cli", command, "--help"], capture_output=True, text=True)
+        assert result.returncode == 0 and "--out" in result.stdout and "--backend" in result.stdout
+
+
+def test_demo_writes_every_output(tmp_path):
     image = (np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)
     Image.fromarray(image).save(tmp_path / "small.png")
     out = tmp_path / "out"
@@ -22,17 +125,6 @@ def test_demo_writes_every_output(tmp_path, capsys):
         assert saliency_map.shape == (256, 320) and saliency_map.max() > 0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["maps"]) == {"backprop", "deconvnet", "guided"}
-
-
-def test_user_errors_end_with_one_line_and_status_2(tmp_path):
-    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    result = subprocess.run([sys.executable, "-m", "viz.cli", "demo", "--out", str(tmp_path / "out"),
-                             "--image", str(tmp_path / "broken.png")], capture_output=True, text=True)
-    assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "broken.png: not a readable image" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "out").exists()
-    assert [name for name in os.listdir(tmp_path) if name.startswith(".deepinside-")] == []
 
 
 def test_unknown_backend_is_a_user_error(tmp_path, capsys):

@@ -89,3 +89,47 @@ def test_heatmap_and_overlay_shapes():
     values = np.random.default_rng(0).random((5, 6))
     assert viz.heatmap(values).shape == (5, 6, 3) and viz.heatmap(values).dtype == np.uint8
     assert viz.overlay(np.zeros((5, 6, 3)), values).shape == (5, 6, 3)
+
+
+@pytest.mark.parametrize("extension", ["jpg", "tiff", "webp", "bmp"])
+def test_load_image_reads_common_formats(tmp_path, extension):
+    rgb = np.zeros((8, 10, 3), np.uint8)
+    rgb[:, :5] = (200, 30, 40)
+    rgb[:, 5:] = (20, 160, 220)
+    Image.fromarray(rgb).save(tmp_path / f"image.{extension}", **({"quality": 100} if extension in ("jpg", "webp") else {}))
+    loaded = viz.load_image(tmp_path / f"image.{extension}")
+    assert loaded.shape == (8, 10, 3) and np.abs(loaded[:, 1] - rgb[:, 1]).max() < 12
+
+
+def test_load_image_converts_palette_rgba_cmyk_16bit_and_gif(tmp_path):
+    rgb = (np.random.default_rng(2).random((6, 7, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).convert("P").save(tmp_path / "palette.png")
+    assert viz.load_image(tmp_path / "palette.png").shape == (6, 7, 3)
+    rgba = np.dstack([rgb, np.full((6, 7), 255, np.uint8)])
+    rgba[0, 0, 3] = 0  # one transparent pixel, composited on white
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    loaded = viz.load_image(tmp_path / "rgba.png")
+    assert np.array_equal(loaded[0, 0], [255, 255, 255]) and np.array_equal(loaded[1:, 1:], rgb[1:, 1:])
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=100)
+    assert np.abs(viz.load_image(tmp_path / "cmyk.jpg") - rgb).mean() < 10
+    deep = (np.arange(42).reshape(6, 7) * 1500).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    loaded = viz.load_image(tmp_path / "deep.png")
+    assert loaded.shape == (6, 7, 3) and abs(loaded[-1, -1, 0] - 41 * 1500 / 65535 * 255) < 1
+    frames = [Image.fromarray(np.full((5, 5, 3), value, np.uint8)) for value in (10, 240)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    assert viz.load_image(tmp_path / "anim.gif").mean() < 20  # the first frame
+
+
+def test_load_image_refuses_decompression_bombs(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(viz.ImageError, match="decompression bomb"):
+        viz.load_image(tmp_path / "big.png")
+
+
+def test_montage_tiles_images_in_rows():
+    images = [np.full((4, 5, 3), value, np.float32) for value in (0, 50, 100)]
+    sheet = viz.montage(images, columns=2, gap=1)
+    assert sheet.shape == (9, 11, 3)
+    assert sheet[0, 0, 0] == 0 and sheet[0, 6, 0] == 50 and sheet[5, 0, 0] == 100 and sheet[5, 6, 0] == 255

@@ -8,8 +8,9 @@ term a contrast-sensitive Potts model on the 8-neighbourhood,
     V(p, q) = gamma / dist(p, q) * exp(-beta * ||z_p - z_q||^2) * [label_p != label_q],
     beta = 1 / (2 * mean ||z_p - z_q||^2 over neighbouring pairs).
 
-The object mask is the largest 8-connected component of the foreground; the box is its
-bounding box, (x0, y0, x1, y1) with x1 and y1 one past the last column and row.
+The object mask is the largest 8-connected component of the foreground (of the foreground
+seeds, should GraphCut label no pixel foreground); the box is its bounding box,
+(x0, y0, x1, y1) with x1 and y1 one past the last column and row.
 """
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ _DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 @dataclass
 class Localisation:
-    box: tuple  # (x0, y0, x1, y1), half-open; None when nothing was segmented
+    box: tuple  # (x0, y0, x1, y1), half-open
     mask: np.ndarray  # (H, W) bool: the largest connected foreground component
     foreground_seeds: np.ndarray  # (H, W) bool: pixels the foreground model was fitted to
     background_seeds: np.ndarray  # (H, W) bool: pixels the background model was fitted to
@@ -130,7 +131,9 @@ def localise_from_saliency(image, saliency, foreground_quantile=0.95, background
     foreground_cost = -foreground_model.score_samples(pixels).reshape(saliency.shape)
     background_cost = -background_model.score_samples(pixels).reshape(saliency.shape)
     labelling = graphcut(image, foreground_cost, background_cost, gamma)
-    mask = largest_component(labelling)
+    # GraphCut may label nothing foreground (say, on pure noise); a box is still owed, so
+    # fall back to the foreground seeds.
+    mask = largest_component(labelling if labelling.any() else foreground)
     return Localisation(box=bounding_box(mask), mask=mask, foreground_seeds=foreground,
                         background_seeds=background, graphcut=labelling)
 
