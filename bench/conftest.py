@@ -1,12 +1,41 @@
 import os
 import sys
 
+import numpy as np
 import pytest
 
 # The PyTorch twins of our networks live with the tests that trust them.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 
 MEDIANS = {}  # (group, implementation) -> median seconds
+
+
+@pytest.fixture(scope="session")
+def network_pairs():
+    """name -> (our network with random weights, its float32 PyTorch twin), built once."""
+    import torch
+
+    import engine
+    import models
+    from torch_reference import torch_twin
+
+    engine.set_backend("numpy")
+    pairs = {}
+    for name, build in (("cnn_f", models.cnn_f), ("vgg16", models.vgg16)):
+        engine.nn.manual_seed(0)
+        net = build().eval()
+        pairs[name] = (net, torch_twin(net, torch.float32))
+    return pairs
+
+
+@pytest.fixture(scope="session")
+def flower_224():
+    """The shipped photograph, short side 224, centre 224x224."""
+    import viz
+
+    image = viz.resize_short_side(viz.load_image(os.path.join(os.path.dirname(viz.__file__), "samples", "flower.png")), 224)
+    left = (image.shape[1] - 224) // 2
+    return np.ascontiguousarray(image[:, left : left + 224])
 
 
 @pytest.fixture
@@ -20,9 +49,10 @@ def pytest_terminal_summary(terminalreporter):
     groups = sorted({group for group, _ in MEDIANS})
     if not groups:
         return
-    terminalreporter.section("ratios to PyTorch (median seconds, ours / torch)")
+    terminalreporter.section("medians and ratios to PyTorch (ours / torch)")
     for group in groups:
         ours, theirs = MEDIANS.get((group, "ours")), MEDIANS.get((group, "torch"))
+        line = f"{group:<34} ours {ours:8.4f} s" if ours else f"{group:<34}"
         if ours and theirs:
-            terminalreporter.write_line(f"{group:<28} ours {ours:8.4f} s   torch {theirs:8.4f} s   "
-                                        f"ratio {ours / theirs:5.2f}")
+            line += f"   torch {theirs:8.4f} s   ratio {ours / theirs:5.2f}"
+        terminalreporter.write_line(line)

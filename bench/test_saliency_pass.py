@@ -9,22 +9,9 @@ import pytest
 import torch
 
 import engine
-import models
 from torch_reference import torch_twin
 
-NETS = {"cnn_f": models.cnn_f, "vgg16": models.vgg16}
-
-
-@pytest.fixture(scope="module", params=sorted(NETS))
-def pair(request):
-    engine.set_backend("numpy")
-    engine.nn.manual_seed(0)
-    net = NETS[request.param]().eval()
-    twin = torch_twin(net, torch.float32)
-    image = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
-    seed = np.zeros((1, 1000), np.float32)
-    seed[0, 7] = 1
-    return request.param, net, twin, image, seed
+NETS = ("cnn_f", "vgg16")
 
 
 def ours(net, image, seed):
@@ -37,19 +24,30 @@ def theirs(twin, image, seed):
     return torch.autograd.grad(twin(x), x, torch.from_numpy(seed))[0]
 
 
-def test_saliency_pass_ours(benchmark, pair, record_median):
-    name, net, twin, image, seed = pair
-    benchmark.group = f"saliency-{name}"
+def inputs():
+    image = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    seed = np.zeros((1, 1000), np.float32)
+    seed[0, 7] = 1
+    return image, seed
+
+
+@pytest.mark.parametrize("name", NETS)
+def test_saliency_pass_ours(benchmark, network_pairs, record_median, name):
+    net, _ = network_pairs[name]
+    image, seed = inputs()
+    benchmark.group = f"saliency-pass-{name}"
     gradient = benchmark.pedantic(ours, args=(net, image, seed), rounds=5, warmup_rounds=1)
     # Float32 rounding flips near-tied max-pool switches differently in the two engines
     # (tests/ compare them exactly on small nets); here the float64 twin is the referee.
     reference = theirs(torch_twin(net, torch.float64), image.astype(np.float64), seed.astype(np.float64)).numpy()
     assert np.abs(gradient - reference).max() <= 2e-2 * np.abs(reference).max()
-    record_median(benchmark, f"saliency-{name}", "ours")
+    record_median(benchmark, f"saliency-pass-{name}", "ours")
 
 
-def test_saliency_pass_torch(benchmark, pair, record_median):
-    name, net, twin, image, seed = pair
-    benchmark.group = f"saliency-{name}"
+@pytest.mark.parametrize("name", NETS)
+def test_saliency_pass_torch(benchmark, network_pairs, record_median, name):
+    _, twin = network_pairs[name]
+    image, seed = inputs()
+    benchmark.group = f"saliency-pass-{name}"
     benchmark.pedantic(theirs, args=(twin, image, seed), rounds=5, warmup_rounds=1)
-    record_median(benchmark, f"saliency-{name}", "torch")
+    record_median(benchmark, f"saliency-pass-{name}", "torch")

@@ -18,7 +18,7 @@ OBJECTIVES = ("score", "posterior")
 
 @dataclass
 class ClassModel:
-    images: np.ndarray  # (K, H, W, 3) in [0, 255], contrast-stretched for display
+    images: np.ndarray  # (K, H, W, 3) in [0, 255]: the mean plus the contrast-stretched image
     raw: np.ndarray  # (K, H, W, 3): the optimised image plus the mean, unclipped
     trace: np.ndarray  # (steps + 1, K): S_c (or P_c) of each class's image before each step and at the end
     classes: list
@@ -55,10 +55,13 @@ def _objective_gradient(model, images, classes, objective):
     return value, np.asarray(gradient)
 
 
-def display_range(image):
-    """Stretches an image's values to [0, 255] (per image, all channels together)."""
-    low, high = image.min(), image.max()
-    return (image - low) / (high - low) * 255 if high > low else np.full_like(image, 127.5)
+def for_display(signed, base=127.5):
+    """base + signed, with signed stretched so that its 99th percentile magnitude spans
+    half the display range, clipped to [0, 255] (one gain per image, all channels)."""
+    signed = np.asarray(signed, np.float64)
+    peak = np.percentile(np.abs(signed), 99)
+    gain = 127.5 / peak if peak > 0 else 0.0
+    return np.clip(base + gain * signed, 0, 255)
 
 
 def class_model(model, class_index, steps=200, lr=1.0, l2=1e-3, objective="score",
@@ -97,9 +100,9 @@ def class_model(model, class_index, steps=200, lr=1.0, l2=1e-3, objective="score
     rows = np.arange(len(classes))
     trace.append(scores[rows, classes] if objective == "score" else _softmax(scores)[rows, classes])
     mean = np.asarray(model.mean, np.float64)
-    raw = images.astype(np.float64) + (mean.reshape(1, 3, 1, 1) if mean.ndim == 1 else mean)
-    raw = raw.transpose(0, 2, 3, 1)
-    return ClassModel(images=np.stack([display_range(r) for r in raw]), raw=raw,
+    mean = (mean.reshape(3, 1, 1) if mean.ndim == 1 else mean).transpose(1, 2, 0)
+    optimised = images.astype(np.float64).transpose(0, 2, 3, 1)
+    return ClassModel(images=np.stack([for_display(i, mean) for i in optimised]), raw=optimised + mean,
                       trace=np.array(trace), classes=[int(c) for c in classes])
 
 

@@ -120,7 +120,7 @@ def _localise(arguments):
 
 def _deconv(arguments):
     from . import render
-    from .class_model import display_range
+    from .class_model import for_display
     from .deconvnet import deconv_reconstruction
 
     model = _model(arguments)
@@ -128,7 +128,7 @@ def _deconv(arguments):
     reconstruction, crop = deconv_reconstruction(model, arguments.image, arguments.layer,
                                                  arguments.channel, unit)
     with render.StagedOutput(arguments.out) as out:
-        out.png("reconstruction.png", render.to_uint8(display_range(reconstruction)))
+        out.png("reconstruction.png", render.to_uint8(for_display(reconstruction)))
         out.png("crop.png", render.to_uint8(crop))
         out.npy("reconstruction.npy", reconstruction)
         _write_json(out, "summary.json", {"image": arguments.image, "layer": arguments.layer,

@@ -63,16 +63,19 @@ def saliency_maps(model, image, class_indices=None, crops=1, mode="backprop",
         sigma = smoothgrad_noise * float(batch.max() - batch.min())
         copies = [batch + rng.normal(0, sigma, batch.shape).astype(batch.dtype)
                   for _ in range(smoothgrad_samples)]
-    with engine.no_grad():
-        scores = model.net(engine.Tensor(batch)).numpy().mean(axis=0)
-    if class_indices is None:
-        class_indices = [int(scores.argmax())]
-    class_indices = [_check_class(model, c, scores.size) for c in class_indices]
+        scores = class_scores(model, batch).mean(axis=0)  # classes are chosen on the clean crops
 
-    per_class = np.zeros((len(class_indices), len(boxes)) + batch.shape[2:], np.float64)
+    per_class = None
     for noisy in copies:
         x = engine.Tensor(noisy, requires_grad=True)
         out = model.net(x)
+        if per_class is None:
+            if not smoothgrad_samples:
+                scores = out.numpy().mean(axis=0)
+            if class_indices is None:
+                class_indices = [int(scores.argmax())]
+            class_indices = [_check_class(model, c, scores.size) for c in class_indices]
+            per_class = np.zeros((len(class_indices), len(boxes)) + batch.shape[2:], np.float64)
         for k, class_index in enumerate(class_indices):
             seed_gradient = np.zeros(out.shape, x.dtype)
             seed_gradient[:, class_index] = 1  # dS_c/dI for every crop in one backward
