@@ -49,6 +49,16 @@ def max_pool2d(x, kernel_size, stride, padding=0, ceil_mode=False, return_switch
     return (out, switches) if return_switches else out
 
 
+def adaptive_avg_pool2d(x, output_size):
+    ops = _ops()
+    y = ops.adaptive_avgpool_forward(x.data, output_size)
+
+    def backward(g, mode, needed):
+        return (ops.adaptive_avgpool_backward(g, x.shape),)
+
+    return Tensor._from_op(y, (x,), backward, "adaptive_avg_pool2d")
+
+
 def linear(x, weight, bias=None):
     ops = _ops()
     y = ops.linear_forward(x.data, weight.data, _data(bias))

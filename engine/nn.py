@@ -187,6 +187,26 @@ class MaxPool2d(Module):
                             return_switches)
 
 
+class AdaptiveAvgPool2d(Module):
+    """Averages each plane down to output_size (an int or (height, width)), as PyTorch."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        size = (output_size, output_size) if np.isscalar(output_size) else tuple(output_size)
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f"AdaptiveAvgPool2d output_size must be positive, got {output_size!r}")
+        self.output_size = (int(size[0]), int(size[1]))
+
+    def _arguments(self):
+        return dict(output_size=list(self.output_size))
+
+    def forward(self, x):
+        _expect_4d(self, x)
+        if x.shape[2] < self.output_size[0] or x.shape[3] < self.output_size[1]:
+            raise ValueError(f"{self!r}: input {x.shape[2]}x{x.shape[3]} is smaller than the output")
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+
 class Flatten(Module):
     """Flattens every dimension but the batch: (N, C, H, W) -> (N, C*H*W)."""
 
@@ -228,7 +248,7 @@ class LocalResponseNorm(Module):
 
 
 LAYER_TYPES = {cls.__name__: cls for cls in
-               (Conv2d, Linear, ReLU, MaxPool2d, Flatten, Dropout, LocalResponseNorm)}
+               (Conv2d, Linear, ReLU, MaxPool2d, AdaptiveAvgPool2d, Flatten, Dropout, LocalResponseNorm)}
 
 
 class Sequential(Module):

@@ -5,6 +5,7 @@ backend provides the same functions with the same signatures.
 """
 from types import SimpleNamespace
 
+from .avgpool import adaptive_avgpool_backward, adaptive_avgpool_forward
 from .conv2d import (conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weights,
                      conv2d_forward, conv2d_output_size)
 from .dropout import dropout_backward, dropout_forward
@@ -19,6 +20,7 @@ OPS = (
     "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weights", "conv2d_backward_bias",
     "relu_forward", "relu_backward",
     "maxpool_forward", "maxpool_backward",
+    "adaptive_avgpool_forward", "adaptive_avgpool_backward",
     "linear_forward", "linear_backward_data", "linear_backward_weights", "linear_backward_bias",
     "lrn_forward", "lrn_backward",
     "dropout_forward", "dropout_backward",

@@ -1,5 +1,6 @@
-"""Architectures, weight files and (later) importers and the trained default model."""
-from .architectures import cnn_f, vgg16
-from .weights import Model, ModelFileError, load, save
+"""Architectures, weight files and importers."""
+from .architectures import alexnet, cnn_f, vgg16
+from .loading import load
+from .weights import Model, ModelFileError, save, save_model
 
-__all__ = ["cnn_f", "vgg16", "Model", "ModelFileError", "load", "save"]
+__all__ = ["alexnet", "cnn_f", "vgg16", "Model", "ModelFileError", "load", "save", "save_model"]

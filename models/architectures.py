@@ -49,9 +49,9 @@ VGG16_CONFIGURATION = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
 
 
 def vgg16(num_classes=1000):
-    """VGG-16 in torchvision's layer order (features, flatten, classifier), so that the
-    parameters of a torchvision state dict map onto ours one to one, in order. Takes
-    224x224 inputs (the 7x7x512 map torchvision's adaptive pool passes through unchanged)."""
+    """VGG-16 in torchvision's layer order (features, adaptive average pool to 7x7, flatten,
+    classifier), so that the parameters of a torchvision state dict map onto ours one to
+    one, in order."""
     layers, channels = [], 3
     for item in VGG16_CONFIGURATION:
         if item == "M":
@@ -59,8 +59,24 @@ def vgg16(num_classes=1000):
         else:
             layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU()]
             channels = item
-    layers += [nn.Flatten(),
+    layers += [nn.AdaptiveAvgPool2d(7), nn.Flatten(),
                nn.Linear(512 * 7 * 7, 4096), nn.ReLU(), nn.Dropout(0.5),
                nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
                nn.Linear(4096, num_classes)]
     return nn.Sequential(*layers)
+
+
+def alexnet(num_classes=1000):
+    """AlexNet as torchvision builds it (one tower, 64-192-384-256-256 channels, no LRN),
+    in its layer order: features, adaptive average pool to 6x6, flatten, classifier."""
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 11, stride=4, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.AdaptiveAvgPool2d(6), nn.Flatten(),
+        nn.Dropout(0.5), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(),
+        nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(),
+        nn.Linear(4096, num_classes),
+    )

@@ -170,3 +170,16 @@ def test_sgd_update_follows_the_momentum_and_weight_decay_rule(rng):
     expected_weight = weight - 0.1 * expected_velocity
     K.sgd_update(weight, grad, velocity, 0.1, 0.9, 0.01)
     assert np.allclose(velocity, expected_velocity) and np.allclose(weight, expected_weight)
+
+
+@pytest.mark.parametrize("shape, output_size", [((2, 3, 7, 7), (7, 7)), ((1, 2, 13, 11), (6, 6)),
+                                                ((2, 2, 5, 9), (3, 2)), ((1, 1, 4, 4), (1, 1))])
+def test_adaptive_avgpool_matches_torch_and_finite_differences(rng, shape, output_size):
+    import torch
+    x = rng.standard_normal(shape)
+    y = K.adaptive_avgpool_forward(x, output_size)
+    expected = torch.nn.functional.adaptive_avg_pool2d(torch.tensor(x), output_size).numpy()
+    assert relative_error(y, expected) < 1e-12
+    probe = rng.standard_normal(y.shape)
+    numeric = numerical_gradient(lambda v: (K.adaptive_avgpool_forward(v, output_size) * probe).sum(), x)
+    assert relative_error(K.adaptive_avgpool_backward(probe, x.shape), numeric) < 1e-7

@@ -152,7 +152,7 @@ def test_refuses_class_names_that_do_not_match_the_outputs(saved):
 def test_refuses_a_foreign_safetensors_file(tmp_path):
     path = tmp_path / "foreign.safetensors"
     save_file({"weight": np.ones(3, np.float32)}, path)
-    with pytest.raises(models.ModelFileError, match="not a deepinside weight file"):
+    with pytest.raises(models.ModelFileError, match="match neither torchvision's AlexNet nor VGG-16"):
         models.load(path)
 
 

@@ -21,6 +21,8 @@ def torch_twin(net, dtype=torch.float64):
             twin = torch.nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding, ceil_mode=layer.ceil_mode)
         elif isinstance(layer, nn.LocalResponseNorm):
             twin = torch.nn.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k)
+        elif isinstance(layer, nn.AdaptiveAvgPool2d):
+            twin = torch.nn.AdaptiveAvgPool2d(layer.output_size)
         elif isinstance(layer, nn.Flatten):
             twin = torch.nn.Flatten()
         elif isinstance(layer, nn.Dropout):

@@ -19,7 +19,7 @@ OBJECTIVES = ("score", "posterior")
 @dataclass
 class ClassModel:
     images: np.ndarray  # (K, H, W, 3) in [0, 255]: the mean plus the contrast-stretched image
-    raw: np.ndarray  # (K, H, W, 3): the optimised image plus the mean, unclipped
+    raw: np.ndarray  # (K, H, W, 3): the optimised image in pixel units plus the mean, unclipped
     trace: np.ndarray  # (steps + 1, K): S_c (or P_c) of each class's image before each step and at the end
     classes: list
 
@@ -101,7 +101,7 @@ def class_model(model, class_index, steps=200, lr=1.0, l2=1e-3, objective="score
     trace.append(scores[rows, classes] if objective == "score" else _softmax(scores)[rows, classes])
     mean = np.asarray(model.mean, np.float64)
     mean = (mean.reshape(3, 1, 1) if mean.ndim == 1 else mean).transpose(1, 2, 0)
-    optimised = images.astype(np.float64).transpose(0, 2, 3, 1)
+    optimised = images.astype(np.float64).transpose(0, 2, 3, 1) * np.asarray(model.std, np.float64)
     return ClassModel(images=np.stack([for_display(i, mean) for i in optimised]), raw=optimised + mean,
                       trace=np.array(trace), classes=[int(c) for c in classes])
 

@@ -8,6 +8,7 @@ engine's backward, so the two can be compared:
     ReLU             -> ReLU applied to the reconstruction itself (relu_forward)
     fully connected  -> the transposed weights (linear_backward_data)
     LRN              -> its Jacobian transpose (Zeiler and Fergus left normalisation out)
+    average pooling  -> its transpose (spreading each average back evenly)
     flatten, dropout -> reshape, identity (evaluation mode)
 
 Sect. 4 of the paper: the reconstruction equals the autodiff backward in "deconvnet" mode
@@ -49,6 +50,8 @@ def zeiler_step(layer, signal, layer_input, switches=None):
     if isinstance(layer, nn.LocalResponseNorm):
         _, scale = ops.lrn_forward(layer_input.data, layer.size, layer.alpha, layer.beta, layer.k)
         return ops.lrn_backward(signal, layer_input.data, scale, layer.size, layer.alpha, layer.beta)
+    if isinstance(layer, nn.AdaptiveAvgPool2d):
+        return ops.adaptive_avgpool_backward(signal, layer_input.shape)
     if isinstance(layer, nn.Flatten):
         return signal.reshape(layer_input.shape)
     if isinstance(layer, nn.Dropout):

@@ -79,7 +79,8 @@ def working_image(model, image):
 
 
 def to_input(model, crops):
-    """Stacks HxWx3 crops into a mean-subtracted (N, 3, H, W) float32 batch."""
+    """Stacks HxWx3 crops into a (N, 3, H, W) float32 batch of (crop - mean) / std."""
     batch = np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32)
     mean = np.asarray(model.mean, np.float32)
-    return batch - (mean.reshape(3, 1, 1) if mean.ndim == 1 else mean)
+    std = np.asarray(model.std, np.float32).reshape(3, 1, 1)
+    return (batch - (mean.reshape(3, 1, 1) if mean.ndim == 1 else mean)) / std

@@ -1,0 +1,51 @@
+"""models.load: one entry point for every weight format the project reads."""
+import os
+
+from .weights import ModelFileError, is_native, load_native, read_safetensors
+
+DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default.safetensors")
+FORMATS = ".safetensors (ours, or a torchvision state dict), .pth/.pt (torchvision), .onnx, .mat (MatConvNet)"
+
+
+def load(path=None, arch=None, classes=None):
+    """A models.Model from a weight file, its format recognised from the file.
+
+    path: our safetensors files; torchvision AlexNet / VGG-16 state dicts (.pth, or the
+    same tensors as .safetensors), read without PyTorch; ONNX graphs; MatConvNet SimpleNN
+    .mat files. Without a path: the default model shipped in models/. arch: "alexnet" or
+    "vgg16" where a torchvision file cannot tell. classes: a text file of class names, one
+    per line, for files that carry none.
+    """
+    from . import importers
+
+    if path is None:
+        if not os.path.isfile(DEFAULT_PATH):
+            raise ModelFileError("no default model is shipped yet: pass a weight file (--model FILE)")
+        path = DEFAULT_PATH
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{path}: no such weight file")
+    extension = os.path.splitext(path)[1].lower()
+    if extension == ".safetensors":
+        metadata, tensors = read_safetensors(path)
+        if is_native(metadata):
+            model = load_native(path, metadata, tensors)
+        else:
+            model = importers.from_torchvision(tensors, path, arch)
+    elif extension in (".pth", ".pt"):
+        from .torch_pickle import TorchFileError, load_state_dict
+        try:
+            state = load_state_dict(path)
+        except TorchFileError as error:
+            raise ModelFileError(str(error)) from None
+        model = importers.from_torchvision(state, path, arch)
+    elif extension == ".onnx":
+        model = importers.from_onnx(path)
+    elif extension == ".mat":
+        model = importers.from_matconvnet(path)
+    else:
+        raise ModelFileError(f"{path}: unknown weight format {extension or '(no extension)'!r}; "
+                             f"expected {FORMATS}")
+    if classes is not None:
+        model.classes = importers.read_class_names(classes, len(model.classes))
+    return model
