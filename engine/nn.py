@@ -202,8 +202,6 @@ class AdaptiveAvgPool2d(Module):
 
     def forward(self, x):
         _expect_4d(self, x)
-        if x.shape[2] < self.output_size[0] or x.shape[3] < self.output_size[1]:
-            raise ValueError(f"{self!r}: input {x.shape[2]}x{x.shape[3]} is smaller than the output")
         return F.adaptive_avg_pool2d(x, self.output_size)
 
 

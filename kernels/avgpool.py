@@ -1,7 +1,8 @@
 """Adaptive average pooling (PyTorch's AdaptiveAvgPool2d), NumPy reference path.
 
 Output cell i of n averages input rows floor(i*H/n) .. ceil((i+1)*H/n) - 1 (and likewise
-for columns). Written as two small averaging matrices, y = A_h x A_w^T per plane, so that
+for columns); a plane smaller than the output repeats its values. Written as two small
+averaging matrices, y = A_h x A_w^T per plane, so that
 forward and backward (x_grad = A_h^T g A_w) are each two matrix products.
 """
 import numpy as np

@@ -242,21 +242,23 @@ def from_matconvnet(path):
     size = int(image_size[0])
     layers_in = np.atleast_1d(data["layers"])
 
-    layers, map_size, flat = [], size, False
+    layers, map_size, flat, channels = [], size, False, 3
     for position, entry in enumerate(layers_in):
         kind = str(_field(entry, "type", default=""))
         name = str(_field(entry, "name", default=position))
         if kind == "conv":
             weights = _field(entry, "weights")
             filters, biases = (weights[0], weights[1]) if weights is not None else (entry.filters, entry.biases)
-            filters = np.asarray(filters, np.float32)
-            if filters.ndim == 2:
-                filters = filters[:, :, None, None]
-            elif filters.ndim == 3:
-                filters = filters[..., None]
-            kh, kw, cin, cout = filters.shape
+            # squeeze_me drops singleton dimensions (a 1x1 kernel, one input channel): put
+            # them back from the channels flowing in and the number of biases.
+            filters, biases = np.asarray(filters, np.float32), np.asarray(biases, np.float32).ravel()
+            cin, cout = channels, biases.size
+            kh = kw = int(round(np.sqrt(filters.size / (cin * cout))))
+            if kh * kw * cin * cout != filters.size:
+                raise ModelFileError(f"{path}: conv layer {name} has {filters.size} filter values, not a square "
+                                     f"kernel for {cin} input and {cout} output channels")
+            filters = filters.reshape(kh, kw, cin, cout, order="F") if filters.ndim < 4 else filters
             stride, pad = _pair(_field(entry, "stride", default=1)), _four(_field(entry, "pad", default=0))
-            biases = np.asarray(biases, np.float32).reshape(cout)
             if kh == kw == map_size and set(pad) == {0}:  # a fully connected layer
                 if not flat:
                     layers.append(nn.Flatten())
@@ -265,7 +267,7 @@ def from_matconvnet(path):
                 _set(linear, "weight", filters.transpose(3, 2, 0, 1).reshape(cout, -1))
                 _set(linear, "bias", biases)
                 layers.append(linear)
-                map_size = 1
+                map_size, channels = 1, cout
                 continue
             if kh != kw or stride[0] != stride[1] or len(set(pad)) != 1:
                 raise ModelFileError(f"{path}: conv layer {name} has non-square kernel, stride or padding "
@@ -274,7 +276,7 @@ def from_matconvnet(path):
             _set(conv, "weight", filters.transpose(3, 2, 0, 1))
             _set(conv, "bias", biases)
             layers.append(conv)
-            map_size = (map_size + 2 * pad[0] - kh) // stride[0] + 1
+            map_size, channels = (map_size + 2 * pad[0] - kh) // stride[0] + 1, cout
         elif kind == "relu":
             layers.append(nn.ReLU())
         elif kind == "pool":

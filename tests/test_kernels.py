@@ -173,7 +173,8 @@ def test_sgd_update_follows_the_momentum_and_weight_decay_rule(rng):
 
 
 @pytest.mark.parametrize("shape, output_size", [((2, 3, 7, 7), (7, 7)), ((1, 2, 13, 11), (6, 6)),
-                                                ((2, 2, 5, 9), (3, 2)), ((1, 1, 4, 4), (1, 1))])
+                                                ((2, 2, 5, 9), (3, 2)), ((1, 1, 4, 4), (1, 1)),
+                                                ((1, 2, 2, 3), (6, 6))])
 def test_adaptive_avgpool_matches_torch_and_finite_differences(rng, shape, output_size):
     import torch
     x = rng.standard_normal(shape)

@@ -32,7 +32,18 @@ def _progress(items, description):
 def _model(arguments):
     import models
 
-    return models.load(arguments.model)
+    return models.load(arguments.model, arch=arguments.arch, classes=arguments.classes)
+
+
+def _convert(arguments):
+    import models
+
+    if not arguments.output.endswith(".safetensors"):
+        raise ValueError(f"{arguments.output}: the output file name must end in .safetensors")
+    model = models.load(arguments.input, arch=arguments.arch, classes=arguments.classes)
+    models.save_model(arguments.output, model)
+    print(f"wrote {arguments.output}: {len(model.net)} layers, {len(model.classes)} classes, "
+          f"input {model.input_size}x{model.input_size}", file=sys.stderr)
 
 
 def _classify(arguments):
@@ -176,11 +187,19 @@ def _demo(arguments):
     print(f"wrote {arguments.out}/", file=sys.stderr)
 
 
+def _add_import_options(parser):
+    parser.add_argument("--arch", choices=("alexnet", "vgg16"),
+                        help="architecture of a torchvision state dict, where the file cannot tell")
+    parser.add_argument("--classes", metavar="FILE", help="class names, one per line, for files that carry none")
+
+
 def _common(model=True):
     parent = argparse.ArgumentParser(add_help=False)
     if model:
         parent.add_argument("--model", metavar="FILE",
-                            help="weight file (.safetensors written by deepinside; default: the shipped model)")
+                            help="weight file: ours (.safetensors), torchvision AlexNet/VGG-16 (.pth, .safetensors), "
+                                 ".onnx or MatConvNet .mat (default: the shipped model)")
+        _add_import_options(parent)
     parent.add_argument("--backend", default=None, metavar="NAME",
                         help="compute backend: numpy or auto (default: $DEEPINSIDE_BACKEND, else auto)")
     return parent
@@ -272,6 +291,15 @@ def _parser():
     p.add_argument("--class", dest="class_index", type=int, help="class index (default: the top-1 class)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(run=_compare)
+
+    p = commands.add_parser("convert", parents=[_common(model=False)], help="write any readable weight file as ours",
+                            description="Reads a weight file in any supported format (torchvision .pth or "
+                                        ".safetensors, ONNX, MatConvNet .mat, ours) and writes it as our "
+                                        "safetensors file, atomically.")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("output", metavar="OUT.safetensors")
+    _add_import_options(p)
+    p.set_defaults(run=_convert)
 
     p = commands.add_parser("demo", parents=[_common(model=False)],
                             help="saliency maps in the three backward modes on a sample image",
