@@ -158,6 +158,26 @@ def _compare(arguments):
         _write_json(out, "summary.json", {"layers": rows, "input": cumulative})
 
 
+def _evaluate(arguments):
+    from . import render
+    from .ilsvrc import evaluate_folder, markdown_table
+
+    if not arguments.ilsvrc:
+        raise ValueError("evaluate needs --ilsvrc DIR (a local ILSVRC-format validation folder)")
+    model = _model(arguments)
+    if arguments.synsets:
+        from models.importers import read_class_names
+        model.synsets = read_class_names(arguments.synsets, len(model.classes))
+    totals = evaluate_folder(model, arguments.ilsvrc, arguments.out, top_k=arguments.top_k,
+                             crops=arguments.crops, mode=arguments.mode, progress=True)
+    table = markdown_table(totals)
+    print(table)
+    with render.StagedOutput(arguments.out) as out:  # the totals, next to results.jsonl
+        _write_json(out, "summary.json", totals)
+        with open(out.path("table.md"), "w") as handle:
+            handle.write(table)
+
+
 def _demo(arguments):
     import engine
     import models
@@ -291,6 +311,22 @@ def _parser():
     p.add_argument("--class", dest="class_index", type=int, help="class index (default: the top-1 class)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(run=_compare)
+
+    p = commands.add_parser("evaluate", parents=[common], help="the paper's localisation protocol on ILSVRC data",
+                            description="Runs the paper's localisation (10-crop saliency, GMM, GraphCut, largest "
+                                        "component, box) for the top-k classes of every image of a local "
+                                        "ILSVRC-format folder (images plus PASCAL-VOC XML boxes) and reports "
+                                        "top-1/top-5 classification and localisation errors as the challenge "
+                                        "counts them. Each image's result is appended to OUT/results.jsonl as it "
+                                        "is computed; running the same command again resumes.")
+    p.add_argument("--ilsvrc", metavar="DIR", help="the validation folder")
+    p.add_argument("--synsets", metavar="FILE",
+                   help="WordNet ids of the outputs, one per line, for models that carry none")
+    p.add_argument("--top-k", type=int, default=5, help="predictions per image (default 5)")
+    _add_mode(p)
+    _add_crops(p, 10)
+    p.add_argument("--out", required=True, help="output folder (results.jsonl, summary.json, table.md)")
+    p.set_defaults(run=_evaluate)
 
     p = commands.add_parser("convert", parents=[_common(model=False)], help="write any readable weight file as ours",
                             description="Reads a weight file in any supported format (torchvision .pth or "

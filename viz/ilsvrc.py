@@ -1,0 +1,151 @@
+"""The paper's localisation protocol on a local ILSVRC-format validation folder.
+
+The folder holds images and PASCAL-VOC-style XML annotations (ILSVRC's CLS-LOC layout:
+<filename>, and <object><name>WNID</name><bndbox>xmin ymin xmax ymax</bndbox> with
+1-based inclusive pixel coordinates), in any sub-folders. For each image: the top-5
+classes from 10 crops, then for each the saliency map, colour models, GraphCut, largest
+component and box (Sect. 3.2). As the challenge counts it, a prediction is right when its
+class is one of the image's and its box overlaps a true box of that class at IoU >= 0.5;
+the top-k error counts an image wrong when none of its first k predictions is right.
+
+Results go to results.jsonl one line per image as they are computed; a rerun reads that
+file and continues where it stopped, repeating and losing nothing.
+"""
+import json
+import os
+import time
+import xml.etree.ElementTree as ElementTree
+
+import numpy as np
+
+from .images import load_image, working_image
+from .localise import localise_from_saliency
+from .saliency import classify, saliency_maps
+
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def read_folder(directory):
+    """[(image path, [(wnid, (x0, y0, x1, y1)), ...]), ...] sorted by image name; boxes
+    converted to 0-based half-open coordinates."""
+    if not os.path.isdir(directory):
+        raise ValueError(f"{directory}: no such folder")
+    images, annotations = {}, []
+    for root, _, files in os.walk(directory):
+        for name in files:
+            stem, extension = os.path.splitext(name)
+            if extension.lower() in IMAGE_EXTENSIONS:
+                images[stem] = os.path.join(root, name)
+            elif extension.lower() == ".xml":
+                annotations.append(os.path.join(root, name))
+    entries = []
+    for xml_path in sorted(annotations):
+        try:
+            root = ElementTree.parse(xml_path).getroot()
+            stem = os.path.splitext(root.findtext("filename", os.path.basename(xml_path)[:-4]).strip())[0]
+            objects = [(o.findtext("name").strip(),
+                        tuple(int(float(o.find("bndbox").findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax")))
+                       for o in root.iter("object")]
+        except (ElementTree.ParseError, AttributeError, TypeError, ValueError) as error:
+            raise ValueError(f"{xml_path}: not a readable PASCAL-VOC annotation ({error})") from None
+        if stem not in images:
+            raise ValueError(f"{xml_path}: its image {stem} is not in {directory}")
+        boxes = [(wnid, (x0 - 1, y0 - 1, x1, y1)) for wnid, (x0, y0, x1, y1) in objects]
+        entries.append((images[stem], boxes))
+    if not entries:
+        raise ValueError(f"{directory}: no XML annotations found")
+    return sorted(entries, key=lambda entry: os.path.basename(entry[0]))
+
+
+def box_iou(a, b):
+    width = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    intersection = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - intersection
+    return intersection / union if union > 0 else 0.0
+
+
+def evaluate_image(model, path, truth, top_k=5, crops=10, mode="backprop"):
+    """One image's record: predictions with boxes in the original image's pixels."""
+    original = load_image(path)
+    image = working_image(model, original)
+    scale_y, scale_x = original.shape[0] / image.shape[0], original.shape[1] / image.shape[1]
+    top = classify(model, image, top_k=top_k, crops=crops)
+    maps, _, _ = saliency_maps(model, image, [c for c, _, _ in top], crops=crops, mode=mode)
+    predictions = []
+    for (class_index, _, score), saliency_map in zip(top, maps):
+        x0, y0, x1, y1 = localise_from_saliency(image, saliency_map).box
+        box = (x0 * scale_x, y0 * scale_y, x1 * scale_x, y1 * scale_y)
+        synset = model.synsets[class_index]
+        overlaps = [box_iou(box, true_box) for wnid, true_box in truth if wnid == synset]
+        predictions.append({"synset": synset, "score": score, "box": [round(v, 2) for v in box],
+                            "iou": round(max(overlaps, default=0.0), 6)})
+    classes = {wnid for wnid, _ in truth}
+    right_class = [p["synset"] in classes for p in predictions]
+    right_box = [c and p["iou"] >= 0.5 for c, p in zip(right_class, predictions)]
+    return {"image": os.path.basename(path), "truth": sorted(classes), "predictions": predictions,
+            "top1_cls": right_class[0], "top5_cls": any(right_class[:5]),
+            "top1_loc": right_box[0], "top5_loc": any(right_box[:5])}
+
+
+def read_results(path):
+    """The records already written; a last line cut by an interruption is dropped (and
+    cut from the file, so that appending goes on cleanly)."""
+    if not os.path.exists(path):
+        return []
+    records, good_bytes = [], 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                break
+            if not line.endswith(b"\n"):
+                records.pop()
+                break
+            good_bytes += len(line)
+    with open(path, "r+b") as handle:
+        handle.truncate(good_bytes)
+    return records
+
+
+def evaluate_folder(model, directory, out, top_k=5, crops=10, mode="backprop", progress=True):
+    """Runs (or resumes) the protocol over a folder; returns the totals."""
+    from tqdm import tqdm
+
+    if model.synsets is None or len(model.synsets) != len(model.classes):
+        raise ValueError("the model carries no WordNet ids for its outputs: pass --synsets FILE "
+                         "(one id such as n01440764 per output, in output order)")
+    entries = read_folder(directory)
+    os.makedirs(out, exist_ok=True)
+    results_path = os.path.join(out, "results.jsonl")
+    records = read_results(results_path)
+    done = {r["image"] for r in records}
+    remaining = [(path, truth) for path, truth in entries if os.path.basename(path) not in done]
+    start = time.perf_counter()
+    with open(results_path, "a") as handle:
+        for path, truth in tqdm(remaining, desc="ilsvrc", unit="image", disable=not progress):
+            record = evaluate_image(model, path, truth, top_k, crops, mode)
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+            records.append(record)
+    seconds = time.perf_counter() - start
+    totals = summarise(records)
+    totals["seconds_per_image_this_run"] = round(seconds / len(remaining), 3) if remaining else None
+    return totals
+
+
+def summarise(records):
+    count = len(records)
+    rate = lambda key: float(np.mean([not r[key] for r in records])) if count else None
+    return {"images": count, "top1_cls_error": rate("top1_cls"), "top5_cls_error": rate("top5_cls"),
+            "top1_loc_error": rate("top1_loc"), "top5_loc_error": rate("top5_loc")}
+
+
+def markdown_table(totals):
+    rows = [("images", f"{totals['images']}")]
+    for key, label in (("top1_cls_error", "top-1 classification error"), ("top5_cls_error", "top-5 classification error"),
+                       ("top1_loc_error", "top-1 localisation error"), ("top5_loc_error", "top-5 localisation error")):
+        rows.append((label, f"{100 * totals[key]:.1f}%"))
+    return "| measure | value |\n| --- | --- |\n" + "\n".join(f"| {a} | {b} |" for a, b in rows) + "\n"
