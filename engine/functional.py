@@ -43,7 +43,7 @@ def max_pool2d(x, kernel_size, stride, padding=0, ceil_mode=False, return_switch
     y, switches = ops.maxpool_forward(x.data, kernel_size, stride, padding, ceil_mode)
 
     def backward(g, mode, needed):
-        return (ops.maxpool_backward(g, switches, x.shape, kernel_size, stride),)
+        return (ops.maxpool_backward(g, switches, x.shape, kernel_size, stride, padding),)
 
     out = Tensor._from_op(y, (x,), backward, "max_pool2d")
     return (out, switches) if return_switches else out

@@ -78,7 +78,7 @@ class Tensor:
 
     def numpy(self):
         """The data as a NumPy array (a copy when it lives on a device)."""
-        return np.asarray(self.data) if isinstance(self.data, np.ndarray) else self.data.get()
+        return backend.to_numpy(self.data)
 
     def detach(self):
         return Tensor(self.data)

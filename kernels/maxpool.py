@@ -47,8 +47,10 @@ def maxpool_forward(x, kernel_size, stride, padding=0, ceil_mode=False):
     return best, rows * w + cols
 
 
-def maxpool_backward(grad_y, switches, x_shape, kernel_size, stride):
-    """Adds each output gradient into the input element its switch names."""
+def maxpool_backward(grad_y, switches, x_shape, kernel_size, stride, padding=0):
+    """Adds each output gradient into the input element its switch names. (The window
+    geometry only tells whether windows overlap; the padding is for the gather form of
+    the CUDA kernel.)"""
     n, c, h, w = x_shape
     index = (np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (h * w) + switches).ravel()
     if stride >= kernel_size:  # disjoint windows: no two switches collide, a plain scatter

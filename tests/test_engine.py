@@ -219,8 +219,17 @@ def test_sgd_with_momentum_and_weight_decay_matches_torch(rng):
 
 
 def test_backend_selection():
+    from kernels.launch import cuda_available
     assert engine.get_backend() == "numpy"
     engine.set_backend("auto")
-    assert engine.get_backend() == "numpy"
+    assert engine.get_backend() == ("cuda" if cuda_available() else "numpy")
     with pytest.raises(ValueError, match="unknown backend 'tpu'"):
         engine.set_backend("tpu")
+
+
+def test_cuda_backend_without_a_gpu_says_what_is_missing():
+    from kernels.launch import cuda_available
+    if cuda_available():
+        pytest.skip("a GPU is usable here")
+    with pytest.raises(ValueError, match="(needs CuPy|no usable GPU|found no GPU).*numpy or emulator backend"):
+        engine.set_backend("cuda")

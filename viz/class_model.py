@@ -52,7 +52,7 @@ def _objective_gradient(model, images, classes, objective):
         seed[:] = -value[:, None] * posterior  # dP_c/dS = P_c (e_c - P)
         seed[rows, classes] += value
     (gradient,) = engine.grad(out, [x], grad_output=seed)
-    return value, np.asarray(gradient)
+    return value, engine.to_numpy(gradient)
 
 
 def for_display(signed, base=127.5):

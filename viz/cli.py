@@ -221,7 +221,8 @@ def _common(model=True):
                                  ".onnx or MatConvNet .mat (default: the shipped model)")
         _add_import_options(parent)
     parent.add_argument("--backend", default=None, metavar="NAME",
-                        help="compute backend: numpy or auto (default: $DEEPINSIDE_BACKEND, else auto)")
+                        help="compute backend: numpy, cuda (our kernels on a GPU), emulator (the same kernels on "
+                             "the CPU, slow) or auto (default: $DEEPINSIDE_BACKEND, else auto)")
     return parent
 
 

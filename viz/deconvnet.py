@@ -42,7 +42,8 @@ def zeiler_step(layer, signal, layer_input, switches=None):
     if isinstance(layer, nn.Conv2d):
         return ops.conv2d_backward_data(signal, layer.weight.data, layer_input.shape, layer.stride, layer.padding)
     if isinstance(layer, nn.MaxPool2d):
-        return ops.maxpool_backward(signal, switches, layer_input.shape, layer.kernel_size, layer.stride)
+        return ops.maxpool_backward(signal, switches, layer_input.shape, layer.kernel_size, layer.stride,
+                                    layer.padding)
     if isinstance(layer, nn.ReLU):
         return ops.relu_forward(signal)
     if isinstance(layer, nn.Linear):
@@ -90,7 +91,7 @@ def deconv_reconstruction(model, image, layer, channel, unit=None):
         activation = model.net[index](inputs[index]).data
     if not 0 <= channel < activation.shape[1]:
         raise ValueError(f"channel {channel} is out of range: layer {index} has {activation.shape[1]} channels")
-    signal = np.zeros_like(activation)
+    signal = current().xp.zeros_like(activation)
     if unit is None:
         signal[:, channel] = activation[:, channel]
     else:
@@ -102,7 +103,7 @@ def deconv_reconstruction(model, image, layer, channel, unit=None):
         signal[:, channel, row, column] = activation[:, channel, row, column]
     for position in range(index, -1, -1):
         signal = zeiler_step(model.net[position], signal, inputs[position], switches.get(position))
-    return np.asarray(signal)[0].transpose(1, 2, 0), crop
+    return engine.to_numpy(signal)[0].transpose(1, 2, 0), crop
 
 
 def _cosine(a, b):
@@ -127,14 +128,15 @@ def compare_deconvnet(model, image, class_index=None):
         class_index = int(scores.data[0].argmax())
     if not 0 <= class_index < scores.shape[1]:
         raise ValueError(f"class index {class_index} is out of range: the model has {scores.shape[1]} classes")
-    top = np.zeros(scores.shape, scores.dtype)
+    top = current().xp.zeros(scores.shape, scores.dtype)
     top[0, class_index] = 1
     signal, rows = top, []
     for position in range(len(model.net) - 1, -1, -1):
         layer = model.net[position]
-        zeiler = np.asarray(zeiler_step(layer, signal, inputs[position], switches.get(position)))
-        deconv = np.asarray(autodiff_step(layer, signal, inputs[position], "deconvnet"))
-        backprop = np.asarray(autodiff_step(layer, signal, inputs[position], "backprop"))
+        step = zeiler_step(layer, signal, inputs[position], switches.get(position))
+        deconv = engine.to_numpy(autodiff_step(layer, signal, inputs[position], "deconvnet"))
+        backprop = engine.to_numpy(autodiff_step(layer, signal, inputs[position], "backprop"))
+        zeiler, signal = engine.to_numpy(step), step
         rows.append({
             "layer": position, "type": type(layer).__name__,
             "max_abs_diff_deconv_vs_autodiff": float(np.abs(zeiler - deconv).max()),
@@ -142,11 +144,11 @@ def compare_deconvnet(model, image, class_index=None):
             "cosine_deconv_vs_backprop": _cosine(zeiler, backprop),
             "signal_norm": float(np.linalg.norm(zeiler)),
         })
-        signal = zeiler
     image_input = engine.Tensor(x.data, requires_grad=True)
     out = model.net(image_input)
-    gradient = {mode: np.asarray(engine.grad(out, [image_input], grad_output=top, mode=mode,
-                                             retain_graph=True)[0]) for mode in ("deconvnet", "backprop")}
+    gradient = {mode: engine.to_numpy(engine.grad(out, [image_input], grad_output=top, mode=mode,
+                                                  retain_graph=True)[0]) for mode in ("deconvnet", "backprop")}
+    signal = engine.to_numpy(signal)
     cumulative = {
         "class_index": class_index,
         "max_abs_diff_deconv_vs_autodiff": float(np.abs(signal - gradient["deconvnet"]).max()),

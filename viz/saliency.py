@@ -81,7 +81,7 @@ def saliency_maps(model, image, class_indices=None, crops=1, mode="backprop",
             seed_gradient[:, class_index] = 1  # dS_c/dI for every crop in one backward
             (gradient,) = engine.grad(out, [x], grad_output=seed_gradient, mode=mode,
                                       retain_graph=k + 1 < len(class_indices))
-            per_class[k] += np.abs(np.asarray(gradient)).max(axis=1)
+            per_class[k] += np.abs(engine.to_numpy(gradient)).max(axis=1)
     per_class /= len(copies)
     maps = np.stack([_accumulate(image.shape[:2], boxes, crop_maps, model.input_size)
                      for crop_maps in per_class])

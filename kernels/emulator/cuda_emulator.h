@@ -1,0 +1,54 @@
+// A CUDA-on-CPU emulator for the subset of CUDA that deepinside's kernels use.
+//
+// The unmodified .cu file is compiled by g++ after this header (g++ -include). Each CUDA
+// thread of a block runs as a cooperative fiber (ucontext); __syncthreads() switches to
+// the next fiber until every live thread of the block has arrived (threads that returned
+// leave the count; threads waiting at different barriers abort with a message). Blocks are
+// spread over worker OS threads, one block at a time each: the built-ins are thread_local
+// globals rewritten before a fiber resumes, __shared__ arrays are thread_local statics, and
+// atomicAdd goes through std::atomic_ref.
+//
+// Supported: __global__, __device__, __forceinline__, __restrict__, __shared__ (static
+// size), threadIdx/blockIdx/blockDim/gridDim, __syncthreads, atomicAdd(float*/int*), the
+// maths of <cmath>, fminf/fmaxf, integer min/max, INFINITY. Not supported: dynamic shared memory, vector
+// types, half, warp shuffles, cooperative groups, textures, <<<>>> in kernel files.
+#pragma once
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+using uint3 = dim3;
+
+extern thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+#define __global__ extern "C"
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __restrict__ __restrict
+#define __shared__ static thread_local
+#define __syncthreads() emulator_barrier(__LINE__)
+
+void emulator_barrier(int line);
+
+inline float atomicAdd(float* address, float value) {
+  return std::atomic_ref<float>(*address).fetch_add(value);
+}
+inline int atomicAdd(int* address, int value) {
+  return std::atomic_ref<int>(*address).fetch_add(value);
+}
+inline float __expf(float x) { return std::exp(x); }
+inline float __logf(float x) { return std::log(x); }
+inline float __powf(float x, float y) { return std::pow(x, y); }
+inline float __fdividef(float x, float y) { return x / y; }
+using std::fmaxf;
+using std::fminf;
+using std::max;
+using std::min;

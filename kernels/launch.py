@@ -1,0 +1,256 @@
+"""One launcher abstraction for the CUDA kernels: the `cuda` backend (CuPy RawModule, real
+GPU) and the `emulator` backend (the same .cu files compiled by g++ under
+emulator/cuda_emulator.h, on NumPy arrays) share every line of launch code and differ only
+in how memory is held and how a kernel is started.
+
+Kernel signatures are read from the .cu files, so every launch is checked in Python before
+it starts: the number of arguments, each array's dtype and contiguity, and each scalar is
+wrapped to the C type the kernel declares (CuPy would pass a Python int as 64 bits).
+"""
+import ctypes
+import glob
+import hashlib
+import os
+import re
+import subprocess
+import tempfile
+
+import numpy as np
+
+KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
+EMULATOR_DIR = os.path.join(KERNEL_DIR, "emulator")
+
+POINTER_DTYPES = {"float": np.float32, "int": np.int32, "long long": np.int64}
+SCALAR_TYPES = {"float": (np.float32, ctypes.c_float), "int": (np.int32, ctypes.c_int),
+                "long long": (np.int64, ctypes.c_longlong)}
+_SIGNATURE = re.compile(r"__global__\s+void\s+(\w+)\s*\(([^)]*)\)", re.S)
+
+
+class KernelError(RuntimeError):
+    """A kernel that failed to compile or launch, or was called with wrong arguments."""
+
+
+def sources():
+    return sorted(glob.glob(os.path.join(KERNEL_DIR, "*.cu")))
+
+
+def parse_parameters(text):
+    """[(C type without qualifiers, is_pointer, name)] of a kernel's parameter list."""
+    parameters = []
+    for raw in text.split(","):
+        words = raw.replace("*", " * ").replace("__restrict__", " ").replace("const", " ").split()
+        if not words:
+            continue
+        pointer = "*" in words
+        words = [w for w in words if w != "*"]
+        base, name = " ".join(words[:-1]), words[-1]
+        if base not in SCALAR_TYPES:
+            raise KernelError(f"kernel parameter {raw.strip()!r}: type {base!r} is not supported by the launcher")
+        parameters.append((base, pointer, name))
+    return parameters
+
+
+def read_signatures():
+    """{kernel name: (source file, parameters)} over every .cu file in kernels/."""
+    signatures = {}
+    for path in sources():
+        with open(path) as handle:
+            text = handle.read()
+        for name, parameter_text in _SIGNATURE.findall(text):
+            if name in signatures:
+                raise KernelError(f"kernel {name} is defined in both {signatures[name][0]} and {path}")
+            signatures[name] = (path, parse_parameters(parameter_text))
+    return signatures
+
+
+class Launcher:
+    """Checks arguments against the kernel's signature and starts it; subclasses say how
+    memory is held (`xp`) and how a kernel starts (`_start`)."""
+
+    name = None
+    xp = None
+
+    def __init__(self):
+        self.signatures = read_signatures()
+        self.poison = False  # tests: fill every new output with NaN (or -1) before launches
+
+    def empty(self, shape, dtype=np.float32):
+        array = self.xp.empty(shape, dtype)
+        if self.poison:
+            array.fill(np.nan if np.dtype(dtype).kind == "f" else -1)
+        return array
+
+    def launch(self, kernel, grid, block, *arguments):
+        if kernel not in self.signatures:
+            raise KernelError(f"no kernel named {kernel} in kernels/*.cu")
+        path, parameters = self.signatures[kernel]
+        if len(arguments) != len(parameters):
+            raise KernelError(f"{kernel} takes {len(parameters)} arguments, got {len(arguments)}")
+        checked = []
+        for (base, pointer, name), value in zip(parameters, arguments):
+            if pointer:
+                expected = POINTER_DTYPES[base]
+                if not isinstance(value, self.xp.ndarray):
+                    raise KernelError(f"{kernel}: argument {name} must be a {self.xp.__name__} array, got {type(value).__name__}")
+                if value.dtype != expected or not value.flags.c_contiguous:
+                    raise KernelError(f"{kernel}: argument {name} must be a C-contiguous {np.dtype(expected).name} "
+                                      f"array, got {value.dtype}{' (not contiguous)' if not value.flags.c_contiguous else ''}")
+                checked.append(value)
+            else:
+                checked.append(SCALAR_TYPES[base][0](value))
+        grid = tuple(int(g) for g in (grid if isinstance(grid, tuple) else (grid,)))
+        block = tuple(int(b) for b in (block if isinstance(block, tuple) else (block,)))
+        if min(grid) < 1:
+            return  # nothing to compute (an empty tensor)
+        self._start(kernel, parameters, grid + (1,) * (3 - len(grid)), block + (1,) * (3 - len(block)), checked)
+
+    def _start(self, kernel, parameters, grid, block, arguments):
+        raise NotImplementedError
+
+
+# The emulator ---------------------------------------------------------------------------
+
+def _thunks(signatures):
+    """C++ that unpacks an argv array into each kernel's parameters (what cuLaunchKernel does)."""
+    lines = ['#include "cuda_emulator.h"']
+    for kernel, (_, parameters) in signatures.items():
+        declared = ", ".join(f"{'const ' if p else ''}{b}{'*' if p else ''}" for b, p, _ in parameters)
+        lines.append(f'extern "C" void {kernel}({declared});')
+        unpacked = ", ".join(f"*({b}{'*' if p else ''}*)argv[{i}]" for i, (b, p, _) in enumerate(parameters))
+        lines.append(f'extern "C" void {kernel}__thunk(void** argv) {{ {kernel}({unpacked}); }}')
+    return "\n".join(lines) + "\n"
+
+
+def _cache_dir():
+    root = os.environ.get("DEEPINSIDE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "deepinside")
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+COMPILER_FLAGS = ["-std=c++20", "-O2", "-fPIC", "-pthread", "-w"]
+
+
+def build_emulator(signatures):
+    """The shared library of every kernel under the emulator, rebuilt when a source,
+    the emulator or the flags change; cached across processes."""
+    compiler = os.environ.get("CXX", "g++")
+    thunk_code = _thunks(signatures)
+    digest = hashlib.sha256()
+    for path in sources() + [os.path.join(EMULATOR_DIR, "cuda_emulator.h"), os.path.join(EMULATOR_DIR, "runtime.cpp")]:
+        with open(path, "rb") as handle:
+            digest.update(os.path.basename(path).encode() + handle.read())
+    digest.update(thunk_code.encode() + " ".join([compiler] + COMPILER_FLAGS).encode())
+    library = os.path.join(_cache_dir(), f"emulator-{digest.hexdigest()[:16]}.so")
+    if os.path.exists(library):
+        return library
+    with tempfile.TemporaryDirectory() as work:
+        thunk_path = os.path.join(work, "thunks.cpp")
+        with open(thunk_path, "w") as handle:
+            handle.write(thunk_code)
+        objects, processes = [], []
+        units = [(p, True) for p in sources()] + [(os.path.join(EMULATOR_DIR, "runtime.cpp"), False), (thunk_path, False)]
+        for index, (path, is_cuda) in enumerate(units):
+            target = os.path.join(work, f"{index}.o")
+            command = [compiler, *COMPILER_FLAGS, "-I", EMULATOR_DIR, "-c", "-o", target]
+            command += ["-include", "cuda_emulator.h", "-x", "c++", path] if is_cuda else [path]
+            processes.append((path, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+            objects.append(target)
+        for path, process in processes:
+            log = process.communicate()[0]
+            if process.returncode:
+                raise KernelError(f"emulator compile of {os.path.basename(path)} failed:\n{log}")
+        partial = library + f".{os.getpid()}.tmp"
+        result = subprocess.run([compiler, "-shared", "-pthread", "-o", partial, *objects],
+                                capture_output=True, text=True)
+        if result.returncode:
+            raise KernelError(f"emulator link failed:\n{result.stderr}")
+        os.replace(partial, library)
+    return library
+
+
+class EmulatorLauncher(Launcher):
+    """The CUDA kernels on the CPU: NumPy arrays, the same grid and block shapes."""
+
+    name = "emulator"
+    xp = np
+
+    def __init__(self, workers=None):
+        super().__init__()
+        self.library = ctypes.CDLL(build_emulator(self.signatures))
+        self.library.emulator_launch.restype = ctypes.c_int
+        self.workers = workers or os.cpu_count() or 1
+        self.thunks = {}
+
+    def _start(self, kernel, parameters, grid, block, arguments):
+        thunk = self.thunks.get(kernel)
+        if thunk is None:
+            thunk = self.thunks[kernel] = getattr(self.library, f"{kernel}__thunk")
+        holders = [ctypes.c_void_p(a.ctypes.data) if pointer else SCALAR_TYPES[base][1](a)
+                   for (base, pointer, _), a in zip(parameters, arguments)]
+        argv = (ctypes.c_void_p * len(holders))(*[ctypes.addressof(h) for h in holders])
+        error = ctypes.create_string_buffer(512)
+        status = self.library.emulator_launch(ctypes.cast(thunk, ctypes.c_void_p), argv, *grid, *block,
+                                              self.workers, error, len(error))
+        if status:
+            raise KernelError(f"{kernel}: {error.value.decode()}")
+
+
+# A real GPU ------------------------------------------------------------------------------
+
+def _cupy():
+    try:
+        import cupy
+    except ImportError:
+        raise KernelError("the cuda backend needs CuPy: pip install -e \".[gpu]\" (cupy-cuda13x), "
+                          "or select the numpy or emulator backend") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # CUDARuntimeError without a driver
+        raise KernelError(f"the cuda backend found no usable GPU ({error}); select the numpy or emulator backend") from None
+    if count < 1:
+        raise KernelError("the cuda backend found no GPU; select the numpy or emulator backend")
+    return cupy
+
+
+def cuda_available():
+    try:
+        _cupy()
+        return True
+    except KernelError:
+        return False
+
+
+class CudaLauncher(Launcher):
+    """The kernels on a GPU through CuPy RawModule, each .cu compiled once and cached."""
+
+    name = "cuda"
+
+    def __init__(self):
+        self.cupy = _cupy()
+        self.xp = self.cupy
+        super().__init__()
+        self.modules, self.functions = {}, {}
+
+    def empty(self, shape, dtype=np.float32):
+        try:
+            return super().empty(shape, dtype)
+        except self.cupy.cuda.memory.OutOfMemoryError:
+            size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            raise MemoryError(f"GPU out of memory allocating {size / 2**20:.1f} MiB for an array of shape {shape}") from None
+
+    def _function(self, kernel):
+        if kernel not in self.functions:
+            path = self.signatures[kernel][0]
+            if path not in self.modules:
+                with open(path) as handle:
+                    module = self.cupy.RawModule(code=handle.read(), options=("-std=c++17",))
+                try:
+                    module.compile()
+                except self.cupy.cuda.compiler.CompileException as error:
+                    raise KernelError(f"{os.path.basename(path)}: compile failed:\n{error}") from None
+                self.modules[path] = module
+            self.functions[kernel] = self.modules[path].get_function(kernel)
+        return self.functions[kernel]
+
+    def _start(self, kernel, parameters, grid, block, arguments):
+        self._function(kernel)(grid, block, tuple(arguments))
