@@ -5,7 +5,7 @@ import numpy as np
 
 def dropout_forward(x, p, rng):
     """Returns y and the scaled keep-mask (backward multiplies by the same mask)."""
-    keep = rng.random(x.shape) >= p
+    keep = rng.random(x.shape, dtype=np.float32) >= p  # float32 draws, as every backend makes
     mask = keep.astype(x.dtype) / x.dtype.type(1 - p)
     return x * mask, mask
 
