@@ -10,7 +10,7 @@
 __device__ __forceinline__ int bin_start(int i, int size, int cells) { return (i * size) / cells; }
 __device__ __forceinline__ int bin_stop(int i, int size, int cells) { return ((i + 1) * size + cells - 1) / cells; }
 
-__global__ void adaptive_avgpool_forward(const float* __restrict__ x, float* __restrict__ y, int N, int C, int H,
+extern "C" __global__ void adaptive_avgpool_forward(const float* __restrict__ x, float* __restrict__ y, int N, int C, int H,
                                          int W, int Hout, int Wout) {
   const long long total = (long long)N * C * Hout * Wout;
   for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {
@@ -25,7 +25,7 @@ __global__ void adaptive_avgpool_forward(const float* __restrict__ x, float* __r
   }
 }
 
-__global__ void adaptive_avgpool_backward(const float* __restrict__ grad_y, float* __restrict__ grad_x, int N, int C,
+extern "C" __global__ void adaptive_avgpool_backward(const float* __restrict__ grad_y, float* __restrict__ grad_x, int N, int C,
                                           int H, int W, int Hout, int Wout) {
   const long long total = (long long)N * C * H * W;
   for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {

@@ -9,13 +9,13 @@
 
 #define REDUCE_THREADS 256
 
-__global__ void add_row_bias(float* __restrict__ y, const float* __restrict__ bias, long long rows, int cols) {
+extern "C" __global__ void add_row_bias(float* __restrict__ y, const float* __restrict__ bias, long long rows, int cols) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < rows * cols; i += (long long)gridDim.x * blockDim.x) {
     y[i] += bias[i % cols];
   }
 }
 
-__global__ void column_sum(const float* __restrict__ x, float* __restrict__ out, int rows, int cols) {
+extern "C" __global__ void column_sum(const float* __restrict__ x, float* __restrict__ out, int rows, int cols) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= cols) return;
   float total = 0.0f;
@@ -23,7 +23,7 @@ __global__ void column_sum(const float* __restrict__ x, float* __restrict__ out,
   out[c] = total;
 }
 
-__global__ void channel_sum(const float* __restrict__ x, float* __restrict__ out, int batch, int channels, int plane) {
+extern "C" __global__ void channel_sum(const float* __restrict__ x, float* __restrict__ out, int batch, int channels, int plane) {
   __shared__ float partial[REDUCE_THREADS];
   const int o = blockIdx.x;
   float total = 0.0f;

@@ -20,7 +20,7 @@
 // (grid-stride, blocks of 256); col2im gathers rather than scatters, so no atomics.
 // Cost: 2 N O C K^2 L FLOPs per product; im2col writes 4 C K^2 nb L bytes per chunk.
 
-__global__ void conv2d_forward_direct(const float* __restrict__ x, const float* __restrict__ w,
+extern "C" __global__ void conv2d_forward_direct(const float* __restrict__ x, const float* __restrict__ w,
                                       const float* __restrict__ b, float* __restrict__ y,
                                       int N, int C, int H, int W, int O, int K, int stride, int pad,
                                       int Hout, int Wout, int has_bias) {
@@ -43,7 +43,7 @@ __global__ void conv2d_forward_direct(const float* __restrict__ x, const float* 
   }
 }
 
-__global__ void conv2d_backward_data_direct(const float* __restrict__ grad_y, const float* __restrict__ w,
+extern "C" __global__ void conv2d_backward_data_direct(const float* __restrict__ grad_y, const float* __restrict__ w,
                                             float* __restrict__ grad_x, int N, int C, int H, int W, int O,
                                             int K, int stride, int pad, int Hout, int Wout) {
   const long long total = (long long)N * C * H * W;
@@ -69,7 +69,7 @@ __global__ void conv2d_backward_data_direct(const float* __restrict__ grad_y, co
   }
 }
 
-__global__ void conv2d_backward_weights_direct(const float* __restrict__ grad_y, const float* __restrict__ x,
+extern "C" __global__ void conv2d_backward_weights_direct(const float* __restrict__ grad_y, const float* __restrict__ x,
                                                float* __restrict__ grad_w, int N, int C, int H, int W, int O,
                                                int K, int stride, int pad, int Hout, int Wout) {
   const long long total = (long long)O * C * K * K;
@@ -91,7 +91,7 @@ __global__ void conv2d_backward_weights_direct(const float* __restrict__ grad_y,
 }
 
 // col has C K K rows and nb Hout Wout columns; images n0 .. n0 + nb - 1 of x.
-__global__ void im2col(const float* __restrict__ x, float* __restrict__ col, int n0, int nb, int C, int H, int W,
+extern "C" __global__ void im2col(const float* __restrict__ x, float* __restrict__ col, int n0, int nb, int C, int H, int W,
                        int K, int stride, int pad, int Hout, int Wout) {
   const long long columns = (long long)nb * Hout * Wout, total = columns * C * K * K;
   for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {
@@ -105,7 +105,7 @@ __global__ void im2col(const float* __restrict__ x, float* __restrict__ col, int
 }
 
 // Gathers gx for images n0 .. n0 + nb - 1 from gcol (C K K rows, nb Hout Wout columns).
-__global__ void col2im(const float* __restrict__ gcol, float* __restrict__ grad_x, int n0, int nb, int C, int H,
+extern "C" __global__ void col2im(const float* __restrict__ gcol, float* __restrict__ grad_x, int n0, int nb, int C, int H,
                        int W, int K, int stride, int pad, int Hout, int Wout) {
   const long long columns = (long long)nb * Hout * Wout, total = (long long)nb * C * H * W;
   for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {
@@ -127,7 +127,7 @@ __global__ void col2im(const float* __restrict__ gcol, float* __restrict__ grad_
 }
 
 // y[n0 + n, o, l] = product[o, n L + l] + b[o]   (product is O x nb L).
-__global__ void columns_to_nchw(const float* __restrict__ product, const float* __restrict__ b,
+extern "C" __global__ void columns_to_nchw(const float* __restrict__ product, const float* __restrict__ b,
                                 float* __restrict__ y, int n0, int nb, int O, int L, int has_bias) {
   const long long total = (long long)nb * O * L;
   for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {
@@ -138,7 +138,7 @@ __global__ void columns_to_nchw(const float* __restrict__ product, const float* 
 }
 
 // out[o, n L + l] = gy[n0 + n, o, l]   (out is O x nb L).
-__global__ void nchw_to_columns(const float* __restrict__ grad_y, float* __restrict__ out, int n0, int nb, int O,
+extern "C" __global__ void nchw_to_columns(const float* __restrict__ grad_y, float* __restrict__ out, int n0, int nb, int O,
                                 int L) {
   const long long total = (long long)nb * O * L;
   for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {

@@ -16,7 +16,8 @@
 // multiplies an 8 x 8 register tile (GEMM_TM x GEMM_TN): 64 accumulators, 16 shared loads
 // per 64 FMAs. Thread t owns rows (t / 16) + 16 i and columns (t % 16) + 16 j of the tile
 // (i, j < 8), strided so that a warp's shared-memory reads hit distinct banks or broadcast.
-// Edges (M, N, K not multiples of the tile) load zeros and skip stores.
+// Edges (M, N, K not multiples of the tile) load zeros and skip stores. __launch_bounds__
+// asks for at most 128 registers a thread, so that two blocks fit on an SM.
 // Cost: 2 M N K FLOPs; global traffic about 4 (M K N / 128 + K N M / 128 + M N) bytes.
 
 #define GEMM_BM 128
@@ -26,7 +27,7 @@
 #define GEMM_TN 8
 #define GEMM_THREADS 256
 
-__global__ void sgemm_naive(int M, int N, int K, float alpha, const float* __restrict__ A, int transA,
+extern "C" __global__ void sgemm_naive(int M, int N, int K, float alpha, const float* __restrict__ A, int transA,
                             const float* __restrict__ B, int transB, float beta, float* __restrict__ C) {
   const int row = blockIdx.y * blockDim.y + threadIdx.y, col = blockIdx.x * blockDim.x + threadIdx.x;
   if (row >= M || col >= N) return;
@@ -40,7 +41,7 @@ __global__ void sgemm_naive(int M, int N, int K, float alpha, const float* __res
   C[at] = alpha * total + (beta != 0.0f ? beta * C[at] : 0.0f);
 }
 
-__global__ void sgemm_tiled(int M, int N, int K, float alpha, const float* __restrict__ A, int transA,
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2) sgemm_tiled(int M, int N, int K, float alpha, const float* __restrict__ A, int transA,
                             const float* __restrict__ B, int transB, float beta, float* __restrict__ C) {
   __shared__ float As[GEMM_BK][GEMM_BM];
   __shared__ float Bs[GEMM_BK][GEMM_BN];

@@ -23,7 +23,7 @@ EMULATOR_DIR = os.path.join(KERNEL_DIR, "emulator")
 POINTER_DTYPES = {"float": np.float32, "int": np.int32, "long long": np.int64}
 SCALAR_TYPES = {"float": (np.float32, ctypes.c_float), "int": (np.int32, ctypes.c_int),
                 "long long": (np.int64, ctypes.c_longlong)}
-_SIGNATURE = re.compile(r"__global__\s+void\s+(\w+)\s*\(([^)]*)\)", re.S)
+_SIGNATURE = re.compile(r"__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(([^)]*)\)", re.S)
 
 
 class KernelError(RuntimeError):

@@ -23,7 +23,7 @@ __device__ float block_reduce(float* shared, float value, int is_max) {
   return result;
 }
 
-__global__ void softmax_cross_entropy_rows(const float* __restrict__ logits, const long long* __restrict__ labels,
+extern "C" __global__ void softmax_cross_entropy_rows(const float* __restrict__ logits, const long long* __restrict__ labels,
                                            float* __restrict__ probabilities, float* __restrict__ row_loss, int K) {
   __shared__ float shared[LOSS_THREADS];
   const long long row = blockIdx.x;
@@ -38,7 +38,7 @@ __global__ void softmax_cross_entropy_rows(const float* __restrict__ logits, con
   if (threadIdx.x == 0) row_loss[row] = logf(total) - (z[labels[row]] - peak);
 }
 
-__global__ void batch_mean(const float* __restrict__ values, float* __restrict__ mean, int n) {
+extern "C" __global__ void batch_mean(const float* __restrict__ values, float* __restrict__ mean, int n) {
   __shared__ float shared[LOSS_THREADS];
   float total = 0.0f;
   for (int i = threadIdx.x; i < n; i += LOSS_THREADS) total += values[i];
@@ -46,7 +46,7 @@ __global__ void batch_mean(const float* __restrict__ values, float* __restrict__
   if (threadIdx.x == 0) mean[0] = total / n;
 }
 
-__global__ void softmax_cross_entropy_backward(const float* __restrict__ grad_loss,
+extern "C" __global__ void softmax_cross_entropy_backward(const float* __restrict__ grad_loss,
                                                const float* __restrict__ probabilities,
                                                const long long* __restrict__ labels, float* __restrict__ grad_logits,
                                                int N, int K) {

@@ -8,7 +8,7 @@
 // coalesced across the threads of a warp, which share c and differ in the plane position).
 // Cost: about 2 size + 10 FLOPs and (size + 2) reads per element, each way.
 
-__global__ void lrn_forward(const float* __restrict__ x, float* __restrict__ y, float* __restrict__ scale, int N,
+extern "C" __global__ void lrn_forward(const float* __restrict__ x, float* __restrict__ y, float* __restrict__ scale, int N,
                             int C, long long plane, int size, float alpha, float beta, float k) {
   const long long total = (long long)N * C * plane;
   for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {
@@ -25,7 +25,7 @@ __global__ void lrn_forward(const float* __restrict__ x, float* __restrict__ y, 
   }
 }
 
-__global__ void lrn_backward(const float* __restrict__ grad_y, const float* __restrict__ x,
+extern "C" __global__ void lrn_backward(const float* __restrict__ grad_y, const float* __restrict__ x,
                              const float* __restrict__ scale, float* __restrict__ grad_x, int N, int C,
                              long long plane, int size, float alpha, float beta) {
   const long long total = (long long)N * C * plane;

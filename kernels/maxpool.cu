@@ -11,7 +11,7 @@
 // Cost: K^2 compares and 12 bytes written per output; backward reads up to
 // ceil(K/s)^2 (gradient, switch) pairs per input element.
 
-__global__ void maxpool_forward(const float* __restrict__ x, float* __restrict__ y, long long* __restrict__ switches,
+extern "C" __global__ void maxpool_forward(const float* __restrict__ x, float* __restrict__ y, long long* __restrict__ switches,
                                 int N, int C, int H, int W, int K, int stride, int pad, int Hout, int Wout) {
   const long long total = (long long)N * C * Hout * Wout;
   for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {
@@ -38,7 +38,7 @@ __global__ void maxpool_forward(const float* __restrict__ x, float* __restrict__
   }
 }
 
-__global__ void maxpool_backward(const float* __restrict__ grad_y, const long long* __restrict__ switches,
+extern "C" __global__ void maxpool_backward(const float* __restrict__ grad_y, const long long* __restrict__ switches,
                                  float* __restrict__ grad_x, int N, int C, int H, int W, int K, int stride, int pad,
                                  int Hout, int Wout) {
   const long long total = (long long)N * C * H * W;

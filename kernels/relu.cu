@@ -9,13 +9,13 @@
 // grid-stride loop; blocks of 256. Cost: 1 FLOP, 8 bytes (forward) or 12 bytes (backward)
 // per element: memory-bound.
 
-__global__ void relu_forward(const float* __restrict__ x, float* __restrict__ y, long long n) {
+extern "C" __global__ void relu_forward(const float* __restrict__ x, float* __restrict__ y, long long n) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
     y[i] = x[i] > 0.0f ? x[i] : 0.0f;
   }
 }
 
-__global__ void relu_backward(const float* __restrict__ grad_y, const float* __restrict__ y,
+extern "C" __global__ void relu_backward(const float* __restrict__ grad_y, const float* __restrict__ y,
                               float* __restrict__ grad_x, long long n, int mode) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
     const float g = grad_y[i];

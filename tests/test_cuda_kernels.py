@@ -5,6 +5,8 @@ poisoned with NaN before each launch, so an element a kernel does not write fail
 Kernel files covered: conv2d.cu, gemm.cu, relu.cu, maxpool.cu, avgpool.cu, lrn.cu,
 loss.cu, dropout.cu, sgd.cu, bias.cu.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,7 @@ import engine
 import kernels as K
 from helpers import distinct_values, relative_error
 from kernels.gpu_ops import make_ops
-from kernels.launch import CudaLauncher, EmulatorLauncher, KernelError, cuda_available
+from kernels.launch import KERNEL_DIR, CudaLauncher, EmulatorLauncher, KernelError, cuda_available
 
 _launchers = {}
 
@@ -270,3 +272,52 @@ def test_small_cnn_f_and_a_training_step_match_numpy(backend):
 
     (loss_ref, weight_ref), (loss, weight) = train_step("numpy"), train_step(backend)
     assert abs(loss - loss_ref) < 1e-4 * max(1, abs(loss_ref)) and relative_error(weight, weight_ref) < 1e-4
+
+
+# building and checking the kernels -------------------------------------------------------
+
+GOOD_KERNEL = 'extern "C" __global__ void scale(const float* x, float* y, int n) { int i = threadIdx.x; if (i < n) y[i] = 2.0f * x[i]; }\n'
+
+
+def test_emulator_cache_is_rebuilt_when_a_source_changes(tmp_path, monkeypatch):
+    import kernels.launch as launch
+    source = tmp_path / "scale.cu"
+    source.write_text(GOOD_KERNEL)
+    monkeypatch.setattr(launch, "sources", lambda: [str(source)])
+    monkeypatch.setenv("DEEPINSIDE_CACHE", str(tmp_path / "cache"))
+    first = launch.build_emulator(launch.read_signatures())
+    stamp = os.path.getmtime(first)
+    assert launch.build_emulator(launch.read_signatures()) == first
+    assert os.path.getmtime(first) == stamp  # reused, not rebuilt
+    source.write_text(GOOD_KERNEL.replace("2.0f", "3.0f"))
+    second = launch.build_emulator(launch.read_signatures())
+    assert second != first
+    emulator = EmulatorLauncher(workers=1)  # built from the changed source
+    x = np.arange(5, dtype=np.float32)
+    y = np.full(5, np.nan, np.float32)
+    emulator.launch("scale", 1, 32, x, y, 5)
+    assert np.array_equal(y, 3 * x)
+
+
+def test_emulator_compile_error_names_the_file_and_shows_the_log(tmp_path, monkeypatch):
+    import kernels.launch as launch
+    source = tmp_path / "broken.cu"
+    source.write_text(GOOD_KERNEL.replace("2.0f * x[i]", "2.0f * undefined_name[i]"))
+    monkeypatch.setattr(launch, "sources", lambda: [str(source)])
+    monkeypatch.setenv("DEEPINSIDE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(KernelError, match="(?s)broken.cu failed.*undefined_name"):
+        launch.build_emulator(launch.read_signatures())
+
+
+def test_nvcc_compile_check_reports_registers_and_errors(tmp_path):
+    import shutil
+    from kernels.check import compile_report
+    if shutil.which("nvcc") is None:
+        pytest.skip("no nvcc on this machine")
+    ok, rows, _ = compile_report(os.path.join(KERNEL_DIR, "gemm.cu"), "sm_90")
+    tiled = [r for r in rows if r["kernel"] == "sgemm_tiled"]
+    assert ok and tiled and tiled[0]["registers"] <= 128 and tiled[0]["smem_bytes"] == 8192
+    assert tiled[0]["spill_store_bytes"] == 0
+    (tmp_path / "broken.cu").write_text(GOOD_KERNEL.replace("2.0f * x[i]", "2.0f * undefined_name[i]"))
+    ok, _, log = compile_report(str(tmp_path / "broken.cu"), "sm_80")
+    assert not ok and "undefined_name" in log

@@ -28,10 +28,11 @@ using uint3 = dim3;
 
 extern thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
-#define __global__ extern "C"
+#define __global__
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
 #define __restrict__ __restrict
 #define __shared__ static thread_local
 #define __syncthreads() emulator_barrier(__LINE__)
