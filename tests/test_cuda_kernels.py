@@ -321,3 +321,18 @@ def test_nvcc_compile_check_reports_registers_and_errors(tmp_path):
     (tmp_path / "broken.cu").write_text(GOOD_KERNEL.replace("2.0f * x[i]", "2.0f * undefined_name[i]"))
     ok, _, log = compile_report(str(tmp_path / "broken.cu"), "sm_80")
     assert not ok and "undefined_name" in log
+
+
+def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
+    """bench/gpu_kernels.py, which bench/gpu_check.sh runs on a GPU, with tiny shapes on
+    the emulator: every row is produced and the tables are written."""
+    import json
+    import subprocess
+    import sys
+    script = os.path.join(os.path.dirname(KERNEL_DIR), "bench", "gpu_kernels.py")
+    result = subprocess.run([sys.executable, script, str(tmp_path), "--emulator"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((tmp_path / "gpu_kernels.json").read_text())["rows"]
+    assert sum(r["group"] == "conv" for r in rows) == 2 * 18 * 3 and sum(r["group"] == "linear" for r in rows) == 12
+    assert all(r["ours_ms"] > 0 for r in rows)
+    assert "| conv | vgg16 N64" not in (tmp_path / "gpu_kernels.md").read_text()  # emulator sizes only

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The GPU check, in one call on a GPU machine where nothing can be installed (CuPy,
+# PyTorch, NumPy and pytest are there): the gpu-marked tests with real launches, then the
+# kernel benchmarks against cuDNN/cuBLAS. Writes everything into OUTDIR. About 5 minutes
+# on an H100.
+#
+#     bash bench/gpu_check.sh OUTDIR
+set -uo pipefail
+out=${1:?usage: bench/gpu_check.sh OUTDIR}
+mkdir -p "$out"
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" DEEPINSIDE_CACHE="$out/.cache"
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; python -c "import cupy, torch; print('cupy', cupy.__version__, 'torch', torch.__version__)"; } > "$out/device.txt" 2>&1
+timeout 240 python -m pytest -m gpu tests/test_cuda_kernels.py -q -rs -p no:cacheprovider > "$out/gpu_tests.txt" 2>&1
+tests=$?
+timeout 300 python bench/gpu_kernels.py "$out" > "$out/gpu_kernels.log" 2>&1
+bench=$?
+tail -n 3 "$out/gpu_tests.txt"
+cat "$out/gpu_kernels.md" 2>/dev/null || tail -n 30 "$out/gpu_kernels.log"
+echo "gpu tests exit $tests, benchmarks exit $bench"
+[ "$tests" = 0 ] && [ "$bench" = 0 ]

@@ -1,0 +1,211 @@
+"""GPU benchmarks of our CUDA kernels against PyTorch (cuDNN / cuBLAS, TF32 off), written
+as a markdown table and raw JSON into an output folder:
+
+  - every convolution layer shape of VGG-16 and CNN-F at batch 1 and 64: forward,
+    backward-data and backward-weights, ours (im2col + tiled SGEMM) against cuDNN;
+  - the fully connected layers of both nets, and SGEMM at 4096^3, against cuBLAS;
+  - end-to-end saliency (forward, then backward to the input) of VGG-16 at batch 1 and 64
+    on our engine's cuda backend against PyTorch autograd.
+
+Reports achieved TFLOP/s, the fraction of the card's FP32 peak and the ratio ours / peer.
+
+    python bench/gpu_kernels.py OUTDIR               # on a GPU (bench/gpu_check.sh runs it)
+    python bench/gpu_kernels.py OUTDIR --emulator    # tiny shapes on the CPU emulator, no peer: checks the script
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+FP32_PEAK_TFLOPS = {"H100": 67.0, "H200": 67.0, "A100": 19.5}  # plain FP32 (no TF32), SXM parts
+
+VGG16_CONVS = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56), (256, 256, 56),
+               (256, 256, 56), (256, 512, 28), (512, 512, 28), (512, 512, 28), (512, 512, 14), (512, 512, 14),
+               (512, 512, 14)]  # (in, out, size), 3x3, stride 1, pad 1
+CNN_F_CONVS = [(3, 64, 224, 11, 4, 0), (64, 256, 27, 5, 1, 2), (256, 256, 13, 3, 1, 1), (256, 256, 13, 3, 1, 1),
+               (256, 256, 13, 3, 1, 1)]  # (in, out, size, kernel, stride, pad)
+LINEARS = [("vgg16 fc6", 25088, 4096), ("vgg16 fc7", 4096, 4096), ("vgg16 fc8", 4096, 1000),
+           ("cnn_f full6", 9216, 4096), ("cnn_f full7", 4096, 4096), ("cnn_f full8", 4096, 1000)]
+
+
+def median_seconds(function, synchronise, repeats=5, warmup=1):
+    for _ in range(warmup):
+        function()
+    synchronise()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        synchronise()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def conv_flops(n, c, o, out_size, k):
+    return 2.0 * n * o * c * k * k * out_size * out_size
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out")
+    parser.add_argument("--emulator", action="store_true", help="tiny shapes on the CPU emulator, without a peer")
+    parser.add_argument("--repeats", type=int, default=5)
+    arguments = parser.parse_args(argv)
+    os.makedirs(arguments.out, exist_ok=True)
+
+    from kernels.gpu_ops import make_ops
+    from kernels.launch import CudaLauncher, EmulatorLauncher
+
+    if arguments.emulator:
+        launcher, torch, device_name, peak = EmulatorLauncher(), None, "CPU emulator", None
+        synchronise = lambda: None
+        scale = 16  # channels / 16, images / 16 in size: shapes small enough for the CPU
+        batches, repeats = (1, 2), 1
+    else:
+        import torch
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+        launcher = CudaLauncher()
+        device_name = torch.cuda.get_device_name()
+        peak = next((v for k, v in FP32_PEAK_TFLOPS.items() if k in device_name), None)
+        synchronise = lambda: (launcher.cupy.cuda.Device().synchronize(), torch.cuda.synchronize())
+        scale, batches, repeats = 1, (1, 64), arguments.repeats
+    ops = make_ops(launcher)
+    xp = launcher.xp
+    rng = np.random.default_rng(0)
+    rows = []
+
+    def record(group, shape, direction, flops, ours, peer):
+        row = {"group": group, "shape": shape, "direction": direction, "gflop": flops / 1e9,
+               "ours_ms": ours * 1e3, "ours_tflops": flops / ours / 1e12}
+        if peer is not None:
+            row.update(peer_ms=peer * 1e3, peer_tflops=flops / peer / 1e12, ratio_to_peer=peer / ours)
+        if peak:
+            row["fraction_of_peak"] = row["ours_tflops"] / peak
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    def random(shape):
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    convs = [("vgg16", c, o, s, 3, 1, 1) for c, o, s in VGG16_CONVS] + [("cnn_f",) + layer for layer in CNN_F_CONVS]
+    for batch in batches:
+        for net, c, o, size, k, stride, pad in convs:
+            c, o, size = max(1, c // scale) if c > 3 else c, max(1, o // scale), max(k, size // scale)
+            out_size = (size + 2 * pad - k) // stride + 1
+            x, w = random((batch, c, size, size)), random((o, c, k, k)) * 0.05
+            gy = random((batch, o, out_size, out_size))
+            x_d, w_d, gy_d = xp.asarray(x), xp.asarray(w), xp.asarray(gy)
+            flops = conv_flops(batch, c, o, out_size, k)
+            shape = f"{net} N{batch} C{c} O{o} {size}x{size} k{k} s{stride} p{pad}"
+            ours = {
+                "forward": lambda: ops.conv2d_forward(x_d, w_d, None, stride, pad),
+                "backward-data": lambda: ops.conv2d_backward_data(gy_d, w_d, x.shape, stride, pad),
+                "backward-weights": lambda: ops.conv2d_backward_weights(gy_d, x_d, w.shape, stride, pad),
+            }
+            peers = {}
+            if torch is not None:
+                xt, wt, gyt = (torch.from_numpy(a).cuda() for a in (x, w, gy))
+                F = torch.nn.functional
+                peers = {
+                    "forward": lambda: F.conv2d(xt, wt, None, stride, pad),
+                    "backward-data": lambda: torch.nn.grad.conv2d_input(x.shape, wt, gyt, stride, pad),
+                    "backward-weights": lambda: torch.nn.grad.conv2d_weight(xt, w.shape, gyt, stride, pad),
+                }
+            for direction, function in ours.items():
+                mine = median_seconds(function, synchronise, repeats)
+                theirs = median_seconds(peers[direction], synchronise, repeats) if peers else None
+                record("conv", shape, direction, flops, mine, theirs)
+
+    for batch in batches:
+        for name, fan_in, fan_out in LINEARS:
+            fan_in, fan_out = max(1, fan_in // scale), max(1, fan_out // scale)
+            x, w = random((batch, fan_in)), random((fan_out, fan_in))
+            x_d, w_d = xp.asarray(x), xp.asarray(w)
+            peer = None
+            if torch is not None:
+                xt, wt = torch.from_numpy(x).cuda(), torch.from_numpy(w).cuda()
+                peer = median_seconds(lambda: xt @ wt.T, synchronise, repeats)
+            mine = median_seconds(lambda: ops.linear_forward(x_d, w_d, None), synchronise, repeats)
+            record("linear", f"{name} N{batch} {fan_in}->{fan_out}", "forward", 2.0 * batch * fan_in * fan_out, mine, peer)
+
+    size = 4096 // scale
+    a, b = random((size, size)), random((size, size))
+    a_d, b_d = xp.asarray(a), xp.asarray(b)
+    peer = None
+    if torch is not None:
+        at, bt = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
+        peer = median_seconds(lambda: at @ bt, synchronise, repeats)
+    record("sgemm", f"{size}^3", "C = A B", 2.0 * size ** 3, median_seconds(lambda: ops.gemm(a_d, b_d), synchronise, repeats), peer)
+
+    if not arguments.emulator:
+        saliency_rows(record, torch, synchronise, repeats)
+
+    with open(os.path.join(arguments.out, "gpu_kernels.json"), "w") as handle:
+        json.dump({"device": device_name, "fp32_peak_tflops": peak, "rows": rows}, handle, indent=1)
+    with open(os.path.join(arguments.out, "gpu_kernels.md"), "w") as handle:
+        handle.write(markdown(device_name, peak, rows))
+    print(markdown(device_name, peak, rows))
+    return 0
+
+
+def saliency_rows(record, torch, synchronise, repeats):
+    """VGG-16 saliency on our engine's cuda backend against PyTorch autograd (cuDNN)."""
+    import engine
+    import models
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from torch_reference import torch_twin
+
+    engine.set_backend("numpy")
+    net = models.vgg16().eval()
+    twin = torch_twin(net, torch.float32).cuda()
+    engine.set_backend("cuda")
+    xp = engine.backend.current().xp
+    for p in net.parameters():
+        p.data = xp.asarray(p.data)
+    for batch in (1, 64):
+        image = np.random.default_rng(1).standard_normal((batch, 3, 224, 224), dtype=np.float32)
+        seed = np.zeros((batch, 1000), np.float32)
+        seed[:, 7] = 1
+        image_d, seed_d = xp.asarray(image), xp.asarray(seed)
+        image_t, seed_t = torch.from_numpy(image).cuda(), torch.from_numpy(seed).cuda()
+
+        def ours():
+            x = engine.Tensor(image_d, requires_grad=True)
+            return engine.grad(net(x), [x], grad_output=seed_d)[0]
+
+        def theirs():
+            x = image_t.clone().requires_grad_()
+            return torch.autograd.grad(twin(x), x, seed_t)[0]
+
+        difference = float(abs(engine.to_numpy(ours()) - theirs().cpu().numpy()).max())
+        scale = float(abs(theirs().cpu().numpy()).max())
+        flops = 2 * 15.47e9 * batch * 2  # forward plus backward-data, about 15.5 GMAC each per image
+        record("saliency", f"vgg16 N{batch} (max |ours - torch| / max |torch| = {difference / scale:.1e})",
+               "forward + input gradient", flops, median_seconds(ours, synchronise, repeats),
+               median_seconds(theirs, synchronise, repeats))
+    engine.set_backend("numpy")
+
+
+def markdown(device, peak, rows):
+    lines = [f"# Our CUDA kernels against PyTorch (cuDNN / cuBLAS, TF32 off) on {device}", "",
+             f"FP32 peak used for the fractions: {peak} TFLOP/s" if peak else "No FP32 peak known for this device.", "",
+             "| group | shape | direction | GFLOP | ours ms | ours TFLOP/s | of peak | peer ms | peer TFLOP/s | peer / ours |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['group']} | {r['shape']} | {r['direction']} | {r['gflop']:.2f} | {r['ours_ms']:.3f} | "
+                     f"{r['ours_tflops']:.2f} | {r.get('fraction_of_peak', float('nan')):.2f} | "
+                     f"{r.get('peer_ms', float('nan')):.3f} | {r.get('peer_tflops', float('nan')):.2f} | "
+                     f"{r.get('ratio_to_peer', float('nan')):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
