@@ -13,7 +13,8 @@ setup(
                       "matplotlib>=3.7", "scikit-learn>=1.3", "PyMaxflow>=1.3", "onnx>=1.14"],
     extras_require={
         # torch is a test-only oracle; the pinned CPU build lies on the build machines' disk.
-        "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "torch==2.13.0"],
+        "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "torch==2.13.0",
+                 "nvidia-cuda-nvrtc==13.0.*"],  # NVRTC for the compile check of the CuPy path
         "gpu": ["cupy-cuda13x>=13"],
     },
     entry_points={"console_scripts": ["deepinside=viz.cli:main"]},

@@ -1,16 +1,21 @@
 """Compile check: every kernel of kernels/*.cu for sm_80 (A100) and sm_90 (H100/H200)
 with the machine's nvcc (no GPU or driver needed), printing registers, shared memory,
-barriers and spills per kernel as ptxas reports them. Exits 1 on any compile error (with
-the file, the architecture and the compiler's log), 0 otherwise; with no nvcc on the
-machine it says so and exits 0, since there is nothing it can check.
+barriers and spills per kernel as ptxas reports them. Where the NVRTC wheel is installed
+(`pip install "nvidia-cuda-nvrtc==13.0.*"`), each file is also compiled the way CuPy's
+RawModule compiles it: by NVRTC, with no header included. Exits 1 on any compile error
+(with the file, the architecture and the compiler's log), 0 otherwise; with no compiler
+on the machine it says so and exits 0, since there is nothing it can check.
 
     python -m kernels.check
 """
+import ctypes
+import glob
 import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 from .launch import sources
 
@@ -39,12 +44,51 @@ def compile_report(path, architecture, nvcc="nvcc"):
     return result.returncode == 0, rows, result.stdout + result.stderr
 
 
+def load_nvrtc():
+    """NVRTC from the nvidia-cuda-nvrtc wheel, or None."""
+    found = sorted(glob.glob(os.path.join(sysconfig.get_paths()["purelib"], "nvidia", "*", "lib", "libnvrtc.so.*")))
+    if not found:
+        return None
+    directory = os.path.dirname(found[0])
+    for builtins in glob.glob(os.path.join(directory, "libnvrtc-builtins.so.*")):
+        ctypes.CDLL(builtins, mode=ctypes.RTLD_GLOBAL)  # NVRTC opens it by name
+    return ctypes.CDLL(found[0])
+
+
+def nvrtc_compile(nvrtc, path, architecture):
+    """(ok, log) of NVRTC compiling one file, as CuPy's RawModule would."""
+    with open(path, "rb") as handle:
+        source = handle.read()
+    program = ctypes.c_void_p()
+    nvrtc.nvrtcCreateProgram(ctypes.byref(program), source, os.path.basename(path).encode(), 0, None, None)
+    options = [f"--gpu-architecture={architecture}".encode(), b"-std=c++17"]
+    status = nvrtc.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options))
+    size = ctypes.c_size_t()
+    nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+    log = ctypes.create_string_buffer(max(1, size.value))
+    nvrtc.nvrtcGetProgramLog(program, log)
+    nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
+    return status == 0, log.value.decode(errors="replace")
+
+
 def main():
-    nvcc = shutil.which("nvcc")
-    if nvcc is None:
-        print("kernels.check: no nvcc on this machine; nothing was compiled (install the CUDA toolkit to check)")
+    nvcc, nvrtc = shutil.which("nvcc"), load_nvrtc()
+    if nvcc is None and nvrtc is None:
+        print("kernels.check: neither nvcc nor NVRTC on this machine; nothing was compiled")
         return 0
     failures = 0
+    if nvrtc is not None:
+        for path in sources():
+            for architecture in ARCHITECTURES:
+                ok, log = nvrtc_compile(nvrtc, path, architecture)
+                if not ok:
+                    failures += 1
+                    print(f"\nFAILED (NVRTC): {os.path.basename(path)} for {architecture}\n{log}", file=sys.stderr)
+        print(f"NVRTC: {len(sources())} files x {len(ARCHITECTURES)} architectures compiled"
+              f"{'' if not failures else f', {failures} failed'}\n")
+    if nvcc is None:
+        print("no nvcc: registers, shared memory and spills are not reported")
+        return 1 if failures else 0
     header = f"{'file':<12} {'kernel':<34} {'arch':<6} {'regs':>5} {'smem B':>7} {'bars':>4} {'stack B':>7} {'spills B':>9}"
     print(header)
     print("-" * len(header))
@@ -59,8 +103,8 @@ def main():
                 spills = row["spill_store_bytes"] + row["spill_load_bytes"]
                 print(f"{os.path.basename(path):<12} {row['kernel']:<34} {row['arch']:<6} {row['registers']:>5} "
                       f"{row['smem_bytes']:>7} {row['barriers']:>4} {row['stack_bytes']:>7} {spills:>9}")
-    print(f"\n{len(sources())} files x {len(ARCHITECTURES)} architectures: "
-          f"{'all compiled' if not failures else f'{failures} failed'}")
+    print(f"\nnvcc: {len(sources())} files x {len(ARCHITECTURES)} architectures: "
+          f"{'all compiled' if not failures else f'{failures} failed (in all)'}")
     return 1 if failures else 0
 
 

@@ -28,7 +28,7 @@ extern "C" __global__ void softmax_cross_entropy_rows(const float* __restrict__ 
   __shared__ float shared[LOSS_THREADS];
   const long long row = blockIdx.x;
   const float* z = logits + row * K;
-  float peak = -INFINITY;
+  float peak = -3.402823466e+38f  /* -FLT_MAX: no math.h macros under NVRTC */;
   for (int k = threadIdx.x; k < K; k += LOSS_THREADS) peak = fmaxf(peak, z[k]);
   peak = block_reduce(shared, peak, 1);
   float total = 0.0f;

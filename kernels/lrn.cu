@@ -8,6 +8,10 @@
 // coalesced across the threads of a warp, which share c and differ in the plane position).
 // Cost: about 2 size + 10 FLOPs and (size + 2) reads per element, each way.
 
+// Integer bounds without math headers (NVRTC compiles these files without any include).
+__device__ __forceinline__ int larger(int a, int b) { return a > b ? a : b; }
+__device__ __forceinline__ int smaller(int a, int b) { return a < b ? a : b; }
+
 extern "C" __global__ void lrn_forward(const float* __restrict__ x, float* __restrict__ y, float* __restrict__ scale, int N,
                             int C, long long plane, int size, float alpha, float beta, float k) {
   const long long total = (long long)N * C * plane;
@@ -15,7 +19,7 @@ extern "C" __global__ void lrn_forward(const float* __restrict__ x, float* __res
     const long long p = e % plane, n = e / (plane * C);
     const int c = (e / plane) % C;
     float sum = 0.0f;
-    for (int j = max(0, c - size / 2); j <= min(C - 1, c + (size - 1) / 2); ++j) {
+    for (int j = larger(0, c - size / 2); j <= smaller(C - 1, c + (size - 1) / 2); ++j) {
       const float v = x[(n * C + j) * plane + p];
       sum += v * v;
     }
@@ -33,7 +37,7 @@ extern "C" __global__ void lrn_backward(const float* __restrict__ grad_y, const 
     const long long p = e % plane, n = e / (plane * C);
     const int c = (e / plane) % C;
     float spread = 0.0f;  // channels j whose window holds c: j = c - (size-1)/2 .. c + size/2
-    for (int j = max(0, c - (size - 1) / 2); j <= min(C - 1, c + size / 2); ++j) {
+    for (int j = larger(0, c - (size - 1) / 2); j <= smaller(C - 1, c + size / 2); ++j) {
       const long long at = (n * C + j) * plane + p;
       spread += grad_y[at] * x[at] * powf(scale[at], -beta - 1.0f);
     }

@@ -11,6 +11,10 @@
 // Cost: K^2 compares and 12 bytes written per output; backward reads up to
 // ceil(K/s)^2 (gradient, switch) pairs per input element.
 
+// Integer bounds without math headers (NVRTC compiles these files without any include).
+__device__ __forceinline__ int larger(int a, int b) { return a > b ? a : b; }
+__device__ __forceinline__ int smaller(int a, int b) { return a < b ? a : b; }
+
 extern "C" __global__ void maxpool_forward(const float* __restrict__ x, float* __restrict__ y, long long* __restrict__ switches,
                                 int N, int C, int H, int W, int K, int stride, int pad, int Hout, int Wout) {
   const long long total = (long long)N * C * Hout * Wout;
@@ -18,7 +22,7 @@ extern "C" __global__ void maxpool_forward(const float* __restrict__ x, float* _
     const int j = e % Wout, i = (e / Wout) % Hout;
     const long long plane = e / ((long long)Wout * Hout);
     const float* input = x + plane * H * W;
-    float best = -INFINITY;
+    float best = -3.402823466e+38f  /* -FLT_MAX: no math.h macros under NVRTC */;
     long long winner = -1;
     for (int u = 0; u < K; ++u) {
       const int h = i * stride - pad + u;
@@ -46,8 +50,8 @@ extern "C" __global__ void maxpool_backward(const float* __restrict__ grad_y, co
     const int w = e % W, h = (e / W) % H;
     const long long plane = e / ((long long)W * H), me = (long long)h * W + w;
     // Windows i with i s - p <= h <= i s - p + K - 1.
-    const int i_first = max(0, (h + pad - K + stride) / stride), i_last = min(Hout - 1, (h + pad) / stride);
-    const int j_first = max(0, (w + pad - K + stride) / stride), j_last = min(Wout - 1, (w + pad) / stride);
+    const int i_first = larger(0, (h + pad - K + stride) / stride), i_last = smaller(Hout - 1, (h + pad) / stride);
+    const int j_first = larger(0, (w + pad - K + stride) / stride), j_last = smaller(Wout - 1, (w + pad) / stride);
     float sum = 0.0f;
     for (int i = i_first; i <= i_last; ++i)
       for (int j = j_first; j <= j_last; ++j) {

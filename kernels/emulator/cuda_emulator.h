@@ -10,10 +10,9 @@
 //
 // Supported: __global__, __device__, __forceinline__, __restrict__, __shared__ (static
 // size), threadIdx/blockIdx/blockDim/gridDim, __syncthreads, atomicAdd(float*/int*), the
-// maths of <cmath>, fminf/fmaxf, integer min/max, INFINITY. Not supported: dynamic shared memory, vector
+// maths of <cmath>, fminf/fmaxf. Not supported: dynamic shared memory, vector
 // types, half, warp shuffles, cooperative groups, textures, <<<>>> in kernel files.
 #pragma once
-#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -51,5 +50,3 @@ inline float __powf(float x, float y) { return std::pow(x, y); }
 inline float __fdividef(float x, float y) { return x / y; }
 using std::fmaxf;
 using std::fminf;
-using std::max;
-using std::min;
