@@ -2,6 +2,7 @@
 modes, pooling ties) against their definitions."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import kernels as K
 from helpers import distinct_values, numerical_gradient, relative_error
@@ -184,3 +185,24 @@ def test_adaptive_avgpool_matches_torch_and_finite_differences(rng, shape, outpu
     probe = rng.standard_normal(y.shape)
     numeric = numerical_gradient(lambda v: (K.adaptive_avgpool_forward(v, output_size) * probe).sum(), x)
     assert relative_error(K.adaptive_avgpool_backward(probe, x.shape), numeric) < 1e-7
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 4), o=st.integers(1, 4), h=st.integers(1, 12), w=st.integers(1, 12),
+       k=st.integers(1, 5), stride=st.integers(1, 3), padding=st.integers(0, 2), seed=st.integers(0, 2**16))
+def test_conv2d_and_maxpool_match_torch_on_any_geometry(n, c, o, h, w, k, stride, padding, seed):
+    import torch
+    if h + 2 * padding < k or w + 2 * padding < k:
+        return
+    r = np.random.default_rng(seed)
+    x, weight = r.standard_normal((n, c, h, w)), r.standard_normal((o, c, k, k))
+    expected = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(weight), stride=stride, padding=padding)
+    assert relative_error(K.conv2d_forward(x, weight, None, stride, padding), expected.numpy()) < 1e-10
+    gy = r.standard_normal(expected.shape)
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.conv2d(xt, torch.tensor(weight), stride=stride, padding=padding).backward(torch.tensor(gy))
+    assert relative_error(K.conv2d_backward_data(gy, weight, x.shape, stride, padding), xt.grad.numpy()) < 1e-10
+    if 2 * padding <= k:
+        for ceil_mode in (False, True):
+            pooled = torch.nn.functional.max_pool2d(torch.tensor(x), k, stride, padding, ceil_mode=ceil_mode)
+            assert np.array_equal(K.maxpool_forward(x, k, stride, padding, ceil_mode)[0], pooled.numpy())
