@@ -336,3 +336,15 @@ def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
     assert sum(r["group"] == "conv" for r in rows) == 2 * 18 * 3 and sum(r["group"] == "linear" for r in rows) == 12
     assert all(r["ours_ms"] > 0 for r in rows)
     assert "| conv | vgg16 N64" not in (tmp_path / "gpu_kernels.md").read_text()  # emulator sizes only
+
+
+def test_emulator_aborts_a_divergent_barrier_instead_of_hanging(tmp_path, monkeypatch):
+    import kernels.launch as launch
+    source = tmp_path / "divergent.cu"
+    source.write_text('extern "C" __global__ void divergent(float* y, int n) {\n'
+                      '  if (threadIdx.x < 2) { __syncthreads(); y[threadIdx.x] = 1.0f; }\n'
+                      '  else { __syncthreads(); y[threadIdx.x] = 2.0f; }\n}\n')
+    monkeypatch.setattr(launch, "sources", lambda: [str(source)])
+    monkeypatch.setenv("DEEPINSIDE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(KernelError, match="divergent __syncthreads: threads of one block wait at lines 2 and 3"):
+        EmulatorLauncher(workers=1).launch("divergent", 1, 4, np.zeros(4, np.float32), 4)
