@@ -9,31 +9,16 @@ import numpy as np
 
 from engine import Tensor, nn
 from .architectures import alexnet, vgg16
-from .weights import Model, ModelFileError
+from .weights import Model, ModelFileError, check_tensors
 
 # torchvision's preprocessing: RGB in [0, 1], then per-channel mean and std; in pixel units.
 TORCHVISION_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 TORCHVISION_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
 
 
-def _parameter_layers(net):
-    return [(i, layer) for i, layer in enumerate(net) if layer.parameters()]
-
-
 def _fill(net, tensors, path):
-    """Copies {our key: array} into net, checking names and shapes; names the culprit."""
-    expected = dict(net.named_parameters())
-    for name in expected:
-        if name not in tensors:
-            raise ModelFileError(f"{path}: tensor for {name!r} is missing")
-    for name, value in tensors.items():
-        if name not in expected:
-            raise ModelFileError(f"{path}: tensor {name!r} belongs to no layer")
-        if tuple(value.shape) != tuple(expected[name].shape):
-            raise ModelFileError(f"{path}: tensor {name!r} has shape {list(value.shape)}, "
-                                 f"the architecture expects {list(expected[name].shape)}")
-        if not np.isfinite(value).all():
-            raise ModelFileError(f"{path}: tensor {name!r} holds non-finite values")
+    """Copies {our key: array} into net after checking names, shapes and finiteness."""
+    check_tensors(path, net, tensors)
     net.load_state_dict({k: np.asarray(v, np.float32) for k, v in tensors.items()})
     return net.eval()
 

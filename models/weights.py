@@ -83,6 +83,25 @@ def read_safetensors(path):
     return metadata, tensors
 
 
+def check_tensors(path, net, tensors, dtype=None):
+    """Every parameter of `net` has a tensor of its shape (and `dtype`, if given), finite,
+    and no tensor is left over; otherwise a ModelFileError naming the tensor."""
+    expected = dict(net.named_parameters())
+    for name in tensors:
+        if name not in expected:
+            raise ModelFileError(f"{path}: tensor {name!r} belongs to no layer of the architecture")
+    for name, parameter in expected.items():
+        if name not in tensors:
+            raise ModelFileError(f"{path}: tensor {name!r} is missing")
+        value = tensors[name]
+        wanted = np.dtype(dtype) if dtype is not None else value.dtype
+        if tuple(value.shape) != tuple(parameter.shape) or value.dtype != wanted:
+            raise ModelFileError(f"{path}: tensor {name!r} is {value.dtype}{list(value.shape)}, "
+                                 f"the architecture expects {wanted}{list(parameter.shape)}")
+        if not np.isfinite(value).all():
+            raise ModelFileError(f"{path}: tensor {name!r} holds non-finite values")
+
+
 def save_model(path, model):
     save(path, model.net, classes=model.classes, input_size=model.input_size, image_size=model.image_size,
          mean=model.mean, std=model.std, synsets=model.synsets)
@@ -113,19 +132,7 @@ def load_native(path, metadata=None, tensors=None):
 
     mean = tensors.pop(MEAN_KEY, None)
     std = tensors.pop(STD_KEY, np.ones(3, np.float32))
-    expected = dict(net.named_parameters())
-    for name in tensors:
-        if name not in expected:
-            raise ModelFileError(f"{path}: tensor {name!r} belongs to no layer of the architecture")
-    for name, parameter in expected.items():
-        if name not in tensors:
-            raise ModelFileError(f"{path}: tensor {name!r} is missing")
-        value = tensors[name]
-        if value.shape != parameter.shape or value.dtype != np.float32:
-            raise ModelFileError(f"{path}: tensor {name!r} is {value.dtype}{list(value.shape)}, "
-                                 f"the architecture expects float32{list(parameter.shape)}")
-        if not np.isfinite(value).all():
-            raise ModelFileError(f"{path}: tensor {name!r} holds non-finite values")
+    check_tensors(path, net, tensors, dtype=np.float32)
     if mean is None or not np.isfinite(mean).all():
         raise ModelFileError(f"{path}: tensor {MEAN_KEY!r} is missing or non-finite")
     if std.shape != (3,) or not (np.isfinite(std).all() and (std > 0).all()):
