@@ -10,7 +10,8 @@ setup(
     packages=["engine", "kernels", "models", "viz"],
     package_data={"viz": ["samples/*.png"]},
     install_requires=["numpy>=1.24", "scipy>=1.10", "safetensors>=0.4", "pillow>=10", "tqdm>=4.60",
-                      "matplotlib>=3.7", "scikit-learn>=1.3", "PyMaxflow>=1.3", "onnx>=1.14"],
+                      "matplotlib>=3.7", "scikit-learn>=1.3", "PyMaxflow>=1.3", "onnx>=1.14",
+                      "scikit-image>=0.22"],
     extras_require={
         # torch is a test-only oracle; the pinned CPU build lies on the build machines' disk.
         "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "torch==2.13.0",
