@@ -1,6 +1,6 @@
 """Architectures, weight files and importers."""
-from .architectures import alexnet, cnn_f, vgg16
+from .architectures import alexnet, cnn_f, shapes_net, vgg16
 from .loading import load
 from .weights import Model, ModelFileError, save, save_model
 
-__all__ = ["alexnet", "cnn_f", "vgg16", "Model", "ModelFileError", "load", "save", "save_model"]
+__all__ = ["alexnet", "cnn_f", "shapes_net", "vgg16", "Model", "ModelFileError", "load", "save", "save_model"]

@@ -163,7 +163,7 @@ def _evaluate(arguments):
     from .ilsvrc import evaluate_folder, markdown_table
 
     if not arguments.ilsvrc:
-        raise ValueError("evaluate needs --ilsvrc DIR (a local ILSVRC-format validation folder)")
+        return _evaluate_generated(arguments)
     model = _model(arguments)
     if arguments.synsets:
         from models.importers import read_class_names
@@ -176,6 +176,31 @@ def _evaluate(arguments):
         _write_json(out, "summary.json", totals)
         with open(out.path("table.md"), "w") as handle:
             handle.write(table)
+
+
+def _train(arguments):
+    from models.train import train
+
+    if not arguments.out.endswith(".safetensors"):
+        raise ValueError(f"{arguments.out}: the output file name must end in .safetensors")
+    train(arguments.out, images=arguments.images, epochs=arguments.epochs, batch_size=arguments.batch_size,
+          lr=arguments.lr, seed=arguments.seed, log=lambda line: print(line, flush=True), progress=sys.stderr.isatty())
+
+
+def _evaluate_generated(arguments):
+    from . import render
+    from .evaluate import cascading_randomisation, evaluate_generated, evaluation_table, sanity_table
+
+    model = _model(arguments)
+    rows, accuracy = evaluate_generated(model, count=arguments.images, crops=(1, arguments.crops) if arguments.crops > 1 else (1,))
+    sanity = cascading_randomisation(model, count=arguments.sanity_images)
+    table = evaluation_table(rows, accuracy, arguments.images) + "\n" + sanity_table(sanity)
+    print(table)
+    with render.StagedOutput(arguments.out) as out:
+        _write_json(out, "summary.json", {"accuracy": accuracy, "methods": rows, "sanity_check": sanity})
+        with open(out.path("table.md"), "w") as handle:
+            handle.write(table)
+        render.sanity_figure(out.path("sanity.png"), sanity)
 
 
 def _demo(arguments):
@@ -313,13 +338,18 @@ def _parser():
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(run=_compare)
 
-    p = commands.add_parser("evaluate", parents=[common], help="the paper's localisation protocol on ILSVRC data",
-                            description="Runs the paper's localisation (10-crop saliency, GMM, GraphCut, largest "
-                                        "component, box) for the top-k classes of every image of a local "
-                                        "ILSVRC-format folder (images plus PASCAL-VOC XML boxes) and reports "
-                                        "top-1/top-5 classification and localisation errors as the challenge "
-                                        "counts them. Each image's result is appended to OUT/results.jsonl as it "
-                                        "is computed; running the same command again resumes.")
+    p = commands.add_parser("evaluate", parents=[common], help="measure localisation on generated or ILSVRC data",
+                            description="Without --ilsvrc: on held-out generated images with ground truth, the "
+                                        "paper's localisation and baselines in every backward mode with 1 and 10 "
+                                        "crops (top-1 and GT-known localisation error, pointing game, mask IoU, "
+                                        "time), and the cascading-randomisation sanity check. With --ilsvrc DIR: "
+                                        "the paper's protocol (10-crop saliency, GMM, GraphCut, largest component, "
+                                        "box) for the top-k classes of every image of a local ILSVRC-format folder, "
+                                        "reporting top-1/top-5 classification and localisation errors as the "
+                                        "challenge counts them; each image's result is appended to "
+                                        "OUT/results.jsonl as it is computed and a rerun resumes.")
+    p.add_argument("--images", type=int, default=1000, help="generated images to evaluate on (default 1000)")
+    p.add_argument("--sanity-images", type=int, default=50, help="images for the sanity check (default 50)")
     p.add_argument("--ilsvrc", metavar="DIR", help="the validation folder")
     p.add_argument("--synsets", metavar="FILE",
                    help="WordNet ids of the outputs, one per line, for models that carry none")
@@ -328,6 +358,19 @@ def _parser():
     _add_crops(p, 10)
     p.add_argument("--out", required=True, help="output folder (results.jsonl, summary.json, table.md)")
     p.set_defaults(run=_evaluate)
+
+    p = commands.add_parser("train", parents=[_common(model=False)], help="train the default model on generated shapes",
+                            description="Trains a scaled CNN-F (5 conv layers, max-pool after conv1, conv2 and conv5, "
+                                        "3 fully connected layers) on generated images of 10 shape classes, with SGD, "
+                                        "momentum, weight decay, dropout, crop and flip jitter and zeroed-out "
+                                        "rectangles; logs every epoch and writes the weights.")
+    p.add_argument("--out", default="models/default.safetensors", help="weight file to write (default: the shipped one)")
+    p.add_argument("--images", type=int, default=30000, help="training images (default 30000)")
+    p.add_argument("--epochs", type=int, default=12, help="epochs (default 12)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    p.add_argument("--lr", type=float, default=0.002, help="learning rate (default 0.002, lowered at 60%% and 85%%)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data, weights and jitter (default 0)")
+    p.set_defaults(run=_train)
 
     p = commands.add_parser("convert", parents=[_common(model=False)], help="write any readable weight file as ours",
                             description="Reads a weight file in any supported format (torchvision .pth or "

@@ -167,3 +167,16 @@ def trace_figure(path, trace, names, ylabel):
     if len(names) <= 12:
         axis.legend(fontsize=8)
     _save(figure, path)
+
+
+def sanity_figure(path, rows, modes=("backprop", "deconvnet", "guided")):
+    """Spearman correlation with the trained model's maps as layers are randomised top down."""
+    figure, axis = _pyplot().subplots(figsize=(7, 4))
+    for mode in modes:
+        axis.plot(range(len(rows)), [row[mode] for row in rows], marker="o", label=mode)
+    axis.set_xticks(range(len(rows)), [row["randomised"].split("(")[0].replace("down to ", "") for row in rows],
+                    rotation=45, ha="right", fontsize=8)
+    axis.set_ylabel("Spearman rank correlation")
+    axis.set_title("Cascading randomisation (Adebayo et al. 2018)")
+    axis.legend()
+    _save(figure, path)

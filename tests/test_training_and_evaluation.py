@@ -1,0 +1,59 @@
+"""Training on generated data, and the evaluation on generated data with ground truth,
+end to end on small settings."""
+import json
+
+import numpy as np
+
+import models
+from models.data import CLASSES
+from viz.cli import main
+
+
+def test_train_writes_a_loadable_model_and_logs_every_epoch(tmp_path, capsys):
+    out = tmp_path / "tiny.safetensors"
+    assert main(["train", "--out", str(out), "--images", "64", "--epochs", "2", "--batch-size", "32"]) == 0
+    log = capsys.readouterr().out
+    assert "epoch  1/2" in log and "epoch  2/2" in log and "held-out accuracy" in log
+    model = models.load(out)
+    assert model.classes == list(CLASSES) and model.input_size == 96 and model.image_size == 112
+    assert model.net.spec() == models.shapes_net().spec() and (model.std > 1).all()
+
+
+def test_training_steps_lower_the_loss_on_a_fixed_batch():
+    import engine
+    from engine import functional as F
+    from models.data import generate
+    from models.train import centre_crops, default_net, to_batch
+    images, labels, _, _ = generate(32, seed=9)
+    pixels = images.reshape(-1, 3).astype(np.float32)
+    x = engine.Tensor(to_batch(centre_crops(images), pixels.mean(axis=0), pixels.std(axis=0)))
+    net = default_net(0).eval()  # no dropout: a deterministic objective
+    optimiser = engine.optim.SGD(net.parameters(), lr=0.002, momentum=0.9)
+    losses = []
+    for _ in range(40):
+        loss = F.cross_entropy(net(x), labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.data))
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_evaluate_on_generated_images(tmp_path, capsys):
+    import engine
+    engine.nn.manual_seed(0)
+    models.save(tmp_path / "net.safetensors", models.shapes_net(), classes=list(CLASSES), input_size=96,
+                image_size=112, mean=[120, 115, 100], std=[60, 60, 60])
+    assert main(["evaluate", "--model", str(tmp_path / "net.safetensors"), "--images", "2", "--sanity-images", "2",
+                 "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    methods = {row["method"] for row in summary["methods"]}
+    assert "whole image" in methods and "centred box of the average object size" in methods
+    for mode in ("backprop", "deconvnet", "guided"):
+        for crops in ("1 crop", "10 crops"):
+            assert f"paper: GMM + GraphCut ({mode}, {crops})" in methods
+            assert f"thresholded saliency box ({mode}, {crops})" in methods
+    for row in summary["methods"]:
+        assert 0 <= row["top1_localisation_error"] <= 1 and row["gt_known_localisation_error"] <= row["top1_localisation_error"]
+    assert len(summary["sanity_check"]) == 8 and (tmp_path / "out" / "sanity.png").exists()
+    assert "| method |" in (tmp_path / "out" / "table.md").read_text()
