@@ -8,7 +8,7 @@ setup(
                 "(Simonyan, Vedaldi, Zisserman 2013), on a handwritten autodiff engine.",
     python_requires=">=3.10",
     packages=["engine", "kernels", "models", "viz"],
-    package_data={"viz": ["samples/*.png"]},
+    package_data={"viz": ["samples/*.png"], "models": ["*.safetensors"]},
     install_requires=["numpy>=1.24", "scipy>=1.10", "safetensors>=0.4", "pillow>=10", "tqdm>=4.60",
                       "matplotlib>=3.7", "scikit-learn>=1.3", "PyMaxflow>=1.3", "onnx>=1.14",
                       "scikit-image>=0.22"],

@@ -130,11 +130,15 @@ def _clutter(rng, image, size):
     return image
 
 
-def render(seed, index, size=IMAGE_SIZE):
-    """(image uint8 (size, size, 3), label, mask (size, size) bool, box) of image `index`."""
+def render(seed, index, size=IMAGE_SIZE, background=None):
+    """(image uint8 (size, size, 3), label, mask (size, size) bool, box) of image `index`;
+    `background` (size x size x 3) replaces the random photograph crop and its clutter."""
     rng = np.random.default_rng([seed, index])
     label = int(rng.integers(len(CLASSES)))
-    image = _clutter(rng, _background(rng, size), size)
+    if background is None:
+        image = _clutter(rng, _background(rng, size), size)
+    else:
+        image = np.array(background, np.float64)
     rows, cols = np.mgrid[:size, :size].astype(np.float64)
     while True:
         scale = rng.uniform(0.2, 0.6) * size / 2  # the object's radius: 20-60% of the side across

@@ -11,8 +11,6 @@ import time
 
 import numpy as np
 
-SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
-
 
 def _stem(path):
     return os.path.splitext(os.path.basename(path))[0]
@@ -204,32 +202,28 @@ def _evaluate_generated(arguments):
 
 
 def _demo(arguments):
-    import engine
-    import models
-    from . import render, saliency_maps, working_image
+    from models.loading import DEFAULT_PATH
+    from .report import build_report, sample_images
 
-    engine.nn.manual_seed(arguments.seed)
-    net = models.cnn_f(num_classes=10, input_size=224)
-    model = models.Model(net=net, classes=[f"class {i}" for i in range(10)], input_size=224,
-                         image_size=256, mean=np.array([124.0, 117.0, 104.0], np.float32))
-    image_path = arguments.image or os.path.join(SAMPLES, "flower.png")
-    image = working_image(model, image_path)
-    summary = {"image": image_path, "model": "cnn_f with random weights (seed %d)" % arguments.seed,
-               "backend": engine.get_backend(), "crops": arguments.crops, "maps": {}}
+    if arguments.model or os.path.exists(DEFAULT_PATH):
+        model = _model(arguments)
+        name = os.path.basename(arguments.model) if arguments.model else "the shipped model (models/default.safetensors)"
+    else:  # until trained weights ship: say so on the page
+        import engine
+        import models
+        from models.data import CLASSES
+        engine.nn.manual_seed(0)
+        model = models.Model(net=models.shapes_net().eval(), classes=list(CLASSES), input_size=96, image_size=112,
+                             mean=np.array([120.0, 115.0, 100.0], np.float32), std=np.full(3, 60.0, np.float32))
+        name = "an UNTRAINED shapes_net (seeded random weights: no trained weights ship yet)"
+    images = sample_images() + list(arguments.image or [])
+    start = time.perf_counter()
+    page = build_report(model, name, images, progress=lambda step: print(f"  {step}", file=sys.stderr, flush=True))
+    from . import render
     with render.StagedOutput(arguments.out) as out:
-        out.png("image.png", image.round())
-        for mode in engine.MODES:
-            start = time.perf_counter()
-            maps, (class_index,), scores = saliency_maps(model, image, crops=arguments.crops, mode=mode)
-            seconds = time.perf_counter() - start
-            out.png(f"saliency-{mode}.png", render.heatmap(maps[0]))
-            out.png(f"overlay-{mode}.png", render.overlay(image, maps[0]))
-            out.npy(f"saliency-{mode}.npy", maps[0])
-            summary["maps"][mode] = {"class_index": class_index, "score": float(scores[class_index]),
-                                     "seconds": round(seconds, 3)}
-            print(f"{mode:>9}: class {class_index}, {seconds:.2f} s", file=sys.stderr)
-        _write_json(out, "summary.json", summary)
-    print(f"wrote {arguments.out}/", file=sys.stderr)
+        with open(out.path("index.html"), "w", encoding="utf-8") as handle:
+            handle.write(page)
+    print(f"wrote {os.path.join(arguments.out, 'index.html')} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
 
 
 def _add_import_options(parser):
@@ -381,16 +375,14 @@ def _parser():
     _add_import_options(p)
     p.set_defaults(run=_convert)
 
-    p = commands.add_parser("demo", parents=[_common(model=False)],
-                            help="saliency maps in the three backward modes on a sample image",
-                            description="Computes the saliency map (Sect. 3.1) of a sample image in the three "
-                                        "backward modes and writes heat maps, overlays, the raw arrays and "
-                                        "summary.json into --out. Until trained weights ship, the network is "
-                                        "CNN-F with seeded random weights.")
-    p.add_argument("--out", required=True, help="output folder (written only if everything succeeds)")
-    p.add_argument("--image", help="image to explain (default: the shipped flower.png)")
-    _add_crops(p, 1)
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    p = commands.add_parser("demo", parents=[common], help="every method on the shipped model, as one HTML report",
+                            description="Runs every method of the paper (class model images for all classes, "
+                                        "saliency in the three modes with 1 and 10 crops, localisation in the "
+                                        "layout of Fig. 3, DeconvNet reconstructions, the DeconvNet/backprop "
+                                        "comparison) on the shipped model and sample images, and writes "
+                                        "OUT/index.html, a self-contained page that opens offline.")
+    p.add_argument("--out", required=True, help="output folder for index.html (written only if everything succeeds)")
+    p.add_argument("--image", nargs="+", help="more images to include")
     p.set_defaults(run=_demo)
     return parser
 

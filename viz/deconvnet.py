@@ -66,7 +66,7 @@ def autodiff_step(layer, signal, layer_input, mode):
     return engine.grad(layer(x), [x], grad_output=signal, mode=mode)[0]
 
 
-def _centre_input(model, image):
+def centre_input(model, image):
     image = working_image(model, image)
     box = crop_boxes(image.shape[0], image.shape[1], model.input_size, 1)[0]
     crop = extract(image, box, model.input_size)
@@ -85,7 +85,7 @@ def deconv_reconstruction(model, image, layer, channel, unit=None):
     to the input. Returns (reconstruction (H, W, 3) of the centre crop, the crop)."""
     model.net.eval()
     index = _layer_index(model.net, layer)
-    crop, x = _centre_input(model, image)
+    crop, x = centre_input(model, image)
     inputs, switches, _ = forward_record(model.net[: index + 1], x)
     with engine.no_grad():
         activation = model.net[index](inputs[index]).data
@@ -122,7 +122,7 @@ def compare_deconvnet(model, image, class_index=None):
     against the full saliency gradient in both modes.
     """
     model.net.eval()
-    _, x = _centre_input(model, image)
+    _, x = centre_input(model, image)
     inputs, switches, scores = forward_record(model.net, x)
     if class_index is None:
         class_index = int(scores.data[0].argmax())

@@ -1,0 +1,50 @@
+"""deepinside demo end to end, and its report opened in headless Chromium."""
+import re
+import shutil
+import subprocess
+
+import pytest
+
+import engine
+import models
+from models.data import CLASSES
+from viz.cli import main
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    engine.nn.manual_seed(0)
+    models.save(folder / "net.safetensors", models.shapes_net(), classes=list(CLASSES), input_size=96, image_size=112,
+                mean=[120, 115, 100], std=[60, 60, 60])
+    assert main(["demo", "--model", str(folder / "net.safetensors"), "--out", str(folder / "out")]) == 0
+    return folder / "out" / "index.html"
+
+
+def test_report_holds_every_method(report):
+    page = report.read_text()
+    for heading in ("Class model images", "Image-specific saliency", "Weakly supervised localisation",
+                    "DeconvNet reconstructions", "DeconvNet and backprop"):
+        assert heading in page
+    for name in CLASSES:  # a class model image for every class
+        assert f'alt="{name} (S = ' in page
+    for mode in ("backprop", "deconvnet", "guided"):
+        assert f'alt="{mode}, 1 crop"' in page and f'alt="{mode}, 10 crops"' in page
+    assert "src=\"http" not in page and "src='http" not in page  # self-contained
+
+
+def test_report_opens_in_headless_chromium_with_every_image_and_table(report):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={report.parent / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
+         report.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = result.stdout
+    images_in_page = report.read_text().count("<img ")
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body, result.stderr[-2000:]
+    assert f'data-images="{images_in_page}"' in body.group(1) and 'data-broken="0"' in body.group(1)
+    assert dom.count("<table>") == report.read_text().count("<table>") >= 6
