@@ -13,15 +13,8 @@ import time
 import numpy as np
 
 import engine
-from .localise import bounding_box, largest_component, localise_from_saliency
+from .localise import bounding_box, box_iou, largest_component, localise_from_saliency
 from .saliency import classify, saliency_maps
-
-
-def box_iou(a, b):
-    width, height = max(0, min(a[2], b[2]) - max(a[0], b[0])), max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    intersection = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - intersection
-    return intersection / union if union else 0.0
 
 
 def mask_iou(a, b):

@@ -19,8 +19,8 @@ import xml.etree.ElementTree as ElementTree
 import numpy as np
 
 from .images import load_image, working_image
-from .localise import localise_from_saliency
-from .saliency import classify, saliency_maps
+from .localise import box_iou, localise_from_saliency
+from .saliency import saliency_maps
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -57,23 +57,15 @@ def read_folder(directory):
     return sorted(entries, key=lambda entry: os.path.basename(entry[0]))
 
 
-def box_iou(a, b):
-    width = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    intersection = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - intersection
-    return intersection / union if union > 0 else 0.0
-
-
 def evaluate_image(model, path, truth, top_k=5, crops=10, mode="backprop"):
     """One image's record: predictions with boxes in the original image's pixels."""
     original = load_image(path)
     image = working_image(model, original)
     scale_y, scale_x = original.shape[0] / image.shape[0], original.shape[1] / image.shape[1]
-    top = classify(model, image, top_k=top_k, crops=crops)
-    maps, _, _ = saliency_maps(model, image, [c for c, _, _ in top], crops=crops, mode=mode)
+    maps, classes, scores = saliency_maps(model, image, crops=crops, mode=mode, top_k=top_k)
     predictions = []
-    for (class_index, _, score), saliency_map in zip(top, maps):
+    for class_index, saliency_map in zip(classes, maps):
+        score = float(scores[class_index])
         x0, y0, x1, y1 = localise_from_saliency(image, saliency_map).box
         box = (x0 * scale_x, y0 * scale_y, x1 * scale_x, y1 * scale_y)
         synset = model.synsets[class_index]

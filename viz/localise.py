@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .saliency import classify, saliency_maps
+from .saliency import saliency_maps
 from .images import working_image
 
 # The four directions that, taken both ways, make the 8-neighbourhood: (dy, dx).
@@ -99,6 +99,15 @@ def bounding_box(mask):
     return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
+def box_iou(a, b):
+    """Intersection over union of two half-open (x0, y0, x1, y1) boxes."""
+    width = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    intersection = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - intersection
+    return intersection / union if union > 0 else 0.0
+
+
 def seed_regions(saliency, foreground_quantile=0.95, background_quantile=0.30):
     """The foreground and background seed masks: saliency above / below its quantiles."""
     high, low = np.quantile(saliency, [foreground_quantile, background_quantile])
@@ -142,12 +151,12 @@ def localise(model, image, top_k=5, crops=10, mode="backprop", **options):
     """The paper's procedure for each of the top_k classes: saliency (one forward, a
     backward per class), colour models, GraphCut, largest component, box."""
     image = working_image(model, image)
-    top = classify(model, image, top_k=top_k, crops=crops)
-    maps, _, _ = saliency_maps(model, image, [c for c, _, _ in top], crops=crops, mode=mode)
+    maps, classes, scores = saliency_maps(model, image, crops=crops, mode=mode, top_k=top_k)
     results = []
-    for (class_index, name, score), saliency_map in zip(top, maps):
+    for class_index, saliency_map in zip(classes, maps):
         result = localise_from_saliency(image, saliency_map, **options)
-        result.class_index, result.class_name, result.score = class_index, name, score
+        result.class_index, result.class_name = class_index, model.classes[class_index]
+        result.score = float(scores[class_index])
         result.saliency = saliency_map
         results.append(result)
     return results

@@ -32,8 +32,11 @@ def classify(model, image, top_k=5, crops=1):
     over the crops."""
     _, _, batch = _crop_batch(model, image, crops)
     scores = class_scores(model, batch).mean(axis=0)
-    order = np.argsort(-scores, kind="stable")[:top_k]
-    return [(int(i), model.classes[i], float(scores[i])) for i in order]
+    return [(int(i), model.classes[i], float(scores[i])) for i in _top(scores, top_k)]
+
+
+def _top(scores, top_k):
+    return np.argsort(-scores, kind="stable")[:top_k]
 
 
 def _accumulate(shape, boxes, per_crop, size):
@@ -46,12 +49,13 @@ def _accumulate(shape, boxes, per_crop, size):
 
 
 def saliency_maps(model, image, class_indices=None, crops=1, mode="backprop",
-                  smoothgrad_samples=0, smoothgrad_noise=0.15, seed=0):
+                  smoothgrad_samples=0, smoothgrad_noise=0.15, seed=0, top_k=1):
     """Saliency maps of several classes from one forward pass (one backward per class).
 
     Returns (maps, classes, scores): maps (len(classes), H, W) over the working image,
-    the classes (the top-1 of the crop-averaged scores when class_indices is None) and the
-    crop-averaged scores. With smoothgrad_samples > 0 each map is the mean of the maps of
+    the classes (the top_k of the crop-averaged scores, best first, when class_indices is
+    None: classification and saliency from the same forward pass) and the crop-averaged
+    scores. With smoothgrad_samples > 0 each map is the mean of the maps of
     that many noisy copies of the crops (SmoothGrad; noise standard deviation
     smoothgrad_noise times the input's value range).
     """
@@ -73,7 +77,7 @@ def saliency_maps(model, image, class_indices=None, crops=1, mode="backprop",
             if not smoothgrad_samples:
                 scores = out.numpy().mean(axis=0)
             if class_indices is None:
-                class_indices = [int(scores.argmax())]
+                class_indices = [int(c) for c in _top(scores, top_k)]
             class_indices = [_check_class(model, c, scores.size) for c in class_indices]
             per_class = np.zeros((len(class_indices), len(boxes)) + batch.shape[2:], np.float64)
         for k, class_index in enumerate(class_indices):
