@@ -41,3 +41,9 @@ def test_every_class_has_a_distinct_shape():
         for b in CLASSES:
             if a < b:
                 assert (shapes[a] != shapes[b]).mean() > 0.05, (a, b)
+
+
+def test_parallel_generation_equals_serial():
+    serial = generate(1003, seed=4, start=7, workers=1)
+    parallel = generate(1003, seed=4, start=7, workers=3)
+    assert all(np.array_equal(a, b) for a, b in zip(serial, parallel))
