@@ -44,7 +44,7 @@ def cnn_f(num_classes=1000, width=1.0, input_size=224):
     )
 
 
-def shapes_net(num_classes=10, input_size=96):
+def shapes_net(num_classes=10, input_size=96, dropout=0.5):
     """The network shipped in models/: the paper's pattern (5 conv layers with max-pool after
     conv1, conv2 and conv5, LRN after conv1 and conv2, then 3 fully connected layers with
     dropout) scaled to 96x96 inputs: conv1 7x7 stride 2 instead of 11x11 stride 4 (a
@@ -62,8 +62,8 @@ def shapes_net(num_classes=10, input_size=96):
         nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
         nn.MaxPool2d(3, 2, ceil_mode=True),
         nn.Flatten(),
-        nn.Linear(32 * size * size, 256), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(256, 256), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(32 * size * size, 256), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(256, 256), nn.ReLU(), nn.Dropout(dropout),
         nn.Linear(256, num_classes),
     )
 

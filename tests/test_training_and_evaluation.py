@@ -16,7 +16,20 @@ def test_train_writes_a_loadable_model_and_logs_every_epoch(tmp_path, capsys):
     assert "epoch  1/2" in log and "epoch  2/2" in log and "held-out accuracy" in log
     model = models.load(out)
     assert model.classes == list(CLASSES) and model.input_size == 96 and model.image_size == 112
-    assert model.net.spec() == models.shapes_net().spec() and (model.std > 1).all()
+    assert model.net.spec() == models.shapes_net(dropout=0.1).spec() and (model.std > 1).all()
+
+
+def test_training_is_reproducible_from_its_seed(tmp_path):
+    from models.train import train
+    from models.weights import read_safetensors
+    runs = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        train(tmp_path / f"{name}.safetensors", images=96, epochs=2, batch_size=32, warmup_steps=2, seed=seed,
+              held_out=40, log=lambda line: None, progress=False)
+        runs.append(read_safetensors(str(tmp_path / f"{name}.safetensors"))[1])
+    same, other = runs[0], runs[1]
+    assert same.keys() == other.keys() and all(np.array_equal(same[k], other[k]) for k in same)
+    assert any(not np.array_equal(runs[0][k], runs[2][k]) for k in same)
 
 
 def test_training_steps_lower_the_loss_on_a_fixed_batch():
@@ -30,13 +43,13 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch():
     net = default_net(0).eval()  # no dropout: a deterministic objective
     optimiser = engine.optim.SGD(net.parameters(), lr=0.002, momentum=0.9)
     losses = []
-    for _ in range(40):
+    for _ in range(80):  # the score layer starts small: the first steps move it, then the rest
         loss = F.cross_entropy(net(x), labels)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         losses.append(float(loss.data))
-    assert losses[-1] < 0.5 * losses[0]
+    assert losses[-1] < 0.2 * losses[0]
 
 
 def test_evaluate_on_generated_images(tmp_path, capsys):

@@ -182,7 +182,7 @@ def _train(arguments):
     if not arguments.out.endswith(".safetensors"):
         raise ValueError(f"{arguments.out}: the output file name must end in .safetensors")
     train(arguments.out, images=arguments.images, epochs=arguments.epochs, batch_size=arguments.batch_size,
-          lr=arguments.lr, seed=arguments.seed, log=lambda line: print(line, flush=True), progress=sys.stderr.isatty())
+          lr=arguments.lr, dropout=arguments.dropout, seed=arguments.seed, log=lambda line: print(line, flush=True), progress=sys.stderr.isatty())
 
 
 def _evaluate_generated(arguments):
@@ -202,20 +202,10 @@ def _evaluate_generated(arguments):
 
 
 def _demo(arguments):
-    from models.loading import DEFAULT_PATH
     from .report import build_report, sample_images
 
-    if arguments.model or os.path.exists(DEFAULT_PATH):
-        model = _model(arguments)
-        name = os.path.basename(arguments.model) if arguments.model else "the shipped model (models/default.safetensors)"
-    else:  # until trained weights ship: say so on the page
-        import engine
-        import models
-        from models.data import CLASSES
-        engine.nn.manual_seed(0)
-        model = models.Model(net=models.shapes_net().eval(), classes=list(CLASSES), input_size=96, image_size=112,
-                             mean=np.array([120.0, 115.0, 100.0], np.float32), std=np.full(3, 60.0, np.float32))
-        name = "an UNTRAINED shapes_net (seeded random weights: no trained weights ship yet)"
+    model = _model(arguments)
+    name = os.path.basename(arguments.model) if arguments.model else "the shipped model (models/default.safetensors)"
     images = sample_images() + list(arguments.image or [])
     start = time.perf_counter()
     page = build_report(model, name, images, progress=lambda step: print(f"  {step}", file=sys.stderr, flush=True))
@@ -360,9 +350,11 @@ def _parser():
                                         "rectangles; logs every epoch and writes the weights.")
     p.add_argument("--out", default="models/default.safetensors", help="weight file to write (default: the shipped one)")
     p.add_argument("--images", type=int, default=30000, help="training images (default 30000)")
-    p.add_argument("--epochs", type=int, default=12, help="epochs (default 12)")
-    p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
-    p.add_argument("--lr", type=float, default=0.002, help="learning rate (default 0.002, lowered at 60%% and 85%%)")
+    p.add_argument("--epochs", type=int, default=16, help="epochs (default 16)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    p.add_argument("--lr", type=float, default=0.01,
+                   help="peak learning rate (default 0.01; linear warm-up over 300 steps, then cosine decay)")
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout before full7 and full8 (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of data, weights and jitter (default 0)")
     p.set_defaults(run=_train)
 

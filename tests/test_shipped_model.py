@@ -1,0 +1,27 @@
+"""The weights that ship in models/: the default every command uses, within the size limit,
+and as accurate on freshly generated images as models/README.md says."""
+import os
+
+import models
+from models.data import CLASSES, generate
+from models.loading import DEFAULT_PATH
+from models.train import EVALUATION_SEED, HELD_OUT_SEED, TRAIN_SEED, accuracy
+
+FRESH_SEED = 7
+# models/README.md records 68.7% top-1 on 2,000 held-out images; on 200 images one standard
+# error is 3.3 points, so below 60% the weights are not the ones documented. (The issue asked
+# for 95%, which the 30-minute CPU budget did not reach: see models/README.md.)
+REQUIRED_ACCURACY = 0.60
+
+
+def test_the_shipped_weights_are_the_default_and_small():
+    assert os.path.getsize(DEFAULT_PATH) <= 20 * 2 ** 20
+    model = models.load()
+    assert model.classes == list(CLASSES) and (model.input_size, model.image_size) == (96, 112)
+
+
+def test_the_shipped_weights_classify_fresh_images():
+    assert FRESH_SEED not in (TRAIN_SEED, HELD_OUT_SEED, EVALUATION_SEED, EVALUATION_SEED + 100)
+    model = models.load()
+    images, labels, _, _ = generate(200, FRESH_SEED)
+    assert accuracy(model.net, images, labels, model.mean, model.std) >= REQUIRED_ACCURACY
