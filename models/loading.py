@@ -20,7 +20,8 @@ def load(path=None, arch=None, classes=None):
 
     if path is None:
         if not os.path.isfile(DEFAULT_PATH):
-            raise ModelFileError(f"{DEFAULT_PATH}: the shipped default model is missing (reinstall, or run `deepinside train`)")
+            raise ModelFileError(f"{DEFAULT_PATH}: the shipped default model is missing "
+                                 "(reinstall, or run `deepinside train`)")
         path = DEFAULT_PATH
     path = os.fspath(path)
     if not os.path.isfile(path):

@@ -27,11 +27,12 @@ def default_net(seed=0, dropout=0.1):
     net = shapes_net(num_classes=len(CLASSES), input_size=INPUT_SIZE, dropout=dropout)
     rng = np.random.default_rng(seed)
     xp = engine.backend.current().xp
+    score_weight = f"{len(net) - 1}.weight"
     for name, parameter in net.named_parameters():
         if name.endswith("weight"):
             fan_in = int(np.prod(parameter.shape[1:]))
             weight = rng.standard_normal(parameter.shape) * np.sqrt(2.0 / fan_in)
-            if weight.shape[0] == len(CLASSES) and weight.ndim == 2:  # the score layer
+            if name == score_weight:
                 weight *= 0.01 / weight.std()
         else:
             weight = np.zeros(parameter.shape)
@@ -75,9 +76,9 @@ def jittered_batch(rng, images, mean, std):
 
 
 def learning_rate(peak, step, total_steps, warmup_steps):
-    """Linear warm-up to `peak`, then cosine decay to zero: without the warm-up, the
-    first large steps throw the un-normalised eight-layer net off (measured: loss stuck at
-    ln 10 for epochs, or diverging)."""
+    """Linear warm-up to `peak`, then cosine decay to zero: without the warm-up, lr 0.01
+    from the first step throws the un-normalised eight-layer net off (measured: it fits a
+    fixed batch, then diverges within ten steps)."""
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
     return peak * 0.5 * (1 + np.cos(np.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps)))

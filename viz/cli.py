@@ -182,7 +182,8 @@ def _train(arguments):
     if not arguments.out.endswith(".safetensors"):
         raise ValueError(f"{arguments.out}: the output file name must end in .safetensors")
     train(arguments.out, images=arguments.images, epochs=arguments.epochs, batch_size=arguments.batch_size,
-          lr=arguments.lr, dropout=arguments.dropout, seed=arguments.seed, log=lambda line: print(line, flush=True), progress=sys.stderr.isatty())
+          lr=arguments.lr, dropout=arguments.dropout, seed=arguments.seed,
+          log=lambda line: print(line, flush=True), progress=sys.stderr.isatty())
 
 
 def _evaluate_generated(arguments):
