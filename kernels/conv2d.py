@@ -9,10 +9,22 @@ offset reads. For stride 1 no copy is made: on the zero-padded image flattened t
 width Wp, the pixels read by one offset are the contiguous slice starting at kh*Wp + kw,
 if the output is computed on a "wide" grid of Hout x Wp positions whose last Wp - Wout
 columns are garbage and dropped (in backward they are zero). For stride > 1 each offset's
-pixels are a strided view, copied once to (C, Hout*Wout). Layout and copies, not
-arithmetic, decide the speed of this path (see DESIGN.md).
+pixels are a strided view, copied once to (C, Hout*Wout).
+
+Where that gives skinny products (few input channels: C x L matrices with C = 3 or 16)
+or strided views (stride > 1), forward and weight gradient use a patch matrix instead
+(im2col): the input in NHWC, where a patch is KH runs of KW*C contiguous values, copied
+a slice of the batch at a time to (images * Hout * Wout, KH*KW*C) rows and multiplied in
+one product per slice. The first layer of the shapes net runs 4x faster this way than
+with the 49 strided per-offset copies. Layout and copies, not arithmetic, decide the
+speed of this path (see DESIGN.md).
 """
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+# Bytes of patch matrix per slice of the batch: big enough for an efficient product,
+# not so big that it leaves the cache (measured on the 2-core machine: 16-32 MB are best).
+PATCH_SLICE_BYTES = 16 << 20
 
 
 class _Geometry:
@@ -69,6 +81,30 @@ class _Geometry:
     def from_grid(self, y):
         return y.reshape(self.n, self.o, self.hout, self.grid_w)[..., : self.wout]
 
+    def uses_patch_matrix(self):
+        return self.c < self.o or self.stride > 1
+
+    def padded_nhwc(self, x):
+        p = self.padding
+        padded = np.zeros((self.n, self.hp, self.wp, self.c), x.dtype)
+        padded[:, p : p + self.h, p : p + self.w] = x.transpose(0, 2, 3, 1)
+        return padded
+
+    def batch_slices(self):
+        row_bytes = self.hout * self.wout * self.kh * self.kw * self.c * 4  # float32
+        images = max(1, PATCH_SLICE_BYTES // row_bytes)
+        return [slice(begin, begin + images) for begin in range(0, self.n, images)]
+
+    def patch_matrix(self, padded_nhwc, images):
+        """Rows: one per output position of the images in `images`; columns: the KH*KW*C
+        input values it reads, in (kh, kw, c) order."""
+        part = padded_nhwc[images]
+        image, row, column, channel = part.strides
+        s = self.stride
+        view = as_strided(part, (len(part), self.hout, self.wout, self.kh, self.kw, self.c),
+                          (image, s * row, s * column, row, column, channel), writeable=False)
+        return view.reshape(-1, self.kh * self.kw * self.c)
+
     def crop_input(self, padded):
         p = self.padding
         if self.stride == 1:
@@ -83,13 +119,15 @@ def conv2d_output_size(size, kernel, stride, padding):
 def conv2d_forward(x, weight, bias, stride=1, padding=0):
     """y = x * weight + bias.  x (N, C, H, W), weight (O, C, KH, KW), bias (O,) or None."""
     g = _Geometry(x.shape, weight.shape, stride, padding)
-    padded = g.pad_input(x)
-    if g.c < g.o:
-        # Fewer input than output channels: copying every offset's patch into one
-        # (KH*KW*C, L) matrix (im2col) costs less than accumulating KH*KW products.
-        columns = np.concatenate([g.patch(padded, i, j) for i, j in g.offsets()], axis=1)
-        y = np.matmul(weight.transpose(0, 2, 3, 1).reshape(g.o, -1), columns)
+    if g.uses_patch_matrix():
+        padded = g.padded_nhwc(x)
+        matrix = weight.transpose(2, 3, 1, 0).reshape(-1, g.o)
+        y = np.empty((g.n, g.hout, g.wout, g.o), x.dtype)
+        for images in g.batch_slices():
+            np.matmul(g.patch_matrix(padded, images), matrix, out=y[images].reshape(-1, g.o))
+        y = np.ascontiguousarray(y.transpose(0, 3, 1, 2))
     else:
+        padded = g.pad_input(x)
         y = np.empty((g.n, g.o, g.grid_len), x.dtype)
         product = np.empty_like(y)
         for k, (i, j) in enumerate(g.offsets()):
@@ -97,7 +135,7 @@ def conv2d_forward(x, weight, bias, stride=1, padding=0):
             np.matmul(weight[:, :, i, j], g.patch(padded, i, j), out=target)
             if k:
                 y += product
-    y = np.ascontiguousarray(g.from_grid(y))
+        y = np.ascontiguousarray(g.from_grid(y))
     if bias is not None:
         y += bias.reshape(1, -1, 1, 1)
     return y
@@ -124,6 +162,13 @@ def conv2d_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
 def conv2d_backward_weights(grad_y, x, w_shape, stride=1, padding=0):
     """dL/dweight[:, :, i, j] = sum over the batch of grad_y @ patch_{i,j}^T."""
     g = _Geometry(x.shape, w_shape, stride, padding)
+    if g.uses_patch_matrix():
+        padded = g.padded_nhwc(x)
+        grad_rows = np.ascontiguousarray(grad_y.transpose(0, 2, 3, 1))
+        grad_matrix = np.zeros((g.o, g.kh * g.kw * g.c), grad_y.dtype)
+        for images in g.batch_slices():
+            grad_matrix += grad_rows[images].reshape(-1, g.o).T @ g.patch_matrix(padded, images)
+        return np.ascontiguousarray(grad_matrix.reshape(g.o, g.kh, g.kw, g.c).transpose(0, 3, 1, 2))
     padded = g.pad_input(x)
     grid = g.to_grid(grad_y)
     grad_w = np.empty(w_shape, grad_y.dtype)

@@ -32,6 +32,13 @@ def lrn_forward(x, size, alpha, beta, k):
 
 
 def lrn_backward(grad_y, x, scale, size, alpha, beta):
-    weighted = grad_y * x * scale ** (-beta - 1)
+    power = scale ** -beta  # the one power; s^(-beta-1) = s^-beta / s
+    weighted = grad_y * x
+    weighted *= power
+    weighted /= scale
     spread = _window_sum(weighted, (size - 1) // 2, size // 2)
-    return grad_y * scale ** -beta - (2 * alpha * beta / size) * x * spread
+    spread *= x
+    spread *= 2 * alpha * beta / size
+    grad_x = grad_y * power
+    grad_x -= spread
+    return grad_x

@@ -31,17 +31,21 @@ def maxpool_forward(x, kernel_size, stride, padding=0, ceil_mode=False):
     padded = np.full((n, c, hp, wp), -np.inf, x.dtype)
     padded[:, :, padding : padding + h, padding : padding + w] = x
     # One strided view per window offset, visited in row-major order; a strict ">" keeps
-    # the first maximum.
-    best = best_offset = None
-    for offset in range(kernel_size * kernel_size):
+    # the first maximum. Arithmetic, not masked copies, moves the winners: with random
+    # masks np.copyto(where=) is ten times slower than np.maximum.
+    def candidate(offset):
         i, j = divmod(offset, kernel_size)
-        candidate = padded[:, :, i : i + stride * (hout - 1) + 1 : stride, j : j + stride * (wout - 1) + 1 : stride]
-        if best is None:
-            best, best_offset = candidate.copy(), np.zeros(candidate.shape, np.int64)
-            continue
-        better = candidate > best
-        np.copyto(best, candidate, where=better)
-        best_offset[better] = offset
+        return padded[:, :, i : i + stride * (hout - 1) + 1 : stride, j : j + stride * (wout - 1) + 1 : stride]
+
+    best = candidate(0).copy()
+    best_offset = np.zeros(best.shape, np.int64 if kernel_size * kernel_size > 255 else np.uint8)
+    better, change = np.empty(best.shape, bool), np.empty_like(best_offset)
+    for offset in range(1, kernel_size * kernel_size):
+        np.greater(candidate(offset), best, out=better)
+        np.maximum(candidate(offset), best, out=best)
+        np.subtract(offset, best_offset, out=change)
+        change *= better
+        best_offset += change
     rows = np.arange(hout).reshape(-1, 1) * stride + best_offset // kernel_size - padding
     cols = np.arange(wout).reshape(1, -1) * stride + best_offset % kernel_size - padding
     return best, rows * w + cols
