@@ -182,7 +182,7 @@ def _train(arguments):
     if not arguments.out.endswith(".safetensors"):
         raise ValueError(f"{arguments.out}: the output file name must end in .safetensors")
     train(arguments.out, images=arguments.images, epochs=arguments.epochs, batch_size=arguments.batch_size,
-          lr=arguments.lr, dropout=arguments.dropout, seed=arguments.seed,
+          lr=arguments.lr, weight_decay=arguments.weight_decay, dropout=arguments.dropout, seed=arguments.seed,
           log=lambda line: print(line, flush=True), progress=sys.stderr.isatty())
 
 
@@ -351,10 +351,11 @@ def _parser():
                                         "rectangles; logs every epoch and writes the weights.")
     p.add_argument("--out", default="models/default.safetensors", help="weight file to write (default: the shipped one)")
     p.add_argument("--images", type=int, default=30000, help="training images (default 30000)")
-    p.add_argument("--epochs", type=int, default=16, help="epochs (default 16)")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    p.add_argument("--epochs", type=int, default=17, help="epochs (default 17)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--lr", type=float, default=0.01,
                    help="peak learning rate (default 0.01; linear warm-up over 300 steps, then cosine decay)")
+    p.add_argument("--weight-decay", type=float, default=1e-3, help="weight decay (default 0.001)")
     p.add_argument("--dropout", type=float, default=0.1, help="dropout before full7 and full8 (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of data, weights and jitter (default 0)")
     p.set_defaults(run=_train)
