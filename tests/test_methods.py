@@ -38,6 +38,18 @@ def test_class_model_raises_the_score_from_the_zero_image():
     assert np.allclose(result.trace[0], start[[1, 3]], atol=1e-6)  # it starts from the zero image
 
 
+def test_class_model_dead_at_the_zero_image_is_reported_and_a_noise_start_moves():
+    model = small_model()
+    first = model.net[0]
+    first.bias.data = np.full_like(first.bias.data, -1.0)  # every conv1 unit off at the zero image
+    stuck = viz.class_model(model, [0, 2], steps=5, lr=50.0, l2=1e-4)
+    assert viz.stuck_classes(stuck) == [0, 2] and np.all(stuck.trace == stuck.trace[0])
+    moved = viz.class_model(model, [0, 2], steps=5, lr=50.0, l2=1e-4, init_std=3.0)
+    assert viz.stuck_classes(moved) == [] and np.all(moved.trace[-1] > moved.trace[0])
+    with pytest.raises(ValueError, match="init_std"):
+        viz.class_model(model, 0, init_std=-1.0)
+
+
 def test_class_model_larger_l2_gives_a_smaller_image():
     model = small_model()
     weak = viz.class_model(model, 2, steps=30, lr=20.0, l2=1e-4)

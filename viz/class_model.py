@@ -64,9 +64,18 @@ def for_display(signed, base=127.5):
     return np.clip(base + gain * signed, 0, 255)
 
 
+def stuck_classes(result):
+    """The classes whose score never changed: the ascent started where the gradient is zero."""
+    return [c for c, trace in zip(result.classes, result.trace.T) if np.ptp(trace) == 0]
+
+
 def class_model(model, class_index, steps=200, lr=1.0, l2=1e-3, objective="score",
-                jitter=0, blur_every=0, blur_sigma=0.5, seed=0, progress=False):
-    """Optimises one input image per class in `class_index` (an int or a list of ints)."""
+                jitter=0, blur_every=0, blur_sigma=0.5, seed=0, progress=False, init_std=0.0):
+    """Optimises one input image per class in `class_index` (an int or a list of ints),
+    from the zero image as in the paper, or with `init_std` > 0 from Gaussian noise of that
+    std in the network's normalised input: a trained ReLU net can be dead at the zero image
+    (every unit of some layer off), where the gradient is exactly zero and the ascent never
+    moves."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
     classes = [class_index] if np.isscalar(class_index) else list(class_index)
@@ -74,13 +83,13 @@ def class_model(model, class_index, steps=200, lr=1.0, l2=1e-3, objective="score
     for c in classes:
         if not 0 <= c < count:
             raise ValueError(f"class index {c} is out of range: the model has {count} classes")
-    if steps < 0 or lr <= 0 or l2 < 0:
-        raise ValueError(f"need steps >= 0, lr > 0 and l2 >= 0, got {steps}, {lr}, {l2}")
+    if steps < 0 or lr <= 0 or l2 < 0 or init_std < 0:
+        raise ValueError(f"need steps >= 0, lr > 0, l2 >= 0 and init_std >= 0, got {steps}, {lr}, {l2}, {init_std}")
     model.net.eval()
     rng = np.random.default_rng(seed)
     dtype = model.net.parameters()[0].dtype
     size = model.input_size
-    images = np.zeros((len(classes), 3, size, size), dtype)
+    images = (rng.standard_normal((len(classes), 3, size, size)) * init_std).astype(dtype)
     classes = np.asarray(classes)
     trace = []
     bar = _progress(steps, progress)

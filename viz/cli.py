@@ -84,13 +84,18 @@ def _saliency(arguments):
 
 def _classmodel(arguments):
     from . import render
-    from .class_model import class_model
+    from .class_model import class_model, stuck_classes
 
     model = _model(arguments)
     classes = arguments.class_index if arguments.class_index else list(range(len(model.classes)))
     result = class_model(model, classes, steps=arguments.steps, lr=arguments.lr, l2=arguments.l2,
                          objective=arguments.objective, jitter=arguments.jitter,
-                         blur_every=arguments.blur_every, progress=True)
+                         blur_every=arguments.blur_every, progress=True, init_std=arguments.init_std)
+    stuck = stuck_classes(result)
+    if stuck and arguments.steps:
+        print(f"deepinside: warning: the score of class {', '.join(model.classes[c] for c in stuck)} never changed: "
+              "the gradient is zero at the start image (every unit of some layer is off there); "
+              "start from noise with --init-std 0.5", file=sys.stderr)
     with render.StagedOutput(arguments.out) as out:
         for c, image, raw in zip(result.classes, result.images, result.raw):
             out.png(f"classmodel-{c}.png", render.to_uint8(image))
@@ -289,6 +294,9 @@ def _parser():
                    help="maximise the unnormalised score (the paper's) or the softmax posterior")
     p.add_argument("--jitter", type=int, default=0, help="random shift in pixels before each step (default 0: off)")
     p.add_argument("--blur-every", type=int, default=0, help="Gaussian blur every N steps (default 0: off)")
+    p.add_argument("--init-std", type=float, default=0.0,
+                   help="start from Gaussian noise of this std in the normalised input (default 0: the zero image, "
+                        "as in the paper)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(run=_classmodel)
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from engine import to_numpy
 from . import render
-from .class_model import class_model, for_display
+from .class_model import class_model, for_display, stuck_classes
 from .deconvnet import centre_input, compare_deconvnet, deconv_reconstruction, forward_record
 from .images import working_image
 from .localise import localise
@@ -72,9 +72,16 @@ def build_report(model, model_name, images=None, class_model_steps=150, progress
              "Convolutional Networks</i> (2013).</p>"]
 
     progress("class model images")
-    result = class_model(model, list(range(len(model.classes))), steps=class_model_steps, lr=1.0, l2=1e-3)
+    every_class = list(range(len(model.classes)))
+    result = class_model(model, every_class, steps=class_model_steps, lr=1.0, l2=1e-3)
+    starting_image = "the zero image"
+    if stuck_classes(result):
+        result = class_model(model, every_class, steps=class_model_steps, lr=1.0, l2=1e-3, init_std=0.5)
+        starting_image = ("Gaussian noise of std 0.5 in the network's normalised input (from the zero image the gradient of "
+                 "this network is exactly zero: every unit of some layer is off there, and the ascent never moves)")
     parts.append("<h2>Class model images (Sect. 2)</h2><p>Gradient ascent on S<sub>c</sub>(I) - &lambda;||I||&sup2; "
-                 "from the zero image (&lambda; = 1e-3, 150 steps), the mean image added for display.</p><div class=row>")
+                 f"from {starting_image} (&lambda; = 1e-3, {class_model_steps} steps), the mean image added for display."
+                 "</p><div class=row>")
     parts += [_img(_png(image, 2), f"{model.classes[c]} (S = {score:.1f})")
               for c, image, score in zip(result.classes, result.images, result.trace[-1])]
     parts.append("</div>")
