@@ -73,12 +73,14 @@ def build_report(model, model_name, images=None, class_model_steps=150, progress
 
     progress("class model images")
     every_class = list(range(len(model.classes)))
-    result = class_model(model, every_class, steps=class_model_steps, lr=1.0, l2=1e-3)
-    starting_image = "the zero image"
-    if stuck_classes(result):
-        result = class_model(model, every_class, steps=class_model_steps, lr=1.0, l2=1e-3, init_std=0.5)
-        starting_image = ("Gaussian noise of std 0.5 in the network's normalised input (from the zero image the gradient of "
-                 "this network is exactly zero: every unit of some layer is off there, and the ascent never moves)")
+    # One step from the zero image tells whether the ascent can move from there at all.
+    init_std, starting_image = 0.0, "the zero image"
+    if stuck_classes(class_model(model, every_class, steps=1, lr=1.0, l2=1e-3)):
+        init_std = 0.5
+        starting_image = ("Gaussian noise of std 0.5 in the network's normalised input (from the zero image the "
+                          "gradient of this network is exactly zero: every unit of some layer is off there, and the "
+                          "ascent never moves)")
+    result = class_model(model, every_class, steps=class_model_steps, lr=1.0, l2=1e-3, init_std=init_std)
     parts.append("<h2>Class model images (Sect. 2)</h2><p>Gradient ascent on S<sub>c</sub>(I) - &lambda;||I||&sup2; "
                  f"from {starting_image} (&lambda; = 1e-3, {class_model_steps} steps), the mean image added for display."
                  "</p><div class=row>")
