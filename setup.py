@@ -7,8 +7,14 @@ setup(
                 "GraphCut localisation and the DeconvNet/backprop equivalence "
                 "(Simonyan, Vedaldi, Zisserman 2013), on a handwritten autodiff engine.",
     python_requires=">=3.10",
-    packages=["engine", "kernels", "models", "viz"],
-    package_data={"viz": ["samples/*.png"], "models": ["*.safetensors"]},
+    # One import name: the repository root is the package `deepinside` (its __init__.py,
+    # __main__.py and cli.py) and each top-level folder one of its subpackages. Nothing
+    # else is installed, so no generic name (engine, models, ...) lands on sys.path.
+    packages=["deepinside", "deepinside.engine", "deepinside.kernels", "deepinside.models", "deepinside.viz"],
+    package_dir={"deepinside": ".", "deepinside.engine": "engine", "deepinside.kernels": "kernels",
+                 "deepinside.models": "models", "deepinside.viz": "viz"},
+    package_data={"deepinside.viz": ["samples/*.png"], "deepinside.models": ["*.safetensors"],
+                  "deepinside.kernels": ["*.cu", "emulator/*.h", "emulator/*.cpp"]},
     install_requires=["numpy>=1.24", "scipy>=1.10", "safetensors>=0.4", "pillow>=10", "tqdm>=4.60",
                       "matplotlib>=3.7", "scikit-learn>=1.3", "PyMaxflow>=1.3", "onnx>=1.14",
                       "scikit-image>=0.22"],
@@ -18,5 +24,5 @@ setup(
                  "nvidia-cuda-nvrtc==13.0.*"],  # NVRTC for the compile check of the CuPy path
         "gpu": ["cupy-cuda13x>=13"],
     },
-    entry_points={"console_scripts": ["deepinside=viz.cli:main"]},
+    entry_points={"console_scripts": ["deepinside=deepinside.cli:main"]},
 )

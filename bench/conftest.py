@@ -1,11 +1,7 @@
 import os
-import sys
 
 import numpy as np
 import pytest
-
-# The PyTorch twins of our networks live with the tests that trust them.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 
 MEDIANS = {}  # (group, implementation) -> median seconds
 
@@ -15,8 +11,8 @@ def network_pairs():
     """name -> (our network with random weights, its float32 PyTorch twin), built once."""
     import torch
 
-    import engine
-    import models
+    from deepinside import engine
+    from deepinside import models
     from torch_reference import torch_twin
 
     engine.set_backend("numpy")
@@ -31,7 +27,7 @@ def network_pairs():
 @pytest.fixture(scope="session")
 def flower_224():
     """The shipped photograph, short side 224, centre 224x224."""
-    import viz
+    from deepinside import viz
 
     image = viz.resize_short_side(viz.load_image(os.path.join(os.path.dirname(viz.__file__), "samples", "flower.png")), 224)
     left = (image.shape[1] - 224) // 2

@@ -9,7 +9,10 @@ set -uo pipefail
 out=${1:?usage: bench/gpu_check.sh OUTDIR}
 mkdir -p "$out"
 cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" DEEPINSIDE_CACHE="$out/.cache"
+# Nothing is installed there: the package `deepinside` is the repository root, importable
+# through a link of that name in a temporary folder; tests/ holds the PyTorch twins.
+path=$(mktemp -d) && ln -s "$PWD" "$path/deepinside"
+export PYTHONPATH="$path:$PWD/tests${PYTHONPATH:+:$PYTHONPATH}" DEEPINSIDE_CACHE="$out/.cache"
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; python -c "import cupy, torch; print('cupy', cupy.__version__, 'torch', torch.__version__)"; } > "$out/device.txt" 2>&1
 timeout 240 python -m pytest -m gpu tests/test_cuda_kernels.py -q -rs -p no:cacheprovider > "$out/gpu_tests.txt" 2>&1
 tests=$?

@@ -9,8 +9,10 @@ as a markdown table and raw JSON into an output folder:
 
 Reports achieved TFLOP/s, the fraction of the card's FP32 peak and the ratio ours / peer.
 
-    python bench/gpu_kernels.py OUTDIR               # on a GPU (bench/gpu_check.sh runs it)
-    python bench/gpu_kernels.py OUTDIR --emulator    # tiny shapes on the CPU emulator, no peer: checks the script
+    PYTHONPATH=tests python bench/gpu_kernels.py OUTDIR               # on a GPU (bench/gpu_check.sh runs it)
+    PYTHONPATH=tests python bench/gpu_kernels.py OUTDIR --emulator    # tiny shapes on the CPU emulator, no peer
+
+(tests/ holds the PyTorch twin of our networks, shared by the tests and the benchmarks.)
 """
 import argparse
 import json
@@ -20,8 +22,6 @@ import sys
 import time
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 FP32_PEAK_TFLOPS = {"H100": 67.0, "H200": 67.0, "A100": 19.5}  # plain FP32 (no TF32), SXM parts
 
@@ -59,8 +59,8 @@ def main(argv=None):
     arguments = parser.parse_args(argv)
     os.makedirs(arguments.out, exist_ok=True)
 
-    from kernels.gpu_ops import make_ops
-    from kernels.launch import CudaLauncher, EmulatorLauncher
+    from deepinside.kernels.gpu_ops import make_ops
+    from deepinside.kernels.launch import CudaLauncher, EmulatorLauncher
 
     if arguments.emulator:
         launcher, torch, device_name, peak = EmulatorLauncher(), None, "CPU emulator", None
@@ -163,9 +163,8 @@ def main(argv=None):
 
 def saliency_rows(record, torch, synchronise, repeats):
     """VGG-16 saliency on our engine's cuda backend against PyTorch autograd (cuDNN)."""
-    import engine
-    import models
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from deepinside import engine
+    from deepinside import models
     from torch_reference import torch_twin
 
     engine.set_backend("numpy")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-import models
-import viz
-from viz.crops import crop_boxes, extract
-from viz.localise import fit_colour_model, graphcut, seed_regions
+from deepinside import models
+from deepinside import viz
+from deepinside.viz.crops import crop_boxes, extract
+from deepinside.viz.localise import fit_colour_model, graphcut, seed_regions
 
 NETS = ("cnn_f", "vgg16")
 
@@ -56,7 +56,7 @@ def test_saliency_torch(benchmark, network_pairs, record_median, flower_256, nam
 
 @pytest.mark.parametrize("name", NETS)
 def test_class_model_step_ours(benchmark, network_pairs, record_median, name):
-    from viz.class_model import class_model
+    from deepinside.viz.class_model import class_model
     net, _ = network_pairs[name]
     benchmark.group = f"class-model-step-{name}"
     benchmark.pedantic(class_model, args=(model_of(net), 3), kwargs=dict(steps=1), rounds=5, warmup_rounds=1)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import engine
+from deepinside import engine
 from torch_reference import torch_twin
 
 NETS = ("cnn_f", "vgg16")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-import engine
-from engine import functional as F
-from models.train import default_net
+from deepinside import engine
+from deepinside.engine import functional as F
+from deepinside.models.train import default_net
 from torch_reference import torch_twin
 
 BATCH = 32

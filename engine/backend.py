@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-import kernels
+from .. import kernels
 
 NAMES = ("numpy", "cuda", "emulator")
 _built = {"numpy": SimpleNamespace(name="numpy", xp=np, ops=kernels.numpy_ops)}
@@ -25,8 +25,8 @@ def available_backends():
 
 
 def _build(name):
-    from kernels.gpu_ops import make_ops
-    from kernels.launch import CudaLauncher, EmulatorLauncher
+    from ..kernels.gpu_ops import make_ops
+    from ..kernels.launch import CudaLauncher, EmulatorLauncher
 
     launcher = CudaLauncher() if name == "cuda" else EmulatorLauncher()
     return SimpleNamespace(name=name, xp=launcher.xp, ops=make_ops(launcher), launcher=launcher)
@@ -36,12 +36,12 @@ def set_backend(name):
     """Selects the backend every later operation runs on: numpy, cuda, emulator or auto."""
     global _current
     if name == "auto":
-        from kernels.launch import cuda_available
+        from ..kernels.launch import cuda_available
         name = "cuda" if cuda_available() else "numpy"
     if name not in NAMES:
         raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(NAMES)} or 'auto'")
     if name not in _built:
-        from kernels.launch import KernelError
+        from ..kernels.launch import KernelError
         try:
             _built[name] = _build(name)
         except KernelError as error:

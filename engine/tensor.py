@@ -12,7 +12,7 @@ import contextlib
 import numpy as np
 
 from . import backend
-from kernels import check_mode
+from ..kernels import check_mode
 
 _grad_enabled = True
 

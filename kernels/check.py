@@ -6,7 +6,7 @@ RawModule compiles it: by NVRTC, with no header included. Exits 1 on any compile
 (with the file, the architecture and the compiler's log), 0 otherwise; with no compiler
 on the machine it says so and exits 0, since there is nothing it can check.
 
-    python -m kernels.check
+    python -m deepinside.kernels.check
 """
 import ctypes
 import glob
@@ -74,7 +74,7 @@ def nvrtc_compile(nvrtc, path, architecture):
 def main():
     nvcc, nvrtc = shutil.which("nvcc"), load_nvrtc()
     if nvcc is None and nvrtc is None:
-        print("kernels.check: neither nvcc nor NVRTC on this machine; nothing was compiled")
+        print("deepinside.kernels.check: neither nvcc nor NVRTC on this machine; nothing was compiled")
         return 0
     failures = 0
     if nvrtc is not None:

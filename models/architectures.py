@@ -1,6 +1,6 @@
 """The paper's network (CNN-F) and VGG-16, as engine Sequentials with PyTorch layouts."""
-from engine import nn
-from kernels import conv2d_output_size, maxpool_output_size
+from ..engine import nn
+from ..kernels import conv2d_output_size, maxpool_output_size
 
 
 def _scaled(channels, width):

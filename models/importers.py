@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from engine import Tensor, nn
+from ..engine import Tensor, nn
 from .architectures import alexnet, vgg16
 from .weights import Model, ModelFileError, check_tensors
 
@@ -305,7 +305,7 @@ def _matconvnet_pool(kernel, stride, before, after, map_size, name, path):
     padding only bottom/right is PyTorch's ceil_mode where both give the same size here."""
     if before == after:
         return nn.MaxPool2d(kernel, stride, before)
-    from kernels import maxpool_output_size
+    from ..kernels import maxpool_output_size
     wanted = (map_size + before + after - kernel) // stride + 1
     if before == 0 and maxpool_output_size(map_size, kernel, stride, 0, True) == wanted:
         return nn.MaxPool2d(kernel, stride, 0, ceil_mode=True)

@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 
-import engine
-from engine import functional as F
+from .. import engine
+from ..engine import functional as F
 from .architectures import shapes_net
 from .data import CLASSES, IMAGE_SIZE, INPUT_SIZE, generate
 from .weights import save

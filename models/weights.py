@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine import nn
+from ..engine import nn
 
 FORMAT = "deepinside-1"
 MEAN_KEY = "meta.mean"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import engine
+from deepinside import engine
 
 
 @pytest.fixture(autouse=True)

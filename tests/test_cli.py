@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import engine
-import models
-from engine import nn
-from viz.cli import main
+from deepinside import engine
+from deepinside import models
+from deepinside.engine import nn
+from deepinside.cli import main
 
 CLASSES = ["disc", "ring", "square", "star"]
 
@@ -100,7 +100,7 @@ def test_a_second_image_failing_leaves_no_partial_output(files, capsys):
 
 def test_bad_model_file_is_one_line_and_status_2(files):
     (files / "broken.safetensors").write_bytes(b"\x00" * 20)
-    result = subprocess.run([sys.executable, "-m", "viz.cli", "saliency", str(files / "one.png"), "--model",
+    result = subprocess.run([sys.executable, "-m", "deepinside", "saliency", str(files / "one.png"), "--model",
                              str(files / "broken.safetensors"), "--out", str(files / "out")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -109,7 +109,7 @@ def test_bad_model_file_is_one_line_and_status_2(files):
 
 def test_every_command_explains_its_options():
     for command in ("classify", "saliency", "classmodel", "localise", "deconv", "compare", "demo", "convert"):
-        result = subprocess.run([sys.executable, "-m", "viz.cli", command, "--help"], capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-m", "deepinside", command, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "--backend" in result.stdout
         assert "--out" in result.stdout or command == "convert"
 

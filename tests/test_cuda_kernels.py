@@ -10,11 +10,11 @@ import os
 import numpy as np
 import pytest
 
-import engine
-import kernels as K
+from deepinside import engine
+import deepinside.kernels as K
 from helpers import distinct_values, relative_error
-from kernels.gpu_ops import make_ops
-from kernels.launch import KERNEL_DIR, CudaLauncher, EmulatorLauncher, KernelError, cuda_available
+from deepinside.kernels.gpu_ops import make_ops
+from deepinside.kernels.launch import KERNEL_DIR, CudaLauncher, EmulatorLauncher, KernelError, cuda_available
 
 _launchers = {}
 
@@ -94,8 +94,8 @@ def test_conv2d(ops, launcher, rng, n, c, h, w, o, k, stride, padding):
 
 def test_conv2d_in_chunks_of_images(launcher, rng, monkeypatch):
     """A column buffer smaller than the batch: the fast path runs image chunks."""
-    import kernels.gpu_ops
-    monkeypatch.setattr(kernels.gpu_ops, "COLUMN_BUFFER_FLOATS", 3 * 9 * 36 * 2)
+    from deepinside.kernels import gpu_ops
+    monkeypatch.setattr(gpu_ops, "COLUMN_BUFFER_FLOATS", 3 * 9 * 36 * 2)
     ops = make_ops(launcher)
     x = rng.standard_normal((5, 3, 6, 6)).astype(np.float32)
     weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
@@ -247,7 +247,7 @@ def test_whole_net_forward_and_input_gradient_match_numpy(backend, mode, seed):
 @pytest.mark.parametrize("backend", ["emulator", pytest.param("cuda", marks=pytest.mark.gpu)])
 def test_small_cnn_f_and_a_training_step_match_numpy(backend):
     launcher_for(backend)
-    import models
+    from deepinside import models
     net = models.cnn_f(num_classes=5, width=1 / 16, input_size=67).eval()
     r = np.random.default_rng(2)
     x = (r.standard_normal((2, 3, 67, 67)) * 40).astype(np.float32)
@@ -280,7 +280,7 @@ GOOD_KERNEL = 'extern "C" __global__ void scale(const float* x, float* y, int n)
 
 
 def test_emulator_cache_is_rebuilt_when_a_source_changes(tmp_path, monkeypatch):
-    import kernels.launch as launch
+    import deepinside.kernels.launch as launch
     source = tmp_path / "scale.cu"
     source.write_text(GOOD_KERNEL)
     monkeypatch.setattr(launch, "sources", lambda: [str(source)])
@@ -300,7 +300,7 @@ def test_emulator_cache_is_rebuilt_when_a_source_changes(tmp_path, monkeypatch):
 
 
 def test_emulator_compile_error_names_the_file_and_shows_the_log(tmp_path, monkeypatch):
-    import kernels.launch as launch
+    import deepinside.kernels.launch as launch
     source = tmp_path / "broken.cu"
     source.write_text(GOOD_KERNEL.replace("2.0f * x[i]", "2.0f * undefined_name[i]"))
     monkeypatch.setattr(launch, "sources", lambda: [str(source)])
@@ -311,7 +311,7 @@ def test_emulator_compile_error_names_the_file_and_shows_the_log(tmp_path, monke
 
 def test_nvcc_compile_check_reports_registers_and_errors(tmp_path):
     import shutil
-    from kernels.check import compile_report
+    from deepinside.kernels.check import compile_report
     if shutil.which("nvcc") is None:
         pytest.skip("no nvcc on this machine")
     ok, rows, _ = compile_report(os.path.join(KERNEL_DIR, "gemm.cu"), "sm_90")
@@ -339,7 +339,7 @@ def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
 
 
 def test_emulator_aborts_a_divergent_barrier_instead_of_hanging(tmp_path, monkeypatch):
-    import kernels.launch as launch
+    import deepinside.kernels.launch as launch
     source = tmp_path / "divergent.cu"
     source.write_text('extern "C" __global__ void divergent(float* y, int n) {\n'
                       '  if (threadIdx.x < 2) { __syncthreads(); y[threadIdx.x] = 1.0f; }\n'

@@ -1,7 +1,7 @@
 """The generated data set: deterministic, with consistent ground truth."""
 import numpy as np
 
-from models.data import CLASSES, IMAGE_SIZE, generate, render, shape_mask
+from deepinside.models.data import CLASSES, IMAGE_SIZE, generate, render, shape_mask
 
 
 def test_generator_is_deterministic_and_slices_agree():

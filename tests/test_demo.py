@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from models.data import CLASSES
-from viz.cli import main
+from deepinside.models.data import CLASSES
+from deepinside.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-import engine
-import kernels
-from engine import Tensor, nn
+from deepinside import engine
+from deepinside import kernels
+from deepinside.engine import Tensor, nn
 from helpers import numerical_gradient, relative_error
 
 
@@ -219,7 +219,7 @@ def test_sgd_with_momentum_and_weight_decay_matches_torch(rng):
 
 
 def test_backend_selection():
-    from kernels.launch import cuda_available
+    from deepinside.kernels.launch import cuda_available
     assert engine.get_backend() == "numpy"
     engine.set_backend("auto")
     assert engine.get_backend() == ("cuda" if cuda_available() else "numpy")
@@ -228,7 +228,7 @@ def test_backend_selection():
 
 
 def test_cuda_backend_without_a_gpu_says_what_is_missing():
-    from kernels.launch import cuda_available
+    from deepinside.kernels.launch import cuda_available
     if cuda_available():
         pytest.skip("a GPU is usable here")
     with pytest.raises(ValueError, match="(needs CuPy|no usable GPU|found no GPU).*numpy or emulator backend"):

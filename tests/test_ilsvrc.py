@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import engine
-import models
-import viz.ilsvrc
-from engine import nn
-from viz.cli import main
+from deepinside import engine
+from deepinside import models
+from deepinside.viz import ilsvrc
+from deepinside.engine import nn
+from deepinside.cli import main
 
 SYNSETS = ["n01440764", "n01443537", "n01484850", "n01491361"]
 
@@ -58,7 +58,7 @@ def iou(a, b):
 def test_records_follow_the_challenge_rules(setup):
     assert evaluate(setup, setup / "out") == 0
     records = [json.loads(line) for line in (setup / "out" / "results.jsonl").read_text().splitlines()]
-    truth = {path.split("/")[-1]: boxes for path, boxes in viz.ilsvrc.read_folder(str(setup / "val"))}
+    truth = {path.split("/")[-1]: boxes for path, boxes in ilsvrc.read_folder(str(setup / "val"))}
     assert len(records) == 12
     for record in records:
         boxes = truth[record["image"]]
@@ -81,7 +81,7 @@ def test_interruption_and_resume_give_the_same_totals(setup, monkeypatch):
     assert evaluate(setup, setup / "whole") == 0
     whole = json.loads((setup / "whole" / "summary.json").read_text())
 
-    original, calls = viz.ilsvrc.evaluate_image, []
+    original, calls = ilsvrc.evaluate_image, []
 
     def interrupted(*arguments, **options):
         if len(calls) == 5:
@@ -89,14 +89,14 @@ def test_interruption_and_resume_give_the_same_totals(setup, monkeypatch):
         calls.append(1)
         return original(*arguments, **options)
 
-    monkeypatch.setattr(viz.ilsvrc, "evaluate_image", interrupted)
+    monkeypatch.setattr(ilsvrc, "evaluate_image", interrupted)
     with pytest.raises(KeyboardInterrupt):
         evaluate(setup, setup / "resumed")
     results = setup / "resumed" / "results.jsonl"
     assert len(results.read_text().splitlines()) == 5
     with open(results, "a") as handle:
         handle.write('{"image": "ILSVRC2012_val_000000')  # a line cut by the interruption
-    monkeypatch.setattr(viz.ilsvrc, "evaluate_image", original)
+    monkeypatch.setattr(ilsvrc, "evaluate_image", original)
     assert evaluate(setup, setup / "resumed") == 0
     images = [json.loads(line)["image"] for line in results.read_text().splitlines()]
     assert len(images) == len(set(images)) == 12

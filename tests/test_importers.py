@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy.io import savemat
 
-import engine
-import models
+from deepinside import engine
+from deepinside import models
 from helpers import relative_error
-from viz.cli import main
+from deepinside.cli import main
 
 
 def ours(model, x, probe):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import kernels as K
+import deepinside.kernels as K
 from helpers import distinct_values, numerical_gradient, relative_error
 
 CONV_CASES = [  # (batch, channels, height, width, out channels, kernel, stride, padding)

@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-import engine
-import models
-import viz
-from engine import nn
+from deepinside import engine
+from deepinside import models
+from deepinside import viz
+from deepinside.engine import nn
 from helpers import relative_error
 from torch_reference import torch_input_gradient, torch_twin
-from viz.localise import bounding_box, largest_component, seed_regions
+from deepinside.viz.localise import bounding_box, largest_component, seed_regions
 
 
 def small_model(seed=0, classes=4, size=20):
@@ -67,7 +67,7 @@ def test_class_model_batches_classes_independently():
 
 def test_class_model_posterior_objective_follows_its_gradient():
     """A small step along the computed gradient of P_c raises P_c by about lr*|grad|^2."""
-    from viz.class_model import _objective_gradient
+    from deepinside.viz.class_model import _objective_gradient
     model = small_model()
     model.net.to(np.float64)
     x = np.random.default_rng(0).standard_normal((1, 3, 20, 20)) * 30

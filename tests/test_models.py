@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-import engine
-import models
-from engine import Tensor, nn
+from deepinside import engine
+from deepinside import models
+from deepinside.engine import Tensor, nn
 
 
 def parameter_count(net):

@@ -2,10 +2,10 @@
 and as accurate on freshly generated images as models/README.md says."""
 import os
 
-import models
-from models.data import CLASSES, generate
-from models.loading import DEFAULT_PATH
-from models.train import EVALUATION_SEED, HELD_OUT_SEED, TRAIN_SEED, accuracy
+from deepinside import models
+from deepinside.models.data import CLASSES, generate
+from deepinside.models.loading import DEFAULT_PATH
+from deepinside.models.train import EVALUATION_SEED, HELD_OUT_SEED, TRAIN_SEED, accuracy
 
 FRESH_SEED = 7
 # models/README.md records 78.4% top-1 on 2,000 held-out images; on 200 images one standard

@@ -3,11 +3,11 @@ in all three backward modes, in float32, on several random architectures."""
 import numpy as np
 import pytest
 
-import engine
-import models
-from engine import nn
+from deepinside import engine
+from deepinside import models
+from deepinside.engine import nn
 from helpers import relative_error
-from kernels import maxpool_output_size
+from deepinside.kernels import maxpool_output_size
 from torch_reference import torch_input_gradient, torch_twin
 
 

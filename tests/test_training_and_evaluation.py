@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 
-import models
-from models.data import CLASSES
-from viz.cli import main
+from deepinside import models
+from deepinside.models.data import CLASSES
+from deepinside.cli import main
 
 
 def test_train_writes_a_loadable_model_and_logs_every_epoch(tmp_path, capsys):
@@ -20,8 +20,8 @@ def test_train_writes_a_loadable_model_and_logs_every_epoch(tmp_path, capsys):
 
 
 def test_training_is_reproducible_from_its_seed(tmp_path):
-    from models.train import train
-    from models.weights import read_safetensors
+    from deepinside.models.train import train
+    from deepinside.models.weights import read_safetensors
     runs = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         train(tmp_path / f"{name}.safetensors", images=96, epochs=2, batch_size=32, warmup_steps=2, seed=seed,
@@ -33,10 +33,10 @@ def test_training_is_reproducible_from_its_seed(tmp_path):
 
 
 def test_training_steps_lower_the_loss_on_a_fixed_batch():
-    import engine
-    from engine import functional as F
-    from models.data import generate
-    from models.train import centre_crops, default_net, to_batch
+    from deepinside import engine
+    from deepinside.engine import functional as F
+    from deepinside.models.data import generate
+    from deepinside.models.train import centre_crops, default_net, to_batch
     images, labels, _, _ = generate(32, seed=9)
     pixels = images.reshape(-1, 3).astype(np.float32)
     x = engine.Tensor(to_batch(centre_crops(images), pixels.mean(axis=0), pixels.std(axis=0)))
@@ -53,7 +53,7 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch():
 
 
 def test_evaluate_on_generated_images(tmp_path, capsys):
-    import engine
+    from deepinside import engine
     engine.nn.manual_seed(0)
     models.save(tmp_path / "net.safetensors", models.shapes_net(), classes=list(CLASSES), input_size=96,
                 image_size=112, mean=[120, 115, 100], std=[60, 60, 60])

@@ -4,10 +4,10 @@ import pytest
 import torch
 from PIL import Image
 
-import engine
-import models
-import viz
-from engine import nn
+from deepinside import engine
+from deepinside import models
+from deepinside import viz
+from deepinside.engine import nn
 from helpers import relative_error
 from torch_reference import torch_input_gradient, torch_twin
 

@@ -3,7 +3,7 @@ through ReLU backward hooks, as a peer library would do it."""
 import numpy as np
 import torch
 
-from engine import nn
+from deepinside.engine import nn
 
 
 def torch_twin(net, dtype=torch.float64):

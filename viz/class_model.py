@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import engine
+from .. import engine
 
 OBJECTIVES = ("score", "posterior")
 

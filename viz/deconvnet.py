@@ -16,9 +16,9 @@ at every layer, and equals the true gradient ("backprop") everywhere except at R
 """
 import numpy as np
 
-import engine
-from engine import nn
-from engine.backend import current
+from .. import engine
+from ..engine import nn
+from ..engine.backend import current
 from .crops import crop_boxes, extract
 from .images import to_input, working_image
 

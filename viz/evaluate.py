@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-import engine
+from .. import engine
 from .localise import bounding_box, box_iou, largest_component, localise_from_saliency
 from .saliency import classify, saliency_maps
 
@@ -30,8 +30,8 @@ def box_mask(box, shape):
 
 def average_box(size, count=500):
     """A centred box of the average object width and height of training images."""
-    from models.data import generate
-    from models.train import TRAIN_SEED
+    from ..models.data import generate
+    from ..models.train import TRAIN_SEED
     boxes = generate(count, TRAIN_SEED)[3]
     width, height = (boxes[:, 2] - boxes[:, 0]).mean(), (boxes[:, 3] - boxes[:, 1]).mean()
     x0, y0 = round((size - width) / 2), round((size - height) / 2)
@@ -44,8 +44,8 @@ def evaluate_generated(model, count=1000, seed=None, modes=("backprop", "deconvn
     IoU, seconds per image. Returns (rows, classification accuracy)."""
     from tqdm import tqdm
 
-    from models.data import generate
-    from models.train import EVALUATION_SEED
+    from ..models.data import generate
+    from ..models.train import EVALUATION_SEED
 
     seed = EVALUATION_SEED if seed is None else seed
     centred = average_box(112)
@@ -117,8 +117,8 @@ def cascading_randomisation(model, count=50, seed=None, modes=("backprop", "deco
     Returns rows {"randomised": "up to <layer>", mode: mean correlation, ...}."""
     from scipy.stats import spearmanr
 
-    from models.data import generate
-    from models.train import EVALUATION_SEED
+    from ..models.data import generate
+    from ..models.train import EVALUATION_SEED
 
     seed = EVALUATION_SEED + 100 if seed is None else seed
     images, labels, _, _ = generate(count, seed)

@@ -11,7 +11,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from engine import to_numpy
+from ..engine import to_numpy
 from . import render
 from .class_model import class_model, for_display, stuck_classes
 from .deconvnet import centre_input, compare_deconvnet, deconv_reconstruction, forward_record

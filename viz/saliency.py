@@ -1,7 +1,7 @@
 """Prediction and image-specific class saliency (Sect. 3.1): M_ij = max_c |dS_c/dI_ijc|."""
 import numpy as np
 
-import engine
+from .. import engine
 from .crops import crop_boxes, extract
 from .images import to_input, working_image
 

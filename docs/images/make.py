@@ -12,8 +12,8 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from viz.cli import main
-from viz.render import montage
+from deepinside.cli import main
+from deepinside.viz.render import montage
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(HERE)), "viz", "samples", "photo-china-ring.png")

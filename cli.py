@@ -28,13 +28,13 @@ def _progress(items, description):
 
 
 def _model(arguments):
-    import models
+    from . import models
 
     return models.load(arguments.model, arch=arguments.arch, classes=arguments.classes)
 
 
 def _convert(arguments):
-    import models
+    from . import models
 
     if not arguments.output.endswith(".safetensors"):
         raise ValueError(f"{arguments.output}: the output file name must end in .safetensors")
@@ -45,7 +45,7 @@ def _convert(arguments):
 
 
 def _classify(arguments):
-    from . import classify, render
+    from .viz import classify, render
 
     model = _model(arguments)
     summary = {}
@@ -61,7 +61,7 @@ def _classify(arguments):
 
 
 def _saliency(arguments):
-    from . import render, saliency_maps, working_image
+    from .viz import render, saliency_maps, working_image
 
     model = _model(arguments)
     classes = None if arguments.class_index is None else [arguments.class_index]
@@ -83,8 +83,8 @@ def _saliency(arguments):
 
 
 def _classmodel(arguments):
-    from . import render
-    from .class_model import class_model, stuck_classes
+    from .viz import render
+    from .viz.class_model import class_model, stuck_classes
 
     model = _model(arguments)
     classes = arguments.class_index if arguments.class_index else list(range(len(model.classes)))
@@ -113,8 +113,8 @@ def _classmodel(arguments):
 
 
 def _localise(arguments):
-    from . import render, working_image
-    from .localise import localise
+    from .viz import render, working_image
+    from .viz.localise import localise
 
     model = _model(arguments)
     summary = {}
@@ -133,9 +133,9 @@ def _localise(arguments):
 
 
 def _deconv(arguments):
-    from . import render
-    from .class_model import for_display
-    from .deconvnet import deconv_reconstruction
+    from .viz import render
+    from .viz.class_model import for_display
+    from .viz.deconvnet import deconv_reconstruction
 
     model = _model(arguments)
     unit = tuple(arguments.unit) if arguments.unit else None
@@ -150,8 +150,8 @@ def _deconv(arguments):
 
 
 def _compare(arguments):
-    from . import render
-    from .deconvnet import compare_deconvnet, format_table
+    from .viz import render
+    from .viz.deconvnet import compare_deconvnet, format_table
 
     model = _model(arguments)
     rows, cumulative = compare_deconvnet(model, arguments.image, arguments.class_index)
@@ -162,14 +162,14 @@ def _compare(arguments):
 
 
 def _evaluate(arguments):
-    from . import render
-    from .ilsvrc import evaluate_folder, markdown_table
+    from .viz import render
+    from .viz.ilsvrc import evaluate_folder, markdown_table
 
     if not arguments.ilsvrc:
         return _evaluate_generated(arguments)
     model = _model(arguments)
     if arguments.synsets:
-        from models.importers import read_class_names
+        from .models.importers import read_class_names
         model.synsets = read_class_names(arguments.synsets, len(model.classes))
     totals = evaluate_folder(model, arguments.ilsvrc, arguments.out, top_k=arguments.top_k,
                              crops=arguments.crops, mode=arguments.mode, progress=True)
@@ -182,7 +182,7 @@ def _evaluate(arguments):
 
 
 def _train(arguments):
-    from models.train import train
+    from .models.train import train
 
     if not arguments.out.endswith(".safetensors"):
         raise ValueError(f"{arguments.out}: the output file name must end in .safetensors")
@@ -192,8 +192,8 @@ def _train(arguments):
 
 
 def _evaluate_generated(arguments):
-    from . import render
-    from .evaluate import cascading_randomisation, evaluate_generated, evaluation_table, sanity_table
+    from .viz import render
+    from .viz.evaluate import cascading_randomisation, evaluate_generated, evaluation_table, sanity_table
 
     model = _model(arguments)
     rows, accuracy = evaluate_generated(model, count=arguments.images, crops=(1, arguments.crops) if arguments.crops > 1 else (1,))
@@ -208,14 +208,14 @@ def _evaluate_generated(arguments):
 
 
 def _demo(arguments):
-    from .report import build_report, sample_images
+    from .viz.report import build_report, sample_images
 
     model = _model(arguments)
     name = os.path.basename(arguments.model) if arguments.model else "the shipped model (models/default.safetensors)"
     images = sample_images() + list(arguments.image or [])
     start = time.perf_counter()
     page = build_report(model, name, images, progress=lambda step: print(f"  {step}", file=sys.stderr, flush=True))
-    from . import render
+    from .viz import render
     with render.StagedOutput(arguments.out) as out:
         with open(out.path("index.html"), "w", encoding="utf-8") as handle:
             handle.write(page)
@@ -391,11 +391,11 @@ def _parser():
 
 def main(argv=None):
     arguments = _parser().parse_args(argv)
-    from models import ModelFileError
-    from .images import ImageError
+    from .models import ModelFileError
+    from .viz.images import ImageError
     try:
         if arguments.backend:
-            import engine
+            from . import engine
             engine.set_backend(arguments.backend)
         arguments.run(arguments)
     except (ImageError, ModelFileError, ValueError, OSError) as error:

@@ -1,0 +1,6 @@
+"""python -m deepinside: the `deepinside` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
