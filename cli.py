@@ -11,6 +11,8 @@ import time
 
 import numpy as np
 
+from .engine import MODES
+
 
 def _stem(path):
     return os.path.splitext(os.path.basename(path))[0]
@@ -242,7 +244,7 @@ def _common(model=True):
 
 
 def _add_mode(parser):
-    parser.add_argument("--mode", default="backprop", choices=("backprop", "deconvnet", "guided"),
+    parser.add_argument("--mode", default="backprop", choices=MODES,
                         help="backward rule at ReLU: backprop (the true gradient, the paper's), "
                              "deconvnet (Zeiler and Fergus) or guided (guided backprop)")
 

@@ -59,7 +59,7 @@ def main(argv=None):
     arguments = parser.parse_args(argv)
     os.makedirs(arguments.out, exist_ok=True)
 
-    from deepinside.kernels.gpu_ops import make_ops
+    from deepinside import kernels
     from deepinside.kernels.launch import CudaLauncher, EmulatorLauncher
 
     if arguments.emulator:
@@ -82,7 +82,7 @@ def main(argv=None):
         peak = next((v for k, v in FP32_PEAK_TFLOPS.items() if k in device_name), None)
         synchronise = lambda: (launcher.cupy.cuda.Device().synchronize(), torch.cuda.synchronize())
         scale, batches, repeats = 1, (1, 64), arguments.repeats
-    ops = make_ops(launcher)
+    ops = kernels.bind(kernels.Device(launcher))
     xp = launcher.xp
     rng = np.random.default_rng(0)
     rows = []
@@ -111,9 +111,9 @@ def main(argv=None):
             flops = conv_flops(batch, c, o, out_size, k)
             shape = f"{net} N{batch} C{c} O{o} {size}x{size} k{k} s{stride} p{pad}"
             ours = {
-                "forward": lambda: ops.conv2d_forward(x_d, w_d, None, stride, pad),
-                "backward-data": lambda: ops.conv2d_backward_data(gy_d, w_d, x.shape, stride, pad),
-                "backward-weights": lambda: ops.conv2d_backward_weights(gy_d, x_d, w.shape, stride, pad),
+                "forward": lambda: ops.conv2d.forward(x_d, w_d, None, stride, pad),
+                "backward-data": lambda: ops.conv2d.backward_data(gy_d, w_d, x.shape, stride, pad),
+                "backward-weights": lambda: ops.conv2d.backward_weights(gy_d, x_d, w.shape, stride, pad),
             }
             peers = {}
             if torch is not None:
@@ -138,7 +138,7 @@ def main(argv=None):
             if torch is not None:
                 xt, wt = torch.from_numpy(x).cuda(), torch.from_numpy(w).cuda()
                 peer = median_seconds(lambda: xt @ wt.T, synchronise, repeats)
-            mine = median_seconds(lambda: ops.linear_forward(x_d, w_d, None), synchronise, repeats)
+            mine = median_seconds(lambda: ops.linear.forward(x_d, w_d, None), synchronise, repeats)
             record("linear", f"{name} N{batch} {fan_in}->{fan_out}", "forward", 2.0 * batch * fan_in * fan_out, mine, peer)
 
     size = 4096 // scale
@@ -148,7 +148,7 @@ def main(argv=None):
     if torch is not None:
         at, bt = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
         peer = median_seconds(lambda: at @ bt, synchronise, repeats)
-    record("sgemm", f"{size}^3", "C = A B", 2.0 * size ** 3, median_seconds(lambda: ops.gemm(a_d, b_d), synchronise, repeats), peer)
+    record("sgemm", f"{size}^3", "C = A B", 2.0 * size ** 3, median_seconds(lambda: ops.gemm.product(a_d, b_d), synchronise, repeats), peer)
 
     if not arguments.emulator:
         saliency_rows(record, torch, synchronise, repeats)
@@ -167,13 +167,11 @@ def saliency_rows(record, torch, synchronise, repeats):
     from deepinside import models
     from torch_reference import torch_twin
 
-    engine.set_backend("numpy")
-    net = models.vgg16().eval()
+    with engine.use_backend("numpy"):
+        net = models.vgg16().eval()
     twin = torch_twin(net, torch.float32).cuda()
-    engine.set_backend("cuda")
-    xp = engine.backend.current().xp
-    for p in net.parameters():
-        p.data = xp.asarray(p.data)
+    net.to("cuda")
+    xp = net.backend.xp
     for batch in (1, 64):
         image = np.random.default_rng(1).standard_normal((batch, 3, 224, 224), dtype=np.float32)
         seed = np.zeros((batch, 1000), np.float32)
@@ -182,7 +180,7 @@ def saliency_rows(record, torch, synchronise, repeats):
         image_t, seed_t = torch.from_numpy(image).cuda(), torch.from_numpy(seed).cuda()
 
         def ours():
-            x = engine.Tensor(image_d, requires_grad=True)
+            x = engine.Tensor(image_d, requires_grad=True, backend=net.backend)
             return engine.grad(net(x), [x], grad_output=seed_d)[0]
 
         def theirs():
@@ -207,7 +205,6 @@ def saliency_rows(record, torch, synchronise, repeats):
                            f" PyTorch batched {peer_difference / scale:.1e})",
                "forward + input gradient", flops, median_seconds(ours, synchronise, repeats),
                median_seconds(theirs, synchronise, repeats))
-    engine.set_backend("numpy")
 
 
 def markdown(device, peak, rows):

@@ -1,4 +1,4 @@
-"""Backend selection: which kernels the engine calls and which array module holds data.
+"""Backends: where a tensor's data lives and which kernels run on it.
 
     numpy     the NumPy reference path (kernels/*.py), on the CPU
     cuda      our CUDA kernels (kernels/*.cu) through CuPy on a GPU
@@ -6,59 +6,118 @@
               arrays: slow, but it is how the kernels are tested without a GPU
     auto      cuda where a GPU is usable, else numpy
 
-All backends provide the same kernel functions (kernels.OPS) with the same signatures.
+A tensor carries its backend (`tensor.backend`), and an operation runs on the backend its
+operands share: operands on different backends are refused with a message, never copied
+behind the user's back. New tensors, a network's new parameters among them, go on the
+default backend: `with use_backend("emulator"):` inside a block, `set_backend(name)` for
+the process, else the DEEPINSIDE_BACKEND environment variable, else auto. `module.to(name)`
+and `tensor.to(name)` move what exists.
 """
+import contextlib
+import contextvars
 import os
-from types import SimpleNamespace
 
 import numpy as np
 
 from .. import kernels
 
 NAMES = ("numpy", "cuda", "emulator")
-_built = {"numpy": SimpleNamespace(name="numpy", xp=np, ops=kernels.numpy_ops)}
-_current = None
 
 
-def available_backends():
-    return NAMES
+class Backend:
+    """One backend: its name, its array module (`xp`: NumPy or CuPy) and its kernels
+    (`ops.<family>.<op>`, see kernels.bind)."""
+
+    __slots__ = ("name", "xp", "ops")
+
+    def __init__(self, name, xp, ops):
+        self.name, self.xp, self.ops = name, xp, ops
+
+    def asarray(self, data, dtype=None):
+        """`data` (NumPy, CuPy or anything array-like) as an array of this backend."""
+        if self.xp is np:
+            data = to_numpy(data)
+        return self.xp.asarray(data, dtype=dtype)
+
+    def __repr__(self):
+        return f"Backend({self.name!r})"
+
+
+def to_numpy(array):
+    """A NumPy array of a backend array (a copy when it lives on a GPU)."""
+    return array.get() if hasattr(array, "get") and not isinstance(array, np.ndarray) else np.asarray(array)
+
+
+_built = {"numpy": Backend("numpy", np, kernels.numpy_ops)}
 
 
 def _build(name):
-    from ..kernels.gpu_ops import make_ops
-    from ..kernels.launch import CudaLauncher, EmulatorLauncher
+    from ..kernels.launch import CudaLauncher, EmulatorLauncher, KernelError
 
-    launcher = CudaLauncher() if name == "cuda" else EmulatorLauncher()
-    return SimpleNamespace(name=name, xp=launcher.xp, ops=make_ops(launcher), launcher=launcher)
+    try:
+        launcher = CudaLauncher() if name == "cuda" else EmulatorLauncher()
+    except KernelError as error:  # no GPU, no CuPy, no compiler: the user chose a backend this machine lacks
+        raise ValueError(str(error)) from None
+    return Backend(name, launcher.xp, kernels.bind(kernels.Device(launcher)))
 
 
-def set_backend(name):
-    """Selects the backend every later operation runs on: numpy, cuda, emulator or auto."""
-    global _current
+def get_backend(name=None):
+    """The Backend named `name` (numpy, cuda, emulator or auto; a Backend is returned as it
+    is), built on first use; without a name, the default backend for new tensors."""
+    if name is None:
+        return default()
+    if isinstance(name, Backend):
+        return name
     if name == "auto":
         from ..kernels.launch import cuda_available
         name = "cuda" if cuda_available() else "numpy"
     if name not in NAMES:
         raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(NAMES)} or 'auto'")
     if name not in _built:
-        from ..kernels.launch import KernelError
-        try:
-            _built[name] = _build(name)
-        except KernelError as error:
-            raise ValueError(str(error)) from None
-    _current = _built[name]
+        _built[name] = _build(name)
+    return _built[name]
 
 
-def get_backend():
-    return current().name
+_process_default = None
+_block_default = contextvars.ContextVar("deepinside_backend", default=None)
 
 
-def current():
-    if _current is None:
-        set_backend(os.environ.get("DEEPINSIDE_BACKEND", "auto"))
-    return _current
+def default():
+    """The backend new tensors go on."""
+    global _process_default
+    chosen = _block_default.get()
+    if chosen is None:
+        if _process_default is None:
+            _process_default = get_backend(os.environ.get("DEEPINSIDE_BACKEND", "auto"))
+        chosen = _process_default
+    return chosen
 
 
-def to_numpy(array):
-    """A NumPy copy of a backend array (CuPy arrays live on the GPU)."""
-    return array if isinstance(array, np.ndarray) else array.get()
+def set_backend(name):
+    """Makes `name` the default backend of new tensors for the whole process."""
+    global _process_default
+    _process_default = get_backend(name)
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """New tensors inside the block go on backend `name`."""
+    token = _block_default.set(get_backend(name))
+    try:
+        yield _block_default.get()
+    finally:
+        _block_default.reset(token)
+
+
+def available_backends():
+    return NAMES
+
+
+def same_backend(operation, *tensors):
+    """The backend all of `tensors` (None ignored) live on, or a ValueError naming them."""
+    backends = [t.backend for t in tensors if t is not None]
+    if any(b is not backends[0] for b in backends):
+        names = ", ".join(b.name for b in backends)
+        raise ValueError(f"{operation}: operands live on different backends ({names}); "
+                         "move them to one with .to(backend)")
+    return backends[0]

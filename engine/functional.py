@@ -1,11 +1,8 @@
-"""Differentiable operations: each calls the current backend's kernels forward and
-records the backward step next to it (as micrograd does)."""
-from . import backend
+"""Differentiable operations: each calls its op family's kernels on the backend its
+operands share (kernels/<family>.py) and records the backward step next to it, as
+micrograd does."""
+from .backend import same_backend
 from .tensor import Tensor
-
-
-def _ops():
-    return backend.current().ops
 
 
 def _data(t):
@@ -13,84 +10,86 @@ def _data(t):
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
-    ops = _ops()
-    y = ops.conv2d_forward(x.data, weight.data, _data(bias), stride, padding)
+    backend = same_backend("conv2d", x, weight, bias)
+    ops = backend.ops.conv2d
+    y = ops.forward(x.data, weight.data, _data(bias), stride, padding)
 
     def backward(g, mode, needed):
-        gx = ops.conv2d_backward_data(g, weight.data, x.shape, stride, padding) if needed[0] else None
-        gw = ops.conv2d_backward_weights(g, x.data, weight.shape, stride, padding) if needed[1] else None
-        gb = ops.conv2d_backward_bias(g) if len(needed) > 2 and needed[2] else None
+        gx = ops.backward_data(g, weight.data, x.shape, stride, padding) if needed[0] else None
+        gw = ops.backward_weights(g, x.data, weight.shape, stride, padding) if needed[1] else None
+        gb = ops.backward_bias(g) if len(needed) > 2 and needed[2] else None
         return gx, gw, gb
 
     parents = (x, weight) if bias is None else (x, weight, bias)
-    return Tensor._from_op(y, parents, backward, "conv2d")
+    return Tensor._from_op(y, parents, backward, "conv2d", backend)
 
 
 def relu(x):
-    ops = _ops()
-    y = ops.relu_forward(x.data)
+    ops = x.backend.ops.relu
+    y = ops.forward(x.data)
 
     def backward(g, mode, needed):
-        return (ops.relu_backward(g, y, mode),)
+        return (ops.backward(g, y, mode),)
 
-    return Tensor._from_op(y, (x,), backward, "relu")
+    return Tensor._from_op(y, (x,), backward, "relu", x.backend)
 
 
 def max_pool2d(x, kernel_size, stride, padding=0, ceil_mode=False, return_switches=False):
     """Max-pooling; with return_switches also the flat index of each window's winner in
     its input plane (what a DeconvNet unpools through)."""
-    ops = _ops()
-    y, switches = ops.maxpool_forward(x.data, kernel_size, stride, padding, ceil_mode)
+    ops = x.backend.ops.maxpool
+    y, switches = ops.forward(x.data, kernel_size, stride, padding, ceil_mode)
 
     def backward(g, mode, needed):
-        return (ops.maxpool_backward(g, switches, x.shape, kernel_size, stride, padding),)
+        return (ops.backward(g, switches, x.shape, kernel_size, stride, padding),)
 
-    out = Tensor._from_op(y, (x,), backward, "max_pool2d")
+    out = Tensor._from_op(y, (x,), backward, "max_pool2d", x.backend)
     return (out, switches) if return_switches else out
 
 
 def adaptive_avg_pool2d(x, output_size):
-    ops = _ops()
-    y = ops.adaptive_avgpool_forward(x.data, output_size)
+    ops = x.backend.ops.adaptive_avgpool
+    y = ops.forward(x.data, output_size)
 
     def backward(g, mode, needed):
-        return (ops.adaptive_avgpool_backward(g, x.shape),)
+        return (ops.backward(g, x.shape),)
 
-    return Tensor._from_op(y, (x,), backward, "adaptive_avg_pool2d")
+    return Tensor._from_op(y, (x,), backward, "adaptive_avg_pool2d", x.backend)
 
 
 def linear(x, weight, bias=None):
-    ops = _ops()
-    y = ops.linear_forward(x.data, weight.data, _data(bias))
+    backend = same_backend("linear", x, weight, bias)
+    ops = backend.ops.linear
+    y = ops.forward(x.data, weight.data, _data(bias))
 
     def backward(g, mode, needed):
-        gx = ops.linear_backward_data(g, weight.data) if needed[0] else None
-        gw = ops.linear_backward_weights(g, x.data) if needed[1] else None
-        gb = ops.linear_backward_bias(g) if len(needed) > 2 and needed[2] else None
+        gx = ops.backward_data(g, weight.data) if needed[0] else None
+        gw = ops.backward_weights(g, x.data) if needed[1] else None
+        gb = ops.backward_bias(g) if len(needed) > 2 and needed[2] else None
         return gx, gw, gb
 
     parents = (x, weight) if bias is None else (x, weight, bias)
-    return Tensor._from_op(y, parents, backward, "linear")
+    return Tensor._from_op(y, parents, backward, "linear", backend)
 
 
 def local_response_norm(x, size, alpha, beta, k):
-    ops = _ops()
-    y, scale = ops.lrn_forward(x.data, size, alpha, beta, k)
+    ops = x.backend.ops.lrn
+    y, scale = ops.forward(x.data, size, alpha, beta, k)
 
     def backward(g, mode, needed):
-        return (ops.lrn_backward(g, x.data, scale, size, alpha, beta),)
+        return (ops.backward(g, x.data, scale, size, alpha, beta),)
 
-    return Tensor._from_op(y, (x,), backward, "local_response_norm")
+    return Tensor._from_op(y, (x,), backward, "local_response_norm", x.backend)
 
 
 def dropout(x, p, rng):
-    ops = _ops()
-    y, mask = ops.dropout_forward(x.data, p, rng)
+    ops = x.backend.ops.dropout
+    y, mask = ops.forward(x.data, p, rng)
 
     def backward(g, mode, needed):
-        return (ops.dropout_backward(g, mask),)
+        return (ops.backward(g, mask),)
 
-    return Tensor._from_op(y, (x,), backward, "dropout")
+    return Tensor._from_op(y, (x,), backward, "dropout", x.backend)
 
 
 def reshape(x, shape):
@@ -99,16 +98,17 @@ def reshape(x, shape):
     def backward(g, mode, needed):
         return (g.reshape(x.shape),)
 
-    return Tensor._from_op(y, (x,), backward, "reshape")
+    return Tensor._from_op(y, (x,), backward, "reshape", x.backend)
 
 
 def cross_entropy(logits, labels):
-    """Mean softmax cross-entropy of logits (N, K) against integer labels (N,)."""
-    ops = _ops()
-    labels = backend.current().xp.asarray(labels)
-    loss, probabilities = ops.softmax_cross_entropy_forward(logits.data, labels)
+    """Mean softmax cross-entropy of logits (N, K) against integer labels (N,), an array
+    or list on any backend (moved to the logits')."""
+    ops = logits.backend.ops.softmax_cross_entropy
+    labels = logits.backend.asarray(labels)
+    loss, probabilities = ops.forward(logits.data, labels)
 
     def backward(g, mode, needed):
-        return (ops.softmax_cross_entropy_backward(g, probabilities, labels),)
+        return (ops.backward(g, probabilities, labels),)
 
-    return Tensor._from_op(loss, (logits,), backward, "cross_entropy")
+    return Tensor._from_op(loss, (logits,), backward, "cross_entropy", logits.backend)

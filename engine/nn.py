@@ -3,13 +3,19 @@
 Every layer can describe itself as a spec (`layer.spec()`: its type and constructor
 arguments), and `build(specs)` rebuilds a Sequential from specs: this is how a weight file
 carries its architecture without pickle.
+
+A layer that runs one op family of the kernels names it (`family`) and gives the family's
+keyword arguments (`kernel_arguments()`): its forward passes them to the op, and its
+DeconvNet step (`zeiler_step`) to the family's declared step.
 """
 import math
 
 import numpy as np
 
-from . import backend, functional as F
+from . import functional as F
+from .backend import NAMES, Backend, default, get_backend
 from .tensor import Tensor
+from .. import kernels
 
 _rng = np.random.default_rng(0)
 
@@ -22,13 +28,14 @@ def manual_seed(seed):
 
 def _uniform_parameter(shape, bound):
     values = (_rng.random(shape, dtype=np.float32) * 2 - 1) * np.float32(bound)
-    return Tensor(backend.current().xp.asarray(values), requires_grad=True)
+    return Tensor(values, requires_grad=True)
 
 
 class Module:
     """A layer: parameters in `_parameters` (name -> Tensor, in state-dict order)."""
 
     training = True
+    family = None  # the kernels' OpFamily this layer runs, where it runs one
 
     def __init__(self):
         self._parameters = {}
@@ -52,11 +59,44 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def to(self, dtype):
-        """Casts every parameter to `dtype` (float64 for gradient checks)."""
-        for p in self.parameters():
-            p.data = p.data.astype(dtype)
+    def to(self, target):
+        """Moves every parameter to a backend ("numpy", "cuda", "emulator", "auto" or a
+        Backend), or casts it to a dtype (float64 for gradient checks). Returns the module."""
+        if isinstance(target, Backend) or target in NAMES + ("auto",):
+            backend = get_backend(target)
+            for p in self.parameters():
+                p.data, p.backend, p.grad = backend.asarray(p.data), backend, None
+        else:
+            for p in self.parameters():
+                p.data = p.data.astype(target)
         return self
+
+    @property
+    def backend(self):
+        """Where the parameters live (the default backend for a layer without any)."""
+        parameters = self.parameters()
+        return parameters[0].backend if parameters else default()
+
+    def kernel_arguments(self):
+        """The keyword arguments of this layer's op family (stride, padding, ...)."""
+        return {}
+
+    def forward_with_state(self, x):
+        """(output, the forward state a DeconvNet step needs or None): a max-pool's switches."""
+        return self(x), None
+
+    def zeiler_step(self, signal, layer_input, switches=None):
+        """Zeiler and Fergus's DeconvNet step: the reconstruction of this layer's input
+        (a Tensor, the forward pass's) from `signal` (an array at its output), computed by
+        the op family's declared step, not by the autodiff backward. `switches`: those of
+        the forward pass, for a max-pool."""
+        family = self.family
+        if family is None or family.zeiler is None:
+            raise ValueError(f"no DeconvNet step for {self!r}")
+        ops = getattr(layer_input.backend.ops, family.name)  # the family bound to the input's backend
+        state = {} if switches is None else {"switches": switches}
+        return family.zeiler(ops, signal, layer_input.data, *[p.data for p in self.parameters()],
+                             **state, **self.kernel_arguments())
 
     def spec(self):
         return {"type": type(self).__name__, **self._arguments()}
@@ -105,6 +145,8 @@ def _expect_positive(layer_name, **sizes):
 
 
 class Conv2d(Module):
+    family = kernels.CONV2D
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
@@ -128,14 +170,19 @@ class Conv2d(Module):
                     kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
                     bias=self.bias is not None)
 
+    def kernel_arguments(self):
+        return dict(stride=self.stride, padding=self.padding)
+
     def forward(self, x):
         _expect_4d(self, x, self.in_channels)
         _expect_dtype(self, x)
         _expect_window_fits(self, x, self.kernel_size, self.padding)
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return F.conv2d(x, self.weight, self.bias, **self.kernel_arguments())
 
 
 class Linear(Module):
+    family = kernels.LINEAR
+
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
@@ -160,11 +207,15 @@ class Linear(Module):
 
 
 class ReLU(Module):
+    family = kernels.RELU
+
     def forward(self, x):
         return F.relu(x)
 
 
 class MaxPool2d(Module):
+    family = kernels.MAXPOOL
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
         self.kernel_size = _single_size("kernel_size", kernel_size)
@@ -180,15 +231,22 @@ class MaxPool2d(Module):
         return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
                     ceil_mode=self.ceil_mode)
 
+    def kernel_arguments(self):
+        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode)
+
+    def forward_with_state(self, x):
+        return self.forward(x, return_switches=True)
+
     def forward(self, x, return_switches=False):
         _expect_4d(self, x)
         _expect_window_fits(self, x, self.kernel_size, self.padding)
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            return_switches)
+        return F.max_pool2d(x, **self.kernel_arguments(), return_switches=return_switches)
 
 
 class AdaptiveAvgPool2d(Module):
     """Averages each plane down to output_size (an int or (height, width)), as PyTorch."""
+
+    family = kernels.ADAPTIVE_AVGPOOL
 
     def __init__(self, output_size):
         super().__init__()
@@ -200,9 +258,12 @@ class AdaptiveAvgPool2d(Module):
     def _arguments(self):
         return dict(output_size=list(self.output_size))
 
+    def kernel_arguments(self):
+        return dict(output_size=self.output_size)
+
     def forward(self, x):
         _expect_4d(self, x)
-        return F.adaptive_avg_pool2d(x, self.output_size)
+        return F.adaptive_avg_pool2d(x, **self.kernel_arguments())
 
 
 class Flatten(Module):
@@ -212,6 +273,9 @@ class Flatten(Module):
         if x.ndim < 2:
             raise ValueError(f"Flatten expects a batch of at least 2 dimensions, got shape {tuple(x.shape)}")
         return F.reshape(x, (x.shape[0], -1))
+
+    def zeiler_step(self, signal, layer_input, switches=None):
+        return signal.reshape(layer_input.shape)
 
 
 class Dropout(Module):
@@ -231,8 +295,13 @@ class Dropout(Module):
             return x
         return F.dropout(x, self.p, _rng)
 
+    def zeiler_step(self, signal, layer_input, switches=None):
+        return signal  # reconstructions are made in evaluation mode, where dropout is the identity
+
 
 class LocalResponseNorm(Module):
+    family = kernels.LRN
+
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
@@ -240,9 +309,12 @@ class LocalResponseNorm(Module):
     def _arguments(self):
         return dict(size=self.size, alpha=self.alpha, beta=self.beta, k=self.k)
 
+    def kernel_arguments(self):
+        return dict(size=self.size, alpha=self.alpha, beta=self.beta, k=self.k)
+
     def forward(self, x):
         _expect_4d(self, x)
-        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+        return F.local_response_norm(x, **self.kernel_arguments())
 
 
 LAYER_TYPES = {cls.__name__: cls for cls in
@@ -279,11 +351,6 @@ class Sequential(Module):
             layer.train(mode)
         return self
 
-    def to(self, dtype):
-        for layer in self.layers:
-            layer.to(dtype)
-        return self
-
     def named_parameters(self):
         return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers)
                 for name, p in layer.named_parameters()]
@@ -302,13 +369,12 @@ class Sequential(Module):
         unexpected = [k for k in state if k not in expected]
         if missing or unexpected:
             raise KeyError(f"state dict does not match the network: missing {missing}, unexpected {unexpected}")
-        xp = backend.current().xp
         for name, p in expected.items():
             value = state[name]
             if tuple(value.shape) != tuple(p.shape):
                 raise ValueError(f"tensor {name!r} has shape {tuple(value.shape)}, the network expects {tuple(p.shape)}")
         for name, p in expected.items():
-            p.data = xp.asarray(state[name], dtype=p.dtype).copy()
+            p.data = p.backend.asarray(state[name], dtype=p.dtype).copy()
 
     def spec(self):
         return [layer.spec() for layer in self.layers]

@@ -1,33 +1,44 @@
-"""Compute kernels, no autodiff. One NumPy reference per op (the CPU path); every other
-backend provides the same functions with the same signatures.
+"""Compute kernels, no autodiff. Every op family (kernels/<family>.py) declares, in one
+place, its NumPy reference, the launch code of its CUDA kernels (<family>.cu) and its
+DeconvNet step; `bind` gives every family's ops on the NumPy path or on a device.
 
-`numpy_ops` is the namespace the engine's `numpy` backend calls.
+    ops = bind()                        # NumPy: ops.conv2d.forward(x, w, b, stride, padding)
+    ops = bind(Device(EmulatorLauncher()))  # the same ops on our CUDA kernels, emulated
 """
 from types import SimpleNamespace
 
-from .avgpool import adaptive_avgpool_backward, adaptive_avgpool_forward
-from .conv2d import (conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weights,
+from .avgpool import ADAPTIVE_AVGPOOL, adaptive_avgpool_backward, adaptive_avgpool_forward
+from .conv2d import (CONV2D, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weights,
                      conv2d_forward, conv2d_output_size)
-from .dropout import dropout_backward, dropout_forward
-from .linear import linear_backward_bias, linear_backward_data, linear_backward_weights, linear_forward
-from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward
-from .lrn import lrn_backward, lrn_forward
-from .maxpool import maxpool_backward, maxpool_forward, maxpool_output_size
-from .relu import MODES, check_mode, relu_backward, relu_forward
-from .sgd import sgd_update
+from .dropout import DROPOUT, dropout_backward, dropout_forward
+from .family import Device, OpFamily
+from .gemm import GEMM
+from .launch import KernelError
+from .linear import (LINEAR, linear_backward_bias, linear_backward_data, linear_backward_weights,
+                     linear_forward)
+from .loss import SOFTMAX_CROSS_ENTROPY, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from .lrn import LRN, lrn_backward, lrn_forward
+from .maxpool import MAXPOOL, maxpool_backward, maxpool_forward, maxpool_output_size
+from .modes import MODES, Mode, as_mode
+from .relu import RELU, relu_backward, relu_forward
+from .sgd import SGD, sgd_update
 
-OPS = (
-    "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weights", "conv2d_backward_bias",
-    "relu_forward", "relu_backward",
-    "maxpool_forward", "maxpool_backward",
-    "adaptive_avgpool_forward", "adaptive_avgpool_backward",
-    "linear_forward", "linear_backward_data", "linear_backward_weights", "linear_backward_bias",
-    "lrn_forward", "lrn_backward",
-    "dropout_forward", "dropout_backward",
-    "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
-    "sgd_update",
-)
+FAMILIES = (CONV2D, RELU, MAXPOOL, ADAPTIVE_AVGPOOL, LINEAR, LRN, DROPOUT, SOFTMAX_CROSS_ENTROPY, SGD, GEMM)
 
-numpy_ops = SimpleNamespace(**{name: globals()[name] for name in OPS})
 
-__all__ = list(OPS) + ["MODES", "check_mode", "conv2d_output_size", "maxpool_output_size", "numpy_ops"]
+def bind(device=None):
+    """Every family's ops, as `ops.<family>.<op>`: the NumPy reference where device is
+    None, else the CUDA kernels on `device` (a Device over a GPU or the emulator)."""
+    return SimpleNamespace(**{family.name: family.bind(device) for family in FAMILIES})
+
+
+numpy_ops = bind()
+
+__all__ = ["FAMILIES", "OpFamily", "Device", "KernelError", "bind", "numpy_ops", "Mode", "MODES", "as_mode",
+           "conv2d_output_size", "maxpool_output_size",
+           "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weights", "conv2d_backward_bias",
+           "relu_forward", "relu_backward", "maxpool_forward", "maxpool_backward",
+           "adaptive_avgpool_forward", "adaptive_avgpool_backward",
+           "linear_forward", "linear_backward_data", "linear_backward_weights", "linear_backward_bias",
+           "lrn_forward", "lrn_backward", "dropout_forward", "dropout_backward",
+           "softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "sgd_update"]

@@ -7,6 +7,8 @@ forward and backward (x_grad = A_h^T g A_w) are each two matrix products.
 """
 import numpy as np
 
+from .family import Device, OpFamily
+
 
 def _averaging_matrix(size, cells, dtype):
     matrix = np.zeros((cells, size), dtype)
@@ -28,3 +30,31 @@ def adaptive_avgpool_backward(grad_y, x_shape):
     rows = _averaging_matrix(h, grad_y.shape[2], grad_y.dtype)
     cols = _averaging_matrix(w, grad_y.shape[3], grad_y.dtype)
     return np.ascontiguousarray(rows.T @ grad_y @ cols)
+
+
+def adaptive_avgpool_forward_device(device: Device, x, output_size):
+    x = device.float32("x", x, 4)
+    n, c, h, w = x.shape
+    y = device.empty((n, c) + tuple(output_size))
+    device.elementwise("adaptive_avgpool_forward", y.size, x, y, n, c, h, w, *output_size)
+    return y
+
+
+def adaptive_avgpool_backward_device(device: Device, grad_y, x_shape):
+    grad_y = device.float32("grad_y", grad_y, 4)
+    n, c, h, w = x_shape
+    grad_x = device.empty(tuple(x_shape))
+    device.elementwise("adaptive_avgpool_backward", grad_x.size, grad_y, grad_x, n, c, h, w, *grad_y.shape[2:])
+    return grad_x
+
+
+def adaptive_avgpool_zeiler(ops, signal, x, output_size):
+    """DeconvNet: the transpose, spreading each average back evenly."""
+    return ops.backward(signal, x.shape)
+
+
+ADAPTIVE_AVGPOOL = OpFamily(
+    "adaptive_avgpool", ("avgpool.cu",),
+    numpy=dict(forward=adaptive_avgpool_forward, backward=adaptive_avgpool_backward),
+    device=dict(forward=adaptive_avgpool_forward_device, backward=adaptive_avgpool_backward_device),
+    zeiler=adaptive_avgpool_zeiler)

@@ -3,7 +3,8 @@
 // add_row_bias: y[r, c] += bias[c] on a (rows, cols) matrix; grid-stride, blocks of 256.
 // column_sum: out[c] = sum_r x[r, c]; one thread per column (rows is the batch: small).
 // channel_sum: out[o] = sum over n and the plane of x[n, o, :] for x of shape (N, O, plane):
-//   one block of 256 threads per channel sums N*plane values in a strided loop (coalesced
+//   one block of REDUCE_THREADS = 256 threads (declared in __launch_bounds__, so that the
+//   launcher refuses any other block) per channel sums N*plane values in a strided loop (coalesced
 //   along the plane), then a shared-memory tree of log2(256) = 8 steps with a barrier each.
 // Cost: one add and 4 bytes read per input element: memory-bound.
 
@@ -23,7 +24,7 @@ extern "C" __global__ void column_sum(const float* __restrict__ x, float* __rest
   out[c] = total;
 }
 
-extern "C" __global__ void channel_sum(const float* __restrict__ x, float* __restrict__ out, int batch, int channels, int plane) {
+extern "C" __global__ void __launch_bounds__(REDUCE_THREADS) channel_sum(const float* __restrict__ x, float* __restrict__ out, int batch, int channels, int plane) {
   __shared__ float partial[REDUCE_THREADS];
   const int o = blockIdx.x;
   float total = 0.0f;

@@ -19,10 +19,16 @@ batch: the input in NHWC, where a patch is KH runs of KW*C contiguous values, co
 a slice of the batch at a time to (images * Hout * Wout, KH*KW*C) rows and multiplied in
 one product per slice. The first layer of the shapes net runs 4x faster this way than
 with the 49 strided per-offset copies. Layout and copies, not arithmetic, decide the
-speed of this path (see DESIGN.md).
+speed of this path (docs/DESIGN.md).
+
+The device path (conv2d.cu, on gemm.cu's tiled SGEMM and bias.cu's channel sums) is at the
+end of this file, with the family's declaration and its DeconvNet step.
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from .family import Device, OpFamily, expect
+from .gemm import gemm_product_device
 
 # Bytes of patch matrix per slice of the batch: big enough for an efficient product,
 # not so big that it leaves the cache (measured on the 2-core machine: 16-32 MB are best).
@@ -191,3 +197,102 @@ def conv2d_backward_weights(grad_y, x, w_shape, stride=1, padding=0):
 
 def conv2d_backward_bias(grad_y):
     return grad_y.sum(axis=(0, 2, 3))
+
+
+# The device path: im2col + the tiled SGEMM, or the direct kernels kept for reading -------
+
+COLUMN_BUFFER_FLOATS = 1 << 26  # 256 MiB of im2col columns per chunk of images
+
+
+def _device_geometry(x_shape, w_shape, stride, padding):
+    n, c, h, w = x_shape
+    o, c_w, kh, kw = w_shape
+    expect(c == c_w and kh == kw, f"conv2d: input {tuple(x_shape)} and weights {tuple(w_shape)} do not match")
+    hout, wout = conv2d_output_size(h, kh, stride, padding), conv2d_output_size(w, kw, stride, padding)
+    expect(hout > 0 and wout > 0, f"conv2d: input {h}x{w} is smaller than the kernel")
+    chunk = max(1, min(n, COLUMN_BUFFER_FLOATS // max(1, c * kh * kw * hout * wout)))
+    return n, c, h, w, o, kh, hout, wout, chunk
+
+
+def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0):
+    x, weight = device.float32("x", x, 4), device.float32("weight", weight, 4)
+    n, c, h, w, o, k, hout, wout, chunk = _device_geometry(x.shape, weight.shape, stride, padding)
+    has_bias = bias is not None
+    bias = device.float32("bias", bias, 1) if has_bias else device.empty((1,))
+    y = device.empty((n, o, hout, wout))
+    if device.direct_convolution:
+        device.elementwise("conv2d_forward_direct", y.size, x, weight, bias, y, n, c, h, w, o, k, stride, padding,
+                           hout, wout, int(has_bias))
+        return y
+    plane = hout * wout
+    matrix = weight.reshape(o, c * k * k)
+    for n0 in range(0, n, chunk):
+        nb = min(chunk, n - n0)
+        columns = device.empty((c * k * k, nb * plane))
+        device.elementwise("im2col", columns.size, x, columns, n0, nb, c, h, w, k, stride, padding, hout, wout)
+        product = gemm_product_device(device, matrix, columns)
+        device.elementwise("columns_to_nchw", product.size, product, bias, y, n0, nb, o, plane, int(has_bias))
+    return y
+
+
+def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0):
+    grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
+    n, c, h, w, o, k, hout, wout, chunk = _device_geometry(x_shape, weight.shape, stride, padding)
+    expect(grad_y.shape == (n, o, hout, wout), f"conv2d: grad_y has shape {grad_y.shape}, expected {(n, o, hout, wout)}")
+    grad_x = device.empty(tuple(x_shape))
+    if device.direct_convolution:
+        device.elementwise("conv2d_backward_data_direct", grad_x.size, grad_y, weight, grad_x, n, c, h, w, o, k,
+                           stride, padding, hout, wout)
+        return grad_x
+    plane = hout * wout
+    matrix = weight.reshape(o, c * k * k)
+    for n0 in range(0, n, chunk):
+        nb = min(chunk, n - n0)
+        columns_y = device.empty((o, nb * plane))
+        device.elementwise("nchw_to_columns", columns_y.size, grad_y, columns_y, n0, nb, o, plane)
+        grad_columns = gemm_product_device(device, matrix, columns_y, transpose_a=True)
+        device.elementwise("col2im", nb * c * h * w, grad_columns, grad_x, n0, nb, c, h, w, k, stride, padding,
+                           hout, wout)
+    return grad_x
+
+
+def conv2d_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1, padding=0):
+    grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
+    n, c, h, w, o, k, hout, wout, chunk = _device_geometry(x.shape, w_shape, stride, padding)
+    grad_w = device.empty(tuple(w_shape))
+    if device.direct_convolution:
+        device.elementwise("conv2d_backward_weights_direct", grad_w.size, grad_y, x, grad_w, n, c, h, w, o, k,
+                           stride, padding, hout, wout)
+        return grad_w
+    plane = hout * wout
+    matrix = grad_w.reshape(o, c * k * k)
+    for n0 in range(0, n, chunk):
+        nb = min(chunk, n - n0)
+        columns = device.empty((c * k * k, nb * plane))
+        device.elementwise("im2col", columns.size, x, columns, n0, nb, c, h, w, k, stride, padding, hout, wout)
+        columns_y = device.empty((o, nb * plane))
+        device.elementwise("nchw_to_columns", columns_y.size, grad_y, columns_y, n0, nb, o, plane)
+        gemm_product_device(device, columns_y, columns, transpose_b=True, out=matrix, beta=0.0 if n0 == 0 else 1.0)
+    return grad_w
+
+
+def conv2d_backward_bias_device(device: Device, grad_y):
+    grad_y = device.float32("grad_y", grad_y, 4)
+    n, o, h, w = grad_y.shape
+    out = device.empty((o,))
+    device.launch("channel_sum", o, grad_y, out, n, o, h * w)  # one block per channel
+    return out
+
+
+def conv2d_zeiler(ops, signal, x, weight, bias=None, stride=1, padding=0):
+    """DeconvNet: convolution with the flipped, transposed filters, i.e. backward-data."""
+    return ops.backward_data(signal, weight, x.shape, stride, padding)
+
+
+CONV2D = OpFamily(
+    "conv2d", ("conv2d.cu", "gemm.cu", "bias.cu"),
+    numpy=dict(forward=conv2d_forward, backward_data=conv2d_backward_data,
+               backward_weights=conv2d_backward_weights, backward_bias=conv2d_backward_bias),
+    device=dict(forward=conv2d_forward_device, backward_data=conv2d_backward_data_device,
+                backward_weights=conv2d_backward_weights_device, backward_bias=conv2d_backward_bias_device),
+    zeiler=conv2d_zeiler)

@@ -14,8 +14,9 @@
 // stages a 128 x 8 tile of op(A) and an 8 x 128 tile of op(B) in shared memory (8 KiB),
 // loaded so that consecutive threads read consecutive addresses; then each thread
 // multiplies an 8 x 8 register tile (GEMM_TM x GEMM_TN): 64 accumulators, 16 shared loads
-// per 64 FMAs. Thread t owns rows (t / 16) + 16 i and columns (t % 16) + 16 j of the tile
-// (i, j < 8), strided so that a warp's shared-memory reads hit distinct banks or broadcast.
+// per 64 FMAs. The 256 threads form a 16 x 16 grid (GEMM_ROW_THREADS x GEMM_COLUMN_THREADS):
+// thread t owns rows (t / 16) + 16 i and columns (t % 16) + 16 j of the tile (i, j < 8),
+// strided so that a warp's shared-memory reads hit distinct banks or broadcast.
 // Edges (M, N, K not multiples of the tile) load zeros and skip stores. __launch_bounds__
 // asks for at most 128 registers a thread, so that two blocks fit on an SM.
 // Cost: 2 M N K FLOPs; global traffic about 4 (M K N / 128 + K N M / 128 + M N) bytes.
@@ -26,6 +27,9 @@
 #define GEMM_TM 8
 #define GEMM_TN 8
 #define GEMM_THREADS 256
+#define GEMM_ROW_THREADS (GEMM_BM / GEMM_TM)
+#define GEMM_COLUMN_THREADS (GEMM_BN / GEMM_TN)
+static_assert(GEMM_ROW_THREADS * GEMM_COLUMN_THREADS == GEMM_THREADS, "one thread per register tile");
 
 extern "C" __global__ void sgemm_naive(int M, int N, int K, float alpha, const float* __restrict__ A, int transA,
                             const float* __restrict__ B, int transB, float beta, float* __restrict__ C) {
@@ -47,7 +51,7 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2) sgemm_tiled(int M,
   __shared__ float Bs[GEMM_BK][GEMM_BN];
   const int t = threadIdx.x;
   const int row0 = blockIdx.y * GEMM_BM, col0 = blockIdx.x * GEMM_BN;
-  const int ty = t / 16, tx = t % 16;
+  const int ty = t / GEMM_COLUMN_THREADS, tx = t % GEMM_COLUMN_THREADS;
   float accumulator[GEMM_TM][GEMM_TN];
   for (int i = 0; i < GEMM_TM; ++i)
     for (int j = 0; j < GEMM_TN; ++j) accumulator[i][j] = 0.0f;
@@ -67,18 +71,18 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2) sgemm_tiled(int M,
     __syncthreads();
     for (int k = 0; k < GEMM_BK; ++k) {
       float a[GEMM_TM], b[GEMM_TN];
-      for (int i = 0; i < GEMM_TM; ++i) a[i] = As[k][ty + 16 * i];
-      for (int j = 0; j < GEMM_TN; ++j) b[j] = Bs[k][tx + 16 * j];
+      for (int i = 0; i < GEMM_TM; ++i) a[i] = As[k][ty + GEMM_ROW_THREADS * i];
+      for (int j = 0; j < GEMM_TN; ++j) b[j] = Bs[k][tx + GEMM_COLUMN_THREADS * j];
       for (int i = 0; i < GEMM_TM; ++i)
         for (int j = 0; j < GEMM_TN; ++j) accumulator[i][j] += a[i] * b[j];
     }
     __syncthreads();
   }
   for (int i = 0; i < GEMM_TM; ++i) {
-    const int row = row0 + ty + 16 * i;
+    const int row = row0 + ty + GEMM_ROW_THREADS * i;
     if (row >= M) continue;
     for (int j = 0; j < GEMM_TN; ++j) {
-      const int col = col0 + tx + 16 * j;
+      const int col = col0 + tx + GEMM_COLUMN_THREADS * j;
       if (col >= N) continue;
       const long long at = (long long)row * N + col;
       C[at] = alpha * accumulator[i][j] + (beta != 0.0f ? beta * C[at] : 0.0f);

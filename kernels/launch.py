@@ -3,17 +3,25 @@ GPU) and the `emulator` backend (the same .cu files compiled by g++ under
 emulator/cuda_emulator.h, on NumPy arrays) share every line of launch code and differ only
 in how memory is held and how a kernel is started.
 
-Kernel signatures are read from the .cu files, so every launch is checked in Python before
-it starts: the number of arguments, each array's dtype and contiguity, and each scalar is
-wrapped to the C type the kernel declares (CuPy would pass a Python int as 64 bits).
+Everything the Python side needs to know about a kernel is read from its .cu file, so the
+two sides cannot disagree:
+  - its signature: every launch is checked before it starts (the number of arguments, each
+    array's dtype and contiguity; each scalar is wrapped to the C type the kernel declares,
+    since CuPy would pass a Python int as 64 bits);
+  - its block size, where the kernel is written for one: a kernel declared with
+    `__launch_bounds__(B)` (B a number or a `#define` of its file) assumes blocks of exactly
+    B threads (shared-memory reductions, register tiles), and any other block is refused;
+  - the integer constants of its file (`#define GEMM_BM 128`), which launch geometry uses.
 """
 import ctypes
 import glob
 import hashlib
+import math
 import os
 import re
 import subprocess
 import tempfile
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,11 +31,18 @@ EMULATOR_DIR = os.path.join(KERNEL_DIR, "emulator")
 POINTER_DTYPES = {"float": np.float32, "int": np.int32, "long long": np.int64}
 SCALAR_TYPES = {"float": (np.float32, ctypes.c_float), "int": (np.int32, ctypes.c_int),
                 "long long": (np.int64, ctypes.c_longlong)}
-_SIGNATURE = re.compile(r"__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(([^)]*)\)", re.S)
+_SIGNATURE = re.compile(r"__global__\s+void\s+(?:__launch_bounds__\(\s*(\w+)[^)]*\)\s+)?(\w+)\s*\(([^)]*)\)", re.S)
+_DEFINE = re.compile(r"^\s*#define\s+(\w+)\s+(\d+)\s*$", re.M)
 
 
 class KernelError(RuntimeError):
     """A kernel that failed to compile or launch, or was called with wrong arguments."""
+
+
+class Kernel(NamedTuple):
+    source: str  # path of its .cu file
+    parameters: list  # [(C type, is_pointer, name)]
+    block_threads: int | None  # the block size it is written for, from __launch_bounds__
 
 
 def sources():
@@ -50,17 +65,30 @@ def parse_parameters(text):
     return parameters
 
 
-def read_signatures():
-    """{kernel name: (source file, parameters)} over every .cu file in kernels/."""
-    signatures = {}
+def read_kernels():
+    """({kernel name: Kernel}, {constant name: value}) over every .cu file in kernels/.
+
+    A constant defined in two files must have the same value in both."""
+    kernels, defines, defined_in = {}, {}, {}
     for path in sources():
         with open(path) as handle:
             text = handle.read()
-        for name, parameter_text in _SIGNATURE.findall(text):
-            if name in signatures:
-                raise KernelError(f"kernel {name} is defined in both {signatures[name][0]} and {path}")
-            signatures[name] = (path, parse_parameters(parameter_text))
-    return signatures
+        local = {name: int(value) for name, value in _DEFINE.findall(text)}
+        for name, value in local.items():
+            if name in defines and defines[name] != value:
+                raise KernelError(f"{name} is {defines[name]} in {defined_in[name]} but {value} in {path}")
+            defines[name], defined_in[name] = value, path
+        for bound, name, parameter_text in _SIGNATURE.findall(text):
+            if name in kernels:
+                raise KernelError(f"kernel {name} is defined in both {kernels[name].source} and {path}")
+            threads = None
+            if bound:
+                threads = int(bound) if bound.isdigit() else local.get(bound)
+                if threads is None:
+                    raise KernelError(f"{path}: __launch_bounds__({bound}) of {name} is neither a number "
+                                      "nor a #define of the same file")
+            kernels[name] = Kernel(path, parse_parameters(parameter_text), threads)
+    return kernels, defines
 
 
 class Launcher:
@@ -71,19 +99,21 @@ class Launcher:
     xp = None
 
     def __init__(self):
-        self.signatures = read_signatures()
-        self.poison = False  # tests: fill every new output with NaN (or -1) before launches
+        self.kernels, self.defines = read_kernels()
 
     def empty(self, shape, dtype=np.float32):
-        array = self.xp.empty(shape, dtype)
-        if self.poison:
-            array.fill(np.nan if np.dtype(dtype).kind == "f" else -1)
-        return array
+        return self.xp.empty(shape, dtype)
 
     def launch(self, kernel, grid, block, *arguments):
-        if kernel not in self.signatures:
+        """Starts `kernel` on `grid` blocks of `block` threads (ints or tuples of up to 3)."""
+        if kernel not in self.kernels:
             raise KernelError(f"no kernel named {kernel} in kernels/*.cu")
-        path, parameters = self.signatures[kernel]
+        path, parameters, block_threads = self.kernels[kernel]
+        grid = tuple(int(g) for g in (grid if isinstance(grid, tuple) else (grid,)))
+        block = tuple(int(b) for b in (block if isinstance(block, tuple) else (block,)))
+        if block_threads is not None and math.prod(block) != block_threads:
+            raise KernelError(f"{kernel} is written for blocks of {block_threads} threads (__launch_bounds__ in "
+                              f"{os.path.basename(path)}), launched with {math.prod(block)}")
         if len(arguments) != len(parameters):
             raise KernelError(f"{kernel} takes {len(parameters)} arguments, got {len(arguments)}")
         checked = []
@@ -98,8 +128,6 @@ class Launcher:
                 checked.append(value)
             else:
                 checked.append(SCALAR_TYPES[base][0](value))
-        grid = tuple(int(g) for g in (grid if isinstance(grid, tuple) else (grid,)))
-        block = tuple(int(b) for b in (block if isinstance(block, tuple) else (block,)))
         if min(grid) < 1:
             return  # nothing to compute (an empty tensor)
         self._start(kernel, parameters, grid + (1,) * (3 - len(grid)), block + (1,) * (3 - len(block)), checked)
@@ -110,10 +138,10 @@ class Launcher:
 
 # The emulator ---------------------------------------------------------------------------
 
-def _thunks(signatures):
+def _thunks(kernels):
     """C++ that unpacks an argv array into each kernel's parameters (what cuLaunchKernel does)."""
     lines = ['#include "cuda_emulator.h"']
-    for kernel, (_, parameters) in signatures.items():
+    for kernel, (_, parameters, _) in kernels.items():
         declared = ", ".join(f"{'const ' if p else ''}{b}{'*' if p else ''}" for b, p, _ in parameters)
         lines.append(f'extern "C" void {kernel}({declared});')
         unpacked = ", ".join(f"*({b}{'*' if p else ''}*)argv[{i}]" for i, (b, p, _) in enumerate(parameters))
@@ -130,11 +158,11 @@ def _cache_dir():
 COMPILER_FLAGS = ["-std=c++20", "-O2", "-fPIC", "-pthread", "-w"]
 
 
-def build_emulator(signatures):
+def build_emulator(kernels):
     """The shared library of every kernel under the emulator, rebuilt when a source,
     the emulator or the flags change; cached across processes."""
     compiler = os.environ.get("CXX", "g++")
-    thunk_code = _thunks(signatures)
+    thunk_code = _thunks(kernels)
     digest = hashlib.sha256()
     for path in sources() + [os.path.join(EMULATOR_DIR, "cuda_emulator.h"), os.path.join(EMULATOR_DIR, "runtime.cpp")]:
         with open(path, "rb") as handle:
@@ -176,7 +204,7 @@ class EmulatorLauncher(Launcher):
 
     def __init__(self, workers=None):
         super().__init__()
-        self.library = ctypes.CDLL(build_emulator(self.signatures))
+        self.library = ctypes.CDLL(build_emulator(self.kernels))
         self.library.emulator_launch.restype = ctypes.c_int
         self.workers = workers or os.cpu_count() or 1
         self.thunks = {}
@@ -205,7 +233,7 @@ def _cupy():
                           "or select the numpy or emulator backend") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as error:  # CUDARuntimeError without a driver
+    except cupy.cuda.runtime.CUDARuntimeError as error:  # no driver, or no device it can use
         raise KernelError(f"the cuda backend found no usable GPU ({error}); select the numpy or emulator backend") from None
     if count < 1:
         raise KernelError("the cuda backend found no GPU; select the numpy or emulator backend")
@@ -240,7 +268,7 @@ class CudaLauncher(Launcher):
 
     def _function(self, kernel):
         if kernel not in self.functions:
-            path = self.signatures[kernel][0]
+            path = self.kernels[kernel].source
             if path not in self.modules:
                 with open(path) as handle:
                     module = self.cupy.RawModule(code=handle.read(), options=("-std=c++17",))

@@ -1,9 +1,10 @@
 // Softmax cross-entropy averaged over the batch: logits (N, K), integer labels (N,).
 //   p = softmax(z) row-wise;  loss = -(1/N) sum_n log p[n, label_n];  dz = (p - onehot) g / N
-// softmax_cross_entropy_rows: one block of 256 threads per row; two shared-memory tree
+// softmax_cross_entropy_rows: one block of LOSS_THREADS = 256 threads per row; two shared-memory tree
 //   reductions (the row maximum, then the sum of exponentials), each log2(256) = 8 steps;
 //   writes the row's probabilities and its loss. batch_mean: one block of 256 threads sums
-//   the N row losses the same way. softmax_cross_entropy_backward: one thread per logit.
+//   the N row losses the same way. Both declare __launch_bounds__(LOSS_THREADS): the
+//   reductions assume exactly that many threads, and the launcher refuses any other block. softmax_cross_entropy_backward: one thread per logit.
 // Cost: about 4 K FLOPs and 8 K bytes per row.
 
 #define LOSS_THREADS 256
@@ -23,7 +24,7 @@ __device__ float block_reduce(float* shared, float value, int is_max) {
   return result;
 }
 
-extern "C" __global__ void softmax_cross_entropy_rows(const float* __restrict__ logits, const long long* __restrict__ labels,
+extern "C" __global__ void __launch_bounds__(LOSS_THREADS) softmax_cross_entropy_rows(const float* __restrict__ logits, const long long* __restrict__ labels,
                                            float* __restrict__ probabilities, float* __restrict__ row_loss, int K) {
   __shared__ float shared[LOSS_THREADS];
   const long long row = blockIdx.x;
@@ -38,7 +39,7 @@ extern "C" __global__ void softmax_cross_entropy_rows(const float* __restrict__ 
   if (threadIdx.x == 0) row_loss[row] = logf(total) - (z[labels[row]] - peak);
 }
 
-extern "C" __global__ void batch_mean(const float* __restrict__ values, float* __restrict__ mean, int n) {
+extern "C" __global__ void __launch_bounds__(LOSS_THREADS) batch_mean(const float* __restrict__ values, float* __restrict__ mean, int n) {
   __shared__ float shared[LOSS_THREADS];
   float total = 0.0f;
   for (int i = threadIdx.x; i < n; i += LOSS_THREADS) total += values[i];

@@ -11,6 +11,8 @@ The window sums are `size` shifted slice additions over the channel axis.
 """
 import numpy as np
 
+from .family import Device, OpFamily
+
 
 def _window_sum(a, before, after):
     """out[:, c] = sum of a[:, c-before .. c+after] over the channels that exist."""
@@ -42,3 +44,29 @@ def lrn_backward(grad_y, x, scale, size, alpha, beta):
     grad_x = grad_y * power
     grad_x -= spread
     return grad_x
+
+
+def lrn_forward_device(device: Device, x, size, alpha, beta, k):
+    x = device.float32("x", x, 4)
+    y, scale = device.empty(x.shape), device.empty(x.shape)
+    device.elementwise("lrn_forward", x.size, x, y, scale, x.shape[0], x.shape[1], x.shape[2] * x.shape[3], size,
+                       alpha, beta, k)
+    return y, scale
+
+
+def lrn_backward_device(device: Device, grad_y, x, scale, size, alpha, beta):
+    grad_y, x, scale = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4), device.float32("scale", scale, 4)
+    grad_x = device.empty(x.shape)
+    device.elementwise("lrn_backward", x.size, grad_y, x, scale, grad_x, x.shape[0], x.shape[1],
+                       x.shape[2] * x.shape[3], size, alpha, beta)
+    return grad_x
+
+
+def lrn_zeiler(ops, signal, x, size, alpha, beta, k):
+    """DeconvNet: the Jacobian transpose (Zeiler and Fergus left normalisation out)."""
+    _, scale = ops.forward(x, size, alpha, beta, k)
+    return ops.backward(signal, x, scale, size, alpha, beta)
+
+
+LRN = OpFamily("lrn", ("lrn.cu",), numpy=dict(forward=lrn_forward, backward=lrn_backward),
+               device=dict(forward=lrn_forward_device, backward=lrn_backward_device), zeiler=lrn_zeiler)

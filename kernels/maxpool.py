@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from .family import Device, OpFamily, expect
+
 
 def maxpool_output_size(size, kernel, stride, padding, ceil_mode):
     """PyTorch's rule: with ceil_mode the last window may overhang the input but must
@@ -63,3 +65,34 @@ def maxpool_backward(grad_y, switches, x_shape, kernel_size, stride, padding=0):
         return grad_x.reshape(x_shape)
     grad_x = np.bincount(index, weights=grad_y.ravel(), minlength=n * c * h * w)
     return grad_x.astype(grad_y.dtype).reshape(x_shape)
+
+
+def maxpool_forward_device(device: Device, x, kernel_size, stride, padding=0, ceil_mode=False):
+    x = device.float32("x", x, 4)
+    n, c, h, w = x.shape
+    hout = maxpool_output_size(h, kernel_size, stride, padding, ceil_mode)
+    wout = maxpool_output_size(w, kernel_size, stride, padding, ceil_mode)
+    y, switches = device.empty((n, c, hout, wout)), device.empty((n, c, hout, wout), np.int64)
+    device.elementwise("maxpool_forward", y.size, x, y, switches, n, c, h, w, kernel_size, stride, padding, hout, wout)
+    return y, switches
+
+
+def maxpool_backward_device(device: Device, grad_y, switches, x_shape, kernel_size, stride, padding=0):
+    grad_y = device.float32("grad_y", grad_y, 4)
+    expect(switches.shape == grad_y.shape and switches.dtype == np.int64, "maxpool_backward: switches must be "
+           f"int64 of the gradient's shape {grad_y.shape}, got {switches.dtype}{switches.shape}")
+    n, c, h, w = x_shape
+    grad_x = device.empty(tuple(x_shape))
+    device.elementwise("maxpool_backward", grad_x.size, grad_y, device.xp.ascontiguousarray(switches), grad_x,
+                       n, c, h, w, kernel_size, stride, padding, grad_y.shape[2], grad_y.shape[3])
+    return grad_x
+
+
+def maxpool_zeiler(ops, signal, x, switches, kernel_size, stride, padding=0, ceil_mode=False):
+    """DeconvNet: unpooling through the forward pass's switches."""
+    return ops.backward(signal, switches, x.shape, kernel_size, stride, padding)
+
+
+MAXPOOL = OpFamily("maxpool", ("maxpool.cu",), numpy=dict(forward=maxpool_forward, backward=maxpool_backward),
+                   device=dict(forward=maxpool_forward_device, backward=maxpool_backward_device),
+                   zeiler=maxpool_zeiler)

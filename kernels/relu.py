@@ -1,4 +1,4 @@
-"""ReLU forward and its three backward rules (DESIGN.md, "The three backward modes").
+"""ReLU forward and its three backward rules (docs/DESIGN.md, "The three backward modes").
 
 Only this layer differs between the modes; every other layer backpropagates exactly.
 Given the forward output y = max(x, 0) (y > 0 exactly where x > 0) and the signal g
@@ -7,27 +7,49 @@ arriving from above:
     backprop   g * (x > 0)               the true (sub)gradient
     deconvnet  g * (g > 0) = max(g, 0)   Zeiler and Fergus; the forward mask is ignored
     guided     g * (x > 0) * (g > 0)     Springenberg et al.
+
+Device path: relu.cu, one thread per element.
 """
 import numpy as np
 
-MODES = ("backprop", "deconvnet", "guided")
-
-
-def check_mode(mode):
-    if mode not in MODES:
-        raise ValueError(f"unknown backward mode {mode!r}: expected one of {', '.join(MODES)}")
-    return mode
+from .family import Device, OpFamily, expect
+from .modes import Mode
 
 
 def relu_forward(x):
     return np.maximum(x, 0)
 
 
-def relu_backward(grad_y, y, mode="backprop"):
-    check_mode(mode)
-    # Multiplying by the mask, not np.where: five times faster on random masks.
-    if mode == "backprop":
-        return grad_y * (y > 0)
-    if mode == "deconvnet":
+def relu_backward(grad_y, y, mode=Mode.BACKPROP):
+    """`mode`: a Mode (the engine checks a user's string once, with kernels.as_mode)."""
+    if mode == Mode.DECONVNET:
         return np.maximum(grad_y, grad_y.dtype.type(0))
-    return grad_y * ((y > 0) & (grad_y > 0))
+    # Multiplying by the mask, not np.where: five times faster on random masks.
+    if mode == Mode.GUIDED:
+        return grad_y * ((y > 0) & (grad_y > 0))
+    return grad_y * (y > 0)
+
+
+def relu_forward_device(device: Device, x):
+    x = device.float32("x", x)
+    y = device.empty(x.shape)
+    device.elementwise("relu_forward", x.size, x, y, x.size)
+    return y
+
+
+def relu_backward_device(device: Device, grad_y, y, mode=Mode.BACKPROP):
+    grad_y, y = device.float32("grad_y", grad_y), device.float32("y", y)
+    expect(grad_y.shape == y.shape, f"relu_backward: shapes {grad_y.shape} and {y.shape} differ")
+    grad_x = device.empty(y.shape)
+    code = device.define(f"MODE_{Mode(mode).name}")  # relu.cu's #define of the same name
+    device.elementwise("relu_backward", y.size, grad_y, y, grad_x, y.size, code)
+    return grad_x
+
+
+def relu_zeiler(ops, signal, x):
+    """DeconvNet: ReLU applied to the reconstruction itself; the forward mask is ignored."""
+    return ops.forward(signal)
+
+
+RELU = OpFamily("relu", ("relu.cu",), numpy=dict(forward=relu_forward, backward=relu_backward),
+                device=dict(forward=relu_forward_device, backward=relu_backward_device), zeiler=relu_zeiler)

@@ -15,6 +15,10 @@ from matplotlib.path import Path
 CLASSES = ("disc", "ring", "square", "triangle", "star", "cross", "hexagon", "crescent", "heart", "arrow")
 IMAGE_SIZE = 112  # the generated images; the network takes 96x96 crops of them
 INPUT_SIZE = 96
+# The seeds of the data sets that training, evaluation and the tests draw; training with
+# --seed s draws its images from TRAIN_SEED + 1000 s.
+TRAIN_SEED, HELD_OUT_SEED, EVALUATION_SEED = 0, 1, 2
+SANITY_SEED = EVALUATION_SEED + 100
 PHOTOGRAPHS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "retina", "hubble_deep_field",
                "camera", "brick", "grass", "gravel", "coins")
 

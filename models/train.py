@@ -12,10 +12,8 @@ import numpy as np
 from .. import engine
 from ..engine import functional as F
 from .architectures import shapes_net
-from .data import CLASSES, IMAGE_SIZE, INPUT_SIZE, generate
+from .data import CLASSES, HELD_OUT_SEED, IMAGE_SIZE, INPUT_SIZE, TRAIN_SEED, generate
 from .weights import save
-
-TRAIN_SEED, HELD_OUT_SEED, EVALUATION_SEED = 0, 1, 2
 
 
 def default_net(seed=0, dropout=0.1):
@@ -26,7 +24,6 @@ def default_net(seed=0, dropout=0.1):
     engine.nn.manual_seed(seed)
     net = shapes_net(num_classes=len(CLASSES), input_size=INPUT_SIZE, dropout=dropout)
     rng = np.random.default_rng(seed)
-    xp = engine.backend.current().xp
     score_weight = f"{len(net) - 1}.weight"
     for name, parameter in net.named_parameters():
         if name.endswith("weight"):
@@ -36,7 +33,7 @@ def default_net(seed=0, dropout=0.1):
                 weight *= 0.01 / weight.std()
         else:
             weight = np.zeros(parameter.shape)
-        parameter.data = xp.asarray(weight.astype(np.float32))
+        parameter.data = parameter.backend.asarray(weight.astype(np.float32))
     return net
 
 
@@ -55,7 +52,7 @@ def accuracy(net, images, labels, mean, std, batch_size=250):
     with engine.no_grad():
         for start in range(0, len(images), batch_size):
             x = to_batch(centre_crops(images[start : start + batch_size]), mean, std)
-            scores = engine.to_numpy(net(engine.Tensor(engine.backend.current().xp.asarray(x))).data)
+            scores = engine.to_numpy(net(engine.Tensor(x, backend=net.backend)).data)
             correct += int((scores.argmax(axis=1) == labels[start : start + batch_size]).sum())
     return correct / len(images)
 
@@ -96,7 +93,6 @@ def train(out, images=30000, epochs=17, batch_size=32, lr=0.01, momentum=0.9, we
     mean, std = pixels.mean(axis=0), pixels.std(axis=0)
     log(f"generated {images} training and {held_out} held-out images in {time.perf_counter() - start:.0f} s")
     net = default_net(seed, dropout)
-    xp = engine.backend.current().xp
     optimiser = engine.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
     steps_per_epoch = -(-images // batch_size)
@@ -110,9 +106,9 @@ def train(out, images=30000, epochs=17, batch_size=32, lr=0.01, momentum=0.9, we
             optimiser.lr = learning_rate(lr, epoch * steps_per_epoch + begin // batch_size,
                                          epochs * steps_per_epoch, warmup_steps)
             chosen = order[begin : begin + batch_size]
-            x = engine.Tensor(xp.asarray(jittered_batch(rng, train_images[chosen], mean, std)))
+            x = engine.Tensor(jittered_batch(rng, train_images[chosen], mean, std), backend=net.backend)
             scores = net(x)
-            loss = F.cross_entropy(scores, xp.asarray(train_labels[chosen]))
+            loss = F.cross_entropy(scores, train_labels[chosen])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

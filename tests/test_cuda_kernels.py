@@ -13,7 +13,6 @@ import pytest
 from deepinside import engine
 import deepinside.kernels as K
 from helpers import distinct_values, relative_error
-from deepinside.kernels.gpu_ops import make_ops
 from deepinside.kernels.launch import KERNEL_DIR, CudaLauncher, EmulatorLauncher, KernelError, cuda_available
 
 _launchers = {}
@@ -24,9 +23,21 @@ def launcher_for(name):
         pytest.skip("no usable CUDA GPU (or no CuPy) on this machine: real launches are not tested here")
     if name not in _launchers:
         _launchers[name] = CudaLauncher() if name == "cuda" else EmulatorLauncher()
-    launcher = _launchers[name]
-    launcher.poison = True
-    return launcher
+    return _launchers[name]
+
+
+class PoisonedDevice(K.Device):
+    """Fills every output with NaN (or -1) before the kernel runs: an element a kernel
+    forgets to write fails the comparison."""
+
+    def empty(self, shape, dtype=np.float32):
+        array = super().empty(shape, dtype)
+        array.fill(np.nan if np.dtype(dtype).kind == "f" else -1)
+        return array
+
+
+def ops_on(launcher, direct_convolution=False):
+    return K.bind(PoisonedDevice(launcher, direct_convolution))
 
 
 @pytest.fixture(params=["emulator", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -36,7 +47,7 @@ def launcher(request):
 
 @pytest.fixture(params=[False, True], ids=["im2col-sgemm", "direct"])
 def ops(launcher, request):
-    return make_ops(launcher, direct_convolution=request.param)
+    return ops_on(launcher, direct_convolution=request.param)
 
 
 def host(array):
@@ -51,11 +62,11 @@ def device(launcher, array):
     (1, 130, 7, False, True), (129, 257, 33, False, False), (64, 3, 200, True, False), (5, 6, 1, True, True),
 ])
 def test_sgemm_tiled(launcher, rng, m, n, k, transpose_a, transpose_b):
-    ops = make_ops(launcher)
+    ops = ops_on(launcher)
     a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
     expected = (a.T if transpose_a else a) @ (b.T if transpose_b else b)
-    out = ops.gemm(device(launcher, a), device(launcher, b), transpose_a, transpose_b)
+    out = ops.gemm.product(device(launcher, a), device(launcher, b), transpose_a, transpose_b)
     assert relative_error(host(out), expected) < 1e-5
 
 
@@ -66,7 +77,7 @@ def test_sgemm_naive_and_accumulation(launcher, rng):
     launcher.launch("sgemm_naive", (3, 3), (16, 16), 37, 45, 19, 2.0, device(launcher, a), 0, device(launcher, b), 0, 0.5, out)
     assert relative_error(host(out), 2 * a @ b + 0.5 * c) < 1e-5
     out = device(launcher, c.copy())
-    make_ops(launcher).gemm(device(launcher, a), device(launcher, b), out=out, beta=1.0)
+    ops_on(launcher).gemm.product(device(launcher, a), device(launcher, b), out=out, beta=1.0)
     assert relative_error(host(out), a @ b + c) < 1e-5
 
 
@@ -82,40 +93,40 @@ def test_conv2d(ops, launcher, rng, n, c, h, w, o, k, stride, padding):
     y = K.conv2d_forward(x, weight, bias, stride, padding)
     grad_y = rng.standard_normal(y.shape).astype(np.float32)
     d = lambda a: device(launcher, a)
-    assert relative_error(host(ops.conv2d_forward(d(x), d(weight), d(bias), stride, padding)), y) < 1e-5
-    assert relative_error(host(ops.conv2d_forward(d(x), d(weight), None, stride, padding)),
+    assert relative_error(host(ops.conv2d.forward(d(x), d(weight), d(bias), stride, padding)), y) < 1e-5
+    assert relative_error(host(ops.conv2d.forward(d(x), d(weight), None, stride, padding)),
                           K.conv2d_forward(x, weight, None, stride, padding)) < 1e-5
-    assert relative_error(host(ops.conv2d_backward_data(d(grad_y), d(weight), x.shape, stride, padding)),
+    assert relative_error(host(ops.conv2d.backward_data(d(grad_y), d(weight), x.shape, stride, padding)),
                           K.conv2d_backward_data(grad_y, weight, x.shape, stride, padding)) < 1e-5
-    assert relative_error(host(ops.conv2d_backward_weights(d(grad_y), d(x), weight.shape, stride, padding)),
+    assert relative_error(host(ops.conv2d.backward_weights(d(grad_y), d(x), weight.shape, stride, padding)),
                           K.conv2d_backward_weights(grad_y, x, weight.shape, stride, padding)) < 1e-5
-    assert relative_error(host(ops.conv2d_backward_bias(d(grad_y))), K.conv2d_backward_bias(grad_y)) < 1e-5
+    assert relative_error(host(ops.conv2d.backward_bias(d(grad_y))), K.conv2d_backward_bias(grad_y)) < 1e-5
 
 
 def test_conv2d_in_chunks_of_images(launcher, rng, monkeypatch):
     """A column buffer smaller than the batch: the fast path runs image chunks."""
-    from deepinside.kernels import gpu_ops
-    monkeypatch.setattr(gpu_ops, "COLUMN_BUFFER_FLOATS", 3 * 9 * 36 * 2)
-    ops = make_ops(launcher)
+    from deepinside.kernels import conv2d
+    monkeypatch.setattr(conv2d, "COLUMN_BUFFER_FLOATS", 3 * 9 * 36 * 2)
+    ops = ops_on(launcher)
     x = rng.standard_normal((5, 3, 6, 6)).astype(np.float32)
     weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     grad_y = rng.standard_normal((5, 4, 6, 6)).astype(np.float32)
     d = lambda a: device(launcher, a)
-    assert relative_error(host(ops.conv2d_forward(d(x), d(weight), None, 1, 1)), K.conv2d_forward(x, weight, None, 1, 1)) < 1e-5
-    assert relative_error(host(ops.conv2d_backward_weights(d(grad_y), d(x), weight.shape, 1, 1)),
+    assert relative_error(host(ops.conv2d.forward(d(x), d(weight), None, 1, 1)), K.conv2d_forward(x, weight, None, 1, 1)) < 1e-5
+    assert relative_error(host(ops.conv2d.backward_weights(d(grad_y), d(x), weight.shape, 1, 1)),
                           K.conv2d_backward_weights(grad_y, x, weight.shape, 1, 1)) < 1e-5
-    assert relative_error(host(ops.conv2d_backward_data(d(grad_y), d(weight), x.shape, 1, 1)),
+    assert relative_error(host(ops.conv2d.backward_data(d(grad_y), d(weight), x.shape, 1, 1)),
                           K.conv2d_backward_data(grad_y, weight, x.shape, 1, 1)) < 1e-5
 
 
 def test_relu_rules(launcher, rng):
-    ops = make_ops(launcher)
+    ops = ops_on(launcher)
     x = rng.standard_normal((3, 5, 7, 3)).astype(np.float32)
     g = rng.standard_normal(x.shape).astype(np.float32)
-    y = host(ops.relu_forward(device(launcher, x)))
+    y = host(ops.relu.forward(device(launcher, x)))
     assert np.array_equal(y, K.relu_forward(x))
     for mode in K.MODES:
-        assert np.array_equal(host(ops.relu_backward(device(launcher, g), device(launcher, y), mode)),
+        assert np.array_equal(host(ops.relu.backward(device(launcher, g), device(launcher, y), mode)),
                               K.relu_backward(g, y, mode)), mode
 
 
@@ -123,85 +134,85 @@ def test_relu_rules(launcher, rng):
     (1, 2, 8, 8, 2, 2, 0, False), (3, 2, 9, 7, 3, 2, 0, True), (2, 3, 7, 8, 3, 2, 1, False), (1, 1, 10, 11, 3, 3, 1, True),
 ])
 def test_maxpool(launcher, rng, n, c, h, w, k, stride, padding, ceil_mode):
-    ops = make_ops(launcher)
+    ops = ops_on(launcher)
     for x in (distinct_values(rng, (n, c, h, w)).astype(np.float32),
               rng.integers(0, 3, (n, c, h, w)).astype(np.float32)):  # distinct, then many ties
         y, switches = K.maxpool_forward(x, k, stride, padding, ceil_mode)
-        y_dev, switches_dev = ops.maxpool_forward(device(launcher, x), k, stride, padding, ceil_mode)
+        y_dev, switches_dev = ops.maxpool.forward(device(launcher, x), k, stride, padding, ceil_mode)
         assert np.array_equal(host(y_dev), y) and np.array_equal(host(switches_dev), switches)
         grad_y = rng.standard_normal(y.shape).astype(np.float32)
-        assert relative_error(host(ops.maxpool_backward(device(launcher, grad_y), switches_dev, x.shape, k, stride, padding)),
+        assert relative_error(host(ops.maxpool.backward(device(launcher, grad_y), switches_dev, x.shape, k, stride, padding)),
                               K.maxpool_backward(grad_y, switches, x.shape, k, stride, padding)) < 1e-6
 
 
 @pytest.mark.parametrize("shape, output_size", [((2, 3, 7, 7), (7, 7)), ((1, 2, 13, 11), (6, 6)), ((1, 2, 2, 3), (6, 6))])
 def test_adaptive_avgpool(launcher, rng, shape, output_size):
-    ops = make_ops(launcher)
+    ops = ops_on(launcher)
     x = rng.standard_normal(shape).astype(np.float32)
     y = K.adaptive_avgpool_forward(x, output_size)
-    assert relative_error(host(ops.adaptive_avgpool_forward(device(launcher, x), output_size)), y) < 1e-6
+    assert relative_error(host(ops.adaptive_avgpool.forward(device(launcher, x), output_size)), y) < 1e-6
     grad_y = rng.standard_normal(y.shape).astype(np.float32)
-    assert relative_error(host(ops.adaptive_avgpool_backward(device(launcher, grad_y), shape)),
+    assert relative_error(host(ops.adaptive_avgpool.backward(device(launcher, grad_y), shape)),
                           K.adaptive_avgpool_backward(grad_y, shape)) < 1e-6
 
 
 @pytest.mark.parametrize("size", [5, 4, 1])
 def test_lrn(launcher, rng, size):
-    ops = make_ops(launcher)
+    ops = ops_on(launcher)
     x = rng.standard_normal((3, 7, 3, 5)).astype(np.float32)
     y, scale = K.lrn_forward(x, size, 0.3, 0.75, 2.0)
-    y_dev, scale_dev = ops.lrn_forward(device(launcher, x), size, 0.3, 0.75, 2.0)
+    y_dev, scale_dev = ops.lrn.forward(device(launcher, x), size, 0.3, 0.75, 2.0)
     assert relative_error(host(y_dev), y) < 1e-5 and relative_error(host(scale_dev), scale) < 1e-5
     grad_y = rng.standard_normal(x.shape).astype(np.float32)
-    assert relative_error(host(ops.lrn_backward(device(launcher, grad_y), device(launcher, x), scale_dev, size, 0.3, 0.75)),
+    assert relative_error(host(ops.lrn.backward(device(launcher, grad_y), device(launcher, x), scale_dev, size, 0.3, 0.75)),
                           K.lrn_backward(grad_y, x, scale, size, 0.3, 0.75)) < 1e-5
 
 
 def test_linear(launcher, rng):
-    ops = make_ops(launcher)
+    ops = ops_on(launcher)
     x, weight, bias = (rng.standard_normal(s).astype(np.float32) for s in ((3, 130), (9, 130), (9,)))
     grad_y = rng.standard_normal((3, 9)).astype(np.float32)
     d = lambda a: device(launcher, a)
-    assert relative_error(host(ops.linear_forward(d(x), d(weight), d(bias))), K.linear_forward(x, weight, bias)) < 1e-5
-    assert relative_error(host(ops.linear_backward_data(d(grad_y), d(weight))), K.linear_backward_data(grad_y, weight)) < 1e-5
-    assert relative_error(host(ops.linear_backward_weights(d(grad_y), d(x))), K.linear_backward_weights(grad_y, x)) < 1e-5
-    assert relative_error(host(ops.linear_backward_bias(d(grad_y))), K.linear_backward_bias(grad_y)) < 1e-5
+    assert relative_error(host(ops.linear.forward(d(x), d(weight), d(bias))), K.linear_forward(x, weight, bias)) < 1e-5
+    assert relative_error(host(ops.linear.backward_data(d(grad_y), d(weight))), K.linear_backward_data(grad_y, weight)) < 1e-5
+    assert relative_error(host(ops.linear.backward_weights(d(grad_y), d(x))), K.linear_backward_weights(grad_y, x)) < 1e-5
+    assert relative_error(host(ops.linear.backward_bias(d(grad_y))), K.linear_backward_bias(grad_y)) < 1e-5
 
 
 def test_dropout_loss_and_sgd(launcher, rng):
-    ops = make_ops(launcher)
+    ops = ops_on(launcher)
     x = rng.standard_normal((40, 30)).astype(np.float32)
-    y, mask = ops.dropout_forward(device(launcher, x), 0.3, np.random.default_rng(5))
+    y, mask = ops.dropout.forward(device(launcher, x), 0.3, np.random.default_rng(5))
     y_ref, mask_ref = K.dropout_forward(x, 0.3, np.random.default_rng(5))
     assert np.allclose(host(mask), mask_ref) and np.allclose(host(y), y_ref)
     grad_y = rng.standard_normal(x.shape).astype(np.float32)
-    assert np.allclose(host(ops.dropout_backward(device(launcher, grad_y), mask)), K.dropout_backward(grad_y, mask_ref))
+    assert np.allclose(host(ops.dropout.backward(device(launcher, grad_y), mask)), K.dropout_backward(grad_y, mask_ref))
 
     logits, labels = (rng.standard_normal((5, 300)) * 3).astype(np.float32), np.array([0, 299, 7, 7, 150])
-    loss, probabilities = ops.softmax_cross_entropy_forward(device(launcher, logits), labels)
+    loss, probabilities = ops.softmax_cross_entropy.forward(device(launcher, logits), labels)
     loss_ref, probabilities_ref = K.softmax_cross_entropy_forward(logits, labels)
     assert abs(float(host(loss)) - float(loss_ref)) < 1e-5 and relative_error(host(probabilities), probabilities_ref) < 1e-5
-    grad = ops.softmax_cross_entropy_backward(device(launcher, np.float32(1.5)), probabilities, labels)
+    grad = ops.softmax_cross_entropy.backward(device(launcher, np.float32(1.5)), probabilities, labels)
     assert relative_error(host(grad), K.softmax_cross_entropy_backward(np.float32(1.5), probabilities_ref, labels)) < 1e-5
 
     weight, g, velocity = (rng.standard_normal(1000).astype(np.float32) for _ in range(3))
     expected_w, expected_v = weight.copy(), velocity.copy()
     K.sgd_update(expected_w, g, expected_v, 0.1, 0.9, 0.01)
     w_dev, v_dev = device(launcher, weight), device(launcher, velocity)
-    ops.sgd_update(w_dev, device(launcher, g), v_dev, 0.1, 0.9, 0.01)
+    ops.sgd.update(w_dev, device(launcher, g), v_dev, 0.1, 0.9, 0.01)
     assert relative_error(host(w_dev), expected_w) < 1e-6 and relative_error(host(v_dev), expected_v) < 1e-6
 
 
 def test_launches_are_checked_before_they_start(launcher):
-    ops = make_ops(launcher)
+    ops = ops_on(launcher)
     with pytest.raises(KernelError, match="x must be float32, got float64"):
-        ops.relu_forward(launcher.xp.zeros(4))
+        ops.relu.forward(launcher.xp.zeros(4))
     with pytest.raises(KernelError, match="relu_forward takes 3 arguments, got 2"):
         launcher.launch("relu_forward", 1, 32, launcher.xp.zeros(4, np.float32), launcher.xp.zeros(4, np.float32))
     with pytest.raises(KernelError, match="argument y must be a C-contiguous float32 array"):
         launcher.launch("relu_forward", 1, 32, launcher.xp.zeros(4, np.float32), launcher.xp.zeros((4, 2), np.float32)[:, 0], 4)
     with pytest.raises(KernelError, match="conv2d: input .* and weights .* do not match"):
-        ops.conv2d_forward(launcher.xp.zeros((1, 3, 5, 5), np.float32), launcher.xp.zeros((2, 4, 3, 3), np.float32), None)
+        ops.conv2d.forward(launcher.xp.zeros((1, 3, 5, 5), np.float32), launcher.xp.zeros((2, 4, 3, 3), np.float32), None)
 
 
 def test_emulator_reports_a_bad_launch_shape():
@@ -214,19 +225,14 @@ def test_emulator_reports_a_bad_launch_shape():
 # the whole engine on our kernels ---------------------------------------------------------
 
 def engine_gradient(backend, net, x, grad_output, mode):
-    engine.set_backend(backend)
+    net.to(backend)
     try:
-        xp = engine.backend.current().xp
-        for p in net.parameters():
-            p.data = xp.asarray(engine.to_numpy(p.data))
-        image = engine.Tensor(xp.asarray(x), requires_grad=True)
+        image = engine.Tensor(x, requires_grad=True, backend=backend)
         out = net(image)
-        (gradient,) = engine.grad(out, [image], grad_output=xp.asarray(grad_output), mode=mode)
+        (gradient,) = engine.grad(out, [image], grad_output=grad_output, mode=mode)
         return out.numpy(), engine.to_numpy(gradient)
     finally:
-        engine.set_backend("numpy")
-        for p in net.parameters():
-            p.data = engine.to_numpy(p.data)
+        net.to("numpy")
 
 
 @pytest.mark.parametrize("backend", ["emulator", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -257,18 +263,15 @@ def test_small_cnn_f_and_a_training_step_match_numpy(backend):
         assert relative_error(actual[1], expected[1]) < 1e-4, mode
 
     def train_step(name):
-        engine.set_backend(name)
-        try:
+        with engine.use_backend(name):
             engine.nn.manual_seed(9)
             twin = models.cnn_f(num_classes=5, width=1 / 16, input_size=67).train()
+            assert twin.backend.name == name and twin[0].weight.backend.name == name
             optimiser = engine.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-            xp = engine.backend.current().xp
-            loss = engine.functional.cross_entropy(twin(engine.Tensor(xp.asarray(x))), xp.asarray([0, 3]))
+            loss = engine.functional.cross_entropy(twin(engine.Tensor(x)), [0, 3])
             loss.backward()
             optimiser.step()
             return float(engine.to_numpy(loss.data)), engine.to_numpy(twin[16].weight.data)
-        finally:
-            engine.set_backend("numpy")
 
     (loss_ref, weight_ref), (loss, weight) = train_step("numpy"), train_step(backend)
     assert abs(loss - loss_ref) < 1e-4 * max(1, abs(loss_ref)) and relative_error(weight, weight_ref) < 1e-4
@@ -285,12 +288,12 @@ def test_emulator_cache_is_rebuilt_when_a_source_changes(tmp_path, monkeypatch):
     source.write_text(GOOD_KERNEL)
     monkeypatch.setattr(launch, "sources", lambda: [str(source)])
     monkeypatch.setenv("DEEPINSIDE_CACHE", str(tmp_path / "cache"))
-    first = launch.build_emulator(launch.read_signatures())
+    first = launch.build_emulator(launch.read_kernels()[0])
     stamp = os.path.getmtime(first)
-    assert launch.build_emulator(launch.read_signatures()) == first
+    assert launch.build_emulator(launch.read_kernels()[0]) == first
     assert os.path.getmtime(first) == stamp  # reused, not rebuilt
     source.write_text(GOOD_KERNEL.replace("2.0f", "3.0f"))
-    second = launch.build_emulator(launch.read_signatures())
+    second = launch.build_emulator(launch.read_kernels()[0])
     assert second != first
     emulator = EmulatorLauncher(workers=1)  # built from the changed source
     x = np.arange(5, dtype=np.float32)
@@ -306,7 +309,7 @@ def test_emulator_compile_error_names_the_file_and_shows_the_log(tmp_path, monke
     monkeypatch.setattr(launch, "sources", lambda: [str(source)])
     monkeypatch.setenv("DEEPINSIDE_CACHE", str(tmp_path / "cache"))
     with pytest.raises(KernelError, match="(?s)broken.cu failed.*undefined_name"):
-        launch.build_emulator(launch.read_signatures())
+        launch.build_emulator(launch.read_kernels()[0])
 
 
 def test_nvcc_compile_check_reports_registers_and_errors(tmp_path):
@@ -348,3 +351,48 @@ def test_emulator_aborts_a_divergent_barrier_instead_of_hanging(tmp_path, monkey
     monkeypatch.setenv("DEEPINSIDE_CACHE", str(tmp_path / "cache"))
     with pytest.raises(KernelError, match="divergent __syncthreads: threads of one block wait at lines 2 and 3"):
         EmulatorLauncher(workers=1).launch("divergent", 1, 4, np.zeros(4, np.float32), 4)
+
+
+# constants shared by the .cu files and the launch code ------------------------------------
+
+def test_a_kernel_written_for_one_block_size_refuses_any_other(launcher):
+    logits = launcher.xp.asarray(np.ones((2, 5), np.float32))
+    labels = launcher.xp.asarray(np.array([0, 1], np.int64))
+    outputs = [launcher.xp.zeros(s, np.float32) for s in ((2, 5), (2,))]
+    assert launcher.kernels["softmax_cross_entropy_rows"].block_threads == launcher.defines["LOSS_THREADS"] == 256
+    with pytest.raises(KernelError, match=r"softmax_cross_entropy_rows is written for blocks of 256 threads "
+                                          r"\(__launch_bounds__ in loss.cu\), launched with 128"):
+        launcher.launch("softmax_cross_entropy_rows", 2, 128, logits, labels, *outputs, 5)
+
+
+def copy_kernels(tmp_path, monkeypatch, edit):
+    """Every .cu file copied to tmp_path, `edit(name, text)` applied, and the launcher
+    pointed there (with its own emulator cache)."""
+    from deepinside.kernels import launch
+    for name in os.listdir(KERNEL_DIR):
+        if name.endswith(".cu"):
+            with open(os.path.join(KERNEL_DIR, name)) as handle:
+                (tmp_path / name).write_text(edit(name, handle.read()))
+    monkeypatch.setattr(launch, "sources", lambda: sorted(str(p) for p in tmp_path.glob("*.cu")))
+    monkeypatch.setenv("DEEPINSIDE_CACHE", str(tmp_path / "cache"))
+
+
+def test_launch_geometry_follows_the_tile_sizes_of_the_cu_file(tmp_path, monkeypatch, rng):
+    """gemm.cu with 64-row tiles: the Python side reads the new GEMM_BM, launches twice as
+    many row blocks and still computes every element (outputs are NaN-poisoned)."""
+    def smaller_tiles(name, text):
+        if name != "gemm.cu":
+            return text
+        assert "#define GEMM_BM 128\n" in text and "#define GEMM_TM 8\n" in text
+        return text.replace("#define GEMM_BM 128\n", "#define GEMM_BM 64\n").replace("#define GEMM_TM 8\n", "#define GEMM_TM 4\n")
+    copy_kernels(tmp_path, monkeypatch, smaller_tiles)
+    ops = ops_on(EmulatorLauncher())
+    a, b = rng.standard_normal((200, 30)).astype(np.float32), rng.standard_normal((30, 70)).astype(np.float32)
+    assert relative_error(ops.gemm.product(a, b), a @ b) < 1e-5
+
+
+def test_a_constant_defined_twice_must_agree(tmp_path, monkeypatch):
+    from deepinside.kernels import launch
+    copy_kernels(tmp_path, monkeypatch, lambda name, text: text.replace("#define LOSS_THREADS 256", "#define REDUCE_THREADS 128"))
+    with pytest.raises(KernelError, match=r"REDUCE_THREADS is 256 in .*bias.cu but 128 in .*loss.cu"):
+        launch.read_kernels()

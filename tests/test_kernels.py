@@ -72,8 +72,10 @@ def test_relu_backward_rules(rng):
     assert not np.array_equal(rules[1], rules[2])
     assert relative_error(K.relu_backward(g, y, "backprop"),
                           numerical_gradient(lambda v: (K.relu_forward(v) * g).sum(), x.copy())) < 1e-7
+    # A mode is named once (kernels.Mode) and a user's string checked once, by as_mode.
+    assert K.as_mode("guided") is K.Mode.GUIDED and K.MODES == ("backprop", "deconvnet", "guided")
     with pytest.raises(ValueError, match="unknown backward mode 'zeiler'"):
-        K.relu_backward(g, y, "zeiler")
+        K.as_mode("zeiler")
 
 
 @pytest.mark.parametrize("n, c, h, w, k, stride, padding, ceil_mode", [

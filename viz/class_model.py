@@ -38,7 +38,7 @@ def _gaussian_blur(images, sigma):
 
 def _objective_gradient(model, images, classes, objective):
     """(value per image, d value / d image) of the chosen objective, one forward and backward."""
-    x = engine.Tensor(images, requires_grad=True)
+    x = engine.Tensor(images, requires_grad=True, backend=model.net.backend)
     out = model.net(x)
     scores = out.numpy()
     rows = np.arange(len(classes))
@@ -105,7 +105,7 @@ def class_model(model, class_index, steps=200, lr=1.0, l2=1e-3, objective="score
         bar.update(1)
     bar.close()
     with engine.no_grad():
-        scores = model.net(engine.Tensor(images)).numpy()
+        scores = model.net(engine.Tensor(images, backend=model.net.backend)).numpy()
     rows = np.arange(len(classes))
     trace.append(scores[rows, classes] if objective == "score" else _softmax(scores)[rows, classes])
     mean = np.asarray(model.mean, np.float64)

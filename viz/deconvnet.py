@@ -1,6 +1,7 @@
 """DeconvNet reconstructions (Zeiler and Fergus) and the equivalence experiment (Sect. 4).
 
-The reconstruction path calls the kernels directly, layer by layer, and never the autodiff
+The reconstruction path calls the kernels directly, layer by layer (each layer's
+`zeiler_step`, the step its op family declares in kernels/), and never the autodiff
 engine's backward, so the two can be compared:
 
     convolution      -> convolution with the flipped, transposed filters (conv2d_backward_data)
@@ -17,8 +18,7 @@ at every layer, and equals the true gradient ("backprop") everywhere except at R
 import numpy as np
 
 from .. import engine
-from ..engine import nn
-from ..engine.backend import current
+from ..engine import Mode
 from .crops import crop_boxes, extract
 from .images import to_input, working_image
 
@@ -29,40 +29,15 @@ def forward_record(net, x):
     with engine.no_grad():
         for index, layer in enumerate(net):
             inputs.append(x)
-            if isinstance(layer, nn.MaxPool2d):
-                x, switches[index] = layer.forward(x, return_switches=True)
-            else:
-                x = layer(x)
+            x, state = layer.forward_with_state(x)
+            if state is not None:
+                switches[index] = state
     return inputs, switches, x
-
-
-def zeiler_step(layer, signal, layer_input, switches=None):
-    """One DeconvNet step: the reconstruction of a layer's input from its output's."""
-    ops = current().ops
-    if isinstance(layer, nn.Conv2d):
-        return ops.conv2d_backward_data(signal, layer.weight.data, layer_input.shape, layer.stride, layer.padding)
-    if isinstance(layer, nn.MaxPool2d):
-        return ops.maxpool_backward(signal, switches, layer_input.shape, layer.kernel_size, layer.stride,
-                                    layer.padding)
-    if isinstance(layer, nn.ReLU):
-        return ops.relu_forward(signal)
-    if isinstance(layer, nn.Linear):
-        return ops.linear_backward_data(signal, layer.weight.data)
-    if isinstance(layer, nn.LocalResponseNorm):
-        _, scale = ops.lrn_forward(layer_input.data, layer.size, layer.alpha, layer.beta, layer.k)
-        return ops.lrn_backward(signal, layer_input.data, scale, layer.size, layer.alpha, layer.beta)
-    if isinstance(layer, nn.AdaptiveAvgPool2d):
-        return ops.adaptive_avgpool_backward(signal, layer_input.shape)
-    if isinstance(layer, nn.Flatten):
-        return signal.reshape(layer_input.shape)
-    if isinstance(layer, nn.Dropout):
-        return signal
-    raise ValueError(f"no DeconvNet step for {layer!r}")
 
 
 def autodiff_step(layer, signal, layer_input, mode):
     """The same step through the engine's backward pass, in a given mode."""
-    x = engine.Tensor(layer_input.data, requires_grad=True)
+    x = engine.Tensor(layer_input, requires_grad=True)
     return engine.grad(layer(x), [x], grad_output=signal, mode=mode)[0]
 
 
@@ -70,7 +45,8 @@ def centre_input(model, image):
     image = working_image(model, image)
     box = crop_boxes(image.shape[0], image.shape[1], model.input_size, 1)[0]
     crop = extract(image, box, model.input_size)
-    return crop, engine.Tensor(to_input(model, [crop]).astype(model.net.parameters()[0].dtype))
+    parameter = model.net.parameters()[0]
+    return crop, engine.Tensor(to_input(model, [crop]).astype(parameter.dtype), backend=parameter.backend)
 
 
 def _layer_index(net, layer):
@@ -91,7 +67,7 @@ def deconv_reconstruction(model, image, layer, channel, unit=None):
         activation = model.net[index](inputs[index]).data
     if not 0 <= channel < activation.shape[1]:
         raise ValueError(f"channel {channel} is out of range: layer {index} has {activation.shape[1]} channels")
-    signal = current().xp.zeros_like(activation)
+    signal = x.backend.xp.zeros_like(activation)
     if unit is None:
         signal[:, channel] = activation[:, channel]
     else:
@@ -102,7 +78,7 @@ def deconv_reconstruction(model, image, layer, channel, unit=None):
             raise ValueError(f"unit {unit} is outside layer {index}'s {activation.shape[2]}x{activation.shape[3]} map")
         signal[:, channel, row, column] = activation[:, channel, row, column]
     for position in range(index, -1, -1):
-        signal = zeiler_step(model.net[position], signal, inputs[position], switches.get(position))
+        signal = model.net[position].zeiler_step(signal, inputs[position], switches.get(position))
     return engine.to_numpy(signal)[0].transpose(1, 2, 0), crop
 
 
@@ -128,14 +104,14 @@ def compare_deconvnet(model, image, class_index=None):
         class_index = int(scores.data[0].argmax())
     if not 0 <= class_index < scores.shape[1]:
         raise ValueError(f"class index {class_index} is out of range: the model has {scores.shape[1]} classes")
-    top = current().xp.zeros(scores.shape, scores.dtype)
+    top = x.backend.xp.zeros(scores.shape, scores.dtype)
     top[0, class_index] = 1
     signal, rows = top, []
     for position in range(len(model.net) - 1, -1, -1):
         layer = model.net[position]
-        step = zeiler_step(layer, signal, inputs[position], switches.get(position))
-        deconv = engine.to_numpy(autodiff_step(layer, signal, inputs[position], "deconvnet"))
-        backprop = engine.to_numpy(autodiff_step(layer, signal, inputs[position], "backprop"))
+        step = layer.zeiler_step(signal, inputs[position], switches.get(position))
+        deconv = engine.to_numpy(autodiff_step(layer, signal, inputs[position], Mode.DECONVNET))
+        backprop = engine.to_numpy(autodiff_step(layer, signal, inputs[position], Mode.BACKPROP))
         zeiler, signal = engine.to_numpy(step), step
         rows.append({
             "layer": position, "type": type(layer).__name__,
@@ -144,17 +120,17 @@ def compare_deconvnet(model, image, class_index=None):
             "cosine_deconv_vs_backprop": _cosine(zeiler, backprop),
             "signal_norm": float(np.linalg.norm(zeiler)),
         })
-    image_input = engine.Tensor(x.data, requires_grad=True)
+    image_input = engine.Tensor(x, requires_grad=True)
     out = model.net(image_input)
     gradient = {mode: engine.to_numpy(engine.grad(out, [image_input], grad_output=top, mode=mode,
-                                                  retain_graph=True)[0]) for mode in ("deconvnet", "backprop")}
+                                                  retain_graph=True)[0]) for mode in (Mode.DECONVNET, Mode.BACKPROP)}
     signal = engine.to_numpy(signal)
     cumulative = {
         "class_index": class_index,
-        "max_abs_diff_deconv_vs_autodiff": float(np.abs(signal - gradient["deconvnet"]).max()),
-        "max_abs_diff_deconv_vs_backprop": float(np.abs(signal - gradient["backprop"]).max()),
-        "cosine_deconv_vs_backprop": _cosine(signal, gradient["backprop"]),
-        "gradient_norm": float(np.linalg.norm(gradient["backprop"])),
+        "max_abs_diff_deconv_vs_autodiff": float(np.abs(signal - gradient[Mode.DECONVNET]).max()),
+        "max_abs_diff_deconv_vs_backprop": float(np.abs(signal - gradient[Mode.BACKPROP]).max()),
+        "cosine_deconv_vs_backprop": _cosine(signal, gradient[Mode.BACKPROP]),
+        "gradient_norm": float(np.linalg.norm(gradient[Mode.BACKPROP])),
     }
     return rows, cumulative
 

@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 
-from .. import engine
+from ..engine import MODES
+from ..models.data import EVALUATION_SEED, SANITY_SEED, TRAIN_SEED, generate
 from .localise import bounding_box, box_iou, largest_component, localise_from_saliency
 from .saliency import classify, saliency_maps
 
@@ -30,22 +31,17 @@ def box_mask(box, shape):
 
 def average_box(size, count=500):
     """A centred box of the average object width and height of training images."""
-    from ..models.data import generate
-    from ..models.train import TRAIN_SEED
     boxes = generate(count, TRAIN_SEED)[3]
     width, height = (boxes[:, 2] - boxes[:, 0]).mean(), (boxes[:, 3] - boxes[:, 1]).mean()
     x0, y0 = round((size - width) / 2), round((size - height) / 2)
     return (x0, y0, x0 + round(width), y0 + round(height))
 
 
-def evaluate_generated(model, count=1000, seed=None, modes=("backprop", "deconvnet", "guided"), crops=(1, 10),
+def evaluate_generated(model, count=1000, seed=None, modes=MODES, crops=(1, 10),
                        progress=True):
     """Per-method totals: top-1 and GT-known localisation error, pointing game, mean mask
     IoU, seconds per image. Returns (rows, classification accuracy)."""
     from tqdm import tqdm
-
-    from ..models.data import generate
-    from ..models.train import EVALUATION_SEED
 
     seed = EVALUATION_SEED if seed is None else seed
     centred = average_box(112)
@@ -111,16 +107,13 @@ def evaluation_table(rows, accuracy, count):
     return "\n".join(lines) + "\n"
 
 
-def cascading_randomisation(model, count=50, seed=None, modes=("backprop", "deconvnet", "guided")):
+def cascading_randomisation(model, count=50, seed=None, modes=MODES):
     """Spearman rank correlation between the trained model's saliency maps and those after
     re-initialising the weights of the top 1, 2, ... parameterised layers (top down).
     Returns rows {"randomised": "up to <layer>", mode: mean correlation, ...}."""
     from scipy.stats import spearmanr
 
-    from ..models.data import generate
-    from ..models.train import EVALUATION_SEED
-
-    seed = EVALUATION_SEED + 100 if seed is None else seed
+    seed = SANITY_SEED if seed is None else seed
     images, labels, _, _ = generate(count, seed)
     images = images.astype(np.float32)
 
@@ -132,12 +125,11 @@ def cascading_randomisation(model, count=50, seed=None, modes=("backprop", "deco
     saved = {id(p): p.data for _, layer in layers for p in layer.parameters()}
     rng = np.random.default_rng(0)
     rows = []
-    xp = engine.backend.current().xp
     try:
         for i, layer in layers:
             for parameter in layer.parameters():  # the original initialisation's scale
                 bound = 1 / np.sqrt(max(1, int(np.prod(layer.weight.shape[1:]))))
-                parameter.data = xp.asarray(rng.uniform(-bound, bound, parameter.shape).astype(np.float32))
+                parameter.data = parameter.backend.asarray(rng.uniform(-bound, bound, parameter.shape).astype(np.float32))
             row = {"randomised": f"down to layer {i} ({type(layer).__name__})"}
             for mode in modes:
                 row[mode] = float(np.mean([spearmanr(a.ravel(), b.ravel())[0]
@@ -150,7 +142,7 @@ def cascading_randomisation(model, count=50, seed=None, modes=("backprop", "deco
     return rows
 
 
-def sanity_table(rows, modes=("backprop", "deconvnet", "guided")):
+def sanity_table(rows, modes=MODES):
     lines = ["| weights randomised from the top | " + " | ".join(modes) + " |", "| --- |" + " ---: |" * len(modes)]
     for row in rows:
         lines.append(f"| {row['randomised']} | " + " | ".join(f"{row[m]:.3f}" for m in modes) + " |")

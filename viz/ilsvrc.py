@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 
+from ..engine import Mode
 from .images import load_image, working_image
 from .localise import box_iou, localise_from_saliency
 from .saliency import saliency_maps
@@ -57,7 +58,7 @@ def read_folder(directory):
     return sorted(entries, key=lambda entry: os.path.basename(entry[0]))
 
 
-def evaluate_image(model, path, truth, top_k=5, crops=10, mode="backprop"):
+def evaluate_image(model, path, truth, top_k=5, crops=10, mode=Mode.BACKPROP):
     """One image's record: predictions with boxes in the original image's pixels."""
     original = load_image(path)
     image = working_image(model, original)
@@ -101,7 +102,7 @@ def read_results(path):
     return records
 
 
-def evaluate_folder(model, directory, out, top_k=5, crops=10, mode="backprop", progress=True):
+def evaluate_folder(model, directory, out, top_k=5, crops=10, mode=Mode.BACKPROP, progress=True):
     """Runs (or resumes) the protocol over a folder; returns the totals."""
     from tqdm import tqdm
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine import Mode
 from .saliency import saliency_maps
 from .images import working_image
 
@@ -147,7 +148,7 @@ def localise_from_saliency(image, saliency, foreground_quantile=0.95, background
                         background_seeds=background, graphcut=labelling)
 
 
-def localise(model, image, top_k=5, crops=10, mode="backprop", **options):
+def localise(model, image, top_k=5, crops=10, mode=Mode.BACKPROP, **options):
     """The paper's procedure for each of the top_k classes: saliency (one forward, a
     backward per class), colour models, GraphCut, largest component, box."""
     image = working_image(model, image)

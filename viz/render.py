@@ -6,6 +6,8 @@ import tempfile
 import numpy as np
 from PIL import Image
 
+from ..engine import MODES
+
 
 def heatmap(values, colormap="inferno"):
     """(H, W) values -> (H, W, 3) uint8 through a perceptual colormap, scaled to [0, max]."""
@@ -169,7 +171,7 @@ def trace_figure(path, trace, names, ylabel):
     _save(figure, path)
 
 
-def sanity_figure(path, rows, modes=("backprop", "deconvnet", "guided")):
+def sanity_figure(path, rows, modes=MODES):
     """Spearman correlation with the trained model's maps as layers are randomised top down."""
     figure, axis = _pyplot().subplots(figsize=(7, 4))
     for mode in modes:

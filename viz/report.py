@@ -11,7 +11,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from ..engine import to_numpy
+from ..engine import MODES, to_numpy
 from . import render
 from .class_model import class_model, for_display, stuck_classes
 from .deconvnet import centre_input, compare_deconvnet, deconv_reconstruction, forward_record
@@ -20,7 +20,6 @@ from .localise import localise
 from .saliency import classify, saliency_maps
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
-MODES = ("backprop", "deconvnet", "guided")
 # After the page loads, it records how many of its images decoded: the test reads it.
 CHECK_IMAGES = ("<script>window.addEventListener('load',function(){var i=[].slice.call(document.images);"
                 "document.body.setAttribute('data-images',i.length);document.body.setAttribute('data-broken',"

@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import engine
+from ..engine import Mode
 from .crops import crop_boxes, extract
 from .images import to_input, working_image
 
@@ -24,7 +25,7 @@ def class_scores(model, batch):
     """Unnormalised class scores (N, K) of a (N, 3, H, W) batch, with no graph recorded."""
     model.net.eval()
     with engine.no_grad():
-        return model.net(engine.Tensor(batch)).numpy()
+        return model.net(engine.Tensor(batch, backend=model.net.backend)).numpy()
 
 
 def classify(model, image, top_k=5, crops=1):
@@ -48,7 +49,7 @@ def _accumulate(shape, boxes, per_crop, size):
     return np.divide(total, count, out=np.zeros_like(total), where=count > 0).astype(np.float32)
 
 
-def saliency_maps(model, image, class_indices=None, crops=1, mode="backprop",
+def saliency_maps(model, image, class_indices=None, crops=1, mode=Mode.BACKPROP,
                   smoothgrad_samples=0, smoothgrad_noise=0.15, seed=0, top_k=1):
     """Saliency maps of several classes from one forward pass (one backward per class).
 
@@ -71,7 +72,7 @@ def saliency_maps(model, image, class_indices=None, crops=1, mode="backprop",
 
     per_class = None
     for noisy in copies:
-        x = engine.Tensor(noisy, requires_grad=True)
+        x = engine.Tensor(noisy, requires_grad=True, backend=model.net.backend)
         out = model.net(x)
         if per_class is None:
             if not smoothgrad_samples:
@@ -92,7 +93,7 @@ def saliency_maps(model, image, class_indices=None, crops=1, mode="backprop",
     return maps, class_indices, scores
 
 
-def saliency(model, image, class_index=None, crops=1, mode="backprop",
+def saliency(model, image, class_index=None, crops=1, mode=Mode.BACKPROP,
              smoothgrad_samples=0, smoothgrad_noise=0.15):
     """Saliency map (H, W) over the working image, float32.
 

@@ -1,0 +1,90 @@
+"""An op family's contract in one place, and the device its CUDA launch code runs on.
+
+Each kernels/<family>.py declares one `OpFamily`: its NumPy reference functions, the
+functions that launch its CUDA kernels (the same signatures, with a `Device` first), the
+.cu files those kernels live in, and, where the op has one, its DeconvNet step (Zeiler and
+Fergus's reconstruction of the op's input from a signal at its output). The backends bind
+a family's functions to the NumPy path or to a device (`OpFamily.bind`); `viz.deconvnet`
+reaches the DeconvNet step through the layer's family. Nothing is looked up by name.
+"""
+import functools
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Callable
+
+import numpy as np
+
+from .launch import KernelError
+
+# Element-wise kernels loop over their data (grid-stride loops) and run with any block:
+# the Python side chooses this size for them. Kernels written for one block size declare
+# it in their .cu file (__launch_bounds__), and the launcher takes it from there.
+ELEMENTWISE_THREADS = 256
+MAX_BLOCKS = 4096  # grid-stride loops cover the rest
+
+
+@dataclass(frozen=True)
+class OpFamily:
+    name: str
+    sources: tuple  # the .cu files of its kernels
+    numpy: dict  # op name -> NumPy reference function
+    device: dict  # op name -> the same function on a Device (first argument)
+    # (ops of this family on the signal's backend, signal at the output, the op's input
+    #  array, its parameter arrays, its keyword arguments) -> reconstruction of the input
+    zeiler: Callable | None = field(default=None)
+
+    def __post_init__(self):
+        if set(self.numpy) != set(self.device):
+            raise TypeError(f"op family {self.name}: the NumPy path has {sorted(self.numpy)} "
+                            f"but the device path {sorted(self.device)}")
+
+    def bind(self, device=None):
+        """The family's ops as a namespace: NumPy's where device is None, else on `device`."""
+        if device is None:
+            return SimpleNamespace(**self.numpy)
+        return SimpleNamespace(**{op: functools.partial(function, device) for op, function in self.device.items()})
+
+
+class Device:
+    """What the families' CUDA launch code shares, over a launcher (kernels/launch.py):
+    allocation, argument checks, launch geometry and the constants of the .cu files.
+
+    direct_convolution=True selects the plain convolution kernels kept for reading
+    instead of im2col + the tiled SGEMM."""
+
+    def __init__(self, launcher, direct_convolution=False):
+        self.launcher = launcher
+        self.xp = launcher.xp
+        self.direct_convolution = direct_convolution
+
+    @property
+    def name(self):
+        return self.launcher.name
+
+    def empty(self, shape, dtype=np.float32):
+        return self.launcher.empty(shape, dtype)
+
+    def define(self, name):
+        """An integer constant `#define`d in a kernel file (tile sizes, mode codes)."""
+        return self.launcher.defines[name]
+
+    def launch(self, kernel, grid, *arguments):
+        """Starts `kernel` on `grid` blocks of the size its .cu file declares, or of
+        ELEMENTWISE_THREADS for kernels that run with any block."""
+        block = self.launcher.kernels[kernel].block_threads or ELEMENTWISE_THREADS
+        self.launcher.launch(kernel, grid, block, *arguments)
+
+    def elementwise(self, kernel, count, *arguments):
+        """A grid-stride kernel over `count` elements."""
+        self.launch(kernel, max(1, min(MAX_BLOCKS, -(-int(count) // ELEMENTWISE_THREADS))), *arguments)
+
+    def float32(self, name, a, ndim=None):
+        """`a` as a contiguous float32 array of `ndim` dimensions, or a KernelError."""
+        expect(a.dtype == np.float32, f"{name} must be float32, got {a.dtype}")
+        expect(ndim is None or a.ndim == ndim, f"{name} must have {ndim} dimensions, got shape {a.shape}")
+        return self.xp.ascontiguousarray(a)
+
+
+def expect(condition, message):
+    if not condition:
+        raise KernelError(message)

@@ -1,0 +1,29 @@
+"""Single-precision matrix products C = op(A) op(B) + beta C, the workhorse of the fully
+connected layers and of the convolutions' im2col path (gemm.cu has the tiling)."""
+from .family import Device, OpFamily, expect
+
+
+def gemm_product(a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0):
+    """NumPy reference: op(a) @ op(b), added to beta * out where `out` is given."""
+    product = (a.T if transpose_a else a) @ (b.T if transpose_b else b)
+    if out is None:
+        return product
+    out *= beta
+    out += product
+    return out
+
+
+def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0):
+    """The same with sgemm_tiled: one block per GEMM_BM x GEMM_BN tile of the result."""
+    m, k = (a.shape[1], a.shape[0]) if transpose_a else a.shape
+    k_b, n = (b.shape[1], b.shape[0]) if transpose_b else b.shape
+    expect(k == k_b, f"matrix product of {a.shape}{'^T' if transpose_a else ''} and "
+                     f"{b.shape}{'^T' if transpose_b else ''}: inner sizes differ")
+    if out is None:
+        out = device.empty((m, n))
+    grid = (-(-n // device.define("GEMM_BN")), -(-m // device.define("GEMM_BM")))
+    device.launch("sgemm_tiled", grid, m, n, k, 1.0, a, int(transpose_a), b, int(transpose_b), beta, out)
+    return out
+
+
+GEMM = OpFamily("gemm", ("gemm.cu",), numpy=dict(product=gemm_product), device=dict(product=gemm_product_device))

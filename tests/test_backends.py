@@ -1,0 +1,118 @@
+"""The backend as a value: tensors know where they live, modules move, mixing is refused,
+and the default for new tensors comes from a block, the process or the environment."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from deepinside import engine, kernels
+from deepinside.engine import Tensor, nn
+from helpers import relative_error
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_net():
+    return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 4))
+
+
+def test_a_tensor_knows_its_backend_and_results_inherit_it(rng):
+    with engine.use_backend("emulator"):
+        x = Tensor(rng.standard_normal((1, 2, 4, 4)).astype(np.float32))
+        net = tiny_net()
+    assert x.backend.name == "emulator" and net.backend.name == "emulator"
+    assert engine.get_backend().name == "numpy"  # the block is over
+    y = net(x)
+    assert y.backend is x.backend and "backend=emulator" in repr(y)
+    assert Tensor(y).backend is x.backend and y.detach().backend is x.backend
+
+
+def test_module_to_moves_parameters_and_gives_the_same_result(rng):
+    net = tiny_net()
+    x = rng.standard_normal((2, 2, 4, 4)).astype(np.float32)
+    seed = rng.standard_normal((2, 4)).astype(np.float32)
+    results = {}
+    for name in ("numpy", "emulator", "numpy"):
+        assert net.to(name) is net and all(p.backend.name == name for p in net.parameters())
+        image = Tensor(x, requires_grad=True, backend=name)
+        out = net(image)
+        (gradient,) = engine.grad(out, [image], grad_output=seed, mode="guided")
+        results.setdefault(name, []).append((out.numpy(), engine.to_numpy(gradient)))
+    (reference, back_again), (emulated,) = results["numpy"], results["emulator"]
+    assert np.array_equal(reference[0], back_again[0]) and np.array_equal(reference[1], back_again[1])
+    assert relative_error(emulated[0], reference[0]) < 1e-5 and relative_error(emulated[1], reference[1]) < 1e-5
+
+
+def test_operands_on_different_backends_are_refused(rng):
+    net = tiny_net()
+    x = Tensor(rng.standard_normal((1, 2, 4, 4)).astype(np.float32), backend="emulator")
+    with pytest.raises(ValueError, match=r"conv2d: operands live on different backends \(emulator, numpy, numpy\)"):
+        net(x)
+    assert x.to("numpy").backend.name == "numpy" and x.to("emulator") is x
+    assert net(x.to("numpy")).backend.name == "numpy"
+
+
+def test_an_optimiser_steps_on_the_parameters_backend(rng):
+    with engine.use_backend("emulator"):
+        engine.nn.manual_seed(3)
+        net = tiny_net()
+    twin = tiny_net().to("numpy")
+    twin.load_state_dict({k: engine.to_numpy(v) for k, v in net.state_dict().items()})
+    x, labels = rng.standard_normal((3, 2, 4, 4)).astype(np.float32), [0, 3, 1]
+    for model in (net, twin):
+        optimiser = engine.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        engine.functional.cross_entropy(model(Tensor(x, backend=model.backend)), labels).backward()
+        optimiser.step()
+    for (name, p), q in zip(net.named_parameters(), twin.parameters()):
+        assert p.backend.name == "emulator" and relative_error(p.numpy(), q.numpy()) < 1e-5, name
+
+
+def test_the_environment_chooses_the_default_backend(tmp_path):
+    code = ("from deepinside import engine\n"
+            "print(engine.get_backend().name, engine.Tensor([1.0]).backend.name)\n")
+    environment = dict(os.environ, DEEPINSIDE_BACKEND="emulator", DEEPINSIDE_CACHE=os.environ.get(
+        "DEEPINSIDE_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "deepinside")))
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["emulator", "emulator"]
+
+
+def test_only_the_engine_reads_backend_state():
+    """Above the engine, code asks a tensor or a module where it lives; only the command
+    line sets the process default, from --backend."""
+    state = re.compile(r"engine\.backend|get_backend\(|\.current\(\)|from \.+engine\.backend import|default\(\)")
+    offenders = []
+    for folder in ("models", "viz"):
+        for name in sorted(os.listdir(os.path.join(ROOT, folder))):
+            if name.endswith(".py"):
+                text = open(os.path.join(ROOT, folder, name)).read()
+                offenders += [f"{folder}/{name}: {m.group(0)}" for m in state.finditer(text)]
+    assert offenders == []
+
+
+def test_every_family_declares_both_paths_and_its_sources():
+    for family in kernels.FAMILIES:
+        assert set(family.numpy) == set(family.device), family.name
+        assert all(os.path.isfile(os.path.join(ROOT, "kernels", source)) for source in family.sources), family.name
+    with pytest.raises(TypeError, match="op family broken: the NumPy path has \\['forward'\\] but the device path \\[\\]"):
+        kernels.OpFamily("broken", (), numpy={"forward": np.negative}, device={})
+
+
+@pytest.mark.parametrize("backend", ["numpy", "emulator"])
+def test_every_layer_has_a_deconvnet_step_equal_to_its_deconvnet_backward(rng, backend):
+    """Each layer's Zeiler step, dispatched through its op family, against the autodiff
+    backward in deconvnet mode (Sect. 4 of the paper), on random data."""
+    cases = [(nn.Conv2d(2, 3, 3, padding=1), (1, 2, 5, 5)), (nn.ReLU(), (2, 3, 4, 4)), (nn.MaxPool2d(3, 2), (1, 2, 7, 7)),
+             (nn.LocalResponseNorm(3, alpha=0.5), (1, 4, 3, 3)), (nn.AdaptiveAvgPool2d(2), (1, 2, 5, 3)),
+             (nn.Flatten(), (2, 3, 2, 2)), (nn.Dropout(0.5), (2, 6)), (nn.Linear(6, 4), (2, 6))]
+    for layer, shape in cases:
+        layer.to(backend).eval()
+        x = Tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True, backend=backend)
+        out, switches = layer.forward_with_state(x)
+        signal = rng.standard_normal(out.shape).astype(np.float32)
+        step = engine.to_numpy(layer.zeiler_step(signal, x, switches))
+        (autodiff,) = engine.grad(layer(x), [x], grad_output=signal, mode="deconvnet")
+        assert step.shape == shape and relative_error(step, engine.to_numpy(autodiff)) < 1e-5, layer
