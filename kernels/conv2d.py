@@ -24,6 +24,8 @@ speed of this path (docs/DESIGN.md).
 The device path (conv2d.cu, on gemm.cu's tiled SGEMM and bias.cu's channel sums) is at the
 end of this file, with the family's declaration and its DeconvNet step.
 """
+from typing import NamedTuple
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -204,6 +206,24 @@ def conv2d_backward_bias(grad_y):
 COLUMN_BUFFER_FLOATS = 1 << 26  # 256 MiB of im2col columns per chunk of images
 
 
+class _DeviceGeometry(NamedTuple):
+    n: int
+    c: int
+    h: int
+    w: int
+    o: int
+    k: int
+    stride: int
+    padding: int
+    hout: int
+    wout: int
+    chunk: int  # images whose im2col columns fit in COLUMN_BUFFER_FLOATS
+
+    def chunks(self):
+        """(first image, image count) of each chunk of the batch."""
+        return [(n0, min(self.chunk, self.n - n0)) for n0 in range(0, self.n, self.chunk)]
+
+
 def _device_geometry(x_shape, w_shape, stride, padding):
     n, c, h, w = x_shape
     o, c_w, kh, kw = w_shape
@@ -211,68 +231,75 @@ def _device_geometry(x_shape, w_shape, stride, padding):
     hout, wout = conv2d_output_size(h, kh, stride, padding), conv2d_output_size(w, kw, stride, padding)
     expect(hout > 0 and wout > 0, f"conv2d: input {h}x{w} is smaller than the kernel")
     chunk = max(1, min(n, COLUMN_BUFFER_FLOATS // max(1, c * kh * kw * hout * wout)))
-    return n, c, h, w, o, kh, hout, wout, chunk
+    return _DeviceGeometry(n, c, h, w, o, kh, stride, padding, hout, wout, chunk)
+
+
+def _input_columns(device, x, g, n0, nb):
+    """im2col of images n0 .. n0+nb-1: (C K K, nb Hout Wout)."""
+    columns = device.empty((g.c * g.k * g.k, nb * g.hout * g.wout))
+    device.elementwise("im2col", columns.size, x, columns, n0, nb, g.c, g.h, g.w, g.k, g.stride, g.padding,
+                       g.hout, g.wout)
+    return columns
+
+
+def _output_columns(device, grad_y, g, n0, nb):
+    """grad_y of images n0 .. n0+nb-1 reordered to (O, nb Hout Wout), the product's layout."""
+    columns = device.empty((g.o, nb * g.hout * g.wout))
+    device.elementwise("nchw_to_columns", columns.size, grad_y, columns, n0, nb, g.o, g.hout * g.wout)
+    return columns
+
+
+def _direct(device, kernel, g, *operands_then_output, flags=()):
+    """One of the direct kernels kept for reading: one thread per element of the output
+    (the last array), the geometry after the arrays."""
+    output = operands_then_output[-1]
+    device.elementwise(kernel, output.size, *operands_then_output, g.n, g.c, g.h, g.w, g.o, g.k, g.stride, g.padding,
+                       g.hout, g.wout, *flags)
+    return output
 
 
 def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0):
     x, weight = device.float32("x", x, 4), device.float32("weight", weight, 4)
-    n, c, h, w, o, k, hout, wout, chunk = _device_geometry(x.shape, weight.shape, stride, padding)
+    g = _device_geometry(x.shape, weight.shape, stride, padding)
     has_bias = bias is not None
     bias = device.float32("bias", bias, 1) if has_bias else device.empty((1,))
-    y = device.empty((n, o, hout, wout))
+    y = device.empty((g.n, g.o, g.hout, g.wout))
     if device.direct_convolution:
-        device.elementwise("conv2d_forward_direct", y.size, x, weight, bias, y, n, c, h, w, o, k, stride, padding,
-                           hout, wout, int(has_bias))
-        return y
-    plane = hout * wout
-    matrix = weight.reshape(o, c * k * k)
-    for n0 in range(0, n, chunk):
-        nb = min(chunk, n - n0)
-        columns = device.empty((c * k * k, nb * plane))
-        device.elementwise("im2col", columns.size, x, columns, n0, nb, c, h, w, k, stride, padding, hout, wout)
-        product = gemm_product_device(device, matrix, columns)
-        device.elementwise("columns_to_nchw", product.size, product, bias, y, n0, nb, o, plane, int(has_bias))
+        return _direct(device, "conv2d_forward_direct", g, x, weight, bias, y, flags=(int(has_bias),))
+    matrix = weight.reshape(g.o, -1)
+    for n0, nb in g.chunks():
+        product = gemm_product_device(device, matrix, _input_columns(device, x, g, n0, nb))
+        device.elementwise("columns_to_nchw", product.size, product, bias, y, n0, nb, g.o, g.hout * g.wout,
+                           int(has_bias))
     return y
 
 
 def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0):
     grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
-    n, c, h, w, o, k, hout, wout, chunk = _device_geometry(x_shape, weight.shape, stride, padding)
-    expect(grad_y.shape == (n, o, hout, wout), f"conv2d: grad_y has shape {grad_y.shape}, expected {(n, o, hout, wout)}")
+    g = _device_geometry(x_shape, weight.shape, stride, padding)
+    expected = (g.n, g.o, g.hout, g.wout)
+    expect(grad_y.shape == expected, f"conv2d: grad_y has shape {grad_y.shape}, expected {expected}")
     grad_x = device.empty(tuple(x_shape))
     if device.direct_convolution:
-        device.elementwise("conv2d_backward_data_direct", grad_x.size, grad_y, weight, grad_x, n, c, h, w, o, k,
-                           stride, padding, hout, wout)
-        return grad_x
-    plane = hout * wout
-    matrix = weight.reshape(o, c * k * k)
-    for n0 in range(0, n, chunk):
-        nb = min(chunk, n - n0)
-        columns_y = device.empty((o, nb * plane))
-        device.elementwise("nchw_to_columns", columns_y.size, grad_y, columns_y, n0, nb, o, plane)
-        grad_columns = gemm_product_device(device, matrix, columns_y, transpose_a=True)
-        device.elementwise("col2im", nb * c * h * w, grad_columns, grad_x, n0, nb, c, h, w, k, stride, padding,
-                           hout, wout)
+        return _direct(device, "conv2d_backward_data_direct", g, grad_y, weight, grad_x)
+    matrix = weight.reshape(g.o, -1)
+    for n0, nb in g.chunks():
+        grad_columns = gemm_product_device(device, matrix, _output_columns(device, grad_y, g, n0, nb), transpose_a=True)
+        device.elementwise("col2im", nb * g.c * g.h * g.w, grad_columns, grad_x, n0, nb, g.c, g.h, g.w, g.k,
+                           stride, padding, g.hout, g.wout)
     return grad_x
 
 
 def conv2d_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1, padding=0):
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
-    n, c, h, w, o, k, hout, wout, chunk = _device_geometry(x.shape, w_shape, stride, padding)
+    g = _device_geometry(x.shape, w_shape, stride, padding)
     grad_w = device.empty(tuple(w_shape))
     if device.direct_convolution:
-        device.elementwise("conv2d_backward_weights_direct", grad_w.size, grad_y, x, grad_w, n, c, h, w, o, k,
-                           stride, padding, hout, wout)
-        return grad_w
-    plane = hout * wout
-    matrix = grad_w.reshape(o, c * k * k)
-    for n0 in range(0, n, chunk):
-        nb = min(chunk, n - n0)
-        columns = device.empty((c * k * k, nb * plane))
-        device.elementwise("im2col", columns.size, x, columns, n0, nb, c, h, w, k, stride, padding, hout, wout)
-        columns_y = device.empty((o, nb * plane))
-        device.elementwise("nchw_to_columns", columns_y.size, grad_y, columns_y, n0, nb, o, plane)
-        gemm_product_device(device, columns_y, columns, transpose_b=True, out=matrix, beta=0.0 if n0 == 0 else 1.0)
+        return _direct(device, "conv2d_backward_weights_direct", g, grad_y, x, grad_w)
+    matrix = grad_w.reshape(g.o, -1)
+    for n0, nb in g.chunks():
+        gemm_product_device(device, _output_columns(device, grad_y, g, n0, nb), _input_columns(device, x, g, n0, nb),
+                            transpose_b=True, out=matrix, beta=0.0 if n0 == 0 else 1.0)
     return grad_w
 
 
