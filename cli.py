@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .engine import MODES
+from .engine import MODES, InputError
 
 
 def _stem(path):
@@ -39,7 +39,7 @@ def _convert(arguments):
     from . import models
 
     if not arguments.output.endswith(".safetensors"):
-        raise ValueError(f"{arguments.output}: the output file name must end in .safetensors")
+        raise InputError(f"{arguments.output}: the output file name must end in .safetensors")
     model = models.load(arguments.input, arch=arguments.arch, classes=arguments.classes)
     models.save_model(arguments.output, model)
     print(f"wrote {arguments.output}: {len(model.net)} layers, {len(model.classes)} classes, "
@@ -187,7 +187,7 @@ def _train(arguments):
     from .models.train import train
 
     if not arguments.out.endswith(".safetensors"):
-        raise ValueError(f"{arguments.out}: the output file name must end in .safetensors")
+        raise InputError(f"{arguments.out}: the output file name must end in .safetensors")
     train(arguments.out, images=arguments.images, epochs=arguments.epochs, batch_size=arguments.batch_size,
           lr=arguments.lr, weight_decay=arguments.weight_decay, dropout=arguments.dropout, seed=arguments.seed,
           log=lambda line: print(line, flush=True), progress=sys.stderr.isatty())
@@ -392,16 +392,22 @@ def _parser():
 
 
 def main(argv=None):
+    """Runs one command; a user error (InputError: a bad image, weight file or value; or an
+    OSError on a path the user named) ends in one line and exit status 2. Anything else
+    is a bug and keeps its traceback."""
     arguments = _parser().parse_args(argv)
-    from .models import ModelFileError
-    from .viz.images import ImageError
     try:
         if arguments.backend:
             from . import engine
             engine.set_backend(arguments.backend)
         arguments.run(arguments)
-    except (ImageError, ModelFileError, ValueError, OSError) as error:
+    except InputError as error:
         print(f"deepinside: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.filename is None:
+            raise
+        print(f"deepinside: error: {error.filename}: {error.strerror}", file=sys.stderr)
         return 2
     return 0
 

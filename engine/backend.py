@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from .. import kernels
+from .errors import InputError
 
 NAMES = ("numpy", "cuda", "emulator")
 
@@ -57,7 +58,7 @@ def _build(name):
     try:
         launcher = CudaLauncher() if name == "cuda" else EmulatorLauncher()
     except KernelError as error:  # no GPU, no CuPy, no compiler: the user chose a backend this machine lacks
-        raise ValueError(str(error)) from None
+        raise InputError(str(error)) from None
     return Backend(name, launcher.xp, kernels.bind(kernels.Device(launcher)))
 
 
@@ -72,7 +73,7 @@ def get_backend(name=None):
         from ..kernels.launch import cuda_available
         name = "cuda" if cuda_available() else "numpy"
     if name not in NAMES:
-        raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(NAMES)} or 'auto'")
+        raise InputError(f"unknown backend {name!r}: expected one of {', '.join(NAMES)} or 'auto'")
     if name not in _built:
         _built[name] = _build(name)
     return _built[name]

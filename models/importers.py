@@ -70,9 +70,11 @@ def from_onnx(path):
     import onnx
     from onnx import numpy_helper
 
+    from google.protobuf.message import Error as ProtobufError
+
     try:
         graph = onnx.load(path).graph
-    except Exception as error:  # onnx raises protobuf's DecodeError and others
+    except (OSError, ValueError, ProtobufError) as error:
         raise ModelFileError(f"{path}: not a readable ONNX model ({error})") from None
     unsupported = sorted({node.op_type for node in graph.node} - ONNX_OPS)
     if unsupported:
@@ -213,10 +215,11 @@ def from_matconvnet(path):
     relu, pool (max, with its own padding), normalize/lrn ([N kappa alpha beta]), dropout,
     softmax (dropped); meta.normalization (average image, image size) and meta.classes."""
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     try:
         data = loadmat(path, squeeze_me=True, struct_as_record=False)
-    except Exception as error:  # SciPy raises several kinds on damaged files
+    except (OSError, ValueError, MatReadError) as error:
         raise ModelFileError(f"{path}: not a readable MATLAB file ({error})") from None
     if "layers" not in data:
         raise ModelFileError(f"{path}: no 'layers' variable: not a MatConvNet SimpleNN file")

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine import nn
+from ..engine import InputError, nn
 
 FORMAT = "deepinside-1"
 MEAN_KEY = "meta.mean"
 STD_KEY = "meta.std"
 
 
-class ModelFileError(ValueError):
+class ModelFileError(InputError):
     """A weight file that cannot be used; the message names the file and the problem."""
 
 

@@ -117,3 +117,23 @@ def test_every_command_explains_its_options():
 def test_unknown_backend_is_a_user_error(tmp_path, capsys):
     assert main(["demo", "--backend", "tpu", "--out", str(tmp_path / "out")]) == 2
     assert "unknown backend 'tpu'" in capsys.readouterr().err
+
+
+def test_a_bug_keeps_its_traceback_while_a_user_error_is_one_line(files, monkeypatch, capsys):
+    """Only InputError (and an OSError about a path) is a user error: a ValueError or
+    OSError from a bug propagates instead of being reported as bad input."""
+    def buggy_load(*arguments, **options):
+        raise ValueError("an internal bug")
+    monkeypatch.setattr(models, "load", buggy_load)
+    with pytest.raises(ValueError, match="an internal bug"):
+        run(files, "classify", str(files / "one.png"))
+
+    def failing_load(*arguments, **options):
+        raise OSError("a pipe broke")  # no file name: not about a path the user gave
+    monkeypatch.setattr(models, "load", failing_load)
+    with pytest.raises(OSError, match="a pipe broke"):
+        run(files, "classify", str(files / "one.png"))
+
+    monkeypatch.undo()
+    assert run(files, "saliency", str(files / "one.png"), "--class", "9", "--out", str(files / "out")) == 2
+    assert "class index 9 is out of range: the model has 4 classes" in capsys.readouterr().err

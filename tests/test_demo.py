@@ -28,15 +28,25 @@ def test_report_holds_every_method(report):
     assert "src=\"http" not in page and "src='http" not in page  # self-contained
 
 
+# Injected into a copy of the page: after loading, it records how many images decoded.
+CHECK_IMAGES = ("<script>window.addEventListener('load',function(){var i=[].slice.call(document.images);"
+                "document.body.setAttribute('data-images',i.length);document.body.setAttribute('data-broken',"
+                "i.filter(function(e){return !(e.complete&&e.naturalWidth>0);}).length);});</script>")
+
+
 def test_report_opens_in_headless_chromium_with_every_image_and_table(report):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
+    page = report.read_text()
+    assert page.count("</head>") == 1
+    checked = report.parent / "checked.html"
+    checked.write_text(page.replace("</head>", CHECK_IMAGES + "</head>"))
     result = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={report.parent / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
-         report.as_uri()], capture_output=True, text=True, timeout=120)
+         checked.as_uri()], capture_output=True, text=True, timeout=120)
     dom = result.stdout
     images_in_page = report.read_text().count("<img ")
     body = re.search(r"<body([^>]*)>", dom)

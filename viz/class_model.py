@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import engine
+from ..engine import InputError
 
 OBJECTIVES = ("score", "posterior")
 
@@ -77,14 +78,14 @@ def class_model(model, class_index, steps=200, lr=1.0, l2=1e-3, objective="score
     (every unit of some layer off), where the gradient is exactly zero and the ascent never
     moves."""
     if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+        raise InputError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
     classes = [class_index] if np.isscalar(class_index) else list(class_index)
     count = len(model.classes)
     for c in classes:
         if not 0 <= c < count:
-            raise ValueError(f"class index {c} is out of range: the model has {count} classes")
+            raise InputError(f"class index {c} is out of range: the model has {count} classes")
     if steps < 0 or lr <= 0 or l2 < 0 or init_std < 0:
-        raise ValueError(f"need steps >= 0, lr > 0, l2 >= 0 and init_std >= 0, got {steps}, {lr}, {l2}, {init_std}")
+        raise InputError(f"need steps >= 0, lr > 0, l2 >= 0 and init_std >= 0, got {steps}, {lr}, {l2}, {init_std}")
     model.net.eval()
     rng = np.random.default_rng(seed)
     dtype = model.net.parameters()[0].dtype

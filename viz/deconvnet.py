@@ -18,7 +18,7 @@ at every layer, and equals the true gradient ("backprop") everywhere except at R
 import numpy as np
 
 from .. import engine
-from ..engine import Mode
+from ..engine import InputError, Mode
 from .crops import crop_boxes, extract
 from .images import to_input, working_image
 
@@ -52,7 +52,7 @@ def centre_input(model, image):
 def _layer_index(net, layer):
     index = layer + len(net) if layer < 0 else layer
     if not 0 <= index < len(net):
-        raise ValueError(f"layer {layer} is out of range: the network has {len(net)} layers")
+        raise InputError(f"layer {layer} is out of range: the network has {len(net)} layers")
     return index
 
 
@@ -66,16 +66,16 @@ def deconv_reconstruction(model, image, layer, channel, unit=None):
     with engine.no_grad():
         activation = model.net[index](inputs[index]).data
     if not 0 <= channel < activation.shape[1]:
-        raise ValueError(f"channel {channel} is out of range: layer {index} has {activation.shape[1]} channels")
+        raise InputError(f"channel {channel} is out of range: layer {index} has {activation.shape[1]} channels")
     signal = x.backend.xp.zeros_like(activation)
     if unit is None:
         signal[:, channel] = activation[:, channel]
     else:
         if activation.ndim != 4:
-            raise ValueError(f"layer {index} has no spatial units (its output is {activation.shape})")
+            raise InputError(f"layer {index} has no spatial units (its output is {activation.shape})")
         row, column = unit
         if not (0 <= row < activation.shape[2] and 0 <= column < activation.shape[3]):
-            raise ValueError(f"unit {unit} is outside layer {index}'s {activation.shape[2]}x{activation.shape[3]} map")
+            raise InputError(f"unit {unit} is outside layer {index}'s {activation.shape[2]}x{activation.shape[3]} map")
         signal[:, channel, row, column] = activation[:, channel, row, column]
     for position in range(index, -1, -1):
         signal = model.net[position].zeiler_step(signal, inputs[position], switches.get(position))
@@ -103,7 +103,7 @@ def compare_deconvnet(model, image, class_index=None):
     if class_index is None:
         class_index = int(scores.data[0].argmax())
     if not 0 <= class_index < scores.shape[1]:
-        raise ValueError(f"class index {class_index} is out of range: the model has {scores.shape[1]} classes")
+        raise InputError(f"class index {class_index} is out of range: the model has {scores.shape[1]} classes")
     top = x.backend.xp.zeros(scores.shape, scores.dtype)
     top[0, class_index] = 1
     signal, rows = top, []

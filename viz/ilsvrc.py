@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 
-from ..engine import Mode
+from ..engine import InputError, Mode
 from .images import load_image, working_image
 from .localise import box_iou, localise_from_saliency
 from .saliency import saliency_maps
@@ -30,7 +30,7 @@ def read_folder(directory):
     """[(image path, [(wnid, (x0, y0, x1, y1)), ...]), ...] sorted by image name; boxes
     converted to 0-based half-open coordinates."""
     if not os.path.isdir(directory):
-        raise ValueError(f"{directory}: no such folder")
+        raise InputError(f"{directory}: no such folder")
     images, annotations = {}, []
     for root, _, files in os.walk(directory):
         for name in files:
@@ -48,13 +48,13 @@ def read_folder(directory):
                         tuple(int(float(o.find("bndbox").findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax")))
                        for o in root.iter("object")]
         except (ElementTree.ParseError, AttributeError, TypeError, ValueError) as error:
-            raise ValueError(f"{xml_path}: not a readable PASCAL-VOC annotation ({error})") from None
+            raise InputError(f"{xml_path}: not a readable PASCAL-VOC annotation ({error})") from None
         if stem not in images:
-            raise ValueError(f"{xml_path}: its image {stem} is not in {directory}")
+            raise InputError(f"{xml_path}: its image {stem} is not in {directory}")
         boxes = [(wnid, (x0 - 1, y0 - 1, x1, y1)) for wnid, (x0, y0, x1, y1) in objects]
         entries.append((images[stem], boxes))
     if not entries:
-        raise ValueError(f"{directory}: no XML annotations found")
+        raise InputError(f"{directory}: no XML annotations found")
     return sorted(entries, key=lambda entry: os.path.basename(entry[0]))
 
 
@@ -91,7 +91,7 @@ def read_results(path):
         for line in handle:
             try:
                 records.append(json.loads(line))
-            except ValueError:
+            except ValueError:  # a line cut by an interruption
                 break
             if not line.endswith(b"\n"):
                 records.pop()
@@ -107,7 +107,7 @@ def evaluate_folder(model, directory, out, top_k=5, crops=10, mode=Mode.BACKPROP
     from tqdm import tqdm
 
     if model.synsets is None or len(model.synsets) != len(model.classes):
-        raise ValueError("the model carries no WordNet ids for its outputs: pass --synsets FILE "
+        raise InputError("the model carries no WordNet ids for its outputs: pass --synsets FILE "
                          "(one id such as n01440764 per output, in output order)")
     entries = read_folder(directory)
     os.makedirs(out, exist_ok=True)

@@ -4,8 +4,10 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..engine import InputError
 
-class ImageError(ValueError):
+
+class ImageError(InputError):
     """An image that cannot be used; the message names it and the problem."""
 
 

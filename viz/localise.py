@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine import Mode
+from ..engine import InputError, Mode
 from .saliency import saliency_maps
 from .images import working_image
 
@@ -127,14 +127,14 @@ def localise_from_saliency(image, saliency, foreground_quantile=0.95, background
     image = np.asarray(image, np.float64)
     saliency = np.asarray(saliency, np.float64)
     if image.shape[:2] != saliency.shape:
-        raise ValueError(f"the saliency map is {saliency.shape[0]}x{saliency.shape[1]} but the image is "
+        raise InputError(f"the saliency map is {saliency.shape[0]}x{saliency.shape[1]} but the image is "
                          f"{image.shape[0]}x{image.shape[1]}")
     if not 0 <= background_quantile < foreground_quantile <= 1:
-        raise ValueError("quantiles must satisfy 0 <= background < foreground <= 1, got "
+        raise InputError("quantiles must satisfy 0 <= background < foreground <= 1, got "
                          f"{background_quantile} and {foreground_quantile}")
     foreground, background = seed_regions(saliency, foreground_quantile, background_quantile)
     if not background.any():
-        raise ValueError("the saliency map is constant: no background seeds")
+        raise InputError("the saliency map is constant: no background seeds")
     pixels = image.reshape(-1, 3)
     foreground_model = fit_colour_model(pixels[foreground.ravel()], components, seed)
     background_model = fit_colour_model(pixels[background.ravel()], components, seed)

@@ -58,10 +58,11 @@ class StagedOutput:
         return self
 
     def __exit__(self, kind, value, traceback):
-        if kind is None:
-            self.commit()
-        else:
-            self.discard()
+        try:
+            if kind is None:
+                self.commit()
+        finally:
+            self.discard()  # after a failure, or whatever a failed commit left
         return False
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import engine
-from ..engine import Mode
+from ..engine import InputError, Mode
 from .crops import crop_boxes, extract
 from .images import to_input, working_image
 
@@ -17,7 +17,7 @@ def _crop_batch(model, image, crops):
 
 def _check_class(model, class_index, count):
     if not 0 <= class_index < count:
-        raise ValueError(f"class index {class_index} is out of range: the model has {count} classes")
+        raise InputError(f"class index {class_index} is out of range: the model has {count} classes")
     return int(class_index)
 
 
