@@ -30,8 +30,36 @@ def test_load_image_refuses_unreadable_files(tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(viz.ImageError, match="not a readable image"):
         viz.load_image(tmp_path / "notes.png")
-    with pytest.raises(viz.ImageError, match="no such file"):
+    with pytest.raises(viz.ImageError, match="absent.png: no such image file"):
         viz.load_image(tmp_path / "absent.png")
+
+
+def test_load_image_refuses_what_would_exhaust_memory_or_hang(tmp_path, monkeypatch):
+    import os
+    from PIL import Image
+    Image.fromarray(np.zeros((1, 40), np.uint8)).save(tmp_path / "thin.png")
+    with pytest.raises(viz.ImageError, match="40x1 has a long side more than 16 times its short side"):
+        viz.load_image(tmp_path / "thin.png")
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setenv("DEEPINSIDE_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(viz.ImageError, match="40x30 is more than 1000 pixels"):
+        viz.load_image(tmp_path / "big.png")
+    monkeypatch.delenv("DEEPINSIDE_MAX_IMAGE_PIXELS")
+    assert viz.load_image(tmp_path / "big.png").shape == (30, 40, 3)
+    os.mkfifo(tmp_path / "pipe.png")  # opening it would block for ever
+    with pytest.raises(viz.ImageError, match="pipe.png: is a special file"):
+        viz.load_image(tmp_path / "pipe.png")
+    with pytest.raises(viz.ImageError, match="is a folder"):
+        viz.load_image(tmp_path)
+    values = np.random.default_rng(0).random((20, 20)).astype(np.float32)
+    values[3, 4] = np.nan
+    Image.fromarray(values, mode="F").save(tmp_path / "nan.tiff")
+    with pytest.raises(viz.ImageError, match="nan.tiff: the image holds NaN or infinite values"):
+        viz.load_image(tmp_path / "nan.tiff")
+    values[3, 4] = 0.5
+    Image.fromarray(values, mode="F").save(tmp_path / "float.tiff")
+    loaded = viz.load_image(tmp_path / "float.tiff")
+    assert np.allclose(loaded[..., 0], values * 255, atol=1e-3)
 
 
 def linear_model(size, classes, seed=0):

@@ -1,45 +1,75 @@
-"""Reading images and turning them into network inputs, following a model's metadata."""
+"""Reading images and turning them into network inputs, following a model's metadata.
+
+Limits, checked from the file's header before any pixel is decoded (an image is resized
+so that its short side is the model's image size, so a long thin image would blow up):
+at most $DEEPINSIDE_MAX_IMAGE_PIXELS pixels (default 64 M) and a long side at most
+$DEEPINSIDE_MAX_ASPECT_RATIO times the short one (default 16).
+"""
+import struct
 import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from ..engine import InputError
+from ..engine.errors import limit, regular_file
+
+DEFAULT_MAX_PIXELS = 64_000_000
+DEFAULT_MAX_ASPECT_RATIO = 16
+# What Pillow's decoders raise on damaged or hostile files.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, KeyError, TypeError,
+                 ZeroDivisionError, Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 class ImageError(InputError):
     """An image that cannot be used; the message names it and the problem."""
 
 
+def check_image_size(name, width, height):
+    """Refuses an image whose size would exhaust memory once decoded or resized."""
+    pixels, ratio = limit("MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS), limit("MAX_ASPECT_RATIO", DEFAULT_MAX_ASPECT_RATIO)
+    if width < 1 or height < 1:
+        raise ImageError(f"{name}: the image is empty ({width}x{height})")
+    if width * height > pixels:
+        raise ImageError(f"{name}: refused, {width}x{height} is more than {pixels} pixels "
+                         "(raise $DEEPINSIDE_MAX_IMAGE_PIXELS to allow it)")
+    if max(width, height) > ratio * min(width, height):
+        raise ImageError(f"{name}: refused, {width}x{height} has a long side more than {ratio} times its short side "
+                         "(raise $DEEPINSIDE_MAX_ASPECT_RATIO to allow it)")
+
+
 def load_image(source):
     """An RGB float32 array (H, W, 3) in [0, 255] from a path or an array.
 
-    Applies the EXIF orientation; converts grayscale, palette, RGBA, CMYK and 16-bit images
-    to RGB; takes the first frame of an animation; refuses decompression bombs.
+    Applies the EXIF orientation; converts grayscale, palette, RGBA, CMYK, 16-bit and float
+    images to RGB; takes the first frame of an animation; refuses special files, images
+    over the size limits and images holding NaN or infinite values.
     """
     if isinstance(source, np.ndarray):
         return _from_array(source)
-    name = str(source)
+    name = regular_file(source, "image file", ImageError)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(name) as image:
+                check_image_size(name, *image.size)
                 image.seek(0)
                 image = ImageOps.exif_transpose(image)
-                return _to_rgb(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{name}: refused, too many pixels (decompression bomb limit "
-                         f"{Image.MAX_IMAGE_PIXELS} pixels)") from None
-    except FileNotFoundError:
-        raise ImageError(f"{name}: no such file") from None
-    except (OSError, ValueError, SyntaxError) as error:
+                rgb = _to_rgb(image)
+    except DECODE_ERRORS as error:
         raise ImageError(f"{name}: not a readable image ({error})") from None
+    if not np.isfinite(rgb).all():
+        raise ImageError(f"{name}: the image holds NaN or infinite values")
+    return rgb
 
 
 def _to_rgb(image):
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         values = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if values.max() > 255 else 255.0
+        finite = values[np.isfinite(values)]
+        peak = 65535.0 if finite.size and finite.max() > 255 else 255.0
+        if image.mode == "F" and finite.size and finite.max() <= 1.0:
+            peak = 1.0  # a float image in [0, 1]
         gray = (values / peak * 255).astype(np.float32)
         return np.repeat(gray[..., None], 3, axis=2)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
@@ -55,6 +85,7 @@ def _from_array(array):
         array = np.repeat(array[..., None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ImageError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+    check_image_size("the image array", array.shape[1], array.shape[0])
     if not np.isfinite(array).all():
         raise ImageError("the image array holds non-finite values")
     return np.ascontiguousarray(array[..., :3], dtype=np.float32)
