@@ -85,6 +85,11 @@ class Module:
         """(output, the forward state a DeconvNet step needs or None): a max-pool's switches."""
         return self(x), None
 
+    def output_shape(self, shape):
+        """The shape of this layer's output for an input of `shape`, or a ValueError saying
+        why the layer cannot take it; computes nothing (weight files are checked with it)."""
+        return tuple(shape)
+
     def zeiler_step(self, signal, layer_input, switches=None):
         """Zeiler and Fergus's DeconvNet step: the reconstruction of this layer's input
         (a Tensor, the forward pass's) from `signal` (an array at its output), computed by
@@ -109,12 +114,12 @@ class Module:
         return f"{type(self).__name__}({arguments})"
 
 
-def _expect_4d(layer, x, channels=None):
-    if x.ndim != 4:
-        raise ValueError(f"{layer!r} expects a 4-D (N, C, H, W) input, got shape {tuple(x.shape)}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{layer!r} expects {channels} input channels, got {x.shape[1]} "
-                         f"(input shape {tuple(x.shape)})")
+def _expect_4d(layer, shape, channels=None):
+    if len(shape) != 4:
+        raise ValueError(f"{layer!r} expects a 4-D (N, C, H, W) input, got shape {tuple(shape)}")
+    if channels is not None and shape[1] != channels:
+        raise ValueError(f"{layer!r} expects {channels} input channels, got {shape[1]} "
+                         f"(input shape {tuple(shape)})")
 
 
 def _expect_dtype(layer, x):
@@ -123,10 +128,10 @@ def _expect_dtype(layer, x):
                         "cast the input, or the network with .to(dtype)")
 
 
-def _expect_window_fits(layer, x, kernel_size, padding):
-    height, width = x.shape[2] + 2 * padding, x.shape[3] + 2 * padding
+def _expect_window_fits(layer, shape, kernel_size, padding):
+    height, width = shape[2] + 2 * padding, shape[3] + 2 * padding
     if height < kernel_size or width < kernel_size:
-        raise ValueError(f"{layer!r}: input {x.shape[2]}x{x.shape[3]} with padding {padding} is "
+        raise ValueError(f"{layer!r}: input {shape[2]}x{shape[3]} with padding {padding} is "
                          f"smaller than the {kernel_size}x{kernel_size} window")
 
 
@@ -173,10 +178,16 @@ class Conv2d(Module):
     def kernel_arguments(self):
         return dict(stride=self.stride, padding=self.padding)
 
+    def output_shape(self, shape):
+        _expect_4d(self, shape, self.in_channels)
+        _expect_window_fits(self, shape, self.kernel_size, self.padding)
+        n, _, h, w = shape
+        size = lambda s: kernels.conv2d_output_size(s, self.kernel_size, self.stride, self.padding)
+        return (n, self.out_channels, size(h), size(w))
+
     def forward(self, x):
-        _expect_4d(self, x, self.in_channels)
+        self.output_shape(x.shape)
         _expect_dtype(self, x)
-        _expect_window_fits(self, x, self.kernel_size, self.padding)
         return F.conv2d(x, self.weight, self.bias, **self.kernel_arguments())
 
 
@@ -198,10 +209,13 @@ class Linear(Module):
         return dict(in_features=self.in_features, out_features=self.out_features,
                     bias=self.bias is not None)
 
+    def output_shape(self, shape):
+        if len(shape) != 2 or shape[1] != self.in_features:
+            raise ValueError(f"{self!r} expects a 2-D (N, {self.in_features}) input, got shape {tuple(shape)}")
+        return (shape[0], self.out_features)
+
     def forward(self, x):
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"{self!r} expects a 2-D (N, {self.in_features}) input, "
-                             f"got shape {tuple(x.shape)}")
+        self.output_shape(x.shape)
         _expect_dtype(self, x)
         return F.linear(x, self.weight, self.bias)
 
@@ -237,9 +251,15 @@ class MaxPool2d(Module):
     def forward_with_state(self, x):
         return self.forward(x, return_switches=True)
 
+    def output_shape(self, shape):
+        _expect_4d(self, shape)
+        _expect_window_fits(self, shape, self.kernel_size, self.padding)
+        n, c, h, w = shape
+        size = lambda s: kernels.maxpool_output_size(s, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        return (n, c, size(h), size(w))
+
     def forward(self, x, return_switches=False):
-        _expect_4d(self, x)
-        _expect_window_fits(self, x, self.kernel_size, self.padding)
+        self.output_shape(x.shape)
         return F.max_pool2d(x, **self.kernel_arguments(), return_switches=return_switches)
 
 
@@ -261,17 +281,25 @@ class AdaptiveAvgPool2d(Module):
     def kernel_arguments(self):
         return dict(output_size=self.output_size)
 
+    def output_shape(self, shape):
+        _expect_4d(self, shape)
+        return tuple(shape[:2]) + self.output_size
+
     def forward(self, x):
-        _expect_4d(self, x)
+        self.output_shape(x.shape)
         return F.adaptive_avg_pool2d(x, **self.kernel_arguments())
 
 
 class Flatten(Module):
     """Flattens every dimension but the batch: (N, C, H, W) -> (N, C*H*W)."""
 
+    def output_shape(self, shape):
+        if len(shape) < 2:
+            raise ValueError(f"Flatten expects a batch of at least 2 dimensions, got shape {tuple(shape)}")
+        return (shape[0], math.prod(shape[1:]))
+
     def forward(self, x):
-        if x.ndim < 2:
-            raise ValueError(f"Flatten expects a batch of at least 2 dimensions, got shape {tuple(x.shape)}")
+        self.output_shape(x.shape)
         return F.reshape(x, (x.shape[0], -1))
 
     def zeiler_step(self, signal, layer_input, switches=None):
@@ -312,8 +340,12 @@ class LocalResponseNorm(Module):
     def kernel_arguments(self):
         return dict(size=self.size, alpha=self.alpha, beta=self.beta, k=self.k)
 
+    def output_shape(self, shape):
+        _expect_4d(self, shape)
+        return tuple(shape)
+
     def forward(self, x):
-        _expect_4d(self, x)
+        self.output_shape(x.shape)
         return F.local_response_norm(x, **self.kernel_arguments())
 
 
@@ -333,6 +365,14 @@ class Sequential(Module):
         for layer in self.layers:
             x = layer(x)
         return x
+
+    def output_shape(self, shape):
+        for index, layer in enumerate(self.layers):
+            try:
+                shape = layer.output_shape(shape)
+            except ValueError as error:
+                raise ValueError(f"layer {index}: {error}") from None
+        return shape
 
     def __getitem__(self, index):
         if isinstance(index, slice):

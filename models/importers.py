@@ -8,8 +8,9 @@ import re
 import numpy as np
 
 from ..engine import Tensor, nn
+from ..engine.errors import limit, regular_file
 from .architectures import alexnet, vgg16
-from .weights import Model, ModelFileError, check_tensors
+from .weights import DEFAULT_MAX_INPUT_SIZE, Model, ModelFileError, check_tensors
 
 # torchvision's preprocessing: RGB in [0, 1], then per-channel mean and std; in pixel units.
 TORCHVISION_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
@@ -91,16 +92,25 @@ def from_onnx(path):
     for node in graph.node:
         attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         if node.op_type == "Constant":
+            if "value" not in attributes or len(node.output) != 1:
+                raise ModelFileError(f"{path}: Constant {node.name} holds no tensor (only tensor constants are read)")
             constants[node.output[0]] = numpy_helper.to_array(attributes["value"])
             continue
         data = [name for name in node.input if name and name not in constants]
         if data != [current]:
             raise ModelFileError(f"{path}: node {node.name or node.op_type} does not continue a single chain "
                                  "of layers (branches are not supported)")
-        layer = _onnx_layer(node, attributes, constants, layers, path)
+        try:
+            layer = _onnx_layer(node, attributes, constants, layers, path)
+        except (ValueError, TypeError) as error:  # an attribute of the wrong kind or range
+            if isinstance(error, ModelFileError):
+                raise
+            raise ModelFileError(f"{path}: {node.op_type} {node.name}: {error}") from None
         if layer is not None:
             layers.append(layer)
         current = node.output[0]
+    if not layers:
+        raise ModelFileError(f"{path}: the graph has no layers")
     net = nn.Sequential(*layers).eval()
     classes = net[-1].out_features if isinstance(net[-1], nn.Linear) else 0
     return Model(net=net, classes=[f"class {i}" for i in range(classes)], input_size=input_size,
@@ -115,21 +125,41 @@ def _symmetric(pads, node, path):
 
 
 def _square(values, name, node, path):
-    values = list(values)
+    values = [int(v) for v in np.atleast_1d(values)]
     if len(set(values)) != 1:
         raise ModelFileError(f"{path}: {node.op_type} {node.name} has non-square {name} {values}")
     return values[0]
 
 
+def _weight(node, index, ndim, constants, path):
+    """The constant input `index` of `node` with `ndim` dimensions, or a ModelFileError."""
+    if len(node.input) <= index or node.input[index] not in constants:
+        raise ModelFileError(f"{path}: {node.op_type} {node.name} has no constant weight input {index}")
+    value = np.asarray(constants[node.input[index]])
+    if value.ndim != ndim or value.size == 0:
+        raise ModelFileError(f"{path}: {node.op_type} {node.name}: input {index} has shape {value.shape}, "
+                             f"expected {ndim} dimensions")
+    return value
+
+
+def _attribute(attributes, name, node, path):
+    if name not in attributes:
+        raise ModelFileError(f"{path}: {node.op_type} {node.name} has no {name} attribute")
+    return attributes[name]
+
+
 def _set(layer, name, value):
     parameter = getattr(layer, name)
-    parameter.data = np.ascontiguousarray(value, np.float32)
+    value = np.ascontiguousarray(value, np.float32)
+    if value.shape != parameter.shape:
+        raise ValueError(f"its {name} has shape {value.shape}, the layer expects {parameter.shape}")
+    parameter.data = value
 
 
 def _onnx_layer(node, attributes, constants, layers, path):
     op = node.op_type
     if op == "Conv":
-        weight = constants[node.input[1]]
+        weight = _weight(node, 1, 4, constants, path)
         if attributes.get("group", 1) != 1 or set(attributes.get("dilations", [1, 1])) != {1}:
             raise ModelFileError(f"{path}: Conv {node.name} uses groups or dilation, which the engine lacks")
         bias = constants.get(node.input[2]) if len(node.input) > 2 else None
@@ -143,18 +173,18 @@ def _onnx_layer(node, attributes, constants, layers, path):
     if op == "Relu":
         return nn.ReLU()
     if op == "MaxPool":
-        kernel = _square(attributes["kernel_shape"], "kernel", node, path)
+        kernel = _square(_attribute(attributes, "kernel_shape", node, path), "kernel", node, path)
         return nn.MaxPool2d(kernel, _square(attributes.get("strides", [1, 1]), "strides", node, path),
                             _symmetric(attributes.get("pads"), node, path), bool(attributes.get("ceil_mode", 0)))
     if op == "LRN":
-        size = attributes["size"]
+        size = _attribute(attributes, "size", node, path)
         if size % 2 == 0:
             raise ModelFileError(f"{path}: LRN {node.name} has an even size {size}, whose window ONNX "
                                  "and PyTorch place differently")
         return nn.LocalResponseNorm(size, attributes.get("alpha", 1e-4), attributes.get("beta", 0.75),
                                     attributes.get("bias", 1.0))
     if op in ("Gemm", "MatMul"):
-        weight = constants[node.input[1]]
+        weight = _weight(node, 1, 2, constants, path)
         if op == "Gemm":
             if attributes.get("transA", 0):
                 raise ModelFileError(f"{path}: Gemm {node.name} transposes its input")
@@ -227,66 +257,78 @@ def from_matconvnet(path):
     normalization = _field(meta, "normalization") if meta is not None else data.get("normalization")
     classes_struct = _field(meta, "classes") if meta is not None else data.get("classes")
     image_size = np.atleast_1d(_field(normalization, "imageSize", default=[224]))
+    largest = limit("MAX_INPUT_SIZE", DEFAULT_MAX_INPUT_SIZE)
+    if image_size.dtype.kind not in "iuf" or not (np.isfinite(image_size[0]) and 1 <= image_size[0] <= largest):
+        raise ModelFileError(f"{path}: the image size {image_size[0]!r} is not a number from 1 to {largest}")
     size = int(image_size[0])
     layers_in = np.atleast_1d(data["layers"])
 
     layers, map_size, flat, channels = [], size, False, 3
     for position, entry in enumerate(layers_in):
-        kind = str(_field(entry, "type", default=""))
         name = str(_field(entry, "name", default=position))
-        if kind == "conv":
-            weights = _field(entry, "weights")
-            filters, biases = (weights[0], weights[1]) if weights is not None else (entry.filters, entry.biases)
-            # squeeze_me drops singleton dimensions (a 1x1 kernel, one input channel): put
-            # them back from the channels flowing in and the number of biases.
-            filters, biases = np.asarray(filters, np.float32), np.asarray(biases, np.float32).ravel()
-            cin, cout = channels, biases.size
-            kh = kw = int(round(np.sqrt(filters.size / (cin * cout))))
-            if kh * kw * cin * cout != filters.size:
-                raise ModelFileError(f"{path}: conv layer {name} has {filters.size} filter values, not a square "
-                                     f"kernel for {cin} input and {cout} output channels")
-            filters = filters.reshape(kh, kw, cin, cout, order="F") if filters.ndim < 4 else filters
-            stride, pad = _pair(_field(entry, "stride", default=1)), _four(_field(entry, "pad", default=0))
-            if kh == kw == map_size and set(pad) == {0}:  # a fully connected layer
-                if not flat:
-                    layers.append(nn.Flatten())
-                    flat = True
-                linear = nn.Linear(cin * kh * kw, cout)
-                _set(linear, "weight", filters.transpose(3, 2, 0, 1).reshape(cout, -1))
-                _set(linear, "bias", biases)
-                layers.append(linear)
-                map_size, channels = 1, cout
+        try:
+            kind = str(_field(entry, "type", default=""))
+            if kind == "conv":
+                weights = _field(entry, "weights")
+                filters, biases = (weights[0], weights[1]) if weights is not None else (entry.filters, entry.biases)
+                # squeeze_me drops singleton dimensions (a 1x1 kernel, one input channel): put
+                # them back from the channels flowing in and the number of biases.
+                filters, biases = np.asarray(filters, np.float32), np.asarray(biases, np.float32).ravel()
+                cin, cout = channels, biases.size
+                if cout == 0 or filters.size == 0:
+                    raise ModelFileError(f"{path}: conv layer {name} has no filters or no biases")
+                kh = kw = int(round(np.sqrt(filters.size / (cin * cout))))
+                if kh * kw * cin * cout != filters.size:
+                    raise ModelFileError(f"{path}: conv layer {name} has {filters.size} filter values, not a square "
+                                         f"kernel for {cin} input and {cout} output channels")
+                filters = filters.reshape(kh, kw, cin, cout, order="F") if filters.ndim < 4 else filters
+                stride, pad = _pair(_field(entry, "stride", default=1)), _four(_field(entry, "pad", default=0))
+                if kh == kw == map_size and set(pad) == {0}:  # a fully connected layer
+                    if not flat:
+                        layers.append(nn.Flatten())
+                        flat = True
+                    linear = nn.Linear(cin * kh * kw, cout)
+                    _set(linear, "weight", filters.transpose(3, 2, 0, 1).reshape(cout, -1))
+                    _set(linear, "bias", biases)
+                    layers.append(linear)
+                    map_size, channels = 1, cout
+                    continue
+                if kh != kw or stride[0] != stride[1] or len(set(pad)) != 1:
+                    raise ModelFileError(f"{path}: conv layer {name} has non-square kernel, stride or padding "
+                                         f"({kh}x{kw}, {stride}, {pad})")
+                conv = nn.Conv2d(cin, cout, kh, stride[0], pad[0])
+                _set(conv, "weight", filters.transpose(3, 2, 0, 1))
+                _set(conv, "bias", biases)
+                layers.append(conv)
+                map_size, channels = (map_size + 2 * pad[0] - kh) // stride[0] + 1, cout
+            elif kind == "relu":
+                layers.append(nn.ReLU())
+            elif kind == "pool":
+                if str(_field(entry, "method", default="max")) != "max":
+                    raise ModelFileError(f"{path}: pool layer {name} is not max-pooling")
+                kernel, stride = _pair(_field(entry, "pool")), _pair(_field(entry, "stride", default=1))
+                top, bottom, left, right = _four(_field(entry, "pad", default=0))
+                if kernel[0] != kernel[1] or stride[0] != stride[1] or (top, bottom) != (left, right):
+                    raise ModelFileError(f"{path}: pool layer {name} is not square")
+                layers.append(_matconvnet_pool(kernel[0], stride[0], top, bottom, map_size, name, path))
+                map_size = (map_size + top + bottom - kernel[0]) // stride[0] + 1
+            elif kind in ("normalize", "lrn"):
+                depth, kappa, alpha, beta = np.asarray(_field(entry, "param"), float).ravel()[:4]
+                if int(depth) % 2 == 0:
+                    raise ModelFileError(f"{path}: normalisation layer {name} has an even depth {int(depth)}")
+                layers.append(nn.LocalResponseNorm(int(depth), alpha=alpha * depth, beta=beta, k=kappa))
+            elif kind == "dropout":
+                layers.append(nn.Dropout(float(_field(entry, "rate", default=0.5))))
+            elif kind in ("softmax", "softmaxloss"):
                 continue
-            if kh != kw or stride[0] != stride[1] or len(set(pad)) != 1:
-                raise ModelFileError(f"{path}: conv layer {name} has non-square kernel, stride or padding "
-                                     f"({kh}x{kw}, {stride}, {pad})")
-            conv = nn.Conv2d(cin, cout, kh, stride[0], pad[0])
-            _set(conv, "weight", filters.transpose(3, 2, 0, 1))
-            _set(conv, "bias", biases)
-            layers.append(conv)
-            map_size, channels = (map_size + 2 * pad[0] - kh) // stride[0] + 1, cout
-        elif kind == "relu":
-            layers.append(nn.ReLU())
-        elif kind == "pool":
-            if str(_field(entry, "method", default="max")) != "max":
-                raise ModelFileError(f"{path}: pool layer {name} is not max-pooling")
-            kernel, stride = _pair(_field(entry, "pool")), _pair(_field(entry, "stride", default=1))
-            top, bottom, left, right = _four(_field(entry, "pad", default=0))
-            if kernel[0] != kernel[1] or stride[0] != stride[1] or (top, bottom) != (left, right):
-                raise ModelFileError(f"{path}: pool layer {name} is not square")
-            layers.append(_matconvnet_pool(kernel[0], stride[0], top, bottom, map_size, name, path))
-            map_size = (map_size + top + bottom - kernel[0]) // stride[0] + 1
-        elif kind in ("normalize", "lrn"):
-            depth, kappa, alpha, beta = np.asarray(_field(entry, "param"), float).ravel()[:4]
-            if int(depth) % 2 == 0:
-                raise ModelFileError(f"{path}: normalisation layer {name} has an even depth {int(depth)}")
-            layers.append(nn.LocalResponseNorm(int(depth), alpha=alpha * depth, beta=beta, k=kappa))
-        elif kind == "dropout":
-            layers.append(nn.Dropout(float(_field(entry, "rate", default=0.5))))
-        elif kind in ("softmax", "softmaxloss"):
-            continue
-        else:
-            raise ModelFileError(f"{path}: layer {name} has type {kind!r}, which the importer does not know")
+            else:
+                raise ModelFileError(f"{path}: layer {name} has type {kind!r}, which the importer does not know")
+        except (ValueError, TypeError, IndexError, AttributeError, OverflowError) as error:
+            if isinstance(error, ModelFileError):
+                raise
+            raise ModelFileError(f"{path}: layer {name} is malformed ({type(error).__name__}: {error})") from None
+    if not layers:
+        raise ModelFileError(f"{path}: the network has no layers")
     net = nn.Sequential(*layers).eval()
 
     average = np.asarray(_field(normalization, "averageImage", default=np.zeros(3)), np.float32)
@@ -318,11 +360,14 @@ def _matconvnet_pool(kernel, stride, before, after, map_size, name, path):
 
 def read_class_names(path, count):
     """One class name per line; the count must match the network's outputs."""
+    path = regular_file(path, "class-name file", ModelFileError)
     try:
         with open(path, encoding="utf-8") as handle:
             names = [line.strip() for line in handle if line.strip()]
     except OSError as error:
         raise ModelFileError(f"{path}: cannot read class names ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ModelFileError(f"{path}: the class names are not UTF-8 text") from None
     if len(names) != count:
         raise ModelFileError(f"{path}: {len(names)} class names for a network with {count} outputs")
     return names

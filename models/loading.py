@@ -1,7 +1,8 @@
 """models.load: one entry point for every weight format the project reads."""
 import os
 
-from .weights import ModelFileError, is_native, load_native, read_safetensors
+from ..engine.errors import regular_file
+from .weights import ModelFileError, check_model, is_native, load_native, read_safetensors
 
 DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default.safetensors")
 FORMATS = ".safetensors (ours, or a torchvision state dict), .pth/.pt (torchvision), .onnx, .mat (MatConvNet)"
@@ -23,9 +24,7 @@ def load(path=None, arch=None, classes=None):
             raise ModelFileError(f"{DEFAULT_PATH}: the shipped default model is missing "
                                  "(reinstall, or run `deepinside train`)")
         path = DEFAULT_PATH
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: no such weight file")
+    path = regular_file(path, "weight file", ModelFileError)
     extension = os.path.splitext(path)[1].lower()
     if extension == ".safetensors":
         metadata, tensors = read_safetensors(path)
@@ -49,4 +48,5 @@ def load(path=None, arch=None, classes=None):
                              f"expected {FORMATS}")
     if classes is not None:
         model.classes = importers.read_class_names(classes, len(model.classes))
+    check_model(path, model)
     return model

@@ -6,14 +6,24 @@ weights, in the same file after the pickle. Pickle can call any importable funct
 the unpickler here admits only the handful of names a tensor state dict uses (as
 `torch.load(weights_only=True)` does) and maps each onto a NumPy stand-in of ours; any
 other name (os.system, builtins.eval, ...) is refused before anything runs.
+
+Sizes are checked before anything is allocated: every storage against the bytes the file
+really holds (a zip member's declared size, what is left of a legacy file), every tensor
+and all of them together against the parameter limit (models.weights), so that a small
+file declaring gigabytes (a "bomb", a stride-0 view of a huge shape) is refused.
 """
 import io
+import math
+import os
 import pickle
 import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 
 import numpy as np
+
+from .weights import max_parameters
 
 STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -23,7 +33,7 @@ STORAGE_DTYPES = {
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 
-class TorchFileError(ValueError):
+class TorchFileError(ValueError):  # models.load reports it as a ModelFileError
     """A .pth file that is not a plain tensor state dict, or is damaged."""
 
 
@@ -36,6 +46,8 @@ def _rebuild_tensor(storage, offset, size, stride, *_ignored):
     """torch._utils._rebuild_tensor_v2's job: a view of a flat NumPy storage (copied once
     the whole file is read; legacy files fill their storages after the pickle)."""
     size, stride = tuple(size), tuple(stride)
+    if not all(isinstance(v, int) and v >= 0 for v in size) or math.prod(size) > max_parameters():
+        raise TorchFileError(f"a tensor declares the shape {size!r:.60}, over the parameter limit or not a shape")
     if not size:
         return storage[offset : offset + 1].reshape(())
     last = offset + sum((s - 1) * st for s, st in zip(size, stride) if s > 0)
@@ -77,6 +89,17 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def _read_zip(path):
     with zipfile.ZipFile(path) as archive:
+        declared = 0
+        for member in archive.infolist():
+            if member.flag_bits & 0x1:
+                raise TorchFileError(f"member {member.filename} is encrypted")
+            if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise TorchFileError(f"member {member.filename} uses compression method {member.compress_type}, "
+                                     "which PyTorch never writes")
+            declared += member.file_size
+        if declared > 8 * max_parameters():
+            raise TorchFileError(f"the archive declares {declared} bytes, more than the parameter limit allows "
+                                 "(raise $DEEPINSIDE_MAX_PARAMETERS to allow it)")
         names = archive.namelist()
         pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
         if len(pickles) != 1:
@@ -84,7 +107,10 @@ def _read_zip(path):
         prefix = pickles[0][: -len("data.pkl")]
 
         def load_storage(dtype, key, count):
-            raw = archive.read(f"{prefix}data/{key}")
+            member = archive.getinfo(f"{prefix}data/{key}")
+            if count < 0 or member.file_size < count * dtype.itemsize:
+                raise TorchFileError(f"storage {key} is truncated")
+            raw = archive.read(member)
             if len(raw) < count * dtype.itemsize:
                 raise TorchFileError(f"storage {key} is truncated")
             return np.frombuffer(raw, dtype=dtype, count=count)
@@ -100,9 +126,13 @@ def _read_legacy(handle):
     plain.load()  # protocol version
     plain.load()  # system info (a dict of plain values)
     pending = {}
+    remaining = os.fstat(handle.fileno()).st_size - handle.tell()
 
     def load_storage(dtype, key, count):
-        pending.setdefault(key, (dtype, count, np.empty(count, dtype)))
+        if key not in pending:
+            if not 0 <= count * dtype.itemsize <= remaining:  # the storage must be in the file
+                raise TorchFileError(f"storage {key} declares {count} elements, more than the file holds")
+            pending[key] = (dtype, count, np.empty(count, dtype))
         return pending[key][2]
 
     state = _RestrictedUnpickler(handle, load_storage).load()
@@ -123,12 +153,19 @@ def load_state_dict(path):
             state = _read_zip(path)
         else:
             with open(path, "rb") as handle:
+                if handle.read(4) == b"PK\x03\x04":
+                    raise TorchFileError("a zip archive cut short (its directory is missing): truncated")
+                handle.seek(0)
                 state = _read_legacy(handle)
     except TorchFileError as error:
         raise TorchFileError(f"{path}: {error}") from None
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, KeyError, IndexError,
-            TypeError, AttributeError) as error:
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, zlib.error, struct.error, KeyError, IndexError,
+            TypeError, AttributeError, ValueError, OverflowError) as error:
         raise TorchFileError(f"{path}: not a readable PyTorch state dict ({type(error).__name__}: {error})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
-        raise TorchFileError(f"{path}: the pickle holds something other than a dict of tensors")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray)
+                                              for k, v in state.items()):
+        raise TorchFileError(f"{path}: the pickle holds something other than a dict of named tensors")
+    if sum(value.size for value in state.values()) > max_parameters():
+        raise TorchFileError(f"{path}: the tensors hold more numbers than the parameter limit "
+                             "(raise $DEEPINSIDE_MAX_PARAMETERS to allow it)")
     return OrderedDict((name, np.array(value)) for name, value in state.items())

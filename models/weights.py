@@ -3,19 +3,31 @@
 No pickle anywhere: the network is rebuilt from the layer specs in the metadata, then every
 tensor is checked (name, shape, dtype, finiteness) before a single one is copied in.
 Writing goes to a temporary file renamed into place, so a failed save leaves nothing.
+
+Limits, checked against what a file declares before anything is allocated: at most
+$DEEPINSIDE_MAX_PARAMETERS numbers in all (default 300 M; VGG-16 has 138 M) and an input
+of at most $DEEPINSIDE_MAX_INPUT_SIZE pixels a side (default 2048). Every model read or
+written is checked to run (`check_model`): its layers fit together on an input of its
+declared size and give one score per class.
 """
 import json
+import math
 import os
-import tempfile
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..engine import InputError, nn
+from ..engine.errors import limit, regular_file
 
 FORMAT = "deepinside-1"
 MEAN_KEY = "meta.mean"
 STD_KEY = "meta.std"
+DEFAULT_MAX_PARAMETERS = 300_000_000
+DEFAULT_MAX_INPUT_SIZE = 2048
+SAFETENSORS_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64}
+MAX_HEADER_BYTES = 64 << 20
 
 
 class ModelFileError(InputError):
@@ -37,43 +49,138 @@ class Model:
 
 
 def save(path, net, classes=None, input_size=224, image_size=None, mean=None, std=None, synsets=None):
-    """Writes `net` and its metadata to `path` (safetensors), atomically."""
+    """Writes `net` and its metadata to `path` (safetensors) atomically, with the file mode
+    the umask gives, and only a model that `check_model` accepts (it loads and runs).
+    Without class names the classes are numbered."""
     from safetensors.numpy import save_file
 
-    tensors = {name: np.ascontiguousarray(np.asarray(p.numpy(), np.float32))
-               for name, p in net.named_parameters()}
-    mean = np.zeros(3, np.float32) if mean is None else np.asarray(mean, np.float32)
-    if mean.shape[0] != 3 or mean.ndim not in (1, 3):
-        raise ValueError(f"mean must have shape (3,) or (3, H, W), got {mean.shape}")
-    tensors[MEAN_KEY] = np.ascontiguousarray(mean)
-    std = np.ones(3, np.float32) if std is None else np.asarray(std, np.float32)
-    if std.shape != (3,) or not (std > 0).all():
-        raise ValueError(f"std must be 3 positive values, got {std}")
-    tensors[STD_KEY] = std
-    metadata = {
-        "format": FORMAT,
-        "architecture": json.dumps(net.spec()),
-        "classes": json.dumps(list(classes) if classes is not None else None),
-        "input_size": str(int(input_size)),
-        "image_size": str(int(image_size if image_size is not None else input_size)),
-        "synsets": json.dumps(list(synsets) if synsets is not None else None),
-    }
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".safetensors")
-    os.close(handle)
+    model = Model(net=net, classes=list(classes) if classes is not None else None, input_size=input_size,
+                  image_size=image_size if image_size is not None else input_size,
+                  mean=np.zeros(3, np.float32) if mean is None else np.asarray(mean, np.float32),
+                  std=np.ones(3, np.float32) if std is None else np.asarray(std, np.float32),
+                  synsets=list(synsets) if synsets is not None else None)
+    if model.classes is None:
+        try:
+            outputs = net.output_shape((1, 3, input_size, input_size))[-1]
+        except ValueError:
+            outputs = 0  # check_model says why
+        model.classes = [f"class {i}" for i in range(outputs)]
+    check_model(path, model)
+    tensors = {name: np.ascontiguousarray(np.asarray(p.numpy(), np.float32)) for name, p in net.named_parameters()}
+    tensors[MEAN_KEY] = np.ascontiguousarray(model.mean, np.float32)
+    tensors[STD_KEY] = np.ascontiguousarray(model.std, np.float32)
+    metadata = {"format": FORMAT, "architecture": json.dumps(net.spec()), "classes": json.dumps(model.classes),
+                "input_size": str(model.input_size), "image_size": str(model.image_size),
+                "synsets": json.dumps(model.synsets)}
+    write_atomically(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
+
+
+def write_atomically(path, write):
+    """Calls write(temporary) on a temporary file beside `path`, then renames it into place:
+    `path` is either untouched or complete. Temporary files left by a killed run (their
+    process gone) are removed first; an OSError names `path`, not the temporary file."""
+    path = os.path.abspath(os.fspath(path))
+    folder, name = os.path.split(path)
+    prefix = f".{name}.deepinside-"
+    remove_stale(folder, prefix)
+    temporary = os.path.join(folder, f"{prefix}{os.getpid()}.tmp")
     try:
-        save_file(tensors, temporary, metadata=metadata)
+        write(temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    except OSError as error:
+        raise InputError(f"{path}: cannot write the file ({error.strerror or error})") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def remove_stale(folder, prefix):
+    """Removes what a killed run of ours left in `folder`: entries named `prefix<pid>...`
+    whose process no longer exists."""
+    import shutil
+
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        digits = name[len(prefix):].split(".", 1)[0].split("-", 1)[0]
+        if name.startswith(prefix) and digits.isdigit() and not _alive(int(digits)):
+            target = os.path.join(folder, name)
+            shutil.rmtree(target, ignore_errors=True) if os.path.isdir(target) else os.unlink(target)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def max_parameters():
+    return limit("MAX_PARAMETERS", DEFAULT_MAX_PARAMETERS)
+
+
+def check_element_count(path, what, count, total=0):
+    """Refuses a tensor (or all tensors so far, `total`) over the parameter limit."""
+    ceiling = max_parameters()
+    if count > ceiling or total > ceiling:
+        raise ModelFileError(f"{path}: {what} declares {max(count, total)} numbers, more than the limit of "
+                             f"{ceiling} (raise $DEEPINSIDE_MAX_PARAMETERS to allow it)")
+
+
+def _safetensors_header(path):
+    """The header of a safetensors file, every tensor's dtype, shape and place in the file
+    checked against the file's real size and the limits before anything is read."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        length = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+        if length is None or length > min(size - 8, MAX_HEADER_BYTES):
+            raise ModelFileError(f"{path}: not a safetensors file, or truncated (its header does not fit in the file)")
+        text = handle.read(length)
+    try:
+        header = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ModelFileError(f"{path}: not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: not a safetensors file (its header is not a JSON object)")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ModelFileError(f"{path}: damaged metadata: it must map names to strings")
+    data_bytes, total = size - 8 - length, 0
+    for name, entry in header.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("shape"), list)
+                and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
+                and all(_is_int(v) and v >= 0 for v in entry["shape"] + entry["data_offsets"])):
+            raise ModelFileError(f"{path}: tensor {name!r} has a damaged header entry")
+        if entry.get("dtype") not in SAFETENSORS_DTYPES:
+            raise ModelFileError(f"{path}: tensor {name!r} has dtype {entry.get('dtype')}, which deepinside does "
+                                 f"not read (it reads {', '.join(SAFETENSORS_DTYPES)})")
+        count = math.prod(entry["shape"])
+        total += count
+        check_element_count(path, f"tensor {name!r}", count, total)
+        begin, end = entry["data_offsets"]
+        if not begin <= end <= data_bytes or end - begin != count * np.dtype(SAFETENSORS_DTYPES[entry["dtype"]]).itemsize:
+            raise ModelFileError(f"{path}: tensor {name!r} does not fit its place in the file (truncated or damaged)")
+    return metadata
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def read_safetensors(path):
     from safetensors import SafetensorError, safe_open
 
-    if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: no such weight file")
+    path = regular_file(path, "weight file", ModelFileError)
+    _safetensors_header(path)
     try:
         with safe_open(path, framework="numpy") as handle:
             metadata = handle.metadata() or {}
@@ -102,6 +209,45 @@ def check_tensors(path, net, tensors, dtype=None):
             raise ModelFileError(f"{path}: tensor {name!r} holds non-finite values")
 
 
+def check_model(path, model):
+    """A model that can run: sizes within the limits, finite preprocessing and weights, its
+    layers fitting together on an input of its size and giving one score per class."""
+    largest = limit("MAX_INPUT_SIZE", DEFAULT_MAX_INPUT_SIZE)
+    for name, value in (("input size", model.input_size), ("image size", model.image_size)):
+        if not _is_int(value) or not 1 <= value <= largest:
+            raise ModelFileError(f"{path}: the {name} {value!r} is not a whole number from 1 to {largest} "
+                                 "(raise $DEEPINSIDE_MAX_INPUT_SIZE to allow more)")
+    if model.image_size < model.input_size:
+        raise ModelFileError(f"{path}: the image size {model.image_size} is smaller than the input size "
+                             f"{model.input_size} the network crops from it")
+    mean, std = np.asarray(model.mean), np.asarray(model.std)
+    if mean.shape not in ((3,), (3, model.input_size, model.input_size)) or not np.isfinite(mean).all():
+        raise ModelFileError(f"{path}: the mean must be 3 finite values or a finite (3, {model.input_size}, "
+                             f"{model.input_size}) image, got shape {mean.shape}")
+    if std.shape != (3,) or not (np.isfinite(std).all() and (std > 0).all()):
+        raise ModelFileError(f"{path}: the standard deviation must be 3 finite positive values")
+    check_element_count(path, "the network", sum(p.data.size for p in model.net.parameters()))
+    for name, parameter in model.net.named_parameters():
+        if not np.isfinite(parameter.numpy()).all():
+            raise ModelFileError(f"{path}: tensor {name!r} holds NaN or infinite values")
+    if len(model.net) == 0:
+        raise ModelFileError(f"{path}: the network has no layers")
+    try:
+        shape = model.net.output_shape((1, 3, model.input_size, model.input_size))
+    except ValueError as error:
+        raise ModelFileError(f"{path}: the network cannot run on a {model.input_size}x{model.input_size} "
+                             f"input: {error}") from None
+    if len(shape) != 2 or shape[1] < 1:
+        raise ModelFileError(f"{path}: the network gives an output of shape {shape}, not one score per class")
+    for name, names in (("class names", model.classes), ("WordNet ids", model.synsets)):
+        if names is None and name == "WordNet ids":
+            continue
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ModelFileError(f"{path}: the {name} must be a list of strings")
+        if len(names) != shape[1]:
+            raise ModelFileError(f"{path}: {len(names)} {name} for a network with {shape[1]} outputs")
+
+
 def save_model(path, model):
     save(path, model.net, classes=model.classes, input_size=model.input_size, image_size=model.image_size,
          mean=model.mean, std=model.std, synsets=model.synsets)
@@ -118,31 +264,71 @@ def load_native(path, metadata=None, tensors=None):
     if metadata.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a deepinside weight file (metadata format is "
                              f"{metadata.get('format')!r}, expected {FORMAT!r})")
-    try:
-        specs = json.loads(metadata["architecture"])
-        classes = json.loads(metadata["classes"])
-        synsets = json.loads(metadata.get("synsets", "null"))
-        input_size, image_size = int(metadata["input_size"]), int(metadata["image_size"])
-    except (KeyError, ValueError) as error:
-        raise ModelFileError(f"{path}: damaged metadata: {error}") from None
+    specs = _metadata_json(path, metadata, "architecture")
+    _check_specs(path, specs)
+    classes = _metadata_json(path, metadata, "classes")
+    synsets = _metadata_json(path, metadata, "synsets", default="null")
+    sizes = [metadata.get(key, "") for key in ("input_size", "image_size")]
+    if not all(isinstance(s, str) and s.isdigit() and len(s) < 10 for s in sizes):
+        raise ModelFileError(f"{path}: damaged metadata: input_size and image_size must be whole numbers, got {sizes}")
     try:
         net = nn.build(specs)
     except ValueError as error:
         raise ModelFileError(f"{path}: {error}") from None
 
-    mean = tensors.pop(MEAN_KEY, None)
-    std = tensors.pop(STD_KEY, np.ones(3, np.float32))
+    mean, std = tensors.pop(MEAN_KEY, None), tensors.pop(STD_KEY, np.ones(3, np.float32))
+    if mean is None:
+        raise ModelFileError(f"{path}: tensor {MEAN_KEY!r} is missing")
     check_tensors(path, net, tensors, dtype=np.float32)
-    if mean is None or not np.isfinite(mean).all():
-        raise ModelFileError(f"{path}: tensor {MEAN_KEY!r} is missing or non-finite")
-    if std.shape != (3,) or not (np.isfinite(std).all() and (std > 0).all()):
-        raise ModelFileError(f"{path}: tensor {STD_KEY!r} must be 3 positive values")
-    out_features = net.layers[-1].out_features if hasattr(net.layers[-1], "out_features") else None
-    if classes is not None and out_features is not None and len(classes) != out_features:
-        raise ModelFileError(f"{path}: {len(classes)} class names for {out_features} outputs")
     net.load_state_dict(tensors)
     net.eval()
-    if classes is None:
-        classes = [f"class {i}" for i in range(out_features or 0)]
-    return Model(net=net, classes=classes, input_size=input_size, image_size=image_size, mean=mean, std=std,
-                 synsets=synsets)
+    if classes is None:  # a file that names no classes: numbered ones, as many as the outputs
+        outputs = net.output_shape((1, 3, int(sizes[0]), int(sizes[0])))[-1] if len(net) else 0
+        classes = [f"class {i}" for i in range(outputs)]
+    model = Model(net=net, classes=classes, input_size=int(sizes[0]), image_size=int(sizes[1]), mean=mean, std=std,
+                  synsets=synsets)
+    check_model(path, model)
+    return model
+
+
+def _metadata_json(path, metadata, key, default=None):
+    text = metadata.get(key, default)
+    if text is None:
+        raise ModelFileError(f"{path}: damaged metadata: {key!r} is missing")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ModelFileError(f"{path}: damaged metadata: {key!r} is not valid JSON (or nested too deeply)") from None
+
+
+def _plain_argument(value):
+    """A layer argument as our files write them: a bool, a bounded whole number, a finite
+    number, or a pair of whole numbers (an output size)."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, list):
+        return 1 <= len(value) <= 2 and all(_is_int(v) and abs(v) < 2 ** 31 for v in value)
+    return (_is_int(value) and abs(value) < 2 ** 31) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _check_specs(path, specs):
+    """The architecture's layer list: its shape and the size of what it would allocate,
+    checked before a single layer is built."""
+    if not isinstance(specs, list) or not specs:
+        raise ModelFileError(f"{path}: damaged metadata: the architecture must be a non-empty list of layers")
+    total = 0
+    for position, spec in enumerate(specs):
+        if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+            raise ModelFileError(f"{path}: damaged metadata: layer {position} is not a layer description")
+        for key, value in spec.items():
+            if key != "type" and not _plain_argument(value):
+                raise ModelFileError(f"{path}: layer {position} ({spec['type']}): argument {key} = {value!r:.40} "
+                                     "is not a plain number")
+        if spec["type"] == "Conv2d":
+            sizes = [abs(spec.get(k, 1)) if _is_int(spec.get(k, 1)) else 1
+                     for k in ("in_channels", "out_channels", "kernel_size")]
+            total += sizes[0] * sizes[1] * sizes[2] ** 2 + sizes[1]
+        elif spec["type"] == "Linear":
+            sizes = [abs(spec.get(k, 1)) if _is_int(spec.get(k, 1)) else 1 for k in ("in_features", "out_features")]
+            total += sizes[0] * sizes[1] + sizes[1]
+        check_element_count(path, f"the architecture up to layer {position}", total)

@@ -100,14 +100,14 @@ def test_refuses_a_missing_file(tmp_path):
 def test_refuses_a_truncated_file(saved):
     data = saved.read_bytes()
     saved.write_bytes(data[: len(data) - 100])
-    with pytest.raises(models.ModelFileError, match="truncated or corrupt"):
+    with pytest.raises(models.ModelFileError, match="truncated"):
         models.load(saved)
 
 
 def test_refuses_a_file_that_is_not_safetensors(tmp_path):
     path = tmp_path / "model.safetensors"
     path.write_bytes(b"\x80\x04\x95 this is a pickle, not a weight file")
-    with pytest.raises(models.ModelFileError, match="not a readable safetensors file"):
+    with pytest.raises(models.ModelFileError, match="not a safetensors file"):
         models.load(path)
 
 
@@ -145,7 +145,7 @@ def test_refuses_an_unknown_layer(saved):
 
 
 def test_refuses_class_names_that_do_not_match_the_outputs(saved):
-    with pytest.raises(models.ModelFileError, match="2 class names for 3 outputs"):
+    with pytest.raises(models.ModelFileError, match="2 class names for a network with 3 outputs"):
         models.load(rewrite(saved, metadata={"classes": json.dumps(["a", "b"])}))
 
 
@@ -157,6 +157,6 @@ def test_refuses_a_foreign_safetensors_file(tmp_path):
 
 
 def test_failed_save_leaves_nothing(tmp_path):
-    with pytest.raises(ValueError, match="mean must have shape"):
+    with pytest.raises(ValueError, match="the mean must be 3 finite values"):
         models.save(tmp_path / "model.safetensors", small_model_net(), mean=np.zeros(4))
     assert os.listdir(tmp_path) == []
