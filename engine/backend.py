@@ -89,7 +89,10 @@ def default():
     chosen = _block_default.get()
     if chosen is None:
         if _process_default is None:
-            _process_default = get_backend(os.environ.get("DEEPINSIDE_BACKEND", "auto"))
+            try:
+                _process_default = get_backend(os.environ.get("DEEPINSIDE_BACKEND", "auto"))
+            except InputError as error:
+                raise InputError(f"$DEEPINSIDE_BACKEND: {error}") from None
         chosen = _process_default
     return chosen
 

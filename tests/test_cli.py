@@ -82,7 +82,7 @@ def test_deconv_and_compare(files, capsys):
     (["saliency", "{dir}/one.png", "--class", "4"], "class index 4 is out of range: the model has 4 classes"),
     (["saliency", "{dir}/missing.png"], "missing.png: no such image file"),
     (["deconv", "{dir}/one.png", "--layer", "20", "--channel", "0"], "layer 20 is out of range"),
-    (["compare", "{dir}/one.png", "--class", "-1"], "class index -1 is out of range"),
+    (["compare", "{dir}/one.png", "--class", "-1"], "argument --class: -1 is out of range: expected a whole number at least 0"),
     (["classmodel", "--class", "9"], "class index 9 is out of range"),
 ])
 def test_user_errors_write_nothing(files, capsys, arguments, message):

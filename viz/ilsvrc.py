@@ -9,7 +9,9 @@ class is one of the image's and its box overlaps a true box of that class at IoU
 the top-k error counts an image wrong when none of its first k predictions is right.
 
 Results go to results.jsonl one line per image as they are computed; a rerun reads that
-file and continues where it stopped, repeating and losing nothing.
+file (checking every record) and continues where it stopped, repeating and losing nothing.
+An output folder that holds something else is refused unless `overwrite`, which starts
+afresh. Every image's header is checked before the first is evaluated.
 """
 import json
 import os
@@ -18,8 +20,11 @@ import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 
+from PIL import Image
+
 from ..engine import InputError, Mode
-from .images import load_image, working_image
+from ..models.weights import write_atomically
+from .images import DECODE_ERRORS, ImageError, check_image_size, load_image, working_image
 from .localise import box_iou, localise_from_saliency
 from .saliency import saliency_maps
 
@@ -55,6 +60,12 @@ def read_folder(directory):
         entries.append((images[stem], boxes))
     if not entries:
         raise InputError(f"{directory}: no XML annotations found")
+    for image_path, _ in entries:  # a damaged image found now, not an hour into the run
+        try:
+            with Image.open(image_path) as image:
+                check_image_size(image_path, *image.size)
+        except DECODE_ERRORS as error:
+            raise ImageError(f"{image_path}: not a readable image ({error})") from None
     return sorted(entries, key=lambda entry: os.path.basename(entry[0]))
 
 
@@ -88,30 +99,51 @@ def read_results(path):
         return []
     records, good_bytes = [], 0
     with open(path, "rb") as handle:
-        for line in handle:
-            try:
-                records.append(json.loads(line))
-            except ValueError:  # a line cut by an interruption
-                break
+        for number, line in enumerate(handle, 1):
             if not line.endswith(b"\n"):
-                records.pop()
-                break
+                break  # the last line, cut by an interruption
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not (isinstance(record, dict) and isinstance(record.get("image"), str)
+                    and all(isinstance(record.get(k), bool) for k in RATES)):
+                raise InputError(f"{path}: line {number} is not a result record of this command; "
+                                 "pass --overwrite to start afresh")
+            records.append(record)
             good_bytes += len(line)
     with open(path, "r+b") as handle:
         handle.truncate(good_bytes)
     return records
 
 
-def evaluate_folder(model, directory, out, top_k=5, crops=10, mode=Mode.BACKPROP, progress=True):
-    """Runs (or resumes) the protocol over a folder; returns the totals."""
+def _output_folder(out, overwrite):
+    """The folder to resume in or start: refused if it holds anything but our results."""
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise InputError(f"{out}: exists and is not a folder; choose a new output folder")
+    results_path = os.path.join(out, "results.jsonl")
+    if os.path.isdir(out) and overwrite:
+        for name in ("results.jsonl", "summary.json", "table.md"):
+            if os.path.exists(os.path.join(out, name)):
+                os.unlink(os.path.join(out, name))
+    if os.path.isdir(out) and set(os.listdir(out)) - {"results.jsonl", "summary.json", "table.md"}:
+        raise InputError(f"{out}: holds files that are not this command's results; choose a new output folder")
+    if os.path.isdir(out) and os.listdir(out) and not os.path.exists(results_path):
+        raise InputError(f"{out}: exists without results.jsonl to resume from; pass --overwrite to start afresh")
+    os.makedirs(out, exist_ok=True)
+    return results_path
+
+
+def evaluate_folder(model, directory, out, top_k=5, crops=10, mode=Mode.BACKPROP, progress=True, overwrite=False):
+    """Runs (or resumes) the protocol over a folder; writes summary.json and table.md
+    beside results.jsonl at the end, and returns the totals."""
     from tqdm import tqdm
 
     if model.synsets is None or len(model.synsets) != len(model.classes):
         raise InputError("the model carries no WordNet ids for its outputs: pass --synsets FILE "
                          "(one id such as n01440764 per output, in output order)")
     entries = read_folder(directory)
-    os.makedirs(out, exist_ok=True)
-    results_path = os.path.join(out, "results.jsonl")
+    results_path = _output_folder(out, overwrite)
     records = read_results(results_path)
     done = {r["image"] for r in records}
     remaining = [(path, truth) for path, truth in entries if os.path.basename(path) not in done]
@@ -126,7 +158,18 @@ def evaluate_folder(model, directory, out, top_k=5, crops=10, mode=Mode.BACKPROP
     seconds = time.perf_counter() - start
     totals = summarise(records)
     totals["seconds_per_image_this_run"] = round(seconds / len(remaining), 3) if remaining else None
+    for name, text in (("summary.json", json.dumps(totals, indent=2, allow_nan=False)),
+                       ("table.md", markdown_table(totals))):
+        write_atomically(os.path.join(out, name), lambda temporary: _write_text(temporary, text))
     return totals
+
+
+def _write_text(path, text):
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+RATES = ("top1_cls", "top5_cls", "top1_loc", "top5_loc")
 
 
 def summarise(records):

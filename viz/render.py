@@ -1,4 +1,5 @@
 """What a person looks at: heat maps, overlays, and files written all-or-nothing."""
+import json
 import os
 import shutil
 import tempfile
@@ -6,7 +7,8 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from ..engine import MODES
+from ..engine import MODES, InputError
+from ..models.weights import remove_stale
 
 
 def heatmap(values, colormap="inferno"):
@@ -27,14 +29,27 @@ def overlay(image, values, opacity=0.6, colormap="inferno"):
 
 
 class StagedOutput:
-    """Collects output files in a temporary folder and moves them into `directory` only
-    when the whole job succeeded, so a failure leaves no partial output."""
+    """An output folder written all or nothing, by one rule: the folder must be new (or
+    empty); an existing non-empty folder is refused unless `overwrite`, which replaces it
+    whole, never merges into it. Files are collected in a staging folder beside it (created
+    at once, so a bad --out fails before any work) and moved into place only when the whole
+    job succeeded; staging folders that a killed run left are removed on the next run."""
 
-    def __init__(self, directory):
-        self.directory = directory
-        parent = os.path.dirname(os.path.abspath(directory))
+    def __init__(self, directory, overwrite=False):
+        if not directory:
+            raise InputError("the output folder name is empty")
+        self.directory = os.path.abspath(directory)
+        self.overwrite = overwrite
+        if os.path.lexists(self.directory):
+            if not os.path.isdir(self.directory) or os.path.islink(self.directory):
+                raise InputError(f"{directory}: exists and is not a folder; choose a new output folder")
+            if os.listdir(self.directory) and not overwrite:
+                raise InputError(f"{directory}: exists and is not empty; choose a new output folder, "
+                                 "or pass --overwrite to replace it")
+        parent = os.path.dirname(self.directory)
         os.makedirs(parent, exist_ok=True)
-        self.staging = tempfile.mkdtemp(prefix=".deepinside-", dir=parent)
+        remove_stale(parent, STAGING_PREFIX)
+        self.staging = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=parent)
 
     def path(self, name):
         return os.path.join(self.staging, name)
@@ -45,11 +60,21 @@ class StagedOutput:
     def npy(self, name, array):
         np.save(self.path(name), np.asarray(array))
 
+    def json(self, name, value):
+        """Strict JSON (a NaN or infinity is a bug, not output)."""
+        with open(self.path(name), "w") as handle:
+            json.dump(value, handle, indent=2, allow_nan=False)
+
     def commit(self):
-        os.makedirs(self.directory, exist_ok=True)
-        for name in sorted(os.listdir(self.staging)):
-            os.replace(os.path.join(self.staging, name), os.path.join(self.directory, name))
-        os.rmdir(self.staging)
+        """Moves the staging folder into place by renames: the old folder (with
+        overwrite) goes aside first and is deleted after."""
+        aside = None
+        if os.path.isdir(self.directory):
+            aside = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-old-", dir=os.path.dirname(self.directory))
+            os.replace(self.directory, os.path.join(aside, "previous"))
+        os.replace(self.staging, self.directory)
+        if aside:
+            shutil.rmtree(aside, ignore_errors=True)
 
     def discard(self):
         shutil.rmtree(self.staging, ignore_errors=True)
@@ -64,6 +89,9 @@ class StagedOutput:
         finally:
             self.discard()  # after a failure, or whatever a failed commit left
         return False
+
+
+STAGING_PREFIX = ".deepinside-"
 
 
 def to_uint8(image):
