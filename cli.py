@@ -44,10 +44,11 @@ def _output_file(path, overwrite, what="--out"):
     """A weight file to write: a .safetensors name in a writable folder, not an existing
     file unless `overwrite`, never the shipped model (train has its own option for that)."""
     from .models.loading import DEFAULT_PATH
+    from .models.weights import check_new_path
 
     if not path.endswith(".safetensors"):
         raise InputError(f"{path}: the output file name must end in .safetensors")
-    absolute = os.path.abspath(path)
+    absolute = check_new_path(path, "output file")
     if os.path.isdir(absolute):
         raise InputError(f"{path}: is a folder; {what} names the weight file to write")
     if os.path.exists(absolute) and os.path.samefile(absolute, DEFAULT_PATH):

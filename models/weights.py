@@ -52,6 +52,7 @@ def save(path, net, classes=None, input_size=224, image_size=None, mean=None, st
     """Writes `net` and its metadata to `path` (safetensors) atomically, with the file mode
     the umask gives, and only a model that `check_model` accepts (it loads and runs).
     Without class names the classes are numbered."""
+    from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
     model = Model(net=net, classes=list(classes) if classes is not None else None, input_size=input_size,
@@ -72,7 +73,30 @@ def save(path, net, classes=None, input_size=224, image_size=None, mean=None, st
     metadata = {"format": FORMAT, "architecture": json.dumps(net.spec()), "classes": json.dumps(model.classes),
                 "input_size": str(model.input_size), "image_size": str(model.image_size),
                 "synsets": json.dumps(model.synsets)}
-    write_atomically(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
+    def write(temporary):
+        try:
+            save_file(tensors, temporary, metadata=metadata)
+        except SafetensorError as error:  # the library's wording for an OSError
+            raise OSError(str(error)) from None
+    write_atomically(check_new_path(path, "weight file"), write)
+
+
+def check_new_path(path, what):
+    """Refuses, before any work, a path the file system could not create: an empty name, a
+    name or a path over the system's length limits."""
+    path = os.path.abspath(os.fspath(path)) if path else ""
+    folder, name = os.path.split(path)
+    if not name:
+        raise InputError(f"the {what} name is empty")
+    existing = folder
+    while existing and not os.path.isdir(existing):
+        existing = os.path.dirname(existing)
+    longest_name = os.pathconf(existing or "/", "PC_NAME_MAX")
+    if any(len(part.encode()) > longest_name - 40 for part in path.split(os.sep)):  # room for our temporary names
+        raise InputError(f"{path[:60]}...: a name in this path is too long for the file system")
+    if len(path.encode()) > os.pathconf(existing or "/", "PC_PATH_MAX") - 40:
+        raise InputError(f"{path[:60]}...: the path is too long for the file system")
+    return path
 
 
 def write_atomically(path, write):

@@ -40,7 +40,9 @@ class Localisation:
 def fit_colour_model(pixels, components, seed=0):
     from sklearn.mixture import GaussianMixture
 
-    components = max(1, min(components, len(pixels) // 2))
+    # No more components than distinct colours: a flat region has one (more would not converge).
+    distinct = len(np.unique(pixels, axis=0))
+    components = max(1, min(components, len(pixels) // 2, distinct))
     model = GaussianMixture(n_components=components, covariance_type="full", reg_covar=1e-2,
                             random_state=seed, max_iter=100)
     return model.fit(pixels)

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from ..engine import MODES, InputError
-from ..models.weights import remove_stale
+from ..models.weights import check_new_path, remove_stale
 
 
 def heatmap(values, colormap="inferno"):
@@ -36,9 +36,7 @@ class StagedOutput:
     job succeeded; staging folders that a killed run left are removed on the next run."""
 
     def __init__(self, directory, overwrite=False):
-        if not directory:
-            raise InputError("the output folder name is empty")
-        self.directory = os.path.abspath(directory)
+        self.directory = check_new_path(directory, "output folder")
         self.overwrite = overwrite
         if os.path.lexists(self.directory):
             if not os.path.isdir(self.directory) or os.path.islink(self.directory):
