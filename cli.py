@@ -128,7 +128,7 @@ def _classmodel(arguments, out):
     classes = arguments.class_index if arguments.class_index else list(range(len(model.classes)))
     result = class_model(model, classes, steps=arguments.steps, lr=arguments.lr, l2=arguments.l2,
                          objective=arguments.objective, jitter=arguments.jitter,
-                         blur_every=arguments.blur_every, progress=True, init_std=arguments.init_std)
+                         blur_every=arguments.blur_every, progress=sys.stderr.isatty(), init_std=arguments.init_std)
     stuck = stuck_classes(result)
     if stuck and arguments.steps:
         print(f"deepinside: warning: the score of class {', '.join(model.classes[c] for c in stuck)} never changed: "
@@ -210,7 +210,8 @@ def _evaluate_generated(arguments, out):
 
     model = _model(arguments)
     rows, accuracy = evaluate_generated(model, count=arguments.images,
-                                        crops=(1, arguments.crops) if arguments.crops > 1 else (1,))
+                                        crops=(1, arguments.crops) if arguments.crops > 1 else (1,),
+                                        progress=sys.stderr.isatty())
     sanity = cascading_randomisation(model, count=arguments.sanity_images) if arguments.sanity_images else []
     table = evaluation_table(rows, accuracy, arguments.images) + ("\n" + sanity_table(sanity) if sanity else "")
     print(table)

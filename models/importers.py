@@ -33,7 +33,7 @@ def _torchvision_arch(state, path):
     if shape == (64, 3, 3, 3) and sum(k.startswith("features.") and k.endswith(".weight") for k in state) == 13:
         return "vgg16"
     raise ModelFileError(f"{path}: tensor names and shapes match neither torchvision's AlexNet nor VGG-16 "
-                         "(pass arch= to say which)")
+                         "(say which with --arch alexnet or --arch vgg16; arch= in Python)")
 
 
 def from_torchvision(state, path, arch=None):
@@ -105,7 +105,7 @@ def from_onnx(path):
         except (ValueError, TypeError) as error:  # an attribute of the wrong kind or range
             if isinstance(error, ModelFileError):
                 raise
-            raise ModelFileError(f"{path}: {node.op_type} {node.name}: {error}") from None
+            raise ModelFileError(f"{path}: {node.op_type} {node.name or '(unnamed)'}: {error}") from None
         if layer is not None:
             layers.append(layer)
         current = node.output[0]
@@ -125,7 +125,7 @@ def _symmetric(pads, node, path):
 
 
 def _square(values, name, node, path):
-    values = [int(v) for v in np.atleast_1d(values)]
+    values = _whole_numbers(values, name)
     if len(set(values)) != 1:
         raise ModelFileError(f"{path}: {node.op_type} {node.name} has non-square {name} {values}")
     return values[0]
@@ -230,14 +230,23 @@ def _field(struct, *names, default=None):
     return default
 
 
-def _pair(value):
-    values = np.atleast_1d(np.asarray(value, int)).ravel()
-    return (int(values[0]), int(values[-1]))
+def _whole_numbers(value, what):
+    """The whole numbers of an attribute, or a ValueError in words."""
+    values = np.atleast_1d(np.asarray(value)).ravel()
+    if (values.size == 0 or values.dtype.kind not in "iuf" or not np.isfinite(values).all()
+            or (values != np.round(values)).any() or (np.abs(values) > 2 ** 31).any()):
+        raise ValueError(f"its {what} must be whole numbers, got {value!r:.40}")
+    return [int(v) for v in values]
 
 
-def _four(value):
-    values = np.atleast_1d(np.asarray(value, int)).ravel()
-    return tuple(int(v) for v in (values if values.size == 4 else np.repeat(values[:1], 4)))
+def _pair(value, what):
+    values = _whole_numbers(value, what)
+    return (values[0], values[-1])
+
+
+def _four(value, what):
+    values = _whole_numbers(value, what)
+    return tuple(values if len(values) == 4 else values[:1] * 4)
 
 
 def from_matconvnet(path):
@@ -270,7 +279,14 @@ def from_matconvnet(path):
             kind = str(_field(entry, "type", default=""))
             if kind == "conv":
                 weights = _field(entry, "weights")
-                filters, biases = (weights[0], weights[1]) if weights is not None else (entry.filters, entry.biases)
+                if weights is not None:
+                    if not (isinstance(weights, np.ndarray) and weights.dtype == object and weights.size == 2):
+                        raise ModelFileError(f"{path}: conv layer {name}: its weights must be a pair {{filters, biases}}")
+                    filters, biases = weights[0], weights[1]
+                elif hasattr(entry, "filters") and hasattr(entry, "biases"):
+                    filters, biases = entry.filters, entry.biases
+                else:
+                    raise ModelFileError(f"{path}: conv layer {name} has no weights (filters and biases)")
                 # squeeze_me drops singleton dimensions (a 1x1 kernel, one input channel): put
                 # them back from the channels flowing in and the number of biases.
                 filters, biases = np.asarray(filters, np.float32), np.asarray(biases, np.float32).ravel()
@@ -282,7 +298,7 @@ def from_matconvnet(path):
                     raise ModelFileError(f"{path}: conv layer {name} has {filters.size} filter values, not a square "
                                          f"kernel for {cin} input and {cout} output channels")
                 filters = filters.reshape(kh, kw, cin, cout, order="F") if filters.ndim < 4 else filters
-                stride, pad = _pair(_field(entry, "stride", default=1)), _four(_field(entry, "pad", default=0))
+                stride, pad = _pair(_field(entry, "stride", default=1), "stride"), _four(_field(entry, "pad", default=0), "pad")
                 if kh == kw == map_size and set(pad) == {0}:  # a fully connected layer
                     if not flat:
                         layers.append(nn.Flatten())
@@ -306,14 +322,18 @@ def from_matconvnet(path):
             elif kind == "pool":
                 if str(_field(entry, "method", default="max")) != "max":
                     raise ModelFileError(f"{path}: pool layer {name} is not max-pooling")
-                kernel, stride = _pair(_field(entry, "pool")), _pair(_field(entry, "stride", default=1))
-                top, bottom, left, right = _four(_field(entry, "pad", default=0))
+                kernel, stride = _pair(_field(entry, "pool"), "pool size"), _pair(_field(entry, "stride", default=1), "stride")
+                top, bottom, left, right = _four(_field(entry, "pad", default=0), "pad")
                 if kernel[0] != kernel[1] or stride[0] != stride[1] or (top, bottom) != (left, right):
                     raise ModelFileError(f"{path}: pool layer {name} is not square")
                 layers.append(_matconvnet_pool(kernel[0], stride[0], top, bottom, map_size, name, path))
                 map_size = (map_size + top + bottom - kernel[0]) // stride[0] + 1
             elif kind in ("normalize", "lrn"):
-                depth, kappa, alpha, beta = np.asarray(_field(entry, "param"), float).ravel()[:4]
+                param = np.asarray(_field(entry, "param"), float).ravel()
+                if param.size != 4 or not np.isfinite(param).all():
+                    raise ModelFileError(f"{path}: normalisation layer {name} needs 4 finite parameters "
+                                         f"[depth kappa alpha beta], has {param.size}")
+                depth, kappa, alpha, beta = param
                 if int(depth) % 2 == 0:
                     raise ModelFileError(f"{path}: normalisation layer {name} has an even depth {int(depth)}")
                 layers.append(nn.LocalResponseNorm(int(depth), alpha=alpha * depth, beta=beta, k=kappa))
@@ -326,7 +346,8 @@ def from_matconvnet(path):
         except (ValueError, TypeError, IndexError, AttributeError, OverflowError) as error:
             if isinstance(error, ModelFileError):
                 raise
-            raise ModelFileError(f"{path}: layer {name} is malformed ({type(error).__name__}: {error})") from None
+            detail = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+            raise ModelFileError(f"{path}: layer {name} is malformed: {detail}") from None
     if not layers:
         raise ModelFileError(f"{path}: the network has no layers")
     net = nn.Sequential(*layers).eval()

@@ -21,6 +21,9 @@ from deepinside.models.loading import DEFAULT_PATH
 MEMORY_CAP = 4 << 30
 SECONDS_PER_CASE = 60
 ONE_LINE_ERROR = re.compile(r"deepinside( [a-z]+)?: error: [^\n]+\n")
+# Wording of Python, NumPy or pickle internals, which a message in words never needs.
+INTERNALS = re.compile(r"Errno|Traceback|invalid literal|values to unpack|has no attribute|NoneType|"
+                       r"object is not|index out of range|KeyError|negative dimensions|array to stack")
 
 
 def snapshot(folder):
@@ -111,6 +114,8 @@ def failures_of(results):
             problems.append(f"exit status {result['status']}")
         if not ONE_LINE_ERROR.fullmatch(result["stderr"]):
             problems.append(f"stderr {result['stderr'][-300:]!r}")
+        elif INTERNALS.search(result["stderr"]):
+            problems.append(f"a message in internals' words: {result['stderr'].strip()!r}")
         if result["seconds"] > 20:
             problems.append(f"took {result['seconds']} s")
         if problems:

@@ -66,6 +66,9 @@ class StagedOutput:
     def commit(self):
         """Moves the staging folder into place by renames: the old folder (with
         overwrite) goes aside first and is deleted after."""
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.staging, 0o777 & ~umask)  # mkdtemp makes it private; the output is not
         aside = None
         if os.path.isdir(self.directory):
             aside = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-old-", dir=os.path.dirname(self.directory))
