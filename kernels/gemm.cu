@@ -89,3 +89,236 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2) sgemm_tiled(int M,
     }
   }
 }
+
+// =======================================================================================
+// The ladder (kernels/ladder.py runs, checks and times every rung: `python -m
+// deepinside.kernels.ladder gemm`). Versions, each one idea on the one before, after
+// siboehm's SGEMM worklog; v2-v4 take row-major A (M, K) and B (K, N), C = alpha A B + beta C.
+//   v1 sgemm_naive        above: one thread per element of C, everything from global memory.
+//   v2 sgemm_coalesced    the same work, threads laid out so that a warp's 32 threads take 32
+//                         consecutive columns: B reads and C writes coalesce into 128-byte
+//                         transactions, A reads become broadcasts. Should buy ~5-8x over v1.
+//   v3 sgemm_shared       32 x 32 tiles of A and B staged in shared memory: each global value
+//                         is read once per tile instead of once per thread (32x less traffic);
+//                         now shared-memory bandwidth bounds it (2 loads per FMA).
+//   v4 sgemm_blocktile_1d each thread computes 8 results of a column (a 64 x 64 block tile,
+//                         8-deep K slices): one B value from shared memory serves 8 FMAs,
+//                         so 9 shared loads per 8 FMAs instead of 16.
+//   v5 sgemm_tiled        above: 8 x 8 results a thread (2-D register blocking, 128 x 128
+//                         tiles): 16 shared loads per 64 FMAs; runtime transpose flags.
+//   v6 sgemm_vectorized_{nn,tn,nt}  v5's tiling with 128-bit (float4) global and shared loads,
+//                         the A tile stored transposed so that a thread's 8 values of A for
+//                         one k are contiguous (2 float4 loads instead of 8 scalar ones), each
+//                         thread owning an 8 x 8 block of C (vector stores); the transposes
+//                         the engine needs are template specialisations, not runtime flags.
+//                         Should approach the FP32 peak's compute bound for large products.
+// Cost of every version: 2 M N K FLOPs.
+
+// ---- v2 -------------------------------------------------------------------------------
+#define COALESCED_TILE 32
+#define COALESCED_THREADS 1024
+
+extern "C" __global__ void __launch_bounds__(COALESCED_THREADS) sgemm_coalesced(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  const int row = blockIdx.y * COALESCED_TILE + threadIdx.x / COALESCED_TILE;
+  const int col = blockIdx.x * COALESCED_TILE + threadIdx.x % COALESCED_TILE;
+  if (row >= M || col >= N) return;
+  float total = 0.0f;
+  for (int k = 0; k < K; ++k) total += A[(long long)row * K + k] * B[(long long)k * N + col];
+  const long long at = (long long)row * N + col;
+  C[at] = alpha * total + (beta != 0.0f ? beta * C[at] : 0.0f);
+}
+
+// ---- v3 -------------------------------------------------------------------------------
+#define SHARED_TILE 32
+#define SHARED_THREADS 1024
+
+extern "C" __global__ void __launch_bounds__(SHARED_THREADS) sgemm_shared(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  __shared__ float As[SHARED_TILE][SHARED_TILE];
+  __shared__ float Bs[SHARED_TILE][SHARED_TILE];
+  const int r = threadIdx.x / SHARED_TILE, c = threadIdx.x % SHARED_TILE;
+  const int row = blockIdx.y * SHARED_TILE + r, col = blockIdx.x * SHARED_TILE + c;
+  float total = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += SHARED_TILE) {
+    As[r][c] = (row < M && k0 + c < K) ? A[(long long)row * K + k0 + c] : 0.0f;
+    Bs[r][c] = (k0 + r < K && col < N) ? B[(long long)(k0 + r) * N + col] : 0.0f;
+    __syncthreads();
+    for (int k = 0; k < SHARED_TILE; ++k) total += As[r][k] * Bs[k][c];
+    __syncthreads();
+  }
+  if (row < M && col < N) {
+    const long long at = (long long)row * N + col;
+    C[at] = alpha * total + (beta != 0.0f ? beta * C[at] : 0.0f);
+  }
+}
+
+// ---- v4 -------------------------------------------------------------------------------
+#define BLOCKTILE_BM 64
+#define BLOCKTILE_BN 64
+#define BLOCKTILE_BK 8
+#define BLOCKTILE_TM 8
+#define BLOCKTILE_THREADS 512
+static_assert(BLOCKTILE_THREADS == BLOCKTILE_BM * BLOCKTILE_BN / BLOCKTILE_TM, "a thread per 8 results");
+static_assert(BLOCKTILE_THREADS == BLOCKTILE_BM * BLOCKTILE_BK, "a thread per staged value of A");
+
+extern "C" __global__ void __launch_bounds__(BLOCKTILE_THREADS) sgemm_blocktile_1d(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  __shared__ float As[BLOCKTILE_BM][BLOCKTILE_BK];
+  __shared__ float Bs[BLOCKTILE_BK][BLOCKTILE_BN];
+  const int t = threadIdx.x;
+  const int row0 = blockIdx.y * BLOCKTILE_BM, col0 = blockIdx.x * BLOCKTILE_BN;
+  const int thread_col = t % BLOCKTILE_BN, thread_row = t / BLOCKTILE_BN;  // rows thread_row * TM + i
+  const int a_row = t / BLOCKTILE_BK, a_col = t % BLOCKTILE_BK;  // the value of A this thread stages
+  const int b_row = t / BLOCKTILE_BN, b_col = t % BLOCKTILE_BN;
+  float accumulator[BLOCKTILE_TM];
+  for (int i = 0; i < BLOCKTILE_TM; ++i) accumulator[i] = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += BLOCKTILE_BK) {
+    As[a_row][a_col] = (row0 + a_row < M && k0 + a_col < K) ? A[(long long)(row0 + a_row) * K + k0 + a_col] : 0.0f;
+    Bs[b_row][b_col] = (k0 + b_row < K && col0 + b_col < N) ? B[(long long)(k0 + b_row) * N + col0 + b_col] : 0.0f;
+    __syncthreads();
+    for (int k = 0; k < BLOCKTILE_BK; ++k) {
+      const float b = Bs[k][thread_col];
+      for (int i = 0; i < BLOCKTILE_TM; ++i) accumulator[i] += As[thread_row * BLOCKTILE_TM + i][k] * b;
+    }
+    __syncthreads();
+  }
+  const int col = col0 + thread_col;
+  for (int i = 0; i < BLOCKTILE_TM; ++i) {
+    const int row = row0 + thread_row * BLOCKTILE_TM + i;
+    if (row < M && col < N) {
+      const long long at = (long long)row * N + col;
+      C[at] = alpha * accumulator[i] + (beta != 0.0f ? beta * C[at] : 0.0f);
+    }
+  }
+}
+
+// ---- v6 -------------------------------------------------------------------------------
+// 256 threads, a 128 x 128 tile of C, 8-deep K slices; thread t owns rows 8 (t / 16) .. +7 and
+// columns 8 (t % 16) .. +7 of the tile. Staging a slice: 128 x 8 values of op(A) and 8 x 128
+// of op(B), 256 float4 each, one per thread, read along the stored matrix's contiguous axis
+// (k for A, m for A^T, n for B, k for B^T) and written to shared memory as As[k][m] and
+// Bs[k][n]. A float4 load needs 4 values in bounds and a 16-byte-aligned address: rows of a
+// multiple of 4 floats on an aligned base; otherwise that load falls back to scalars.
+#define VEC_BM 128
+#define VEC_BN 128
+#define VEC_BK 8
+#define VEC_TM 8
+#define VEC_TN 8
+#define VEC_THREADS 256
+static_assert(VEC_THREADS == (VEC_BM / VEC_TM) * (VEC_BN / VEC_TN), "a thread per 8 x 8 results");
+static_assert(VEC_BM * VEC_BK == 4 * VEC_THREADS && VEC_BN * VEC_BK == 4 * VEC_THREADS, "a float4 per thread");
+
+// 4 consecutive values along the contiguous axis of a row-major (rows, cols) matrix,
+// zeros outside it.
+__device__ __forceinline__ float4 load4(const float* __restrict__ matrix, int rows, int cols, int r, int c,
+                                        bool vector_ok) {
+  if (r >= rows) return make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  const float* at = matrix + (long long)r * cols + c;
+  if (vector_ok && c + 3 < cols) return __ldg(reinterpret_cast<const float4*>(at));
+  return make_float4(c < cols ? at[0] : 0.0f, c + 1 < cols ? at[1] : 0.0f, c + 2 < cols ? at[2] : 0.0f,
+                     c + 3 < cols ? at[3] : 0.0f);
+}
+
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ void sgemm_vectorized_body(int M, int N, int K, float alpha, const float* __restrict__ A,
+                                                      const float* __restrict__ B, float beta, float* __restrict__ C) {
+  __shared__ __align__(16) float As[VEC_BK][VEC_BM];
+  __shared__ __align__(16) float Bs[VEC_BK][VEC_BN];
+  const int t = threadIdx.x;
+  const int row0 = blockIdx.y * VEC_BM, col0 = blockIdx.x * VEC_BN;
+  const int thread_row = t / (VEC_BN / VEC_TN), thread_col = t % (VEC_BN / VEC_TN);
+  // Stored shapes: A is (M, K), or (K, M) when transposed; B is (K, N), or (N, K).
+  const int a_cols = TRANS_A ? M : K, b_cols = TRANS_B ? K : N;
+  const bool a_vector = (a_cols % 4 == 0) && ((unsigned long long)A % 16 == 0);
+  const bool b_vector = (b_cols % 4 == 0) && ((unsigned long long)B % 16 == 0);
+  float accumulator[VEC_TM][VEC_TN];
+  for (int i = 0; i < VEC_TM; ++i)
+    for (int j = 0; j < VEC_TN; ++j) accumulator[i][j] = 0.0f;
+
+  for (int k0 = 0; k0 < K; k0 += VEC_BK) {
+    if (TRANS_A) {  // A^T tile: rows k0.. of A, columns row0..: contiguous along m, stored as is
+      const int k = t / (VEC_BM / 4), m = (t % (VEC_BM / 4)) * 4;
+      const float4 v = load4(A, K, M, k0 + k, row0 + m, a_vector);
+      *reinterpret_cast<float4*>(&As[k][m]) = v;
+    } else {  // A tile: contiguous along k; transposed into As[k][m]
+      const int m = t / (VEC_BK / 4), k = (t % (VEC_BK / 4)) * 4;
+      const float4 v = load4(A, M, K, row0 + m, k0 + k, a_vector);
+      As[k + 0][m] = v.x;
+      As[k + 1][m] = v.y;
+      As[k + 2][m] = v.z;
+      As[k + 3][m] = v.w;
+    }
+    if (TRANS_B) {  // B^T tile: rows col0.. of B, contiguous along k; transposed into Bs[k][n]
+      const int n = t / (VEC_BK / 4), k = (t % (VEC_BK / 4)) * 4;
+      const float4 v = load4(B, N, K, col0 + n, k0 + k, b_vector);
+      Bs[k + 0][n] = v.x;
+      Bs[k + 1][n] = v.y;
+      Bs[k + 2][n] = v.z;
+      Bs[k + 3][n] = v.w;
+    } else {  // B tile: contiguous along n, stored as is
+      const int k = t / (VEC_BN / 4), n = (t % (VEC_BN / 4)) * 4;
+      const float4 v = load4(B, K, N, k0 + k, col0 + n, b_vector);
+      *reinterpret_cast<float4*>(&Bs[k][n]) = v;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < VEC_BK; ++k) {
+      float a[VEC_TM], b[VEC_TN];
+      const float4* a4 = reinterpret_cast<const float4*>(&As[k][thread_row * VEC_TM]);
+      const float4* b4 = reinterpret_cast<const float4*>(&Bs[k][thread_col * VEC_TN]);
+      for (int q = 0; q < VEC_TM / 4; ++q) {
+        const float4 va = a4[q], vb = b4[q];
+        a[4 * q] = va.x, a[4 * q + 1] = va.y, a[4 * q + 2] = va.z, a[4 * q + 3] = va.w;
+        b[4 * q] = vb.x, b[4 * q + 1] = vb.y, b[4 * q + 2] = vb.z, b[4 * q + 3] = vb.w;
+      }
+#pragma unroll
+      for (int i = 0; i < VEC_TM; ++i)
+#pragma unroll
+        for (int j = 0; j < VEC_TN; ++j) accumulator[i][j] += a[i] * b[j];
+    }
+    __syncthreads();
+  }
+  const bool c_vector = (N % 4 == 0) && ((unsigned long long)C % 16 == 0);
+  for (int i = 0; i < VEC_TM; ++i) {
+    const int row = row0 + thread_row * VEC_TM + i;
+    if (row >= M) continue;
+    for (int j = 0; j < VEC_TN; j += 4) {
+      const int col = col0 + thread_col * VEC_TN + j;
+      float* at = C + (long long)row * N + col;
+      if (c_vector && col + 3 < N) {
+        float4 v = make_float4(alpha * accumulator[i][j], alpha * accumulator[i][j + 1],
+                               alpha * accumulator[i][j + 2], alpha * accumulator[i][j + 3]);
+        if (beta != 0.0f) {
+          const float4 old = *reinterpret_cast<const float4*>(at);
+          v.x += beta * old.x, v.y += beta * old.y, v.z += beta * old.z, v.w += beta * old.w;
+        }
+        *reinterpret_cast<float4*>(at) = v;
+      } else {
+        for (int q = 0; q < 4 && col + q < N; ++q)
+          at[q] = alpha * accumulator[i][j + q] + (beta != 0.0f ? beta * at[q] : 0.0f);
+      }
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_vectorized_nn(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_vectorized_body<false, false>(M, N, K, alpha, A, B, beta, C);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_vectorized_tn(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_vectorized_body<true, false>(M, N, K, alpha, A, B, beta, C);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_vectorized_nt(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_vectorized_body<false, true>(M, N, K, alpha, A, B, beta, C);
+}

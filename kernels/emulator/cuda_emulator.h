@@ -9,9 +9,12 @@
 // atomicAdd goes through std::atomic_ref.
 //
 // Supported: __global__, __device__, __forceinline__, __restrict__, __shared__ (static
-// size), threadIdx/blockIdx/blockDim/gridDim, __syncthreads, atomicAdd(float*/int*), the
-// maths of <cmath>, fminf/fmaxf. Not supported: dynamic shared memory, vector
-// types, half, warp shuffles, cooperative groups, textures, <<<>>> in kernel files.
+// size), __align__, threadIdx/blockIdx/blockDim/gridDim, __syncthreads, atomicAdd(float*/int*),
+// the maths of <cmath>, fminf/fmaxf, the vector types float2/float4 with make_float2/4 (the
+// same size and alignment as CUDA's, so reinterpret_cast loads work), __ldg (a plain load
+// here: the read-only cache is a GPU matter), #pragma unroll (ignored). Not supported:
+// dynamic shared memory, half, warp shuffles, cooperative groups, textures, <<<>>> in
+// kernel files.
 #pragma once
 #include <atomic>
 #include <cmath>
@@ -32,6 +35,7 @@ extern thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
 #define __restrict__ __restrict
 #define __shared__ static thread_local
 #define __syncthreads() emulator_barrier(__LINE__)
@@ -50,3 +54,15 @@ inline float __powf(float x, float y) { return std::pow(x, y); }
 inline float __fdividef(float x, float y) { return x / y; }
 using std::fmaxf;
 using std::fminf;
+
+struct alignas(8) float2 {
+  float x, y;
+};
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+static_assert(sizeof(float2) == 8 && sizeof(float4) == 16, "CUDA's vector layouts");
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+template <typename T>
+inline T __ldg(const T* address) { return *address; }

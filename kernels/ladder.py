@@ -1,0 +1,177 @@
+"""Run a kernel family's ladder: every version, validated against the NumPy reference and
+timed, in the order its .cu file presents them.
+
+    python -m deepinside.kernels.ladder gemm              # on a GPU: 4096^3, against cuBLAS
+    python -m deepinside.kernels.ladder gemm --emulator   # anywhere: small awkward sizes, correctness only
+
+Each version's output is poisoned with NaN before its launch (beta = 0 must overwrite every
+element), compared with NumPy in float64, and on a GPU timed with CUDA events (median of
+the repeats after a warm-up); the table gives milliseconds, GFLOP/s, the fraction of the
+card's FP32 peak and the ratio to the peer (CuPy's matmul, which is cuBLAS; cuBLAS does not
+use TF32 for float32 unless CUPY_TF32 asks it to). On the emulator the time column is the
+emulator's and means nothing for a GPU. Exits 1 if any version is wrong.
+"""
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+# FP32 peaks (no tensor cores) of the cards this project is measured on, SXM parts.
+FP32_PEAK_TFLOPS = {"H100": 67.0, "H200": 67.0, "A100": 19.5}
+
+
+@dataclass(frozen=True)
+class Rung:
+    name: str  # the kernel (or the first of its specialisations)
+    idea: str
+    launch: Callable  # (device, a, b, c, transpose_a, transpose_b) -> None
+    transposes: tuple = ((False, False),)  # the (transpose_a, transpose_b) cases it handles
+
+
+def _grid(device, n, m, tile_n, tile_m):
+    return (-(-n // device.define(tile_n)), -(-m // device.define(tile_m)))
+
+
+def _plain(kernel, tile_n, tile_m):
+    """Launch of a v2-v4 style kernel: row-major A (M, K), B (K, N), a block per tile of C."""
+    def launch(device, a, b, c, transpose_a, transpose_b):
+        (m, k), n = a.shape, b.shape[1]
+        device.launch(kernel, _grid(device, n, m, tile_n, tile_m), m, n, k, 1.0, a, b, 0.0, c)
+    return launch
+
+
+def _naive(device, a, b, c, transpose_a, transpose_b):
+    m, n, k = c.shape[0], c.shape[1], (a.shape[0] if transpose_a else a.shape[1])
+    device.launcher.launch("sgemm_naive", (-(-n // 16), -(-m // 16)), (16, 16), m, n, k, 1.0, a, int(transpose_a),
+                           b, int(transpose_b), 0.0, c)
+
+
+def _tiled(device, a, b, c, transpose_a, transpose_b):
+    m, n, k = c.shape[0], c.shape[1], (a.shape[0] if transpose_a else a.shape[1])
+    device.launch("sgemm_tiled", _grid(device, n, m, "GEMM_BN", "GEMM_BM"), m, n, k, 1.0, a, int(transpose_a), b,
+                  int(transpose_b), 0.0, c)
+
+
+def _vectorized(device, a, b, c, transpose_a, transpose_b):
+    from .gemm import gemm_product_device
+    gemm_product_device(device, a, b, transpose_a, transpose_b, out=c)
+
+
+GEMM_LADDER = [
+    Rung("sgemm_naive", "one thread per element, all from global memory", _naive,
+         ((False, False), (True, False), (False, True))),
+    Rung("sgemm_coalesced", "a warp takes consecutive columns: coalesced B and C", _plain("sgemm_coalesced", "COALESCED_TILE", "COALESCED_TILE")),
+    Rung("sgemm_shared", "32x32 tiles staged in shared memory", _plain("sgemm_shared", "SHARED_TILE", "SHARED_TILE")),
+    Rung("sgemm_blocktile_1d", "8 results a thread in a column (64x64 tiles)", _plain("sgemm_blocktile_1d", "BLOCKTILE_BN", "BLOCKTILE_BM")),
+    Rung("sgemm_tiled", "8x8 results a thread (128x128 tiles), runtime transposes", _tiled,
+         ((False, False), (True, False), (False, True))),
+    Rung("sgemm_vectorized", "float4 loads and stores, A tile transposed, transposes as templates "
+         "(the engine's)", _vectorized, ((False, False), (True, False), (False, True))),
+]
+LADDERS = {"gemm": GEMM_LADDER}
+
+
+def gemm_operands(rng, m, n, k, transpose_a, transpose_b):
+    a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
+    return a, b, (a.T if transpose_a else a).astype(np.float64) @ (b.T if transpose_b else b).astype(np.float64)
+
+
+def run_gemm(device, sizes, repeats, timer, peer=None):
+    """Rows of the table: every rung on every (m, n, k) and transpose case it handles."""
+    xp, rng, rows = device.xp, np.random.default_rng(0), []
+    for m, n, k in sizes:
+        for rung in GEMM_LADDER:
+            for transpose_a, transpose_b in rung.transposes:
+                a, b, expected = gemm_operands(rng, m, n, k, transpose_a, transpose_b)
+                a_d, b_d = xp.asarray(a), xp.asarray(b)
+                c = xp.full((m, n), np.nan, np.float32)
+                rung.launch(device, a_d, b_d, c, transpose_a, transpose_b)
+                result = c.get() if hasattr(c, "get") else c
+                error = float(np.abs(result - expected).max() / max(np.abs(expected).max(), 1e-30))
+                seconds = timer(lambda: rung.launch(device, a_d, b_d, c, transpose_a, transpose_b), repeats)
+                row = {"version": rung.name, "idea": rung.idea, "shape": f"{m}x{n}x{k}",
+                       "case": f"{'T' if transpose_a else 'N'}{'T' if transpose_b else 'N'}",
+                       "ok": bool(np.isfinite(result).all() and error < 1e-4), "error": error, "ms": seconds * 1e3,
+                       "gflops": 2.0 * m * n * k / seconds / 1e9}
+                if peer is not None:
+                    peer_seconds = timer(lambda: peer(a_d, b_d, transpose_a, transpose_b), repeats)
+                    row["peer_ms"] = peer_seconds * 1e3
+                    row["ratio_to_peer"] = peer_seconds / seconds
+                rows.append(row)
+    return rows
+
+
+def table(rows, peak=None):
+    lines = ["| version | case | shape | ok | max rel. error | ms | GFLOP/s | of FP32 peak | peer ms | ours / peer speed |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        fraction = f"{r['gflops'] / 1e3 / peak:.2f}" if peak else ""
+        peer = f"{r['peer_ms']:.3f} | {r['ratio_to_peer']:.2f}" if "peer_ms" in r else " | "
+        lines.append(f"| {r['version']} | {r['case']} | {r['shape']} | {'yes' if r['ok'] else 'NO'} | {r['error']:.1e} "
+                     f"| {r['ms']:.3f} | {r['gflops']:.1f} | {fraction} | {peer} |")
+    return "\n".join(lines)
+
+
+def wall_clock(function, repeats):
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _cuda_events(cupy):
+    def timer(function, repeats):
+        function()
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        times = []
+        for _ in range(repeats):
+            start.record()
+            function()
+            stop.record()
+            stop.synchronize()
+            times.append(cupy.cuda.get_elapsed_time(start, stop) / 1e3)
+        return statistics.median(times)
+    return timer
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m deepinside.kernels.ladder", description=__doc__.split("\n\n")[0])
+    parser.add_argument("family", choices=sorted(LADDERS))
+    parser.add_argument("--emulator", action="store_true", help="run on the CPU emulator at small sizes")
+    parser.add_argument("--size", type=int, default=4096, help="M = N = K on a GPU (default 4096)")
+    parser.add_argument("--repeats", type=int, default=10)
+    arguments = parser.parse_args(argv)
+
+    from .family import Device
+    from .launch import CudaLauncher, EmulatorLauncher
+
+    if arguments.emulator:
+        device, peak, peer = Device(EmulatorLauncher()), None, None
+        # Sizes that are not multiples of any tile; the last all multiples of 4 (the float4 paths).
+        sizes, repeats, timer = [(67, 45, 33), (130, 129, 20), (132, 68, 44)], 1, wall_clock
+        print("emulator: correctness only; times are the CPU emulator's")
+    else:
+        launcher = CudaLauncher()
+        cupy = launcher.cupy
+        device = Device(launcher)
+        name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+        peak = next((v for key, v in FP32_PEAK_TFLOPS.items() if key in name), None)
+        size = arguments.size
+        sizes, repeats, timer = [(size, size, size)], arguments.repeats, _cuda_events(cupy)
+        peer = lambda a, b, ta, tb: cupy.matmul(a.T if ta else a, b.T if tb else b)  # noqa: E731 - cuBLAS
+        print(f"{name}: FP32 peak {peak} TFLOP/s; peer: cuBLAS through cupy.matmul")
+    rows = run_gemm(device, sizes, repeats, timer, peer)
+    print(table(rows, peak))
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

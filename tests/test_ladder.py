@@ -1,0 +1,68 @@
+"""The kernel ladders (kernels/ladder.py) on the emulator: every version of every family
+against NumPy, on sizes that are not multiples of any tile and on sizes where the float4
+paths run; and the emulator's support for what the fast versions use."""
+import numpy as np
+import pytest
+
+from deepinside.kernels import ladder
+from deepinside.kernels.family import Device
+from deepinside.kernels.launch import EmulatorLauncher
+
+SIZES = [(67, 45, 33), (132, 68, 44)]
+
+
+@pytest.fixture(scope="module")
+def device():
+    return Device(EmulatorLauncher())
+
+
+def test_every_gemm_version_matches_numpy_in_every_case_it_handles(device):
+    rows = ladder.run_gemm(device, SIZES, 1, ladder.wall_clock)
+    assert {r["version"] for r in rows} == {rung.name for rung in ladder.GEMM_LADDER}
+    assert len(rows) == len(SIZES) * sum(len(rung.transposes) for rung in ladder.GEMM_LADDER)
+    assert [r for r in rows if not r["ok"]] == []
+    assert "| sgemm_vectorized | TN | 132x68x44 | yes |" in ladder.table(rows)
+
+
+def test_the_ladder_catches_a_version_that_leaves_elements_unwritten(device, monkeypatch):
+    def half_written(device, a, b, c, transpose_a, transpose_b):
+        c[: c.shape[0] // 2] = (a @ b)[: c.shape[0] // 2]
+    monkeypatch.setattr(ladder, "GEMM_LADDER", [ladder.Rung("broken", "writes half of C", half_written)])
+    rows = ladder.run_gemm(device, SIZES[:1], 1, ladder.wall_clock)
+    assert [r["ok"] for r in rows] == [False]
+    assert ladder.main(["gemm", "--emulator"]) == 1
+
+
+def test_the_command_runs_the_gemm_ladder_on_the_emulator(capsys):
+    assert ladder.main(["gemm", "--emulator"]) == 0
+    output = capsys.readouterr().out
+    assert output.count("| yes |") == 3 * sum(len(rung.transposes) for rung in ladder.GEMM_LADDER)
+
+
+VECTOR_KERNEL = r'''
+extern "C" __global__ void gather4(const float* __restrict__ x, float* __restrict__ y, int n4) {
+  __shared__ __align__(16) float staged[4 * 32];
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  if (i < n4) v = __ldg(reinterpret_cast<const float4*>(x) + i);
+  *reinterpret_cast<float4*>(&staged[4 * threadIdx.x]) = v;
+  __syncthreads();
+  float total = 0.0f;
+#pragma unroll
+  for (int q = 0; q < 4; ++q) total += staged[4 * threadIdx.x + q];
+  const float2 pair = make_float2(total, v.w);
+  if (i < n4) { y[2 * i] = pair.x; y[2 * i + 1] = pair.y; }
+}
+'''
+
+
+def test_the_emulator_runs_vector_loads_ldg_aligned_shared_memory_and_unroll_pragmas(tmp_path, monkeypatch):
+    from deepinside.kernels import launch
+    (tmp_path / "vector.cu").write_text(VECTOR_KERNEL)
+    monkeypatch.setattr(launch, "sources", lambda: [str(tmp_path / "vector.cu")])
+    monkeypatch.setenv("DEEPINSIDE_CACHE", str(tmp_path / "cache"))
+    x = np.random.default_rng(0).standard_normal(4 * 37).astype(np.float32)
+    y = np.full(2 * 37, np.nan, np.float32)
+    EmulatorLauncher(workers=1).launch("gather4", 2, 32, x, y, 37)
+    groups = x.reshape(37, 4)
+    assert np.allclose(y[0::2], groups.sum(axis=1), atol=1e-6) and np.array_equal(y[1::2], groups[:, 3])
