@@ -18,10 +18,12 @@ timeout 240 python -m pytest -m gpu tests/test_cuda_kernels.py -q -rs -p no:cach
 tests=$?
 timeout 300 python bench/gpu_kernels.py "$out" > "$out/gpu_kernels.log" 2>&1
 bench=$?
-timeout 120 python -m deepinside.kernels.ladder gemm > "$out/ladder_gemm.md" 2>&1
-ladder=$?
-cat "$out/ladder_gemm.md"
+ladder=0
+for family in gemm conv_forward conv_backward_data conv_backward_weights; do
+  timeout 120 python -m deepinside.kernels.ladder "$family" > "$out/ladder_$family.md" 2>&1 || ladder=1
+  cat "$out/ladder_$family.md"
+done
 tail -n 3 "$out/gpu_tests.txt"
 cat "$out/gpu_kernels.md" 2>/dev/null || tail -n 30 "$out/gpu_kernels.log"
-echo "gpu tests exit $tests, benchmarks exit $bench, gemm ladder exit $ladder"
+echo "gpu tests exit $tests, benchmarks exit $bench, ladders exit $ladder"
 [ "$tests" = 0 ] && [ "$bench" = 0 ] && [ "$ladder" = 0 ]

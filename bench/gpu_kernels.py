@@ -23,7 +23,8 @@ import time
 
 import numpy as np
 
-FP32_PEAK_TFLOPS = {"H100": 67.0, "H200": 67.0, "A100": 19.5}  # plain FP32 (no TF32), SXM parts
+from deepinside.kernels.ladder import FP32_PEAK_TFLOPS
+
 
 VGG16_CONVS = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56), (256, 256, 56),
                (256, 256, 56), (256, 512, 28), (512, 512, 28), (512, 512, 28), (512, 512, 14), (512, 512, 14),
@@ -68,15 +69,8 @@ def main(argv=None):
         scale = 16  # channels / 16, images / 16 in size: shapes small enough for the CPU
         batches, repeats = (1, 2), 1
     else:
-        import torch
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-        # PyTorch >= 2.9 also reads these; on an H200 with torch 2.11 the two flags above
-        # alone left cuDNN above the FP32 peak (TF32 tensor cores), see bench/README.md.
-        for backend in (getattr(torch.backends.cuda, "matmul", None), getattr(torch.backends.cudnn, "conv", None)):
-            if backend is not None and hasattr(backend, "fp32_precision"):
-                backend.fp32_precision = "ieee"
-        torch.backends.cudnn.benchmark = True
+        from deepinside.kernels.ladder import honest_torch
+        torch = honest_torch()
         launcher = CudaLauncher()
         device_name = torch.cuda.get_device_name()
         peak = next((v for k, v in FP32_PEAK_TFLOPS.items() if k in device_name), None)

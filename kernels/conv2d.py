@@ -258,13 +258,32 @@ def _direct(device, kernel, g, *operands_then_output, flags=()):
     return output
 
 
+def _implicit(device, kernel, g):
+    """The implicit-GEMM kernel for this geometry: its 3x3 stride-1 specialisation where it
+    applies (conv2d.cu compiles that case with constant sizes)."""
+    return f"{kernel}_3x3s1" if g.k == 3 and g.stride == 1 else kernel
+
+
+def _shape(g):
+    return (g.n, g.c, g.h, g.w, g.o, g.k, g.stride, g.padding, g.hout, g.wout)
+
+
+def _tiles(device, rows, columns):
+    """The grid of implicit_gemm: a block per IG_BM x IG_BN tile of a rows x columns result."""
+    return (-(-columns // device.define("IG_BN")), -(-rows // device.define("IG_BM")))
+
+
 def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0):
     x, weight = device.float32("x", x, 4), device.float32("weight", weight, 4)
     g = _device_geometry(x.shape, weight.shape, stride, padding)
     has_bias = bias is not None
     bias = device.float32("bias", bias, 1) if has_bias else device.empty((1,))
     y = device.empty((g.n, g.o, g.hout, g.wout))
-    if device.direct_convolution:
+    if device.convolution == "implicit":
+        device.launch(_implicit(device, "conv2d_forward_implicit", g), _tiles(device, g.o, g.n * g.hout * g.wout),
+                      x, weight, bias, y, *_shape(g), int(has_bias))
+        return y
+    if device.convolution == "direct":
         return _direct(device, "conv2d_forward_direct", g, x, weight, bias, y, flags=(int(has_bias),))
     matrix = weight.reshape(g.o, -1)
     for n0, nb in g.chunks():
@@ -280,7 +299,11 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
     expected = (g.n, g.o, g.hout, g.wout)
     expect(grad_y.shape == expected, f"conv2d: grad_y has shape {grad_y.shape}, expected {expected}")
     grad_x = device.empty(tuple(x_shape))
-    if device.direct_convolution:
+    if device.convolution == "implicit":
+        device.launch(_implicit(device, "conv2d_backward_data_implicit", g), _tiles(device, g.c, g.n * g.h * g.w),
+                      grad_y, weight, grad_x, *_shape(g))
+        return grad_x
+    if device.convolution == "direct":
         return _direct(device, "conv2d_backward_data_direct", g, grad_y, weight, grad_x)
     matrix = weight.reshape(g.o, -1)
     for n0, nb in g.chunks():
@@ -294,12 +317,34 @@ def conv2d_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1,
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
     g = _device_geometry(x.shape, w_shape, stride, padding)
     grad_w = device.empty(tuple(w_shape))
-    if device.direct_convolution:
+    if device.convolution == "implicit":
+        return _backward_weights_split_k(device, grad_y, x, grad_w, g)
+    if device.convolution == "direct":
         return _direct(device, "conv2d_backward_weights_direct", g, grad_y, x, grad_w)
     matrix = grad_w.reshape(g.o, -1)
     for n0, nb in g.chunks():
         gemm_product_device(device, _output_columns(device, grad_y, g, n0, nb), _input_columns(device, x, g, n0, nb),
                             transpose_b=True, out=matrix, beta=0.0 if n0 == 0 else 1.0)
+    return grad_w
+
+
+# Enough blocks to fill a large GPU twice over (an H100 has 132 SMs): the N Hout Wout
+# reduction of the weight gradient is split until the tiles times the slices reach this.
+SPLIT_K_TARGET_BLOCKS = 264
+
+
+def _backward_weights_split_k(device, grad_y, x, grad_w, g):
+    """Split-K: slice z of the N Hout Wout reduction into partial[z], then a fixed-order sum."""
+    columns, reduction, depth = g.c * g.k * g.k, g.n * g.hout * g.wout, device.define("IG_BK")
+    grid = _tiles(device, g.o, columns)
+    splits = max(1, min(-(-SPLIT_K_TARGET_BLOCKS // (grid[0] * grid[1])), -(-reduction // depth)))
+    slice_length = -(-(-(-reduction // splits)) // depth) * depth  # a whole number of K slices
+    splits = -(-reduction // slice_length)
+    partial = grad_w if splits == 1 else device.empty((splits,) + tuple(grad_w.shape))
+    device.launch(_implicit(device, "conv2d_backward_weights_splitk", g), grid + (splits,), grad_y, x, partial,
+                  *_shape(g), slice_length)
+    if splits > 1:
+        device.elementwise("conv2d_sum_splits", grad_w.size, partial, grad_w, grad_w.size, splits)
     return grad_w
 
 

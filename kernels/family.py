@@ -45,17 +45,23 @@ class OpFamily:
         return SimpleNamespace(**{op: functools.partial(function, device) for op, function in self.device.items()})
 
 
+CONVOLUTIONS = ("implicit", "im2col", "direct")
+
+
 class Device:
     """What the families' CUDA launch code shares, over a launcher (kernels/launch.py):
     allocation, argument checks, launch geometry and the constants of the .cu files.
 
-    direct_convolution=True selects the plain convolution kernels kept for reading
-    instead of im2col + the tiled SGEMM."""
+    convolution: which rung of conv2d.cu's ladder the convolutions run: "implicit" (implicit
+    GEMM, split-K for the weight gradient: the engine's), "im2col" (a column buffer and the
+    SGEMM) or "direct" (one thread per output, kept for reading)."""
 
-    def __init__(self, launcher, direct_convolution=False):
+    def __init__(self, launcher, convolution="implicit"):
+        if convolution not in CONVOLUTIONS:
+            raise ValueError(f"unknown convolution {convolution!r}: expected one of {', '.join(CONVOLUTIONS)}")
         self.launcher = launcher
         self.xp = launcher.xp
-        self.direct_convolution = direct_convolution
+        self.convolution = convolution
 
     @property
     def name(self):

@@ -3,6 +3,8 @@ timed, in the order its .cu file presents them.
 
     python -m deepinside.kernels.ladder gemm              # on a GPU: 4096^3, against cuBLAS
     python -m deepinside.kernels.ladder gemm --emulator   # anywhere: small awkward sizes, correctness only
+    python -m deepinside.kernels.ladder conv_forward      # also conv_backward_data, conv_backward_weights:
+                                                          # direct, im2col + SGEMM, implicit GEMM; peer cuDNN
 
 Each version's output is poisoned with NaN before its launch (beta = 0 must overwrite every
 element), compared with NumPy in float64, and on a GPU timed with CUDA events (median of
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+from .family import CONVOLUTIONS, Device
 
 # FP32 peaks (no tensor cores) of the cards this project is measured on, SXM parts.
 FP32_PEAK_TFLOPS = {"H100": 67.0, "H200": 67.0, "A100": 19.5}
@@ -72,7 +76,59 @@ GEMM_LADDER = [
     Rung("sgemm_vectorized", "float4 loads and stores, A tile transposed, transposes as templates "
          "(the engine's)", _vectorized, ((False, False), (True, False), (False, True))),
 ]
-LADDERS = {"gemm": GEMM_LADDER}
+CONV_DIRECTIONS = ("conv_forward", "conv_backward_data", "conv_backward_weights")
+LADDERS = {"gemm": GEMM_LADDER, **{direction: CONVOLUTIONS[::-1] for direction in CONV_DIRECTIONS}}
+
+
+class PoisonedDevice(Device):
+    """Fills every output with NaN (or -1) before a kernel runs: an element a version
+    forgets to write fails its validation."""
+
+    def empty(self, shape, dtype=np.float32):
+        array = super().empty(shape, dtype)
+        array.fill(np.nan if np.dtype(dtype).kind == "f" else -1)
+        return array
+
+
+def run_conv(direction, launcher, shapes, repeats, timer, peer=None):
+    """Rows: every convolution rung (direct, im2col, implicit) in one direction on each
+    shape (n, c, h, w, o, k, stride, padding), against the NumPy path in float64."""
+    from . import bind, conv2d as reference
+
+    xp, rng, rows = launcher.xp, np.random.default_rng(0), []
+    for n, c, h, w, o, k, stride, padding in shapes:
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        weight = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+        out = reference.conv2d_output_size(h, k, stride, padding), reference.conv2d_output_size(w, k, stride, padding)
+        grad_y = rng.standard_normal((n, o) + out).astype(np.float32)
+        operands = {"conv_forward": ((x, weight), lambda ops, a, b: ops.forward(a, b, None, stride, padding),
+                                     reference.conv2d_forward(x.astype(np.float64), weight.astype(np.float64), None,
+                                                              stride, padding)),
+                    "conv_backward_data": ((grad_y, weight), lambda ops, a, b: ops.backward_data(
+                        a, b, x.shape, stride, padding), reference.conv2d_backward_data(
+                        grad_y.astype(np.float64), weight.astype(np.float64), x.shape, stride, padding)),
+                    "conv_backward_weights": ((grad_y, x), lambda ops, a, b: ops.backward_weights(
+                        a, b, weight.shape, stride, padding), reference.conv2d_backward_weights(
+                        grad_y.astype(np.float64), x.astype(np.float64), weight.shape, stride, padding))}
+        (a, b), call, expected = operands[direction]
+        a_d, b_d = xp.asarray(a), xp.asarray(b)
+        flops = 2.0 * n * o * c * k * k * out[0] * out[1]
+        peer_seconds = timer(lambda: peer(direction, a_d, b_d, x.shape, weight.shape, stride, padding), repeats) \
+            if peer else None
+        for convolution in LADDERS[direction]:
+            ops = bind(PoisonedDevice(launcher, convolution)).conv2d
+            result = call(ops, a_d, b_d)
+            result = result.get() if hasattr(result, "get") else result
+            error = float(np.abs(result - expected).max() / max(np.abs(expected).max(), 1e-30))
+            seconds = timer(lambda: call(ops, a_d, b_d), repeats)
+            row = {"version": convolution, "case": direction, "shape": f"N{n} C{c} {h}x{w} O{o} k{k} s{stride} p{padding}",
+                   "ok": bool(np.isfinite(result).all() and error < 1e-4), "error": error, "ms": seconds * 1e3,
+                   "gflops": flops / seconds / 1e9}
+            if peer_seconds:
+                row.update(peer_ms=peer_seconds * 1e3, peer_gflops=flops / peer_seconds / 1e9,
+                           ratio_to_peer=peer_seconds / seconds)
+            rows.append(row)
+    return rows
 
 
 def gemm_operands(rng, m, n, k, transpose_a, transpose_b):
@@ -100,18 +156,22 @@ def run_gemm(device, sizes, repeats, timer, peer=None):
                        "gflops": 2.0 * m * n * k / seconds / 1e9}
                 if peer is not None:
                     peer_seconds = timer(lambda: peer(a_d, b_d, transpose_a, transpose_b), repeats)
-                    row["peer_ms"] = peer_seconds * 1e3
-                    row["ratio_to_peer"] = peer_seconds / seconds
+                    row.update(peer_ms=peer_seconds * 1e3, peer_gflops=2.0 * m * n * k / peer_seconds / 1e9,
+                               ratio_to_peer=peer_seconds / seconds)
                 rows.append(row)
     return rows
 
 
 def table(rows, peak=None):
+    """The rows as markdown. A peer faster than the card's FP32 peak is not computing in
+    FP32 (TF32 tensor cores): it is reported as such and no ratio is given against it."""
     lines = ["| version | case | shape | ok | max rel. error | ms | GFLOP/s | of FP32 peak | peer ms | ours / peer speed |",
              "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         fraction = f"{r['gflops'] / 1e3 / peak:.2f}" if peak else ""
         peer = f"{r['peer_ms']:.3f} | {r['ratio_to_peer']:.2f}" if "peer_ms" in r else " | "
+        if "peer_ms" in r and peak and r["peer_gflops"] / 1e3 > peak:
+            peer = f"{r['peer_ms']:.3f} | peer above the FP32 peak: not an FP32 peer, not used"
         lines.append(f"| {r['version']} | {r['case']} | {r['shape']} | {'yes' if r['ok'] else 'NO'} | {r['error']:.1e} "
                      f"| {r['ms']:.3f} | {r['gflops']:.1f} | {fraction} | {peer} |")
     return "\n".join(lines)
@@ -142,6 +202,42 @@ def _cuda_events(cupy):
     return timer
 
 
+def honest_torch():
+    """PyTorch on the GPU in true FP32: TF32 off for matmul and cuDNN, through the flags of
+    every version that has them (cuDNN ran TF32 with allow_tf32 = False alone on PyTorch
+    2.11, see bench/README.md)."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    for switches in (getattr(torch.backends.cuda, "matmul", None), getattr(torch.backends.cudnn, "conv", None)):
+        if switches is not None and hasattr(switches, "fp32_precision"):
+            switches.fp32_precision = "ieee"
+    torch.backends.cudnn.benchmark = True
+    return torch
+
+
+def torch_convolution(torch):
+    """cuDNN through PyTorch, on our CuPy arrays (shared through the CUDA array interface)."""
+    functional = torch.nn.functional
+
+    def peer(direction, a, b, x_shape, w_shape, stride, padding):
+        a, b = torch.as_tensor(a, device="cuda"), torch.as_tensor(b, device="cuda")
+        if direction == "conv_forward":
+            return functional.conv2d(a, b, None, stride, padding)
+        if direction == "conv_backward_data":
+            return torch.nn.grad.conv2d_input(x_shape, b, a, stride, padding)
+        return torch.nn.grad.conv2d_weight(b, w_shape, a, stride, padding)
+    return peer
+
+
+# Convolution shapes (n, c, h, w, o, k, stride, padding): VGG-16's first, a middle and a late
+# layer on a GPU (batch 16 keeps the direct versions within the script's minutes); on the
+# emulator, shapes with more than one tile and with split-K slices.
+GPU_CONVOLUTIONS = [(16, 64, 224, 224, 64, 3, 1, 1), (16, 256, 56, 56, 256, 3, 1, 1), (16, 512, 14, 14, 512, 3, 1, 1)]
+EMULATOR_CONVOLUTIONS = [(2, 3, 12, 11, 130, 3, 1, 1), (3, 5, 9, 7, 6, 5, 2, 2)]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m deepinside.kernels.ladder", description=__doc__.split("\n\n")[0])
     parser.add_argument("family", choices=sorted(LADDERS))
@@ -150,25 +246,34 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=10)
     arguments = parser.parse_args(argv)
 
-    from .family import Device
+    import numpy as np
+
     from .launch import CudaLauncher, EmulatorLauncher
 
+    gemm = arguments.family == "gemm"
     if arguments.emulator:
-        device, peak, peer = Device(EmulatorLauncher()), None, None
+        launcher, peak, peer = EmulatorLauncher(), None, None
         # Sizes that are not multiples of any tile; the last all multiples of 4 (the float4 paths).
-        sizes, repeats, timer = [(67, 45, 33), (130, 129, 20), (132, 68, 44)], 1, wall_clock
+        sizes = [(67, 45, 33), (130, 129, 20), (132, 68, 44)] if gemm else EMULATOR_CONVOLUTIONS
+        repeats, timer = 1, wall_clock
         print("emulator: correctness only; times are the CPU emulator's")
     else:
         launcher = CudaLauncher()
         cupy = launcher.cupy
-        device = Device(launcher)
         name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
         peak = next((v for key, v in FP32_PEAK_TFLOPS.items() if key in name), None)
         size = arguments.size
-        sizes, repeats, timer = [(size, size, size)], arguments.repeats, _cuda_events(cupy)
-        peer = lambda a, b, ta, tb: cupy.matmul(a.T if ta else a, b.T if tb else b)  # noqa: E731 - cuBLAS
-        print(f"{name}: FP32 peak {peak} TFLOP/s; peer: cuBLAS through cupy.matmul")
-    rows = run_gemm(device, sizes, repeats, timer, peer)
+        sizes = [(size, size, size)] if gemm else GPU_CONVOLUTIONS
+        repeats, timer = arguments.repeats, _cuda_events(cupy)
+        if gemm:
+            peer = lambda a, b, ta, tb: cupy.matmul(a.T if ta else a, b.T if tb else b)  # noqa: E731 - cuBLAS
+        else:
+            peer = torch_convolution(honest_torch())
+        print(f"{name}: FP32 peak {peak} TFLOP/s; peer: {'cuBLAS (cupy.matmul)' if gemm else 'cuDNN (PyTorch, IEEE FP32)'}")
+    if gemm:
+        rows = run_gemm(Device(launcher), sizes, repeats, timer, peer)
+    else:
+        rows = run_conv(arguments.family, launcher, sizes, repeats, timer, peer)
     print(table(rows, peak))
     return 0 if all(r["ok"] for r in rows) else 1
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from deepinside import engine
+from deepinside.kernels.ladder import PoisonedDevice
 import deepinside.kernels as K
 from helpers import distinct_values, relative_error
 from deepinside.kernels.launch import KERNEL_DIR, CudaLauncher, EmulatorLauncher, KernelError, cuda_available
@@ -26,18 +27,8 @@ def launcher_for(name):
     return _launchers[name]
 
 
-class PoisonedDevice(K.Device):
-    """Fills every output with NaN (or -1) before the kernel runs: an element a kernel
-    forgets to write fails the comparison."""
-
-    def empty(self, shape, dtype=np.float32):
-        array = super().empty(shape, dtype)
-        array.fill(np.nan if np.dtype(dtype).kind == "f" else -1)
-        return array
-
-
-def ops_on(launcher, direct_convolution=False):
-    return K.bind(PoisonedDevice(launcher, direct_convolution))
+def ops_on(launcher, convolution="implicit"):
+    return K.bind(PoisonedDevice(launcher, convolution))
 
 
 @pytest.fixture(params=["emulator", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -45,9 +36,9 @@ def launcher(request):
     return launcher_for(request.param)
 
 
-@pytest.fixture(params=[False, True], ids=["im2col-sgemm", "direct"])
+@pytest.fixture(params=["implicit", "im2col", "direct"])
 def ops(launcher, request):
-    return ops_on(launcher, direct_convolution=request.param)
+    return ops_on(launcher, convolution=request.param)
 
 
 def host(array):
@@ -82,7 +73,9 @@ def test_sgemm_naive_and_accumulation(launcher, rng):
 
 
 CONV_CASES = [(1, 3, 7, 6, 4, 3, 1, 1), (3, 2, 9, 7, 5, 5, 2, 2), (1, 3, 23, 19, 6, 11, 4, 0),
-              (3, 4, 6, 6, 3, 1, 1, 0), (1, 2, 10, 8, 3, 3, 3, 2)]
+              (3, 4, 6, 6, 3, 1, 1, 0), (1, 2, 10, 8, 3, 3, 3, 2),
+              # more than one 128 x 128 tile of the implicit GEMMs' results, in rows and columns
+              (2, 3, 12, 11, 130, 3, 1, 1), (1, 131, 5, 4, 2, 3, 2, 1)]
 
 
 @pytest.mark.parametrize("n, c, h, w, o, k, stride, padding", CONV_CASES)
@@ -107,7 +100,7 @@ def test_conv2d_in_chunks_of_images(launcher, rng, monkeypatch):
     """A column buffer smaller than the batch: the fast path runs image chunks."""
     from deepinside.kernels import conv2d
     monkeypatch.setattr(conv2d, "COLUMN_BUFFER_FLOATS", 3 * 9 * 36 * 2)
-    ops = ops_on(launcher)
+    ops = ops_on(launcher, "im2col")
     x = rng.standard_normal((5, 3, 6, 6)).astype(np.float32)
     weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     grad_y = rng.standard_normal((5, 4, 6, 6)).astype(np.float32)

@@ -33,6 +33,13 @@ def test_the_ladder_catches_a_version_that_leaves_elements_unwritten(device, mon
     assert ladder.main(["gemm", "--emulator"]) == 1
 
 
+@pytest.mark.parametrize("direction", ladder.CONV_DIRECTIONS)
+def test_every_convolution_version_matches_numpy(direction):
+    rows = ladder.run_conv(direction, EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS, 1, ladder.wall_clock)
+    assert [r["version"] for r in rows] == ["direct", "im2col", "implicit"] * len(ladder.EMULATOR_CONVOLUTIONS)
+    assert [r for r in rows if not r["ok"]] == []
+
+
 def test_the_command_runs_the_gemm_ladder_on_the_emulator(capsys):
     assert ladder.main(["gemm", "--emulator"]) == 0
     output = capsys.readouterr().out
@@ -66,3 +73,11 @@ def test_the_emulator_runs_vector_loads_ldg_aligned_shared_memory_and_unroll_pra
     EmulatorLauncher(workers=1).launch("gather4", 2, 32, x, y, 37)
     groups = x.reshape(37, 4)
     assert np.allclose(y[0::2], groups.sum(axis=1), atol=1e-6) and np.array_equal(y[1::2], groups[:, 3])
+
+
+def test_a_peer_above_the_fp32_peak_is_reported_and_not_compared():
+    row = {"version": "v", "case": "NN", "shape": "4096x4096x4096", "ok": True, "error": 0.0, "ms": 2.0,
+           "gflops": 50e3, "peer_ms": 1.0, "ratio_to_peer": 0.5}
+    honest, tf32 = dict(row, peer_gflops=60e3), dict(row, peer_gflops=100e3)
+    assert "| 1.000 | 0.50 |" in ladder.table([honest], peak=67.0)
+    assert "peer above the FP32 peak: not an FP32 peer, not used" in ladder.table([tf32], peak=67.0)
