@@ -112,7 +112,10 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2) sgemm_tiled(int M,
 //                         thread owning an 8 x 8 block of C (vector stores); the transposes
 //                         the engine needs are template specialisations, not runtime flags.
 //                         Should approach the FP32 peak's compute bound for large products.
-// Cost of every version: 2 M N K FLOPs.
+//   v7 sgemm_warptile_*   the block tile split between warps first, then lanes (below).
+//   v8 sgemm_pipelined_*  v7 with double-buffered shared memory: the next slice's loads in
+//                         flight while this one is multiplied (below).
+// Cost of every version: 2 M N K FLOPs. The engine uses gemm.py's ENGINE_SGEMM rung.
 
 // ---- v2 -------------------------------------------------------------------------------
 #define COALESCED_TILE 32
@@ -223,47 +226,75 @@ __device__ __forceinline__ float4 load4(const float* __restrict__ matrix, int ro
                      c + 3 < cols ? at[3] : 0.0f);
 }
 
+// One slice of the staging: this thread's float4 of op(A) and of op(B) for K slice k0,
+// read from global memory (fetch) and then written to shared memory as As[k][m], Bs[k][n]
+// (store). Split in two so that v8 can fetch the next slice while it computes this one.
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ void fetch_slice(const float* __restrict__ A, const float* __restrict__ B, int M, int N,
+                                            int K, int row0, int col0, int k0, bool a_vector, bool b_vector,
+                                            float4& a, float4& b) {
+  const int t = threadIdx.x;
+  if (TRANS_A) a = load4(A, K, M, k0 + t / (VEC_BM / 4), row0 + (t % (VEC_BM / 4)) * 4, a_vector);
+  else a = load4(A, M, K, row0 + t / (VEC_BK / 4), k0 + (t % (VEC_BK / 4)) * 4, a_vector);
+  if (TRANS_B) b = load4(B, N, K, col0 + t / (VEC_BK / 4), k0 + (t % (VEC_BK / 4)) * 4, b_vector);
+  else b = load4(B, K, N, k0 + t / (VEC_BN / 4), col0 + (t % (VEC_BN / 4)) * 4, b_vector);
+}
+
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ void store_slice(float (*As)[VEC_BM], float (*Bs)[VEC_BN], const float4& a, const float4& b) {
+  const int t = threadIdx.x;
+  if (TRANS_A) {  // A^T is contiguous along m: stored as it is
+    *reinterpret_cast<float4*>(&As[t / (VEC_BM / 4)][(t % (VEC_BM / 4)) * 4]) = a;
+  } else {  // A is contiguous along k: transposed into As[k][m]
+    const int m = t / (VEC_BK / 4), k = (t % (VEC_BK / 4)) * 4;
+    As[k][m] = a.x, As[k + 1][m] = a.y, As[k + 2][m] = a.z, As[k + 3][m] = a.w;
+  }
+  if (TRANS_B) {  // B^T is contiguous along k: transposed into Bs[k][n]
+    const int n = t / (VEC_BK / 4), k = (t % (VEC_BK / 4)) * 4;
+    Bs[k][n] = b.x, Bs[k + 1][n] = b.y, Bs[k + 2][n] = b.z, Bs[k + 3][n] = b.w;
+  } else {  // B is contiguous along n: stored as it is
+    *reinterpret_cast<float4*>(&Bs[t / (VEC_BN / 4)][(t % (VEC_BN / 4)) * 4]) = b;
+  }
+}
+
+// C[row, col .. col + 3] = alpha values + beta C, a float4 store where aligned and inside.
+__device__ __forceinline__ void store4(float* __restrict__ C, int M, int N, int row, int col, float alpha, float beta,
+                                       const float* values, bool c_vector) {
+  if (row >= M) return;
+  float* at = C + (long long)row * N + col;
+  if (c_vector && col + 3 < N) {
+    float4 v = make_float4(alpha * values[0], alpha * values[1], alpha * values[2], alpha * values[3]);
+    if (beta != 0.0f) {
+      const float4 old = *reinterpret_cast<const float4*>(at);
+      v.x += beta * old.x, v.y += beta * old.y, v.z += beta * old.z, v.w += beta * old.w;
+    }
+    *reinterpret_cast<float4*>(at) = v;
+  } else {
+    for (int q = 0; q < 4 && col + q < N; ++q) at[q] = alpha * values[q] + (beta != 0.0f ? beta * at[q] : 0.0f);
+  }
+}
+
+__device__ __forceinline__ bool aligned_rows(const void* matrix, int cols) {
+  return cols % 4 == 0 && (unsigned long long)matrix % 16 == 0;
+}
+
 template <bool TRANS_A, bool TRANS_B>
 __device__ __forceinline__ void sgemm_vectorized_body(int M, int N, int K, float alpha, const float* __restrict__ A,
                                                       const float* __restrict__ B, float beta, float* __restrict__ C) {
   __shared__ __align__(16) float As[VEC_BK][VEC_BM];
   __shared__ __align__(16) float Bs[VEC_BK][VEC_BN];
-  const int t = threadIdx.x;
   const int row0 = blockIdx.y * VEC_BM, col0 = blockIdx.x * VEC_BN;
-  const int thread_row = t / (VEC_BN / VEC_TN), thread_col = t % (VEC_BN / VEC_TN);
+  const int thread_row = threadIdx.x / (VEC_BN / VEC_TN), thread_col = threadIdx.x % (VEC_BN / VEC_TN);
   // Stored shapes: A is (M, K), or (K, M) when transposed; B is (K, N), or (N, K).
-  const int a_cols = TRANS_A ? M : K, b_cols = TRANS_B ? K : N;
-  const bool a_vector = (a_cols % 4 == 0) && ((unsigned long long)A % 16 == 0);
-  const bool b_vector = (b_cols % 4 == 0) && ((unsigned long long)B % 16 == 0);
+  const bool a_vector = aligned_rows(A, TRANS_A ? M : K), b_vector = aligned_rows(B, TRANS_B ? K : N);
   float accumulator[VEC_TM][VEC_TN];
   for (int i = 0; i < VEC_TM; ++i)
     for (int j = 0; j < VEC_TN; ++j) accumulator[i][j] = 0.0f;
 
   for (int k0 = 0; k0 < K; k0 += VEC_BK) {
-    if (TRANS_A) {  // A^T tile: rows k0.. of A, columns row0..: contiguous along m, stored as is
-      const int k = t / (VEC_BM / 4), m = (t % (VEC_BM / 4)) * 4;
-      const float4 v = load4(A, K, M, k0 + k, row0 + m, a_vector);
-      *reinterpret_cast<float4*>(&As[k][m]) = v;
-    } else {  // A tile: contiguous along k; transposed into As[k][m]
-      const int m = t / (VEC_BK / 4), k = (t % (VEC_BK / 4)) * 4;
-      const float4 v = load4(A, M, K, row0 + m, k0 + k, a_vector);
-      As[k + 0][m] = v.x;
-      As[k + 1][m] = v.y;
-      As[k + 2][m] = v.z;
-      As[k + 3][m] = v.w;
-    }
-    if (TRANS_B) {  // B^T tile: rows col0.. of B, contiguous along k; transposed into Bs[k][n]
-      const int n = t / (VEC_BK / 4), k = (t % (VEC_BK / 4)) * 4;
-      const float4 v = load4(B, N, K, col0 + n, k0 + k, b_vector);
-      Bs[k + 0][n] = v.x;
-      Bs[k + 1][n] = v.y;
-      Bs[k + 2][n] = v.z;
-      Bs[k + 3][n] = v.w;
-    } else {  // B tile: contiguous along n, stored as is
-      const int k = t / (VEC_BN / 4), n = (t % (VEC_BN / 4)) * 4;
-      const float4 v = load4(B, K, N, k0 + k, col0 + n, b_vector);
-      *reinterpret_cast<float4*>(&Bs[k][n]) = v;
-    }
+    float4 a_slice, b_slice;
+    fetch_slice<TRANS_A, TRANS_B>(A, B, M, N, K, row0, col0, k0, a_vector, b_vector, a_slice, b_slice);
+    store_slice<TRANS_A, TRANS_B>(As, Bs, a_slice, b_slice);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < VEC_BK; ++k) {
@@ -282,27 +313,11 @@ __device__ __forceinline__ void sgemm_vectorized_body(int M, int N, int K, float
     }
     __syncthreads();
   }
-  const bool c_vector = (N % 4 == 0) && ((unsigned long long)C % 16 == 0);
-  for (int i = 0; i < VEC_TM; ++i) {
-    const int row = row0 + thread_row * VEC_TM + i;
-    if (row >= M) continue;
-    for (int j = 0; j < VEC_TN; j += 4) {
-      const int col = col0 + thread_col * VEC_TN + j;
-      float* at = C + (long long)row * N + col;
-      if (c_vector && col + 3 < N) {
-        float4 v = make_float4(alpha * accumulator[i][j], alpha * accumulator[i][j + 1],
-                               alpha * accumulator[i][j + 2], alpha * accumulator[i][j + 3]);
-        if (beta != 0.0f) {
-          const float4 old = *reinterpret_cast<const float4*>(at);
-          v.x += beta * old.x, v.y += beta * old.y, v.z += beta * old.z, v.w += beta * old.w;
-        }
-        *reinterpret_cast<float4*>(at) = v;
-      } else {
-        for (int q = 0; q < 4 && col + q < N; ++q)
-          at[q] = alpha * accumulator[i][j + q] + (beta != 0.0f ? beta * at[q] : 0.0f);
-      }
-    }
-  }
+  const bool c_vector = aligned_rows(C, N);
+  for (int i = 0; i < VEC_TM; ++i)
+    for (int j = 0; j < VEC_TN; j += 4)
+      store4(C, M, N, row0 + thread_row * VEC_TM + i, col0 + thread_col * VEC_TN + j, alpha, beta,
+             &accumulator[i][j], c_vector);
 }
 
 extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_vectorized_nn(
@@ -321,4 +336,147 @@ extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_vectorized_nt(
     int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
     float* __restrict__ C) {
   sgemm_vectorized_body<false, true>(M, N, K, alpha, A, B, beta, C);
+}
+
+// ---- v7 and v8 --------------------------------------------------------------------------
+// v7 sgemm_warptile_{nn,tn,nt}: the same 128 x 128 block tile and staging as v6, but the
+//   tile is split between the 8 warps first (2 x 4 warps of 64 x 32 results) and then between
+//   the 32 threads of a warp (8 x 4 threads, each 2 x 2 sub-blocks of 4 x 4 results, 32 rows
+//   and 16 columns apart). A warp's shared-memory reads then cover 64 + 32 consecutive floats
+//   per k instead of a scattered 128 + 128, and each float4 feeds 4 x 8 FMAs; it is the
+//   level of tiling that maps onto the hardware's schedulers (siboehm's kernel 10).
+// v8 sgemm_pipelined_{nn,tn,nt}: v7 with two shared-memory buffers: while the block computes
+//   slice k from one buffer, each thread's global loads of slice k + 1 are in flight into
+//   registers and go to the other buffer afterwards; one barrier per slice instead of two,
+//   and the load latency hidden behind 8 x 64 FMAs. 16 KiB of shared memory a block.
+#define WARP_ROWS 64          // results of a warp: 64 x 32
+#define WARP_COLUMNS 32
+#define WARPS_ACROSS (VEC_BN / WARP_COLUMNS)
+#define LANE_COLUMNS 4        // a warp's threads: 8 x 4
+#define SUB_ROWS 32           // a thread's 2 x 2 sub-blocks of 4 x 4, this far apart
+#define SUB_COLUMNS 16
+static_assert((VEC_BM / WARP_ROWS) * (VEC_BN / WARP_COLUMNS) * 32 == VEC_THREADS, "8 warps tile the block");
+static_assert(2 * SUB_ROWS == WARP_ROWS && 2 * SUB_COLUMNS == WARP_COLUMNS, "2 x 2 sub-blocks");
+
+// Where this thread's sub-blocks start in the block tile.
+__device__ __forceinline__ void warp_tile_origin(int& row, int& col) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  row = (warp / WARPS_ACROSS) * WARP_ROWS + (lane / LANE_COLUMNS) * 4;
+  col = (warp % WARPS_ACROSS) * WARP_COLUMNS + (lane % LANE_COLUMNS) * 4;
+}
+
+// accumulator[4 sm + i][4 sn + j] += the slice's products for sub-block (sm, sn).
+__device__ __forceinline__ void warp_tile_slice(const float (*As)[VEC_BM], const float (*Bs)[VEC_BN], int row, int col,
+                                                float accumulator[8][8]) {
+#pragma unroll
+  for (int k = 0; k < VEC_BK; ++k) {
+    float a[8], b[8];
+    for (int s = 0; s < 2; ++s) {
+      const float4 va = *reinterpret_cast<const float4*>(&As[k][row + s * SUB_ROWS]);
+      const float4 vb = *reinterpret_cast<const float4*>(&Bs[k][col + s * SUB_COLUMNS]);
+      a[4 * s] = va.x, a[4 * s + 1] = va.y, a[4 * s + 2] = va.z, a[4 * s + 3] = va.w;
+      b[4 * s] = vb.x, b[4 * s + 1] = vb.y, b[4 * s + 2] = vb.z, b[4 * s + 3] = vb.w;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+      for (int j = 0; j < 8; ++j) accumulator[i][j] += a[i] * b[j];
+  }
+}
+
+__device__ __forceinline__ void warp_tile_store(float* __restrict__ C, int M, int N, float alpha, float beta, int row,
+                                                int col, float accumulator[8][8]) {
+  const int row0 = blockIdx.y * VEC_BM + row, col0 = blockIdx.x * VEC_BN + col;
+  const bool c_vector = aligned_rows(C, N);
+  for (int i = 0; i < 8; ++i)
+    for (int s = 0; s < 2; ++s)
+      store4(C, M, N, row0 + (i / 4) * SUB_ROWS + i % 4, col0 + s * SUB_COLUMNS, alpha, beta, &accumulator[i][4 * s],
+             c_vector);
+}
+
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ void sgemm_warptile_body(int M, int N, int K, float alpha, const float* __restrict__ A,
+                                                    const float* __restrict__ B, float beta, float* __restrict__ C) {
+  __shared__ __align__(16) float As[VEC_BK][VEC_BM];
+  __shared__ __align__(16) float Bs[VEC_BK][VEC_BN];
+  const int row0 = blockIdx.y * VEC_BM, col0 = blockIdx.x * VEC_BN;
+  const bool a_vector = aligned_rows(A, TRANS_A ? M : K), b_vector = aligned_rows(B, TRANS_B ? K : N);
+  int row, col;
+  warp_tile_origin(row, col);
+  float accumulator[8][8];
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < 8; ++j) accumulator[i][j] = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += VEC_BK) {
+    float4 a_slice, b_slice;
+    fetch_slice<TRANS_A, TRANS_B>(A, B, M, N, K, row0, col0, k0, a_vector, b_vector, a_slice, b_slice);
+    store_slice<TRANS_A, TRANS_B>(As, Bs, a_slice, b_slice);
+    __syncthreads();
+    warp_tile_slice(As, Bs, row, col, accumulator);
+    __syncthreads();
+  }
+  warp_tile_store(C, M, N, alpha, beta, row, col, accumulator);
+}
+
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ void sgemm_pipelined_body(int M, int N, int K, float alpha, const float* __restrict__ A,
+                                                     const float* __restrict__ B, float beta, float* __restrict__ C) {
+  __shared__ __align__(16) float As[2][VEC_BK][VEC_BM];
+  __shared__ __align__(16) float Bs[2][VEC_BK][VEC_BN];
+  const int row0 = blockIdx.y * VEC_BM, col0 = blockIdx.x * VEC_BN;
+  const bool a_vector = aligned_rows(A, TRANS_A ? M : K), b_vector = aligned_rows(B, TRANS_B ? K : N);
+  int row, col;
+  warp_tile_origin(row, col);
+  float accumulator[8][8];
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < 8; ++j) accumulator[i][j] = 0.0f;
+  float4 a_slice, b_slice;
+  fetch_slice<TRANS_A, TRANS_B>(A, B, M, N, K, row0, col0, 0, a_vector, b_vector, a_slice, b_slice);
+  store_slice<TRANS_A, TRANS_B>(As[0], Bs[0], a_slice, b_slice);
+  __syncthreads();
+  for (int k0 = 0, buffer = 0; k0 < K; k0 += VEC_BK, buffer ^= 1) {
+    const bool more = k0 + VEC_BK < K;
+    if (more)  // the next slice's loads, in flight during the products below
+      fetch_slice<TRANS_A, TRANS_B>(A, B, M, N, K, row0, col0, k0 + VEC_BK, a_vector, b_vector, a_slice, b_slice);
+    warp_tile_slice(As[buffer], Bs[buffer], row, col, accumulator);
+    if (more) store_slice<TRANS_A, TRANS_B>(As[buffer ^ 1], Bs[buffer ^ 1], a_slice, b_slice);
+    __syncthreads();  // every thread is done with `buffer` and has written the next one
+  }
+  warp_tile_store(C, M, N, alpha, beta, row, col, accumulator);
+}
+
+// The entry points: one specialisation per transpose case the engine uses.
+extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_warptile_nn(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_warptile_body<false, false>(M, N, K, alpha, A, B, beta, C);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_warptile_tn(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_warptile_body<true, false>(M, N, K, alpha, A, B, beta, C);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_warptile_nt(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_warptile_body<false, true>(M, N, K, alpha, A, B, beta, C);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_pipelined_nn(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_pipelined_body<false, false>(M, N, K, alpha, A, B, beta, C);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_pipelined_tn(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_pipelined_body<true, false>(M, N, K, alpha, A, B, beta, C);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_pipelined_nt(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_pipelined_body<false, true>(M, N, K, alpha, A, B, beta, C);
 }

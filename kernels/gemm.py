@@ -13,15 +13,19 @@ def gemm_product(a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0)
     return out
 
 
-# The ladder's fastest rung that handles each transpose case (kernels/ladder.py; gemm.cu
-# has every rung). Chosen on the emulator for correctness; its speed against cuBLAS is
-# measured by `python -m deepinside.kernels.ladder gemm` on a GPU.
-VECTORIZED = {(False, False): "sgemm_vectorized_nn", (True, False): "sgemm_vectorized_tn",
-              (False, True): "sgemm_vectorized_nt"}
+# The rungs of gemm.cu's ladder compiled once per transpose case the engine uses (NN, TN,
+# NT), all 128 x 128 tiles of 256 threads (kernels/ladder.py runs them). The engine's
+# products use ENGINE_SGEMM: the vectorised rung, which the ladder validates on the emulator;
+# which of vectorized, warptile and pipelined is fastest on a GPU is for the GPU ladder run
+# to say (bench/README.md), and this name to follow.
+SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined")
+ENGINE_SGEMM = "vectorized"
+CASES = {(False, False): "nn", (True, False): "tn", (False, True): "nt"}
 
 
-def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0):
-    """The same on our kernels: one block per 128 x 128 tile of the result, the vectorised
+def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0,
+                        version=ENGINE_SGEMM):
+    """The same on our kernels: one block per 128 x 128 tile of the result, the `version`
     rung for the transposes the engine uses, the runtime-flag sgemm_tiled for both."""
     m, k = (a.shape[1], a.shape[0]) if transpose_a else a.shape
     k_b, n = (b.shape[1], b.shape[0]) if transpose_b else b.shape
@@ -29,13 +33,13 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
                      f"{b.shape}{'^T' if transpose_b else ''}: inner sizes differ")
     if out is None:
         out = device.empty((m, n))
-    kernel = VECTORIZED.get((transpose_a, transpose_b))
-    if kernel is None:
+    case = CASES.get((transpose_a, transpose_b))
+    if case is None:
         grid = (-(-n // device.define("GEMM_BN")), -(-m // device.define("GEMM_BM")))
         device.launch("sgemm_tiled", grid, m, n, k, 1.0, a, int(transpose_a), b, int(transpose_b), beta, out)
     else:
         grid = (-(-n // device.define("VEC_BN")), -(-m // device.define("VEC_BM")))
-        device.launch(kernel, grid, m, n, k, 1.0, a, b, beta, out)
+        device.launch(f"sgemm_{version}_{case}", grid, m, n, k, 1.0, a, b, beta, out)
     return out
 
 

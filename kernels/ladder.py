@@ -60,21 +60,29 @@ def _tiled(device, a, b, c, transpose_a, transpose_b):
                   int(transpose_b), 0.0, c)
 
 
-def _vectorized(device, a, b, c, transpose_a, transpose_b):
-    from .gemm import gemm_product_device
-    gemm_product_device(device, a, b, transpose_a, transpose_b, out=c)
+def _specialised(version):
+    """Launch of a rung compiled per transpose case (gemm.py's SPECIALISED_SGEMMS)."""
+    def launch(device, a, b, c, transpose_a, transpose_b):
+        from .gemm import gemm_product_device
+        gemm_product_device(device, a, b, transpose_a, transpose_b, out=c, version=version)
+    return launch
 
 
+ALL_CASES = ((False, False), (True, False), (False, True))
 GEMM_LADDER = [
-    Rung("sgemm_naive", "one thread per element, all from global memory", _naive,
-         ((False, False), (True, False), (False, True))),
-    Rung("sgemm_coalesced", "a warp takes consecutive columns: coalesced B and C", _plain("sgemm_coalesced", "COALESCED_TILE", "COALESCED_TILE")),
+    Rung("sgemm_naive", "one thread per element, all from global memory", _naive, ALL_CASES),
+    Rung("sgemm_coalesced", "a warp takes consecutive columns: coalesced B and C",
+         _plain("sgemm_coalesced", "COALESCED_TILE", "COALESCED_TILE")),
     Rung("sgemm_shared", "32x32 tiles staged in shared memory", _plain("sgemm_shared", "SHARED_TILE", "SHARED_TILE")),
-    Rung("sgemm_blocktile_1d", "8 results a thread in a column (64x64 tiles)", _plain("sgemm_blocktile_1d", "BLOCKTILE_BN", "BLOCKTILE_BM")),
-    Rung("sgemm_tiled", "8x8 results a thread (128x128 tiles), runtime transposes", _tiled,
-         ((False, False), (True, False), (False, True))),
-    Rung("sgemm_vectorized", "float4 loads and stores, A tile transposed, transposes as templates "
-         "(the engine's)", _vectorized, ((False, False), (True, False), (False, True))),
+    Rung("sgemm_blocktile_1d", "8 results a thread in a column (64x64 tiles)",
+         _plain("sgemm_blocktile_1d", "BLOCKTILE_BN", "BLOCKTILE_BM")),
+    Rung("sgemm_tiled", "8x8 results a thread (128x128 tiles), runtime transposes", _tiled, ALL_CASES),
+    Rung("sgemm_vectorized", "float4 loads and stores, A tile transposed, transposes as templates (the engine's)",
+         _specialised("vectorized"), ALL_CASES),
+    Rung("sgemm_warptile", "the tile split between warps, then lanes (2x2 sub-blocks of 4x4)",
+         _specialised("warptile"), ALL_CASES),
+    Rung("sgemm_pipelined", "warp tiles, two shared buffers: the next slice's loads in flight",
+         _specialised("pipelined"), ALL_CASES),
 ]
 CONV_DIRECTIONS = ("conv_forward", "conv_backward_data", "conv_backward_weights")
 LADDERS = {"gemm": GEMM_LADDER, **{direction: CONVOLUTIONS[::-1] for direction in CONV_DIRECTIONS}}
