@@ -19,7 +19,7 @@ tests=$?
 timeout 300 python bench/gpu_kernels.py "$out" > "$out/gpu_kernels.log" 2>&1
 bench=$?
 ladder=0
-for family in gemm conv_forward conv_backward_data conv_backward_weights; do
+for family in gemm conv_forward conv_backward_data conv_backward_weights relu; do
   timeout 120 python -m deepinside.kernels.ladder "$family" > "$out/ladder_$family.md" 2>&1 || ladder=1
   cat "$out/ladder_$family.md"
 done

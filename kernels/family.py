@@ -84,6 +84,10 @@ class Device:
         """A grid-stride kernel over `count` elements."""
         self.launch(kernel, max(1, min(MAX_BLOCKS, -(-int(count) // ELEMENTWISE_THREADS))), *arguments)
 
+    def aligned(self, *arrays):
+        """Whether every array starts on a 16-byte boundary (float4 loads and stores)."""
+        return all(self.launcher.address(a) % 16 == 0 for a in arrays)
+
     def float32(self, name, a, ndim=None):
         """`a` as a contiguous float32 array of `ndim` dimensions, or a KernelError."""
         expect(a.dtype == np.float32, f"{name} must be float32, got {a.dtype}")

@@ -5,6 +5,7 @@ timed, in the order its .cu file presents them.
     python -m deepinside.kernels.ladder gemm --emulator   # anywhere: small awkward sizes, correctness only
     python -m deepinside.kernels.ladder conv_forward      # also conv_backward_data, conv_backward_weights:
                                                           # direct, im2col + SGEMM, implicit GEMM; peer cuDNN
+    python -m deepinside.kernels.ladder relu              # scalar and float4 versions; GB/s against a copy
 
 Each version's output is poisoned with NaN before its launch (beta = 0 must overwrite every
 element), compared with NumPy in float64, and on a GPU timed with CUDA events (median of
@@ -85,7 +86,46 @@ GEMM_LADDER = [
          _specialised("pipelined"), ALL_CASES),
 ]
 CONV_DIRECTIONS = ("conv_forward", "conv_backward_data", "conv_backward_weights")
-LADDERS = {"gemm": GEMM_LADDER, **{direction: CONVOLUTIONS[::-1] for direction in CONV_DIRECTIONS}}
+# Element-wise kernels: bytes moved per element, and the versions in relu.cu's order.
+RELU_LADDER = {"forward": (8, ("relu_forward", "relu_forward_vec4")),
+               "backward": (12, ("relu_backward", "relu_backward_vec4"))}
+LADDERS = {"gemm": GEMM_LADDER, "relu": RELU_LADDER,
+           **{direction: CONVOLUTIONS[::-1] for direction in CONV_DIRECTIONS}}
+
+
+def run_relu(device, sizes, repeats, timer, copy=None):
+    """Rows: every ReLU version on n floats (the backward in guided mode, every rule at once),
+    in GB/s; the peer is a device-to-device copy of as many bytes, the bandwidth ceiling."""
+    from .family import ELEMENTWISE_THREADS, MAX_BLOCKS
+    from .modes import Mode
+    from .relu import relu_backward, relu_forward
+
+    xp, rng, rows = device.xp, np.random.default_rng(0), []
+    guided = device.define("MODE_GUIDED")
+    for n in sizes:
+        x, g = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+        y = relu_forward(x)
+        expected = {"forward": y, "backward": relu_backward(g, y, Mode.GUIDED)}
+        x_d, y_d, g_d = xp.asarray(x), xp.asarray(y), xp.asarray(g)
+        for direction, (bytes_per_element, versions) in RELU_LADDER.items():
+            peer_seconds = timer(lambda: copy(bytes_per_element * n // 8), repeats) if copy else None
+            for version in versions:
+                out = xp.full(n, np.nan, np.float32)
+                work = -(-n // 4) if version.endswith("vec4") else n
+                blocks = max(1, min(MAX_BLOCKS, -(-work // ELEMENTWISE_THREADS)))
+                arguments = (x_d, out, n) if direction == "forward" else (g_d, y_d, out, n, guided)
+                launch = lambda: device.launch(version, blocks, *arguments)  # noqa: E731
+                launch()
+                result = out.get() if hasattr(out, "get") else out
+                seconds = timer(launch, repeats)
+                row = {"version": version, "case": direction, "shape": f"{n} floats",
+                       "ok": bool(np.array_equal(result, expected[direction])), "error": 0.0, "ms": seconds * 1e3,
+                       "gflops": bytes_per_element * n / seconds / 1e9}
+                if peer_seconds:
+                    row.update(peer_ms=peer_seconds * 1e3, peer_gflops=bytes_per_element * n / peer_seconds / 1e9,
+                               ratio_to_peer=peer_seconds / seconds)
+                rows.append(row)
+    return rows
 
 
 class PoisonedDevice(Device):
@@ -170,10 +210,10 @@ def run_gemm(device, sizes, repeats, timer, peer=None):
     return rows
 
 
-def table(rows, peak=None):
+def table(rows, peak=None, unit="GFLOP/s"):
     """The rows as markdown. A peer faster than the card's FP32 peak is not computing in
     FP32 (TF32 tensor cores): it is reported as such and no ratio is given against it."""
-    lines = ["| version | case | shape | ok | max rel. error | ms | GFLOP/s | of FP32 peak | peer ms | ours / peer speed |",
+    lines = [f"| version | case | shape | ok | max rel. error | ms | {unit} | of FP32 peak | peer ms | ours / peer speed |",
              "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         fraction = f"{r['gflops'] / 1e3 / peak:.2f}" if peak else ""
@@ -258,7 +298,23 @@ def main(argv=None):
 
     from .launch import CudaLauncher, EmulatorLauncher
 
-    gemm = arguments.family == "gemm"
+    gemm, relu = arguments.family == "gemm", arguments.family == "relu"
+    if relu:
+        launcher = EmulatorLauncher() if arguments.emulator else CudaLauncher()
+        copy = None
+        if not arguments.emulator:
+            source = launcher.xp.empty(2 * 64 << 20, np.float32)
+            target = launcher.xp.empty_like(source)
+
+            def copy(count):  # count floats, device to device (cudaMemcpy)
+                target[:count] = source[:count]
+        sizes = [1003, 4099] if arguments.emulator else [64 << 20]
+        timer = wall_clock if arguments.emulator else _cuda_events(launcher.cupy)
+        rows = run_relu(Device(launcher), sizes, 1 if arguments.emulator else arguments.repeats, timer, copy)
+        print("the peer: a device-to-device copy of as many bytes (the bandwidth ceiling)" if copy else
+              "emulator: correctness only")
+        print(table(rows, unit="GB/s"))
+        return 0 if all(r["ok"] for r in rows) else 1
     if arguments.emulator:
         launcher, peak, peer = EmulatorLauncher(), None, None
         # Sizes that are not multiples of any tile; the last all multiples of 4 (the float4 paths).

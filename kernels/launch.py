@@ -135,6 +135,11 @@ class Launcher:
     def _start(self, kernel, parameters, grid, block, arguments):
         raise NotImplementedError
 
+    @staticmethod
+    def address(array):
+        """Where an array's data starts (vector loads need 16-byte alignment)."""
+        raise NotImplementedError
+
 
 # The emulator ---------------------------------------------------------------------------
 
@@ -201,6 +206,10 @@ class EmulatorLauncher(Launcher):
 
     name = "emulator"
     xp = np
+
+    @staticmethod
+    def address(array):
+        return array.ctypes.data
 
     def __init__(self, workers=None):
         super().__init__()
@@ -282,3 +291,7 @@ class CudaLauncher(Launcher):
 
     def _start(self, kernel, parameters, grid, block, arguments):
         self._function(kernel)(grid, block, tuple(arguments))
+
+    @staticmethod
+    def address(array):
+        return array.data.ptr

@@ -121,6 +121,11 @@ def test_relu_rules(launcher, rng):
     for mode in K.MODES:
         assert np.array_equal(host(ops.relu.backward(device(launcher, g), device(launcher, y), mode)),
                               K.relu_backward(g, y, mode)), mode
+    # Arrays that start 4 bytes past a 16-byte boundary: the scalar versions, not float4.
+    shifted = lambda a: device(launcher, np.concatenate([[0], a.ravel()]).astype(np.float32))[1:].reshape(a.shape)
+    assert launcher.address(shifted(x)) % 16 == 4
+    assert np.array_equal(host(ops.relu.forward(shifted(x))), K.relu_forward(x))
+    assert np.array_equal(host(ops.relu.backward(shifted(g), shifted(y), "guided")), K.relu_backward(g, y, "guided"))
 
 
 @pytest.mark.parametrize("n, c, h, w, k, stride, padding, ceil_mode", [

@@ -40,6 +40,13 @@ def test_every_convolution_version_matches_numpy(direction):
     assert [r for r in rows if not r["ok"]] == []
 
 
+def test_every_relu_version_gives_the_numpy_result_exactly(device):
+    rows = ladder.run_relu(device, [1003, 4099], 1, ladder.wall_clock)
+    assert [r["version"] for r in rows[:4]] == ["relu_forward", "relu_forward_vec4", "relu_backward",
+                                                "relu_backward_vec4"]
+    assert len(rows) == 8 and [r for r in rows if not r["ok"]] == []
+
+
 def test_the_command_runs_the_gemm_ladder_on_the_emulator(capsys):
     assert ladder.main(["gemm", "--emulator"]) == 0
     output = capsys.readouterr().out
