@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The GPU check, in one call on a GPU machine where nothing can be installed (CuPy,
-# PyTorch, NumPy and pytest are there): the gpu-marked tests with real launches, then the
-# kernel benchmarks against cuDNN/cuBLAS. Writes everything into OUTDIR. About 5 minutes
-# on an H100.
+# PyTorch, NumPy and pytest are there), within 5 minutes: the gpu-marked tests with real
+# launches, the kernel benchmarks against cuDNN/cuBLAS in IEEE FP32 (bench/gpu_kernels.py),
+# every kernel ladder at full size (python -m deepinside.kernels.ladder FAMILY), and
+# compute-sanitizer's memcheck and racecheck on the kernel tests at small shapes where the
+# tool is on the machine. Each part gets what is left of the 5 minutes, up to its own limit;
+# a part that does not fit is reported as skipped. Writes everything into OUTDIR.
 #
 #     bash bench/gpu_check.sh OUTDIR
 set -uo pipefail
@@ -13,17 +16,39 @@ cd "$(dirname "$0")/.."
 # through a link of that name in a temporary folder; tests/ holds the PyTorch twins.
 path=$(mktemp -d) && ln -s "$PWD" "$path/deepinside"
 export PYTHONPATH="$path:$PWD/tests${PYTHONPATH:+:$PYTHONPATH}" DEEPINSIDE_CACHE="$out/.cache"
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; python -c "import cupy, torch; print('cupy', cupy.__version__, 'torch', torch.__version__)"; } > "$out/device.txt" 2>&1
-timeout 240 python -m pytest -m gpu tests/test_cuda_kernels.py -q -rs -p no:cacheprovider > "$out/gpu_tests.txt" 2>&1
-tests=$?
-timeout 300 python bench/gpu_kernels.py "$out" > "$out/gpu_kernels.log" 2>&1
-bench=$?
-ladder=0
+BUDGET=290
+failed=""
+
+# run NAME LIMIT COMMAND...: COMMAND with output to OUTDIR/NAME.txt, within LIMIT seconds
+# and what is left of the budget.
+run() {
+  local name=$1 limit=$2 left=$((BUDGET - SECONDS))
+  shift 2
+  if [ "$left" -lt 10 ]; then
+    echo "$name: skipped, the 5 minutes are spent" | tee "$out/$name.txt"
+    failed="$failed $name(skipped)"
+    return
+  fi
+  [ "$left" -lt "$limit" ] && limit=$left
+  timeout "$limit" "$@" > "$out/$name.txt" 2>&1 || failed="$failed $name"
+  tail -n 40 "$out/$name.txt"
+}
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  python -c "import cupy, torch; print('cupy', cupy.__version__, 'torch', torch.__version__)"; } > "$out/device.txt" 2>&1
+cat "$out/device.txt"
+run gpu_tests 100 python -m pytest -m gpu tests/test_cuda_kernels.py -q -rs -p no:cacheprovider
+run gpu_kernels 120 python bench/gpu_kernels.py "$out"
 for family in gemm conv_forward conv_backward_data conv_backward_weights relu; do
-  timeout 120 python -m deepinside.kernels.ladder "$family" > "$out/ladder_$family.md" 2>&1 || ladder=1
-  cat "$out/ladder_$family.md"
+  run "ladder_$family" 40 python -m deepinside.kernels.ladder "$family"
 done
-tail -n 3 "$out/gpu_tests.txt"
-cat "$out/gpu_kernels.md" 2>/dev/null || tail -n 30 "$out/gpu_kernels.log"
-echo "gpu tests exit $tests, benchmarks exit $bench, ladders exit $ladder"
-[ "$tests" = 0 ] && [ "$bench" = 0 ] && [ "$ladder" = 0 ]
+if command -v compute-sanitizer > /dev/null; then
+  for tool in memcheck racecheck; do
+    run "sanitizer_$tool" 40 compute-sanitizer --tool "$tool" --error-exitcode 1 python -m pytest -m gpu -q \
+      -p no:cacheprovider tests/test_cuda_kernels.py -k "sgemm or conv2d or relu or maxpool"
+  done
+else
+  echo "no compute-sanitizer on this machine" | tee "$out/sanitizer.txt"
+fi
+echo "done in $SECONDS s; failed or skipped:${failed:- none}"
+[ -z "$failed" ]
