@@ -9,9 +9,11 @@ def _data(t):
     return None if t is None else t.data
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
+def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
+    """groups=1, or depthwise: groups = input channels = output channels (the depthwise
+    family's direct kernels, one K x K filter per channel)."""
     backend = same_backend("conv2d", x, weight, bias)
-    ops = backend.ops.conv2d
+    ops = backend.ops.conv2d if groups == 1 else backend.ops.depthwise
     y = ops.forward(x.data, weight.data, _data(bias), stride, padding)
 
     def backward(g, mode, needed):
@@ -112,3 +114,57 @@ def cross_entropy(logits, labels):
         return (ops.backward(g, probabilities, labels),)
 
     return Tensor._from_op(loss, (logits,), backward, "cross_entropy", logits.backend)
+
+
+def relu6(x):
+    ops = x.backend.ops.relu6
+    y = ops.forward(x.data)
+
+    def backward(g, mode, needed):
+        return (ops.backward(g, y, mode),)
+
+    return Tensor._from_op(y, (x,), backward, "relu6", x.backend)
+
+
+def pad(x, padding):
+    """Zeros around the spatial axes: padding = (left, right, top, bottom)."""
+    ops = x.backend.ops.pad
+    y = ops.forward(x.data, padding)
+
+    def backward(g, mode, needed):
+        return (ops.backward(g, padding),)
+
+    return Tensor._from_op(y, (x,), backward, "pad", x.backend)
+
+
+def add(a, b):
+    """a + b, for tensors of one shape (a residual block's sum)."""
+    backend = same_backend("add", a, b)
+    y = backend.ops.add.forward(a.data, b.data)
+
+    def backward(g, mode, needed):
+        return (g if needed[0] else None, g if needed[1] else None)
+
+    return Tensor._from_op(y, (a, b), backward, "add", backend)
+
+
+def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """BatchNorm2d: with the batch's statistics while training (updating the running ones
+    in place, PyTorch's rule: unbiased variance, `momentum` the new value's weight), else
+    with the running ones."""
+    backend = same_backend("batch_norm", x, weight, bias, running_mean, running_var)
+    ops = backend.ops.batchnorm
+    if training:
+        mean, var = ops.statistics(x.data)
+        count = x.data.size // x.shape[1]
+        running_mean.data = (1 - momentum) * running_mean.data + momentum * mean
+        running_var.data = (1 - momentum) * running_var.data + momentum * var * (count / max(count - 1, 1))
+    else:
+        mean, var = running_mean.data, running_var.data
+    y = ops.forward(x.data, mean, var, weight.data, bias.data, eps)
+
+    def backward(g, mode, needed):
+        grad_x, grad_weight, grad_bias = ops.backward(g, x.data, mean, var, weight.data, eps, training)
+        return grad_x, grad_weight if needed[1] else None, grad_bias if needed[2] else None
+
+    return Tensor._from_op(y, (x, weight, bias), backward, "batch_norm", backend)

@@ -32,13 +32,16 @@ def _uniform_parameter(shape, bound):
 
 
 class Module:
-    """A layer: parameters in `_parameters` (name -> Tensor, in state-dict order)."""
+    """A layer: parameters in `_parameters` (name -> Tensor, in state-dict order) and
+    buffers in `_buffers` (tensors the state dict holds but no optimiser changes: a
+    BatchNorm's running statistics)."""
 
     training = True
     family = None  # the kernels' OpFamily this layer runs, where it runs one
 
     def __init__(self):
         self._parameters = {}
+        self._buffers = {}
 
     def __call__(self, x):
         return self.forward(x)
@@ -52,6 +55,13 @@ class Module:
     def named_parameters(self):
         return list(self._parameters.items())
 
+    def named_buffers(self):
+        return list(self._buffers.items())
+
+    def named_state(self):
+        """Parameters and buffers: what a state dict and a weight file hold."""
+        return self.named_parameters() + self.named_buffers()
+
     def train(self, mode=True):
         self.training = mode
         return self
@@ -62,12 +72,13 @@ class Module:
     def to(self, target):
         """Moves every parameter to a backend ("numpy", "cuda", "emulator", "auto" or a
         Backend), or casts it to a dtype (float64 for gradient checks). Returns the module."""
+        tensors = [t for _, t in self.named_state()]
         if isinstance(target, Backend) or target in NAMES + ("auto",):
             backend = get_backend(target)
-            for p in self.parameters():
+            for p in tensors:
                 p.data, p.backend, p.grad = backend.asarray(p.data), backend, None
         else:
-            for p in self.parameters():
+            for p in tensors:
                 p.data = p.data.astype(target)
         return self
 
@@ -82,8 +93,13 @@ class Module:
         return {}
 
     def forward_with_state(self, x):
-        """(output, the forward state a DeconvNet step needs or None): a max-pool's switches."""
+        """(output, the forward state a DeconvNet step needs or None): a max-pool's switches,
+        a container's records of its layers."""
         return self(x), None
+
+    def spec_entry(self):
+        """This layer in an architecture list (a container nests its layers' entries)."""
+        return self.spec()
 
     def output_shape(self, shape):
         """The shape of this layer's output for an input of `shape`, or a ValueError saying
@@ -99,7 +115,7 @@ class Module:
         if family is None or family.zeiler is None:
             raise ValueError(f"no DeconvNet step for {self!r}")
         ops = getattr(layer_input.backend.ops, family.name)  # the family bound to the input's backend
-        state = {} if switches is None else {"switches": switches}
+        state = {} if switches is None else {"switches": switches}  # a max-pool's
         return family.zeiler(ops, signal, layer_input.data, *[p.data for p in self.parameters()],
                              **state, **self.kernel_arguments())
 
@@ -150,30 +166,40 @@ def _expect_positive(layer_name, **sizes):
 
 
 class Conv2d(Module):
-    family = kernels.CONV2D
+    """A convolution; groups=1, or a depthwise one (groups = in = out channels: the
+    depthwise family's kernels, one K x K filter per channel)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, groups=1):
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _single_size("kernel_size", kernel_size)
         self.stride = _single_size("stride", stride)
         self.padding = _single_size("padding", padding)
+        self.groups = int(groups)
         _expect_positive("Conv2d", in_channels=self.in_channels, out_channels=self.out_channels,
                          kernel_size=self.kernel_size, stride=self.stride)
         if self.padding < 0:
             raise ValueError(f"Conv2d: padding must be at least 0, got {self.padding}")
-        bound = 1 / math.sqrt(self.in_channels * self.kernel_size ** 2)  # PyTorch's default
+        if self.groups != 1 and not self.groups == self.in_channels == self.out_channels:
+            raise ValueError(f"Conv2d: groups={self.groups} with {self.in_channels} input and {self.out_channels} "
+                             "output channels; only groups=1 and depthwise (groups = in = out channels) are supported")
+        self.family = kernels.CONV2D if self.groups == 1 else kernels.DEPTHWISE
+        fan_in = self.in_channels // self.groups * self.kernel_size ** 2
+        bound = 1 / math.sqrt(fan_in)  # PyTorch's default
         k = self.kernel_size
-        self.weight = _uniform_parameter((self.out_channels, self.in_channels, k, k), bound)
+        self.weight = _uniform_parameter((self.out_channels, self.in_channels // self.groups, k, k), bound)
         self.bias = _uniform_parameter((self.out_channels,), bound) if bias else None
         self._parameters = {"weight": self.weight}
         if bias:
             self._parameters["bias"] = self.bias
 
     def _arguments(self):
-        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
-                    kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
-                    bias=self.bias is not None)
+        arguments = dict(in_channels=self.in_channels, out_channels=self.out_channels,
+                         kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                         bias=self.bias is not None)
+        if self.groups != 1:
+            arguments["groups"] = self.groups
+        return arguments
 
     def kernel_arguments(self):
         return dict(stride=self.stride, padding=self.padding)
@@ -188,7 +214,7 @@ class Conv2d(Module):
     def forward(self, x):
         self.output_shape(x.shape)
         _expect_dtype(self, x)
-        return F.conv2d(x, self.weight, self.bias, **self.kernel_arguments())
+        return F.conv2d(x, self.weight, self.bias, groups=self.groups, **self.kernel_arguments())
 
 
 class Linear(Module):
@@ -349,13 +375,85 @@ class LocalResponseNorm(Module):
         return F.local_response_norm(x, **self.kernel_arguments())
 
 
-LAYER_TYPES = {cls.__name__: cls for cls in
-               (Conv2d, Linear, ReLU, MaxPool2d, AdaptiveAvgPool2d, Flatten, Dropout, LocalResponseNorm)}
+class ReLU6(Module):
+    """min(max(x, 0), 6); its backward rules are ReLU's with the mask open where 0 < x < 6."""
+
+    family = kernels.RELU6
+
+    def forward(self, x):
+        return F.relu6(x)
+
+
+class ZeroPad2d(Module):
+    """Zeros around the spatial axes, padding = an int or (left, right, top, bottom), as
+    PyTorch's; before an unpadded convolution it gives TensorFlow's asymmetric "SAME"."""
+
+    family = kernels.PAD
+
+    def __init__(self, padding):
+        super().__init__()
+        sides = [padding] * 4 if np.isscalar(padding) else list(padding)
+        if len(sides) != 4 or min(int(s) for s in sides) < 0:
+            raise ValueError(f"ZeroPad2d padding must be one or four sizes of at least 0, got {padding!r}")
+        self.padding = tuple(int(s) for s in sides)
+
+    def _arguments(self):
+        return dict(padding=list(self.padding))
+
+    def kernel_arguments(self):
+        return dict(padding=self.padding)
+
+    def output_shape(self, shape):
+        _expect_4d(self, shape)
+        left, right, top, bottom = self.padding
+        return (shape[0], shape[1], shape[2] + top + bottom, shape[3] + left + right)
+
+    def forward(self, x):
+        self.output_shape(x.shape)
+        return F.pad(x, self.padding)
+
+
+class BatchNorm2d(Module):
+    """PyTorch's BatchNorm2d: batch statistics in training (the running ones updated with
+    `momentum`), the running ones in evaluation; parameters weight (gamma) and bias (beta),
+    buffers running_mean and running_var. `fold_batchnorm` merges it into a convolution."""
+
+    family = kernels.BATCHNORM
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        _expect_positive("BatchNorm2d", num_features=self.num_features)
+        if not (self.eps > 0 and 0 <= self.momentum <= 1):
+            raise ValueError(f"BatchNorm2d: eps must be positive and momentum in [0, 1], got {eps}, {momentum}")
+        ones, zeros = np.ones(self.num_features, np.float32), np.zeros(self.num_features, np.float32)
+        self.weight, self.bias = Tensor(ones, requires_grad=True), Tensor(zeros, requires_grad=True)
+        self.running_mean, self.running_var = Tensor(zeros.copy()), Tensor(ones.copy())
+        self._parameters = {"weight": self.weight, "bias": self.bias}
+        self._buffers = {"running_mean": self.running_mean, "running_var": self.running_var}
+
+    def _arguments(self):
+        return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum)
+
+    def kernel_arguments(self):
+        return dict(running_mean=self.running_mean.data, running_var=self.running_var.data, eps=self.eps)
+
+    def output_shape(self, shape):
+        _expect_4d(self, shape, self.num_features)
+        return tuple(shape)
+
+    def forward(self, x):
+        self.output_shape(x.shape)
+        _expect_dtype(self, x)
+        return F.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
+                            self.momentum, self.eps)
 
 
 class Sequential(Module):
     """Layers run in order. `net[k]` is layer k, `net[:k]` a Sequential of the first k
-    layers (sharing them), so a forward can stop at, and a backward start from, any layer."""
+    layers (sharing them), so a forward can stop at, and a backward start from, any layer.
+    A Sequential is also a layer (a block of a bigger net), with state dict keys like
+    PyTorch's ("3.1.weight")."""
 
     def __init__(self, *layers):
         super().__init__()
@@ -373,6 +471,24 @@ class Sequential(Module):
             except ValueError as error:
                 raise ValueError(f"layer {index}: {error}") from None
         return shape
+
+    def forward_with_state(self, x):
+        """The output and, for the DeconvNet steps, every layer's input and state."""
+        inputs, states = [], []
+        for layer in self.layers:
+            inputs.append(x)
+            x, state = layer.forward_with_state(x)
+            states.append(state)
+        return x, (inputs, states)
+
+    def zeiler_step(self, signal, layer_input, state=None):
+        """The layers' DeconvNet steps in reverse, through the state its forward recorded."""
+        if state is None:
+            _, state = self.forward_with_state(layer_input)
+        inputs, states = state
+        for layer, x, layer_state in zip(reversed(self.layers), reversed(inputs), reversed(states)):
+            signal = layer.zeiler_step(signal, x, layer_state)
+        return signal
 
     def __getitem__(self, index):
         if isinstance(index, slice):
@@ -395,16 +511,23 @@ class Sequential(Module):
         return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers)
                 for name, p in layer.named_parameters()]
 
+    def named_buffers(self):
+        return [(f"{i}.{name}", b) for i, layer in enumerate(self.layers) for name, b in layer.named_buffers()]
+
+    def named_state(self):
+        return [(f"{i}.{name}", t) for i, layer in enumerate(self.layers) for name, t in layer.named_state()]
+
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
     def state_dict(self):
-        """Parameter arrays under PyTorch-style keys ("0.weight", "3.bias", ...)."""
-        return {name: p.data for name, p in self.named_parameters()}
+        """Parameter and buffer arrays under PyTorch-style keys ("0.weight", "3.bias", ...)."""
+        return {name: p.data for name, p in self.named_state()}
 
     def load_state_dict(self, state):
-        """Copies arrays into the parameters; every key must be present and of the right shape."""
-        expected = dict(self.named_parameters())
+        """Copies arrays into the parameters and buffers; every key must be present and of
+        the right shape."""
+        expected = dict(self.named_state())
         missing = [k for k in expected if k not in state]
         unexpected = [k for k in state if k not in expected]
         if missing or unexpected:
@@ -417,15 +540,69 @@ class Sequential(Module):
             p.data = p.backend.asarray(state[name], dtype=p.dtype).copy()
 
     def spec(self):
-        return [layer.spec() for layer in self.layers]
+        return [layer.spec_entry() for layer in self.layers]
+
+    def spec_entry(self):
+        return {"type": type(self).__name__, "layers": self.spec()}
 
     def __repr__(self):
-        lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
-        return "Sequential(\n" + "\n".join(lines) + "\n)"
+        lines = [f"  ({i}): {layer!r}".replace("\n", "\n  ") for i, layer in enumerate(self.layers)]
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+class Residual(Sequential):
+    """x + layers(x): a residual block (the branch keeps the shape). The sum backpropagates
+    to both in every mode; its DeconvNet step is the branch's reconstruction plus the
+    signal itself (the identity's)."""
+
+    def forward(self, x):
+        return F.add(super().forward(x), x)
+
+    def output_shape(self, shape):
+        out = super().output_shape(shape)
+        if tuple(out) != tuple(shape):
+            raise ValueError(f"a residual branch must keep the shape {tuple(shape)}, it gives {tuple(out)}")
+        return out
+
+    def forward_with_state(self, x):
+        out, state = super().forward_with_state(x)
+        return F.add(out, x), state
+
+    def zeiler_step(self, signal, layer_input, state=None):
+        return super().zeiler_step(signal, layer_input, state) + signal
+
+
+def fold_batchnorm(net):
+    """A copy of `net` (evaluation mode) with every BatchNorm2d that follows a Conv2d merged
+    into it: w' = w gamma / sqrt(var + eps) per output channel, b' = (b - mean) gamma /
+    sqrt(var + eps) + beta. The outputs are unchanged (to rounding) and so are the input
+    gradients in every mode, since both are per-channel affine maps."""
+    layers = []
+    for layer in net:
+        if isinstance(layer, Sequential):
+            layer = type(layer)(*fold_batchnorm(layer).layers)
+        if isinstance(layer, BatchNorm2d) and layers and isinstance(layers[-1], Conv2d):
+            conv = layers[-1]
+            xp = conv.weight.backend.xp
+            scale = layer.weight.data / xp.sqrt(layer.running_var.data + layer.eps)
+            bias = conv.bias.data if conv.bias is not None else xp.zeros_like(scale)
+            folded = Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                            bias=True, groups=conv.groups).to(conv.weight.backend)
+            folded.weight.data = (conv.weight.data * scale.reshape(-1, 1, 1, 1)).astype(conv.weight.dtype)
+            folded.bias.data = ((bias - layer.running_mean.data) * scale + layer.bias.data).astype(conv.weight.dtype)
+            layers[-1] = folded
+            continue
+        layers.append(layer)
+    return Sequential(*layers).eval()
+
+
+LAYER_TYPES = {cls.__name__: cls for cls in
+               (Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AdaptiveAvgPool2d, Flatten, Dropout, LocalResponseNorm,
+                ZeroPad2d, BatchNorm2d, Sequential, Residual)}
 
 
 def build(specs):
-    """Rebuilds a Sequential from `Sequential.spec()` output."""
+    """Rebuilds a Sequential from `Sequential.spec()` output (containers nest theirs)."""
     layers = []
     for position, spec in enumerate(specs):
         spec = dict(spec)
@@ -434,7 +611,10 @@ def build(specs):
             raise ValueError(f"unknown layer type {kind!r} at position {position}: "
                              f"expected one of {', '.join(LAYER_TYPES)}")
         try:
-            layers.append(LAYER_TYPES[kind](**spec))
-        except TypeError as error:
+            if issubclass(LAYER_TYPES[kind], Sequential):
+                layers.append(LAYER_TYPES[kind](*build(spec.pop("layers")).layers, **spec))
+            else:
+                layers.append(LAYER_TYPES[kind](**spec))
+        except (TypeError, KeyError) as error:
             raise ValueError(f"bad arguments for {kind} at position {position}: {error}") from None
     return Sequential(*layers)

@@ -66,3 +66,24 @@ extern "C" __global__ void relu_backward_vec4(const float* __restrict__ grad_y, 
   }
   for (long long i = 4 * quads + first; i < n; i += step) grad_x[i] = relu_pass(grad_y[i], y[i], mode);
 }
+
+// ReLU6 (MobileNet, EfficientNet-Lite): y = min(max(x, 0), 6). Its backward rules follow
+// ReLU's table with its own mask, open where 0 < x < 6 (0 < y < 6 exactly there):
+//   MODE_BACKPROP:  g * [0 < y < 6];  MODE_GUIDED: g * [0 < y < 6] * [g > 0];
+//   MODE_DECONVNET: max(g, 0), Zeiler's rule, the forward mask ignored.
+extern "C" __global__ void relu6_forward(const float* __restrict__ x, float* __restrict__ y, long long n) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    y[i] = fminf(fmaxf(x[i], 0.0f), 6.0f);
+  }
+}
+
+extern "C" __global__ void relu6_backward(const float* __restrict__ grad_y, const float* __restrict__ y,
+                                          float* __restrict__ grad_x, long long n, int mode) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    const float g = grad_y[i];
+    const bool open_forward = y[i] > 0.0f && y[i] < 6.0f, open_backward = g > 0.0f;
+    const bool pass = mode == MODE_BACKPROP ? open_forward : mode == MODE_DECONVNET ? open_backward
+                                                                       : (open_forward && open_backward);
+    grad_x[i] = pass ? g : 0.0f;
+  }
+}

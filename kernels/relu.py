@@ -58,3 +58,43 @@ def relu_zeiler(ops, signal, x):
 
 RELU = OpFamily("relu", ("relu.cu",), numpy=dict(forward=relu_forward, backward=relu_backward),
                 device=dict(forward=relu_forward_device, backward=relu_backward_device), zeiler=relu_zeiler)
+
+
+# ReLU6, y = min(max(x, 0), 6): ReLU's table with the mask open where 0 < x < 6; DeconvNet
+# keeps Zeiler's rule max(g, 0) (the cap at 6 is a forward-pass matter, as the floor at 0 is).
+
+def relu6_forward(x):
+    return np.minimum(np.maximum(x, 0), x.dtype.type(6))
+
+
+def relu6_backward(grad_y, y, mode=Mode.BACKPROP):
+    if mode == Mode.DECONVNET:
+        return np.maximum(grad_y, grad_y.dtype.type(0))
+    mask = (y > 0) & (y < 6)
+    if mode == Mode.GUIDED:
+        mask &= grad_y > 0
+    return grad_y * mask
+
+
+def relu6_forward_device(device: Device, x):
+    x = device.float32("x", x)
+    y = device.empty(x.shape)
+    device.elementwise("relu6_forward", x.size, x, y, x.size)
+    return y
+
+
+def relu6_backward_device(device: Device, grad_y, y, mode=Mode.BACKPROP):
+    grad_y, y = device.float32("grad_y", grad_y), device.float32("y", y)
+    expect(grad_y.shape == y.shape, f"relu6_backward: shapes {grad_y.shape} and {y.shape} differ")
+    grad_x = device.empty(y.shape)
+    device.elementwise("relu6_backward", y.size, grad_y, y, grad_x, y.size, device.define(f"MODE_{Mode(mode).name}"))
+    return grad_x
+
+
+def relu6_zeiler(ops, signal, x):
+    """DeconvNet: max(signal, 0), the rule of Zeiler's ReLU (the forward mask ignored)."""
+    return ops.backward(signal, signal, Mode.DECONVNET)
+
+
+RELU6 = OpFamily("relu6", ("relu.cu",), numpy=dict(forward=relu6_forward, backward=relu6_backward),
+                 device=dict(forward=relu6_forward_device, backward=relu6_backward_device), zeiler=relu6_zeiler)

@@ -67,7 +67,7 @@ def save(path, net, classes=None, input_size=224, image_size=None, mean=None, st
             outputs = 0  # check_model says why
         model.classes = [f"class {i}" for i in range(outputs)]
     check_model(path, model)
-    tensors = {name: np.ascontiguousarray(np.asarray(p.numpy(), np.float32)) for name, p in net.named_parameters()}
+    tensors = {name: np.ascontiguousarray(np.asarray(p.numpy(), np.float32)) for name, p in net.named_state()}
     tensors[MEAN_KEY] = np.ascontiguousarray(model.mean, np.float32)
     tensors[STD_KEY] = np.ascontiguousarray(model.std, np.float32)
     metadata = {"format": FORMAT, "architecture": json.dumps(net.spec()), "classes": json.dumps(model.classes),
@@ -217,7 +217,7 @@ def read_safetensors(path):
 def check_tensors(path, net, tensors, dtype=None):
     """Every parameter of `net` has a tensor of its shape (and `dtype`, if given), finite,
     and no tensor is left over; otherwise a ModelFileError naming the tensor."""
-    expected = dict(net.named_parameters())
+    expected = dict(net.named_state())
     for name in tensors:
         if name not in expected:
             raise ModelFileError(f"{path}: tensor {name!r} belongs to no layer of the architecture")
@@ -250,8 +250,8 @@ def check_model(path, model):
                              f"{model.input_size}) image, got shape {mean.shape}")
     if std.shape != (3,) or not (np.isfinite(std).all() and (std > 0).all()):
         raise ModelFileError(f"{path}: the standard deviation must be 3 finite positive values")
-    check_element_count(path, "the network", sum(p.data.size for p in model.net.parameters()))
-    for name, parameter in model.net.named_parameters():
+    check_element_count(path, "the network", sum(p.data.size for _, p in model.net.named_state()))
+    for name, parameter in model.net.named_state():
         if not np.isfinite(parameter.numpy()).all():
             raise ModelFileError(f"{path}: tensor {name!r} holds NaN or infinite values")
     if len(model.net) == 0:
@@ -335,24 +335,33 @@ def _plain_argument(value):
     return (_is_int(value) and abs(value) < 2 ** 31) or (isinstance(value, float) and math.isfinite(value))
 
 
-def _check_specs(path, specs):
-    """The architecture's layer list: its shape and the size of what it would allocate,
-    checked before a single layer is built."""
-    if not isinstance(specs, list) or not specs:
-        raise ModelFileError(f"{path}: damaged metadata: the architecture must be a non-empty list of layers")
-    total = 0
+CONTAINERS = ("Sequential", "Residual")
+MAX_NESTING = 4
+
+
+def _check_specs(path, specs, total=0, depth=0, where="layer "):
+    """The architecture's layer list (containers nest theirs, at most MAX_NESTING deep): its
+    shape and the size of what it would allocate, checked before a single layer is built.
+    Returns the number of values it would allocate."""
+    if not isinstance(specs, list) or not specs or depth > MAX_NESTING:
+        raise ModelFileError(f"{path}: damaged metadata: the architecture must be a non-empty list of layers, "
+                             f"nested at most {MAX_NESTING} deep")
     for position, spec in enumerate(specs):
         if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
-            raise ModelFileError(f"{path}: damaged metadata: layer {position} is not a layer description")
+            raise ModelFileError(f"{path}: damaged metadata: {where}{position} is not a layer description")
+        size = lambda key: abs(spec[key]) if _is_int(spec.get(key)) else 1  # noqa: E731 - bad values: build says why
         for key, value in spec.items():
-            if key != "type" and not _plain_argument(value):
-                raise ModelFileError(f"{path}: layer {position} ({spec['type']}): argument {key} = {value!r:.40} "
+            if key == "layers" and spec["type"] in CONTAINERS:
+                total = _check_specs(path, value, total, depth + 1, f"{where}{position}.")
+            elif key != "type" and not _plain_argument(value):
+                raise ModelFileError(f"{path}: {where}{position} ({spec['type']}): argument {key} = {value!r:.40} "
                                      "is not a plain number")
         if spec["type"] == "Conv2d":
-            sizes = [abs(spec.get(k, 1)) if _is_int(spec.get(k, 1)) else 1
-                     for k in ("in_channels", "out_channels", "kernel_size")]
-            total += sizes[0] * sizes[1] * sizes[2] ** 2 + sizes[1]
+            total += size("in_channels") // max(1, size("groups")) * size("out_channels") * size("kernel_size") ** 2
+            total += size("out_channels")
         elif spec["type"] == "Linear":
-            sizes = [abs(spec.get(k, 1)) if _is_int(spec.get(k, 1)) else 1 for k in ("in_features", "out_features")]
-            total += sizes[0] * sizes[1] + sizes[1]
-        check_element_count(path, f"the architecture up to layer {position}", total)
+            total += size("in_features") * size("out_features") + size("out_features")
+        elif spec["type"] == "BatchNorm2d":
+            total += 4 * size("num_features")
+        check_element_count(path, f"the architecture up to {where}{position}", total)
+    return total

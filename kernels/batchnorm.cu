@@ -1,0 +1,88 @@
+// Batch normalisation over the channels of NCHW activations (Ioffe and Szegedy):
+//   y = gamma[c] (x - mean[c]) / sqrt(var[c] + eps) + beta[c]
+// with the batch's statistics while training (mean and biased variance over N, H, W) and the
+// running ones in evaluation. Backward, xhat = (x - mean) invstd, m = N H W:
+//   dgamma[c] = sum g xhat,  dbeta[c] = sum g,
+//   dx = gamma invstd (g - dbeta / m - xhat dgamma / m)   with batch statistics,
+//   dx = gamma invstd g                                    with fixed ones.
+// Identical in every backward mode; in evaluation it is a per-channel affine map, which is
+// why it folds into the convolution before it.
+// batchnorm_statistics and batchnorm_backward_sums: one block of BN_THREADS per channel, a
+// strided loop over its N H W values (coalesced along the plane) and shared-memory trees
+// (two passes for the variance, for accuracy). batchnorm_forward and batchnorm_backward_data:
+// one thread per element, grid-stride. Cost: memory-bound, 2 or 3 passes over the tensor.
+
+#define BN_THREADS 256
+
+__device__ float bn_block_sum(float* shared, float value) {
+  shared[threadIdx.x] = value;
+  __syncthreads();
+  for (int stride = BN_THREADS / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) shared[threadIdx.x] += shared[threadIdx.x + stride];
+    __syncthreads();
+  }
+  const float total = shared[0];
+  __syncthreads();
+  return total;
+}
+
+extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_statistics(
+    const float* __restrict__ x, float* __restrict__ mean, float* __restrict__ var, int N, int C, int plane) {
+  __shared__ float shared[BN_THREADS];
+  const int c = blockIdx.x;
+  const long long count = (long long)N * plane;
+  float total = 0.0f;
+  for (long long e = threadIdx.x; e < count; e += BN_THREADS) total += x[((e / plane) * C + c) * plane + e % plane];
+  const float m = bn_block_sum(shared, total) / count;
+  float squares = 0.0f;
+  for (long long e = threadIdx.x; e < count; e += BN_THREADS) {
+    const float d = x[((e / plane) * C + c) * plane + e % plane] - m;
+    squares += d * d;
+  }
+  const float v = bn_block_sum(shared, squares) / count;
+  if (threadIdx.x == 0) mean[c] = m, var[c] = v;
+}
+
+extern "C" __global__ void batchnorm_forward(const float* __restrict__ x, const float* __restrict__ mean,
+                                             const float* __restrict__ var, const float* __restrict__ gamma,
+                                             const float* __restrict__ beta, float* __restrict__ y, long long n, int C,
+                                             int plane, float eps) {
+  for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
+    const int c = (e / plane) % C;
+    y[e] = gamma[c] * (x[e] - mean[c]) / sqrtf(var[c] + eps) + beta[c];
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_backward_sums(
+    const float* __restrict__ grad_y, const float* __restrict__ x, const float* __restrict__ mean,
+    const float* __restrict__ var, float* __restrict__ grad_gamma, float* __restrict__ grad_beta, int N, int C,
+    int plane, float eps) {
+  __shared__ float shared[BN_THREADS];
+  const int c = blockIdx.x;
+  const long long count = (long long)N * plane;
+  const float invstd = 1.0f / sqrtf(var[c] + eps);
+  float g_total = 0.0f, gx_total = 0.0f;
+  for (long long e = threadIdx.x; e < count; e += BN_THREADS) {
+    const long long at = ((e / plane) * C + c) * plane + e % plane;
+    g_total += grad_y[at];
+    gx_total += grad_y[at] * (x[at] - mean[c]) * invstd;
+  }
+  const float g_sum = bn_block_sum(shared, g_total), gx_sum = bn_block_sum(shared, gx_total);
+  if (threadIdx.x == 0) grad_beta[c] = g_sum, grad_gamma[c] = gx_sum;
+}
+
+extern "C" __global__ void batchnorm_backward_data(const float* __restrict__ grad_y, const float* __restrict__ x,
+                                                   const float* __restrict__ mean, const float* __restrict__ var,
+                                                   const float* __restrict__ gamma,
+                                                   const float* __restrict__ grad_gamma,
+                                                   const float* __restrict__ grad_beta, float* __restrict__ grad_x,
+                                                   long long n, int C, int plane, float eps, int batch_statistics) {
+  const float count = (float)(n / C);
+  for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
+    const int c = (e / plane) % C;
+    const float invstd = 1.0f / sqrtf(var[c] + eps);
+    float g = grad_y[e];
+    if (batch_statistics) g -= (grad_beta[c] + (x[e] - mean[c]) * invstd * grad_gamma[c]) / count;
+    grad_x[e] = gamma[c] * invstd * g;
+  }
+}

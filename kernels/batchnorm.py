@@ -1,0 +1,73 @@
+"""Batch normalisation of NCHW activations per channel (PyTorch's BatchNorm2d):
+y = gamma (x - mean) / sqrt(var + eps) + beta, with the batch's mean and biased variance in
+training and the running ones in evaluation (the layer keeps those). Backward gives the
+input, gamma and beta gradients; it is the same in every backward mode, and so is the
+DeconvNet step. Device path: batchnorm.cu."""
+import numpy as np
+
+from .family import Device, OpFamily
+
+
+def _channel(vector):
+    return vector.reshape(1, -1, 1, 1)
+
+
+def batchnorm_statistics(x):
+    """The batch's (mean, biased variance) per channel."""
+    return x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+
+
+def batchnorm_forward(x, mean, var, gamma, beta, eps):
+    scale = gamma / np.sqrt(var + eps)
+    return x * _channel(scale) + _channel(beta - mean * scale)
+
+
+def batchnorm_backward(grad_y, x, mean, var, gamma, eps, batch_statistics):
+    """(grad_x, grad_gamma, grad_beta); batch_statistics: mean and var came from this batch."""
+    invstd = 1 / np.sqrt(var + eps)
+    xhat = (x - _channel(mean)) * _channel(invstd)
+    grad_gamma, grad_beta = (grad_y * xhat).sum(axis=(0, 2, 3)), grad_y.sum(axis=(0, 2, 3))
+    if batch_statistics:
+        count = x.size // x.shape[1]
+        grad_y = grad_y - (_channel(grad_beta) + xhat * _channel(grad_gamma)) / count
+    return grad_y * _channel(gamma * invstd), grad_gamma, grad_beta
+
+
+def batchnorm_statistics_device(device: Device, x):
+    x = device.float32("x", x, 4)
+    n, c, h, w = x.shape
+    mean, var = device.empty((c,)), device.empty((c,))
+    device.launch("batchnorm_statistics", c, x, mean, var, n, c, h * w)  # a block per channel
+    return mean, var
+
+
+def batchnorm_forward_device(device: Device, x, mean, var, gamma, beta, eps):
+    x = device.float32("x", x, 4)
+    y = device.empty(x.shape)
+    vectors = [device.float32(name, v, 1) for name, v in (("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta))]
+    device.elementwise("batchnorm_forward", x.size, x, *vectors, y, x.size, x.shape[1], x.shape[2] * x.shape[3], eps)
+    return y
+
+
+def batchnorm_backward_device(device: Device, grad_y, x, mean, var, gamma, eps, batch_statistics):
+    grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
+    n, c, h, w = x.shape
+    mean, var, gamma = (device.float32(name, v, 1) for name, v in (("mean", mean), ("var", var), ("gamma", gamma)))
+    grad_gamma, grad_beta, grad_x = device.empty((c,)), device.empty((c,)), device.empty(x.shape)
+    device.launch("batchnorm_backward_sums", c, grad_y, x, mean, var, grad_gamma, grad_beta, n, c, h * w, eps)
+    device.elementwise("batchnorm_backward_data", x.size, grad_y, x, mean, var, gamma, grad_gamma, grad_beta, grad_x,
+                       x.size, c, h * w, eps, int(batch_statistics))
+    return grad_x, grad_gamma, grad_beta
+
+
+def batchnorm_zeiler(ops, signal, x, gamma, beta, running_mean, running_var, eps):
+    """DeconvNet: as backprop (reconstructions use the running statistics)."""
+    return ops.backward(signal, x, running_mean, running_var, gamma, eps, False)[0]
+
+
+BATCHNORM = OpFamily(
+    "batchnorm", ("batchnorm.cu",),
+    numpy=dict(statistics=batchnorm_statistics, forward=batchnorm_forward, backward=batchnorm_backward),
+    device=dict(statistics=batchnorm_statistics_device, forward=batchnorm_forward_device,
+                backward=batchnorm_backward_device),
+    zeiler=batchnorm_zeiler)

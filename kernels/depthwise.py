@@ -1,0 +1,121 @@
+"""Depthwise convolution: groups = channels, weights (C, 1, K, K), stride s, symmetric zero
+padding p (asymmetric padding is a ZeroPad2d before it). NumPy reference: K^2 shifted,
+strided views of the padded input, each scaled by one weight per channel. Device path:
+depthwise.cu (direct kernels: the op is memory-bound). Backpropagates identically in every
+mode; its DeconvNet step is the backward-data, as a convolution's."""
+import numpy as np
+
+from .conv2d import conv2d_output_size
+from .family import Device, OpFamily, expect
+
+
+def _windows(size, kernel, stride, padding):
+    out = conv2d_output_size(size, kernel, stride, padding)
+    return out, [slice(u, u + stride * (out - 1) + 1, stride) for u in range(kernel)]
+
+
+def _padded(x, padding):
+    return np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+
+
+def depthwise_forward(x, weight, bias, stride=1, padding=0):
+    k = weight.shape[2]
+    hout, rows = _windows(x.shape[2], k, stride, padding)
+    wout, cols = _windows(x.shape[3], k, stride, padding)
+    padded = _padded(x, padding)
+    y = np.zeros((x.shape[0], x.shape[1], hout, wout), x.dtype)
+    for u in range(k):
+        for v in range(k):
+            y += weight[:, 0, u, v].reshape(1, -1, 1, 1) * padded[:, :, rows[u], cols[v]]
+    if bias is not None:
+        y += bias.reshape(1, -1, 1, 1)
+    return y
+
+
+def depthwise_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
+    k = weight.shape[2]
+    _, rows = _windows(x_shape[2], k, stride, padding)
+    _, cols = _windows(x_shape[3], k, stride, padding)
+    n, c, h, w = x_shape
+    padded = np.zeros((n, c, h + 2 * padding, w + 2 * padding), grad_y.dtype)
+    for u in range(k):
+        for v in range(k):
+            padded[:, :, rows[u], cols[v]] += weight[:, 0, u, v].reshape(1, -1, 1, 1) * grad_y
+    return np.ascontiguousarray(padded[:, :, padding : padding + h, padding : padding + w])
+
+
+def depthwise_backward_weights(grad_y, x, w_shape, stride=1, padding=0):
+    k = w_shape[2]
+    _, rows = _windows(x.shape[2], k, stride, padding)
+    _, cols = _windows(x.shape[3], k, stride, padding)
+    padded = _padded(x, padding)
+    grad_w = np.empty(w_shape, grad_y.dtype)
+    for u in range(k):
+        for v in range(k):
+            grad_w[:, 0, u, v] = np.einsum("nchw,nchw->c", grad_y, padded[:, :, rows[u], cols[v]])
+    return grad_w
+
+
+def depthwise_backward_bias(grad_y):
+    return grad_y.sum(axis=(0, 2, 3))
+
+
+def _geometry(x_shape, w_shape, stride, padding):
+    n, c, h, w = x_shape
+    expect(tuple(w_shape[:2]) == (c, 1) and w_shape[2] == w_shape[3],
+           f"depthwise: input {tuple(x_shape)} and weights {tuple(w_shape)} do not match")
+    k = w_shape[2]
+    hout, wout = conv2d_output_size(h, k, stride, padding), conv2d_output_size(w, k, stride, padding)
+    expect(hout > 0 and wout > 0, f"depthwise: input {h}x{w} is smaller than the kernel")
+    return n, c, h, w, k, hout, wout
+
+
+def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=0):
+    x, weight = device.float32("x", x, 4), device.float32("weight", weight, 4)
+    n, c, h, w, k, hout, wout = _geometry(x.shape, weight.shape, stride, padding)
+    has_bias = bias is not None
+    bias = device.float32("bias", bias, 1) if has_bias else device.empty((1,))
+    y = device.empty((n, c, hout, wout))
+    device.elementwise("depthwise_forward", y.size, x, weight, bias, y, n, c, h, w, k, stride, padding, hout, wout,
+                       int(has_bias))
+    return y
+
+
+def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0):
+    grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
+    n, c, h, w, k, hout, wout = _geometry(x_shape, weight.shape, stride, padding)
+    grad_x = device.empty(tuple(x_shape))
+    device.elementwise("depthwise_backward_data", grad_x.size, grad_y, weight, grad_x, n, c, h, w, k, stride, padding,
+                       hout, wout)
+    return grad_x
+
+
+def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1, padding=0):
+    grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
+    n, c, h, w, k, hout, wout = _geometry(x.shape, w_shape, stride, padding)
+    grad_w = device.empty(tuple(w_shape))
+    device.launch("depthwise_backward_weights", grad_w.size, grad_y, x, grad_w, n, c, h, w, k, stride, padding,
+                  hout, wout)  # one block per weight
+    return grad_w
+
+
+def depthwise_backward_bias_device(device: Device, grad_y):
+    grad_y = device.float32("grad_y", grad_y, 4)
+    n, c, h, w = grad_y.shape
+    out = device.empty((c,))
+    device.launch("channel_sum", c, grad_y, out, n, c, h * w)
+    return out
+
+
+def depthwise_zeiler(ops, signal, x, weight, bias=None, stride=1, padding=0):
+    """DeconvNet: the flipped filters, i.e. backward-data, as for any convolution."""
+    return ops.backward_data(signal, weight, x.shape, stride, padding)
+
+
+DEPTHWISE = OpFamily(
+    "depthwise", ("depthwise.cu", "bias.cu"),
+    numpy=dict(forward=depthwise_forward, backward_data=depthwise_backward_data,
+               backward_weights=depthwise_backward_weights, backward_bias=depthwise_backward_bias),
+    device=dict(forward=depthwise_forward_device, backward_data=depthwise_backward_data_device,
+                backward_weights=depthwise_backward_weights_device, backward_bias=depthwise_backward_bias_device),
+    zeiler=depthwise_zeiler)
