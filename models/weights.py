@@ -327,11 +327,11 @@ def _metadata_json(path, metadata, key, default=None):
 
 def _plain_argument(value):
     """A layer argument as our files write them: a bool, a bounded whole number, a finite
-    number, or a pair of whole numbers (an output size)."""
+    number, or up to four whole numbers (an output size, a padding)."""
     if isinstance(value, bool):
         return True
     if isinstance(value, list):
-        return 1 <= len(value) <= 2 and all(_is_int(v) and abs(v) < 2 ** 31 for v in value)
+        return 1 <= len(value) <= 4 and all(_is_int(v) and abs(v) < 2 ** 31 for v in value)
     return (_is_int(value) and abs(value) < 2 ** 31) or (isinstance(value, float) and math.isfinite(value))
 
 

@@ -107,7 +107,11 @@ def test_every_layer_has_a_deconvnet_step_equal_to_its_deconvnet_backward(rng, b
     backward in deconvnet mode (Sect. 4 of the paper), on random data."""
     cases = [(nn.Conv2d(2, 3, 3, padding=1), (1, 2, 5, 5)), (nn.ReLU(), (2, 3, 4, 4)), (nn.MaxPool2d(3, 2), (1, 2, 7, 7)),
              (nn.LocalResponseNorm(3, alpha=0.5), (1, 4, 3, 3)), (nn.AdaptiveAvgPool2d(2), (1, 2, 5, 3)),
-             (nn.Flatten(), (2, 3, 2, 2)), (nn.Dropout(0.5), (2, 6)), (nn.Linear(6, 4), (2, 6))]
+             (nn.Flatten(), (2, 3, 2, 2)), (nn.Dropout(0.5), (2, 6)), (nn.Linear(6, 4), (2, 6)),
+             (nn.ReLU6(), (2, 3, 4, 4)), (nn.ZeroPad2d((0, 1, 2, 0)), (1, 2, 3, 4)),
+             (nn.Conv2d(3, 3, 3, 2, 1, groups=3), (2, 3, 7, 6)), (nn.BatchNorm2d(3), (2, 3, 4, 5)),
+             (nn.Residual(nn.Conv2d(3, 3, 3, 1, 1, groups=3), nn.ReLU(), nn.Conv2d(3, 3, 1)), (1, 3, 5, 5)),
+             (nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU6(), nn.MaxPool2d(2)), (1, 2, 7, 7))]
     for layer, shape in cases:
         layer.to(backend).eval()
         x = Tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True, backend=backend)

@@ -6,13 +6,28 @@ import torch
 from deepinside.engine import nn
 
 
+class TorchResidual(torch.nn.Sequential):
+    def forward(self, x):
+        return super().forward(x) + x
+
+
 def torch_twin(net, dtype=torch.float64):
-    """A torch.nn.Sequential in evaluation mode with the same layers and weights."""
+    """A torch.nn.Sequential in evaluation mode with the same layers, weights and buffers."""
     layers = []
     for layer in net:
-        if isinstance(layer, nn.Conv2d):
+        if isinstance(layer, nn.Residual):
+            twin = TorchResidual(*torch_twin(layer, dtype))
+        elif isinstance(layer, nn.Sequential):
+            twin = torch_twin(layer, dtype)
+        elif isinstance(layer, nn.Conv2d):
             twin = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                                   layer.stride, layer.padding, bias=layer.bias is not None)
+                                   layer.stride, layer.padding, bias=layer.bias is not None, groups=layer.groups)
+        elif isinstance(layer, nn.BatchNorm2d):
+            twin = torch.nn.BatchNorm2d(layer.num_features, layer.eps, layer.momentum)
+        elif isinstance(layer, nn.ReLU6):
+            twin = torch.nn.ReLU6()
+        elif isinstance(layer, nn.ZeroPad2d):
+            twin = torch.nn.ZeroPad2d(layer.padding)
         elif isinstance(layer, nn.Linear):
             twin = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
         elif isinstance(layer, nn.ReLU):
@@ -29,8 +44,9 @@ def torch_twin(net, dtype=torch.float64):
             twin = torch.nn.Dropout(layer.p)
         else:
             raise TypeError(f"no torch twin for {layer!r}")
-        for name, parameter in layer.named_parameters():
-            getattr(twin, name).data = torch.from_numpy(np.array(parameter.data)).to(dtype)
+        if not isinstance(layer, nn.Sequential):
+            for name, tensor in layer.named_state():
+                getattr(twin, name).data = torch.from_numpy(np.array(tensor.data)).to(dtype)
         layers.append(twin)
     return torch.nn.Sequential(*layers).to(dtype).eval()
 
@@ -48,7 +64,7 @@ def _relu_hook(mode):
 def torch_input_gradient(twin, x, grad_output, mode):
     """(output, d<output, grad_output>/dx) computed by torch in float64."""
     handles = [m.register_full_backward_hook(_relu_hook(mode))
-               for m in twin if isinstance(m, torch.nn.ReLU)]
+               for m in twin.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.ReLU6))]
     try:
         xt = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
         out = twin(xt)

@@ -1,0 +1,251 @@
+"""The layers ImageNet networks need (depthwise convolution, zero padding, BatchNorm2d,
+ReLU6, residual sums): NumPy kernels against finite differences in float64, our CUDA
+kernels against NumPy on the emulator (NaN-poisoned outputs, awkward shapes), the engine
+against PyTorch in all three modes, BatchNorm training against torch.nn.BatchNorm2d, and
+folding BatchNorm into convolutions."""
+import numpy as np
+import pytest
+
+import deepinside.kernels as K
+from deepinside import engine
+from deepinside.engine import Tensor, nn
+from deepinside.kernels.ladder import PoisonedDevice
+from deepinside.kernels.launch import EmulatorLauncher
+from helpers import numerical_gradient, relative_error
+
+DEPTHWISE_CASES = [(1, 5, 9, 7, 3, 1, 1), (3, 7, 10, 11, 5, 2, 2), (2, 3, 8, 8, 3, 2, 0), (1, 4, 6, 9, 5, 1, 2)]
+
+
+@pytest.fixture(scope="module")
+def emulated():
+    return K.bind(PoisonedDevice(EmulatorLauncher()))
+
+
+@pytest.mark.parametrize("n, c, h, w, k, stride, padding", DEPTHWISE_CASES)
+def test_depthwise_gradients_match_finite_differences(rng, n, c, h, w, k, stride, padding):
+    x, weight, bias = rng.standard_normal((n, c, h, w)), rng.standard_normal((c, 1, k, k)), rng.standard_normal(c)
+    y = K.depthwise_forward(x, weight, bias, stride, padding)
+    probe = rng.standard_normal(y.shape)
+    # Against the general convolution with the same filters on a block-diagonal weight.
+    dense = np.zeros((c, c, k, k))
+    dense[np.arange(c), np.arange(c)] = weight[:, 0]
+    assert relative_error(y, K.conv2d_forward(x, dense, bias, stride, padding)) < 1e-12
+    loss = lambda function: (lambda value: (function(value) * probe).sum())  # noqa: E731
+    assert relative_error(K.depthwise_backward_data(probe, weight, x.shape, stride, padding), numerical_gradient(
+        loss(lambda v: K.depthwise_forward(v, weight, bias, stride, padding)), x)) < 1e-7
+    assert relative_error(K.depthwise_backward_weights(probe, x, weight.shape, stride, padding), numerical_gradient(
+        loss(lambda v: K.depthwise_forward(x, v, bias, stride, padding)), weight)) < 1e-7
+    assert relative_error(K.depthwise_backward_bias(probe), numerical_gradient(
+        loss(lambda v: K.depthwise_forward(x, weight, v, stride, padding)), bias)) < 1e-7
+
+
+def test_pad_relu6_and_add_against_their_definitions(rng):
+    x = rng.standard_normal((2, 3, 4, 5)) * 5
+    padded = K.pad_forward(x, (0, 1, 2, 1))
+    assert padded.shape == (2, 3, 7, 6) and np.array_equal(padded[:, :, 2:6, 0:5], x)
+    assert np.isclose(padded.sum(), x.sum()) and np.count_nonzero(padded) == np.count_nonzero(x)
+    assert np.array_equal(K.pad_backward(padded, (0, 1, 2, 1)), x)
+    y = K.relu6_forward(x)
+    assert np.array_equal(y, np.clip(x, 0, 6))
+    g = rng.standard_normal(x.shape)
+    inside = (x > 0) & (x < 6)
+    assert np.array_equal(K.relu6_backward(g, y, "backprop"), g * inside)
+    assert np.array_equal(K.relu6_backward(g, y, "guided"), g * inside * (g > 0))
+    assert np.array_equal(K.relu6_backward(g, y, "deconvnet"), np.maximum(g, 0))
+    assert relative_error(K.relu6_backward(g, y, "backprop"),
+                          numerical_gradient(lambda v: (K.relu6_forward(v) * g).sum(), x.copy())) < 1e-7
+    assert np.array_equal(K.add_forward(x, g), x + g)
+
+
+@pytest.mark.parametrize("batch_statistics", [True, False])
+def test_batchnorm_gradients_match_finite_differences(rng, batch_statistics):
+    x = rng.standard_normal((3, 4, 5, 2)) * 2 + 1
+    gamma, beta, eps = rng.standard_normal(4), rng.standard_normal(4), 1e-3
+    fixed_mean, fixed_var = rng.standard_normal(4), rng.random(4) + 0.5
+
+    def forward(x, gamma, beta):
+        mean, var = K.batchnorm_statistics(x) if batch_statistics else (fixed_mean, fixed_var)
+        return K.batchnorm_forward(x, mean, var, gamma, beta, eps)
+
+    y = forward(x, gamma, beta)
+    if batch_statistics:  # normalised per channel
+        assert np.allclose(((y - beta.reshape(1, -1, 1, 1)) / gamma.reshape(1, -1, 1, 1)).mean(axis=(0, 2, 3)), 0)
+    probe = rng.standard_normal(y.shape)
+    mean, var = K.batchnorm_statistics(x) if batch_statistics else (fixed_mean, fixed_var)
+    grad_x, grad_gamma, grad_beta = K.batchnorm_backward(probe, x, mean, var, gamma, eps, batch_statistics)
+    assert relative_error(grad_x, numerical_gradient(lambda v: (forward(v, gamma, beta) * probe).sum(), x)) < 1e-6
+    assert relative_error(grad_gamma, numerical_gradient(lambda v: (forward(x, v, beta) * probe).sum(), gamma)) < 1e-6
+    assert relative_error(grad_beta, numerical_gradient(lambda v: (forward(x, gamma, v) * probe).sum(), beta)) < 1e-6
+
+
+# our CUDA kernels on the emulator ----------------------------------------------------------
+
+@pytest.mark.parametrize("n, c, h, w, k, stride, padding", DEPTHWISE_CASES)
+def test_depthwise_kernels_match_numpy(emulated, rng, n, c, h, w, k, stride, padding):
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weight, bias = rng.standard_normal((c, 1, k, k)).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    y = K.depthwise_forward(x, weight, bias, stride, padding)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    ops = emulated.depthwise
+    assert relative_error(ops.forward(x, weight, bias, stride, padding), y) < 1e-5
+    assert relative_error(ops.forward(x, weight, None, stride, padding),
+                          K.depthwise_forward(x, weight, None, stride, padding)) < 1e-5
+    assert relative_error(ops.backward_data(g, weight, x.shape, stride, padding),
+                          K.depthwise_backward_data(g, weight, x.shape, stride, padding)) < 1e-5
+    assert relative_error(ops.backward_weights(g, x, weight.shape, stride, padding),
+                          K.depthwise_backward_weights(g, x, weight.shape, stride, padding)) < 1e-5
+    assert relative_error(ops.backward_bias(g), K.depthwise_backward_bias(g)) < 1e-5
+
+
+def test_pad_relu6_and_add_kernels_match_numpy(emulated, rng):
+    x = (rng.standard_normal((3, 5, 7, 6)) * 5).astype(np.float32)
+    padding = (1, 0, 2, 3)
+    padded = emulated.pad.forward(x, padding)
+    assert np.array_equal(padded, K.pad_forward(x, padding))
+    assert np.array_equal(emulated.pad.backward(padded, padding), x)
+    y = emulated.relu6.forward(x)
+    assert np.array_equal(y, K.relu6_forward(x))
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    for mode in K.MODES:
+        assert np.array_equal(emulated.relu6.backward(g, y, mode), K.relu6_backward(g, y, mode)), mode
+    assert np.array_equal(emulated.add.forward(x, g), x + g)
+
+
+@pytest.mark.parametrize("batch_statistics", [True, False])
+def test_batchnorm_kernels_match_numpy(emulated, rng, batch_statistics):
+    x = (rng.standard_normal((3, 5, 7, 9)) * 3 + 2).astype(np.float32)
+    gamma, beta = rng.standard_normal(5).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    mean, var = K.batchnorm_statistics(x)
+    device_mean, device_var = emulated.batchnorm.statistics(x)
+    assert relative_error(device_mean, mean) < 1e-5 and relative_error(device_var, var) < 1e-5
+    if not batch_statistics:
+        mean, var = (rng.standard_normal(5).astype(np.float32), (rng.random(5) + 0.5).astype(np.float32))
+    y = K.batchnorm_forward(x, mean, var, gamma, beta, 1e-3)
+    assert relative_error(emulated.batchnorm.forward(x, mean, var, gamma, beta, 1e-3), y) < 1e-5
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    expected = K.batchnorm_backward(g, x, mean, var, gamma, 1e-3, batch_statistics)
+    actual = emulated.batchnorm.backward(g, x, mean, var, gamma, 1e-3, batch_statistics)
+    for a, e in zip(actual, expected):
+        assert relative_error(a, e) < 1e-4
+
+
+# the engine against PyTorch -----------------------------------------------------------------
+
+def mobile_block_net(seed=0):
+    """A small net of the EfficientNet-Lite pattern: SAME-padded stride-2 stem, BatchNorm,
+    ReLU6, an MBConv block with a residual sum, a strided MBConv block, head, classifier."""
+    engine.nn.manual_seed(seed)
+
+    def mbconv(c_in, c_out, expand, kernel, stride):
+        hidden = c_in * expand
+        same = (kernel - 1) // 2
+        layers = [nn.Conv2d(c_in, hidden, 1, bias=False), nn.BatchNorm2d(hidden, eps=1e-3), nn.ReLU6()]
+        if stride == 1:
+            layers.append(nn.Conv2d(hidden, hidden, kernel, 1, same, bias=False, groups=hidden))
+        else:  # TensorFlow's SAME for a 3x3 stride-2 window: the extra row and column at the bottom and right
+            layers += [nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(hidden, hidden, kernel, stride, 0, bias=False, groups=hidden)]
+        layers += [nn.BatchNorm2d(hidden, eps=1e-3), nn.ReLU6(), nn.Conv2d(hidden, c_out, 1, bias=False),
+                   nn.BatchNorm2d(c_out, eps=1e-3)]
+        return nn.Residual(*layers) if stride == 1 and c_in == c_out else nn.Sequential(*layers)
+
+    net = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(3, 6, 3, 2, bias=False), nn.BatchNorm2d(6, eps=1e-3),
+                        nn.ReLU6(), mbconv(6, 6, 3, 3, 1), mbconv(6, 8, 2, 3, 2), nn.Conv2d(8, 12, 1, bias=False),
+                        nn.BatchNorm2d(12, eps=1e-3), nn.ReLU6(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(12, 5))
+    rng = np.random.default_rng(seed)
+    for name, tensor in net.named_state():  # BatchNorm statistics and affine maps that are not the identity
+        if "running_var" in name:
+            tensor.data = (rng.random(tensor.shape) + 0.5).astype(np.float32)
+        elif "running_mean" in name or (name.endswith("bias") and tensor.ndim == 1):
+            tensor.data = (rng.standard_normal(tensor.shape) * 0.3).astype(np.float32)
+    return net.eval()
+
+
+@pytest.mark.parametrize("mode", K.MODES)
+def test_mobile_blocks_match_torch_in_every_mode(rng, mode):
+    torch = pytest.importorskip("torch")
+    from torch_reference import torch_input_gradient, torch_twin
+
+    net = mobile_block_net().to(np.float64)
+    x = rng.standard_normal((2, 3, 17, 16)) * 3
+    seed = rng.standard_normal((2, 5))
+    image = Tensor(x, requires_grad=True)
+    out = net(image)
+    (gradient,) = engine.grad(out, [image], grad_output=seed, mode=mode)
+    expected_out, expected_gradient = torch_input_gradient(torch_twin(net, torch.float64), x, seed, mode)
+    assert relative_error(out.data, expected_out) < 1e-10
+    assert relative_error(gradient, expected_gradient) < 1e-10
+
+
+def test_the_three_modes_differ_on_relu6(rng):
+    net = mobile_block_net().to(np.float64)
+    x = Tensor(rng.standard_normal((1, 3, 17, 16)) * 3, requires_grad=True)
+    seed = rng.standard_normal((1, 5))
+    grads = [engine.grad(net(x), [x], grad_output=seed, mode=mode)[0] for mode in K.MODES]
+    assert relative_error(grads[0], grads[1]) > 1e-2 and relative_error(grads[0], grads[2]) > 1e-2
+
+
+def test_batchnorm_training_matches_torch_with_running_statistics(rng):
+    torch = pytest.importorskip("torch")
+    ours = nn.BatchNorm2d(4, eps=1e-3, momentum=0.2).to(np.float64)
+    theirs = torch.nn.BatchNorm2d(4, eps=1e-3, momentum=0.2).double()
+    for step in range(3):
+        x = rng.standard_normal((3, 4, 5, 6)) * (step + 1) + step
+        probe = rng.standard_normal(x.shape)
+        image = Tensor(x, requires_grad=True)
+        out = ours(image)
+        out.backward(probe)
+        xt = torch.tensor(x, requires_grad=True)
+        out_t = theirs(xt)
+        out_t.backward(torch.from_numpy(probe))
+        assert relative_error(out.data, out_t.detach().numpy()) < 1e-10
+        assert relative_error(image.grad, xt.grad.numpy()) < 1e-10
+        assert relative_error(ours.weight.grad, theirs.weight.grad.numpy()) < 1e-10
+        assert relative_error(ours.bias.grad, theirs.bias.grad.numpy()) < 1e-10
+        ours.weight.grad = ours.bias.grad = None
+        theirs.zero_grad()
+    assert relative_error(ours.running_mean.data, theirs.running_mean.numpy()) < 1e-12
+    assert relative_error(ours.running_var.data, theirs.running_var.numpy()) < 1e-12
+
+
+@pytest.mark.parametrize("mode", K.MODES)
+def test_folding_batchnorm_keeps_outputs_and_input_gradients(rng, mode):
+    net = mobile_block_net().to(np.float64)
+    folded = nn.fold_batchnorm(net)
+    assert not any(isinstance(layer, nn.BatchNorm2d) for layer in folded)
+    assert not any(isinstance(layer, nn.BatchNorm2d) for block in folded if isinstance(block, nn.Sequential)
+                   for layer in block)
+    x = rng.standard_normal((2, 3, 17, 16))
+    seed = rng.standard_normal((2, 5))
+    results = []
+    for model in (net, folded):
+        image = Tensor(x, requires_grad=True)
+        out = model(image)
+        results.append((out.data, engine.grad(out, [image], grad_output=seed, mode=mode)[0]))
+    assert relative_error(results[1][0], results[0][0]) < 1e-12 and relative_error(results[1][1], results[0][1]) < 1e-12
+
+
+def test_the_whole_block_net_on_our_kernels_matches_numpy(rng):
+    net = mobile_block_net()
+    x = (rng.standard_normal((2, 3, 17, 16)) * 3).astype(np.float32)
+    seed = rng.standard_normal((2, 5)).astype(np.float32)
+    results = {}
+    for backend in ("numpy", "emulator"):
+        net.to(backend)
+        image = Tensor(x, requires_grad=True, backend=backend)
+        out = net(image)
+        results[backend] = [(out.numpy(), engine.to_numpy(engine.grad(out, [image], grad_output=seed, mode=mode,
+                                                                         retain_graph=True)[0])) for mode in K.MODES]
+    net.to("numpy")
+    for (out, gradient), (out_ref, gradient_ref) in zip(results["emulator"], results["numpy"]):
+        assert relative_error(out, out_ref) < 1e-5 and relative_error(gradient, gradient_ref) < 1e-4
+
+
+def test_weight_files_keep_blocks_and_batchnorm_buffers(tmp_path, rng):
+    from deepinside import models
+    net = mobile_block_net()
+    models.save(tmp_path / "m.safetensors", net, classes=list("abcde"), input_size=17, image_size=20)
+    loaded = models.load(tmp_path / "m.safetensors").net
+    assert loaded.spec() == net.spec()
+    x = Tensor(rng.standard_normal((1, 3, 17, 17)).astype(np.float32))
+    assert np.array_equal(loaded(x).data, net(x).data)
