@@ -28,6 +28,18 @@ def test_report_holds_every_method(report):
     assert "src=\"http" not in page and "src='http" not in page  # self-contained
 
 
+def test_report_has_the_imagenet_section_on_photographs(report):
+    page = report.read_text().split("An ImageNet network: EfficientNet-Lite0", 1)[1]
+    # The photographs' top-5 as ImageNet names them, scikit-image's cat and coffee first.
+    assert "<td>scikit-image chelsea</td><td>Egyptian cat" in page or "<td>scikit-image chelsea</td><td>tiger cat" in page
+    assert "<td>scikit-image coffee</td><td>espresso" in page
+    for mode in ("backprop", "deconvnet", "guided"):
+        assert page.count(f'alt="{mode}, 10 crops"') == 2
+    for name in ("Egyptian cat", "espresso", "missile"):  # both recipes
+        assert page.count(f'alt="{name} (S = ') == 2
+    assert "a middle block" in page and "the last block" in page and "Residual" in page and "ReLU6" in page
+
+
 # Injected into a copy of the page: after loading, it records how many images decoded.
 CHECK_IMAGES = ("<script>window.addEventListener('load',function(){var i=[].slice.call(document.images);"
                 "document.body.setAttribute('data-images',i.length);document.body.setAttribute('data-broken',"
