@@ -8,7 +8,8 @@ MEDIANS = {}  # (group, implementation) -> median seconds
 
 @pytest.fixture(scope="session")
 def network_pairs():
-    """name -> (our network with random weights, its float32 PyTorch twin), built once."""
+    """name -> (our network, its float32 PyTorch twin), built once: CNN-F and VGG-16 with
+    random weights, EfficientNet-Lite0 with its ImageNet weights."""
     import torch
 
     from deepinside import engine
@@ -21,6 +22,8 @@ def network_pairs():
         engine.nn.manual_seed(0)
         net = build().eval()
         pairs[name] = (net, torch_twin(net, torch.float32))
+    lite0 = models.load("efficientnet-lite0").net
+    pairs["efficientnet_lite0"] = (lite0, torch_twin(lite0, torch.float32))
     return pairs
 
 

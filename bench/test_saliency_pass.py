@@ -1,5 +1,6 @@
 """A saliency pass (forward, then backward to the input only; batch 1, 224x224) of CNN-F and
-VGG-16 with random weights: this engine against PyTorch on the CPU in the same run.
+VGG-16 with random weights and of EfficientNet-Lite0 with its ImageNet weights: this engine
+against PyTorch on the CPU in the same run.
 
 PyTorch at its best computes only the input gradient (torch.autograd.grad, as captum's
 Saliency does); so does our engine.grad. Run:  pytest bench
@@ -11,7 +12,7 @@ import torch
 from deepinside import engine
 from torch_reference import torch_twin
 
-NETS = ("cnn_f", "vgg16")
+NETS = ("cnn_f", "vgg16", "efficientnet_lite0")
 
 
 def ours(net, image, seed):

@@ -164,7 +164,8 @@ def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, e
     y = ops.forward(x.data, mean, var, weight.data, bias.data, eps)
 
     def backward(g, mode, needed):
-        grad_x, grad_weight, grad_bias = ops.backward(g, x.data, mean, var, weight.data, eps, training)
+        grad_x, grad_weight, grad_bias = ops.backward(g, x.data, mean, var, weight.data, eps, training,
+                                                      needed[1] or needed[2])
         return grad_x, grad_weight if needed[1] else None, grad_bias if needed[2] else None
 
     return Tensor._from_op(y, (x, weight, bias), backward, "batch_norm", backend)

@@ -22,9 +22,13 @@ def batchnorm_forward(x, mean, var, gamma, beta, eps):
     return x * _channel(scale) + _channel(beta - mean * scale)
 
 
-def batchnorm_backward(grad_y, x, mean, var, gamma, eps, batch_statistics):
-    """(grad_x, grad_gamma, grad_beta); batch_statistics: mean and var came from this batch."""
+def batchnorm_backward(grad_y, x, mean, var, gamma, eps, batch_statistics, parameter_gradients=True):
+    """(grad_x, grad_gamma, grad_beta); batch_statistics: mean and var came from this batch.
+    Without parameter_gradients and with fixed statistics (a saliency pass through a trained
+    net) only grad_x is computed: a per-channel scale; the others are None."""
     invstd = 1 / np.sqrt(var + eps)
+    if not (batch_statistics or parameter_gradients):
+        return grad_y * _channel(gamma * invstd), None, None
     xhat = (x - _channel(mean)) * _channel(invstd)
     grad_gamma, grad_beta = (grad_y * xhat).sum(axis=(0, 2, 3)), grad_y.sum(axis=(0, 2, 3))
     if batch_statistics:
@@ -49,20 +53,23 @@ def batchnorm_forward_device(device: Device, x, mean, var, gamma, beta, eps):
     return y
 
 
-def batchnorm_backward_device(device: Device, grad_y, x, mean, var, gamma, eps, batch_statistics):
+def batchnorm_backward_device(device: Device, grad_y, x, mean, var, gamma, eps, batch_statistics,
+                               parameter_gradients=True):
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
     n, c, h, w = x.shape
     mean, var, gamma = (device.float32(name, v, 1) for name, v in (("mean", mean), ("var", var), ("gamma", gamma)))
     grad_gamma, grad_beta, grad_x = device.empty((c,)), device.empty((c,)), device.empty(x.shape)
-    device.launch("batchnorm_backward_sums", c, grad_y, x, mean, var, grad_gamma, grad_beta, n, c, h * w, eps)
+    sums = batch_statistics or parameter_gradients  # else neither asked for nor read by the next kernel
+    if sums:
+        device.launch("batchnorm_backward_sums", c, grad_y, x, mean, var, grad_gamma, grad_beta, n, c, h * w, eps)
     device.elementwise("batchnorm_backward_data", x.size, grad_y, x, mean, var, gamma, grad_gamma, grad_beta, grad_x,
                        x.size, c, h * w, eps, int(batch_statistics))
-    return grad_x, grad_gamma, grad_beta
+    return (grad_x, grad_gamma, grad_beta) if sums else (grad_x, None, None)
 
 
 def batchnorm_zeiler(ops, signal, x, gamma, beta, running_mean, running_var, eps):
     """DeconvNet: as backprop (reconstructions use the running statistics)."""
-    return ops.backward(signal, x, running_mean, running_var, gamma, eps, False)[0]
+    return ops.backward(signal, x, running_mean, running_var, gamma, eps, False, False)[0]
 
 
 BATCHNORM = OpFamily(

@@ -1,8 +1,10 @@
 """Depthwise convolution: groups = channels, weights (C, 1, K, K), stride s, symmetric zero
 padding p (asymmetric padding is a ZeroPad2d before it). NumPy reference: K^2 shifted,
-strided views of the padded input, each scaled by one weight per channel. Device path:
-depthwise.cu (direct kernels: the op is memory-bound). Backpropagates identically in every
-mode; its DeconvNet step is the backward-data, as a convolution's."""
+strided views of the padded input, each scaled by one weight per channel, in channels-last
+layout (NHWC), where a weight vector scales contiguous channel rows (measured on the
+2-core machine: 1.3x to 3x faster than the same views in NCHW for EfficientNet's layers).
+Device path: depthwise.cu (direct kernels: the op is memory-bound). Backpropagates
+identically in every mode; its DeconvNet step is the backward-data, as a convolution's."""
 import numpy as np
 
 from .conv2d import conv2d_output_size
@@ -14,22 +16,35 @@ def _windows(size, kernel, stride, padding):
     return out, [slice(u, u + stride * (out - 1) + 1, stride) for u in range(kernel)]
 
 
-def _padded(x, padding):
-    return np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+def _padded_nhwc(x, padding):
+    n, c, h, w = x.shape
+    padded = np.zeros((n, h + 2 * padding, w + 2 * padding, c), x.dtype)
+    padded[:, padding : padding + h, padding : padding + w] = x.transpose(0, 2, 3, 1)
+    return padded
+
+
+def _filters_nhwc(weight):
+    """(K, K, C): the weight vector of each kernel offset, contiguous over channels."""
+    return np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))
 
 
 def depthwise_forward(x, weight, bias, stride=1, padding=0):
     k = weight.shape[2]
     hout, rows = _windows(x.shape[2], k, stride, padding)
     wout, cols = _windows(x.shape[3], k, stride, padding)
-    padded = _padded(x, padding)
-    y = np.zeros((x.shape[0], x.shape[1], hout, wout), x.dtype)
+    padded, filters = _padded_nhwc(x, padding), _filters_nhwc(weight)
+    y = np.empty((x.shape[0], hout, wout, x.shape[1]), x.dtype)
+    term = np.empty_like(y)
     for u in range(k):
         for v in range(k):
-            y += weight[:, 0, u, v].reshape(1, -1, 1, 1) * padded[:, :, rows[u], cols[v]]
+            if u == v == 0:
+                np.multiply(padded[:, rows[u], cols[v]], filters[u, v], out=y)
+            else:
+                np.multiply(padded[:, rows[u], cols[v]], filters[u, v], out=term)
+                y += term
     if bias is not None:
-        y += bias.reshape(1, -1, 1, 1)
-    return y
+        y += bias
+    return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
 
 
 def depthwise_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
@@ -37,22 +52,25 @@ def depthwise_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
     _, rows = _windows(x_shape[2], k, stride, padding)
     _, cols = _windows(x_shape[3], k, stride, padding)
     n, c, h, w = x_shape
-    padded = np.zeros((n, c, h + 2 * padding, w + 2 * padding), grad_y.dtype)
+    filters, grad = _filters_nhwc(weight), np.ascontiguousarray(grad_y.transpose(0, 2, 3, 1))
+    padded = np.zeros((n, h + 2 * padding, w + 2 * padding, c), grad_y.dtype)
+    term = np.empty_like(grad)
     for u in range(k):
         for v in range(k):
-            padded[:, :, rows[u], cols[v]] += weight[:, 0, u, v].reshape(1, -1, 1, 1) * grad_y
-    return np.ascontiguousarray(padded[:, :, padding : padding + h, padding : padding + w])
+            np.multiply(grad, filters[u, v], out=term)
+            padded[:, rows[u], cols[v]] += term
+    return np.ascontiguousarray(padded[:, padding : padding + h, padding : padding + w].transpose(0, 3, 1, 2))
 
 
 def depthwise_backward_weights(grad_y, x, w_shape, stride=1, padding=0):
     k = w_shape[2]
     _, rows = _windows(x.shape[2], k, stride, padding)
     _, cols = _windows(x.shape[3], k, stride, padding)
-    padded = _padded(x, padding)
+    padded, grad = _padded_nhwc(x, padding), np.ascontiguousarray(grad_y.transpose(0, 2, 3, 1))
     grad_w = np.empty(w_shape, grad_y.dtype)
     for u in range(k):
         for v in range(k):
-            grad_w[:, 0, u, v] = np.einsum("nchw,nchw->c", grad_y, padded[:, :, rows[u], cols[v]])
+            grad_w[:, 0, u, v] = np.einsum("nhwc,nhwc->c", grad, padded[:, rows[u], cols[v]])
     return grad_w
 
 
