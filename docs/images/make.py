@@ -1,8 +1,10 @@
-"""Re-makes the README's pictures from the shipped model: runs each README command on
+"""Re-makes the README's pictures: the shipped model's by each README command on
 viz/samples/photo-china-ring.png (the sanity figure comes from `deepinside evaluate`, whose
-output folder is the one argument) and tiles what they write, enlarged 2x.
+output folder is the argument), tiled and enlarged 2x; with --imagenet, EfficientNet-Lite0's
+on scikit-image's photograph of a cat.
 
     python docs/images/make.py EVALUATION_OUT_DIR
+    python docs/images/make.py --imagenet
 """
 import os
 import shutil
@@ -25,6 +27,16 @@ COMMANDS = {
     "loc": ["localise", SAMPLE, "--top-k", "2"],
     "dc": ["deconv", SAMPLE, "--layer", "11", "--channel", "27"],
     "cmp": ["compare", SAMPLE],
+}
+
+
+CAT = os.path.join(os.path.dirname(__import__("skimage.data", fromlist=["data"]).__file__), "chelsea.png")
+IMAGENET_COMMANDS = {
+    "sal": ["saliency", CAT, "--model", "efficientnet-lite0", "--crops", "10"],
+    "sal-guided": ["saliency", CAT, "--model", "efficientnet-lite0", "--crops", "10", "--mode", "guided"],
+    "cm": ["classmodel", "--model", "efficientnet-lite0", "--class", "285", "967", "657", "--steps", "100",
+           "--jitter", "4", "--blur-every", "4"],
+    "dc": ["deconv", CAT, "--model", "efficientnet-lite0", "--layer", "18", "--channel", "37"],
 }
 
 
@@ -57,5 +69,21 @@ def make(evaluation_dir):
         shutil.rmtree(work)
 
 
+def make_imagenet():
+    work = tempfile.mkdtemp()
+    try:
+        for out, command in IMAGENET_COMMANDS.items():
+            if main([*command, "--out", os.path.join(work, out)]) not in (0, None):
+                raise SystemExit(f"deepinside {' '.join(command)} failed")
+        save(montage([enlarged(os.path.join(work, "sal", "chelsea-overlay.png"), 1),
+                      enlarged(os.path.join(work, "sal-guided", "chelsea-overlay.png"), 1)], columns=2, gap=6),
+             "imagenet-saliency.png")
+        save(np.asarray(Image.open(os.path.join(work, "cm", "classmodels.png")).convert("RGB")), "imagenet-classmodel.png")
+        save(montage([enlarged(os.path.join(work, "dc", "crop.png"), 1), enlarged(os.path.join(work, "dc", "reconstruction.png"), 1)],
+                     columns=2, gap=6), "imagenet-deconv.png")
+    finally:
+        shutil.rmtree(work)
+
+
 if __name__ == "__main__":
-    make(sys.argv[1])
+    make_imagenet() if sys.argv[1:] == ["--imagenet"] else make(sys.argv[1])
