@@ -19,7 +19,9 @@ def batchnorm_statistics(x):
 
 def batchnorm_forward(x, mean, var, gamma, beta, eps):
     scale = gamma / np.sqrt(var + eps)
-    return x * _channel(scale) + _channel(beta - mean * scale)
+    y = x * _channel(scale)
+    y += _channel(beta - mean * scale)  # in place: one temporary fewer
+    return y
 
 
 def batchnorm_backward(grad_y, x, mean, var, gamma, eps, batch_statistics, parameter_gradients=True):

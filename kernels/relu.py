@@ -64,7 +64,8 @@ RELU = OpFamily("relu", ("relu.cu",), numpy=dict(forward=relu_forward, backward=
 # keeps Zeiler's rule max(g, 0) (the cap at 6 is a forward-pass matter, as the floor at 0 is).
 
 def relu6_forward(x):
-    return np.minimum(np.maximum(x, 0), x.dtype.type(6))
+    y = np.maximum(x, 0)
+    return np.minimum(y, x.dtype.type(6), out=y)  # in place: one pass fewer over the tensor
 
 
 def relu6_backward(grad_y, y, mode=Mode.BACKPROP):
