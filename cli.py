@@ -280,7 +280,6 @@ def _number(minimum=None, maximum=None, above=None, below=None):
 
 
 COUNT = _whole(1, 10 ** 6)  # images, steps, classes: at least one, and nothing absurd
-INDEX = _whole(-(10 ** 6), 10 ** 6)
 
 
 def _add_import_options(parser):
@@ -386,7 +385,9 @@ def _parser():
                             description="Keeps one channel (or one unit) of a layer's output and projects it "
                                         "down to the input as Zeiler and Fergus do.")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--layer", type=INDEX, required=True, help="layer index in the network (negative counts from the end)")
+    p.add_argument("--layer", required=True,
+                   help="layer index in the network (negative counts from the end), or a path into a block: 18.3 is "
+                        "layer 3 inside block 18")
     p.add_argument("--channel", type=_whole(0), required=True, help="channel (or output unit) of that layer")
     p.add_argument("--unit", type=_whole(0), nargs=2, metavar=("ROW", "COLUMN"), help="keep only this spatial unit")
     _add_out(p)

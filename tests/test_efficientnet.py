@@ -113,3 +113,22 @@ def test_lite1_and_lite2_where_their_packages_are_installed(index, size):
     assert model.input_size == size and model.net.spec() == models.efficientnet_lite(index).spec()
     top5 = {c for c, _, _ in viz.classify(model, skimage.data.chelsea(), top_k=5)}
     assert len(top5 & EXPECTED["chelsea"]) >= 2
+
+
+def test_a_unit_inside_a_block_is_reconstructed_as_its_deconvnet_gradient(lite0):
+    """Zeiler's path from layer 3 inside block 18 (the depthwise convolution's BatchNorm):
+    back through the block's layers before it (not the identity path), then the layers
+    before the block; it must equal the autodiff gradient in deconvnet mode."""
+    from deepinside.viz.deconvnet import centre_input
+
+    image = viz.working_image(lite0, skimage.data.chelsea())
+    reconstruction, _ = viz.deconv_reconstruction(lite0, image, "18.3", 5)
+    _, x = centre_input(lite0, image)
+    x = engine.Tensor(x, requires_grad=True)
+    activation = lite0.net[18][:4](lite0.net[:18](x))
+    signal = np.zeros(activation.shape, np.float32)
+    signal[:, 5] = activation.numpy()[:, 5]
+    (gradient,) = engine.grad(activation, [x], grad_output=signal, mode="deconvnet")
+    assert relative_error(reconstruction, gradient[0].transpose(1, 2, 0)) < 1e-5
+    with pytest.raises(engine.InputError, match="layer 1 is a Conv2d, not a block"):
+        viz.deconv_reconstruction(lite0, image, "1.2", 0)

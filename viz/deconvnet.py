@@ -18,7 +18,7 @@ at every layer, and equals the true gradient ("backprop") everywhere except at R
 import numpy as np
 
 from .. import engine
-from ..engine import InputError, Mode
+from ..engine import InputError, Mode, nn
 from .crops import crop_boxes, extract
 from .images import to_input, working_image
 
@@ -49,36 +49,69 @@ def centre_input(model, image):
     return crop, engine.Tensor(to_input(model, [crop]).astype(parameter.dtype), backend=parameter.backend)
 
 
-def _layer_index(net, layer):
+def _layer_index(net, layer, where="layer", owner="the network"):
     index = layer + len(net) if layer < 0 else layer
     if not 0 <= index < len(net):
-        raise InputError(f"layer {layer} is out of range: the network has {len(net)} layers")
+        raise InputError(f"{where} {layer} is out of range: {owner} has {len(net)} layers")
     return index
 
 
-def deconv_reconstruction(model, image, layer, channel, unit=None):
-    """Projects one channel (or one unit (row, column) of it) of layer `layer`'s output down
-    to the input. Returns (reconstruction (H, W, 3) of the centre crop, the crop)."""
-    model.net.eval()
-    index = _layer_index(model.net, layer)
-    crop, x = centre_input(model, image)
-    inputs, switches, _ = forward_record(model.net[: index + 1], x)
-    with engine.no_grad():
-        activation = model.net[index](inputs[index]).data
+def layer_path(layer):
+    """A layer given as an index (negative from the end) or a path into blocks, "18.3" or
+    (18, 3): layer 3 inside block 18."""
+    if isinstance(layer, str):
+        try:
+            return tuple(int(part) for part in layer.split("."))
+        except ValueError:
+            raise InputError(f"layer {layer!r} is not an index or a path of indices like 18.3") from None
+    return tuple(layer) if isinstance(layer, (tuple, list)) else (int(layer),)
+
+
+def _signal(activation, channel, unit, where):
+    """The activation kept at one channel (or one unit of it), zero elsewhere."""
     if not 0 <= channel < activation.shape[1]:
-        raise InputError(f"channel {channel} is out of range: layer {index} has {activation.shape[1]} channels")
-    signal = x.backend.xp.zeros_like(activation)
+        raise InputError(f"channel {channel} is out of range: {where} has {activation.shape[1]} channels")
+    signal = activation * 0
     if unit is None:
         signal[:, channel] = activation[:, channel]
+        return signal
+    if activation.ndim != 4:
+        raise InputError(f"{where} has no spatial units (its output is {activation.shape})")
+    row, column = unit
+    if not (0 <= row < activation.shape[2] and 0 <= column < activation.shape[3]):
+        raise InputError(f"unit {unit} is outside {where}'s {activation.shape[2]}x{activation.shape[3]} map")
+    signal[:, channel, row, column] = activation[:, channel, row, column]
+    return signal
+
+
+def _project(net, path, x, channel, unit, where="layer", owner="the network"):
+    """The reconstruction at `net`'s input of one channel (or unit) of the layer at `path`:
+    inside a block, through the block's earlier layers first (an inner unit's signal does
+    not travel the identity path of a residual block), then through the layers before it."""
+    index = _layer_index(net, path[0], where, owner)
+    where = f"{where} {index}"
+    inputs, switches, _ = forward_record(net[: index + 1], x)
+    if len(path) == 1:
+        with engine.no_grad():
+            signal = _signal(net[index](inputs[index]).data, channel, unit, where)
+        first = index
     else:
-        if activation.ndim != 4:
-            raise InputError(f"layer {index} has no spatial units (its output is {activation.shape})")
-        row, column = unit
-        if not (0 <= row < activation.shape[2] and 0 <= column < activation.shape[3]):
-            raise InputError(f"unit {unit} is outside layer {index}'s {activation.shape[2]}x{activation.shape[3]} map")
-        signal[:, channel, row, column] = activation[:, channel, row, column]
-    for position in range(index, -1, -1):
-        signal = model.net[position].zeiler_step(signal, inputs[position], switches.get(position))
+        if not isinstance(net[index], nn.Sequential):
+            raise InputError(f"{where} is a {type(net[index]).__name__}, not a block with layers inside")
+        signal = _project(net[index], path[1:], inputs[index], channel, unit, f"{where}, layer", f"block {index}")
+        first = index - 1
+    for position in range(first, -1, -1):
+        signal = net[position].zeiler_step(signal, inputs[position], switches.get(position))
+    return signal
+
+
+def deconv_reconstruction(model, image, layer, channel, unit=None):
+    """Projects one channel (or one unit (row, column) of it) of a layer's output down to
+    the input; `layer` an index or a path into blocks ("18.3"). Returns (reconstruction
+    (H, W, 3) of the centre crop, the crop)."""
+    model.net.eval()
+    crop, x = centre_input(model, image)
+    signal = _project(model.net, layer_path(layer), x, channel, unit)
     return engine.to_numpy(signal)[0].transpose(1, 2, 0), crop
 
 
