@@ -2,6 +2,7 @@
 operands share (kernels/<family>.py) and records the backward step next to it, as
 micrograd does."""
 from .backend import same_backend
+from ..kernels.conv2d import convolution_ops
 from .tensor import Tensor
 
 
@@ -10,10 +11,10 @@ def _data(t):
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
-    """groups=1, or depthwise: groups = input channels = output channels (the depthwise
-    family's direct kernels, one K x K filter per channel)."""
+    """A convolution; with groups > 1 a grouped one (depthwise when groups = input channels
+    = output channels: the depthwise family's direct kernels)."""
     backend = same_backend("conv2d", x, weight, bias)
-    ops = backend.ops.conv2d if groups == 1 else backend.ops.depthwise
+    ops = convolution_ops(backend.ops, backend.xp, groups, x.shape[1], weight.shape[0])
     y = ops.forward(x.data, weight.data, _data(bias), stride, padding)
 
     def backward(g, mode, needed):

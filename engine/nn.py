@@ -16,6 +16,7 @@ from . import functional as F
 from .backend import NAMES, Backend, default, get_backend
 from .tensor import Tensor
 from .. import kernels
+from ..kernels.conv2d import convolution_ops
 
 _rng = np.random.default_rng(0)
 
@@ -92,6 +93,10 @@ class Module:
         """The keyword arguments of this layer's op family (stride, padding, ...)."""
         return {}
 
+    def kernel_ops(self, backend):
+        """This layer's op family bound to `backend`."""
+        return getattr(backend.ops, self.family.name)
+
     def forward_with_state(self, x):
         """(output, the forward state a DeconvNet step needs or None): a max-pool's switches,
         a container's records of its layers."""
@@ -114,7 +119,7 @@ class Module:
         family = self.family
         if family is None or family.zeiler is None:
             raise ValueError(f"no DeconvNet step for {self!r}")
-        ops = getattr(layer_input.backend.ops, family.name)  # the family bound to the input's backend
+        ops = self.kernel_ops(layer_input.backend)  # the family bound to the input's backend
         state = {} if switches is None else {"switches": switches}  # a max-pool's
         return family.zeiler(ops, signal, layer_input.data, *[p.data for p in self.parameters()],
                              **state, **self.kernel_arguments())
@@ -166,8 +171,9 @@ def _expect_positive(layer_name, **sizes):
 
 
 class Conv2d(Module):
-    """A convolution; groups=1, or a depthwise one (groups = in = out channels: the
-    depthwise family's kernels, one K x K filter per channel)."""
+    """A convolution; with groups > 1 a grouped one (each group of in_channels / groups
+    inputs feeds out_channels / groups outputs), depthwise when groups = in = out channels
+    (the depthwise family's kernels, one K x K filter per channel)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, groups=1):
         super().__init__()
@@ -180,10 +186,11 @@ class Conv2d(Module):
                          kernel_size=self.kernel_size, stride=self.stride)
         if self.padding < 0:
             raise ValueError(f"Conv2d: padding must be at least 0, got {self.padding}")
-        if self.groups != 1 and not self.groups == self.in_channels == self.out_channels:
-            raise ValueError(f"Conv2d: groups={self.groups} with {self.in_channels} input and {self.out_channels} "
-                             "output channels; only groups=1 and depthwise (groups = in = out channels) are supported")
-        self.family = kernels.CONV2D if self.groups == 1 else kernels.DEPTHWISE
+        if self.groups < 1 or self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"Conv2d: groups={self.groups} must divide both {self.in_channels} input and "
+                             f"{self.out_channels} output channels")
+        depthwise = self.groups == self.in_channels == self.out_channels != 1
+        self.family = kernels.DEPTHWISE if depthwise else kernels.CONV2D
         fan_in = self.in_channels // self.groups * self.kernel_size ** 2
         bound = 1 / math.sqrt(fan_in)  # PyTorch's default
         k = self.kernel_size
@@ -203,6 +210,9 @@ class Conv2d(Module):
 
     def kernel_arguments(self):
         return dict(stride=self.stride, padding=self.padding)
+
+    def kernel_ops(self, backend):
+        return convolution_ops(backend.ops, backend.xp, self.groups, self.in_channels, self.out_channels)
 
     def output_shape(self, shape):
         _expect_4d(self, shape, self.in_channels)

@@ -368,3 +368,51 @@ CONV2D = OpFamily(
     device=dict(forward=conv2d_forward_device, backward_data=conv2d_backward_data_device,
                 backward_weights=conv2d_backward_weights_device, backward_bias=conv2d_backward_bias_device),
     zeiler=conv2d_zeiler)
+
+
+class GroupedConvolution:
+    """A grouped convolution (groups dividing both channel counts, not depthwise) as one
+    convolution of `ops` (the conv2d family on some backend) per group of channels, the
+    results concatenated; the same signatures as the family's ops, and through them its
+    DeconvNet step. (Depthwise convolutions have kernels of their own: kernels/depthwise.py.)"""
+
+    def __init__(self, ops, groups, xp):
+        self.ops, self.groups, self.xp = ops, groups, xp
+
+    def _slices(self, channels):
+        size = channels // self.groups
+        return [slice(g * size, (g + 1) * size) for g in range(self.groups)]
+
+    def _part(self, a, channels):
+        return self.xp.ascontiguousarray(a[:, channels])
+
+    def forward(self, x, weight, bias, stride=1, padding=0):
+        return self.xp.concatenate([
+            self.ops.forward(self._part(x, ins), self.xp.ascontiguousarray(weight[outs]),
+                             None if bias is None else self.xp.ascontiguousarray(bias[outs]), stride, padding)
+            for ins, outs in zip(self._slices(x.shape[1]), self._slices(weight.shape[0]))], axis=1)
+
+    def backward_data(self, grad_y, weight, x_shape, stride=1, padding=0):
+        n, c, h, w = x_shape
+        return self.xp.concatenate([
+            self.ops.backward_data(self._part(grad_y, outs), self.xp.ascontiguousarray(weight[outs]),
+                                   (n, c // self.groups, h, w), stride, padding)
+            for outs in self._slices(weight.shape[0])], axis=1)
+
+    def backward_weights(self, grad_y, x, w_shape, stride=1, padding=0):
+        part_shape = (w_shape[0] // self.groups,) + tuple(w_shape[1:])
+        return self.xp.concatenate([
+            self.ops.backward_weights(self._part(grad_y, outs), self._part(x, ins), part_shape, stride, padding)
+            for ins, outs in zip(self._slices(x.shape[1]), self._slices(w_shape[0]))], axis=0)
+
+    def backward_bias(self, grad_y):
+        return self.ops.backward_bias(grad_y)
+
+
+def convolution_ops(backend_ops, xp, groups, in_channels, out_channels):
+    """The ops of a convolution with `groups`: conv2d's, depthwise's, or grouped conv2d's."""
+    if groups == 1:
+        return backend_ops.conv2d
+    if groups == in_channels == out_channels:
+        return backend_ops.depthwise
+    return GroupedConvolution(backend_ops.conv2d, groups, xp)

@@ -249,3 +249,53 @@ def test_weight_files_keep_blocks_and_batchnorm_buffers(tmp_path, rng):
     assert loaded.spec() == net.spec()
     x = Tensor(rng.standard_normal((1, 3, 17, 17)).astype(np.float32))
     assert np.array_equal(loaded(x).data, net(x).data)
+
+
+def grouped_net():
+    engine.nn.manual_seed(4)
+    return nn.Sequential(nn.Conv2d(4, 6, 3, 1, 1, groups=2), nn.ReLU(), nn.Conv2d(6, 9, 3, 2, 1, groups=3),
+                         nn.ReLU6(), nn.Conv2d(9, 9, 3, 1, 1, groups=9), nn.Flatten(), nn.Linear(9 * 4 * 4, 3)).eval()
+
+
+@pytest.mark.parametrize("mode", K.MODES)
+def test_grouped_convolutions_match_torch(rng, mode):
+    torch = pytest.importorskip("torch")
+    from torch_reference import torch_input_gradient, torch_twin
+
+    net = grouped_net().to(np.float64)
+    x, seed = rng.standard_normal((2, 4, 8, 8)), rng.standard_normal((2, 3))
+    image = Tensor(x, requires_grad=True)
+    out = net(image)
+    (gradient,) = engine.grad(out, [image], grad_output=seed, mode=mode, retain_graph=True)
+    expected_out, expected_gradient = torch_input_gradient(torch_twin(net, torch.float64), x, seed, mode)
+    assert relative_error(out.data, expected_out) < 1e-10 and relative_error(gradient, expected_gradient) < 1e-10
+    out.backward(seed)  # weight gradients of every group, against finite differences
+    weight = net[2].weight
+    saved = weight.data.copy()
+
+    def loss(value):
+        weight.data = value
+        return float((net(Tensor(x)).data * seed).sum())
+    numeric = numerical_gradient(loss, saved.copy())
+    weight.data = saved
+    assert relative_error(weight.grad, numeric) < 1e-6
+
+
+def test_grouped_convolutions_on_our_kernels_and_their_deconvnet_steps(rng):
+    net = grouped_net()
+    x = rng.standard_normal((2, 4, 8, 8)).astype(np.float32)
+    seed = rng.standard_normal((2, 3)).astype(np.float32)
+    results = {}
+    for backend in ("numpy", "emulator"):
+        net.to(backend)
+        image = Tensor(x, requires_grad=True, backend=backend)
+        out = net(image)
+        results[backend] = out.numpy(), engine.to_numpy(engine.grad(out, [image], grad_output=seed)[0])
+        layer_input = Tensor(x, backend=backend)
+        signal = rng.standard_normal(net[0](layer_input).shape).astype(np.float32)
+        probe_input = Tensor(x, requires_grad=True, backend=backend)
+        (autodiff,) = engine.grad(net[0](probe_input), [probe_input], grad_output=signal, mode="deconvnet")
+        assert relative_error(engine.to_numpy(net[0].zeiler_step(signal, layer_input)), engine.to_numpy(autodiff)) < 1e-5
+    net.to("numpy")
+    assert relative_error(results["emulator"][0], results["numpy"][0]) < 1e-5
+    assert relative_error(results["emulator"][1], results["numpy"][1]) < 1e-5
