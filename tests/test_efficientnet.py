@@ -132,3 +132,11 @@ def test_a_unit_inside_a_block_is_reconstructed_as_its_deconvnet_gradient(lite0)
     assert relative_error(reconstruction, gradient[0].transpose(1, 2, 0)) < 1e-5
     with pytest.raises(engine.InputError, match="layer 1 is a Conv2d, not a block"):
         viz.deconv_reconstruction(lite0, image, "1.2", 0)
+
+
+def test_an_image_smaller_than_the_input_is_resized(lite0, capsys):
+    tiny = skimage.data.chelsea()[::10, ::10]  # 30 x 46, far below 224
+    assert tiny.shape[0] < lite0.input_size
+    expected_width = round(tiny.shape[1] * 256 / tiny.shape[0])  # the short side resized to the model's 256
+    assert viz.saliency(lite0, tiny).shape == (256, expected_width)
+    assert len(viz.classify(lite0, tiny, top_k=5)) == 5
