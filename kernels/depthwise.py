@@ -7,7 +7,8 @@ Device path: depthwise.cu (direct kernels: the op is memory-bound). Backpropagat
 identically in every mode; its DeconvNet step is the backward-data, as a convolution's."""
 import numpy as np
 
-from .conv2d import conv2d_output_size
+from .conv2d import (conv2d_backward_bias as depthwise_backward_bias, conv2d_backward_bias_device,
+                     conv2d_output_size)
 from .family import Device, OpFamily, expect
 
 
@@ -74,10 +75,6 @@ def depthwise_backward_weights(grad_y, x, w_shape, stride=1, padding=0):
     return grad_w
 
 
-def depthwise_backward_bias(grad_y):
-    return grad_y.sum(axis=(0, 2, 3))
-
-
 def _geometry(x_shape, w_shape, stride, padding):
     n, c, h, w = x_shape
     expect(tuple(w_shape[:2]) == (c, 1) and w_shape[2] == w_shape[3],
@@ -117,14 +114,6 @@ def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride
     return grad_w
 
 
-def depthwise_backward_bias_device(device: Device, grad_y):
-    grad_y = device.float32("grad_y", grad_y, 4)
-    n, c, h, w = grad_y.shape
-    out = device.empty((c,))
-    device.launch("channel_sum", c, grad_y, out, n, c, h * w)
-    return out
-
-
 def depthwise_zeiler(ops, signal, x, weight, bias=None, stride=1, padding=0):
     """DeconvNet: the flipped filters, i.e. backward-data, as for any convolution."""
     return ops.backward_data(signal, weight, x.shape, stride, padding)
@@ -135,5 +124,6 @@ DEPTHWISE = OpFamily(
     numpy=dict(forward=depthwise_forward, backward_data=depthwise_backward_data,
                backward_weights=depthwise_backward_weights, backward_bias=depthwise_backward_bias),
     device=dict(forward=depthwise_forward_device, backward_data=depthwise_backward_data_device,
-                backward_weights=depthwise_backward_weights_device, backward_bias=depthwise_backward_bias_device),
+                backward_weights=depthwise_backward_weights_device,
+                backward_bias=conv2d_backward_bias_device),  # a sum per channel, as for any convolution
     zeiler=depthwise_zeiler)
