@@ -129,8 +129,20 @@ def conv2d_output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def _pointwise(weight, stride, padding):
+    """A 1x1 convolution without stride or padding: one matrix product per image, on the
+    NCHW arrays as they are (MobileNet and EfficientNet blocks are mostly these)."""
+    return weight.shape[2] == weight.shape[3] == 1 and stride == 1 and padding == 0
+
+
 def conv2d_forward(x, weight, bias, stride=1, padding=0):
     """y = x * weight + bias.  x (N, C, H, W), weight (O, C, KH, KW), bias (O,) or None."""
+    if _pointwise(weight, stride, padding):
+        n, c, h, w = x.shape
+        y = np.matmul(weight.reshape(weight.shape[0], c), x.reshape(n, c, h * w)).reshape(n, -1, h, w)
+        if bias is not None:
+            y += bias.reshape(1, -1, 1, 1)
+        return y
     g = _Geometry(x.shape, weight.shape, stride, padding)
     if g.uses_patch_matrix():
         padded = g.padded_nhwc(x)
@@ -162,6 +174,9 @@ def conv2d_forward(x, weight, bias, stride=1, padding=0):
 
 def conv2d_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
     """dL/dx: the convolution of grad_y with the flipped, transposed kernel (Sect. 4)."""
+    if _pointwise(weight, stride, padding):
+        n, o, h, w = grad_y.shape
+        return np.matmul(weight.reshape(o, -1).T, grad_y.reshape(n, o, h * w)).reshape(x_shape)
     kernel = weight.shape[2]  # square kernels
     if stride == 1 and padding < kernel:
         # Literally a forward convolution: of grad_y padded by K-1-padding, with the
