@@ -86,6 +86,13 @@ def nested(depth):
     return "[" * depth + "]" * depth
 
 
+def _nested_blocks(depth):
+    block = {"type": "ReLU"}
+    for _ in range(depth):
+        block = {"type": "Residual", "layers": [block]}
+    return block
+
+
 def safetensors_cases(folder, template):
     """{name: path} of safetensors files derived from `template` (a small model of ours)."""
     header, body = read_safetensors_raw(template)
@@ -113,7 +120,12 @@ def safetensors_cases(folder, template):
                         ("bool-channels", json.dumps([dict(architecture[0], in_channels=True)] + architecture[1:])),
                         ("extra-argument", json.dumps([dict(architecture[0], groups=2)] + architecture[1:])),
                         ("wrong-width", json.dumps(architecture[:first_linear] + [dict(architecture[first_linear],
-                                                   in_features=7)] + architecture[first_linear + 1 :]))):
+                                                   in_features=7)] + architecture[first_linear + 1 :])),
+                        ("blocks-nested-deep", json.dumps([_nested_blocks(8)] + architecture)),
+                        ("block-changes-shape", json.dumps([{"type": "Residual", "layers": [
+                            {"type": "Conv2d", "in_channels": 3, "out_channels": 5, "kernel_size": 1}]}] + architecture)),
+                        ("block-not-a-list", json.dumps([{"type": "Sequential", "layers": 3}] + architecture)),
+                        ("grouped-mismatch", json.dumps([dict(architecture[0], groups=2)] + architecture[1:]))):
         with_metadata(f"arch-{name}.safetensors", architecture=value)
     for name, value in (("number", "3"), ("dict", '{"a": 1}'), ("nested", nested(DEEP)), ("numbers", "[1, 2]"),
                         ("too-few", json.dumps(["a", "b"])), ("broken", "[")):
