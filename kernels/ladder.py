@@ -6,6 +6,7 @@ timed, in the order its .cu file presents them.
     python -m deepinside.kernels.ladder conv_forward      # also conv_backward_data, conv_backward_weights:
                                                           # direct, im2col + SGEMM, implicit GEMM; peer cuDNN
     python -m deepinside.kernels.ladder relu              # scalar and float4 versions; GB/s against a copy
+    python -m deepinside.kernels.ladder maxpool           # forward with switches, gather backward; GB/s
 
 Each version's output is poisoned with NaN before its launch (beta = 0 must overwrite every
 element), compared with NumPy in float64, and on a GPU timed with CUDA events (median of
@@ -89,8 +90,42 @@ CONV_DIRECTIONS = ("conv_forward", "conv_backward_data", "conv_backward_weights"
 # Element-wise kernels: bytes moved per element, and the versions in relu.cu's order.
 RELU_LADDER = {"forward": (8, ("relu_forward", "relu_forward_vec4")),
                "backward": (12, ("relu_backward", "relu_backward_vec4"))}
-LADDERS = {"gemm": GEMM_LADDER, "relu": RELU_LADDER,
+LADDERS = {"gemm": GEMM_LADDER, "relu": RELU_LADDER, "maxpool": ("maxpool",),
            **{direction: CONVOLUTIONS[::-1] for direction in CONV_DIRECTIONS}}
+
+
+def run_maxpool(device, shapes, repeats, timer, copy=None):
+    """Rows: max-pool forward (value and switch per output) and its gather backward on
+    (n, c, h, w) inputs with 2x2 stride-2 windows (VGG's), in GB/s of the bytes each must
+    move, against a device-to-device copy of as many bytes."""
+    from . import bind
+    from .maxpool import maxpool_backward, maxpool_forward
+
+    ops, xp, rng, rows = bind(PoisonedDevice(device.launcher)).maxpool, device.xp, np.random.default_rng(0), []
+    for shape in shapes:
+        x = rng.standard_normal(shape).astype(np.float32)
+        y, switches = maxpool_forward(x, 2, 2)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        expected = {"forward": (y, switches), "backward": maxpool_backward(g, switches, x.shape, 2, 2)}
+        x_d, g_d = xp.asarray(x), xp.asarray(g)
+        switches_d = ops.forward(x_d, 2, 2)[1]
+        moved = {"forward": 4 * x.size + 12 * y.size, "backward": 12 * y.size + 4 * x.size}
+        calls = {"forward": lambda: ops.forward(x_d, 2, 2), "backward": lambda: ops.backward(g_d, switches_d, x.shape, 2, 2)}
+        for direction, call in calls.items():
+            result = call()
+            result = [a.get() if hasattr(a, "get") else a for a in (result if direction == "forward" else (result,))]
+            ok = all(np.array_equal(a, b) for a, b in zip(result, expected[direction] if direction == "forward"
+                                                           else (expected[direction],)))
+            seconds = timer(call, repeats)
+            row = {"version": f"maxpool_{direction}", "case": direction, "shape": f"N{shape[0]} C{shape[1]} "
+                   f"{shape[2]}x{shape[3]} k2 s2", "ok": ok, "error": 0.0, "ms": seconds * 1e3,
+                   "gflops": moved[direction] / seconds / 1e9}
+            if copy:
+                peer_seconds = timer(lambda: copy(moved[direction] // 8), repeats)
+                row.update(peer_ms=peer_seconds * 1e3, peer_gflops=moved[direction] / peer_seconds / 1e9,
+                           ratio_to_peer=peer_seconds / seconds)
+            rows.append(row)
+    return rows
 
 
 def run_relu(device, sizes, repeats, timer, copy=None):
@@ -294,12 +329,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=10)
     arguments = parser.parse_args(argv)
 
-    import numpy as np
-
     from .launch import CudaLauncher, EmulatorLauncher
 
-    gemm, relu = arguments.family == "gemm", arguments.family == "relu"
-    if relu:
+    gemm = arguments.family == "gemm"
+    if arguments.family in ("relu", "maxpool"):
         launcher = EmulatorLauncher() if arguments.emulator else CudaLauncher()
         copy = None
         if not arguments.emulator:
@@ -308,9 +341,13 @@ def main(argv=None):
 
             def copy(count):  # count floats, device to device (cudaMemcpy)
                 target[:count] = source[:count]
-        sizes = [1003, 4099] if arguments.emulator else [64 << 20]
         timer = wall_clock if arguments.emulator else _cuda_events(launcher.cupy)
-        rows = run_relu(Device(launcher), sizes, 1 if arguments.emulator else arguments.repeats, timer, copy)
+        repeats = 1 if arguments.emulator else arguments.repeats
+        if arguments.family == "relu":
+            rows = run_relu(Device(launcher), [1003, 4099] if arguments.emulator else [64 << 20], repeats, timer, copy)
+        else:  # VGG-16's first pool at batch 16 on a GPU (its bytes fit the copy's buffer)
+            shapes = [(2, 3, 9, 11), (1, 5, 16, 16)] if arguments.emulator else [(16, 64, 224, 224)]
+            rows = run_maxpool(Device(launcher), shapes, repeats, timer, copy)
         print("the peer: a device-to-device copy of as many bytes (the bandwidth ceiling)" if copy else
               "emulator: correctness only")
         print(table(rows, unit="GB/s"))

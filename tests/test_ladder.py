@@ -47,6 +47,12 @@ def test_every_relu_version_gives_the_numpy_result_exactly(device):
     assert len(rows) == 8 and [r for r in rows if not r["ok"]] == []
 
 
+def test_max_pool_forward_and_backward_give_the_numpy_result_exactly(device):
+    rows = ladder.run_maxpool(device, [(2, 3, 9, 11), (1, 5, 16, 16)], 1, ladder.wall_clock)
+    assert [r["version"] for r in rows] == ["maxpool_forward", "maxpool_backward"] * 2
+    assert [r for r in rows if not r["ok"]] == []
+
+
 def test_the_command_runs_the_gemm_ladder_on_the_emulator(capsys):
     assert ladder.main(["gemm", "--emulator"]) == 0
     output = capsys.readouterr().out
