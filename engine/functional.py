@@ -27,14 +27,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
     return Tensor._from_op(y, parents, backward, "conv2d", backend)
 
 
-def relu(x):
-    ops = x.backend.ops.relu
+def _rectifier(x, ops, op):
+    """ReLU or ReLU6: the only ops whose backward reads the mode."""
     y = ops.forward(x.data)
 
     def backward(g, mode, needed):
         return (ops.backward(g, y, mode),)
 
-    return Tensor._from_op(y, (x,), backward, "relu", x.backend)
+    return Tensor._from_op(y, (x,), backward, op, x.backend)
+
+
+def relu(x):
+    return _rectifier(x, x.backend.ops.relu, "relu")
 
 
 def max_pool2d(x, kernel_size, stride, padding=0, ceil_mode=False, return_switches=False):
@@ -118,13 +122,7 @@ def cross_entropy(logits, labels):
 
 
 def relu6(x):
-    ops = x.backend.ops.relu6
-    y = ops.forward(x.data)
-
-    def backward(g, mode, needed):
-        return (ops.backward(g, y, mode),)
-
-    return Tensor._from_op(y, (x,), backward, "relu6", x.backend)
+    return _rectifier(x, x.backend.ops.relu6, "relu6")
 
 
 def pad(x, padding):

@@ -282,7 +282,8 @@ def is_native(metadata):
 
 
 def load_native(path, metadata=None, tensors=None):
-    """Reads a weight file written by `save`, checking it against its own architecture."""
+    """Reads a weight file written by `save`, checking its tensors against its own
+    architecture (models.load then checks the whole model runs: check_model)."""
     if metadata is None:
         metadata, tensors = read_safetensors(path)
     if metadata.get("format") != FORMAT:
@@ -307,12 +308,13 @@ def load_native(path, metadata=None, tensors=None):
     net.load_state_dict(tensors)
     net.eval()
     if classes is None:  # a file that names no classes: numbered ones, as many as the outputs
-        outputs = net.output_shape((1, 3, int(sizes[0]), int(sizes[0])))[-1] if len(net) else 0
+        try:
+            outputs = net.output_shape((1, 3, int(sizes[0]), int(sizes[0])))[-1]
+        except ValueError:
+            outputs = 0  # a network that cannot run: check_model says why
         classes = [f"class {i}" for i in range(outputs)]
-    model = Model(net=net, classes=classes, input_size=int(sizes[0]), image_size=int(sizes[1]), mean=mean, std=std,
-                  synsets=synsets)
-    check_model(path, model)
-    return model
+    return Model(net=net, classes=classes, input_size=int(sizes[0]), image_size=int(sizes[1]), mean=mean, std=std,
+                 synsets=synsets)
 
 
 def _metadata_json(path, metadata, key, default=None):

@@ -136,6 +136,7 @@ def safetensors_cases(folder, template):
         for value in ("0", "-1", "99999999", "abc", "1e3", "", "inf"):
             with_metadata(f"{key}-{value or 'empty'}.safetensors", **{key: value})
     with_metadata("image-smaller-than-input.safetensors", image_size="8")
+    with_metadata("no-classes-and-too-small-an-input.safetensors", classes="null", input_size="4", image_size="8")
     with_metadata("no-format.safetensors", format="other")
 
     def with_tensor(name, tensor_name, **entry_changes):
