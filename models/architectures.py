@@ -44,23 +44,32 @@ def cnn_f(num_classes=1000, width=1.0, input_size=224):
     )
 
 
-def shapes_net(num_classes=10, input_size=96, dropout=0.5):
+def shapes_net(num_classes=10, input_size=96, dropout=0.5, batchnorm=False):
     """The network shipped in models/: the paper's pattern (5 conv layers with max-pool after
     conv1, conv2 and conv5, then 3 fully connected layers with dropout) scaled to 96x96
     inputs: conv1 7x7 stride 2 instead of 11x11 stride 4 (a stride-4 first layer leaves a 2x2
-    map at this size), 16-32-32-32-32 channels and 256 hidden units (a 30-minute training
-    budget on two CPU cores). No LRN: with the paper's constants (k = 2, alpha = 1e-4) it
-    is a fixed factor 2^-0.75 on these activations, and in the 30-minute budget the net
-    without it reached 79% against 64% with it (bench/results/h100-2026-11-26/)."""
+    map at this size), 16-32-32-32-32 channels and 256 hidden units (a training budget on
+    two CPU cores). No LRN: with the paper's constants (k = 2, alpha = 1e-4) it is a fixed
+    factor 2^-0.75 on these activations, and in the 30-minute budget the net without it
+    reached 79% against 64% with it (bench/results/h100-2026-11-26/).
+
+    With `batchnorm`, the twin that is trained: a BatchNorm2d after every convolution (which
+    then has no bias of its own). `nn.fold_batchnorm` turns it back into the plain pattern
+    above, layer for layer, which is what is shipped."""
     size = conv2d_output_size(input_size, 7, 2, 0)
     for _ in range(3):
         size = maxpool_output_size(size, 3, 2, 0, True)
+
+    def convolution(in_channels, out_channels, kernel_size, **geometry):
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size, bias=not batchnorm, **geometry)
+        return [conv, nn.BatchNorm2d(out_channels), nn.ReLU()] if batchnorm else [conv, nn.ReLU()]
+
     return nn.Sequential(
-        nn.Conv2d(3, 16, 7, stride=2), nn.ReLU(), nn.MaxPool2d(3, 2, ceil_mode=True),
-        nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2, ceil_mode=True),
-        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+        *convolution(3, 16, 7, stride=2), nn.MaxPool2d(3, 2, ceil_mode=True),
+        *convolution(16, 32, 5, padding=2), nn.MaxPool2d(3, 2, ceil_mode=True),
+        *convolution(32, 32, 3, padding=1),
+        *convolution(32, 32, 3, padding=1),
+        *convolution(32, 32, 3, padding=1),
         nn.MaxPool2d(3, 2, ceil_mode=True),
         nn.Flatten(),
         nn.Linear(32 * size * size, 256), nn.ReLU(), nn.Dropout(dropout),

@@ -16,24 +16,25 @@ from .data import CLASSES, HELD_OUT_SEED, IMAGE_SIZE, INPUT_SIZE, TRAIN_SEED, ge
 from .weights import save
 
 
-def default_net(seed=0, dropout=0.1):
-    """The shipped architecture, He-initialised (weights N(0, 2 / fan_in), biases 0): with
+def default_net(seed=0, dropout=0.1, batchnorm=True):
+    """The shipped architecture, with a BatchNorm2d after each convolution unless told
+    otherwise (the net that is trained; `nn.fold_batchnorm` makes it the shipped one).
+    He-initialised (weights N(0, 2 / fan_in), biases 0, BatchNorm scale 1 and shift 0): with
     PyTorch's default initialisation the eight layers shrink the signal so much that SGD
     barely moves for the first epochs. The last layer starts at std 0.01 so that the
     first scores are near uniform (loss ln 10) instead of confidently wrong."""
     engine.nn.manual_seed(seed)
-    net = shapes_net(num_classes=len(CLASSES), input_size=INPUT_SIZE, dropout=dropout)
+    net = shapes_net(num_classes=len(CLASSES), input_size=INPUT_SIZE, dropout=dropout, batchnorm=batchnorm)
     rng = np.random.default_rng(seed)
-    score_weight = f"{len(net) - 1}.weight"
-    for name, parameter in net.named_parameters():
-        if name.endswith("weight"):
-            fan_in = int(np.prod(parameter.shape[1:]))
-            weight = rng.standard_normal(parameter.shape) * np.sqrt(2.0 / fan_in)
-            if name == score_weight:
-                weight *= 0.01 / weight.std()
-        else:
-            weight = np.zeros(parameter.shape)
-        parameter.data = parameter.backend.asarray(weight.astype(np.float32))
+    weighted = [layer for layer in net if isinstance(layer, (engine.nn.Conv2d, engine.nn.Linear))]
+    for layer in weighted:
+        shape = layer.weight.shape
+        weight = rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[1:]))
+        if layer is weighted[-1]:
+            weight *= 0.01 / weight.std()
+        layer.weight.data = layer.weight.backend.asarray(weight.astype(np.float32))
+        if layer.bias is not None:
+            layer.bias.data = layer.bias.backend.asarray(np.zeros(layer.bias.shape, np.float32))
     return net
 
 
@@ -118,7 +119,9 @@ def train(out, images=30000, epochs=17, batch_size=32, lr=0.01, momentum=0.9, we
         log(f"epoch {epoch + 1:2d}/{epochs}  lr {optimiser.lr:.4f}  loss {np.mean(losses):.4f}  "
             f"train accuracy {correct / images:.4f}  held-out accuracy {held_out_accuracy:.4f}  "
             f"{time.perf_counter() - epoch_start:.0f} s")
-    save(out, net, classes=list(CLASSES), input_size=INPUT_SIZE, image_size=IMAGE_SIZE, mean=mean, std=std)
+    # The shipped pattern: every BatchNorm folded into its convolution (outputs unchanged).
+    save(out, engine.nn.fold_batchnorm(net), classes=list(CLASSES), input_size=INPUT_SIZE, image_size=IMAGE_SIZE,
+         mean=mean, std=std)
     log(f"wrote {out}: held-out accuracy {held_out_accuracy:.4f} on {held_out} images, "
         f"{time.perf_counter() - start:.0f} s in all")
     return held_out_accuracy

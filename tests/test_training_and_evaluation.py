@@ -3,6 +3,7 @@ end to end on small settings."""
 import json
 
 import numpy as np
+import pytest
 
 from deepinside import models
 from deepinside.models.data import CLASSES
@@ -17,6 +18,36 @@ def test_train_writes_a_loadable_model_and_logs_every_epoch(tmp_path, capsys):
     model = models.load(out)
     assert model.classes == list(CLASSES) and model.input_size == 96 and model.image_size == 112
     assert model.net.spec() == models.shapes_net(dropout=0.1).spec() and (model.std > 1).all()
+
+
+@pytest.mark.parametrize("mode", ("backprop", "deconvnet", "guided"))
+def test_the_trained_batchnorm_net_folds_into_the_shipped_pattern(rng, mode):
+    """What `train` writes: the BatchNorm twin folded. Same outputs, same input gradients
+    in every mode, and exactly the shipped net's layers."""
+    from deepinside import engine
+    from deepinside.models.train import default_net
+    from helpers import relative_error
+    net = default_net(seed=5, batchnorm=True).to(np.float64).train()
+    optimiser = engine.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(3):  # moves gamma, beta and the running statistics away from 1 and 0
+        loss = engine.functional.cross_entropy(net(engine.Tensor(rng.standard_normal((8, 3, 96, 96)) * 2 + 1)),
+                                               rng.integers(0, 10, 8))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    net.eval()
+    folded = engine.nn.fold_batchnorm(net)
+    assert folded.spec() == models.shapes_net(dropout=0.1).spec()
+    x = rng.standard_normal((2, 3, 96, 96))
+    seed = rng.standard_normal((2, 10))
+    results = []
+    for model in (net, folded):
+        image = engine.Tensor(x, requires_grad=True)
+        out = model(image)
+        results.append((out.data, engine.grad(out, [image], grad_output=seed, mode=mode)[0]))
+    assert np.abs(results[0][1]).max() > 0
+    assert relative_error(results[1][0], results[0][0]) < 1e-10
+    assert relative_error(results[1][1], results[0][1]) < 1e-10
 
 
 def test_training_is_reproducible_from_its_seed(tmp_path):
