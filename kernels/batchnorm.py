@@ -27,16 +27,30 @@ def batchnorm_forward(x, mean, var, gamma, beta, eps):
 def batchnorm_backward(grad_y, x, mean, var, gamma, eps, batch_statistics, parameter_gradients=True):
     """(grad_x, grad_gamma, grad_beta); batch_statistics: mean and var came from this batch.
     Without parameter_gradients and with fixed statistics (a saliency pass through a trained
-    net) only grad_x is computed: a per-channel scale; the others are None."""
+    net) only grad_x is computed: a per-channel scale; the others are None.
+
+    With xhat = (x - mean) invstd, grad_gamma = sum(g xhat) and grad_beta = sum(g) per
+    channel, and grad_x = gamma invstd (g - (grad_beta + xhat grad_gamma) / count) in
+    training: an affine map of g and x per channel, a g + b x + c, computed as such (three
+    passes over the activations instead of ten with the xhat temporaries)."""
     invstd = 1 / np.sqrt(var + eps)
+    scale = gamma * invstd
     if not (batch_statistics or parameter_gradients):
-        return grad_y * _channel(gamma * invstd), None, None
-    xhat = (x - _channel(mean)) * _channel(invstd)
-    grad_gamma, grad_beta = (grad_y * xhat).sum(axis=(0, 2, 3)), grad_y.sum(axis=(0, 2, 3))
-    if batch_statistics:
-        count = x.size // x.shape[1]
-        grad_y = grad_y - (_channel(grad_beta) + xhat * _channel(grad_gamma)) / count
-    return grad_y * _channel(gamma * invstd), grad_gamma, grad_beta
+        return grad_y * _channel(scale), None, None
+    n, c = x.shape[:2]
+    grad_beta = grad_y.sum(axis=(0, 2, 3))
+    # sum(g x) per channel as a batch of dot products: BLAS, with no (g * x) temporary.
+    g_dot_x = np.einsum("ncp,ncp->c", grad_y.reshape(n, c, -1), x.reshape(n, c, -1), optimize=True)
+    grad_gamma = (g_dot_x - mean * grad_beta) * invstd
+    if not batch_statistics:
+        return grad_y * _channel(scale), grad_gamma, grad_beta
+    count = x.size // c
+    x_factor = -scale * invstd * grad_gamma / count
+    constant = -scale * grad_beta / count - x_factor * mean
+    grad_x = grad_y * _channel(scale)
+    grad_x += x * _channel(x_factor)
+    grad_x += _channel(constant)
+    return grad_x, grad_gamma, grad_beta
 
 
 def batchnorm_statistics_device(device: Device, x):
