@@ -3,7 +3,7 @@ operands share (kernels/<family>.py) and records the backward step next to it, a
 micrograd does."""
 from .backend import same_backend
 from ..kernels.conv2d import convolution_ops
-from .tensor import Tensor
+from .tensor import Tensor, is_grad_enabled
 
 
 def _data(t):
@@ -15,11 +15,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
     = output channels: the depthwise family's direct kernels)."""
     backend = same_backend("conv2d", x, weight, bias)
     ops = convolution_ops(backend.ops, backend.xp, groups, x.shape[1], weight.shape[0])
-    y = ops.forward(x.data, weight.data, _data(bias), stride, padding)
+    # Where the weight gradient will be asked for, the forward may keep what it shares with
+    # it (the NumPy path's patch matrices); the context lives as long as this graph node.
+    context = {} if weight.requires_grad and is_grad_enabled() else None
+    y = ops.forward(x.data, weight.data, _data(bias), stride, padding, context)
 
     def backward(g, mode, needed):
         gx = ops.backward_data(g, weight.data, x.shape, stride, padding) if needed[0] else None
-        gw = ops.backward_weights(g, x.data, weight.shape, stride, padding) if needed[1] else None
+        gw = ops.backward_weights(g, x.data, weight.shape, stride, padding, context) if needed[1] else None
         gb = ops.backward_bias(g) if len(needed) > 2 and needed[2] else None
         return gx, gw, gb
 

@@ -29,7 +29,7 @@ def _filters_nhwc(weight):
     return np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))
 
 
-def depthwise_forward(x, weight, bias, stride=1, padding=0):
+def depthwise_forward(x, weight, bias, stride=1, padding=0, context=None):
     k = weight.shape[2]
     hout, rows = _windows(x.shape[2], k, stride, padding)
     wout, cols = _windows(x.shape[3], k, stride, padding)
@@ -63,7 +63,7 @@ def depthwise_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
     return np.ascontiguousarray(padded[:, padding : padding + h, padding : padding + w].transpose(0, 3, 1, 2))
 
 
-def depthwise_backward_weights(grad_y, x, w_shape, stride=1, padding=0):
+def depthwise_backward_weights(grad_y, x, w_shape, stride=1, padding=0, context=None):
     k = w_shape[2]
     _, rows = _windows(x.shape[2], k, stride, padding)
     _, cols = _windows(x.shape[3], k, stride, padding)
@@ -85,7 +85,7 @@ def _geometry(x_shape, w_shape, stride, padding):
     return n, c, h, w, k, hout, wout
 
 
-def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=0):
+def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None):
     x, weight = device.float32("x", x, 4), device.float32("weight", weight, 4)
     n, c, h, w, k, hout, wout = _geometry(x.shape, weight.shape, stride, padding)
     has_bias = bias is not None
@@ -105,7 +105,7 @@ def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stri
     return grad_x
 
 
-def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1, padding=0):
+def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1, padding=0, context=None):
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
     n, c, h, w, k, hout, wout = _geometry(x.shape, w_shape, stride, padding)
     grad_w = device.empty(tuple(w_shape))

@@ -19,11 +19,15 @@ CONV_CASES = [  # (batch, channels, height, width, out channels, kernel, stride,
 
 
 @pytest.mark.parametrize("n, c, h, w, o, k, stride, padding", CONV_CASES)
-def test_conv2d_gradients_match_finite_differences(rng, n, c, h, w, o, k, stride, padding):
+def test_conv2d_gradients_match_finite_differences(rng, monkeypatch, n, c, h, w, o, k, stride, padding):
+    import deepinside.kernels.conv2d
+    monkeypatch.setattr(deepinside.kernels.conv2d, "PATCH_SLICE_BYTES", 1)  # a slice per image
     x = rng.standard_normal((n, c, h, w))
     weight = rng.standard_normal((o, c, k, k))
     bias = rng.standard_normal(o)
-    y = K.conv2d_forward(x, weight, bias, stride, padding)
+    context = {}  # what the forward keeps for the weight gradient, if anything
+    y = K.conv2d_forward(x, weight, bias, stride, padding, context)
+    assert ("patches" in context) == (stride > 1 or c < o and k > 1)
     assert y.shape == (n, o, K.conv2d_output_size(h, k, stride, padding),
                        K.conv2d_output_size(w, k, stride, padding))
     probe = rng.standard_normal(y.shape)
@@ -39,8 +43,9 @@ def test_conv2d_gradients_match_finite_differences(rng, n, c, h, w, o, k, stride
 
     assert relative_error(K.conv2d_backward_data(probe, weight, x.shape, stride, padding),
                           numerical_gradient(loss_of_x, x)) < 1e-7
-    assert relative_error(K.conv2d_backward_weights(probe, x, weight.shape, stride, padding),
-                          numerical_gradient(loss_of_w, weight)) < 1e-7
+    expected = numerical_gradient(loss_of_w, weight)
+    for kept in (None, context):
+        assert relative_error(K.conv2d_backward_weights(probe, x, weight.shape, stride, padding, kept), expected) < 1e-7
     assert relative_error(K.conv2d_backward_bias(probe), numerical_gradient(loss_of_b, bias)) < 1e-7
 
 
