@@ -428,19 +428,20 @@ def _parser():
     p = commands.add_parser("train", parents=[_common(model=False)], help="train the default model on generated shapes",
                             description="Trains a scaled CNN-F (5 conv layers, max-pool after conv1, conv2 and conv5, "
                                         "3 fully connected layers) on generated images of 10 shape classes, with SGD, "
-                                        "momentum, weight decay, dropout, crop and flip jitter and zeroed-out "
-                                        "rectangles; logs every epoch and writes the weights.")
+                                        "momentum, weight decay, dropout, crop and flip jitter, with BatchNorm after "
+                                        "each convolution folded into it before saving; logs every epoch and "
+                                        "writes the weights.")
     p.add_argument("--out", default="shapes-net.safetensors",
                    help="weight file to write (default: shapes-net.safetensors in the current folder); refused if "
                         "it exists, unless --overwrite; checked before training starts")
     p.add_argument("--replace-shipped-model", action="store_true",
                    help="write the weights over the shipped model (models/default.safetensors) instead of --out")
-    p.add_argument("--images", type=COUNT, default=30000, help="training images (default 30000)")
-    p.add_argument("--epochs", type=_whole(1, 10 ** 4), default=17, help="epochs (default 17)")
-    p.add_argument("--batch-size", type=_whole(1, 10 ** 4), default=32, help="batch size (default 32)")
-    p.add_argument("--lr", type=_number(above=0, maximum=100), default=0.01,
-                   help="peak learning rate (default 0.01; linear warm-up over 300 steps, then cosine decay)")
-    p.add_argument("--weight-decay", type=_number(minimum=0, maximum=100), default=1e-3, help="weight decay (default 0.001)")
+    p.add_argument("--images", type=COUNT, default=50000, help="training images (default 50000)")
+    p.add_argument("--epochs", type=_whole(1, 10 ** 4), default=27, help="epochs (default 27)")
+    p.add_argument("--batch-size", type=_whole(1, 10 ** 4), default=64, help="batch size (default 64)")
+    p.add_argument("--lr", type=_number(above=0, maximum=100), default=0.05,
+                   help="peak learning rate (default 0.05; linear warm-up over 300 steps, then cosine decay)")
+    p.add_argument("--weight-decay", type=_number(minimum=0, maximum=100), default=5e-4, help="weight decay (default 0.0005)")
     p.add_argument("--dropout", type=_number(minimum=0, below=1), default=0.1, help="dropout before full7 and full8 (default 0.1)")
     p.add_argument("--seed", type=_whole(0, 10 ** 6), default=0, help="seed of data, weights and jitter (default 0)")
     p.set_defaults(run=_train, folder=False)
