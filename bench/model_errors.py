@@ -2,20 +2,19 @@
 confusion matrix (markdown, rows the true class), accuracy by object size and by how much of
 the object the centre crop shows.
 
-    python bench/results/training-2026-11-26/errors.py [WEIGHTS]      (default: the shipped model)
+    python bench/model_errors.py [WEIGHTS]      (default: the shipped model)
 """
 import sys
 
 import numpy as np
 
-import engine
-import models
-from models.data import CLASSES, generate
-from models.train import centre_crops, to_batch
+from deepinside import engine, models
+from deepinside.models.data import CLASSES, HELD_OUT_SEED, generate
+from deepinside.models.train import centre_crops, to_batch
 
 model = models.load(sys.argv[1] if len(sys.argv) > 1 else None)
 net = model.net.eval()
-images, labels, masks, boxes = generate(2000, 1)
+images, labels, masks, boxes = generate(2000, HELD_OUT_SEED)
 with engine.no_grad():
     scores = np.concatenate([engine.to_numpy(net(engine.Tensor(to_batch(centre_crops(images[i : i + 250]), model.mean,
                                                                          model.std))).data)
