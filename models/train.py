@@ -40,6 +40,23 @@ def default_net(seed=0, dropout=0.1, batchnorm=True):
     return net
 
 
+def pixel_statistics(images):
+    """Per-channel mean and standard deviation of uint8 RGB images, exact: from each
+    channel's histogram, summed in integers. (A float32 mean over the hundreds of millions
+    of pixels stalls once the running sum outgrows float32's precision: the models trained
+    before this fix stored the same wrong mean, 7-11, for all three channels.)"""
+    counts = np.zeros((3, 256), np.int64)
+    for start in range(0, len(images), 1000):
+        pixels = images[start : start + 1000].reshape(-1, 3)
+        for channel in range(3):
+            counts[channel] += np.bincount(pixels[:, channel], minlength=256)
+    values = np.arange(256, dtype=np.float64)
+    total = counts.sum(axis=1)
+    mean = counts @ values / total
+    variance = counts @ values ** 2 / total - mean ** 2
+    return mean.astype(np.float32), np.sqrt(variance).astype(np.float32)
+
+
 def centre_crops(images):
     offset = (IMAGE_SIZE - INPUT_SIZE) // 2
     return images[:, offset : offset + INPUT_SIZE, offset : offset + INPUT_SIZE]
@@ -88,8 +105,7 @@ def train(out, images=50000, epochs=31, batch_size=64, lr=0.05, momentum=0.9, we
     start = time.perf_counter()
     train_images, train_labels, _, _ = generate(images, TRAIN_SEED + 1000 * seed)
     test_images, test_labels, _, _ = generate(held_out, HELD_OUT_SEED)
-    pixels = train_images.reshape(-1, 3).astype(np.float32)
-    mean, std = pixels.mean(axis=0), pixels.std(axis=0)
+    mean, std = pixel_statistics(train_images)
     log(f"generated {images} training and {held_out} held-out images in {time.perf_counter() - start:.0f} s")
     net = default_net(seed, dropout)
     optimiser = engine.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)

@@ -50,6 +50,18 @@ def test_the_trained_batchnorm_net_folds_into_the_shipped_pattern(rng, mode):
     assert relative_error(results[1][1], results[0][1]) < 1e-10
 
 
+def test_pixel_statistics_are_exact_where_a_float32_mean_stalls(rng):
+    from deepinside.models.train import pixel_statistics
+    # 2^25 pixels per channel: a float32 running sum of values near 200 stops growing there.
+    images = rng.integers(150, 256, (2048, 128, 128, 3), dtype=np.uint8)
+    images[..., 1] //= 2
+    mean, std = pixel_statistics(images)
+    pixels = images.reshape(-1, 3)
+    expected_mean = np.array([pixels[:, c].mean(dtype=np.float64) for c in range(3)])
+    expected_std = np.array([pixels[:, c].std(dtype=np.float64) for c in range(3)])
+    assert np.allclose(mean, expected_mean, rtol=1e-6) and np.allclose(std, expected_std, rtol=1e-5)
+
+
 def test_training_is_reproducible_from_its_seed(tmp_path):
     from deepinside.models.train import train
     from deepinside.models.weights import read_safetensors
