@@ -9,10 +9,10 @@ from deepinside.models.data import EVALUATION_SEED, HELD_OUT_SEED, SANITY_SEED, 
 from deepinside.models.train import accuracy
 
 FRESH_SEED = 7
-# models/README.md records 78.4% top-1 on 2,000 held-out images; on 200 images one standard
-# error is 2.9 points, so below 72% the weights are not the ones documented. (The issue asked
-# for 95%, which the 30-minute CPU budget did not reach: see models/README.md.)
-REQUIRED_ACCURACY = 0.72
+# models/README.md records 94.5% top-1 on 2,000 held-out images and 91.5% on these 200; on
+# 200 images one standard error is 2 points, so below 88% the weights are not the ones
+# documented. (The issue asks for 95% on both: not reached yet, see models/README.md.)
+REQUIRED_ACCURACY = 0.88
 
 
 def test_the_shipped_weights_are_the_default_and_small():
