@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from deepinside import engine, models, viz
+from deepinside.models.train import to_batch
 
 RECIPES = {
     "paper (zero start, L2)": dict(steps=200, lr=1.0, l2=1e-2),
@@ -28,9 +29,9 @@ def recognised(first, second, recipe):
     classes = list(range(len(first.classes)))
     result = viz.class_model(first, classes, **recipe)
     pixels = np.clip(result.raw, 0, 255).astype(np.float32)
-    batch = ((pixels - second.mean) / second.std).transpose(0, 3, 1, 2).astype(np.float32)
+    batch = to_batch(pixels, second.mean, second.std)  # the second model's own preprocessing
     with engine.no_grad():
-        scores = second.net.eval()(engine.Tensor(np.ascontiguousarray(batch))).numpy()
+        scores = second.net.eval()(engine.Tensor(batch)).numpy()
     stuck = viz.stuck_classes(result)
     return [dict(class_name=first.classes[c], predicted=second.classes[int(scores[c].argmax())],
                  recognised=bool(scores[c].argmax() == c), stuck=c in stuck) for c in classes], result
