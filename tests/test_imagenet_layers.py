@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import deepinside.kernels as K
+from deepinside.kernels import depthwise
 from deepinside import engine
 from deepinside.engine import Tensor, nn
 from deepinside.kernels.ladder import PoisonedDevice
@@ -21,8 +22,11 @@ def emulated():
     return K.bind(PoisonedDevice(EmulatorLauncher()))
 
 
-@pytest.mark.parametrize("n, c, h, w, k, stride, padding", DEPTHWISE_CASES)
-def test_depthwise_gradients_match_finite_differences(rng, n, c, h, w, k, stride, padding):
+@pytest.mark.parametrize("layout", ["wide grid", "channels-last"])
+@pytest.mark.parametrize("n, c, h, w, k, stride, padding", DEPTHWISE_CASES + [(2, 3, 11, 10, 3, 3, 1)])
+def test_depthwise_gradients_match_finite_differences(rng, monkeypatch, layout, n, c, h, w, k, stride, padding):
+    # The NumPy path picks its layout by the size of the map; both are checked here.
+    monkeypatch.setattr(depthwise, "WIDE_GRID_POSITIONS", 0 if layout == "wide grid" else 10 ** 9)
     x, weight, bias = rng.standard_normal((n, c, h, w)), rng.standard_normal((c, 1, k, k)), rng.standard_normal(c)
     y = K.depthwise_forward(x, weight, bias, stride, padding)
     probe = rng.standard_normal(y.shape)
