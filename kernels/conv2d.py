@@ -39,6 +39,8 @@ PATCH_SLICE_BYTES = 16 << 20
 # (they are the same matrices) up to this many bytes: training the shapes net at batch 64
 # keeps 76 MB for conv1 and 50 MB for conv2.
 KEPT_PATCH_BYTES = 96 << 20
+# Per-offset matrix products of fewer multiply-adds than this are dominated by their calls.
+SMALL_PRODUCT_MACS = 1 << 21
 
 
 class _Geometry:
@@ -97,9 +99,13 @@ class _Geometry:
 
     def uses_patch_matrix(self):
         # Measured on the 2-core machine: the patch matrix wins for strides and for small
-        # maps (the shapes net's 22x22 conv2: 20 -> 12 ms at batch 64); on VGG's large maps
-        # the per-image products are big enough and the NHWC copies cost more than they save.
-        return self.stride > 1 or (self.c < self.o and self.hout * self.wout <= 512)
+        # maps where the per-offset products are small too (the shapes net's 22x22 conv2:
+        # 20 -> 12 ms at batch 64; its 11x11 32-channel layers, 32x32x143 products: 2.5 ->
+        # 1.9 ms forward, 2.3 -> 1.1 ms weight gradient); on VGG's large maps, and on its
+        # 14x14 512-channel maps at batch 1, the per-image products are big enough and the
+        # NHWC copies cost more than they save (5.8 against 9.3 ms).
+        small_products = self.c < self.o or self.o * self.c * self.grid_len < SMALL_PRODUCT_MACS
+        return self.stride > 1 or (small_products and self.hout * self.wout <= 512)
 
     def padded_nhwc(self, x):
         p = self.padding
