@@ -6,11 +6,9 @@ machine; NumPy's element-wise loops pay per inner loop, and a depthwise layer is
 but element-wise passes):
 
 - large maps (at least WIDE_GRID_POSITIONS output positions, EfficientNet's first stages):
-  NCHW on a "wide grid", as conv2d's stride-1 path. Each padded plane is flattened and the
-  output computed on Hout rows of the plane's full width, so one offset's pixels are one
-  contiguous slice of every plane: an inner loop of Hout * width elements, the weight a
-  scalar per channel. A stride-2 input is first split into its 4 phases (even/odd rows x
-  even/odd columns), each of which a stride-2 offset reads at stride 1. 2.5-3.5x faster
+  NCHW on a "wide grid" (kernels/phases.py): one offset's pixels are one contiguous slice
+  of every padded plane (of one of its phases at stride 2), an inner loop of Hout * width
+  elements, the weight a scalar per channel. 2.5-3.5x faster
   than channels-last on the 112x112 and 56x56 layers;
 - small maps with many channels (14x14 or 7x7 with 480-1152 channels): channels-last
   (NHWC), where a weight vector scales contiguous channel rows, all K^2 offsets as one
@@ -29,6 +27,7 @@ from numpy.lib.stride_tricks import as_strided
 from .conv2d import (conv2d_backward_bias as depthwise_backward_bias, conv2d_backward_bias_device,
                      conv2d_output_size)
 from .family import Device, OpFamily, expect
+from .phases import PhaseGrid
 
 # Output positions (Hout * Wout) from which the wide-grid layout is used.
 WIDE_GRID_POSITIONS = 2048
@@ -51,82 +50,13 @@ def _filters_nhwc(weight):
     return np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))
 
 
-class _PhaseGrid:
-    """The wide-grid layout of one depthwise geometry. Phase (a, b) of the zero-padded input
-    holds its rows a, a + s, ... and columns b, b + s, ... (stride 1: one phase, the padded
-    input itself), each plane flattened with `reach` spare elements at its end. Offset (u, v)
-    of the kernel reads, for output position (i, j), phase (u % s, v % s) at (i + u // s,
-    j + v // s): on the wide grid of Hout rows of the phase's full width `wq`, one
-    contiguous slice of `length` elements per plane. Its last wq - Wout columns are garbage
-    (forward) or zero (backward), and cropped."""
-
-    def __init__(self, x_shape, kernel, stride, padding):
-        self.n, self.c, self.h, self.w = x_shape
-        self.kernel, self.stride, self.padding = kernel, stride, padding
-        self.hout = conv2d_output_size(self.h, kernel, stride, padding)
-        self.wout = conv2d_output_size(self.w, kernel, stride, padding)
-        self.reach = (kernel - 1) // stride  # rows and columns a phase holds past the output's
-        self.hq, self.wq = self.hout + self.reach, self.wout + self.reach
-        self.length = self.hout * self.wq
-
-    def zero_planes(self, dtype):
-        s = self.stride
-        return np.zeros((s, s, self.n, self.c, self.hq * self.wq + self.reach), dtype)
-
-    def _runs(self, phase, phase_size, size):
-        """(slice of the phase, slice of the unpadded input) that hold the same pixels."""
-        s, p = self.stride, self.padding
-        first = max(0, -(-(p - phase) // s))  # first phase index inside the input
-        begin = phase + s * first - p
-        count = max(0, min(phase_size - first, -(-(size - begin) // s)))
-        return slice(first, first + count), slice(begin, begin + s * count, s)
-
-    def phases(self):
-        """Per phase: its index, and the (phase, input) index pairs of the pixels it holds."""
-        for a in range(self.stride):
-            rows_q, rows_x = self._runs(a, self.hq, self.h)
-            for b in range(self.stride):
-                cols_q, cols_x = self._runs(b, self.wq, self.w)
-                yield (a, b), (slice(None), slice(None), rows_q, cols_q), (slice(None), slice(None), rows_x, cols_x)
-
-    def plane_grid(self, planes, a, b):
-        return planes[a, b, :, :, : self.hq * self.wq].reshape(self.n, self.c, self.hq, self.wq)
-
-    def split(self, x):
-        planes = self.zero_planes(x.dtype)
-        for (a, b), in_phase, in_x in self.phases():
-            self.plane_grid(planes, a, b)[in_phase] = x[in_x]
-        return planes
-
-    def merge(self, planes):
-        """The inverse of split for gradients: the input's pixels gathered from the phases
-        (phases hold disjoint pixels; padding and never-read pixels are dropped)."""
-        x = np.zeros((self.n, self.c, self.h, self.w), planes.dtype)
-        for (a, b), in_phase, in_x in self.phases():
-            x[in_x] = self.plane_grid(planes, a, b)[in_phase]
-        return x
-
-    def offsets(self):
-        """(u, v, start): kernel offset and where its slice starts in its phase's planes."""
-        s = self.stride
-        return [(u, v, (u // s) * self.wq + v // s) for u in range(self.kernel) for v in range(self.kernel)]
-
-    def window(self, planes, u, v, start):
-        return planes[u % self.stride, v % self.stride, :, :, start : start + self.length]
-
-    def to_wide(self, grad_y):
-        wide = np.zeros((self.n, self.c, self.hout, self.wq), grad_y.dtype)
-        wide[..., : self.wout] = grad_y
-        return wide.reshape(self.n, self.c, self.length)
-
-    def crop(self, y_wide):
-        return np.ascontiguousarray(y_wide.reshape(self.n, self.c, self.hout, self.wq)[..., : self.wout])
+def _output_size(x_shape, kernel, stride, padding):
+    return conv2d_output_size(x_shape[2], kernel, stride, padding), conv2d_output_size(x_shape[3], kernel, stride, padding)
 
 
 def _uses_wide_grid(x_shape, kernel, stride, padding):
-    positions = conv2d_output_size(x_shape[2], kernel, stride, padding) * conv2d_output_size(
-        x_shape[3], kernel, stride, padding)
-    return positions >= WIDE_GRID_POSITIONS
+    hout, wout = _output_size(x_shape, kernel, stride, padding)
+    return hout * wout >= WIDE_GRID_POSITIONS
 
 
 def _channel_scale(weight, u, v):
@@ -134,7 +64,7 @@ def _channel_scale(weight, u, v):
 
 
 def _forward_wide(x, weight, stride, padding):
-    grid = _PhaseGrid(x.shape, weight.shape[2], stride, padding)
+    grid = PhaseGrid(x.shape, weight.shape[2], stride, padding, _output_size(x.shape, weight.shape[2], stride, padding))
     planes = grid.split(x)
     y = np.empty((grid.n, grid.c, grid.length), x.dtype)
     term = np.empty_like(y)
@@ -142,13 +72,13 @@ def _forward_wide(x, weight, stride, padding):
         np.multiply(grid.window(planes, u, v, start), _channel_scale(weight, u, v), out=term if index else y)
         if index:
             y += term
-    return grid.crop(y)
+    return np.ascontiguousarray(grid.crop(y))
 
 
 def _backward_data_wide(grad_y, weight, x_shape, stride, padding):
-    grid = _PhaseGrid(x_shape, weight.shape[2], stride, padding)
+    grid = PhaseGrid(x_shape, weight.shape[2], stride, padding, _output_size(x_shape, weight.shape[2], stride, padding))
     wide = grid.to_wide(grad_y)
-    planes = grid.zero_planes(grad_y.dtype)
+    planes = grid.planes(grad_y.dtype)
     term = np.empty_like(wide)
     for u, v, start in grid.offsets():
         np.multiply(wide, _channel_scale(weight, u, v), out=term)
