@@ -12,14 +12,14 @@ import numpy as np
 
 class PhaseGrid:
     """The wide-grid layout of one sliding-window geometry: square windows of `kernel`,
-    `stride`, `padding` rows and columns before the input (after it, as many as the output
-    size needs), the output size given. Phase (a, b) of the padded input
-    holds its rows a, a + s, ... and columns b, b + s, ... (stride 1: one phase, the padded
-    input itself), each plane flattened with `reach` spare elements at its end. Offset (u, v)
-    of the kernel reads, for output position (i, j), phase (u % s, v % s) at (i + u // s,
-    j + v // s): on the wide grid of Hout rows of the phase's full width `wq`, one
-    contiguous slice of `length` elements per plane. Its last wq - Wout columns are garbage
-    (forward) or zero (backward), and cropped."""
+    `stride`, `padding` rows and columns before the input (after it, as many as the given
+    output size needs). Phase (a, b) of the padded input holds its rows a, a + s, ... and
+    columns b, b + s, ... (at stride 1 the one phase is the padded input itself), each plane
+    flattened with `reach` spare elements at its end. Offset (u, v) of the window reads, for
+    output position (i, j), phase (u % s, v % s) at (i + u // s, j + v // s): on the wide
+    grid of Hout rows of the phase's full width `wq`, one contiguous slice of `length`
+    elements per plane. Its last wq - Wout columns are garbage (forward) or zero (backward),
+    and cropped."""
 
     def __init__(self, x_shape, kernel, stride, padding, output_size):
         self.n, self.c, self.h, self.w = x_shape
