@@ -39,7 +39,7 @@ run() {
 cat "$out/device.txt"
 run gpu_tests 100 python -m pytest -m gpu tests/test_cuda_kernels.py -q -rs -p no:cacheprovider
 run gpu_kernels 120 python bench/gpu_kernels.py "$out"
-for family in gemm conv_forward conv_backward_data conv_backward_weights relu maxpool; do
+for family in gemm conv_forward conv_backward_data conv_backward_weights relu maxpool depthwise; do
   run "ladder_$family" 40 python -m deepinside.kernels.ladder "$family"
 done
 if command -v compute-sanitizer > /dev/null; then

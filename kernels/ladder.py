@@ -7,6 +7,7 @@ timed, in the order its .cu file presents them.
                                                           # direct, im2col + SGEMM, implicit GEMM; peer cuDNN
     python -m deepinside.kernels.ladder relu              # scalar and float4 versions; GB/s against a copy
     python -m deepinside.kernels.ladder maxpool           # forward with switches, gather backward; GB/s
+    python -m deepinside.kernels.ladder depthwise         # direct depthwise kernels on EfficientNet's shapes; GB/s
 
 Each version's output is poisoned with NaN before its launch (beta = 0 must overwrite every
 element), compared with NumPy in float64, and on a GPU timed with CUDA events (median of
@@ -90,7 +91,7 @@ CONV_DIRECTIONS = ("conv_forward", "conv_backward_data", "conv_backward_weights"
 # Element-wise kernels: bytes moved per element, and the versions in relu.cu's order.
 RELU_LADDER = {"forward": (8, ("relu_forward", "relu_forward_vec4")),
                "backward": (12, ("relu_backward", "relu_backward_vec4"))}
-LADDERS = {"gemm": GEMM_LADDER, "relu": RELU_LADDER, "maxpool": ("maxpool",),
+LADDERS = {"gemm": GEMM_LADDER, "relu": RELU_LADDER, "maxpool": ("maxpool",), "depthwise": ("depthwise",),
            **{direction: CONVOLUTIONS[::-1] for direction in CONV_DIRECTIONS}}
 
 
@@ -123,6 +124,48 @@ def run_maxpool(device, shapes, repeats, timer, copy=None):
             if copy:
                 peer_seconds = timer(lambda: copy(moved[direction] // 8), repeats)
                 row.update(peer_ms=peer_seconds * 1e3, peer_gflops=moved[direction] / peer_seconds / 1e9,
+                           ratio_to_peer=peer_seconds / seconds)
+            rows.append(row)
+    return rows
+
+
+def run_depthwise(device, shapes, repeats, timer, copy=None):
+    """Rows: the direct depthwise kernels (forward, backward-data, backward-weights) on each
+    shape (n, c, h, w, k, stride, padding), against the NumPy path in float64, in GB/s of
+    the activations each must read and write (the op is memory-bound: K^2 multiply-adds per
+    output and no reuse across channels), against a device-to-device copy of as many bytes."""
+    from . import bind
+    from . import depthwise as reference
+    from .conv2d import conv2d_output_size
+
+    ops, xp, rng, rows = bind(PoisonedDevice(device.launcher)).depthwise, device.xp, np.random.default_rng(0), []
+    for n, c, h, w, k, stride, padding in shapes:
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        weight = (rng.standard_normal((c, 1, k, k)) / k).astype(np.float32)
+        out = conv2d_output_size(h, k, stride, padding), conv2d_output_size(w, k, stride, padding)
+        grad_y = rng.standard_normal((n, c) + out).astype(np.float32)
+        x64, w64, g64 = x.astype(np.float64), weight.astype(np.float64), grad_y.astype(np.float64)
+        x_d, w_d, g_d = xp.asarray(x), xp.asarray(weight), xp.asarray(grad_y)
+        moved = 4 * (x.size + grad_y.size)  # every direction reads or writes both activations once
+        directions = {
+            "forward": (lambda: ops.forward(x_d, w_d, None, stride, padding),
+                        reference.depthwise_forward(x64, w64, None, stride, padding)),
+            "backward_data": (lambda: ops.backward_data(g_d, w_d, x.shape, stride, padding),
+                              reference.depthwise_backward_data(g64, w64, x.shape, stride, padding)),
+            "backward_weights": (lambda: ops.backward_weights(g_d, x_d, weight.shape, stride, padding),
+                                 reference.depthwise_backward_weights(g64, x64, weight.shape, stride, padding))}
+        peer_seconds = timer(lambda: copy(moved // 8), repeats) if copy else None
+        for direction, (call, expected) in directions.items():
+            result = call()
+            result = result.get() if hasattr(result, "get") else result
+            error = float(np.abs(result - expected).max() / max(np.abs(expected).max(), 1e-30))
+            seconds = timer(call, repeats)
+            row = {"version": f"depthwise_{direction}", "case": direction,
+                   "shape": f"N{n} C{c} {h}x{w} k{k} s{stride} p{padding}",
+                   "ok": bool(np.isfinite(result).all() and error < 1e-4), "error": error, "ms": seconds * 1e3,
+                   "gflops": moved / seconds / 1e9}
+            if peer_seconds:
+                row.update(peer_ms=peer_seconds * 1e3, peer_gflops=moved / peer_seconds / 1e9,
                            ratio_to_peer=peer_seconds / seconds)
             rows.append(row)
     return rows
@@ -319,6 +362,10 @@ def torch_convolution(torch):
 # emulator, shapes with more than one tile and with split-K slices.
 GPU_CONVOLUTIONS = [(16, 64, 224, 224, 64, 3, 1, 1), (16, 256, 56, 56, 256, 3, 1, 1), (16, 512, 14, 14, 512, 3, 1, 1)]
 EMULATOR_CONVOLUTIONS = [(2, 3, 12, 11, 130, 3, 1, 1), (3, 5, 9, 7, 6, 5, 2, 2)]
+# Depthwise shapes (n, c, h, w, k, stride, padding): EfficientNet-Lite0's first, a stride-2
+# 5x5 and a last-stage layer at batch 64 on a GPU; small awkward ones on the emulator.
+GPU_DEPTHWISE = [(64, 32, 112, 112, 3, 1, 1), (64, 144, 56, 56, 5, 2, 2), (64, 1152, 7, 7, 5, 1, 2)]
+EMULATOR_DEPTHWISE = [(2, 3, 9, 11, 3, 1, 1), (1, 5, 10, 8, 5, 2, 2)]
 
 
 def main(argv=None):
@@ -332,7 +379,7 @@ def main(argv=None):
     from .launch import CudaLauncher, EmulatorLauncher
 
     gemm = arguments.family == "gemm"
-    if arguments.family in ("relu", "maxpool"):
+    if arguments.family in ("relu", "maxpool", "depthwise"):
         launcher = EmulatorLauncher() if arguments.emulator else CudaLauncher()
         copy = None
         if not arguments.emulator:
@@ -345,6 +392,9 @@ def main(argv=None):
         repeats = 1 if arguments.emulator else arguments.repeats
         if arguments.family == "relu":
             rows = run_relu(Device(launcher), [1003, 4099] if arguments.emulator else [64 << 20], repeats, timer, copy)
+        elif arguments.family == "depthwise":
+            shapes = EMULATOR_DEPTHWISE if arguments.emulator else GPU_DEPTHWISE
+            rows = run_depthwise(Device(launcher), shapes, repeats, timer, copy)
         else:  # VGG-16's first pool at batch 16 on a GPU (its bytes fit the copy's buffer)
             shapes = [(2, 3, 9, 11), (1, 5, 16, 16)] if arguments.emulator else [(16, 64, 224, 224)]
             rows = run_maxpool(Device(launcher), shapes, repeats, timer, copy)
