@@ -156,19 +156,23 @@ def run_depthwise(device, shapes, repeats, timer, copy=None):
                                  reference.depthwise_backward_weights(g64, x64, weight.shape, stride, padding))}
         peer_seconds = timer(lambda: copy(moved // 8), repeats) if copy else None
         for direction, (call, expected) in directions.items():
-            result = call()
-            result = result.get() if hasattr(result, "get") else result
-            error = float(np.abs(result - expected).max() / max(np.abs(expected).max(), 1e-30))
-            seconds = timer(call, repeats)
-            row = {"version": f"depthwise_{direction}", "case": direction,
-                   "shape": f"N{n} C{c} {h}x{w} k{k} s{stride} p{padding}",
-                   "ok": bool(np.isfinite(result).all() and error < 1e-4), "error": error, "ms": seconds * 1e3,
-                   "gflops": moved / seconds / 1e9}
-            if peer_seconds:
-                row.update(peer_ms=peer_seconds * 1e3, peer_gflops=moved / peer_seconds / 1e9,
-                           ratio_to_peer=peer_seconds / seconds)
-            rows.append(row)
+            rows.append(_validated_row(f"depthwise_{direction}", direction, f"N{n} C{c} {h}x{w} k{k} s{stride} "
+                                       f"p{padding}", call, expected, moved, timer, repeats, peer_seconds))
     return rows
+
+
+def _validated_row(version, case, shape, call, expected, work, timer, repeats, peer_seconds=None):
+    """One row of a table: `call`'s result against the float64 `expected` (relative error
+    below 1e-4, every element finite), its time, and `work` (FLOPs or bytes) per second."""
+    result = call()
+    result = result.get() if hasattr(result, "get") else result
+    error = float(np.abs(result - expected).max() / max(np.abs(expected).max(), 1e-30))
+    seconds = timer(call, repeats)
+    row = {"version": version, "case": case, "shape": shape, "ok": bool(np.isfinite(result).all() and error < 1e-4),
+           "error": error, "ms": seconds * 1e3, "gflops": work / seconds / 1e9}
+    if peer_seconds:
+        row.update(peer_ms=peer_seconds * 1e3, peer_gflops=work / peer_seconds / 1e9, ratio_to_peer=peer_seconds / seconds)
+    return row
 
 
 def run_relu(device, sizes, repeats, timer, copy=None):
@@ -243,17 +247,8 @@ def run_conv(direction, launcher, shapes, repeats, timer, peer=None):
             if peer else None
         for convolution in LADDERS[direction]:
             ops = bind(PoisonedDevice(launcher, convolution)).conv2d
-            result = call(ops, a_d, b_d)
-            result = result.get() if hasattr(result, "get") else result
-            error = float(np.abs(result - expected).max() / max(np.abs(expected).max(), 1e-30))
-            seconds = timer(lambda: call(ops, a_d, b_d), repeats)
-            row = {"version": convolution, "case": direction, "shape": f"N{n} C{c} {h}x{w} O{o} k{k} s{stride} p{padding}",
-                   "ok": bool(np.isfinite(result).all() and error < 1e-4), "error": error, "ms": seconds * 1e3,
-                   "gflops": flops / seconds / 1e9}
-            if peer_seconds:
-                row.update(peer_ms=peer_seconds * 1e3, peer_gflops=flops / peer_seconds / 1e9,
-                           ratio_to_peer=peer_seconds / seconds)
-            rows.append(row)
+            rows.append(_validated_row(convolution, direction, f"N{n} C{c} {h}x{w} O{o} k{k} s{stride} p{padding}",
+                                       lambda: call(ops, a_d, b_d), expected, flops, timer, repeats, peer_seconds))
     return rows
 
 
