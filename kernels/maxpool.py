@@ -60,12 +60,11 @@ def maxpool_backward(grad_y, switches, x_shape, kernel_size, stride, padding=0):
     the CUDA kernel.)"""
     n, c, h, w = x_shape
     index = (np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (h * w) + switches).ravel()
-    if stride >= kernel_size:  # disjoint windows: no two switches collide, a plain scatter
-        grad_x = np.zeros(n * c * h * w, grad_y.dtype)
-        grad_x[index] = grad_y.ravel()
-        return grad_x.reshape(x_shape)
     grad_x = np.zeros(n * c * h * w, grad_y.dtype)
-    np.add.at(grad_x, index, grad_y.ravel())  # 2-3x faster than np.bincount here (NumPy 2.4)
+    if stride >= kernel_size:  # disjoint windows: no two switches collide, a plain scatter
+        grad_x[index] = grad_y.ravel()
+    else:  # overlapping windows add up (np.add.at: 2-3x faster than np.bincount, NumPy 2.4)
+        np.add.at(grad_x, index, grad_y.ravel())
     return grad_x.reshape(x_shape)
 
 
