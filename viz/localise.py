@@ -38,6 +38,9 @@ class Localisation:
 
 
 def fit_colour_model(pixels, components, seed=0):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
     # No more components than distinct colours: a flat region has one (more would not converge).
@@ -45,7 +48,11 @@ def fit_colour_model(pixels, components, seed=0):
     components = max(1, min(components, len(pixels) // 2, distinct))
     model = GaussianMixture(n_components=components, covariance_type="full", reg_covar=1e-2,
                             random_state=seed, max_iter=100)
-    return model.fit(pixels)
+    # A mixture still moving after 100 EM steps is a usable colour model (the unaries only
+    # rank pixels); scikit-learn's warning about it would be noise on the user's terminal.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(pixels)
 
 
 def _shifted_pairs(array, dy, dx):
