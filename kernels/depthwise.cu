@@ -10,6 +10,14 @@
 // depthwise_backward_weights: one block of DEPTHWISE_THREADS per weight sums its N Hout Wout
 // products (coalesced along the plane) and reduces them in shared memory.
 // Cost: 2 N C K^2 Hout Wout FLOPs each; about 8 bytes per output element moved.
+//
+// The forward's ladder (`python -m deepinside.kernels.ladder depthwise`, GB/s against a copy):
+//   v1 depthwise_forward        above: each thread reads its K^2 inputs from global memory
+//                               (neighbouring threads' windows overlap: L1 serves the re-reads).
+//   v2 depthwise_forward_tiled  below: a block stages the input patch of a 16 x 16 output tile
+//                               and the plane's filter in shared memory, so each input element
+//                               comes from global memory once per tile (plus the tile's halo),
+//                               in coalesced rows. Should reach the copy's bandwidth.
 
 #define DEPTHWISE_THREADS 256
 
@@ -79,4 +87,41 @@ extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backwa
     __syncthreads();
   }
   if (threadIdx.x == 0) grad_w[weight] = partial[0];
+}
+
+// ---- v2 -------------------------------------------------------------------------------
+// One block per (image, channel, 16 x 16 output tile), blocks numbered tile-fastest along x
+// (a plane count above 65,535 would not fit gridDim.y or z). The patch a tile reads is
+// (16 - 1) s + K pixels square, zero where it falls in the padding; launched only where
+// that fits DEPTHWISE_MAX_SPAN (stride <= 2 and K <= 9) and K <= DEPTHWISE_MAX_K.
+#define DEPTHWISE_TILE 16
+#define DEPTHWISE_TILE_THREADS 256
+#define DEPTHWISE_MAX_SPAN 40
+#define DEPTHWISE_MAX_K 9
+
+extern "C" __global__ void __launch_bounds__(DEPTHWISE_TILE_THREADS) depthwise_forward_tiled(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
+    int N, int C, int H, int W, int K, int stride, int pad, int Hout, int Wout, int has_bias) {
+  __shared__ float patch[DEPTHWISE_MAX_SPAN * DEPTHWISE_MAX_SPAN];
+  __shared__ float filter[DEPTHWISE_MAX_K * DEPTHWISE_MAX_K];
+  const int tiles_across = (Wout + DEPTHWISE_TILE - 1) / DEPTHWISE_TILE;
+  const int tiles = tiles_across * ((Hout + DEPTHWISE_TILE - 1) / DEPTHWISE_TILE);
+  const long long plane = blockIdx.x / tiles;  // n C + c
+  const int tile = blockIdx.x % tiles, c = plane % C;
+  const int i0 = (tile / tiles_across) * DEPTHWISE_TILE, j0 = (tile % tiles_across) * DEPTHWISE_TILE;
+  const int span = (DEPTHWISE_TILE - 1) * stride + K, top = i0 * stride - pad, left = j0 * stride - pad;
+  const float* in = x + plane * H * W;
+  for (int e = threadIdx.x; e < span * span; e += DEPTHWISE_TILE_THREADS) {
+    const int h = top + e / span, col = left + e % span;
+    patch[e] = (h >= 0 && h < H && col >= 0 && col < W) ? in[h * W + col] : 0.0f;
+  }
+  for (int e = threadIdx.x; e < K * K; e += DEPTHWISE_TILE_THREADS) filter[e] = w[c * K * K + e];
+  __syncthreads();
+  const int ti = threadIdx.x / DEPTHWISE_TILE, tj = threadIdx.x % DEPTHWISE_TILE;
+  const int i = i0 + ti, j = j0 + tj;
+  if (i >= Hout || j >= Wout) return;
+  float sum = has_bias ? b[c] : 0.0f;
+  for (int u = 0; u < K; ++u)
+    for (int v = 0; v < K; ++v) sum += filter[u * K + v] * patch[(ti * stride + u) * span + tj * stride + v];
+  y[(plane * Hout + i) * Wout + j] = sum;
 }

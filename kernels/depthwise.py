@@ -150,14 +150,33 @@ def _geometry(x_shape, w_shape, stride, padding):
     return n, c, h, w, k, hout, wout
 
 
-def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None):
+# The forward's ladder in depthwise.cu's order; the engine runs ENGINE_FORWARD (the tiled
+# rung is measured by the ladder before it is chosen: the next GPU run decides).
+FORWARD_LADDER = ("depthwise_forward", "depthwise_forward_tiled")
+ENGINE_FORWARD = "depthwise_forward"
+
+
+def tiled_forward_fits(device: Device, k, stride):
+    """Whether depthwise_forward_tiled's shared patch and filter hold this geometry."""
+    span = (device.define("DEPTHWISE_TILE") - 1) * stride + k
+    return span <= device.define("DEPTHWISE_MAX_SPAN") and k <= device.define("DEPTHWISE_MAX_K")
+
+
+def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None,
+                             version=ENGINE_FORWARD):
     x, weight = device.float32("x", x, 4), device.float32("weight", weight, 4)
     n, c, h, w, k, hout, wout = _geometry(x.shape, weight.shape, stride, padding)
     has_bias = bias is not None
     bias = device.float32("bias", bias, 1) if has_bias else device.empty((1,))
     y = device.empty((n, c, hout, wout))
-    device.elementwise("depthwise_forward", y.size, x, weight, bias, y, n, c, h, w, k, stride, padding, hout, wout,
-                       int(has_bias))
+    arguments = (x, weight, bias, y, n, c, h, w, k, stride, padding, hout, wout, int(has_bias))
+    if version == "depthwise_forward_tiled":
+        expect(tiled_forward_fits(device, k, stride), f"depthwise_forward_tiled: kernel {k} at stride {stride} "
+               "does not fit its shared-memory patch")
+        tile = device.define("DEPTHWISE_TILE")
+        device.launch(version, n * c * -(-hout // tile) * -(-wout // tile), *arguments)
+    else:
+        device.elementwise(version, y.size, *arguments)
     return y
 
 

@@ -17,6 +17,7 @@ use TF32 for float32 unless CUPY_TF32 asks it to). On the emulator the time colu
 emulator's and means nothing for a GPU. Exits 1 if any version is wrong.
 """
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -130,7 +131,7 @@ def run_maxpool(device, shapes, repeats, timer, copy=None):
 
 
 def run_depthwise(device, shapes, repeats, timer, copy=None):
-    """Rows: the direct depthwise kernels (forward, backward-data, backward-weights) on each
+    """Rows: the depthwise kernels (every forward version, backward-data, backward-weights) on each
     shape (n, c, h, w, k, stride, padding), against the NumPy path in float64, in GB/s of
     the activations each must read and write (the op is memory-bound: K^2 multiply-adds per
     output and no reuse across channels), against a device-to-device copy of as many bytes."""
@@ -147,17 +148,22 @@ def run_depthwise(device, shapes, repeats, timer, copy=None):
         x64, w64, g64 = x.astype(np.float64), weight.astype(np.float64), grad_y.astype(np.float64)
         x_d, w_d, g_d = xp.asarray(x), xp.asarray(weight), xp.asarray(grad_y)
         moved = 4 * (x.size + grad_y.size)  # every direction reads or writes both activations once
-        directions = {
-            "forward": (lambda: ops.forward(x_d, w_d, None, stride, padding),
-                        reference.depthwise_forward(x64, w64, None, stride, padding)),
-            "backward_data": (lambda: ops.backward_data(g_d, w_d, x.shape, stride, padding),
-                              reference.depthwise_backward_data(g64, w64, x.shape, stride, padding)),
-            "backward_weights": (lambda: ops.backward_weights(g_d, x_d, weight.shape, stride, padding),
-                                 reference.depthwise_backward_weights(g64, x64, weight.shape, stride, padding))}
+        poisoned = PoisonedDevice(device.launcher)
+        forward = reference.depthwise_forward(x64, w64, None, stride, padding)
+        versions = [(version, "forward", functools.partial(reference.depthwise_forward_device, poisoned, x_d, w_d,
+                                                           None, stride, padding, version=version), forward)
+                    for version in reference.FORWARD_LADDER
+                    if version != "depthwise_forward_tiled" or reference.tiled_forward_fits(device, k, stride)]
+        versions += [
+            ("depthwise_backward_data", "backward_data", lambda: ops.backward_data(g_d, w_d, x.shape, stride, padding),
+             reference.depthwise_backward_data(g64, w64, x.shape, stride, padding)),
+            ("depthwise_backward_weights", "backward_weights",
+             lambda: ops.backward_weights(g_d, x_d, weight.shape, stride, padding),
+             reference.depthwise_backward_weights(g64, x64, weight.shape, stride, padding))]
         peer_seconds = timer(lambda: copy(moved // 8), repeats) if copy else None
-        for direction, (call, expected) in directions.items():
-            rows.append(_validated_row(f"depthwise_{direction}", direction, f"N{n} C{c} {h}x{w} k{k} s{stride} "
-                                       f"p{padding}", call, expected, moved, timer, repeats, peer_seconds))
+        for version, direction, call, expected in versions:
+            rows.append(_validated_row(version, direction, f"N{n} C{c} {h}x{w} k{k} s{stride} p{padding}", call,
+                                       expected, moved, timer, repeats, peer_seconds))
     return rows
 
 
@@ -358,9 +364,10 @@ def torch_convolution(torch):
 GPU_CONVOLUTIONS = [(16, 64, 224, 224, 64, 3, 1, 1), (16, 256, 56, 56, 256, 3, 1, 1), (16, 512, 14, 14, 512, 3, 1, 1)]
 EMULATOR_CONVOLUTIONS = [(2, 3, 12, 11, 130, 3, 1, 1), (3, 5, 9, 7, 6, 5, 2, 2)]
 # Depthwise shapes (n, c, h, w, k, stride, padding): EfficientNet-Lite0's first, a stride-2
-# 5x5 and a last-stage layer at batch 64 on a GPU; small awkward ones on the emulator.
+# 5x5 and a last-stage layer at batch 64 on a GPU; on the emulator small awkward ones, the last
+# two with several 16 x 16 output tiles a plane (the tiled forward).
 GPU_DEPTHWISE = [(64, 32, 112, 112, 3, 1, 1), (64, 144, 56, 56, 5, 2, 2), (64, 1152, 7, 7, 5, 1, 2)]
-EMULATOR_DEPTHWISE = [(2, 3, 9, 11, 3, 1, 1), (1, 5, 10, 8, 5, 2, 2)]
+EMULATOR_DEPTHWISE = [(2, 3, 9, 11, 3, 1, 1), (1, 5, 10, 8, 5, 2, 2), (1, 2, 20, 35, 3, 1, 1), (1, 3, 41, 37, 5, 2, 2)]
 
 
 def main(argv=None):
