@@ -18,6 +18,8 @@
 //                               and the plane's filter in shared memory, so each input element
 //                               comes from global memory once per tile (plus the tile's halo),
 //                               in coalesced rows. Should reach the copy's bandwidth.
+// Backward-data's ladder: depthwise_backward_data above (a gather), then at stride 1 the
+// tiled forward on grad_y with the filters flipped (depthwise.py; no kernel of its own).
 
 #define DEPTHWISE_THREADS 256
 

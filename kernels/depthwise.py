@@ -180,9 +180,21 @@ def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=
     return y
 
 
-def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0):
+# Backward-data's ladder: the direct gather kernel, then (at stride 1 only) the tiled forward
+# kernel run on grad_y with the filters flipped, as the NumPy path does it.
+BACKWARD_DATA_LADDER = ("depthwise_backward_data", "depthwise_backward_data_tiled")
+
+
+def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0,
+                                   version="depthwise_backward_data"):
     grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
     n, c, h, w, k, hout, wout = _geometry(x_shape, weight.shape, stride, padding)
+    if version == "depthwise_backward_data_tiled":
+        expect(stride == 1 and padding < k, "depthwise_backward_data_tiled: stride 1 and padding below the kernel "
+               f"size only, got stride {stride}, padding {padding}")
+        flipped = device.xp.ascontiguousarray(weight[:, :, ::-1, ::-1])
+        return depthwise_forward_device(device, grad_y, flipped, None, 1, k - 1 - padding,
+                                        version="depthwise_forward_tiled")
     grad_x = device.empty(tuple(x_shape))
     device.elementwise("depthwise_backward_data", grad_x.size, grad_y, weight, grad_x, n, c, h, w, k, stride, padding,
                        hout, wout)

@@ -154,9 +154,13 @@ def run_depthwise(device, shapes, repeats, timer, copy=None):
                                                            None, stride, padding, version=version), forward)
                     for version in reference.FORWARD_LADDER
                     if version != "depthwise_forward_tiled" or reference.tiled_forward_fits(device, k, stride)]
+        backward_data = reference.depthwise_backward_data(g64, w64, x.shape, stride, padding)
+        versions += [(version, "backward_data", functools.partial(reference.depthwise_backward_data_device, poisoned,
+                                                                  g_d, w_d, x.shape, stride, padding, version=version),
+                      backward_data)
+                     for version in reference.BACKWARD_DATA_LADDER
+                     if version != "depthwise_backward_data_tiled" or (stride == 1 and padding < k)]
         versions += [
-            ("depthwise_backward_data", "backward_data", lambda: ops.backward_data(g_d, w_d, x.shape, stride, padding),
-             reference.depthwise_backward_data(g64, w64, x.shape, stride, padding)),
             ("depthwise_backward_weights", "backward_weights",
              lambda: ops.backward_weights(g_d, x_d, weight.shape, stride, padding),
              reference.depthwise_backward_weights(g64, x64, weight.shape, stride, padding))]
