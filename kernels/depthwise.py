@@ -183,10 +183,11 @@ def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=
 # Backward-data's ladder: the direct gather kernel, then (at stride 1 only) the tiled forward
 # kernel run on grad_y with the filters flipped, as the NumPy path does it.
 BACKWARD_DATA_LADDER = ("depthwise_backward_data", "depthwise_backward_data_tiled")
+ENGINE_BACKWARD_DATA = "depthwise_backward_data"
 
 
 def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0,
-                                   version="depthwise_backward_data"):
+                                   version=ENGINE_BACKWARD_DATA):
     grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
     n, c, h, w, k, hout, wout = _geometry(x_shape, weight.shape, stride, padding)
     if version == "depthwise_backward_data_tiled":
@@ -196,8 +197,7 @@ def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stri
         return depthwise_forward_device(device, grad_y, flipped, None, 1, k - 1 - padding,
                                         version="depthwise_forward_tiled")
     grad_x = device.empty(tuple(x_shape))
-    device.elementwise("depthwise_backward_data", grad_x.size, grad_y, weight, grad_x, n, c, h, w, k, stride, padding,
-                       hout, wout)
+    device.elementwise(version, grad_x.size, grad_y, weight, grad_x, n, c, h, w, k, stride, padding, hout, wout)
     return grad_x
 
 
