@@ -8,7 +8,7 @@ but element-wise passes):
 - large maps (at least WIDE_GRID_POSITIONS output positions, EfficientNet's first stages):
   NCHW on a "wide grid" (kernels/phases.py): one offset's pixels are one contiguous slice
   of every padded plane (of one of its phases at stride 2), an inner loop of Hout * width
-  elements, the weight a scalar per channel. 2.5-3.5x faster
+  elements, the weight a scalar per channel. 1.8-3.4x faster
   than channels-last on the 112x112 and 56x56 layers;
 - small maps with many channels (14x14 or 7x7 with 480-1152 channels): channels-last
   (NHWC), where a weight vector scales contiguous channel rows, all K^2 offsets as one

@@ -139,7 +139,8 @@ def run_depthwise(device, shapes, repeats, timer, copy=None):
     from . import depthwise as reference
     from .conv2d import conv2d_output_size
 
-    ops, xp, rng, rows = bind(PoisonedDevice(device.launcher)).depthwise, device.xp, np.random.default_rng(0), []
+    poisoned = PoisonedDevice(device.launcher)
+    ops, xp, rng, rows = bind(poisoned).depthwise, device.xp, np.random.default_rng(0), []
     for n, c, h, w, k, stride, padding in shapes:
         x = rng.standard_normal((n, c, h, w)).astype(np.float32)
         weight = (rng.standard_normal((c, 1, k, k)) / k).astype(np.float32)
@@ -148,7 +149,6 @@ def run_depthwise(device, shapes, repeats, timer, copy=None):
         x64, w64, g64 = x.astype(np.float64), weight.astype(np.float64), grad_y.astype(np.float64)
         x_d, w_d, g_d = xp.asarray(x), xp.asarray(weight), xp.asarray(grad_y)
         moved = 4 * (x.size + grad_y.size)  # every direction reads or writes both activations once
-        poisoned = PoisonedDevice(device.launcher)
         forward = reference.depthwise_forward(x64, w64, None, stride, padding)
         versions = [(version, "forward", functools.partial(reference.depthwise_forward_device, poisoned, x_d, w_d,
                                                            None, stride, padding, version=version), forward)
