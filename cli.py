@@ -437,7 +437,7 @@ def _parser():
     p.add_argument("--replace-shipped-model", action="store_true",
                    help="write the weights over the shipped model (models/default.safetensors) instead of --out")
     p.add_argument("--images", type=COUNT, default=50000, help="training images (default 50000)")
-    p.add_argument("--epochs", type=_whole(1, 10 ** 4), default=31, help="epochs (default 31)")
+    p.add_argument("--epochs", type=_whole(1, 10 ** 4), default=39, help="epochs (default 39)")
     p.add_argument("--batch-size", type=_whole(1, 10 ** 4), default=64, help="batch size (default 64)")
     p.add_argument("--lr", type=_number(above=0, maximum=100), default=0.05,
                    help="peak learning rate (default 0.05; linear warm-up over 300 steps, then cosine decay)")

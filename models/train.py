@@ -97,7 +97,7 @@ def learning_rate(peak, step, total_steps, warmup_steps):
     return peak * 0.5 * (1 + np.cos(np.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps)))
 
 
-def train(out, images=50000, epochs=31, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4, dropout=0.1,
+def train(out, images=50000, epochs=39, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4, dropout=0.1,
           warmup_steps=300, seed=0, held_out=2000, log=print, progress=True):
     """Trains the default network and writes it to `out`; returns the held-out accuracy."""
     from tqdm import tqdm

@@ -9,10 +9,11 @@ from deepinside.models.data import EVALUATION_SEED, HELD_OUT_SEED, SANITY_SEED, 
 from deepinside.models.train import accuracy
 
 FRESH_SEED = 7
-# models/README.md records 94.5% top-1 on 2,000 held-out images and 91.5% on these 200; on
-# 200 images one standard error is 2 points, so below 88% the weights are not the ones
-# documented. (The issue asks for 95% on both: not reached yet, see models/README.md.)
-REQUIRED_ACCURACY = 0.88
+# The issue asks for 95% top-1 on 200 fresh images: the shipped weights get 190 of 200 (and
+# 96.1% on the 2,000 held-out images, models/README.md). Exactly at the bar, but not on a
+# knife edge: the closest correct call wins by 0.06 in the logits, where a different BLAS
+# summation order moves them by about 1e-5.
+REQUIRED_ACCURACY = 0.95
 
 
 def test_the_shipped_weights_are_the_default_and_small():
