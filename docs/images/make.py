@@ -25,7 +25,7 @@ COMMANDS = {
     "cm": ["classmodel", "--class", *map(str, range(10)), "--steps", "200", "--lr", "1", "--l2", "1e-2",
            "--jitter", "4", "--blur-every", "4", "--init-std", "0.5"],
     "loc": ["localise", SAMPLE, "--top-k", "2"],
-    "dc": ["deconv", SAMPLE, "--layer", "11", "--channel", "27"],
+    "dc": ["deconv", SAMPLE, "--layer", "11", "--channel", "8"],
     "cmp": ["compare", SAMPLE],
 }
 
