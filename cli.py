@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from .engine import MODES, InputError
+from .engine import MODES, InputError, keep_freed_memory
+from .viz.localise import PAIRWISE_WEIGHT
 
 
 def _stem(path):
@@ -156,7 +157,8 @@ def _localise(arguments, out):
     for path in _progress(arguments.images, "localise"):
         image = working_image(model, path)
         results = localise(model, image, top_k=arguments.top_k, crops=arguments.crops, mode=arguments.mode,
-                           foreground_quantile=arguments.fg_quantile, background_quantile=arguments.bg_quantile)
+                           foreground_quantile=arguments.fg_quantile, background_quantile=arguments.bg_quantile,
+                           gamma=arguments.gamma)
         stem = _stem(path)
         render.localisation_figure(out.path(f"{stem}-localisation.png"), image, results)
         out.npy(f"{stem}-masks.npy", np.stack([r.mask for r in results]))
@@ -378,6 +380,8 @@ def _parser():
     _add_crops(p, 10)
     p.add_argument("--fg-quantile", type=_number(above=0, maximum=1), default=0.95, help="foreground seeds: saliency above this quantile")
     p.add_argument("--bg-quantile", type=_number(minimum=0, below=1), default=0.30, help="background seeds: saliency below this quantile")
+    p.add_argument("--gamma", type=_number(minimum=0), default=PAIRWISE_WEIGHT,
+                   help=f"GraphCut's pairwise weight (default {PAIRWISE_WEIGHT:g}; larger: smoother, fewer pieces)")
     _add_out(p)
     p.set_defaults(run=_localise, folder=True)
 
@@ -475,6 +479,7 @@ def main(argv=None):
         arguments = _parser().parse_args(argv)
     except SystemExit as stop:  # --help, or a usage error already printed in one line
         return stop.code
+    keep_freed_memory()
     if arguments.command == "evaluate" and arguments.ilsvrc:
         arguments.run, arguments.folder = _evaluate_ilsvrc, False  # resumable: manages its folder itself
     try:

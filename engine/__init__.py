@@ -2,9 +2,10 @@
 layers, SGD."""
 from . import functional, nn, optim
 from .errors import InputError
-from .backend import Backend, available_backends, get_backend, set_backend, to_numpy, use_backend
+from .backend import (Backend, available_backends, get_backend, keep_freed_memory, set_backend, to_numpy,
+                      use_backend)
 from ..kernels import MODES, Mode
 from .tensor import Tensor, grad, is_grad_enabled, no_grad
 
 __all__ = ["InputError", "Tensor", "grad", "no_grad", "is_grad_enabled", "Backend", "get_backend", "set_backend", "use_backend",
-           "available_backends", "to_numpy", "nn", "optim", "functional", "Mode", "MODES"]
+           "available_backends", "keep_freed_memory", "to_numpy", "nn", "optim", "functional", "Mode", "MODES"]

@@ -113,7 +113,9 @@ def depthwise_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
         # Literally a forward depthwise convolution: of grad_y padded by K-1-padding, with
         # each filter flipped in both directions (as conv2d's backward-data).
         return depthwise_forward(grad_y, weight[:, :, ::-1, ::-1], None, 1, k - 1 - padding)
-    if _uses_wide_grid(x_shape, k, stride, padding):
+    # The strided backward scatters into the input: its size, not the output's, decides
+    # (EfficientNet's 5x5 stride-2 layer on 56x56: 1.33 ms wide, 1.66 ms channels-last).
+    if x_shape[2] * x_shape[3] >= WIDE_GRID_POSITIONS:
         return _backward_data_wide(grad_y, weight, x_shape, stride, padding)
     _, rows = _windows(x_shape[2], k, stride, padding)
     _, cols = _windows(x_shape[3], k, stride, padding)

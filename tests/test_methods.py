@@ -9,7 +9,7 @@ from deepinside import viz
 from deepinside.engine import nn
 from helpers import relative_error
 from torch_reference import torch_input_gradient, torch_twin
-from deepinside.viz.localise import bounding_box, largest_component, seed_regions
+from deepinside.viz.localise import bounding_box, graphcut, largest_component, seed_regions
 
 
 def small_model(seed=0, classes=4, size=20):
@@ -147,6 +147,18 @@ def test_graphcut_recovers_the_object_where_thresholding_does_not():
     assert iou(thresholded, disc) < 0.5 and box_iou(bounding_box(thresholded), bounding_box(disc)) < 0.5
     # The seeds follow the quantiles of the map.
     assert abs(result.foreground_seeds.mean() - 0.05) < 0.01 and abs(result.background_seeds.mean() - 0.30) < 0.01
+
+
+def test_graphcut_weighs_its_pairwise_term_by_gamma():
+    rng = np.random.default_rng(5)
+    image = rng.uniform(0, 255, (20, 24, 3))
+    foreground_cost, background_cost = rng.standard_normal((2, 20, 24))
+    # Without the pairwise term each pixel takes its cheaper label; with a huge one the
+    # labelling is smooth: one label everywhere.
+    assert np.array_equal(graphcut(image, foreground_cost, background_cost, gamma=0.0),
+                          foreground_cost < background_cost)
+    smooth = graphcut(image, foreground_cost, background_cost, gamma=1e6)
+    assert smooth.all() or not smooth.any()
 
 
 def test_localisation_helpers():
