@@ -136,8 +136,9 @@ def keep_freed_memory():
     for fresh pages: glibc hands blocks of a few MB and more back to the kernel when they
     are freed and maps new ones on the next allocation, and the NumPy path allocates and
     frees such arrays at every layer, so each pass paid a page fault per 4 KB touched.
-    Measured on the 2-core machine (bench/test_allocator.py): an EfficientNet-Lite0 saliency
-    pass 70 -> 38 ms, a shapes-net training step about 10% shorter. The cost: up to 1 GB of freed memory stays with
+    Measured on the 2-core machine (bench/test_allocator.py, four runs): an EfficientNet-Lite0
+    saliency pass in a fresh process 50-73 ms -> 38-46 ms, a shapes-net training step 5-10%
+    shorter. The cost: up to 1 GB of freed memory stays with
     the process. Process-wide, so only the command-line tool calls it; a library user gets
     the same with MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 in the
     environment. Does nothing where the C library is not glibc."""
