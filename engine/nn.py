@@ -226,6 +226,22 @@ class Conv2d(Module):
         _expect_dtype(self, x)
         return F.conv2d(x, self.weight, self.bias, groups=self.groups, **self.kernel_arguments())
 
+    def folds(self, norm, shape):
+        """Whether `norm`, the layer after this one, runs folded into it on an input of
+        `shape`: an evaluation-mode BatchNorm2d, where scaling the weights touches fewer
+        numbers than normalising the output would (the early, large maps of a network)."""
+        if not (isinstance(norm, BatchNorm2d) and not norm.training and norm.num_features == self.out_channels):
+            return False
+        return self.weight.data.size <= math.prod(self.output_shape(shape))
+
+    def forward_folded(self, norm, x):
+        """This convolution and `norm` (see `folds`) as one op: the same values to rounding,
+        the same gradients for every parameter and input (functional.conv2d_batchnorm)."""
+        self.output_shape(x.shape)
+        _expect_dtype(self, x)
+        return F.conv2d_batchnorm(x, self.weight, self.bias, norm.weight, norm.bias, norm.running_mean,
+                                  norm.running_var, norm.eps, groups=self.groups, **self.kernel_arguments())
+
 
 class Linear(Module):
     family = kernels.LINEAR
@@ -470,8 +486,13 @@ class Sequential(Module):
         self.layers = list(layers)
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer(x)
+        index = 0
+        while index < len(self.layers):
+            layer, following = self.layers[index], self.layers[index + 1 : index + 2]
+            if isinstance(layer, Conv2d) and following and layer.folds(following[0], x.shape):
+                x, index = layer.forward_folded(following[0], x), index + 2
+            else:
+                x, index = layer(x), index + 1
         return x
 
     def output_shape(self, shape):
@@ -628,3 +649,6 @@ def build(specs):
         except (TypeError, KeyError) as error:
             raise ValueError(f"bad arguments for {kind} at position {position}: {error}") from None
     return Sequential(*layers)
+
+
+

@@ -229,6 +229,34 @@ def test_folding_batchnorm_keeps_outputs_and_input_gradients(rng, mode):
     assert relative_error(results[1][0], results[0][0]) < 1e-12 and relative_error(results[1][1], results[0][1]) < 1e-12
 
 
+@pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, groups, bias",
+                         [(3, 5, 3, 2, 1, 1, True), (6, 6, 5, 1, 2, 6, False), (4, 6, 1, 1, 0, 2, True)])
+def test_an_evaluation_batchnorm_folded_into_its_convolution_keeps_every_gradient(rng, c_in, c_out, kernel, stride,
+                                                                                 padding, groups, bias):
+    conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=bias, groups=groups).to(np.float64)
+    norm = nn.BatchNorm2d(c_out, eps=1e-3).to(np.float64).eval()
+    norm.weight.data, norm.bias.data = rng.standard_normal(c_out), rng.standard_normal(c_out)
+    norm.running_mean.data, norm.running_var.data = rng.standard_normal(c_out), rng.random(c_out) + 0.5
+    x = Tensor(rng.standard_normal((2, c_in, 11, 10)), requires_grad=True)
+    probe = rng.standard_normal(conv.output_shape(x.shape))
+    wrt = [x] + conv.parameters() + norm.parameters()
+    folded = conv.forward_folded(norm, x)
+    assert folded._op == "conv2d_batchnorm"
+    layer_by_layer = norm(conv(x))
+    assert relative_error(folded.data, layer_by_layer.data) < 1e-12
+    for mine, theirs in zip(engine.grad(folded, wrt, grad_output=probe), engine.grad(layer_by_layer, wrt, grad_output=probe)):
+        assert relative_error(mine, theirs) < 1e-12
+
+
+def test_a_sequential_folds_batchnorm_only_in_evaluation_and_where_it_pays(rng):
+    large_map = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4))
+    small_map = nn.Sequential(nn.Conv2d(64, 64, 1), nn.BatchNorm2d(64)).eval()  # 4096 weights, 256 outputs
+    x = Tensor(rng.standard_normal((1, 3, 8, 8)).astype(np.float32), requires_grad=True)
+    assert large_map.eval()(x)._op == "conv2d_batchnorm"
+    assert large_map.train()(x)._op == "batch_norm"
+    assert small_map(Tensor(rng.standard_normal((1, 64, 2, 2)).astype(np.float32)))._op == "batch_norm"
+
+
 def test_the_whole_block_net_on_our_kernels_matches_numpy(rng):
     net = mobile_block_net()
     x = (rng.standard_normal((2, 3, 17, 16)) * 3).astype(np.float32)
