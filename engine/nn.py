@@ -226,6 +226,15 @@ class Conv2d(Module):
         _expect_dtype(self, x)
         return F.conv2d(x, self.weight, self.bias, groups=self.groups, **self.kernel_arguments())
 
+    def takes_padding_of(self, pad):
+        """Whether `pad`, the layer before this one, runs as part of it: a ZeroPad2d the
+        same on both axes before a depthwise convolution without padding of its own (the
+        depthwise kernels take (before, after) padding; this saves a copy of the input)."""
+        if not (isinstance(pad, ZeroPad2d) and self.family is kernels.DEPTHWISE and self.padding == 0):
+            return False
+        left, right, top, bottom = pad.padding
+        return (left, right) == (top, bottom)
+
     def folds(self, norm, shape):
         """Whether `norm`, the layer after this one, runs folded into it on an input of
         `shape`: an evaluation-mode BatchNorm2d, where scaling the weights touches fewer
@@ -234,13 +243,21 @@ class Conv2d(Module):
             return False
         return self.weight.data.size <= math.prod(self.output_shape(shape))
 
-    def forward_folded(self, norm, x):
-        """This convolution and `norm` (see `folds`) as one op: the same values to rounding,
-        the same gradients for every parameter and input (functional.conv2d_batchnorm)."""
-        self.output_shape(x.shape)
+    def forward_fused(self, x, pad=None, norm=None):
+        """This convolution with the ZeroPad2d before it (see `takes_padding_of`) and the
+        BatchNorm2d after it (see `folds`), either or both, as one op: the same values to
+        rounding and the same gradients for every parameter and input."""
+        padding = self.padding
+        if pad is not None:
+            self.output_shape(pad.output_shape(x.shape))
+            padding = pad.padding[2:]  # (top, bottom), the same as (left, right)
+        else:
+            self.output_shape(x.shape)
         _expect_dtype(self, x)
+        if norm is None:
+            return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.groups)
         return F.conv2d_batchnorm(x, self.weight, self.bias, norm.weight, norm.bias, norm.running_mean,
-                                  norm.running_var, norm.eps, groups=self.groups, **self.kernel_arguments())
+                                  norm.running_var, norm.eps, self.stride, padding, self.groups)
 
 
 class Linear(Module):
@@ -488,11 +505,12 @@ class Sequential(Module):
     def forward(self, x):
         index = 0
         while index < len(self.layers):
-            layer, following = self.layers[index], self.layers[index + 1 : index + 2]
-            if isinstance(layer, Conv2d) and following and layer.folds(following[0], x.shape):
-                x, index = layer.forward_folded(following[0], x), index + 2
+            pad, conv, norm = _fusion(self.layers[index : index + 3], x.shape)
+            if conv is None:
+                x, index = self.layers[index](x), index + 1
             else:
-                x, index = layer(x), index + 1
+                x = conv.forward_fused(x, pad, norm)
+                index += (pad is not None) + 1 + (norm is not None)
         return x
 
     def output_shape(self, shape):
@@ -579,6 +597,20 @@ class Sequential(Module):
     def __repr__(self):
         lines = [f"  ({i}): {layer!r}".replace("\n", "\n  ") for i, layer in enumerate(self.layers)]
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+def _fusion(layers, shape):
+    """(ZeroPad2d or None, Conv2d, BatchNorm2d or None) where `layers` (up to three, on an
+    input of `shape`) begin with a convolution that runs with its neighbours as one op
+    (Conv2d.takes_padding_of, Conv2d.folds); (None, None, None) where they do not."""
+    padded = len(layers) > 1 and isinstance(layers[1], Conv2d) and layers[1].takes_padding_of(layers[0])
+    pad = layers[0] if padded else None
+    rest = layers[1:] if pad is not None else layers[:2]
+    conv = rest[0] if isinstance(rest[0], Conv2d) else None
+    if conv is None:
+        return None, None, None
+    norm = rest[1] if len(rest) > 1 and conv.folds(rest[1], shape if pad is None else pad.output_shape(shape)) else None
+    return (pad, conv, norm) if pad is not None or norm is not None else (None, None, None)
 
 
 class Residual(Sequential):

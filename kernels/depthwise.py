@@ -1,5 +1,7 @@
-"""Depthwise convolution: groups = channels, weights (C, 1, K, K), stride s, symmetric zero
-padding p (asymmetric padding is a ZeroPad2d before it). NumPy reference: a sum over the K^2
+"""Depthwise convolution: groups = channels, weights (C, 1, K, K), stride s, zero padding p
+on every side, or (before, after): rows and columns before and after the input, the same on
+both axes (TensorFlow's "SAME" at stride 2: a ZeroPad2d and an unpadded convolution in the
+network, one op here, which saves a copy of the activations). NumPy reference: a sum over the K^2
 kernel offsets of a shifted view of the padded input scaled by one weight per channel, in
 one of two layouts, whichever keeps NumPy's inner loops long (measured on the 2-core
 machine; NumPy's element-wise loops pay per inner loop, and a depthwise layer is nothing
@@ -24,8 +26,7 @@ identically in every mode; its DeconvNet step is the backward-data, as a convolu
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .conv2d import (conv2d_backward_bias as depthwise_backward_bias, conv2d_backward_bias_device,
-                     conv2d_output_size)
+from .conv2d import conv2d_backward_bias as depthwise_backward_bias, conv2d_backward_bias_device
 from .family import Device, OpFamily, expect
 from .phases import PhaseGrid
 
@@ -33,15 +34,26 @@ from .phases import PhaseGrid
 WIDE_GRID_POSITIONS = 2048
 
 
+def sides(padding):
+    """(before, after) of a padding given as p or (before, after)."""
+    return (int(padding), int(padding)) if np.isscalar(padding) else tuple(int(p) for p in padding)
+
+
+def _size_out(size, kernel, stride, padding):
+    before, after = sides(padding)
+    return (size + before + after - kernel) // stride + 1
+
+
 def _windows(size, kernel, stride, padding):
-    out = conv2d_output_size(size, kernel, stride, padding)
+    out = _size_out(size, kernel, stride, padding)
     return out, [slice(u, u + stride * (out - 1) + 1, stride) for u in range(kernel)]
 
 
 def _padded_nhwc(x, padding):
     n, c, h, w = x.shape
-    padded = np.zeros((n, h + 2 * padding, w + 2 * padding, c), x.dtype)
-    padded[:, padding : padding + h, padding : padding + w] = x.transpose(0, 2, 3, 1)
+    before, after = sides(padding)
+    padded = np.zeros((n, h + before + after, w + before + after, c), x.dtype)
+    padded[:, before : before + h, before : before + w] = x.transpose(0, 2, 3, 1)
     return padded
 
 
@@ -51,7 +63,7 @@ def _filters_nhwc(weight):
 
 
 def _output_size(x_shape, kernel, stride, padding):
-    return conv2d_output_size(x_shape[2], kernel, stride, padding), conv2d_output_size(x_shape[3], kernel, stride, padding)
+    return _size_out(x_shape[2], kernel, stride, padding), _size_out(x_shape[3], kernel, stride, padding)
 
 
 def _uses_wide_grid(x_shape, kernel, stride, padding):
@@ -64,7 +76,8 @@ def _channel_scale(weight, u, v):
 
 
 def _forward_wide(x, weight, stride, padding):
-    grid = PhaseGrid(x.shape, weight.shape[2], stride, padding, _output_size(x.shape, weight.shape[2], stride, padding))
+    grid = PhaseGrid(x.shape, weight.shape[2], stride, sides(padding)[0],
+                     _output_size(x.shape, weight.shape[2], stride, padding))
     planes = grid.split(x)
     y = np.empty((grid.n, grid.c, grid.length), x.dtype)
     term = np.empty_like(y)
@@ -76,7 +89,8 @@ def _forward_wide(x, weight, stride, padding):
 
 
 def _backward_data_wide(grad_y, weight, x_shape, stride, padding):
-    grid = PhaseGrid(x_shape, weight.shape[2], stride, padding, _output_size(x_shape, weight.shape[2], stride, padding))
+    grid = PhaseGrid(x_shape, weight.shape[2], stride, sides(padding)[0],
+                     _output_size(x_shape, weight.shape[2], stride, padding))
     wide = grid.to_wide(grad_y)
     planes = grid.planes(grad_y.dtype)
     term = np.empty_like(wide)
@@ -95,7 +109,7 @@ def depthwise_forward(x, weight, bias, stride=1, padding=0, context=None):
         return y
     padded = _padded_nhwc(x, padding)
     n, hp, wp, c = padded.shape
-    hout, wout = conv2d_output_size(hp, k, stride, 0), conv2d_output_size(wp, k, stride, 0)
+    hout, wout = _size_out(hp, k, stride, 0), _size_out(wp, k, stride, 0)
     image, row, column, channel = padded.strides
     # Every offset's shifted view at once, as one strided 6-D view (no copy); einsum sums
     # its products with the filters in one fused pass over contiguous channel rows.
@@ -109,10 +123,11 @@ def depthwise_forward(x, weight, bias, stride=1, padding=0, context=None):
 
 def depthwise_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
     k = weight.shape[2]
-    if stride == 1 and padding < k:
-        # Literally a forward depthwise convolution: of grad_y padded by K-1-padding, with
-        # each filter flipped in both directions (as conv2d's backward-data).
-        return depthwise_forward(grad_y, weight[:, :, ::-1, ::-1], None, 1, k - 1 - padding)
+    before, after = sides(padding)
+    if stride == 1 and max(before, after) < k:
+        # Literally a forward depthwise convolution: of grad_y padded by K-1-before before it
+        # and K-1-after after, with each filter flipped in both directions (as conv2d's).
+        return depthwise_forward(grad_y, weight[:, :, ::-1, ::-1], None, 1, (k - 1 - before, k - 1 - after))
     # The strided backward scatters into the input: its size, not the output's, decides
     # (EfficientNet's 5x5 stride-2 layer on 56x56: 1.33 ms wide, 1.66 ms channels-last).
     if x_shape[2] * x_shape[3] >= WIDE_GRID_POSITIONS:
@@ -121,13 +136,13 @@ def depthwise_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
     _, cols = _windows(x_shape[3], k, stride, padding)
     n, c, h, w = x_shape
     filters, grad = _filters_nhwc(weight), np.ascontiguousarray(grad_y.transpose(0, 2, 3, 1))
-    padded = np.zeros((n, h + 2 * padding, w + 2 * padding, c), grad_y.dtype)
+    padded = np.zeros((n, h + before + after, w + before + after, c), grad_y.dtype)
     term = np.empty_like(grad)
     for u in range(k):
         for v in range(k):
             np.multiply(grad, filters[u, v], out=term)
             padded[:, rows[u], cols[v]] += term
-    return np.ascontiguousarray(padded[:, padding : padding + h, padding : padding + w].transpose(0, 3, 1, 2))
+    return np.ascontiguousarray(padded[:, before : before + h, before : before + w].transpose(0, 3, 1, 2))
 
 
 def depthwise_backward_weights(grad_y, x, w_shape, stride=1, padding=0, context=None):
@@ -147,9 +162,9 @@ def _geometry(x_shape, w_shape, stride, padding):
     expect(tuple(w_shape[:2]) == (c, 1) and w_shape[2] == w_shape[3],
            f"depthwise: input {tuple(x_shape)} and weights {tuple(w_shape)} do not match")
     k = w_shape[2]
-    hout, wout = conv2d_output_size(h, k, stride, padding), conv2d_output_size(w, k, stride, padding)
+    hout, wout = _size_out(h, k, stride, padding), _size_out(w, k, stride, padding)
     expect(hout > 0 and wout > 0, f"depthwise: input {h}x{w} is smaller than the kernel")
-    return n, c, h, w, k, hout, wout
+    return n, c, h, w, k, hout, wout, sides(padding)[0]  # the kernels place windows by the padding before
 
 
 # The forward's ladder in depthwise.cu's order; the engine runs ENGINE_FORWARD (the tiled
@@ -167,11 +182,11 @@ def tiled_forward_fits(device: Device, k, stride):
 def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None,
                              version=ENGINE_FORWARD):
     x, weight = device.float32("x", x, 4), device.float32("weight", weight, 4)
-    n, c, h, w, k, hout, wout = _geometry(x.shape, weight.shape, stride, padding)
+    n, c, h, w, k, hout, wout, before = _geometry(x.shape, weight.shape, stride, padding)
     has_bias = bias is not None
     bias = device.float32("bias", bias, 1) if has_bias else device.empty((1,))
     y = device.empty((n, c, hout, wout))
-    arguments = (x, weight, bias, y, n, c, h, w, k, stride, padding, hout, wout, int(has_bias))
+    arguments = (x, weight, bias, y, n, c, h, w, k, stride, before, hout, wout, int(has_bias))
     if version == "depthwise_forward_tiled":
         expect(tiled_forward_fits(device, k, stride), f"depthwise_forward_tiled: kernel {k} at stride {stride} "
                "does not fit its shared-memory patch")
@@ -191,23 +206,24 @@ ENGINE_BACKWARD_DATA = "depthwise_backward_data"
 def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0,
                                    version=ENGINE_BACKWARD_DATA):
     grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
-    n, c, h, w, k, hout, wout = _geometry(x_shape, weight.shape, stride, padding)
+    n, c, h, w, k, hout, wout, before = _geometry(x_shape, weight.shape, stride, padding)
     if version == "depthwise_backward_data_tiled":
-        expect(stride == 1 and padding < k, "depthwise_backward_data_tiled: stride 1 and padding below the kernel "
-               f"size only, got stride {stride}, padding {padding}")
+        after = sides(padding)[1]
+        expect(stride == 1 and max(before, after) < k, "depthwise_backward_data_tiled: stride 1 and padding below "
+               f"the kernel size only, got stride {stride}, padding {padding}")
         flipped = device.xp.ascontiguousarray(weight[:, :, ::-1, ::-1])
-        return depthwise_forward_device(device, grad_y, flipped, None, 1, k - 1 - padding,
+        return depthwise_forward_device(device, grad_y, flipped, None, 1, (k - 1 - before, k - 1 - after),
                                         version="depthwise_forward_tiled")
     grad_x = device.empty(tuple(x_shape))
-    device.elementwise(version, grad_x.size, grad_y, weight, grad_x, n, c, h, w, k, stride, padding, hout, wout)
+    device.elementwise(version, grad_x.size, grad_y, weight, grad_x, n, c, h, w, k, stride, before, hout, wout)
     return grad_x
 
 
 def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1, padding=0, context=None):
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
-    n, c, h, w, k, hout, wout = _geometry(x.shape, w_shape, stride, padding)
+    n, c, h, w, k, hout, wout, before = _geometry(x.shape, w_shape, stride, padding)
     grad_w = device.empty(tuple(w_shape))
-    device.launch("depthwise_backward_weights", grad_w.size, grad_y, x, grad_w, n, c, h, w, k, stride, padding,
+    device.launch("depthwise_backward_weights", grad_w.size, grad_y, x, grad_w, n, c, h, w, k, stride, before,
                   hout, wout)  # one block per weight
     return grad_w
 

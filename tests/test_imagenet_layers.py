@@ -14,7 +14,14 @@ from deepinside.kernels.ladder import PoisonedDevice
 from deepinside.kernels.launch import EmulatorLauncher
 from helpers import numerical_gradient, relative_error
 
-DEPTHWISE_CASES = [(1, 5, 9, 7, 3, 1, 1), (3, 7, 10, 11, 5, 2, 2), (2, 3, 8, 8, 3, 2, 0), (1, 4, 6, 9, 5, 1, 2)]
+# padding: p on every side, or (before, after) on both axes (TensorFlow's SAME, stride 2).
+DEPTHWISE_CASES = [(1, 5, 9, 7, 3, 1, 1), (3, 7, 10, 11, 5, 2, 2), (2, 3, 8, 8, 3, 2, 0), (1, 4, 6, 9, 5, 1, 2),
+                   (2, 5, 10, 10, 3, 2, (0, 1)), (1, 3, 12, 11, 5, 2, (1, 2)), (1, 4, 7, 8, 3, 1, (0, 2))]
+
+
+def zero_padded(x, padding):
+    before, after = depthwise.sides(padding)
+    return np.pad(x, ((0, 0), (0, 0), (before, after), (before, after)))
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +40,7 @@ def test_depthwise_gradients_match_finite_differences(rng, monkeypatch, layout, 
     # Against the general convolution with the same filters on a block-diagonal weight.
     dense = np.zeros((c, c, k, k))
     dense[np.arange(c), np.arange(c)] = weight[:, 0]
-    assert relative_error(y, K.conv2d_forward(x, dense, bias, stride, padding)) < 1e-12
+    assert relative_error(y, K.conv2d_forward(zero_padded(x, padding), dense, bias, stride, 0)) < 1e-12
     loss = lambda function: (lambda value: (function(value) * probe).sum())  # noqa: E731
     assert relative_error(K.depthwise_backward_data(probe, weight, x.shape, stride, padding), numerical_gradient(
         loss(lambda v: K.depthwise_forward(v, weight, bias, stride, padding)), x)) < 1e-7
@@ -99,6 +106,14 @@ def test_depthwise_kernels_match_numpy(emulated, rng, n, c, h, w, k, stride, pad
     assert relative_error(ops.backward_weights(g, x, weight.shape, stride, padding),
                           K.depthwise_backward_weights(g, x, weight.shape, stride, padding)) < 1e-5
     assert relative_error(ops.backward_bias(g), K.depthwise_backward_bias(g)) < 1e-5
+    device = PoisonedDevice(EmulatorLauncher())
+    if depthwise.tiled_forward_fits(device, k, stride):
+        assert relative_error(depthwise.depthwise_forward_device(device, x, weight, bias, stride, padding,
+                                                                 version="depthwise_forward_tiled"), y) < 1e-5
+    if stride == 1:
+        assert relative_error(depthwise.depthwise_backward_data_device(
+            device, g, weight, x.shape, stride, padding, version="depthwise_backward_data_tiled"),
+            K.depthwise_backward_data(g, weight, x.shape, stride, padding)) < 1e-5
 
 
 def test_pad_relu6_and_add_kernels_match_numpy(emulated, rng):
@@ -229,20 +244,22 @@ def test_folding_batchnorm_keeps_outputs_and_input_gradients(rng, mode):
     assert relative_error(results[1][0], results[0][0]) < 1e-12 and relative_error(results[1][1], results[0][1]) < 1e-12
 
 
-@pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, groups, bias",
-                         [(3, 5, 3, 2, 1, 1, True), (6, 6, 5, 1, 2, 6, False), (4, 6, 1, 1, 0, 2, True)])
-def test_an_evaluation_batchnorm_folded_into_its_convolution_keeps_every_gradient(rng, c_in, c_out, kernel, stride,
-                                                                                 padding, groups, bias):
+@pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, groups, bias, pad_sides",
+                         [(3, 5, 3, 2, 1, 1, True, None), (6, 6, 5, 1, 2, 6, False, None),
+                          (4, 6, 1, 1, 0, 2, True, None), (6, 6, 5, 2, 0, 6, True, (1, 2))])
+def test_a_convolution_with_its_padding_and_evaluation_batchnorm_as_one_op_keeps_every_gradient(
+        rng, c_in, c_out, kernel, stride, padding, groups, bias, pad_sides):
+    pad = None if pad_sides is None else nn.ZeroPad2d(pad_sides * 2)
     conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=bias, groups=groups).to(np.float64)
     norm = nn.BatchNorm2d(c_out, eps=1e-3).to(np.float64).eval()
     norm.weight.data, norm.bias.data = rng.standard_normal(c_out), rng.standard_normal(c_out)
     norm.running_mean.data, norm.running_var.data = rng.standard_normal(c_out), rng.random(c_out) + 0.5
     x = Tensor(rng.standard_normal((2, c_in, 11, 10)), requires_grad=True)
-    probe = rng.standard_normal(conv.output_shape(x.shape))
+    probe = rng.standard_normal(conv.output_shape(x.shape if pad is None else pad.output_shape(x.shape)))
     wrt = [x] + conv.parameters() + norm.parameters()
-    folded = conv.forward_folded(norm, x)
-    assert folded._op == "conv2d_batchnorm"
-    layer_by_layer = norm(conv(x))
+    folded = conv.forward_fused(x, pad, norm)
+    assert folded._op == "conv2d_batchnorm" and folded._parents[0] is x
+    layer_by_layer = norm(conv(x if pad is None else pad(x)))
     assert relative_error(folded.data, layer_by_layer.data) < 1e-12
     for mine, theirs in zip(engine.grad(folded, wrt, grad_output=probe), engine.grad(layer_by_layer, wrt, grad_output=probe)):
         assert relative_error(mine, theirs) < 1e-12
@@ -255,6 +272,10 @@ def test_a_sequential_folds_batchnorm_only_in_evaluation_and_where_it_pays(rng):
     assert large_map.eval()(x)._op == "conv2d_batchnorm"
     assert large_map.train()(x)._op == "batch_norm"
     assert small_map(Tensor(rng.standard_normal((1, 64, 2, 2)).astype(np.float32)))._op == "batch_norm"
+    same = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(3, 3, 3, 2, groups=3))  # TensorFlow's SAME
+    assert same(x)._op == "conv2d" and same(x)._parents[0] is x  # no padded copy of x
+    other_axes = nn.Sequential(nn.ZeroPad2d((0, 1, 1, 0)), nn.Conv2d(3, 3, 3, 2, groups=3))
+    assert other_axes(x)._parents[0]._op == "pad"
 
 
 def test_the_whole_block_net_on_our_kernels_matches_numpy(rng):
