@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 MEDIANS = {}  # (group, implementation) -> median seconds
+RATIOS = {}  # group -> (our median, PyTorch's median, median ratio, its quartiles) of interleaved pairs
 
 
 @pytest.fixture(scope="session")
@@ -44,14 +45,29 @@ def record_median():
     return record
 
 
+@pytest.fixture
+def record_ratio():
+    """Records interleaved timings: ours and PyTorch's seconds, pair by pair."""
+    def record(benchmark, group, ours, theirs):
+        ratios = ours / theirs
+        RATIOS[group] = (np.median(ours), np.median(theirs), np.median(ratios), np.percentile(ratios, [25, 75]))
+        benchmark.extra_info.update(ours_median_s=float(np.median(ours)), torch_median_s=float(np.median(theirs)),
+                                    median_ratio=float(np.median(ratios)))
+    return record
+
+
 def pytest_terminal_summary(terminalreporter):
     groups = sorted({group for group, _ in MEDIANS})
-    if not groups:
-        return
-    terminalreporter.section("medians and ratios to PyTorch (ours / torch)")
+    if groups:
+        terminalreporter.section("medians and ratios to PyTorch (ours / torch)")
     for group in groups:
         ours, theirs = MEDIANS.get((group, "ours")), MEDIANS.get((group, "torch"))
         line = f"{group:<34} ours {ours:8.4f} s" if ours else f"{group:<34}"
         if ours and theirs:
             line += f"   torch {theirs:8.4f} s   ratio {ours / theirs:5.2f}"
         terminalreporter.write_line(line)
+    if RATIOS:
+        terminalreporter.section("interleaved: medians and the median of the pairs' ratios (ours / torch)")
+    for group, (ours, theirs, ratio, (low, high)) in sorted(RATIOS.items()):
+        terminalreporter.write_line(f"{group:<34} ours {ours:8.4f} s   torch {theirs:8.4f} s   "
+                                    f"ratio {ratio:5.2f} (middle half of the pairs {low:.2f}-{high:.2f})")

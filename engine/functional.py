@@ -47,8 +47,8 @@ def conv2d_batchnorm(x, weight, bias, norm_weight, norm_bias, running_mean, runn
     scale = norm_weight.data * inverse_std
     shift = (_data(bias) if bias is not None else 0) - running_mean.data
     channel = (-1,) + (1,) * (weight.ndim - 1)
-    folded_weight = (weight.data * scale.reshape(channel)).astype(weight.dtype)
-    folded_bias = (shift * scale + norm_bias.data).astype(weight.dtype)
+    folded_weight = (weight.data * scale.reshape(channel)).astype(weight.dtype, copy=False)
+    folded_bias = (shift * scale + norm_bias.data).astype(weight.dtype, copy=False)
     ops = convolution_ops(backend.ops, xp, groups, x.shape[1], weight.shape[0])
     context = {} if weight.requires_grad and is_grad_enabled() else None
     y = ops.forward(x.data, folded_weight, folded_bias, stride, padding, context)

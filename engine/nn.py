@@ -8,6 +8,7 @@ A layer that runs one op family of the kernels names it (`family`) and gives the
 keyword arguments (`kernel_arguments()`): its forward passes them to the op, and its
 DeconvNet step (`zeiler_step`) to the family's declared step.
 """
+import contextlib
 import math
 
 import numpy as np
@@ -19,6 +20,20 @@ from .. import kernels
 from ..kernels.conv2d import convolution_ops
 
 _rng = np.random.default_rng(0)
+_fusing = True
+
+
+@contextlib.contextmanager
+def layer_by_layer():
+    """Inside, a Sequential runs every layer as its own op: no ZeroPad2d or BatchNorm2d
+    runs fused into a convolution (Sequential.forward), so the arithmetic is exactly that
+    of the layers one by one, as their DeconvNet steps do it (the Sect. 4 comparison)."""
+    global _fusing
+    previous, _fusing = _fusing, False
+    try:
+        yield
+    finally:
+        _fusing = previous
 
 
 def manual_seed(seed):
@@ -505,7 +520,7 @@ class Sequential(Module):
     def forward(self, x):
         index = 0
         while index < len(self.layers):
-            pad, conv, norm = _fusion(self.layers[index : index + 3], x.shape)
+            pad, conv, norm = _fusion(self.layers[index : index + 3], x.shape) if _fusing else (None,) * 3
             if conv is None:
                 x, index = self.layers[index](x), index + 1
             else:

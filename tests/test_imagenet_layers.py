@@ -271,6 +271,8 @@ def test_a_sequential_folds_batchnorm_only_in_evaluation_and_where_it_pays(rng):
     x = Tensor(rng.standard_normal((1, 3, 8, 8)).astype(np.float32), requires_grad=True)
     assert large_map.eval()(x)._op == "conv2d_batchnorm"
     assert large_map.train()(x)._op == "batch_norm"
+    with nn.layer_by_layer():
+        assert large_map.eval()(x)._op == "batch_norm"
     assert small_map(Tensor(rng.standard_normal((1, 64, 2, 2)).astype(np.float32)))._op == "batch_norm"
     same = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(3, 3, 3, 2, groups=3))  # TensorFlow's SAME
     assert same(x)._op == "conv2d" and same(x)._parents[0] is x  # no padded copy of x

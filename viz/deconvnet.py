@@ -128,8 +128,14 @@ def compare_deconvnet(model, image, class_index=None):
     starting from the one-hot class score) goes through (a) the layer's Zeiler step,
     (b) its autodiff backward in "deconvnet" mode and (c) in "backprop" mode. Returns
     (rows, cumulative): one dict per layer, and the whole reconstruction at the input
-    against the full saliency gradient in both modes.
+    against the full saliency gradient in both modes. The autodiff runs layer by layer
+    (nn.layer_by_layer), as the Zeiler steps do: (a) and (b) can then agree exactly.
     """
+    with nn.layer_by_layer():
+        return _compare(model, image, class_index)
+
+
+def _compare(model, image, class_index):
     model.net.eval()
     _, x = centre_input(model, image)
     inputs, switches, scores = forward_record(model.net, x)
