@@ -4,8 +4,9 @@ as a markdown table and raw JSON into an output folder:
   - every convolution layer shape of VGG-16 and CNN-F at batch 1 and 64: forward,
     backward-data and backward-weights, ours (im2col + tiled SGEMM) against cuDNN;
   - the fully connected layers of both nets, and SGEMM at 4096^3, against cuBLAS;
-  - end-to-end saliency (forward, then backward to the input) of VGG-16 at batch 1 and 64
-    on our engine's cuda backend against PyTorch autograd.
+  - end-to-end saliency (forward, then backward to the input) of VGG-16, CNN-F and
+    EfficientNet-Lite0 at batch 1 and 64 on our engine's cuda backend against PyTorch
+    autograd, and at batch 1 also replayed as a CUDA graph (engine.capture).
 
 Reports achieved TFLOP/s, the fraction of the card's FP32 peak and the ratio ours / peer.
 
@@ -155,50 +156,85 @@ def main(argv=None):
     return 0
 
 
-def saliency_rows(record, torch, synchronise, repeats):
-    """VGG-16 saliency on our engine's cuda backend against PyTorch autograd (cuDNN)."""
-    from deepinside import engine
-    from deepinside import models
-    from torch_reference import torch_twin
+def forward_macs(layers, shape):
+    """(multiply-adds of the convolutions and fully connected layers, output shape) of a
+    forward pass of `layers` on an input of `shape`."""
+    from deepinside.engine import nn
+
+    total = 0
+    for layer in layers:
+        if isinstance(layer, nn.Sequential):
+            macs, _ = forward_macs(layer, shape)
+            total += macs
+        out = layer.output_shape(shape)
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            total += layer.weight.data[0].size * int(np.prod(out))  # one output: a row of the weights
+        shape = out
+    return total, shape
+
+
+def saliency_networks():
+    """(name, our network, its input size): VGG-16 and CNN-F with random weights,
+    EfficientNet-Lite0 with its ImageNet weights (its package is a dependency)."""
+    from deepinside import engine, models
 
     with engine.use_backend("numpy"):
-        net = models.vgg16().eval()
-    twin = torch_twin(net, torch.float32).cuda()
-    net.to("cuda")
-    xp = net.backend.xp
-    for batch in (1, 64):
-        image = np.random.default_rng(1).standard_normal((batch, 3, 224, 224), dtype=np.float32)
-        seed = np.zeros((batch, 1000), np.float32)
-        seed[:, 7] = 1
-        image_d, seed_d = xp.asarray(image), xp.asarray(seed)
-        image_t, seed_t = torch.from_numpy(image).cuda(), torch.from_numpy(seed).cuda()
+        yield "vgg16", models.vgg16().eval()
+        yield "cnn_f", models.cnn_f().eval()
+        yield "efficientnet_lite0", models.load("efficientnet-lite0").net
 
-        def ours():
-            x = engine.Tensor(image_d, requires_grad=True, backend=net.backend)
-            return engine.grad(net(x), [x], grad_output=seed_d)[0]
 
-        def theirs():
-            x = image_t.clone().requires_grad_()
-            return torch.autograd.grad(twin(x), x, seed_t)[0]
+def saliency_rows(record, torch, synchronise, repeats, backend="cuda", batches=(1, 64)):
+    """Saliency passes (forward, then backward to the input) on our engine's cuda backend
+    against PyTorch autograd (cuDNN), at batch 1 and 64, and at batch 1 also replayed as a
+    CUDA graph (engine.capture)."""
+    from deepinside import engine
+    from torch_reference import torch_twin
 
-        def theirs_one_at_a_time():
-            gradients = []
-            for i in range(batch):
-                x = image_t[i : i + 1].clone().requires_grad_()
-                gradients.append(torch.autograd.grad(twin(x), x, seed_t[i : i + 1])[0])
-            return torch.cat(gradients)
+    for name, net in saliency_networks():
+        twin = torch_twin(net, torch.float32).to("cuda" if backend == "cuda" else "cpu")
+        net.to(backend)
+        xp = net.backend.xp
+        for batch in batches:
+            image = np.random.default_rng(1).standard_normal((batch, 3, 224, 224), dtype=np.float32)
+            seed = np.zeros((batch, 1000), np.float32)
+            seed[:, 7] = 1
+            image_d, seed_d = xp.asarray(image), xp.asarray(seed)
+            image_t, seed_t = (torch.from_numpy(a).to(next(twin.parameters()).device) for a in (image, seed))
 
-        # PyTorch one image at a time is the reference: its batched convolutions may pick
-        # reduced-precision algorithms (measured on an H200: 7e-2 off its own per-image result).
-        reference = theirs_one_at_a_time().cpu().numpy()
-        scale = float(abs(reference).max())
-        difference = float(abs(engine.to_numpy(ours()) - reference).max())
-        peer_difference = float(abs(theirs().cpu().numpy() - reference).max())
-        flops = 2 * 15.47e9 * batch * 2  # forward plus backward-data, about 15.5 GMAC each per image
-        record("saliency", f"vgg16 N{batch} (max error / max, against PyTorch per image: ours {difference / scale:.1e},"
-                           f" PyTorch batched {peer_difference / scale:.1e})",
-               "forward + input gradient", flops, median_seconds(ours, synchronise, repeats),
-               median_seconds(theirs, synchronise, repeats))
+            def ours(image_d=image_d, seed_d=seed_d):
+                x = engine.Tensor(image_d, requires_grad=True, backend=net.backend)
+                return engine.grad(net(x), [x], grad_output=seed_d)[0]
+
+            def theirs():
+                x = image_t.clone().requires_grad_()
+                return torch.autograd.grad(twin(x), x, seed_t)[0]
+
+            def theirs_one_at_a_time():
+                gradients = []
+                for i in range(batch):
+                    x = image_t[i : i + 1].clone().requires_grad_()
+                    gradients.append(torch.autograd.grad(twin(x), x, seed_t[i : i + 1])[0])
+                return torch.cat(gradients)
+
+            # PyTorch one image at a time is the reference: its batched convolutions may pick
+            # reduced-precision algorithms (measured on an H200: 7e-2 off its own per-image result).
+            reference = theirs_one_at_a_time().cpu().numpy()
+            scale = float(abs(reference).max())
+            difference = float(abs(engine.to_numpy(ours()) - reference).max())
+            peer_difference = float(abs(theirs().cpu().numpy() - reference).max())
+            flops = 2 * 2 * forward_macs(net, image.shape)[0]  # forward plus backward-data, 2 FLOPs a MAC
+            shape = (f"{name} N{batch} (max error / max, against PyTorch per image: ours {difference / scale:.1e},"
+                     f" PyTorch batched {peer_difference / scale:.1e})")
+            peer = median_seconds(theirs, synchronise, repeats)
+            record("saliency", shape, "forward + input gradient", flops, median_seconds(ours, synchronise, repeats), peer)
+            if batch == 1:
+                replay = engine.capture(ours, image_d, seed_d, backend=net.backend)
+                replayed = float(abs(engine.to_numpy(replay(image_d, seed_d)) - reference).max())
+                record("saliency", f"{name} N1 as a CUDA graph (max error / max {replayed / scale:.1e})",
+                       "forward + input gradient", flops, median_seconds(lambda: replay(image_d, seed_d), synchronise,
+                                                                         repeats), peer)
+        net.to("numpy")
 
 
 def markdown(device, peak, rows):

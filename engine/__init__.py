@@ -6,6 +6,7 @@ from .backend import (Backend, available_backends, get_backend, keep_freed_memor
                       use_backend)
 from ..kernels import MODES, Mode
 from .tensor import Tensor, grad, is_grad_enabled, no_grad
+from .capture import capture
 
 __all__ = ["InputError", "Tensor", "grad", "no_grad", "is_grad_enabled", "Backend", "get_backend", "set_backend", "use_backend",
-           "available_backends", "keep_freed_memory", "to_numpy", "nn", "optim", "functional", "Mode", "MODES"]
+           "available_backends", "keep_freed_memory", "to_numpy", "capture", "nn", "optim", "functional", "Mode", "MODES"]

@@ -120,3 +120,31 @@ def test_every_layer_has_a_deconvnet_step_equal_to_its_deconvnet_backward(rng, b
         step = engine.to_numpy(layer.zeiler_step(signal, x, switches))
         (autodiff,) = engine.grad(layer(x), [x], grad_output=signal, mode="deconvnet")
         assert step.shape == shape and relative_error(step, engine.to_numpy(autodiff)) < 1e-5, layer
+
+
+@pytest.mark.parametrize("backend", ["numpy", "emulator", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_a_captured_saliency_pass_replays_on_new_inputs(rng, backend):
+    # Off a GPU the replay is the function run again: this checks the plumbing; with the
+    # gpu mark it checks a CUDA graph (kernels re-run on the recorded arrays, which later
+    # allocations must not take over).
+    if backend == "cuda" and not kernels.launch.cuda_available():
+        pytest.skip("no usable CUDA GPU (or no CuPy) on this machine")
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU6(), nn.ZeroPad2d((0, 1, 0, 1)),
+                        nn.Conv2d(4, 4, 3, 2, groups=4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    net.eval().to(backend)
+    xp = net.backend.xp
+
+    def saliency(image, seed):
+        x = Tensor(image, requires_grad=True, backend=backend)
+        return engine.grad(net(x), [x], grad_output=seed)[0]
+
+    images = [xp.asarray(rng.standard_normal((2, 3, 12, 12)).astype(np.float32) * 3) for _ in range(2)]
+    seed = xp.asarray(rng.standard_normal((2, 3)).astype(np.float32))
+    replay = engine.capture(saliency, images[0], seed, backend=backend)
+    for image in (images[1], images[0]):
+        expected = engine.to_numpy(saliency(image, seed))
+        clutter = [xp.full(size, 7.0, np.float32) for size in (64, 4096, 1 << 16)]  # fresh arrays between replays
+        assert relative_error(engine.to_numpy(replay(image, seed)), expected) < 1e-5
+        del clutter
+    with pytest.raises(ValueError, match="shape"):
+        replay(images[0][:1], seed)
