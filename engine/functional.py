@@ -33,23 +33,19 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
 def conv2d_batchnorm(x, weight, bias, norm_weight, norm_bias, running_mean, running_var, eps, stride=1, padding=0,
                      groups=1):
     """A convolution followed by an evaluation-mode BatchNorm2d, run as one convolution
-    with the normalisation folded into it: w' = w s and b' = (b - mean) s + beta per output
-    channel, s = gamma / sqrt(var + eps). The values are the two layers' to rounding; the
-    forward saves the normalisation's passes over the output and the backward its scaling.
+    with the normalisation folded into it (kernels' batchnorm fold: w' = w s and b' = (b -
+    mean) s + beta per output channel, s = gamma / sqrt(var + eps)). The values are the two
+    layers' to rounding; the forward saves the normalisation's passes over the output and
+    the backward its scaling.
 
     Every parameter gets its own gradient: with G the gradient of the folded weights (the
     convolution's weight gradient for the signal g at the output), dL/dw = G s, dL/db =
     s sum g, dL/dbeta = sum g, and dL/dgamma = (sum(w G) + (b - mean) sum g) / sqrt(var +
     eps), since the convolution is linear in w: sum(g conv(x, w)) = sum(w G)."""
     backend = same_backend("conv2d", x, weight, bias, norm_weight, norm_bias, running_mean, running_var)
-    xp = backend.xp
-    inverse_std = 1 / xp.sqrt(running_var.data + eps)
-    scale = norm_weight.data * inverse_std
-    shift = (_data(bias) if bias is not None else 0) - running_mean.data
-    channel = (-1,) + (1,) * (weight.ndim - 1)
-    folded_weight = (weight.data * scale.reshape(channel)).astype(weight.dtype, copy=False)
-    folded_bias = (shift * scale + norm_bias.data).astype(weight.dtype, copy=False)
-    ops = convolution_ops(backend.ops, xp, groups, x.shape[1], weight.shape[0])
+    folded_weight, folded_bias = backend.ops.batchnorm.fold(weight.data, _data(bias), running_mean.data,
+                                                            running_var.data, norm_weight.data, norm_bias.data, eps)
+    ops = convolution_ops(backend.ops, backend.xp, groups, x.shape[1], weight.shape[0])
     context = {} if weight.requires_grad and is_grad_enabled() else None
     y = ops.forward(x.data, folded_weight, folded_bias, stride, padding, context)
 
@@ -59,13 +55,16 @@ def conv2d_batchnorm(x, weight, bias, norm_weight, norm_bias, running_mean, runn
         gx = ops.backward_data(g, folded_weight, x.shape, stride, padding) if wants_x else None
         gw = gb = g_gamma = g_beta = None
         if wants_weight or wants_bias or wants_gamma or wants_beta:
+            inverse_std = 1 / backend.xp.sqrt(running_var.data + eps)
+            scale = norm_weight.data * inverse_std
             g_sum = ops.backward_bias(g)
             gb = g_sum * scale if wants_bias else None
             g_beta = g_sum if wants_beta else None
             if wants_weight or wants_gamma:
                 g_folded = ops.backward_weights(g, x.data, weight.shape, stride, padding, context)
-                gw = g_folded * scale.reshape(channel) if wants_weight else None
+                gw = g_folded * scale.reshape((-1,) + (1,) * (weight.ndim - 1)) if wants_weight else None
                 if wants_gamma:
+                    shift = (0 if bias is None else bias.data) - running_mean.data
                     weighted = (weight.data * g_folded).reshape(weight.shape[0], -1).sum(axis=1)
                     g_gamma = (weighted + shift * g_sum) * inverse_std
         return (gx, gw) + ((gb,) if bias is not None else ()) + (g_gamma, g_beta)

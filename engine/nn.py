@@ -661,13 +661,11 @@ def fold_batchnorm(net):
             layer = type(layer)(*fold_batchnorm(layer).layers)
         if isinstance(layer, BatchNorm2d) and layers and isinstance(layers[-1], Conv2d):
             conv = layers[-1]
-            xp = conv.weight.backend.xp
-            scale = layer.weight.data / xp.sqrt(layer.running_var.data + layer.eps)
-            bias = conv.bias.data if conv.bias is not None else xp.zeros_like(scale)
             folded = Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                             bias=True, groups=conv.groups).to(conv.weight.backend)
-            folded.weight.data = (conv.weight.data * scale.reshape(-1, 1, 1, 1)).astype(conv.weight.dtype)
-            folded.bias.data = ((bias - layer.running_mean.data) * scale + layer.bias.data).astype(conv.weight.dtype)
+            folded.weight.data, folded.bias.data = conv.weight.backend.ops.batchnorm.fold(
+                conv.weight.data, None if conv.bias is None else conv.bias.data, layer.running_mean.data,
+                layer.running_var.data, layer.weight.data, layer.bias.data, layer.eps)
             layers[-1] = folded
             continue
         layers.append(layer)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from .add import ADD, add_forward
 from .avgpool import ADAPTIVE_AVGPOOL, adaptive_avgpool_backward, adaptive_avgpool_forward
-from .batchnorm import BATCHNORM, batchnorm_backward, batchnorm_forward, batchnorm_statistics
+from .batchnorm import BATCHNORM, batchnorm_backward, batchnorm_fold, batchnorm_forward, batchnorm_statistics
 from .conv2d import (CONV2D, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weights,
                      conv2d_forward, conv2d_output_size)
 from .depthwise import (DEPTHWISE, depthwise_backward_bias, depthwise_backward_data, depthwise_backward_weights,
@@ -49,5 +49,5 @@ __all__ = ["FAMILIES", "OpFamily", "Device", "KernelError", "bind", "numpy_ops",
            "lrn_forward", "lrn_backward", "dropout_forward", "dropout_backward",
            "depthwise_forward", "depthwise_backward_data", "depthwise_backward_weights", "depthwise_backward_bias",
            "pad_forward", "pad_backward", "add_forward", "relu6_forward", "relu6_backward",
-           "batchnorm_statistics", "batchnorm_forward", "batchnorm_backward",
+           "batchnorm_statistics", "batchnorm_forward", "batchnorm_backward", "batchnorm_fold",
            "softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "sgd_update"]

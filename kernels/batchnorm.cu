@@ -6,7 +6,8 @@
 //   dx = gamma invstd (g - dbeta / m - xhat dgamma / m)   with batch statistics,
 //   dx = gamma invstd g                                    with fixed ones.
 // Identical in every backward mode; in evaluation it is a per-channel affine map, which is
-// why it folds into the convolution before it.
+// why it folds into the convolution before it (batchnorm_fold: w s, (b - mean) s + beta per
+// output channel, s = gamma / sqrt(var + eps); one thread per weight).
 // batchnorm_statistics and batchnorm_backward_sums: one block of BN_THREADS per channel, a
 // strided loop over its N H W values (coalesced along the plane) and shared-memory trees
 // (two passes for the variance, for accuracy). batchnorm_forward and batchnorm_backward_data:
@@ -84,5 +85,18 @@ extern "C" __global__ void batchnorm_backward_data(const float* __restrict__ gra
     float g = grad_y[e];
     if (batch_statistics) g -= (grad_beta[c] + (x[e] - mean[c]) * invstd * grad_gamma[c]) / count;
     grad_x[e] = gamma[c] * invstd * g;
+  }
+}
+
+extern "C" __global__ void batchnorm_fold(const float* __restrict__ w, const float* __restrict__ b,
+                                          const float* __restrict__ mean, const float* __restrict__ var,
+                                          const float* __restrict__ gamma, const float* __restrict__ beta,
+                                          float* __restrict__ w_folded, float* __restrict__ b_folded, long long n,
+                                          int per_channel, int has_bias, float eps) {
+  for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
+    const int o = e / per_channel;
+    const float s = gamma[o] / sqrtf(var[o] + eps);
+    w_folded[e] = w[e] * s;
+    if (e % per_channel == 0) b_folded[o] = ((has_bias ? b[o] : 0.0f) - mean[o]) * s + beta[o];
   }
 }

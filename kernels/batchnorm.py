@@ -24,6 +24,16 @@ def batchnorm_forward(x, mean, var, gamma, beta, eps):
     return y
 
 
+def batchnorm_fold(weight, bias, mean, var, gamma, beta, eps):
+    """(weight, bias) of a convolution with the evaluation-mode BatchNorm after it folded in:
+    w s and (b - mean) s + beta per output channel, s = gamma / sqrt(var + eps); bias None
+    is a zero bias."""
+    scale = gamma / np.sqrt(var + eps)
+    shift = -mean if bias is None else bias - mean
+    folded = weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
+    return folded.astype(weight.dtype, copy=False), (shift * scale + beta).astype(weight.dtype, copy=False)
+
+
 def batchnorm_backward(grad_y, x, mean, var, gamma, eps, batch_statistics, parameter_gradients=True):
     """(grad_x, grad_gamma, grad_beta); batch_statistics: mean and var came from this batch.
     Without parameter_gradients and with fixed statistics (a saliency pass through a trained
@@ -83,6 +93,18 @@ def batchnorm_backward_device(device: Device, grad_y, x, mean, var, gamma, eps, 
     return (grad_x, grad_gamma, grad_beta) if sums else (grad_x, None, None)
 
 
+def batchnorm_fold_device(device: Device, weight, bias, mean, var, gamma, beta, eps):
+    weight = device.float32("weight", weight)
+    channels = weight.shape[0]
+    vectors = [device.float32(name, v, 1) for name, v in (("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta))]
+    has_bias = bias is not None
+    bias = device.float32("bias", bias, 1) if has_bias else device.empty((1,))
+    folded_weight, folded_bias = device.empty(weight.shape), device.empty((channels,))
+    device.elementwise("batchnorm_fold", weight.size, weight, bias, *vectors, folded_weight, folded_bias, weight.size,
+                       weight.size // channels, int(has_bias), eps)
+    return folded_weight, folded_bias
+
+
 def batchnorm_zeiler(ops, signal, x, gamma, beta, running_mean, running_var, eps):
     """DeconvNet: as backprop (reconstructions use the running statistics)."""
     return ops.backward(signal, x, running_mean, running_var, gamma, eps, False, False)[0]
@@ -90,7 +112,8 @@ def batchnorm_zeiler(ops, signal, x, gamma, beta, running_mean, running_var, eps
 
 BATCHNORM = OpFamily(
     "batchnorm", ("batchnorm.cu",),
-    numpy=dict(statistics=batchnorm_statistics, forward=batchnorm_forward, backward=batchnorm_backward),
+    numpy=dict(statistics=batchnorm_statistics, forward=batchnorm_forward, backward=batchnorm_backward,
+               fold=batchnorm_fold),
     device=dict(statistics=batchnorm_statistics_device, forward=batchnorm_forward_device,
-                backward=batchnorm_backward_device),
+                backward=batchnorm_backward_device, fold=batchnorm_fold_device),
     zeiler=batchnorm_zeiler)

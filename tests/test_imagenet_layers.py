@@ -148,6 +148,26 @@ def test_batchnorm_kernels_match_numpy(emulated, rng, batch_statistics):
         assert relative_error(a, e) < 1e-4
 
 
+@pytest.mark.parametrize("w_shape, bias", [((5, 3, 3, 3), True), ((7, 1, 5, 5), False)])
+def test_batchnorm_fold_kernel_matches_numpy_and_the_layers(emulated, rng, w_shape, bias):
+    weight = rng.standard_normal(w_shape).astype(np.float32)
+    conv_bias = rng.standard_normal(w_shape[0]).astype(np.float32) if bias else None
+    mean, gamma, beta = (rng.standard_normal(w_shape[0]).astype(np.float32) for _ in range(3))
+    var = (rng.random(w_shape[0]) + 0.5).astype(np.float32)
+    folded = K.batchnorm_fold(weight, conv_bias, mean, var, gamma, beta, 1e-3)
+    for device, reference in zip(emulated.batchnorm.fold(weight, conv_bias, mean, var, gamma, beta, 1e-3), folded):
+        assert reference.dtype == np.float32 and relative_error(device, reference) < 1e-6
+    # The folded convolution is the convolution, then the normalisation (float64 here).
+    x = rng.standard_normal((2, w_shape[0] if w_shape[1] == 1 else w_shape[1], 9, 8))
+    groups = w_shape[0] if w_shape[1] == 1 else 1
+    wide = [a.astype(np.float64) for a in (weight, mean, var, gamma, beta)]
+    w64, b64 = K.batchnorm_fold(wide[0], None if conv_bias is None else conv_bias.astype(np.float64), *wide[1:], 1e-3)
+    ops = K.numpy_ops.depthwise if groups > 1 else K.numpy_ops.conv2d
+    expected = K.batchnorm_forward(ops.forward(x, wide[0], None if conv_bias is None else conv_bias.astype(np.float64)),
+                                   *wide[1:], 1e-3)
+    assert relative_error(ops.forward(x, w64, b64), expected) < 1e-12
+
+
 # the engine against PyTorch -----------------------------------------------------------------
 
 def mobile_block_net(seed=0):
