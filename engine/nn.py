@@ -9,6 +9,7 @@ keyword arguments (`kernel_arguments()`): its forward passes them to the op, and
 DeconvNet step (`zeiler_step`) to the family's declared step.
 """
 import contextlib
+import contextvars
 import math
 
 import numpy as np
@@ -20,7 +21,7 @@ from .. import kernels
 from ..kernels.conv2d import convolution_ops
 
 _rng = np.random.default_rng(0)
-_fusing = True
+_fusing = contextvars.ContextVar("fusing", default=True)  # per thread, as the default backend
 
 
 @contextlib.contextmanager
@@ -28,12 +29,11 @@ def layer_by_layer():
     """Inside, a Sequential runs every layer as its own op: no ZeroPad2d or BatchNorm2d
     runs fused into a convolution (Sequential.forward), so the arithmetic is exactly that
     of the layers one by one, as their DeconvNet steps do it (the Sect. 4 comparison)."""
-    global _fusing
-    previous, _fusing = _fusing, False
+    token = _fusing.set(False)
     try:
         yield
     finally:
-        _fusing = previous
+        _fusing.reset(token)
 
 
 def manual_seed(seed):
@@ -520,7 +520,7 @@ class Sequential(Module):
     def forward(self, x):
         index = 0
         while index < len(self.layers):
-            pad, conv, norm = _fusion(self.layers[index : index + 3], x.shape) if _fusing else (None,) * 3
+            pad, conv, norm = _fusion(self.layers[index : index + 3], x.shape) if _fusing.get() else (None,) * 3
             if conv is None:
                 x, index = self.layers[index](x), index + 1
             else:
@@ -694,6 +694,3 @@ def build(specs):
         except (TypeError, KeyError) as error:
             raise ValueError(f"bad arguments for {kind} at position {position}: {error}") from None
     return Sequential(*layers)
-
-
-
