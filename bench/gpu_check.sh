@@ -37,7 +37,7 @@ run() {
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python -c "import cupy, torch; print('cupy', cupy.__version__, 'torch', torch.__version__)"; } > "$out/device.txt" 2>&1
 cat "$out/device.txt"
-run gpu_tests 100 python -m pytest -m gpu tests/test_cuda_kernels.py -q -rs -p no:cacheprovider
+run gpu_tests 100 python -m pytest -m gpu tests/test_cuda_kernels.py tests/test_backends.py -q -rs -p no:cacheprovider
 run gpu_kernels 150 python bench/gpu_kernels.py "$out"
 for family in gemm conv_forward conv_backward_data conv_backward_weights relu maxpool depthwise; do
   run "ladder_$family" 40 python -m deepinside.kernels.ladder "$family"
