@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 MEDIANS = {}  # (group, implementation) -> median seconds
-RATIOS = {}  # group -> (our median, PyTorch's median, median ratio, its quartiles) of interleaved pairs
+RATIOS = {}  # group -> (labels, the two medians, the median ratio and its quartiles) of interleaved blocks
 
 
 @pytest.fixture(scope="session")
@@ -47,12 +47,13 @@ def record_median():
 
 @pytest.fixture
 def record_ratio():
-    """Records interleaved timings: ours and PyTorch's seconds, pair by pair."""
-    def record(benchmark, group, ours, theirs):
+    """Records interleaved timings, block by block: ours and a peer's (PyTorch's unless
+    `labels` say otherwise)."""
+    def record(benchmark, group, ours, theirs, labels=("ours", "torch")):
         ratios = ours / theirs
-        RATIOS[group] = (np.median(ours), np.median(theirs), np.median(ratios), np.percentile(ratios, [25, 75]))
-        benchmark.extra_info.update(ours_median_s=float(np.median(ours)), torch_median_s=float(np.median(theirs)),
-                                    median_ratio=float(np.median(ratios)))
+        RATIOS[group] = (labels, np.median(ours), np.median(theirs), np.median(ratios), np.percentile(ratios, [25, 75]))
+        benchmark.extra_info.update(labels=list(labels), first_median_s=float(np.median(ours)),
+                                    second_median_s=float(np.median(theirs)), median_ratio=float(np.median(ratios)))
     return record
 
 
@@ -67,7 +68,7 @@ def pytest_terminal_summary(terminalreporter):
             line += f"   torch {theirs:8.4f} s   ratio {ours / theirs:5.2f}"
         terminalreporter.write_line(line)
     if RATIOS:
-        terminalreporter.section("interleaved: medians and the median of the pairs' ratios (ours / torch)")
-    for group, (ours, theirs, ratio, (low, high)) in sorted(RATIOS.items()):
-        terminalreporter.write_line(f"{group:<34} ours {ours:8.4f} s   torch {theirs:8.4f} s   "
-                                    f"ratio {ratio:5.2f} (middle half of the pairs {low:.2f}-{high:.2f})")
+        terminalreporter.section("interleaved: medians and the median of the blocks' ratios (first / second)")
+    for group, ((first, second), ours, theirs, ratio, (low, high)) in sorted(RATIOS.items()):
+        terminalreporter.write_line(f"{group:<34} {first} {ours:8.4f} s   {second} {theirs:8.4f} s   "
+                                    f"ratio {ratio:5.2f} (middle half of the blocks {low:.2f}-{high:.2f})")

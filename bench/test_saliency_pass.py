@@ -43,11 +43,16 @@ def test_saliency_pass_ours(benchmark, network_pairs, record_median, name):
     image, seed = inputs()
     benchmark.group = f"saliency-pass-{name}"
     gradient = benchmark.pedantic(ours, args=(net, image, seed), rounds=5, warmup_rounds=1)
-    # Float32 rounding flips near-tied max-pool switches differently in the two engines
-    # (tests/ compare them exactly on small nets); here the float64 twin is the referee.
-    reference = theirs(torch_twin(net, torch.float64), image.astype(np.float64), seed.astype(np.float64)).numpy()
-    assert np.abs(gradient - reference).max() <= 2e-2 * np.abs(reference).max()
+    assert_near_float64(net, image, seed, gradient)
     record_median(benchmark, f"saliency-pass-{name}", "ours")
+
+
+def assert_near_float64(net, image, seed, *gradients):
+    # Float32 rounding flips near-tied max-pool switches and ReLU6 masks differently in two
+    # computations (tests/ compare them exactly on small nets); the float64 twin is the referee.
+    reference = theirs(torch_twin(net, torch.float64), image.astype(np.float64), seed.astype(np.float64)).numpy()
+    for gradient in gradients:
+        assert np.abs(gradient - reference).max() <= 2e-2 * np.abs(reference).max()
 
 
 @pytest.mark.parametrize("name", NETS)
@@ -62,27 +67,46 @@ def test_saliency_pass_torch(benchmark, network_pairs, record_median, name):
 BLOCKS, BLOCK = 8, 4  # blocks per side, passes per block (the first one of each is a warm-up)
 
 
+def interleaved(benchmark, first, second):
+    """Seconds per pass of two zero-argument functions timed in alternating blocks: a block's
+    median after its first pass, which pays for the other side's freed memory and cold
+    caches. Returns two arrays, one value per block."""
+    times, order = {first: [], second: []}, [first, second]
+
+    def blocks():
+        for run in order:
+            block = []
+            for _ in range(BLOCK):
+                start = time.perf_counter()
+                run()
+                block.append(time.perf_counter() - start)
+            times[run].append(np.median(block[1:]))
+        order.reverse()  # neither side always runs first
+
+    benchmark.pedantic(blocks, rounds=BLOCKS)
+    return np.array(times[first]), np.array(times[second])
+
+
 @pytest.mark.parametrize("name", NETS)
 def test_saliency_pass_interleaved(benchmark, network_pairs, record_ratio, name):
     net, twin = network_pairs[name]
     image, seed = inputs()
-    passes = {"ours": (ours, net), "torch": (theirs, twin)}
-    times = {side: [] for side in passes}
-    order = list(passes)
-
-    def blocks():
-        # A pass right after the other engine's finds its memory handed back and its data out
-        # of the caches: each block's first pass pays for that and is left out.
-        for side in order:
-            run, network = passes[side]
-            block = []
-            for _ in range(BLOCK):
-                start = time.perf_counter()
-                run(network, image, seed)
-                block.append(time.perf_counter() - start)
-            times[side].append(np.median(block[1:]))
-        order.reverse()  # neither side always runs first
-
     benchmark.group = f"saliency-pass-{name}-interleaved"
-    benchmark.pedantic(blocks, rounds=BLOCKS)
-    record_ratio(benchmark, f"saliency-pass-{name}", *(np.array(times[side]) for side in passes))
+    mine, peer = interleaved(benchmark, lambda: ours(net, image, seed), lambda: theirs(twin, image, seed))
+    record_ratio(benchmark, f"saliency-pass-{name}", mine, peer)
+
+
+def test_saliency_pass_fused_against_layer_by_layer(benchmark, network_pairs, record_ratio):
+    """What running convolutions with their padding and BatchNorm as one op buys
+    (Sequential.forward; nn.layer_by_layer turns it off), on EfficientNet-Lite0."""
+    net, _ = network_pairs["efficientnet_lite0"]
+    image, seed = inputs()
+
+    def layer_by_layer():
+        with engine.nn.layer_by_layer():
+            return ours(net, image, seed)
+
+    assert_near_float64(net, image, seed, ours(net, image, seed), layer_by_layer())
+    benchmark.group = "fusion-efficientnet_lite0"
+    fused, unfused = interleaved(benchmark, lambda: ours(net, image, seed), layer_by_layer)
+    record_ratio(benchmark, "fusion-efficientnet_lite0", fused, unfused, labels=("fused", "layer by layer"))
