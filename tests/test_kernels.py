@@ -49,6 +49,22 @@ def test_conv2d_gradients_match_finite_differences(rng, monkeypatch, n, c, h, w,
     assert relative_error(K.conv2d_backward_bias(probe), numerical_gradient(loss_of_b, bias)) < 1e-7
 
 
+@pytest.mark.parametrize("grid_block", [5, 10 ** 6])  # many blocks (the last one partial), or one per image
+@pytest.mark.parametrize("c, o", [(2, 5), (5, 3)])  # im2col of each block, or a product per offset
+def test_conv2d_on_the_wide_grid_matches_torch_in_blocks(rng, monkeypatch, grid_block, c, o):
+    import torch
+    import deepinside.kernels.conv2d as conv
+    monkeypatch.setattr(conv, "GRID_BLOCK", grid_block)
+    monkeypatch.setattr(conv._Geometry, "uses_patch_matrix", lambda self: False)  # the path of large maps
+    x, weight, bias = rng.standard_normal((2, c, 7, 9)), rng.standard_normal((o, c, 3, 3)), rng.standard_normal(o)
+    xt = torch.tensor(x, requires_grad=True)
+    expected = torch.nn.functional.conv2d(xt, torch.tensor(weight), torch.tensor(bias), padding=1)
+    probe = rng.standard_normal(expected.shape)
+    expected.backward(torch.tensor(probe))
+    assert relative_error(K.conv2d_forward(x, weight, bias, 1, 1), expected.detach().numpy()) < 1e-12
+    assert relative_error(K.conv2d_backward_data(probe, weight, x.shape, 1, 1), xt.grad.numpy()) < 1e-12
+
+
 def test_conv2d_forward_matches_the_definition(rng):
     x = rng.standard_normal((2, 3, 9, 8))
     weight, bias = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
