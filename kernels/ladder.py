@@ -91,7 +91,9 @@ GEMM_LADDER = [
 CONV_DIRECTIONS = ("conv_forward", "conv_backward_data", "conv_backward_weights")
 # Element-wise kernels: bytes moved per element, and the versions in relu.cu's order.
 RELU_LADDER = {"forward": (8, ("relu_forward", "relu_forward_vec4")),
-               "backward": (12, ("relu_backward", "relu_backward_vec4"))}
+               "backward": (12, ("relu_backward", "relu_backward_vec4")),
+               "relu6 forward": (8, ("relu6_forward", "relu6_forward_vec4")),
+               "relu6 backward": (12, ("relu6_backward", "relu6_backward_vec4"))}
 LADDERS = {"gemm": GEMM_LADDER, "relu": RELU_LADDER, "maxpool": ("maxpool",), "depthwise": ("depthwise",),
            **{direction: CONVOLUTIONS[::-1] for direction in CONV_DIRECTIONS}}
 
@@ -186,26 +188,29 @@ def _validated_row(version, case, shape, call, expected, work, timer, repeats, p
 
 
 def run_relu(device, sizes, repeats, timer, copy=None):
-    """Rows: every ReLU version on n floats (the backward in guided mode, every rule at once),
-    in GB/s; the peer is a device-to-device copy of as many bytes, the bandwidth ceiling."""
+    """Rows: every ReLU and ReLU6 version on n floats (the backward in guided mode, every
+    rule at once), in GB/s; the peer is a device-to-device copy of as many bytes, the
+    bandwidth ceiling."""
     from .family import ELEMENTWISE_THREADS, MAX_BLOCKS
     from .modes import Mode
-    from .relu import relu_backward, relu_forward
+    from .relu import relu6_backward, relu6_forward, relu_backward, relu_forward
 
     xp, rng, rows = device.xp, np.random.default_rng(0), []
     guided = device.define("MODE_GUIDED")
     for n in sizes:
-        x, g = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
-        y = relu_forward(x)
-        expected = {"forward": y, "backward": relu_backward(g, y, Mode.GUIDED)}
-        x_d, y_d, g_d = xp.asarray(x), xp.asarray(y), xp.asarray(g)
+        x, g = (rng.standard_normal(n) * 4).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+        y, y6 = relu_forward(x), relu6_forward(x)  # x spans ReLU6's cap at 6
+        expected = {"forward": y, "backward": relu_backward(g, y, Mode.GUIDED),
+                    "relu6 forward": y6, "relu6 backward": relu6_backward(g, y6, Mode.GUIDED)}
+        x_d, g_d = xp.asarray(x), xp.asarray(g)
         for direction, (bytes_per_element, versions) in RELU_LADDER.items():
+            y_d = xp.asarray(y6 if direction.startswith("relu6") else y)
             peer_seconds = timer(lambda: copy(bytes_per_element * n // 8), repeats) if copy else None
             for version in versions:
                 out = xp.full(n, np.nan, np.float32)
                 work = -(-n // 4) if version.endswith("vec4") else n
                 blocks = max(1, min(MAX_BLOCKS, -(-work // ELEMENTWISE_THREADS)))
-                arguments = (x_d, out, n) if direction == "forward" else (g_d, y_d, out, n, guided)
+                arguments = (x_d, out, n) if direction.endswith("forward") else (g_d, y_d, out, n, guided)
                 launch = lambda: device.launch(version, blocks, *arguments)  # noqa: E731
                 launch()
                 result = out.get() if hasattr(out, "get") else out

@@ -32,25 +32,32 @@ def relu_backward(grad_y, y, mode=Mode.BACKPROP):
     return grad_y * (y > 0)
 
 
-def relu_forward_device(device: Device, x):
-    """The float4 version of relu.cu's ladder where the arrays are 16-byte aligned."""
+def _rectifier_forward_device(device: Device, x, kernel):
+    """relu.cu's float4 rung of `kernel` where the arrays are 16-byte aligned, else its first."""
     x = device.float32("x", x)
     y = device.empty(x.shape)
     vector = device.aligned(x, y)
-    device.elementwise("relu_forward_vec4" if vector else "relu_forward", -(-x.size // 4) if vector else x.size,
-                       x, y, x.size)
+    device.elementwise(f"{kernel}_vec4" if vector else kernel, -(-x.size // 4) if vector else x.size, x, y, x.size)
     return y
 
 
-def relu_backward_device(device: Device, grad_y, y, mode=Mode.BACKPROP):
+def _rectifier_backward_device(device: Device, grad_y, y, mode, kernel):
     grad_y, y = device.float32("grad_y", grad_y), device.float32("y", y)
-    expect(grad_y.shape == y.shape, f"relu_backward: shapes {grad_y.shape} and {y.shape} differ")
+    expect(grad_y.shape == y.shape, f"{kernel}: shapes {grad_y.shape} and {y.shape} differ")
     grad_x = device.empty(y.shape)
     code = device.define(f"MODE_{Mode(mode).name}")  # relu.cu's #define of the same name
     vector = device.aligned(grad_y, y, grad_x)
-    device.elementwise("relu_backward_vec4" if vector else "relu_backward", -(-y.size // 4) if vector else y.size,
+    device.elementwise(f"{kernel}_vec4" if vector else kernel, -(-y.size // 4) if vector else y.size,
                        grad_y, y, grad_x, y.size, code)
     return grad_x
+
+
+def relu_forward_device(device: Device, x):
+    return _rectifier_forward_device(device, x, "relu_forward")
+
+
+def relu_backward_device(device: Device, grad_y, y, mode=Mode.BACKPROP):
+    return _rectifier_backward_device(device, grad_y, y, mode, "relu_backward")
 
 
 def relu_zeiler(ops, signal, x):
@@ -79,18 +86,11 @@ def relu6_backward(grad_y, y, mode=Mode.BACKPROP):
 
 
 def relu6_forward_device(device: Device, x):
-    x = device.float32("x", x)
-    y = device.empty(x.shape)
-    device.elementwise("relu6_forward", x.size, x, y, x.size)
-    return y
+    return _rectifier_forward_device(device, x, "relu6_forward")
 
 
 def relu6_backward_device(device: Device, grad_y, y, mode=Mode.BACKPROP):
-    grad_y, y = device.float32("grad_y", grad_y), device.float32("y", y)
-    expect(grad_y.shape == y.shape, f"relu6_backward: shapes {grad_y.shape} and {y.shape} differ")
-    grad_x = device.empty(y.shape)
-    device.elementwise("relu6_backward", y.size, grad_y, y, grad_x, y.size, device.define(f"MODE_{Mode(mode).name}"))
-    return grad_x
+    return _rectifier_backward_device(device, grad_y, y, mode, "relu6_backward")
 
 
 def relu6_zeiler(ops, signal, x):

@@ -42,9 +42,10 @@ def test_every_convolution_version_matches_numpy(direction):
 
 def test_every_relu_version_gives_the_numpy_result_exactly(device):
     rows = ladder.run_relu(device, [1003, 4099], 1, ladder.wall_clock)
-    assert [r["version"] for r in rows[:4]] == ["relu_forward", "relu_forward_vec4", "relu_backward",
-                                                "relu_backward_vec4"]
-    assert len(rows) == 8 and [r for r in rows if not r["ok"]] == []
+    assert [r["version"] for r in rows[:8]] == ["relu_forward", "relu_forward_vec4", "relu_backward",
+                                                "relu_backward_vec4", "relu6_forward", "relu6_forward_vec4",
+                                                "relu6_backward", "relu6_backward_vec4"]
+    assert len(rows) == 16 and [r for r in rows if not r["ok"]] == []
 
 
 def test_max_pool_forward_and_backward_give_the_numpy_result_exactly(device):
