@@ -72,7 +72,7 @@ def _uses_wide_grid(x_shape, kernel, stride, padding):
 
 
 def _channel_scale(weight, u, v):
-    return weight[:, 0, u, v].reshape(1, -1, 1)
+    return weight[:, 0, u, v].reshape(-1, 1)  # one weight per channel row of an image's planes
 
 
 def _forward_wide(x, weight, stride, padding):
@@ -80,11 +80,12 @@ def _forward_wide(x, weight, stride, padding):
                      _output_size(x.shape, weight.shape[2], stride, padding))
     planes = grid.split(x)
     y = np.empty((grid.n, grid.c, grid.length), x.dtype)
-    term = np.empty_like(y)
-    for index, (u, v, start) in enumerate(grid.offsets()):
-        np.multiply(grid.window(planes, u, v, start), _channel_scale(weight, u, v), out=term if index else y)
-        if index:
-            y += term
+    term = np.empty_like(y[0])
+    for n in range(grid.n):  # one image at a time: its planes stay in the cache over the K^2 passes
+        for index, (u, v, start) in enumerate(grid.offsets()):
+            np.multiply(grid.window(planes, u, v, start)[n], _channel_scale(weight, u, v), out=term if index else y[n])
+            if index:
+                y[n] += term
     return np.ascontiguousarray(grid.crop(y))
 
 
@@ -93,10 +94,11 @@ def _backward_data_wide(grad_y, weight, x_shape, stride, padding):
                      _output_size(x_shape, weight.shape[2], stride, padding))
     wide = grid.to_wide(grad_y)
     planes = grid.planes(grad_y.dtype)
-    term = np.empty_like(wide)
-    for u, v, start in grid.offsets():
-        np.multiply(wide, _channel_scale(weight, u, v), out=term)
-        grid.window(planes, u, v, start)[...] += term
+    term = np.empty_like(wide[0])
+    for n in range(grid.n):  # one image at a time, as the forward
+        for u, v, start in grid.offsets():
+            np.multiply(wide[n], _channel_scale(weight, u, v), out=term)
+            grid.window(planes, u, v, start)[n] += term
     return grid.merge(planes)
 
 
