@@ -11,7 +11,7 @@ from deepinside import viz
 from deepinside.viz.crops import crop_boxes, extract
 from deepinside.viz.localise import fit_colour_model, graphcut, seed_regions
 
-NETS = ("cnn_f", "vgg16")
+NETS = ("cnn_f", "vgg16", "efficientnet_lite0")
 
 
 def model_of(net):
