@@ -174,7 +174,7 @@ def forward_macs(layers, shape):
 
 
 def saliency_networks():
-    """(name, our network, its input size): VGG-16 and CNN-F with random weights,
+    """(name, our network) of VGG-16 and CNN-F with random weights and of
     EfficientNet-Lite0 with its ImageNet weights (its package is a dependency)."""
     from deepinside import engine, models
 
@@ -185,9 +185,9 @@ def saliency_networks():
 
 
 def saliency_rows(record, torch, synchronise, repeats, backend="cuda", batches=(1, 64)):
-    """Saliency passes (forward, then backward to the input) on our engine's cuda backend
-    against PyTorch autograd (cuDNN), at batch 1 and 64, and at batch 1 also replayed as a
-    CUDA graph (engine.capture)."""
+    """Saliency passes (forward, then backward to the input) on our engine's `backend` (cuda;
+    numpy for a dry run of this code) against PyTorch autograd, at each of `batches`, and at
+    batch 1 also replayed as a CUDA graph (engine.capture)."""
     from deepinside import engine
     from torch_reference import torch_twin
 

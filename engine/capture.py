@@ -20,6 +20,7 @@ On the numpy and emulator backends there is nothing to record: the function simp
 again on the new inputs (same results, no speed-up), which is how the plumbing is tested
 without a GPU. bench/gpu_kernels.py measures what the graph buys.
 """
+from .backend import get_backend
 
 
 class Captured:
@@ -67,6 +68,4 @@ def capture(function, *inputs, backend):
     synchronisation inside) recorded on `inputs` as a CUDA graph where `backend` is cuda;
     returns a callable that replays it on new arrays of the same shapes (see the module's
     docstring: its outputs are overwritten by the next call)."""
-    from .backend import get_backend
-
     return Captured(function, inputs, get_backend(backend))

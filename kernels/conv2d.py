@@ -44,7 +44,7 @@ KEPT_PATCH_BYTES = 96 << 20
 SMALL_PRODUCT_MACS = 1 << 21
 # The stride-1 wide-grid path works on blocks of this many grid columns of one image
 # (measured on the 2-core machine: 1024-2048 made VGG-16's 56x56 and 112x112 layers 15-20%
-# slower, 8192 gains on its 224x224 layers and costs nothing elsewhere).
+# slower; 8192 leaves a batch-1 pass as it was and makes a batch-10 one 25% shorter).
 GRID_BLOCK = 8192
 
 
@@ -185,19 +185,19 @@ def conv2d_forward(x, weight, bias, stride=1, padding=0, context=None):
 def _grid_forward(g, padded, weight):
     """The stride-1 convolution on the wide grid, (N, O, grid_len), a block of grid columns
     of one image at a time: a block's output and the inputs it reads stay in the cache
-    while the KH*KW offsets add into it (VGG-16's 224x224 layers: 27.6 -> 22.5 ms; at batch
-    10, a whole-batch pass per offset ran at a third of the speed). With fewer input than
+    while the KH*KW offsets add into it (at batch 10 a whole-batch pass per offset ran VGG-16's
+    224x224 layers at a third of their batch-1 speed). With fewer input than
     output channels the block's patches are copied into one (KH*KW*C, block) matrix (im2col)
     and multiplied once; otherwise one product per offset adds into the block."""
     y = np.empty((g.n, g.o, g.grid_len), padded.dtype)
-    block = GRID_BLOCK
+    block = min(GRID_BLOCK, g.grid_len)
     starts = [i * g.wp + j for i, j in g.offsets()]
     if g.c < g.o:
         matrix = weight.transpose(0, 2, 3, 1).reshape(g.o, -1)  # columns in (kh, kw, c) order
-        columns = np.empty((len(starts) * g.c, min(block, g.grid_len)), padded.dtype)
+        columns = np.empty((len(starts) * g.c, block), padded.dtype)
     else:
         by_offset = np.ascontiguousarray(weight.transpose(2, 3, 0, 1)).reshape(len(starts), g.o, g.c)
-        product = np.empty((g.o, min(block, g.grid_len)), padded.dtype)
+        product = np.empty((g.o, block), padded.dtype)
     for n in range(g.n):
         for begin in range(0, g.grid_len, block):
             end = min(begin + block, g.grid_len)

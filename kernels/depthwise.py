@@ -26,7 +26,8 @@ identically in every mode; its DeconvNet step is the backward-data, as a convolu
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .conv2d import conv2d_backward_bias as depthwise_backward_bias, conv2d_backward_bias_device
+from .conv2d import (conv2d_backward_bias as depthwise_backward_bias, conv2d_backward_bias_device,
+                     conv2d_output_size)
 from .family import Device, OpFamily, expect
 from .phases import PhaseGrid
 
@@ -40,8 +41,7 @@ def sides(padding):
 
 
 def _size_out(size, kernel, stride, padding):
-    before, after = sides(padding)
-    return (size + before + after - kernel) // stride + 1
+    return conv2d_output_size(size + sum(sides(padding)), kernel, stride, 0)
 
 
 def _windows(size, kernel, stride, padding):
