@@ -7,18 +7,24 @@ one of two layouts, whichever keeps NumPy's inner loops long (measured on the 2-
 machine; NumPy's element-wise loops pay per inner loop, and a depthwise layer is nothing
 but element-wise passes):
 
-- large maps (at least WIDE_GRID_POSITIONS output positions, EfficientNet's first stages):
-  NCHW on a "wide grid" (kernels/phases.py): one offset's pixels are one contiguous slice
-  of every padded plane (of one of its phases at stride 2), an inner loop of Hout * width
-  elements, the weight a scalar per channel. 1.8-3.4x faster
-  than channels-last on the 112x112 and 56x56 layers;
+- large maps (at least WIDE_GRID_POSITIONS output positions: EfficientNet's 112x112 to
+  28x28 layers): NCHW on a "wide grid" (kernels/phases.py), where one offset's pixels are
+  one contiguous slice of every padded plane (of one of its phases at stride 2). Per
+  kernel column, one einsum sums the kernel rows' slices (a (C, rows, length) view, the
+  rows one plane row apart) with the long slice as its inner loop: a multiply-add into a
+  channel's output row while it is in the cache, where a multiply and an add per offset
+  streamed the whole array through memory twice (1.2-1.4x faster on those layers, the
+  3x3 stride-2 one on 112x112 excepted, 10% slower; the strided backward 1.2-1.9x; 5% of
+  the whole pass. One einsum over rows and columns at once takes a slow path, the column
+  step being one element as the slice's is);
 - small maps with many channels (14x14 or 7x7 with 480-1152 channels): channels-last
   (NHWC), where a weight vector scales contiguous channel rows, all K^2 offsets as one
-  strided view summed by einsum in one fused pass (1.4-1.7x faster than a multiply and an
-  add per offset, which was itself faster than the wide grid there).
+  strided view summed by einsum in one fused pass (1.4-2x faster than the wide grid there).
 
 Backward-data at stride 1 is a forward depthwise convolution with the filters flipped; at
-larger strides the transposed sum, scattered into the padded input in the same layouts.
+larger strides the transposed sum, written as a gather on the wide grid (each phase of the
+input's gradient sums the kernel rows that read it, taken in reverse, from a zero-padded
+grad_y: the same einsum as the forward) or scattered into the padded input channels-last.
 Measured by bench/test_saliency_pass.py (EfficientNet-Lite0) and bench/README.md.
 
 Device path: depthwise.cu (direct kernels: the op is memory-bound). Backpropagates
@@ -31,8 +37,9 @@ from .conv2d import (conv2d_backward_bias as depthwise_backward_bias, conv2d_bac
 from .family import Device, OpFamily, expect
 from .phases import PhaseGrid
 
-# Output positions (Hout * Wout) from which the wide-grid layout is used.
-WIDE_GRID_POSITIONS = 2048
+# Output positions (Hout * Wout) from which the wide-grid layout is used: 28x28 maps (784)
+# run faster on it, 14x14 ones (196) channels-last.
+WIDE_GRID_POSITIONS = 512
 
 
 def sides(padding):
@@ -71,34 +78,48 @@ def _uses_wide_grid(x_shape, kernel, stride, padding):
     return hout * wout >= WIDE_GRID_POSITIONS
 
 
-def _channel_scale(weight, u, v):
-    return weight[:, 0, u, v].reshape(-1, 1)  # one weight per channel row of an image's planes
+def _grid(shape, weight, stride, padding):
+    return PhaseGrid(shape, weight.shape[2], stride, sides(padding)[0],
+                     _output_size(shape, weight.shape[2], stride, padding))
+
+
+def _sum_of_stacks(out, partial, terms):
+    """out = the sum over `terms` of einsum("cul,cu->cl", windows, taps): each term sums
+    its kernel rows in one pass (einsum's multiply-add into a block of the output that
+    stays in the cache), one partial sum per kernel column added in."""
+    for index, (windows, taps) in enumerate(terms):
+        np.einsum("cul,cu->cl", windows, taps, out=partial if index else out)
+        if index:
+            out += partial
 
 
 def _forward_wide(x, weight, stride, padding):
-    grid = PhaseGrid(x.shape, weight.shape[2], stride, sides(padding)[0],
-                     _output_size(x.shape, weight.shape[2], stride, padding))
+    grid = _grid(x.shape, weight, stride, padding)
     planes = grid.split(x)
     y = np.empty((grid.n, grid.c, grid.length), x.dtype)
-    term = np.empty_like(y[0])
-    for n in range(grid.n):  # one image at a time: its planes stay in the cache over the K^2 passes
-        for index, (u, v, start) in enumerate(grid.offsets()):
-            np.multiply(grid.window(planes, u, v, start)[n], _channel_scale(weight, u, v), out=term if index else y[n])
-            if index:
-                y[n] += term
+    partial = np.empty_like(y[0])
+    for n in range(grid.n):  # one image at a time: its planes stay in the cache over the K passes
+        _sum_of_stacks(y[n], partial, ((grid.stack(planes[a, v % stride, n], v // stride, len(rows)),
+                                        weight[:, 0, rows.start :: stride, v]) for a, v, rows in grid.row_stacks()))
     return np.ascontiguousarray(grid.crop(y))
 
 
 def _backward_data_wide(grad_y, weight, x_shape, stride, padding):
-    grid = PhaseGrid(x_shape, weight.shape[2], stride, sides(padding)[0],
-                     _output_size(x_shape, weight.shape[2], stride, padding))
-    wide = grid.to_wide(grad_y)
-    planes = grid.planes(grad_y.dtype)
-    term = np.empty_like(wide[0])
-    for n in range(grid.n):  # one image at a time, as the forward
-        for u, v, start in grid.offsets():
-            np.multiply(wide[n], _channel_scale(weight, u, v), out=term)
-            grid.window(planes, u, v, start)[n] += term
+    """The transposed sum as a gather: phase (a, b) of the padded input's gradient at m is
+    the sum over the offsets (u, v) that read it of w[u, v] * grad_y on the wide grid at m
+    minus the offset's start, i.e. kernel rows taken in reverse from a zero-padded grad_y."""
+    grid = _grid(x_shape, weight, stride, padding)
+    front = grid.front()
+    wide = grid.to_wide(grad_y, front)
+    planes = grid.planes(grad_y.dtype)  # phases no offset reads stay zero
+    partial = np.empty((grid.c, grid.plane_length), grad_y.dtype)
+    for n in range(grid.n):
+        for a in range(min(stride, grid.kernel)):
+            for b in range(min(stride, grid.kernel)):
+                _sum_of_stacks(planes[a, b, n], partial, (
+                    (grid.stack(wide[n], front - (len(rows) - 1) * grid.wq - v // stride, len(rows), grid.plane_length),
+                     weight[:, 0, rows.start :: stride, v][:, ::-1])
+                    for row_phase, v, rows in grid.row_stacks() if row_phase == a and v % stride == b))
     return grid.merge(planes)
 
 
@@ -130,8 +151,9 @@ def depthwise_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
         # Literally a forward depthwise convolution: of grad_y padded by K-1-before before it
         # and K-1-after after, with each filter flipped in both directions (as conv2d's).
         return depthwise_forward(grad_y, weight[:, :, ::-1, ::-1], None, 1, (k - 1 - before, k - 1 - after))
-    # The strided backward scatters into the input: its size, not the output's, decides
-    # (EfficientNet's 5x5 stride-2 layer on 56x56: 1.33 ms wide, 1.66 ms channels-last).
+    # The strided backward writes the input's gradient: its size, not the output's, decides
+    # (EfficientNet's 3x3 stride-2 layer on 28x28: 0.23 ms gathered on the wide grid, 0.27 ms
+    # scattered channels-last; on 14x14, 0.46 against 0.37 ms).
     if x_shape[2] * x_shape[3] >= WIDE_GRID_POSITIONS:
         return _backward_data_wide(grad_y, weight, x_shape, stride, padding)
     _, rows = _windows(x_shape[2], k, stride, padding)

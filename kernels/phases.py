@@ -8,6 +8,7 @@ At stride s the padded input is first split into its s x s phases (rows a, a + s
 and columns b, b + s, ...): offset (u, v) reads phase (u % s, v % s) at stride 1.
 """
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 
 class PhaseGrid:
@@ -28,11 +29,12 @@ class PhaseGrid:
         self.reach = (kernel - 1) // stride  # rows and columns a phase holds past the output's
         self.hq, self.wq = self.hout + self.reach, self.wout + self.reach
         self.length = self.hout * self.wq
+        self.plane_length = self.hq * self.wq + self.reach  # a flattened phase plane and its spare elements
 
     def planes(self, dtype, fill=0):
         """Phase planes holding nothing but `fill` (the padding's value)."""
         s = self.stride
-        shape = (s, s, self.n, self.c, self.hq * self.wq + self.reach)
+        shape = (s, s, self.n, self.c, self.plane_length)
         # np.zeros, where it will do, is calloc's fresh zero pages: no pass over the memory.
         return np.zeros(shape, dtype) if fill == 0 else np.full(shape, fill, dtype)
 
@@ -77,10 +79,33 @@ class PhaseGrid:
     def window(self, planes, u, v, start):
         return planes[u % self.stride, v % self.stride, :, :, start : start + self.length]
 
-    def to_wide(self, grad_y):
-        wide = np.zeros((self.n, self.c, self.hout, self.wq), grad_y.dtype)
-        wide[..., : self.wout] = grad_y
-        return wide.reshape(self.n, self.c, self.length)
+    def row_stacks(self):
+        """The offsets grouped for sums over kernel rows: (a, v, rows) per row phase a and
+        kernel column v, where rows = a, a + s, ... are the kernel rows whose slices read
+        phase (a, v % s), starting at v // s and one phase row (wq) apart."""
+        s = self.stride
+        return [(a, v, range(a, self.kernel, s)) for v in range(self.kernel) for a in range(min(s, self.kernel))]
+
+    def stack(self, flat, first, count, length=None):
+        """The (C, count, length) view of one image's flattened planes `flat` (C, ...) whose
+        row i is the slice that starts at first + i * wq: a sum over the kernel rows reads
+        it with the row index outermost, so NumPy's inner loop stays the long slice."""
+        item = flat.itemsize
+        return as_strided(flat[:, first:], (flat.shape[0], count, length or self.length),
+                          (flat.strides[0], self.wq * item, item), writeable=False)
+
+    def front(self):
+        """Zeros a gradient on the wide grid needs before it, so that every window the
+        transposed sum gathers (up to reach rows and columns back) lies inside it."""
+        return self.reach * self.wq + self.reach
+
+    def to_wide(self, grad_y, front=0):
+        """grad_y on the wide grid (zeros in the garbage columns), with `front` zeros before
+        it and zeros after it up to a phase plane's length."""
+        wide = np.zeros((self.n, self.c, front + self.plane_length), grad_y.dtype)
+        rows = wide[..., front : front + self.length].reshape(self.n, self.c, self.hout, self.wq)
+        rows[..., : self.wout] = grad_y
+        return wide
 
     def crop(self, y_wide):
         """(N, C, Hout, Wout) of an array on the wide grid (a view)."""
