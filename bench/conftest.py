@@ -7,6 +7,17 @@ MEDIANS = {}  # (group, implementation) -> median seconds
 RATIOS = {}  # group -> (labels, the two medians, the median ratio and its quartiles) of interleaved blocks
 
 
+def pytest_configure(config):
+    """Both sides of every comparison run in this one process and share glibc's allocator,
+    which hands out blocks of a few MB as fresh pages or as freed memory depending on what
+    the process did before: in one trial PyTorch's EfficientNet-Lite0 pass took 29 or 21 ms,
+    ours 45 or 35 ms, with nothing changed but that history. The setting the `deepinside`
+    command runs with (engine.keep_freed_memory) makes the figures independent of it."""
+    from deepinside import engine
+
+    engine.keep_freed_memory()
+
+
 @pytest.fixture(scope="session")
 def network_pairs():
     """name -> (our network, its float32 PyTorch twin), built once: CNN-F and VGG-16 with
