@@ -10,13 +10,14 @@ but element-wise passes):
 - large maps (at least WIDE_GRID_POSITIONS output positions: EfficientNet's 112x112 to
   28x28 layers): NCHW on a "wide grid" (kernels/phases.py), where one offset's pixels are
   one contiguous slice of every padded plane (of one of its phases at stride 2). Per
-  kernel column, one einsum sums the kernel rows' slices (a (C, rows, length) view, the
-  rows one plane row apart) with the long slice as its inner loop: a multiply-add into a
-  channel's output row while it is in the cache, where a multiply and an add per offset
-  streamed the whole array through memory twice (1.2-1.4x faster on those layers, the
-  3x3 stride-2 one on 112x112 excepted, 10% slower; the strided backward 1.2-1.9x; 5% of
-  the whole pass. One einsum over rows and columns at once takes a slow path, the column
-  step being one element as the slice's is);
+  column shift, one einsum sums the slices of the kernel rows and of the phase columns
+  (a (C, phases, rows, length) view, its steps whole planes and rows) with the long slice
+  as its inner loop: a multiply-add into a channel's output row while it is in the cache,
+  where a multiply and an add per offset streamed the whole array through memory twice
+  (1.2-1.8x faster on those layers, the 3x3 stride-2 one on 112x112 excepted, as fast as
+  before: its phase split costs as much as the sums; the strided backward 1.2-1.9x; 5% of
+  the whole pass). One einsum over the columns of a phase as well takes a slow path, the
+  column step being one element as the slice's is;
 - small maps with many channels (14x14 or 7x7 with 480-1152 channels): channels-last
   (NHWC), where a weight vector scales contiguous channel rows, all K^2 offsets as one
   strided view summed by einsum in one fused pass (1.4-2x faster than the wide grid there).
@@ -84,11 +85,11 @@ def _grid(shape, weight, stride, padding):
 
 
 def _sum_of_stacks(out, partial, terms):
-    """out = the sum over `terms` of einsum("cul,cu->cl", windows, taps): each term sums
-    its kernel rows in one pass (einsum's multiply-add into a block of the output that
-    stays in the cache), one partial sum per kernel column added in."""
+    """out = the sum over `terms` of einsum("cbul,cbu->cl", windows, taps): each term sums
+    its kernel rows and phase columns in one pass (einsum's multiply-add into a channel's
+    output row while it stays in the cache), one partial sum per term added in."""
     for index, (windows, taps) in enumerate(terms):
-        np.einsum("cul,cu->cl", windows, taps, out=partial if index else out)
+        np.einsum("cbul,cbu->cl", windows, taps, out=partial if index else out)
         if index:
             out += partial
 
@@ -98,28 +99,33 @@ def _forward_wide(x, weight, stride, padding):
     planes = grid.split(x)
     y = np.empty((grid.n, grid.c, grid.length), x.dtype)
     partial = np.empty_like(y[0])
-    for n in range(grid.n):  # one image at a time: its planes stay in the cache over the K passes
-        _sum_of_stacks(y[n], partial, ((grid.stack(planes[a, v % stride, n], v // stride, len(rows)),
-                                        weight[:, 0, rows.start :: stride, v]) for a, v, rows in grid.row_stacks()))
+    # Offset (a + s i, s j + b) reads phase (a, b) from i rows and j columns on.
+    taps = [(a, j, rows, weight[:, 0, rows.start :: stride, columns.start : columns.stop].transpose(0, 2, 1))
+            for a, rows in grid.row_phases() for j, columns in grid.column_groups()]
+    for n in range(grid.n):  # one image at a time: its planes stay in the cache over the passes
+        _sum_of_stacks(y[n], partial, ((grid.stack(planes[a, : taps_ab.shape[1], n], j, len(rows)), taps_ab)
+                                       for a, j, rows, taps_ab in taps))
     return np.ascontiguousarray(grid.crop(y))
 
 
 def _backward_data_wide(grad_y, weight, x_shape, stride, padding):
     """The transposed sum as a gather: phase (a, b) of the padded input's gradient at m is
-    the sum over the offsets (u, v) that read it of w[u, v] * grad_y on the wide grid at m
-    minus the offset's start, i.e. kernel rows taken in reverse from a zero-padded grad_y."""
+    the sum over the offsets (a + s i, s j + b) that read it of their weight times grad_y
+    (on the wide grid) at m - i wq - j: kernel rows taken in reverse from a zero-padded
+    grad_y, with the forward's einsum."""
     grid = _grid(x_shape, weight, stride, padding)
     front = grid.front()
     wide = grid.to_wide(grad_y, front)
     planes = grid.planes(grad_y.dtype)  # phases no offset reads stay zero
     partial = np.empty((grid.c, grid.plane_length), grad_y.dtype)
     for n in range(grid.n):
-        for a in range(min(stride, grid.kernel)):
+        for a, rows in grid.row_phases():
+            first_row = front - (len(rows) - 1) * grid.wq
             for b in range(min(stride, grid.kernel)):
                 _sum_of_stacks(planes[a, b, n], partial, (
-                    (grid.stack(wide[n], front - (len(rows) - 1) * grid.wq - v // stride, len(rows), grid.plane_length),
-                     weight[:, 0, rows.start :: stride, v][:, ::-1])
-                    for row_phase, v, rows in grid.row_stacks() if row_phase == a and v % stride == b))
+                    (grid.stack(wide[n][None], first_row - j, len(rows), grid.plane_length),
+                     weight[:, 0, rows.start :: stride, stride * j + b][:, None, ::-1])
+                    for j, columns in grid.column_groups() if stride * j + b in columns))
     return grid.merge(planes)
 
 

@@ -79,20 +79,25 @@ class PhaseGrid:
     def window(self, planes, u, v, start):
         return planes[u % self.stride, v % self.stride, :, :, start : start + self.length]
 
-    def row_stacks(self):
-        """The offsets grouped for sums over kernel rows: (a, v, rows) per row phase a and
-        kernel column v, where rows = a, a + s, ... are the kernel rows whose slices read
-        phase (a, v % s), starting at v // s and one phase row (wq) apart."""
-        s = self.stride
-        return [(a, v, range(a, self.kernel, s)) for v in range(self.kernel) for a in range(min(s, self.kernel))]
+    def row_phases(self):
+        """(a, rows) per row phase a: the kernel rows a, a + s, ... that read phase row a,
+        one phase row (wq) apart."""
+        return [(a, range(a, self.kernel, self.stride)) for a in range(min(self.stride, self.kernel))]
 
-    def stack(self, flat, first, count, length=None):
-        """The (C, count, length) view of one image's flattened planes `flat` (C, ...) whose
-        row i is the slice that starts at first + i * wq: a sum over the kernel rows reads
-        it with the row index outermost, so NumPy's inner loop stays the long slice."""
-        item = flat.itemsize
-        return as_strided(flat[:, first:], (flat.shape[0], count, length or self.length),
-                          (flat.strides[0], self.wq * item, item), writeable=False)
+    def column_groups(self):
+        """(j, columns) per column shift j: the kernel columns s j + b, one per phase
+        column b, that read their phase j columns along."""
+        s = self.stride
+        return [(j, range(s * j, min(self.kernel, s * j + s))) for j in range(-(-self.kernel // s))]
+
+    def stack(self, flats, first, count, length=None):
+        """The (C, B, count, length) view of `flats` (B, C, ...: B phases of one image's
+        flattened planes) whose [c, b, i] is the slice of flats[b, c] that starts at
+        first + i * wq: a sum over its middle axes reads it with the long slice as NumPy's
+        inner loop (the phase and row steps are whole planes and rows)."""
+        item = flats.itemsize
+        return as_strided(flats[..., first:], (flats.shape[1], flats.shape[0], count, length or self.length),
+                          (flats.strides[1], flats.strides[0], self.wq * item, item), writeable=False)
 
     def front(self):
         """Zeros a gradient on the wide grid needs before it, so that every window the
