@@ -14,13 +14,15 @@ them. With fewer input than output channels the per-offset products are skinny, 
 block's patches are copied into one (KH*KW*C, block) matrix (im2col) and multiplied once
 instead.
 
-Where the per-image products are small (maps of at most 512 positions) or an offset's
-pixels a strided view (stride > 1), forward and weight gradient use one patch matrix for a
-slice of the batch: the input in NHWC, where a patch is KH runs of KW*C contiguous values, copied
-a slice of the batch at a time to (images * Hout * Wout, KH*KW*C) rows and multiplied in
-one product per slice. The first layer of the shapes net runs 4x faster this way than
-with the 49 strided per-offset copies. Layout and copies, not arithmetic, decide the
-speed of this path (docs/DESIGN.md).
+Where the per-image products are small (maps of at most SMALL_MAP_POSITIONS), forward and weight
+gradient use one patch matrix for a slice of the batch: the input in NHWC, where a patch is
+KH runs of KW*C contiguous values, copied a slice of the batch at a time to
+(images * Hout * Wout, KH*KW*C) rows and multiplied in one product per slice (the shapes
+net's small layers at batch 64). On larger maps at stride > 1, where an offset's pixels are
+a strided view, each image's im2col columns (KH*KW*C, Hout*Wout) are one copy of such a
+view and one product gives its NCHW output; backward-data runs the same product
+transposed and adds each offset's rows into the input's gradient. Layout and copies, not
+arithmetic, decide the speed of this path (docs/DESIGN.md).
 
 The device path (conv2d.cu, on gemm.cu's tiled SGEMM and bias.cu's channel sums) is at the
 end of this file, with the family's declaration and its DeconvNet step.
@@ -42,6 +44,8 @@ PATCH_SLICE_BYTES = 16 << 20
 KEPT_PATCH_BYTES = 96 << 20
 # Per-offset matrix products of fewer multiply-adds than this are dominated by their calls.
 SMALL_PRODUCT_MACS = 1 << 21
+# Output positions up to which maps count as small (the patch matrix's).
+SMALL_MAP_POSITIONS = 512
 # The stride-1 wide-grid path works on blocks of this many grid columns of one image
 # (measured on the 2-core machine: 1024-2048 made VGG-16's 56x56 and 112x112 layers 15-20%
 # slower; 8192 leaves a batch-1 pass as it was and makes a batch-10 one 25% shorter).
@@ -58,9 +62,8 @@ class _Geometry:
         self.hp, self.wp = self.h + 2 * padding, self.w + 2 * padding
         self.hout = (self.hp - self.kh) // stride + 1
         self.wout = (self.wp - self.kw) // stride + 1
-        # Width of a row of the grid the matrix products run on.
-        self.grid_w = self.wp if stride == 1 else self.wout
-        self.grid_len = self.hout * self.grid_w
+        # The stride-1 wide grid the per-offset products run on: Hout rows of width Wp.
+        self.grid_len = self.hout * self.wp
 
     def offsets(self):
         return [(i, j) for i in range(self.kh) for j in range(self.kw)]
@@ -78,39 +81,51 @@ class _Geometry:
         return np.zeros((self.n, self.c, self.hp, self.wp), dtype)
 
     def window(self, i, j):
-        """Index of the padded input read by kernel offset (i, j) across the output grid."""
+        """Index of the flat padded planes read by kernel offset (i, j) on the stride-1 grid."""
+        start = i * self.wp + j
+        return (slice(None), slice(None), slice(start, start + self.grid_len))
+
+    def pixels_read(self, i, j):
+        """Rows and columns of a (C, Hp, Wp) padded image read by kernel offset (i, j)
+        across the output, at any stride."""
         s = self.stride
-        if s == 1:
-            start = i * self.wp + j
-            return (slice(None), slice(None), slice(start, start + self.grid_len))
-        return (slice(None), slice(None),
-                slice(i, i + s * (self.hout - 1) + 1, s), slice(j, j + s * (self.wout - 1) + 1, s))
+        return slice(i, i + s * (self.hout - 1) + 1, s), slice(j, j + s * (self.wout - 1) + 1, s)
+
+    def columns(self, padded, n, out):
+        """Writes image n's im2col matrix into `out` (C*KH*KW, Hout*Wout): row (c, kh, kw)
+        holds the pixels that weight reads across the output, in NCHW order, so that one
+        product with the (O, C*KH*KW) weights gives the image's NCHW output. One copy of a
+        strided view of the (N, C, Hp, Wp) padded input."""
+        image = padded[n]
+        channel, row, column = image.strides
+        s = self.stride
+        view = as_strided(image, (self.c, self.kh, self.kw, self.hout, self.wout),
+                          (channel, row, column, s * row, s * column), writeable=False)
+        np.copyto(out.reshape(view.shape), view)
+        return out
 
     def patch(self, padded, i, j):
-        """(N, C, grid_len) view of the input pixels read by offset (i, j), at stride 1 (a
-        stride > 1 takes the patch-matrix path)."""
+        """(N, C, grid_len) view of the input pixels read by offset (i, j), at stride 1."""
         return padded[self.window(i, j)]
 
     def to_grid(self, gy):
         """(N, O, Hout, Wout) -> (N, O, grid_len), zero in the wide grid's dropped columns."""
-        if self.stride != 1:
-            return np.ascontiguousarray(gy).reshape(self.n, self.o, self.grid_len)
         grid = np.zeros((self.n, self.o, self.hout, self.wp), gy.dtype)
         grid[..., : self.wout] = gy
         return grid.reshape(self.n, self.o, self.grid_len)
 
     def from_grid(self, y):
-        return y.reshape(self.n, self.o, self.hout, self.grid_w)[..., : self.wout]
+        return y.reshape(self.n, self.o, self.hout, self.wp)[..., : self.wout]
 
     def uses_patch_matrix(self):
-        # Measured on the 2-core machine: the patch matrix wins for strides and for small
-        # maps where the per-offset products are small too (the shapes net's 22x22 conv2:
+        # Measured on the 2-core machine: the patch matrix wins for small maps where the
+        # per-offset products are small too (the shapes net's 22x22 conv2:
         # 20 -> 12 ms at batch 64; its 11x11 32-channel layers, 32x32x143 products: 2.5 ->
         # 1.9 ms forward, 2.3 -> 1.1 ms weight gradient); on VGG's large maps, and on its
         # 14x14 512-channel maps at batch 1, the per-image products are big enough and the
         # NHWC copies cost more than they save (5.8 against 9.3 ms).
         small_products = self.c < self.o or self.o * self.c * self.grid_len < SMALL_PRODUCT_MACS
-        return self.stride > 1 or (small_products and self.hout * self.wout <= 512)
+        return small_products and self.hout * self.wout <= SMALL_MAP_POSITIONS
 
     def padded_nhwc(self, x):
         p = self.padding
@@ -162,24 +177,56 @@ def conv2d_forward(x, weight, bias, stride=1, padding=0, context=None):
         return y
     g = _Geometry(x.shape, weight.shape, stride, padding)
     if g.uses_patch_matrix():
-        padded = g.padded_nhwc(x)
-        matrix = weight.transpose(2, 3, 1, 0).reshape(-1, g.o)
-        y = np.empty((g.n, g.hout, g.wout, g.o), x.dtype)
-        keep = context is not None and g.n * g.hout * g.wout * g.kh * g.kw * g.c * x.itemsize <= KEPT_PATCH_BYTES
-        kept = []
-        for images in g.batch_slices():
-            patches = g.patch_matrix(padded, images)
-            np.matmul(patches, matrix, out=y[images].reshape(-1, g.o))
-            if keep:
-                kept.append(patches)
-        if keep:
-            context["patches"] = kept
-        y = np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+        y = _patch_matrix_forward(g, x, weight, context)
+    elif stride > 1:
+        y = _columns_forward(g, x, weight, context)
     else:
         y = np.ascontiguousarray(g.from_grid(_grid_forward(g, g.pad_input(x), weight)))
     if bias is not None:
         y += bias.reshape(1, -1, 1, 1)
     return y
+
+
+def _patch_matrix_forward(g, x, weight, context):
+    padded = g.padded_nhwc(x)
+    matrix = weight.transpose(2, 3, 1, 0).reshape(-1, g.o)
+    y = np.empty((g.n, g.hout, g.wout, g.o), x.dtype)
+    keep = _kept(g, context)
+    kept = []
+    for images in g.batch_slices():
+        patches = g.patch_matrix(padded, images)
+        np.matmul(patches, matrix, out=y[images].reshape(-1, g.o))
+        if keep:
+            kept.append(patches)
+    if keep:
+        context["patches"] = kept
+    return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+
+
+def _kept(g, context):
+    """Whether a forward keeps its patches or columns for the weight gradient."""
+    return context is not None and g.n * g.hout * g.wout * g.kh * g.kw * g.c * 4 <= KEPT_PATCH_BYTES
+
+
+def _strided_input(g, x):
+    return g.pad_input(x) if g.padding else x
+
+
+def _columns_forward(g, x, weight, context):
+    """A strided convolution, one image at a time: its im2col columns and one product,
+    whose result is the image's NCHW output (EfficientNet's stem 0.72 -> 0.25 ms, CNN-F's
+    conv1 1.06 -> 0.91 ms, the shapes net's conv1 at batch 64 25.5 -> 9.7 ms against one
+    NHWC patch matrix for the batch, which needs a transposed copy of the output)."""
+    padded = _strided_input(g, x)
+    matrix = weight.reshape(g.o, -1)  # columns in (c, kh, kw) order, as the im2col rows
+    y = np.empty((g.n, g.o, g.hout * g.wout), x.dtype)
+    keep = _kept(g, context)
+    columns = np.empty((g.n if keep else 1, g.c * g.kh * g.kw, g.hout * g.wout), x.dtype)
+    for n in range(g.n):
+        np.matmul(matrix, g.columns(padded, n, columns[n if keep else 0]), out=y[n])
+    if keep:
+        context["columns"] = columns
+    return y.reshape(g.n, g.o, g.hout, g.wout)
 
 
 def _grid_forward(g, padded, weight):
@@ -228,20 +275,34 @@ def conv2d_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
         # kernel flipped in both directions and its in/out channels swapped.
         flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         return conv2d_forward(grad_y, flipped, None, 1, kernel - 1 - padding)
+    # The transposed im2col, one image at a time: one product gives every offset's
+    # contribution (C*KH*KW rows), added into the padded input's gradient window by window
+    # (EfficientNet's stem 0.71 -> 0.38 ms, CNN-F's conv1 4.3 -> 1.5 ms against a product per
+    # offset).
     g = _Geometry(x_shape, weight.shape, stride, padding)
-    grid = g.to_grid(grad_y)
-    padded = g.zero_padded(grad_y.dtype)
-    for i, j in g.offsets():
-        contribution = np.matmul(weight[:, :, i, j].T, grid)
-        window = padded[g.window(i, j)]
-        window += contribution.reshape(window.shape)
-    return np.ascontiguousarray(g.crop_input(padded))
+    matrix = weight.reshape(g.o, -1).T
+    padded = np.zeros((g.n, g.c, g.hp, g.wp), grad_y.dtype)
+    for n in range(g.n):
+        contributions = (matrix @ grad_y[n].reshape(g.o, -1)).reshape(g.c, g.kh, g.kw, g.hout, g.wout)
+        for i, j in g.offsets():
+            rows, columns = g.pixels_read(i, j)
+            padded[n, :, rows, columns] += contributions[:, i, j]
+    return np.ascontiguousarray(padded[:, :, g.padding : g.padding + g.h, g.padding : g.padding + g.w])
 
 
 def conv2d_backward_weights(grad_y, x, w_shape, stride=1, padding=0, context=None):
     """dL/dweight[:, :, i, j] = sum over the batch of grad_y @ patch_{i,j}^T. `context`:
     what conv2d_forward left for it, if anything."""
     g = _Geometry(x.shape, w_shape, stride, padding)
+    if stride > 1 and not g.uses_patch_matrix():
+        kept = (context or {}).get("columns")
+        padded = None if kept is not None else _strided_input(g, x)
+        buffer = None if kept is not None else np.empty((g.c * g.kh * g.kw, g.hout * g.wout), x.dtype)
+        grad_matrix = np.zeros((g.o, g.c * g.kh * g.kw), grad_y.dtype)
+        for n in range(g.n):
+            columns = kept[n] if kept is not None else g.columns(padded, n, buffer)
+            grad_matrix += grad_y[n].reshape(g.o, -1) @ columns.T
+        return grad_matrix.reshape(w_shape)
     if g.uses_patch_matrix():
         kept = (context or {}).get("patches")
         padded = None if kept else g.padded_nhwc(x)

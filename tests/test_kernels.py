@@ -18,16 +18,21 @@ CONV_CASES = [  # (batch, channels, height, width, out channels, kernel, stride,
 ]
 
 
+@pytest.mark.parametrize("small_maps", [True, False], ids=["maps as small as they are", "every map large"])
 @pytest.mark.parametrize("n, c, h, w, o, k, stride, padding", CONV_CASES)
-def test_conv2d_gradients_match_finite_differences(rng, monkeypatch, n, c, h, w, o, k, stride, padding):
+def test_conv2d_gradients_match_finite_differences(rng, monkeypatch, n, c, h, w, o, k, stride, padding, small_maps):
     import deepinside.kernels.conv2d
     monkeypatch.setattr(deepinside.kernels.conv2d, "PATCH_SLICE_BYTES", 1)  # a slice per image
+    # Maps this small take the patch matrix; counted as large, the strided ones take the
+    # per-image columns and the others the wide grid, as real networks' large maps do.
+    monkeypatch.setattr(deepinside.kernels.conv2d, "SMALL_MAP_POSITIONS", 512 if small_maps else 0)
     x = rng.standard_normal((n, c, h, w))
     weight = rng.standard_normal((o, c, k, k))
     bias = rng.standard_normal(o)
     context = {}  # what the forward keeps for the weight gradient, if anything
     y = K.conv2d_forward(x, weight, bias, stride, padding, context)
-    assert ("patches" in context) == (stride > 1 or c < o and k > 1)
+    patch_matrix = small_maps and (stride > 1 or c < o and k > 1)
+    assert set(context) == ({"patches"} if patch_matrix else {"columns"} if stride > 1 else set())
     assert y.shape == (n, o, K.conv2d_output_size(h, k, stride, padding),
                        K.conv2d_output_size(w, k, stride, padding))
     probe = rng.standard_normal(y.shape)
@@ -208,6 +213,28 @@ def test_adaptive_avgpool_matches_torch_and_finite_differences(rng, shape, outpu
     probe = rng.standard_normal(y.shape)
     numeric = numerical_gradient(lambda v: (K.adaptive_avgpool_forward(v, output_size) * probe).sum(), x)
     assert relative_error(K.adaptive_avgpool_backward(probe, x.shape), numeric) < 1e-7
+
+
+@pytest.mark.parametrize("n, c, h, w, o, k, stride, padding", [
+    (1, 3, 225, 225, 32, 3, 2, 0),  # EfficientNet's stem, after its ZeroPad2d
+    (2, 3, 100, 97, 5, 11, 4, 2),  # CNN-F's conv1 geometry on a smaller image
+    (3, 4, 80, 77, 6, 4, 3, 1),
+])
+def test_strided_convolution_on_large_maps_matches_torch(rng, n, c, h, w, o, k, stride, padding):
+    import torch
+    x, weight, bias = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, k, k)), rng.standard_normal(o)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(weight, requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, wt, torch.tensor(bias), stride=stride, padding=padding)
+    context = {}
+    y = K.conv2d_forward(x, weight, bias, stride, padding, context)
+    assert "columns" in context and yt.shape[2] * yt.shape[3] > 512  # the per-image columns path
+    assert relative_error(y, yt.detach().numpy()) < 1e-12
+    probe = rng.standard_normal(y.shape)
+    yt.backward(torch.tensor(probe))
+    assert relative_error(K.conv2d_backward_data(probe, weight, x.shape, stride, padding), xt.grad.numpy()) < 1e-12
+    for kept in (None, context):
+        assert relative_error(K.conv2d_backward_weights(probe, x, weight.shape, stride, padding, kept),
+                              wt.grad.numpy()) < 1e-12
 
 
 @settings(max_examples=40, deadline=None)
