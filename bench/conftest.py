@@ -68,10 +68,21 @@ def record_ratio():
     return record
 
 
+def blas_in_use():
+    """NumPy's BLAS as it runs in this process: library, version, kernel and threads
+    (OPENBLAS_CORETYPE in the environment chooses the kernel; see bench/README.md)."""
+    from threadpoolctl import threadpool_info
+
+    return "; ".join(f"{info.get('internal_api')} {info.get('version')} {info.get('architecture', '')} "
+                     f"{info.get('num_threads')} threads" for info in threadpool_info()
+                     if info.get("user_api") == "blas" and "numpy" in info.get("filepath", ""))
+
+
 def pytest_terminal_summary(terminalreporter):
     groups = sorted({group for group, _ in MEDIANS})
     if groups:
         terminalreporter.section("medians and ratios to PyTorch (ours / torch)")
+        terminalreporter.write_line(f"NumPy's BLAS: {blas_in_use()}")
     for group in groups:
         ours, theirs = MEDIANS.get((group, "ours")), MEDIANS.get((group, "torch"))
         line = f"{group:<34} ours {ours:8.4f} s" if ours else f"{group:<34}"
