@@ -536,6 +536,16 @@ class Sequential(Module):
                 raise ValueError(f"layer {index}: {error}") from None
         return shape
 
+    def largest_activation(self, shape):
+        """The most numbers any layer, inside blocks too, outputs on an input of `shape`."""
+        largest = 0
+        for layer in self.layers:
+            if isinstance(layer, Sequential):
+                largest = max(largest, layer.largest_activation(shape))
+            shape = layer.output_shape(shape)
+            largest = max(largest, math.prod(shape))
+        return largest
+
     def forward_with_state(self, x):
         """The output and, for the DeconvNet steps, every layer's input and state."""
         inputs, states = [], []

@@ -88,12 +88,18 @@ def test_single_crop_saliency_matches_torch():
         assert relative_error(saliency_map, expected) < 1e-4, mode
 
 
-def test_ten_crop_saliency_geometry_on_a_linear_model():
+@pytest.mark.parametrize("slice_bytes", [32 << 20, 1], ids=["the crops in one pass", "a pass per crop"])
+def test_ten_crop_saliency_geometry_on_a_linear_model(monkeypatch, slice_bytes):
     """For S_c = w_c . I + b_c the gradient of every crop is w_c: the 10-crop map is, at
     each pixel, the mean of max_channel |w_c| over the crops covering it, read mirrored in
-    the mirrored crops."""
+    the mirrored crops; the same whether the crops run in one batch or in slices."""
+    import sys
+    saliency_module = sys.modules["deepinside.viz.saliency"]
+    monkeypatch.setattr(saliency_module, "FRESH_PAGES_BYTES", slice_bytes)
     size, classes = 5, 3
     model = linear_model(size, classes)
+    assert len(saliency_module.batch_slices(model, np.zeros((10, 3, size, size), np.float32))) == (
+        1 if slice_bytes > 1 else 10)
     image = np.random.default_rng(1).random((8, 7, 3)).astype(np.float32) * 255
     model.image_size = 7
     weight_map = np.abs(model.net[1].weight.data[1].reshape(3, size, size)).max(axis=0)
@@ -105,6 +111,22 @@ def test_ten_crop_saliency_geometry_on_a_linear_model():
     saliency_map = viz.saliency(model, image, class_index=1, crops=10)
     assert relative_error(saliency_map, total / count) < 1e-6
     assert count.min() > 0  # on this geometry every pixel is covered
+
+
+def test_crops_in_slices_choose_the_same_classes_and_maps(monkeypatch):
+    """The top classes come from the scores of all crops, whichever slices they ran in."""
+    import sys
+    saliency_module = sys.modules["deepinside.viz.saliency"]
+    model = linear_model(5, 4)
+    image = np.random.default_rng(2).random((8, 7, 3)).astype(np.float32) * 255
+    model.image_size = 7
+    results = []
+    for slice_bytes in (32 << 20, 1):
+        monkeypatch.setattr(saliency_module, "FRESH_PAGES_BYTES", slice_bytes)
+        results.append(viz.saliency_maps(model, image, crops=10, top_k=3))
+    (maps, classes, scores), (sliced_maps, sliced_classes, sliced_scores) = results
+    assert sliced_classes == classes and len(set(classes)) == 3
+    assert relative_error(sliced_scores, scores) < 1e-6 and relative_error(sliced_maps, maps) < 1e-6
 
 
 def test_saliency_refuses_an_unknown_class():

@@ -21,11 +21,31 @@ def _check_class(model, class_index, count):
     return int(class_index)
 
 
+# glibc hands a freed block back out only up to its mmap threshold (32 MB at most, which
+# engine.keep_freed_memory sets) and maps every bigger array anew, a page fault per 4 KB at
+# each allocation. On the NumPy path a batch of crops therefore runs as slices whose largest
+# activation stays under that size (VGG-16: 2 crops of 224x224, EfficientNet-Lite0: 6): the
+# 10-crop saliency pass 5.1 -> 4.1 s (VGG-16) and 358 -> 312 ms (EfficientNet-Lite0).
+FRESH_PAGES_BYTES = 32 << 20
+
+
+def batch_slices(model, batch):
+    """The slices of a batch of inputs that run as one pass each: the whole batch, except on
+    the NumPy path (see FRESH_PAGES_BYTES)."""
+    net = model.net
+    if net.backend.name != "numpy" or not isinstance(net, engine.nn.Sequential):
+        return [slice(0, len(batch))]
+    per_image = net.largest_activation((1,) + batch.shape[1:]) * batch.itemsize
+    size = max(1, FRESH_PAGES_BYTES // per_image)
+    return [slice(start, start + size) for start in range(0, len(batch), size)]
+
+
 def class_scores(model, batch):
     """Unnormalised class scores (N, K) of a (N, 3, H, W) batch, with no graph recorded."""
     model.net.eval()
     with engine.no_grad():
-        return model.net(engine.Tensor(batch, backend=model.net.backend)).numpy()
+        return np.concatenate([model.net(engine.Tensor(batch[part], backend=model.net.backend)).numpy()
+                               for part in batch_slices(model, batch)])
 
 
 def classify(model, image, top_k=5, crops=1):
@@ -71,22 +91,24 @@ def saliency_maps(model, image, class_indices=None, crops=1, mode=Mode.BACKPROP,
         scores = class_scores(model, batch).mean(axis=0)  # classes are chosen on the clean crops
 
     per_class = None
+    parts = batch_slices(model, batch)
     for noisy in copies:
-        x = engine.Tensor(noisy, requires_grad=True, backend=model.net.backend)
-        out = model.net(x)
+        inputs = [engine.Tensor(noisy[part], requires_grad=True, backend=model.net.backend) for part in parts]
+        outputs = [model.net(x) for x in inputs]
         if per_class is None:
             if not smoothgrad_samples:
-                scores = out.numpy().mean(axis=0)
+                scores = np.concatenate([out.numpy() for out in outputs]).mean(axis=0)
             if class_indices is None:
                 class_indices = [int(c) for c in _top(scores, top_k)]
             class_indices = [_check_class(model, c, scores.size) for c in class_indices]
             per_class = np.zeros((len(class_indices), len(boxes)) + batch.shape[2:], np.float64)
         for k, class_index in enumerate(class_indices):
-            seed_gradient = np.zeros(out.shape, x.dtype)
-            seed_gradient[:, class_index] = 1  # dS_c/dI for every crop in one backward
-            (gradient,) = engine.grad(out, [x], grad_output=seed_gradient, mode=mode,
-                                      retain_graph=k + 1 < len(class_indices))
-            per_class[k] += np.abs(engine.to_numpy(gradient)).max(axis=1)
+            for part, x, out in zip(parts, inputs, outputs):
+                seed_gradient = np.zeros(out.shape, x.dtype)
+                seed_gradient[:, class_index] = 1  # dS_c/dI for every crop of the slice in one backward
+                (gradient,) = engine.grad(out, [x], grad_output=seed_gradient, mode=mode,
+                                          retain_graph=k + 1 < len(class_indices))
+                per_class[k, part] += np.abs(engine.to_numpy(gradient)).max(axis=1)
     per_class /= len(copies)
     maps = np.stack([_accumulate(image.shape[:2], boxes, crop_maps, model.input_size)
                      for crop_maps in per_class])
@@ -98,8 +120,8 @@ def saliency(model, image, class_index=None, crops=1, mode=Mode.BACKPROP,
     """Saliency map (H, W) over the working image, float32.
 
     class_index defaults to the top-1 class. crops=1 is the centre crop; crops=10 the 4
-    corner crops, the centre crop and their mirrors, computed in one batched forward and
-    backward, each map mirrored back, added at its place and divided by the number of
+    corner crops, the centre crop and their mirrors, computed in batched forwards and
+    backwards (see batch_slices), each map mirrored back, added at its place and divided by the number of
     crops covering each pixel (0 where none does). mode: "backprop" (the paper's),
     "deconvnet" or "guided". smoothgrad_samples > 0 turns on SmoothGrad.
     """
