@@ -191,7 +191,7 @@ def _patch_matrix_forward(g, x, weight, context):
     padded = g.padded_nhwc(x)
     matrix = weight.transpose(2, 3, 1, 0).reshape(-1, g.o)
     y = np.empty((g.n, g.hout, g.wout, g.o), x.dtype)
-    keep = _kept(g, context)
+    keep = _kept(g, context, x.itemsize)
     kept = []
     for images in g.batch_slices():
         patches = g.patch_matrix(padded, images)
@@ -203,9 +203,9 @@ def _patch_matrix_forward(g, x, weight, context):
     return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
 
 
-def _kept(g, context):
+def _kept(g, context, itemsize):
     """Whether a forward keeps its patches or columns for the weight gradient."""
-    return context is not None and g.n * g.hout * g.wout * g.kh * g.kw * g.c * 4 <= KEPT_PATCH_BYTES
+    return context is not None and g.n * g.hout * g.wout * g.kh * g.kw * g.c * itemsize <= KEPT_PATCH_BYTES
 
 
 def _strided_input(g, x):
@@ -220,7 +220,7 @@ def _columns_forward(g, x, weight, context):
     padded = _strided_input(g, x)
     matrix = weight.reshape(g.o, -1)  # columns in (c, kh, kw) order, as the im2col rows
     y = np.empty((g.n, g.o, g.hout * g.wout), x.dtype)
-    keep = _kept(g, context)
+    keep = _kept(g, context, x.itemsize)
     columns = np.empty((g.n if keep else 1, g.c * g.kh * g.kw, g.hout * g.wout), x.dtype)
     for n in range(g.n):
         np.matmul(matrix, g.columns(padded, n, columns[n if keep else 0]), out=y[n])
