@@ -58,10 +58,14 @@ def test_saliency_pass_ours(benchmark, network_pairs, record_median, name, input
 
 def assert_near_float64(net, image, seed, *gradients):
     # Float32 rounding flips near-tied max-pool switches and ReLU6 masks differently in two
-    # computations (tests/ compare them exactly on small nets); the float64 twin is the referee.
+    # computations (tests/ compare them exactly on small nets); the float64 twin is the
+    # referee. One flipped unit changes the gradient over its receptive field: on the
+    # EfficientNet-Lite0 photograph PyTorch's own float32 pass, and ours layer by layer, are
+    # 0.0037 off in L2 norm and 0.021 in the largest element (relative to the reference's).
     reference = theirs(torch_twin(net, torch.float64), image.astype(np.float64), seed.astype(np.float64)).numpy()
     for gradient in gradients:
-        assert np.abs(gradient - reference).max() <= 2e-2 * np.abs(reference).max()
+        assert np.linalg.norm(gradient - reference) <= 1e-2 * np.linalg.norm(reference)
+        assert np.abs(gradient - reference).max() <= 5e-2 * np.abs(reference).max()
 
 
 @pytest.mark.parametrize("name", NETS)
