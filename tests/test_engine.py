@@ -234,3 +234,22 @@ def test_cuda_backend_without_a_gpu_says_what_is_missing():
         pytest.skip("a GPU is usable here")
     with pytest.raises(ValueError, match="(needs CuPy|no usable GPU|found no GPU).*numpy or emulator backend"):
         engine.set_backend("cuda")
+
+
+def test_largest_activation_looks_inside_blocks(rng):
+    """The most numbers any layer outputs, nested blocks included: here the residual
+    block's expanded 24-channel map, which no top-level layer outputs."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(),
+                        nn.Residual(nn.Conv2d(4, 24, 1), nn.ReLU6(), nn.Conv2d(24, 4, 1)),
+                        nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
+    x = engine.Tensor(rng.standard_normal((2, 3, 16, 16)).astype(np.float32))
+    sizes = []
+    for layer in net.layers:
+        if isinstance(layer, nn.Sequential):
+            inner = x
+            for sublayer in layer.layers:
+                inner = sublayer(inner)
+                sizes.append(inner.data.size)
+        x = layer(x)
+        sizes.append(x.data.size)
+    assert net.largest_activation((2, 3, 16, 16)) == max(sizes) == 2 * 24 * 8 * 8
