@@ -218,12 +218,12 @@ def _columns_forward(g, x, weight, context):
     the batch, whose output needs a transposed copy (measured with the allocator setting of
     engine.keep_freed_memory): EfficientNet's stem 0.86 -> 0.35 ms at batch 1 and 8.9 ->
     3.6 ms at batch 10, CNN-F's conv1 1.55 -> 1.48 ms, the shapes net's conv1 at batch 64
-    16.1 -> 15.2 ms."""
+    15.8 -> 15.4 ms."""
     padded = _strided_input(g, x)
     matrix = weight.reshape(g.o, -1)  # columns in (c, kh, kw) order, as the im2col rows
     y = np.empty((g.n, g.o, g.hout * g.wout), x.dtype)
     # Each image gets columns of its own where the batch's fit: one buffer refilled for
-    # every image made the shapes net's conv1 at batch 64 take 19.5 ms instead of 15.2.
+    # every image made the shapes net's conv1 at batch 64 take 19.7 ms instead of 15.4.
     own = _batch_patches_fit(g, x.itemsize)
     columns = np.empty((g.n if own else 1, g.c * g.kh * g.kw, g.hout * g.wout), x.dtype)
     for n in range(g.n):
@@ -281,8 +281,8 @@ def conv2d_backward_data(grad_y, weight, x_shape, stride=1, padding=0):
         return conv2d_forward(grad_y, flipped, None, 1, kernel - 1 - padding)
     # The transposed im2col, one image at a time: one product gives every offset's
     # contribution (C*KH*KW rows), added into the padded input's gradient window by window
-    # (EfficientNet's stem 0.71 -> 0.38 ms, CNN-F's conv1 4.3 -> 1.5 ms against a product per
-    # offset).
+    # (EfficientNet's stem 0.62 -> 0.39 ms, CNN-F's conv1 4.7 -> 1.8 ms against a product per
+    # offset, with the allocator setting of engine.keep_freed_memory).
     g = _Geometry(x_shape, weight.shape, stride, padding)
     matrix = weight.reshape(g.o, -1).T
     padded = np.zeros((g.n, g.c, g.hp, g.wp), grad_y.dtype)

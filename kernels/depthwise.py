@@ -118,14 +118,15 @@ def _backward_data_wide(grad_y, weight, x_shape, stride, padding):
     wide = grid.to_wide(grad_y, front)
     planes = grid.planes(grad_y.dtype)  # phases no offset reads stay zero
     partial = np.empty((grid.c, grid.plane_length), grad_y.dtype)
-    for n in range(grid.n):
-        for a, rows in grid.row_phases():
-            first_row = front - (len(rows) - 1) * grid.wq
-            for b in range(min(stride, grid.kernel)):
-                _sum_of_stacks(planes[a, b, n], partial, (
-                    (grid.stack(wide[n][None], first_row - j, len(rows), grid.plane_length),
+    # Per phase (a, b): where each of its offsets' reversed rows start in `wide`, and their taps.
+    taps = [(a, b, [(front - (len(rows) - 1) * grid.wq - j, len(rows),
                      weight[:, 0, rows.start :: stride, stride * j + b][:, None, ::-1])
-                    for j, columns in grid.column_groups() if stride * j + b in columns))
+                    for j, columns in grid.column_groups() if stride * j + b in columns])
+            for a, rows in grid.row_phases() for b in range(min(stride, grid.kernel))]
+    for n in range(grid.n):
+        for a, b, terms in taps:
+            _sum_of_stacks(planes[a, b, n], partial, ((grid.stack(wide[n][None], first, count, grid.plane_length), taps_ab)
+                                                      for first, count, taps_ab in terms))
     return grid.merge(planes)
 
 

@@ -104,7 +104,7 @@ class PhaseGrid:
         transposed sum gathers (up to reach rows and columns back) lies inside it."""
         return self.reach * self.wq + self.reach
 
-    def to_wide(self, grad_y, front=0):
+    def to_wide(self, grad_y, front):
         """grad_y on the wide grid (zeros in the garbage columns), with `front` zeros before
         it and zeros after it up to a phase plane's length."""
         wide = np.zeros((self.n, self.c, front + self.plane_length), grad_y.dtype)
