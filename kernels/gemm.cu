@@ -115,6 +115,8 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2) sgemm_tiled(int M,
 //   v7 sgemm_warptile_*   the block tile split between warps first, then lanes (below).
 //   v8 sgemm_pipelined_*  v7 with double-buffered shared memory: the next slice's loads in
 //                         flight while this one is multiplied (below).
+//   v9 sgemm_splitk_*     v8 with the K reduction split between blockIdx.z slices when the
+//                         tiles alone cannot fill the GPU (below).
 // Cost of every version: 2 M N K FLOPs. The engine uses gemm.py's ENGINE_SGEMM rung.
 
 // ---- v2 -------------------------------------------------------------------------------
@@ -417,9 +419,12 @@ __device__ __forceinline__ void sgemm_warptile_body(int M, int N, int K, float a
   warp_tile_store(C, M, N, alpha, beta, row, col, accumulator);
 }
 
+// Reduces K indices [k_begin, k_end) (k_begin a multiple of VEC_BK, so a staged slice never
+// reaches into another block's range; only K itself bounds the last one).
 template <bool TRANS_A, bool TRANS_B>
-__device__ __forceinline__ void sgemm_pipelined_body(int M, int N, int K, float alpha, const float* __restrict__ A,
-                                                     const float* __restrict__ B, float beta, float* __restrict__ C) {
+__device__ __forceinline__ void sgemm_pipelined_body(int M, int N, int K, int k_begin, int k_end, float alpha,
+                                                     const float* __restrict__ A, const float* __restrict__ B,
+                                                     float beta, float* __restrict__ C) {
   __shared__ __align__(16) float As[2][VEC_BK][VEC_BM];
   __shared__ __align__(16) float Bs[2][VEC_BK][VEC_BN];
   const int row0 = blockIdx.y * VEC_BM, col0 = blockIdx.x * VEC_BN;
@@ -430,11 +435,11 @@ __device__ __forceinline__ void sgemm_pipelined_body(int M, int N, int K, float 
   for (int i = 0; i < 8; ++i)
     for (int j = 0; j < 8; ++j) accumulator[i][j] = 0.0f;
   float4 a_slice, b_slice;
-  fetch_slice<TRANS_A, TRANS_B>(A, B, M, N, K, row0, col0, 0, a_vector, b_vector, a_slice, b_slice);
+  fetch_slice<TRANS_A, TRANS_B>(A, B, M, N, K, row0, col0, k_begin, a_vector, b_vector, a_slice, b_slice);
   store_slice<TRANS_A, TRANS_B>(As[0], Bs[0], a_slice, b_slice);
   __syncthreads();
-  for (int k0 = 0, buffer = 0; k0 < K; k0 += VEC_BK, buffer ^= 1) {
-    const bool more = k0 + VEC_BK < K;
+  for (int k0 = k_begin, buffer = 0; k0 < k_end; k0 += VEC_BK, buffer ^= 1) {
+    const bool more = k0 + VEC_BK < k_end;
     if (more)  // the next slice's loads, in flight during the products below
       fetch_slice<TRANS_A, TRANS_B>(A, B, M, N, K, row0, col0, k0 + VEC_BK, a_vector, b_vector, a_slice, b_slice);
     warp_tile_slice(As[buffer], Bs[buffer], row, col, accumulator);
@@ -466,17 +471,59 @@ extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_warptile_nt(
 extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_pipelined_nn(
     int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
     float* __restrict__ C) {
-  sgemm_pipelined_body<false, false>(M, N, K, alpha, A, B, beta, C);
+  sgemm_pipelined_body<false, false>(M, N, K, 0, K, alpha, A, B, beta, C);
 }
 
 extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_pipelined_tn(
     int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
     float* __restrict__ C) {
-  sgemm_pipelined_body<true, false>(M, N, K, alpha, A, B, beta, C);
+  sgemm_pipelined_body<true, false>(M, N, K, 0, K, alpha, A, B, beta, C);
 }
 
 extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_pipelined_nt(
     int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
     float* __restrict__ C) {
-  sgemm_pipelined_body<false, true>(M, N, K, alpha, A, B, beta, C);
+  sgemm_pipelined_body<false, true>(M, N, K, 0, K, alpha, A, B, beta, C);
+}
+
+// ---- v9 ---------------------------------------------------------------------------------
+// v9 sgemm_splitk_{nn,tn,nt}: v8 on K indices [z slice, (z + 1) slice) for z = blockIdx.z,
+//   each slice's tile written to its own M x N plane of `partial`; sgemm_sum_splits then adds
+//   the planes in a fixed order (deterministic, no atomics) into C. What it buys: a product
+//   whose tiles are fewer than the SMs (a fully connected layer at batch 1 or 64: M <= 128,
+//   so 4096 outputs are 32 tiles on 132 SMs, each reducing K = 25088 alone) gets enough
+//   blocks to keep every SM busy; the price is the planes' extra writes and reads,
+//   4 M N splits bytes each way, small exactly where the split is taken (few tiles).
+//   `slice` is a multiple of VEC_BK; gemm.py chooses it.
+#define SPLIT_K_PLANE(M, N) ((long long)blockIdx.z * (M) * (N))
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_splitk_nn(
+    int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
+    float* __restrict__ partial) {
+  const int k_begin = blockIdx.z * slice, k_end = k_begin + slice < K ? k_begin + slice : K;
+  sgemm_pipelined_body<false, false>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f, partial + SPLIT_K_PLANE(M, N));
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_splitk_tn(
+    int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
+    float* __restrict__ partial) {
+  const int k_begin = blockIdx.z * slice, k_end = k_begin + slice < K ? k_begin + slice : K;
+  sgemm_pipelined_body<true, false>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f, partial + SPLIT_K_PLANE(M, N));
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_splitk_nt(
+    int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
+    float* __restrict__ partial) {
+  const int k_begin = blockIdx.z * slice, k_end = k_begin + slice < K ? k_begin + slice : K;
+  sgemm_pipelined_body<false, true>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f, partial + SPLIT_K_PLANE(M, N));
+}
+
+// C[e] = alpha * (the sum over z of partial[z, e], z in order) + beta * C[e].
+extern "C" __global__ void sgemm_sum_splits(const float* __restrict__ partial, float* __restrict__ C, long long count,
+                                            int splits, float alpha, float beta) {
+  for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < count; e += (long long)gridDim.x * blockDim.x) {
+    float total = 0.0f;
+    for (int z = 0; z < splits; ++z) total += partial[z * count + e];
+    C[e] = alpha * total + (beta != 0.0f ? beta * C[e] : 0.0f);
+  }
 }

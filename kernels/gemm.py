@@ -15,12 +15,28 @@ def gemm_product(a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0)
 
 # The rungs of gemm.cu's ladder compiled once per transpose case the engine uses (NN, TN,
 # NT), all 128 x 128 tiles of 256 threads (kernels/ladder.py runs them). The engine's
-# products use ENGINE_SGEMM: the vectorised rung, which the ladder validates on the emulator;
-# which of vectorized, warptile and pipelined is fastest on a GPU is for the GPU ladder run
-# to say (bench/README.md), and this name to follow.
-SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined")
-ENGINE_SGEMM = "vectorized"
+# products use ENGINE_SGEMM, the fastest rung of the H100 run of 2026-11-27 (pipelined,
+# 0.77-0.81x cuBLAS at 4096^3, bench/results/h100-2026-11-27/ladder_gemm.txt) with its
+# reduction split between blocks where the tiles alone are too few (splitk: the same kernel
+# as pipelined when they are not).
+SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined", "splitk")
+ENGINE_SGEMM = "splitk"
 CASES = {(False, False): "nn", (True, False): "tn", (False, True): "nt"}
+# Split-K: enough blocks to fill an H100 (132 SMs) twice over, and slices of at least
+# SPLIT_K_MIN_DEPTH so that each block's multiply-adds still outweigh its partial plane.
+SPLIT_K_TARGET_BLOCKS = 264
+SPLIT_K_MIN_DEPTH = 256
+
+
+def split_k_slices(tiles, depth, quantum):
+    """(slice length, slice count) splitting a `depth`-long reduction so that `tiles` blocks
+    become about SPLIT_K_TARGET_BLOCKS, each slice a multiple of `quantum` (the kernel's
+    staging depth) and at least SPLIT_K_MIN_DEPTH long; (depth, 1) when no split pays."""
+    splits = min(-(-SPLIT_K_TARGET_BLOCKS // tiles), depth // SPLIT_K_MIN_DEPTH)
+    if splits <= 1:
+        return depth, 1
+    length = -(-(-(-depth // splits)) // quantum) * quantum
+    return length, -(-depth // length)
 
 
 def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0,
@@ -37,9 +53,18 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
     if case is None:
         grid = (-(-n // device.define("GEMM_BN")), -(-m // device.define("GEMM_BM")))
         device.launch("sgemm_tiled", grid, m, n, k, 1.0, a, int(transpose_a), b, int(transpose_b), beta, out)
-    else:
-        grid = (-(-n // device.define("VEC_BN")), -(-m // device.define("VEC_BM")))
+        return out
+    grid = (-(-n // device.define("VEC_BN")), -(-m // device.define("VEC_BM")))
+    if version != "splitk":
         device.launch(f"sgemm_{version}_{case}", grid, m, n, k, 1.0, a, b, beta, out)
+        return out
+    length, splits = split_k_slices(grid[0] * grid[1], k, device.define("VEC_BK"))
+    if splits == 1:
+        device.launch(f"sgemm_pipelined_{case}", grid, m, n, k, 1.0, a, b, beta, out)
+        return out
+    partial = device.empty((splits, m, n))
+    device.launch(f"sgemm_splitk_{case}", grid + (splits,), m, n, k, length, a, b, partial)
+    device.elementwise("sgemm_sum_splits", out.size, partial, out, out.size, splits, 1.0, beta)
     return out
 
 

@@ -1,7 +1,7 @@
 """Run a kernel family's ladder: every version, validated against the NumPy reference and
 timed, in the order its .cu file presents them.
 
-    python -m deepinside.kernels.ladder gemm              # on a GPU: 4096^3, against cuBLAS
+    python -m deepinside.kernels.ladder gemm              # on a GPU: 4096^3 and 64x4096x25088, against cuBLAS
     python -m deepinside.kernels.ladder gemm --emulator   # anywhere: small awkward sizes, correctness only
     python -m deepinside.kernels.ladder conv_forward      # also conv_backward_data, conv_backward_weights:
                                                           # direct, im2col + SGEMM, implicit GEMM; peer cuDNN
@@ -87,6 +87,8 @@ GEMM_LADDER = [
          _specialised("warptile"), ALL_CASES),
     Rung("sgemm_pipelined", "warp tiles, two shared buffers: the next slice's loads in flight",
          _specialised("pipelined"), ALL_CASES),
+    Rung("sgemm_splitk", "v8 with K split between blocks where the tiles are too few (the engine's)",
+         _specialised("splitk"), ALL_CASES),
 ]
 CONV_DIRECTIONS = ("conv_forward", "conv_backward_data", "conv_backward_weights")
 # Element-wise kernels: bytes moved per element, and the versions in relu.cu's order.
@@ -367,6 +369,11 @@ def torch_convolution(torch):
     return peer
 
 
+# Products (m, n, k) on the emulator: sizes that are not multiples of any tile, one of all
+# multiples of 4 (the float4 paths) and one whose reduction the split-K rung splits. On a
+# GPU, besides the square one, VGG-16's fc6 at batch 64: 32 tiles, a 25088-long reduction.
+EMULATOR_GEMMS = [(67, 45, 33), (130, 129, 20), (132, 68, 44), (20, 36, 1100)]
+SKINNY_GEMM = (64, 4096, 25088)
 # Convolution shapes (n, c, h, w, o, k, stride, padding): VGG-16's first, a middle and a late
 # layer on a GPU (batch 16 keeps the direct versions within the script's minutes); on the
 # emulator, shapes with more than one tile and with split-K slices.
@@ -416,7 +423,7 @@ def main(argv=None):
     if arguments.emulator:
         launcher, peak, peer = EmulatorLauncher(), None, None
         # Sizes that are not multiples of any tile; the last all multiples of 4 (the float4 paths).
-        sizes = [(67, 45, 33), (130, 129, 20), (132, 68, 44)] if gemm else EMULATOR_CONVOLUTIONS
+        sizes = EMULATOR_GEMMS if gemm else EMULATOR_CONVOLUTIONS
         repeats, timer = 1, wall_clock
         print("emulator: correctness only; times are the CPU emulator's")
     else:
@@ -425,7 +432,7 @@ def main(argv=None):
         name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
         peak = next((v for key, v in FP32_PEAK_TFLOPS.items() if key in name), None)
         size = arguments.size
-        sizes = [(size, size, size)] if gemm else GPU_CONVOLUTIONS
+        sizes = [(size, size, size), SKINNY_GEMM] if gemm else GPU_CONVOLUTIONS
         repeats, timer = arguments.repeats, _cuda_events(cupy)
         if gemm:
             peer = lambda a, b, ta, tb: cupy.matmul(a.T if ta else a, b.T if tb else b)  # noqa: E731 - cuBLAS

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from deepinside import engine
+from deepinside.kernels.gemm import split_k_slices
 from deepinside.kernels.ladder import PoisonedDevice
 import deepinside.kernels as K
 from helpers import distinct_values, relative_error
@@ -70,6 +71,21 @@ def test_sgemm_naive_and_accumulation(launcher, rng):
     out = device(launcher, c.copy())
     ops_on(launcher).gemm.product(device(launcher, a), device(launcher, b), out=out, beta=1.0)
     assert relative_error(host(out), a @ b + c) < 1e-5
+
+
+@pytest.mark.parametrize("transpose_a, transpose_b", [(False, False), (True, False), (False, True)])
+def test_sgemm_split_k_with_accumulation(launcher, rng, transpose_a, transpose_b):
+    """One tile of results and a 1029-long reduction: four slices of 264 (the last 237, not a
+    multiple of the staging depth), summed in order into beta C."""
+    m, n, k = 3, 70, 1029
+    assert split_k_slices(1, k, 8) == (264, 4)
+    a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    out = device(launcher, c.copy())
+    ops_on(launcher).gemm.product(device(launcher, a), device(launcher, b), transpose_a, transpose_b, out=out, beta=0.5)
+    expected = (a.T if transpose_a else a).astype(np.float64) @ (b.T if transpose_b else b) + 0.5 * c
+    assert relative_error(host(out), expected) < 1e-5
 
 
 CONV_CASES = [(1, 3, 7, 6, 4, 3, 1, 1), (3, 2, 9, 7, 5, 5, 2, 2), (1, 3, 23, 19, 6, 11, 4, 0),
