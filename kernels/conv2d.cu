@@ -151,19 +151,24 @@ extern "C" __global__ void nchw_to_columns(const float* __restrict__ grad_y, flo
 // =======================================================================================
 // Implicit GEMM: the products above without the column buffer. Each is a GEMM whose
 // operands are gathered from the tensors as the tiles are staged (what cuDNN calls implicit
-// precomputed-free GEMM), tiled like gemm.cu's sgemm_tiled: 256 threads, a 128 x 128 tile
-// of the result, 8-deep slices of the reduction, 8 x 8 results a thread (rows ty + 16 i,
-// columns tx + 16 j), shared-memory staging of both operands.
+// precomputed-free GEMM), tiled like gemm.cu's sgemm_pipelined: 256 threads, a 128 x 128
+// tile of the result, 8-deep slices of the reduction staged in two shared-memory buffers,
+// 8 x 8 results a thread in the warp-tile layout (tile_row, tile_column below).
 //   forward          y (O x N L)      = W (O x C K K)      col (C K K x N L)
 //   backward data    gx (C x N H W)   = W^T (C x O K K)    gy-gather (O K K x N H W)
-//   backward weights gW (O x C K K)   = gy (O x N L)       col^T (N L x C K K), split-K:
-//                    blockIdx.z takes one slice of the N L reduction and writes a partial
-//                    tile to a workspace; conv2d_sum_splits adds the slices in a fixed order
-//                    (deterministic, no atomics). One 128 x 128 tile can no longer own the
-//                    3.2 M-long reduction of VGG's conv1_1 at batch 64.
-// The gathers cost integer divisions per staged value instead of the column buffer's
-// 4 C K^2 N L bytes of writes and reads. The templates take the kernel size and stride as
-// compile-time constants where known (3x3, stride 1: VGG's every layer), 0 = at run time.
+//   backward weights gW (O x C K K)   = gy (O x N L)       col^T (N L x C K K)
+// Split-K, in every direction: blockIdx.z takes one slice of the reduction and writes its
+// tile to plane z of a workspace; conv2d_sum_splits adds the planes in a fixed order
+// (deterministic, no atomics), and the bias. The host splits where the tiles alone cannot
+// fill the GPU: the weight gradient always (a 3.2 M-long reduction for VGG's conv1_1 at batch
+// 64), the other two at batch 1 on small maps (VGG's 14 x 14 layers: 8 tiles, 4608 deep).
+// Gathers: a thread stages the same column of B at every slice (column t % 128, depths
+// t / 128 + 2 q) and the same depth of A (t % 8, rows t / 8 + 32 q), so the position a
+// column stands for (image, row, column) is decoded once per block, not once per staged
+// value; what varies with the depth is decoded with the kernel size a compile-time
+// constant where known (3x3, stride 1: VGG's every layer; 0 = at run time). Indices are
+// 32-bit (conv2d.py checks that every tensor has fewer than 2^31 elements): a 64-bit
+// division is a long software routine on a GPU, a 32-bit one a few instructions.
 // Cost: 2 N O C K^2 L FLOPs each.
 #define IG_BM 128
 #define IG_BN 128
@@ -171,134 +176,248 @@ extern "C" __global__ void nchw_to_columns(const float* __restrict__ grad_y, flo
 #define IG_TM 8
 #define IG_TN 8
 #define IG_THREADS 256
-#define IG_ROW_THREADS (IG_BM / IG_TM)
-#define IG_COLUMN_THREADS (IG_BN / IG_TN)
-static_assert(IG_ROW_THREADS * IG_COLUMN_THREADS == IG_THREADS, "one thread per 8 x 8 results");
+static_assert((IG_BM / IG_TM) * (IG_BN / IG_TN) == IG_THREADS, "one thread per 8 x 8 results");
+static_assert(IG_BM * IG_BK % IG_THREADS == 0 && IG_BN * IG_BK % IG_THREADS == 0, "whole staging rounds");
 
 struct ConvShape {
   int N, C, H, W, O, K, stride, pad, Hout, Wout;
 };
 
-// The value of the input x that reduction index k = (c K + u) K + v reads for output
-// position p = (n Hout + i) Wout + j: x[n, c, i s - p + u, j s - p + v], 0 in the padding.
+// Forward A(o, k): the weights as an O x C K K matrix.
+struct Weights {
+  const float* w;
+  int reduction;
+  __device__ float operator()(int o, int k) const { return w[o * reduction + k]; }
+};
+
+// Backward-data A(c, k) for k = (o K + u) K + v: the weights transposed, W^T.
+template <int KS>
+struct TransposedWeights {
+  const float* w;
+  ConvShape s;
+  __device__ float operator()(int c, int k) const {
+    const int K = KS ? KS : s.K, o = k / (K * K), uv = k - o * K * K;
+    return w[(o * s.C + c) * K * K + uv];
+  }
+};
+
+// Weight-gradient A(o, k) for k = (n Hout + i) Wout + j: grad_y as an O x N L matrix.
+struct OutputGradients {
+  const float* grad_y;
+  ConvShape s;
+  __device__ float operator()(int o, int k) const {
+    const int L = s.Hout * s.Wout, n = k / L;
+    return grad_y[(n * s.O + o) * L + (k - n * L)];
+  }
+};
+
+// Forward B(k, p): the im2col value x[n, c, i s - pad + u, j s - pad + v] for
+// k = (c K + u) K + v and p = (n Hout + i) Wout + j, 0 in the padding.
 template <int KS, int ST>
-__device__ __forceinline__ float gather_input(const float* __restrict__ x, const ConvShape& s, long long k, long long p) {
-  const int K = KS ? KS : s.K, stride = ST ? ST : s.stride;
-  const int v = k % K, u = (k / K) % K, c = k / (K * K);
-  const int j = p % s.Wout, i = (p / s.Wout) % s.Hout;
-  const long long n = p / ((long long)s.Wout * s.Hout);
-  const int h = i * stride - s.pad + u, w = j * stride - s.pad + v;
-  return (h >= 0 && h < s.H && w >= 0 && w < s.W) ? x[((n * s.C + c) * s.H + h) * s.W + w] : 0.0f;
+struct InputPatches {
+  const float* x;
+  ConvShape s;
+  const float* image;
+  int top, left;  // the selected position's window corner
+  __device__ void select(int p) {
+    const int L = s.Hout * s.Wout, n = p / L, l = p - n * L, i = l / s.Wout;
+    image = x + n * s.C * s.H * s.W;
+    top = i * (ST ? ST : s.stride) - s.pad;
+    left = (l - i * s.Wout) * (ST ? ST : s.stride) - s.pad;
+  }
+  __device__ float operator()(int k) const {
+    const int K = KS ? KS : s.K, c = k / (K * K), uv = k - c * K * K, u = uv / K, h = top + u, w = left + uv - u * K;
+    return (h >= 0 && h < s.H && w >= 0 && w < s.W) ? image[(c * s.H + h) * s.W + w] : 0.0f;
+  }
+};
+
+// Backward-data B(k, p): gy[n, o, (h + pad - u) / s, (w + pad - v) / s] where the division
+// is exact and in range, for k = (o K + u) K + v and p = (n H + h) W + w.
+template <int KS, int ST>
+struct GradientPatches {
+  const float* grad_y;
+  ConvShape s;
+  const float* image;
+  int h_padded, w_padded;  // the selected input position, in padded coordinates
+  __device__ void select(int p) {
+    const int plane = s.H * s.W, n = p / plane, hw = p - n * plane;
+    image = grad_y + n * s.O * s.Hout * s.Wout;
+    h_padded = hw / s.W + s.pad;
+    w_padded = hw - (hw / s.W) * s.W + s.pad;
+  }
+  __device__ float operator()(int k) const {
+    const int K = KS ? KS : s.K, stride = ST ? ST : s.stride;
+    const int o = k / (K * K), uv = k - o * K * K, u = uv / K, top = h_padded - u, left = w_padded - (uv - u * K);
+    if (top < 0 || left < 0 || top % stride || left % stride) return 0.0f;
+    const int i = top / stride, j = left / stride;
+    return (i < s.Hout && j < s.Wout) ? image[(o * s.Hout + i) * s.Wout + j] : 0.0f;
+  }
+};
+
+// Weight-gradient B(k, p): the im2col value for reduction index k = (n Hout + i) Wout + j
+// and column p = (c K + u) K + v of the weight gradient.
+template <int KS, int ST>
+struct PatchColumns {
+  const float* x;
+  ConvShape s;
+  int channel, u, v;  // the selected column
+  __device__ void select(int p) {
+    const int K = KS ? KS : s.K;
+    channel = p / (K * K), u = (p - channel * K * K) / K, v = p - channel * K * K - u * K;
+  }
+  __device__ float operator()(int k) const {
+    const int stride = ST ? ST : s.stride, L = s.Hout * s.Wout, n = k / L, l = k - n * L, i = l / s.Wout;
+    const int h = i * stride - s.pad + u, w = (l - i * s.Wout) * stride - s.pad + v;
+    return (h >= 0 && h < s.H && w >= 0 && w < s.W) ? x[((n * s.C + channel) * s.H + h) * s.W + w] : 0.0f;
+  }
+};
+
+// Where accumulator[i][j] of this thread lies in the block's 128 x 128 tile: gemm.cu's
+// warp tiling (v7): 8 warps of 64 x 32 results, each lane 2 x 2 sub-blocks of 4 x 4 results
+// 32 rows and 16 columns apart, so that a thread reads its operands from shared memory as
+// float4s (4 reads per 64 FMAs instead of 16) and a warp's reads cover few banks.
+#define IG_WARP_ROWS 64
+#define IG_WARP_COLUMNS 32
+#define IG_LANE_COLUMNS 4
+#define IG_SUB_ROWS 32
+#define IG_SUB_COLUMNS 16
+static_assert((IG_BM / IG_WARP_ROWS) * (IG_BN / IG_WARP_COLUMNS) * 32 == IG_THREADS, "8 warps tile the block");
+
+__device__ __forceinline__ int tile_row(int i) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  return (warp / (IG_BN / IG_WARP_COLUMNS)) * IG_WARP_ROWS + (lane / IG_LANE_COLUMNS) * 4 + (i / 4) * IG_SUB_ROWS +
+         i % 4;
 }
 
-// The 8 x 8 results of this thread over reduction indices [k_begin, k_end): A(m, k) and
-// B(k, p) are fetched by the operand functions as each slice is staged.
-template <class LoadA, class LoadB>
-__device__ __forceinline__ void implicit_gemm(int M, long long P, long long k_begin, long long k_end, LoadA load_a,
-                                              LoadB load_b, float accumulator[IG_TM][IG_TN]) {
-  __shared__ float As[IG_BK][IG_BM];
-  __shared__ float Bs[IG_BK][IG_BN];
-  const int t = threadIdx.x, ty = t / IG_COLUMN_THREADS, tx = t % IG_COLUMN_THREADS;
-  const int row0 = blockIdx.y * IG_BM;
-  const long long col0 = (long long)blockIdx.x * IG_BN;
+__device__ __forceinline__ int tile_column(int j) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  return (warp % (IG_BN / IG_WARP_COLUMNS)) * IG_WARP_COLUMNS + (lane % IG_LANE_COLUMNS) * 4 +
+         (j / 4) * IG_SUB_COLUMNS + j % 4;
+}
+
+// The 8 x 8 results of this thread over reduction indices [k_begin, k_end) of A (M rows)
+// times B (P columns), A and B fetched by the operands as each slice is staged. Two
+// shared-memory buffers, as gemm.cu's v8: the gathers of slice k + 1 are in flight into
+// registers while slice k is multiplied, one barrier a slice.
+template <class OperandA, class OperandB>
+__device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_end, const OperandA& load_a,
+                                              OperandB load_b, float accumulator[IG_TM][IG_TN]) {
+  __shared__ __align__(16) float As[2][IG_BK][IG_BM];
+  __shared__ __align__(16) float Bs[2][IG_BK][IG_BN];
+  constexpr int A_ROUNDS = IG_BM * IG_BK / IG_THREADS, B_ROUNDS = IG_BN * IG_BK / IG_THREADS;
+  const int t = threadIdx.x, row0 = blockIdx.y * IG_BM, col0 = blockIdx.x * IG_BN;
+  const int a_depth = t % IG_BK, a_row = t / IG_BK;  // rows a_row + 32 q
+  const int b_column = t % IG_BN, b_depth = t / IG_BN;  // depths b_depth + 2 q
+  const bool column_inside = col0 + b_column < P;
+  if (column_inside) load_b.select(col0 + b_column);
+  float a_staged[A_ROUNDS], b_staged[B_ROUNDS];
+  auto fetch = [&](int k0) {
+    const bool a_inside = k0 + a_depth < k_end;
+    for (int q = 0; q < A_ROUNDS; ++q) {
+      const int m = row0 + a_row + q * (IG_THREADS / IG_BK);
+      a_staged[q] = (a_inside && m < M) ? load_a(m, k0 + a_depth) : 0.0f;
+    }
+    for (int q = 0; q < B_ROUNDS; ++q) {
+      const int k = k0 + b_depth + q * (IG_THREADS / IG_BN);
+      b_staged[q] = (column_inside && k < k_end) ? load_b(k) : 0.0f;
+    }
+  };
+  auto store = [&](int buffer) {
+    for (int q = 0; q < A_ROUNDS; ++q) As[buffer][a_depth][a_row + q * (IG_THREADS / IG_BK)] = a_staged[q];
+    for (int q = 0; q < B_ROUNDS; ++q) Bs[buffer][b_depth + q * (IG_THREADS / IG_BN)][b_column] = b_staged[q];
+  };
   for (int i = 0; i < IG_TM; ++i)
     for (int j = 0; j < IG_TN; ++j) accumulator[i][j] = 0.0f;
-  for (long long k0 = k_begin; k0 < k_end; k0 += IG_BK) {
-    for (int e = t; e < IG_BM * IG_BK; e += IG_THREADS) {  // consecutive threads: consecutive k
-      const int m = e / IG_BK, k = e % IG_BK;
-      As[k][m] = (row0 + m < M && k0 + k < k_end) ? load_a(row0 + m, k0 + k) : 0.0f;
-    }
-    for (int e = t; e < IG_BN * IG_BK; e += IG_THREADS) {  // consecutive threads: consecutive p
-      const int k = e / IG_BN, n = e % IG_BN;
-      Bs[k][n] = (col0 + n < P && k0 + k < k_end) ? load_b(k0 + k, col0 + n) : 0.0f;
-    }
-    __syncthreads();
+  const int row = tile_row(0), col = tile_column(0);
+  fetch(k_begin);
+  store(0);
+  __syncthreads();
+  for (int k0 = k_begin, buffer = 0; k0 < k_end; k0 += IG_BK, buffer ^= 1) {
+    const bool more = k0 + IG_BK < k_end;
+    if (more) fetch(k0 + IG_BK);
+#pragma unroll
     for (int k = 0; k < IG_BK; ++k) {
       float a[IG_TM], b[IG_TN];
-      for (int i = 0; i < IG_TM; ++i) a[i] = As[k][ty + IG_ROW_THREADS * i];
-      for (int j = 0; j < IG_TN; ++j) b[j] = Bs[k][tx + IG_COLUMN_THREADS * j];
+      for (int s = 0; s < 2; ++s) {
+        const float4 va = *reinterpret_cast<const float4*>(&As[buffer][k][row + s * IG_SUB_ROWS]);
+        const float4 vb = *reinterpret_cast<const float4*>(&Bs[buffer][k][col + s * IG_SUB_COLUMNS]);
+        a[4 * s] = va.x, a[4 * s + 1] = va.y, a[4 * s + 2] = va.z, a[4 * s + 3] = va.w;
+        b[4 * s] = vb.x, b[4 * s + 1] = vb.y, b[4 * s + 2] = vb.z, b[4 * s + 3] = vb.w;
+      }
+#pragma unroll
       for (int i = 0; i < IG_TM; ++i)
+#pragma unroll
         for (int j = 0; j < IG_TN; ++j) accumulator[i][j] += a[i] * b[j];
     }
-    __syncthreads();
+    if (more) store(buffer ^ 1);
+    __syncthreads();  // every thread is done with `buffer` and has written the next one
   }
 }
 
+// This block's slice of a reduction split into `slice`-long pieces: [begin, end).
+__device__ __forceinline__ void split_range(int reduction, int slice, int& begin, int& end) {
+  begin = blockIdx.z * slice;
+  end = begin + slice < reduction ? begin + slice : reduction;
+}
+
+// Stores this thread's 8 x 8 results (rows: channels, columns: positions) into an
+// N x rows x plane tensor (NCHW): out[(n rows + row) plane + position % plane].
+__device__ __forceinline__ void store_nchw(float* __restrict__ out, int rows, int P, int plane,
+                                           const float* __restrict__ bias, float accumulator[IG_TM][IG_TN]) {
+  for (int j = 0; j < IG_TN; ++j) {
+    const int p = blockIdx.x * IG_BN + tile_column(j);
+    if (p >= P) continue;
+    const int n = p / plane;
+    float* image = out + (long long)n * rows * plane + (p - n * plane);
+    for (int i = 0; i < IG_TM; ++i) {
+      const int row = blockIdx.y * IG_BM + tile_row(i);
+      if (row < rows) image[row * plane] = accumulator[i][j] + (bias ? bias[row] : 0.0f);
+    }
+  }
+}
+
+// y, or plane z of the split-K workspace (then without the bias, which the sum adds).
 template <int KS, int ST>
 __device__ __forceinline__ void conv2d_forward_implicit_body(const float* __restrict__ x, const float* __restrict__ w,
                                                              const float* __restrict__ b, float* __restrict__ y,
-                                                             ConvShape s, int has_bias) {
-  const long long L = (long long)s.Hout * s.Wout, P = s.N * L, reduction = (long long)s.C * s.K * s.K;
+                                                             ConvShape s, int has_bias, int slice) {
+  const int L = s.Hout * s.Wout, P = s.N * L, reduction = s.C * s.K * s.K;
+  int k_begin, k_end;
+  split_range(reduction, slice, k_begin, k_end);
   float accumulator[IG_TM][IG_TN];
-  implicit_gemm(s.O, P, 0, reduction, [&](int m, long long k) { return w[m * reduction + k]; },
-                [&](long long k, long long p) { return gather_input<KS, ST>(x, s, k, p); }, accumulator);
-  const int ty = threadIdx.x / IG_COLUMN_THREADS, tx = threadIdx.x % IG_COLUMN_THREADS;
-  for (int i = 0; i < IG_TM; ++i) {
-    const int o = blockIdx.y * IG_BM + ty + IG_ROW_THREADS * i;
-    if (o >= s.O) continue;
-    for (int j = 0; j < IG_TN; ++j) {
-      const long long p = (long long)blockIdx.x * IG_BN + tx + IG_COLUMN_THREADS * j;
-      if (p >= P) continue;
-      const long long n = p / L, l = p % L;
-      y[(n * s.O + o) * L + l] = accumulator[i][j] + (has_bias ? b[o] : 0.0f);
-    }
-  }
+  implicit_gemm(s.O, P, k_begin, k_end, Weights{w, reduction}, InputPatches<KS, ST>{x, s}, accumulator);
+  store_nchw(y + (long long)blockIdx.z * P * s.O, s.O, P, L, has_bias && gridDim.z == 1 ? b : nullptr, accumulator);
 }
 
 template <int KS, int ST>
 __device__ __forceinline__ void conv2d_backward_data_implicit_body(const float* __restrict__ grad_y,
                                                                    const float* __restrict__ w,
-                                                                   float* __restrict__ grad_x, ConvShape s) {
-  const int K = KS ? KS : s.K, stride = ST ? ST : s.stride;
-  const long long P = (long long)s.N * s.H * s.W, reduction = (long long)s.O * K * K;
+                                                                   float* __restrict__ grad_x, ConvShape s, int slice) {
+  const int plane = s.H * s.W, P = s.N * plane, reduction = s.O * s.K * s.K;
+  int k_begin, k_end;
+  split_range(reduction, slice, k_begin, k_end);
   float accumulator[IG_TM][IG_TN];
-  implicit_gemm(s.C, P, 0, reduction,
-                [&](int c, long long k) {  // W^T: k = (o K + u) K + v
-                  const int v = k % K, u = (k / K) % K, o = k / (K * K);
-                  return w[((o * s.C + c) * K + u) * K + v];
-                },
-                [&](long long k, long long p) {  // gy[n, o, (h + pad - u) / s, (w + pad - v) / s] where exact
-                  const int v = k % K, u = (k / K) % K, o = k / (K * K);
-                  const int col = p % s.W, h = (p / s.W) % s.H;
-                  const long long n = p / ((long long)s.W * s.H);
-                  const int top = h + s.pad - u, left = col + s.pad - v;
-                  if (top < 0 || left < 0 || top % stride || left % stride) return 0.0f;
-                  const int i = top / stride, j = left / stride;
-                  return (i < s.Hout && j < s.Wout) ? grad_y[((n * s.O + o) * s.Hout + i) * s.Wout + j] : 0.0f;
-                },
-                accumulator);
-  const int ty = threadIdx.x / IG_COLUMN_THREADS, tx = threadIdx.x % IG_COLUMN_THREADS;
-  const long long plane = (long long)s.H * s.W;
-  for (int i = 0; i < IG_TM; ++i) {
-    const int c = blockIdx.y * IG_BM + ty + IG_ROW_THREADS * i;
-    if (c >= s.C) continue;
-    for (int j = 0; j < IG_TN; ++j) {
-      const long long p = (long long)blockIdx.x * IG_BN + tx + IG_COLUMN_THREADS * j;
-      if (p >= P) continue;
-      grad_x[((p / plane) * s.C + c) * plane + p % plane] = accumulator[i][j];
-    }
-  }
+  implicit_gemm(s.C, P, k_begin, k_end, TransposedWeights<KS>{w, s}, GradientPatches<KS, ST>{grad_y, s}, accumulator);
+  store_nchw(grad_x + (long long)blockIdx.z * P * s.C, s.C, P, plane, nullptr, accumulator);
 }
 
-// Writes slice blockIdx.z of the split reduction to partial[z] (O x C K K each).
+// Writes slice blockIdx.z of the N L reduction to partial[z] (O x C K K each).
 template <int KS, int ST>
 __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float* __restrict__ grad_y,
                                                                     const float* __restrict__ x,
                                                                     float* __restrict__ partial, ConvShape s,
-                                                                    long long slice) {
-  const long long L = (long long)s.Hout * s.Wout, reduction = s.N * L, P = (long long)s.C * s.K * s.K;
-  const long long k_begin = blockIdx.z * slice, k_end = k_begin + slice < reduction ? k_begin + slice : reduction;
+                                                                    int slice) {
+  const int reduction = s.N * s.Hout * s.Wout, P = s.C * s.K * s.K;
+  int k_begin, k_end;
+  split_range(reduction, slice, k_begin, k_end);
   float accumulator[IG_TM][IG_TN];
-  implicit_gemm(s.O, P, k_begin, k_end,
-                [&](int o, long long k) { return grad_y[((k / L) * s.O + o) * L + k % L]; },
-                [&](long long k, long long p) { return gather_input<KS, ST>(x, s, p, k); }, accumulator);
-  const int ty = threadIdx.x / IG_COLUMN_THREADS, tx = threadIdx.x % IG_COLUMN_THREADS;
+  implicit_gemm(s.O, P, k_begin, k_end, OutputGradients{grad_y, s}, PatchColumns<KS, ST>{x, s}, accumulator);
   float* out = partial + (long long)blockIdx.z * s.O * P;
   for (int i = 0; i < IG_TM; ++i) {
-    const int o = blockIdx.y * IG_BM + ty + IG_ROW_THREADS * i;
+    const int o = blockIdx.y * IG_BM + tile_row(i);
     if (o >= s.O) continue;
     for (int j = 0; j < IG_TN; ++j) {
-      const long long p = (long long)blockIdx.x * IG_BN + tx + IG_COLUMN_THREADS * j;
+      const int p = blockIdx.x * IG_BN + tile_column(j);
       if (p < P) out[o * P + p] = accumulator[i][j];
     }
   }
@@ -308,44 +427,48 @@ __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float*
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_forward_implicit(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
-    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias) {
-  conv2d_forward_implicit_body<0, 0>(x, w, b, y, CONV_SHAPE, has_bias);
+    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
+  conv2d_forward_implicit_body<0, 0>(x, w, b, y, CONV_SHAPE, has_bias, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_forward_implicit_3x3s1(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
-    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias) {
-  conv2d_forward_implicit_body<3, 1>(x, w, b, y, CONV_SHAPE, has_bias);
+    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
+  conv2d_forward_implicit_body<3, 1>(x, w, b, y, CONV_SHAPE, has_bias, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_data_implicit(
-    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout) {
-  conv2d_backward_data_implicit_body<0, 0>(grad_y, w, grad_x, CONV_SHAPE);
+    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
+  conv2d_backward_data_implicit_body<0, 0>(grad_y, w, grad_x, CONV_SHAPE, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_data_implicit_3x3s1(
-    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout) {
-  conv2d_backward_data_implicit_body<3, 1>(grad_y, w, grad_x, CONV_SHAPE);
+    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
+  conv2d_backward_data_implicit_body<3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk(
-    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout,
-    long long slice) {
+    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
   conv2d_backward_weights_splitk_body<0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk_3x3s1(
-    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout,
-    long long slice) {
+    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
   conv2d_backward_weights_splitk_body<3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
 }
 
-// grad_w[e] = sum over z of partial[z, e], z in order: the split-K reduction, deterministic.
-extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, float* __restrict__ grad_w,
-                                             long long count, int splits) {
+// out[e] = the sum over z of partial[z, e], z in order (the split-K reduction,
+// deterministic), plus bias[(e / plane) % channels] where has_bias (an NCHW output).
+extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, float* __restrict__ out,
+                                             long long count, int splits, const float* __restrict__ bias,
+                                             int has_bias, int channels, int plane) {
   for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < count; e += (long long)gridDim.x * blockDim.x) {
-    float total = 0.0f;
+    float total = has_bias ? bias[(e / plane) % channels] : 0.0f;
     for (int z = 0; z < splits; ++z) total += partial[z * count + e];
-    grad_w[e] = total;
+    out[e] = total;
   }
 }

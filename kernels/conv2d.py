@@ -33,7 +33,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .family import Device, OpFamily, expect
-from .gemm import gemm_product_device
+from .gemm import gemm_product_device, split_k_slices
 
 # Bytes of patch matrix per slice of the batch: big enough for an efficient product,
 # not so big that it leaves the cache (measured on the 2-core machine: 16-32 MB are best).
@@ -401,16 +401,36 @@ def _tiles(device, rows, columns):
     return (-(-columns // device.define("IG_BN")), -(-rows // device.define("IG_BM")))
 
 
+def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, flags=(), bias=None):
+    """Launches implicit-GEMM `kernel` (its arguments: `operands`, the output, the geometry,
+    `flags`, the slice length) for a rows x columns result over a `reduction`-long sum, split
+    between blockIdx.z slices where the tiles alone are too few (gemm.py's rule, slices of
+    at least one staging depth); the slices' planes are then summed into `out`, with `bias`
+    (per channel of an NCHW output of `rows` channels) where given."""
+    largest = max(a.size for a in operands + (out,))
+    expect(largest < 2 ** 31, f"conv2d: a tensor of {largest} elements is too large for the implicit GEMM's "
+                              "32-bit indices")
+    grid = _tiles(device, rows, columns)
+    depth = device.define("IG_BK")
+    length, splits = split_k_slices(grid[0] * grid[1], reduction, depth, min_depth=depth)
+    target = out if splits == 1 else device.empty((splits,) + tuple(out.shape))
+    device.launch(_implicit(device, kernel, g), grid + (splits,), *operands, target, *_shape(g), *flags, length)
+    if splits > 1:
+        plane = out.size // (out.shape[0] * rows) if bias is not None else 1
+        device.elementwise("conv2d_sum_splits", out.size, target, out, out.size, splits,
+                           target if bias is None else bias, int(bias is not None), rows, plane)
+    return out
+
+
 def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None):
     x, weight = device.float32("x", x, 4), device.float32("weight", weight, 4)
     g = _device_geometry(x.shape, weight.shape, stride, padding)
     has_bias = bias is not None
     bias = device.float32("bias", bias, 1) if has_bias else device.empty((1,))
     y = device.empty((g.n, g.o, g.hout, g.wout))
-    if device.convolution == "implicit":
-        device.launch(_implicit(device, "conv2d_forward_implicit", g), _tiles(device, g.o, g.n * g.hout * g.wout),
-                      x, weight, bias, y, *_shape(g), int(has_bias))
-        return y
+    if device.convolution in ("implicit", "engine"):
+        return _implicit_gemm(device, "conv2d_forward_implicit", g, g.o, g.n * g.hout * g.wout, g.c * g.k * g.k,
+                              (x, weight, bias), y, flags=(int(has_bias),), bias=bias if has_bias else None)
     if device.convolution == "direct":
         return _direct(device, "conv2d_forward_direct", g, x, weight, bias, y, flags=(int(has_bias),))
     matrix = weight.reshape(g.o, -1)
@@ -421,18 +441,29 @@ def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0, 
     return y
 
 
+# The engine's backward-data takes the column buffer instead of the implicit GEMM where the
+# implicit one wastes most of its work: strided convolutions (its gather finds a grad_y value
+# for only 1 in stride^2 reduction indices) and inputs of few channels (C rows of 128-row
+# tiles: VGG's conv1_1 at batch 64 ran 36 ms, the columns' GEMM has C K^2 rows).
+FEW_INPUT_CHANNELS = 64
+
+
+def _backward_data_through_columns(device, g):
+    return device.convolution == "im2col" or (
+        device.convolution == "engine" and (g.stride > 1 or g.c < FEW_INPUT_CHANNELS))
+
+
 def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0):
     grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
     g = _device_geometry(x_shape, weight.shape, stride, padding)
     expected = (g.n, g.o, g.hout, g.wout)
     expect(grad_y.shape == expected, f"conv2d: grad_y has shape {grad_y.shape}, expected {expected}")
     grad_x = device.empty(tuple(x_shape))
-    if device.convolution == "implicit":
-        device.launch(_implicit(device, "conv2d_backward_data_implicit", g), _tiles(device, g.c, g.n * g.h * g.w),
-                      grad_y, weight, grad_x, *_shape(g))
-        return grad_x
     if device.convolution == "direct":
         return _direct(device, "conv2d_backward_data_direct", g, grad_y, weight, grad_x)
+    if not _backward_data_through_columns(device, g):
+        return _implicit_gemm(device, "conv2d_backward_data_implicit", g, g.c, g.n * g.h * g.w, g.o * g.k * g.k,
+                              (grad_y, weight), grad_x)
     matrix = weight.reshape(g.o, -1)
     for n0, nb in g.chunks():
         grad_columns = gemm_product_device(device, matrix, _output_columns(device, grad_y, g, n0, nb), transpose_a=True)
@@ -445,34 +476,15 @@ def conv2d_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1,
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
     g = _device_geometry(x.shape, w_shape, stride, padding)
     grad_w = device.empty(tuple(w_shape))
-    if device.convolution == "implicit":
-        return _backward_weights_split_k(device, grad_y, x, grad_w, g)
+    if device.convolution in ("implicit", "engine"):
+        return _implicit_gemm(device, "conv2d_backward_weights_splitk", g, g.o, g.c * g.k * g.k,
+                              g.n * g.hout * g.wout, (grad_y, x), grad_w)
     if device.convolution == "direct":
         return _direct(device, "conv2d_backward_weights_direct", g, grad_y, x, grad_w)
     matrix = grad_w.reshape(g.o, -1)
     for n0, nb in g.chunks():
         gemm_product_device(device, _output_columns(device, grad_y, g, n0, nb), _input_columns(device, x, g, n0, nb),
                             transpose_b=True, out=matrix, beta=0.0 if n0 == 0 else 1.0)
-    return grad_w
-
-
-# Enough blocks to fill a large GPU twice over (an H100 has 132 SMs): the N Hout Wout
-# reduction of the weight gradient is split until the tiles times the slices reach this.
-SPLIT_K_TARGET_BLOCKS = 264
-
-
-def _backward_weights_split_k(device, grad_y, x, grad_w, g):
-    """Split-K: slice z of the N Hout Wout reduction into partial[z], then a fixed-order sum."""
-    columns, reduction, depth = g.c * g.k * g.k, g.n * g.hout * g.wout, device.define("IG_BK")
-    grid = _tiles(device, g.o, columns)
-    splits = max(1, min(-(-SPLIT_K_TARGET_BLOCKS // (grid[0] * grid[1])), -(-reduction // depth)))
-    slice_length = -(-(-(-reduction // splits)) // depth) * depth  # a whole number of K slices
-    splits = -(-reduction // slice_length)
-    partial = grad_w if splits == 1 else device.empty((splits,) + tuple(grad_w.shape))
-    device.launch(_implicit(device, "conv2d_backward_weights_splitk", g), grid + (splits,), grad_y, x, partial,
-                  *_shape(g), slice_length)
-    if splits > 1:
-        device.elementwise("conv2d_sum_splits", grad_w.size, partial, grad_w, grad_w.size, splits)
     return grad_w
 
 

@@ -45,7 +45,7 @@ class OpFamily:
         return SimpleNamespace(**{op: functools.partial(function, device) for op, function in self.device.items()})
 
 
-CONVOLUTIONS = ("implicit", "im2col", "direct")
+CONVOLUTIONS = ("engine", "implicit", "im2col", "direct")
 
 
 class Device:
@@ -53,10 +53,12 @@ class Device:
     allocation, argument checks, launch geometry and the constants of the .cu files.
 
     convolution: which rung of conv2d.cu's ladder the convolutions run: "implicit" (implicit
-    GEMM, split-K for the weight gradient: the engine's), "im2col" (a column buffer and the
-    SGEMM) or "direct" (one thread per output, kept for reading)."""
+    GEMM, split-K where the tiles are few), "im2col" (a column buffer and the SGEMM),
+    "direct" (one thread per output, kept for reading) or "engine" (the engine's choice:
+    implicit, but the column buffer for the backward-data of strided convolutions and of
+    inputs with few channels, conv2d.py's FEW_INPUT_CHANNELS)."""
 
-    def __init__(self, launcher, convolution="implicit"):
+    def __init__(self, launcher, convolution="engine"):
         if convolution not in CONVOLUTIONS:
             raise ValueError(f"unknown convolution {convolution!r}: expected one of {', '.join(CONVOLUTIONS)}")
         self.launcher = launcher

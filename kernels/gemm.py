@@ -28,11 +28,11 @@ SPLIT_K_TARGET_BLOCKS = 264
 SPLIT_K_MIN_DEPTH = 256
 
 
-def split_k_slices(tiles, depth, quantum):
+def split_k_slices(tiles, depth, quantum, min_depth=SPLIT_K_MIN_DEPTH):
     """(slice length, slice count) splitting a `depth`-long reduction so that `tiles` blocks
     become about SPLIT_K_TARGET_BLOCKS, each slice a multiple of `quantum` (the kernel's
-    staging depth) and at least SPLIT_K_MIN_DEPTH long; (depth, 1) when no split pays."""
-    splits = min(-(-SPLIT_K_TARGET_BLOCKS // tiles), depth // SPLIT_K_MIN_DEPTH)
+    staging depth) and at least `min_depth` long; (depth, 1) when no split pays."""
+    splits = min(-(-SPLIT_K_TARGET_BLOCKS // tiles), depth // min_depth)
     if splits <= 1:
         return depth, 1
     length = -(-(-(-depth // splits)) // quantum) * quantum

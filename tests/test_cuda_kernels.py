@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from deepinside import engine
+from deepinside.kernels.family import CONVOLUTIONS
 from deepinside.kernels.gemm import split_k_slices
 from deepinside.kernels.ladder import PoisonedDevice
 import deepinside.kernels as K
@@ -28,7 +29,7 @@ def launcher_for(name):
     return _launchers[name]
 
 
-def ops_on(launcher, convolution="implicit"):
+def ops_on(launcher, convolution="engine"):
     return K.bind(PoisonedDevice(launcher, convolution))
 
 
@@ -37,7 +38,7 @@ def launcher(request):
     return launcher_for(request.param)
 
 
-@pytest.fixture(params=["implicit", "im2col", "direct"])
+@pytest.fixture(params=CONVOLUTIONS)
 def ops(launcher, request):
     return ops_on(launcher, convolution=request.param)
 
