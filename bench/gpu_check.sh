@@ -40,7 +40,7 @@ cat "$out/device.txt"
 run gpu_tests 100 python -m pytest -m gpu tests/test_cuda_kernels.py tests/test_backends.py -q -rs -p no:cacheprovider
 run gpu_kernels 150 python bench/gpu_kernels.py "$out"
 for family in gemm conv_forward conv_backward_data conv_backward_weights relu maxpool depthwise; do
-  run "ladder_$family" 40 python -m deepinside.kernels.ladder "$family"
+  run "ladder_$family" $([ "$family" = gemm ] && echo 90 || echo 40) python -m deepinside.kernels.ladder "$family"
 done
 if command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do
