@@ -183,11 +183,28 @@ struct ConvShape {
   int N, C, H, W, O, K, stride, pad, Hout, Wout;
 };
 
+// The operands. A thread stages the same four rows of A at one depth of each slice (depth
+// t % 8, rows t / 8 + 32 q): consecutive threads read consecutive depths, contiguous in
+// every A below. Its B values are staged one of two ways, whichever keeps a warp's reads
+// contiguous: the same column at four depths (column t % 128, depths t / 128 + 2 q; the
+// forward and backward-data gathers, contiguous along output or input positions), or, like
+// A, four columns at one depth (DEPTH_FASTEST; the weight gradient's gather, contiguous
+// along the reduction's positions, whose columns (c, u, v) lie planes apart). Either way
+// what is fixed for the thread is decoded once per block (select: A's first row, its
+// others IG_ROW_SPREAD apart), what varies once per slice (at), and a value is then an
+// add and a load.
+constexpr int IG_QUADS = 4;  // rows or columns (or depths) a thread stages per slice
+constexpr int IG_ROW_SPREAD = IG_THREADS / IG_BK;  // between a thread's rows (or columns) at one depth
+static_assert(IG_BM * IG_BK == IG_QUADS * IG_THREADS && IG_BN * IG_BK == IG_QUADS * IG_THREADS, "four values each");
+
 // Forward A(o, k): the weights as an O x C K K matrix.
 struct Weights {
   const float* w;
   int reduction;
-  __device__ float operator()(int o, int k) const { return w[o * reduction + k]; }
+  int rows, depth;  // offsets of the first selected row and of the slice's depth
+  __device__ void select(int o) { rows = o * reduction; }
+  __device__ void at(int k) { depth = k; }
+  __device__ float operator()(int q) const { return w[rows + depth + q * IG_ROW_SPREAD * reduction]; }
 };
 
 // Backward-data A(c, k) for k = (o K + u) K + v: the weights transposed, W^T.
@@ -195,9 +212,14 @@ template <int KS>
 struct TransposedWeights {
   const float* w;
   ConvShape s;
-  __device__ float operator()(int c, int k) const {
-    const int K = KS ? KS : s.K, o = k / (K * K), uv = k - o * K * K;
-    return w[(o * s.C + c) * K * K + uv];
+  int rows, depth;
+  __device__ void select(int c) { rows = c * (KS ? KS * KS : s.K * s.K); }
+  __device__ void at(int k) {
+    const int KK = KS ? KS * KS : s.K * s.K, o = k / KK;
+    depth = o * s.C * KK + (k - o * KK);
+  }
+  __device__ float operator()(int q) const {
+    return w[rows + depth + q * IG_ROW_SPREAD * (KS ? KS * KS : s.K * s.K)];
   }
 };
 
@@ -205,16 +227,20 @@ struct TransposedWeights {
 struct OutputGradients {
   const float* grad_y;
   ConvShape s;
-  __device__ float operator()(int o, int k) const {
+  int rows, depth;
+  __device__ void select(int o) { rows = o * s.Hout * s.Wout; }
+  __device__ void at(int k) {
     const int L = s.Hout * s.Wout, n = k / L;
-    return grad_y[(n * s.O + o) * L + (k - n * L)];
+    depth = n * s.O * L + (k - n * L);
   }
+  __device__ float operator()(int q) const { return grad_y[rows + depth + q * IG_ROW_SPREAD * s.Hout * s.Wout]; }
 };
 
 // Forward B(k, p): the im2col value x[n, c, i s - pad + u, j s - pad + v] for
 // k = (c K + u) K + v and p = (n Hout + i) Wout + j, 0 in the padding.
 template <int KS, int ST>
 struct InputPatches {
+  static constexpr bool DEPTH_FASTEST = false;
   const float* x;
   ConvShape s;
   const float* image;
@@ -235,6 +261,7 @@ struct InputPatches {
 // is exact and in range, for k = (o K + u) K + v and p = (n H + h) W + w.
 template <int KS, int ST>
 struct GradientPatches {
+  static constexpr bool DEPTH_FASTEST = false;
   const float* grad_y;
   ConvShape s;
   const float* image;
@@ -254,21 +281,28 @@ struct GradientPatches {
   }
 };
 
-// Weight-gradient B(k, p): the im2col value for reduction index k = (n Hout + i) Wout + j
-// and column p = (c K + u) K + v of the weight gradient.
+// Weight-gradient B(k, p): the im2col value x[n, c, i s - pad + u, j s - pad + v] for the
+// reduction's position k = (n Hout + i) Wout + j and column p = (c K + u) K + v.
 template <int KS, int ST>
 struct PatchColumns {
+  static constexpr bool DEPTH_FASTEST = true;
   const float* x;
   ConvShape s;
-  int channel, u, v;  // the selected column
-  __device__ void select(int p) {
-    const int K = KS ? KS : s.K;
-    channel = p / (K * K), u = (p - channel * K * K) / K, v = p - channel * K * K - u * K;
+  int column[IG_QUADS];   // c 2^16 + u 2^8 + v of each selected column (conv2d.py: C < 2^16, K < 2^8)
+  int image, top, left;   // at the slice's position: n C H W, i s - pad, j s - pad
+  __device__ void select(int q, int p) {
+    const int K = KS ? KS : s.K, c = p / (K * K), u = (p - c * K * K) / K;
+    column[q] = (c << 16) | (u << 8) | (p - c * K * K - u * K);
   }
-  __device__ float operator()(int k) const {
+  __device__ void at(int k) {
     const int stride = ST ? ST : s.stride, L = s.Hout * s.Wout, n = k / L, l = k - n * L, i = l / s.Wout;
-    const int h = i * stride - s.pad + u, w = (l - i * s.Wout) * stride - s.pad + v;
-    return (h >= 0 && h < s.H && w >= 0 && w < s.W) ? x[((n * s.C + channel) * s.H + h) * s.W + w] : 0.0f;
+    image = n * s.C * s.H * s.W;
+    top = i * stride - s.pad;
+    left = (l - i * s.Wout) * stride - s.pad;
+  }
+  __device__ float operator()(int q) const {
+    const int h = top + ((column[q] >> 8) & 0xff), w = left + (column[q] & 0xff);
+    return (h >= 0 && h < s.H && w >= 0 && w < s.W) ? x[image + ((column[q] >> 16) * s.H + h) * s.W + w] : 0.0f;
   }
 };
 
@@ -296,35 +330,48 @@ __device__ __forceinline__ int tile_column(int j) {
 }
 
 // The 8 x 8 results of this thread over reduction indices [k_begin, k_end) of A (M rows)
-// times B (P columns), A and B fetched by the operands as each slice is staged. Two
+// times B (P columns), A and B gathered by the operands as each slice is staged. Two
 // shared-memory buffers, as gemm.cu's v8: the gathers of slice k + 1 are in flight into
 // registers while slice k is multiplied, one barrier a slice.
 template <class OperandA, class OperandB>
-__device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_end, const OperandA& load_a,
-                                              OperandB load_b, float accumulator[IG_TM][IG_TN]) {
+__device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_end, OperandA load_a, OperandB load_b,
+                                              float accumulator[IG_TM][IG_TN]) {
   __shared__ __align__(16) float As[2][IG_BK][IG_BM];
   __shared__ __align__(16) float Bs[2][IG_BK][IG_BN];
-  constexpr int A_ROUNDS = IG_BM * IG_BK / IG_THREADS, B_ROUNDS = IG_BN * IG_BK / IG_THREADS;
+  constexpr bool B_BY_DEPTH = OperandB::DEPTH_FASTEST;
   const int t = threadIdx.x, row0 = blockIdx.y * IG_BM, col0 = blockIdx.x * IG_BN;
-  const int a_depth = t % IG_BK, a_row = t / IG_BK;  // rows a_row + 32 q
-  const int b_column = t % IG_BN, b_depth = t / IG_BN;  // depths b_depth + 2 q
-  const bool column_inside = col0 + b_column < P;
-  if (column_inside) load_b.select(col0 + b_column);
-  float a_staged[A_ROUNDS], b_staged[B_ROUNDS];
+  const int depth = t % IG_BK, first = t / IG_BK;  // A's (and a depth-fastest B's) rows first + 32 q
+  const int b_column = t % IG_BN, b_depth = t / IG_BN;  // a column-fastest B: depths b_depth + 2 q
+  constexpr int SPREAD = IG_ROW_SPREAD, B_SPREAD = IG_THREADS / IG_BN;
+  load_a.select(row0 + first);  // rows past M are selected but never read
+  if constexpr (B_BY_DEPTH) {
+    for (int q = 0; q < IG_QUADS; ++q)
+      if (col0 + first + q * SPREAD < P) load_b.select(q, col0 + first + q * SPREAD);
+  }
+  if constexpr (!B_BY_DEPTH) {
+    if (col0 + b_column < P) load_b.select(col0 + b_column);
+  }
+  float a_staged[IG_QUADS], b_staged[IG_QUADS];
   auto fetch = [&](int k0) {
-    const bool a_inside = k0 + a_depth < k_end;
-    for (int q = 0; q < A_ROUNDS; ++q) {
-      const int m = row0 + a_row + q * (IG_THREADS / IG_BK);
-      a_staged[q] = (a_inside && m < M) ? load_a(m, k0 + a_depth) : 0.0f;
-    }
-    for (int q = 0; q < B_ROUNDS; ++q) {
-      const int k = k0 + b_depth + q * (IG_THREADS / IG_BN);
-      b_staged[q] = (column_inside && k < k_end) ? load_b(k) : 0.0f;
+    const bool inside = k0 + depth < k_end;
+    if (inside) load_a.at(k0 + depth);
+    for (int q = 0; q < IG_QUADS; ++q) a_staged[q] = (inside && row0 + first + q * SPREAD < M) ? load_a(q) : 0.0f;
+    if constexpr (B_BY_DEPTH) {
+      if (inside) load_b.at(k0 + depth);
+      for (int q = 0; q < IG_QUADS; ++q) b_staged[q] = (inside && col0 + first + q * SPREAD < P) ? load_b(q) : 0.0f;
+    } else {
+      for (int q = 0; q < IG_QUADS; ++q) {
+        const int k = k0 + b_depth + q * B_SPREAD;
+        b_staged[q] = (col0 + b_column < P && k < k_end) ? load_b(k) : 0.0f;
+      }
     }
   };
   auto store = [&](int buffer) {
-    for (int q = 0; q < A_ROUNDS; ++q) As[buffer][a_depth][a_row + q * (IG_THREADS / IG_BK)] = a_staged[q];
-    for (int q = 0; q < B_ROUNDS; ++q) Bs[buffer][b_depth + q * (IG_THREADS / IG_BN)][b_column] = b_staged[q];
+    for (int q = 0; q < IG_QUADS; ++q) {
+      As[buffer][depth][first + q * SPREAD] = a_staged[q];
+      if constexpr (B_BY_DEPTH) Bs[buffer][depth][first + q * SPREAD] = b_staged[q];
+      else Bs[buffer][b_depth + q * B_SPREAD][b_column] = b_staged[q];
+    }
   };
   for (int i = 0; i < IG_TM; ++i)
     for (int j = 0; j < IG_TN; ++j) accumulator[i][j] = 0.0f;
@@ -424,26 +471,29 @@ __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float*
 }
 
 #define CONV_SHAPE ConvShape{N, C, H, W, O, K, stride, pad, Hout, Wout}
+// __launch_bounds__: the forward and backward-data kernels fit 128 registers, so two blocks
+// share an SM; the weight gradient's (two gathers decoded per slice) would spill at 128
+// and runs one block an SM.
 
-extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_forward_implicit(
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
     int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
   conv2d_forward_implicit_body<0, 0>(x, w, b, y, CONV_SHAPE, has_bias, slice);
 }
 
-extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_forward_implicit_3x3s1(
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit_3x3s1(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
     int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
   conv2d_forward_implicit_body<3, 1>(x, w, b, y, CONV_SHAPE, has_bias, slice);
 }
 
-extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_data_implicit(
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data_implicit(
     const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
   conv2d_backward_data_implicit_body<0, 0>(grad_y, w, grad_x, CONV_SHAPE, slice);
 }
 
-extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_data_implicit_3x3s1(
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data_implicit_3x3s1(
     const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
   conv2d_backward_data_implicit_body<3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);

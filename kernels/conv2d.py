@@ -407,6 +407,8 @@ def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, f
     between blockIdx.z slices where the tiles alone are too few (gemm.py's rule, slices of
     at least one staging depth); the slices' planes are then summed into `out`, with `bias`
     (per channel of an NCHW output of `rows` channels) where given."""
+    expect(g.c < 2 ** 16 and g.k < 2 ** 8, f"conv2d: {g.c} channels or a {g.k}x{g.k} kernel is too large for the "
+                                           "implicit GEMM's packed columns")
     largest = max(a.size for a in operands + (out,))
     expect(largest < 2 ** 31, f"conv2d: a tensor of {largest} elements is too large for the implicit GEMM's "
                               "32-bit indices")
