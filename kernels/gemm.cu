@@ -117,6 +117,8 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2) sgemm_tiled(int M,
 //                         flight while this one is multiplied (below).
 //   v9 sgemm_splitk_*     v8 with the K reduction split between blockIdx.z slices when the
 //                         tiles alone cannot fill the GPU (below).
+//   v10 sgemm_skinny_*    at most 8 rows (batch 1 to 8): a matrix-vector product that reads
+//                         B once instead of 128-row tiles of padding (below).
 // Cost of every version: 2 M N K FLOPs. The engine uses gemm.py's ENGINE_SGEMM rung.
 
 // ---- v2 -------------------------------------------------------------------------------
@@ -526,4 +528,86 @@ extern "C" __global__ void sgemm_sum_splits(const float* __restrict__ partial, f
     for (int z = 0; z < splits; ++z) total += partial[z * count + e];
     C[e] = alpha * total + (beta != 0.0f ? beta * C[e] : 0.0f);
   }
+}
+
+// ---- v10 --------------------------------------------------------------------------------
+// v10 sgemm_skinny_{nt,nn}: products with at most SKINNY_ROWS rows (a fully connected layer
+//   at batch 1 to 8). A 128 x 128 tile computes 128 rows of which all but M are padding:
+//   VGG-16's fc6 at batch 1 did 128 times its 0.2 GFLOP. Such a product is a matrix-vector
+//   product bound by reading B (411 MB for fc6: 0.14 ms at 3 TB/s), so these kernels read B
+//   once, coalesced, and keep the M rows' sums in registers:
+//   nt (y = x W^T, B stored N x K): a warp per column n reads B's row n along k (float4
+//     where aligned), the 32 lanes' sums added in shared memory;
+//   nn (gx = gy W, B stored K x N): a thread per column n walks down B's column, a warp
+//     reading 32 consecutive floats of each row; the K rows are split between blockIdx.y
+//     slices written to planes that sgemm_sum_splits adds (alpha, beta there).
+#define SKINNY_ROWS 8
+#define SKINNY_THREADS 256
+#define SKINNY_WARPS (SKINNY_THREADS / 32)
+
+extern "C" __global__ void __launch_bounds__(SKINNY_THREADS) sgemm_skinny_nt(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  __shared__ float lanes[SKINNY_ROWS][SKINNY_THREADS];
+  const int lane = threadIdx.x % 32, n = blockIdx.x * SKINNY_WARPS + threadIdx.x / 32;
+  float sum[SKINNY_ROWS];
+  #pragma unroll
+  for (int r = 0; r < SKINNY_ROWS; ++r) sum[r] = 0.0f;
+  if (n < N) {
+    const float* b = B + (long long)n * K;
+    if (aligned_rows(A, K) && aligned_rows(B, K)) {  // K % 4 == 0: the float4s cover every k
+      for (int k = 4 * lane; k < K; k += 4 * 32) {
+        const float4 v = __ldg(reinterpret_cast<const float4*>(b + k));
+        #pragma unroll
+        for (int r = 0; r < SKINNY_ROWS; ++r)
+          if (r < M) {
+            const float4 a = __ldg(reinterpret_cast<const float4*>(A + (long long)r * K + k));
+            sum[r] += a.x * v.x + a.y * v.y + a.z * v.z + a.w * v.w;
+          }
+      }
+    } else {
+      for (int k = lane; k < K; k += 32)
+        #pragma unroll
+        for (int r = 0; r < SKINNY_ROWS; ++r)
+          if (r < M) sum[r] += A[(long long)r * K + k] * b[k];
+    }
+  }
+  #pragma unroll
+  for (int r = 0; r < SKINNY_ROWS; ++r) lanes[r][threadIdx.x] = sum[r];
+  __syncthreads();
+  for (int width = 16; width > 0; width /= 2) {  // a tree over each warp's 32 lanes
+    if (lane < width)
+      #pragma unroll
+      for (int r = 0; r < SKINNY_ROWS; ++r) lanes[r][threadIdx.x] += lanes[r][threadIdx.x + width];
+    __syncthreads();
+  }
+  if (lane == 0 && n < N)
+#pragma unroll
+    for (int r = 0; r < SKINNY_ROWS; ++r) {
+      if (r >= M) break;
+      float* at = C + (long long)r * N + n;
+      *at = alpha * lanes[r][threadIdx.x] + (beta != 0.0f ? beta * *at : 0.0f);
+    }
+}
+
+// Plane blockIdx.y of partial: the sums over k in [y slice, (y + 1) slice) of A[r, k] B[k, n].
+extern "C" __global__ void __launch_bounds__(SKINNY_THREADS) sgemm_skinny_nn(
+    int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
+    float* __restrict__ partial) {
+  const int n = blockIdx.x * SKINNY_THREADS + threadIdx.x;
+  const int k_begin = blockIdx.y * slice, k_end = k_begin + slice < K ? k_begin + slice : K;
+  if (n >= N) return;
+  float sum[SKINNY_ROWS];
+  #pragma unroll
+  for (int r = 0; r < SKINNY_ROWS; ++r) sum[r] = 0.0f;
+#pragma unroll 4
+  for (int k = k_begin; k < k_end; ++k) {
+    const float v = __ldg(B + (long long)k * N + n);
+    #pragma unroll
+    for (int r = 0; r < SKINNY_ROWS; ++r)
+      if (r < M) sum[r] += A[(long long)r * K + k] * v;  // the same address across the warp: a broadcast
+  }
+#pragma unroll
+  for (int r = 0; r < SKINNY_ROWS; ++r)
+    if (r < M) partial[((long long)blockIdx.y * M + r) * N + n] = sum[r];
 }

@@ -18,9 +18,10 @@ def gemm_product(a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0)
 # products use ENGINE_SGEMM, the fastest rung of the H100 run of 2026-11-27 (pipelined,
 # 0.77-0.81x cuBLAS at 4096^3, bench/results/h100-2026-11-27/ladder_gemm.txt) with its
 # reduction split between blocks where the tiles alone are too few (splitk: the same kernel
-# as pipelined when they are not).
-SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined", "splitk")
-ENGINE_SGEMM = "splitk"
+# as pipelined when they are not), and products of at most SKINNY_ROWS rows on the skinny
+# rung (a fully connected layer at batch 1 to 8).
+SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined", "splitk", "skinny")
+ENGINE_SGEMM = "engine"  # skinny where it applies, else splitk
 CASES = {(False, False): "nn", (True, False): "tn", (False, True): "nt"}
 # Split-K: enough blocks to fill an H100 (132 SMs) twice over, and slices of at least
 # SPLIT_K_MIN_DEPTH so that each block's multiply-adds still outweigh its partial plane.
@@ -28,11 +29,11 @@ SPLIT_K_TARGET_BLOCKS = 264
 SPLIT_K_MIN_DEPTH = 256
 
 
-def split_k_slices(tiles, depth, quantum, min_depth=SPLIT_K_MIN_DEPTH):
+def split_k_slices(tiles, depth, quantum, min_depth=SPLIT_K_MIN_DEPTH, target=SPLIT_K_TARGET_BLOCKS):
     """(slice length, slice count) splitting a `depth`-long reduction so that `tiles` blocks
-    become about SPLIT_K_TARGET_BLOCKS, each slice a multiple of `quantum` (the kernel's
-    staging depth) and at least `min_depth` long; (depth, 1) when no split pays."""
-    splits = min(-(-SPLIT_K_TARGET_BLOCKS // tiles), depth // min_depth)
+    become about `target`, each slice a multiple of `quantum` (the kernel's staging depth)
+    and at least `min_depth` long; (depth, 1) when no split pays."""
+    splits = min(-(-target // tiles), depth // min_depth)
     if splits <= 1:
         return depth, 1
     length = -(-(-(-depth // splits)) // quantum) * quantum
@@ -54,8 +55,13 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
         grid = (-(-n // device.define("GEMM_BN")), -(-m // device.define("GEMM_BM")))
         device.launch("sgemm_tiled", grid, m, n, k, 1.0, a, int(transpose_a), b, int(transpose_b), beta, out)
         return out
+    skinny = m <= device.define("SKINNY_ROWS") and case in ("nt", "nn")
+    expect(version != "skinny" or skinny, f"the skinny product takes at most {device.define('SKINNY_ROWS')} rows "
+                                          f"and no transposed A, not {m} rows ({case})")
+    if version == "skinny" or (version == "engine" and skinny):
+        return _skinny_product(device, a, b, case, m, n, k, out, beta)
     grid = (-(-n // device.define("VEC_BN")), -(-m // device.define("VEC_BM")))
-    if version != "splitk":
+    if version not in ("splitk", "engine"):
         device.launch(f"sgemm_{version}_{case}", grid, m, n, k, 1.0, a, b, beta, out)
         return out
     length, splits = split_k_slices(grid[0] * grid[1], k, device.define("VEC_BK"))
@@ -64,6 +70,23 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
         return out
     partial = device.empty((splits, m, n))
     device.launch(f"sgemm_splitk_{case}", grid + (splits,), m, n, k, length, a, b, partial)
+    device.elementwise("sgemm_sum_splits", out.size, partial, out, out.size, splits, 1.0, beta)
+    return out
+
+
+def _skinny_product(device, a, b, case, m, n, k, out, beta):
+    """A product of at most SKINNY_ROWS rows on gemm.cu's v10 kernels: nt a warp per output
+    column; nn a thread per column, the reduction split until there are about eight blocks
+    an SM (a memory-bound kernel wants many loads in flight; slices of at least 64) and the
+    planes summed into out."""
+    threads = device.define("SKINNY_THREADS")
+    if case == "nt":
+        device.launch("sgemm_skinny_nt", -(-n // (threads // 32)), m, n, k, 1.0, a, b, beta, out)
+        return out
+    columns = -(-n // threads)
+    length, splits = split_k_slices(columns, k, 1, min_depth=64, target=4 * SPLIT_K_TARGET_BLOCKS)
+    partial = device.empty((splits, m, n))
+    device.launch("sgemm_skinny_nn", (columns, splits), m, n, k, length, a, b, partial)
     device.elementwise("sgemm_sum_splits", out.size, partial, out, out.size, splits, 1.0, beta)
     return out
 

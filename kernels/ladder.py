@@ -1,7 +1,7 @@
 """Run a kernel family's ladder: every version, validated against the NumPy reference and
 timed, in the order its .cu file presents them.
 
-    python -m deepinside.kernels.ladder gemm              # on a GPU: 4096^3 and 64x4096x25088, against cuBLAS
+    python -m deepinside.kernels.ladder gemm              # on a GPU: 4096^3 and fc6's shapes, against cuBLAS
     python -m deepinside.kernels.ladder gemm --emulator   # anywhere: small awkward sizes, correctness only
     python -m deepinside.kernels.ladder conv_forward      # also conv_backward_data, conv_backward_weights:
                                                           # direct, im2col + SGEMM, implicit GEMM; peer cuDNN
@@ -38,6 +38,10 @@ class Rung:
     idea: str
     launch: Callable  # (device, a, b, c, transpose_a, transpose_b) -> None
     transposes: tuple = ((False, False),)  # the (transpose_a, transpose_b) cases it handles
+    rows_at_most: int | None = None  # the largest M it handles, where it has one
+
+    def handles(self, m, transpose_a, transpose_b):
+        return (transpose_a, transpose_b) in self.transposes and (self.rows_at_most is None or m <= self.rows_at_most)
 
 
 def _grid(device, n, m, tile_n, tile_m):
@@ -87,8 +91,10 @@ GEMM_LADDER = [
          _specialised("warptile"), ALL_CASES),
     Rung("sgemm_pipelined", "warp tiles, two shared buffers: the next slice's loads in flight",
          _specialised("pipelined"), ALL_CASES),
-    Rung("sgemm_splitk", "v8 with K split between blocks where the tiles are too few (the engine's)",
+    Rung("sgemm_splitk", "v8 with K split between blocks where the tiles are too few (the engine's above 8 rows)",
          _specialised("splitk"), ALL_CASES),
+    Rung("sgemm_skinny", "at most 8 rows: B read once, coalesced, sums in registers (the engine's there)",
+         _specialised("skinny"), ((False, False), (False, True)), rows_at_most=8),
 ]
 CONV_DIRECTIONS = ("conv_forward", "conv_backward_data", "conv_backward_weights")
 # Element-wise kernels: bytes moved per element, and the versions in relu.cu's order.
@@ -280,7 +286,7 @@ def run_gemm(device, sizes, repeats, timer, peer=None):
     xp, rng, rows = device.xp, np.random.default_rng(0), []
     for m, n, k in sizes:
         for rung in GEMM_LADDER:
-            for transpose_a, transpose_b in rung.transposes:
+            for transpose_a, transpose_b in filter(lambda case: rung.handles(m, *case), rung.transposes):
                 a, b, expected = gemm_operands(rng, m, n, k, transpose_a, transpose_b)
                 a_d, b_d = xp.asarray(a), xp.asarray(b)
                 c = xp.full((m, n), np.nan, np.float32)
@@ -370,10 +376,11 @@ def torch_convolution(torch):
 
 
 # Products (m, n, k) on the emulator: sizes that are not multiples of any tile, one of all
-# multiples of 4 (the float4 paths) and one whose reduction the split-K rung splits. On a
-# GPU, besides the square one, VGG-16's fc6 at batch 64: 32 tiles, a 25088-long reduction.
-EMULATOR_GEMMS = [(67, 45, 33), (130, 129, 20), (132, 68, 44), (20, 36, 1100)]
-SKINNY_GEMM = (64, 4096, 25088)
+# multiples of 4 (the float4 paths), one whose reduction the split-K rung splits, and two
+# skinny ones (scalar and float4). On a GPU, besides the square one, VGG-16's fc6 at batch
+# 64 (32 tiles, a 25088-long reduction) and at batch 1 (a matrix-vector product).
+EMULATOR_GEMMS = [(67, 45, 33), (130, 129, 20), (132, 68, 44), (20, 36, 1100), (3, 37, 203), (4, 36, 1100)]
+GPU_GEMMS = [(64, 4096, 25088), (1, 4096, 25088)]  # fc6 at batch 64 and 1, after the square one
 # Convolution shapes (n, c, h, w, o, k, stride, padding): VGG-16's first, a middle and a late
 # layer on a GPU (batch 16 keeps the direct versions within the script's minutes); on the
 # emulator, shapes with more than one tile and with split-K slices.
@@ -432,7 +439,7 @@ def main(argv=None):
         name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
         peak = next((v for key, v in FP32_PEAK_TFLOPS.items() if key in name), None)
         size = arguments.size
-        sizes = [(size, size, size), SKINNY_GEMM] if gemm else GPU_CONVOLUTIONS
+        sizes = [(size, size, size)] + GPU_GEMMS if gemm else GPU_CONVOLUTIONS
         repeats, timer = arguments.repeats, _cuda_events(cupy)
         if gemm:
             peer = lambda a, b, ta, tb: cupy.matmul(a.T if ta else a, b.T if tb else b)  # noqa: E731 - cuBLAS

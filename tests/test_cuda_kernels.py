@@ -89,6 +89,21 @@ def test_sgemm_split_k_with_accumulation(launcher, rng, transpose_a, transpose_b
     assert relative_error(host(out), expected) < 1e-5
 
 
+@pytest.mark.parametrize("m, n, k, transpose_b", [(1, 70, 1029, True), (8, 33, 1029, False), (3, 9, 64, True),
+                                                (5, 300, 2048, False)])
+def test_sgemm_skinny_with_accumulation(launcher, rng, m, n, k, transpose_b):
+    """The matrix-vector kernels (at most 8 rows) the engine takes for batches of 1 to 8: K
+    odd (scalar loads) and a multiple of 4 (float4 loads), the nn reduction split."""
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    out = device(launcher, c.copy())
+    K.bind(PoisonedDevice(launcher)).gemm.product(device(launcher, a), device(launcher, b), False, transpose_b, out=out,
+                                                  beta=0.5)
+    expected = a.astype(np.float64) @ (b.T if transpose_b else b) + 0.5 * c
+    assert relative_error(host(out), expected) < 1e-5
+
+
 CONV_CASES = [(1, 3, 7, 6, 4, 3, 1, 1), (3, 2, 9, 7, 5, 5, 2, 2), (1, 3, 23, 19, 6, 11, 4, 0),
               (3, 4, 6, 6, 3, 1, 1, 0), (1, 2, 10, 8, 3, 3, 3, 2),
               # more than one 128 x 128 tile of the implicit GEMMs' results, in rows and columns
