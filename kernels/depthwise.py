@@ -229,18 +229,26 @@ def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=
 
 
 # Backward-data's ladder: the direct gather kernel, then (at stride 1 only) the tiled forward
-# kernel run on grad_y with the filters flipped, as the NumPy path does it.
+# kernel run on grad_y with the filters flipped, as the NumPy path does it. The engine
+# ("engine") takes the tiled one where it applies and the plane holds a whole tile: on an
+# H100 (bench/results/h100-2026-11-27, runs 1 and 2) it took 0.53-0.62 ms against the
+# direct 0.92-1.02 at 112 x 112 (batch 64, 32 channels), but 0.40-0.51 against 0.31-0.41
+# on 7 x 7 planes, where most of a 16 x 16 tile's threads idle.
 BACKWARD_DATA_LADDER = ("depthwise_backward_data", "depthwise_backward_data_tiled")
-ENGINE_BACKWARD_DATA = "depthwise_backward_data"
+ENGINE_BACKWARD_DATA = "engine"
 
 
 def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0,
                                    version=ENGINE_BACKWARD_DATA):
     grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
     n, c, h, w, k, hout, wout, before = _geometry(x_shape, weight.shape, stride, padding)
+    tiled_applies = stride == 1 and max(before, sides(padding)[1]) < k and tiled_forward_fits(device, k, 1)
+    if version == "engine":
+        tile = device.define("DEPTHWISE_TILE")
+        version = BACKWARD_DATA_LADDER[tiled_applies and min(h, w) >= tile]
     if version == "depthwise_backward_data_tiled":
         after = sides(padding)[1]
-        expect(stride == 1 and max(before, after) < k, "depthwise_backward_data_tiled: stride 1 and padding below "
+        expect(tiled_applies, "depthwise_backward_data_tiled: stride 1 and padding below "
                f"the kernel size only, got stride {stride}, padding {padding}")
         flipped = device.xp.ascontiguousarray(weight[:, :, ::-1, ::-1])
         return depthwise_forward_device(device, grad_y, flipped, None, 1, (k - 1 - before, k - 1 - after),

@@ -56,7 +56,8 @@ class Device:
     GEMM, split-K where the tiles are few), "im2col" (a column buffer and the SGEMM),
     "direct" (one thread per output, kept for reading) or "engine" (the engine's choice:
     implicit, but the column buffer for the backward-data of strided convolutions and of
-    inputs with few channels, conv2d.py's FEW_INPUT_CHANNELS)."""
+    inputs with few channels, and for the weight gradient on small maps: conv2d.py's
+    FEW_INPUT_CHANNELS and COLUMNS_WEIGHT_GRADIENT_POSITIONS)."""
 
     def __init__(self, launcher, convolution="engine"):
         if convolution not in CONVOLUTIONS:
