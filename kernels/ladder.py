@@ -110,26 +110,28 @@ def run_maxpool(device, shapes, repeats, timer, copy=None):
     """Rows: max-pool forward (value and switch per output) and its gather backward on
     (n, c, h, w) inputs with 2x2 stride-2 windows (VGG's), in GB/s of the bytes each must
     move, against a device-to-device copy of as many bytes."""
-    from . import bind
-    from .maxpool import maxpool_backward, maxpool_forward
+    from .maxpool import (VERSIONS, maxpool_backward, maxpool_backward_device, maxpool_forward,
+                          maxpool_forward_device)
 
-    ops, xp, rng, rows = bind(PoisonedDevice(device.launcher)).maxpool, device.xp, np.random.default_rng(0), []
+    poisoned, xp, rng, rows = PoisonedDevice(device.launcher), device.xp, np.random.default_rng(0), []
     for shape in shapes:
         x = rng.standard_normal(shape).astype(np.float32)
         y, switches = maxpool_forward(x, 2, 2)
         g = rng.standard_normal(y.shape).astype(np.float32)
         expected = {"forward": (y, switches), "backward": maxpool_backward(g, switches, x.shape, 2, 2)}
-        x_d, g_d = xp.asarray(x), xp.asarray(g)
-        switches_d = ops.forward(x_d, 2, 2)[1]
+        x_d, g_d, switches_d = xp.asarray(x), xp.asarray(g), xp.asarray(switches)
         moved = {"forward": 4 * x.size + 12 * y.size, "backward": 12 * y.size + 4 * x.size}
-        calls = {"forward": lambda: ops.forward(x_d, 2, 2), "backward": lambda: ops.backward(g_d, switches_d, x.shape, 2, 2)}
-        for direction, call in calls.items():
+        calls = [(version, "forward", functools.partial(maxpool_forward_device, poisoned, x_d, 2, 2, version=version))
+                 for version in VERSIONS]
+        calls += [(version, "backward", functools.partial(maxpool_backward_device, poisoned, g_d, switches_d, x.shape,
+                                                          2, 2, version=version)) for version in VERSIONS]
+        for version, direction, call in calls:
             result = call()
             result = [a.get() if hasattr(a, "get") else a for a in (result if direction == "forward" else (result,))]
             ok = all(np.array_equal(a, b) for a, b in zip(result, expected[direction] if direction == "forward"
                                                            else (expected[direction],)))
             seconds = timer(call, repeats)
-            row = {"version": f"maxpool_{direction}", "case": direction, "shape": f"N{shape[0]} C{shape[1]} "
+            row = {"version": f"maxpool_{direction}{'_planes' if version == 'v2' else ''}", "case": direction, "shape": f"N{shape[0]} C{shape[1]} "
                    f"{shape[2]}x{shape[3]} k2 s2", "ok": ok, "error": 0.0, "ms": seconds * 1e3,
                    "gflops": moved[direction] / seconds / 1e9}
             if copy:

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .family import Device, OpFamily, expect
+from .family import ELEMENTWISE_THREADS, Device, OpFamily, expect
 from .phases import PhaseGrid
 
 
@@ -68,24 +68,42 @@ def maxpool_backward(grad_y, switches, x_shape, kernel_size, stride, padding=0):
     return grad_x.reshape(x_shape)
 
 
-def maxpool_forward_device(device: Device, x, kernel_size, stride, padding=0, ceil_mode=False):
+# maxpool.cu's versions; the engine runs v1 until a GPU run has timed v2 against it.
+VERSIONS = ("v1", "v2")
+ENGINE_VERSION = "v1"
+PLANE_BLOCKS = 65535  # the grid's y limit: the v2 kernels loop over the planes beyond it
+
+
+def _launch(device, kernel, version, plane_positions, n, c, *arguments):
+    """v1: a grid-stride loop over the batch's elements; v2: a block row per plane."""
+    expect(version in VERSIONS, f"maxpool: unknown version {version!r}")
+    if version == "v1":
+        device.elementwise(kernel, n * c * plane_positions, *arguments)
+    else:
+        device.launch(f"{kernel}_planes", (-(-plane_positions // ELEMENTWISE_THREADS), min(n * c, PLANE_BLOCKS)),
+                      *arguments)
+
+
+def maxpool_forward_device(device: Device, x, kernel_size, stride, padding=0, ceil_mode=False, version=ENGINE_VERSION):
     x = device.float32("x", x, 4)
     n, c, h, w = x.shape
     hout = maxpool_output_size(h, kernel_size, stride, padding, ceil_mode)
     wout = maxpool_output_size(w, kernel_size, stride, padding, ceil_mode)
     y, switches = device.empty((n, c, hout, wout)), device.empty((n, c, hout, wout), np.int64)
-    device.elementwise("maxpool_forward", y.size, x, y, switches, n, c, h, w, kernel_size, stride, padding, hout, wout)
+    _launch(device, "maxpool_forward", version, hout * wout, n, c, x, y, switches, n, c, h, w, kernel_size, stride,
+            padding, hout, wout)
     return y, switches
 
 
-def maxpool_backward_device(device: Device, grad_y, switches, x_shape, kernel_size, stride, padding=0):
+def maxpool_backward_device(device: Device, grad_y, switches, x_shape, kernel_size, stride, padding=0,
+                            version=ENGINE_VERSION):
     grad_y = device.float32("grad_y", grad_y, 4)
     expect(switches.shape == grad_y.shape and switches.dtype == np.int64, "maxpool_backward: switches must be "
            f"int64 of the gradient's shape {grad_y.shape}, got {switches.dtype}{switches.shape}")
     n, c, h, w = x_shape
     grad_x = device.empty(tuple(x_shape))
-    device.elementwise("maxpool_backward", grad_x.size, grad_y, device.xp.ascontiguousarray(switches), grad_x,
-                       n, c, h, w, kernel_size, stride, padding, grad_y.shape[2], grad_y.shape[3])
+    _launch(device, "maxpool_backward", version, h * w, n, c, grad_y, device.xp.ascontiguousarray(switches), grad_x,
+            n, c, h, w, kernel_size, stride, padding, grad_y.shape[2], grad_y.shape[3])
     return grad_x
 
 

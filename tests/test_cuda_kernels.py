@@ -12,6 +12,7 @@ import pytest
 
 from deepinside import engine
 from deepinside.kernels.family import CONVOLUTIONS
+from deepinside.kernels import maxpool as maxpool_kernels
 from deepinside.kernels.gemm import split_k_slices
 from deepinside.kernels.ladder import PoisonedDevice
 import deepinside.kernels as K
@@ -163,16 +164,19 @@ def test_relu_rules(launcher, rng):
 @pytest.mark.parametrize("n, c, h, w, k, stride, padding, ceil_mode", [
     (1, 2, 8, 8, 2, 2, 0, False), (3, 2, 9, 7, 3, 2, 0, True), (2, 3, 7, 8, 3, 2, 1, False), (1, 1, 10, 11, 3, 3, 1, True),
 ])
-def test_maxpool(launcher, rng, n, c, h, w, k, stride, padding, ceil_mode):
-    ops = ops_on(launcher)
+@pytest.mark.parametrize("version", maxpool_kernels.VERSIONS)
+def test_maxpool(launcher, rng, n, c, h, w, k, stride, padding, ceil_mode, version):
+    poisoned = PoisonedDevice(launcher)
     for x in (distinct_values(rng, (n, c, h, w)).astype(np.float32),
               rng.integers(0, 3, (n, c, h, w)).astype(np.float32)):  # distinct, then many ties
         y, switches = K.maxpool_forward(x, k, stride, padding, ceil_mode)
-        y_dev, switches_dev = ops.maxpool.forward(device(launcher, x), k, stride, padding, ceil_mode)
+        y_dev, switches_dev = maxpool_kernels.maxpool_forward_device(poisoned, device(launcher, x), k, stride, padding,
+                                                                     ceil_mode, version=version)
         assert np.array_equal(host(y_dev), y) and np.array_equal(host(switches_dev), switches)
         grad_y = rng.standard_normal(y.shape).astype(np.float32)
-        assert relative_error(host(ops.maxpool.backward(device(launcher, grad_y), switches_dev, x.shape, k, stride, padding)),
-                              K.maxpool_backward(grad_y, switches, x.shape, k, stride, padding)) < 1e-6
+        grad_x = maxpool_kernels.maxpool_backward_device(poisoned, device(launcher, grad_y), switches_dev, x.shape, k,
+                                                         stride, padding, version=version)
+        assert relative_error(host(grad_x), K.maxpool_backward(grad_y, switches, x.shape, k, stride, padding)) < 1e-6
 
 
 @pytest.mark.parametrize("shape, output_size", [((2, 3, 7, 7), (7, 7)), ((1, 2, 13, 11), (6, 6)), ((1, 2, 2, 3), (6, 6))])
