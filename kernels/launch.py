@@ -28,7 +28,8 @@ import numpy as np
 KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
 EMULATOR_DIR = os.path.join(KERNEL_DIR, "emulator")
 
-POINTER_DTYPES = {"float": np.float32, "int": np.int32, "long long": np.int64}
+# dtype instances, not scalar types: an array's dtype compares with them without a conversion
+POINTER_DTYPES = {"float": np.dtype(np.float32), "int": np.dtype(np.int32), "long long": np.dtype(np.int64)}
 SCALAR_TYPES = {"float": (np.float32, ctypes.c_float), "int": (np.int32, ctypes.c_int),
                 "long long": (np.int64, ctypes.c_longlong)}
 _SIGNATURE = re.compile(r"__global__\s+void\s+(?:__launch_bounds__\(\s*(\w+)[^)]*\)\s+)?(\w+)\s*\(([^)]*)\)", re.S)
@@ -123,7 +124,7 @@ class Launcher:
                 if not isinstance(value, self.xp.ndarray):
                     raise KernelError(f"{kernel}: argument {name} must be a {self.xp.__name__} array, got {type(value).__name__}")
                 if value.dtype != expected or not value.flags.c_contiguous:
-                    raise KernelError(f"{kernel}: argument {name} must be a C-contiguous {np.dtype(expected).name} "
+                    raise KernelError(f"{kernel}: argument {name} must be a C-contiguous {expected.name} "
                                       f"array, got {value.dtype}{' (not contiguous)' if not value.flags.c_contiguous else ''}")
                 checked.append(value)
             else:

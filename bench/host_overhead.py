@@ -1,0 +1,54 @@
+"""The engine's host-side cost of one saliency pass (forward, then the gradient to the
+input) on the device code path, without a GPU: every kernel launch goes through the
+launcher's argument checks and then does nothing, so the time is what Python spends
+between launches, which is what a batch-1 pass on a GPU waits for when it is not replayed
+as a CUDA graph. Prints the median of the repeats and the number of launches.
+
+    python bench/host_overhead.py [efficientnet-lite0 | vgg16 | cnn_f] [--repeats 7]
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from deepinside import engine, models
+from deepinside.kernels.launch import EmulatorLauncher
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("network", nargs="?", default="efficientnet-lite0", choices=["efficientnet-lite0", "vgg16",
+                                                                                      "cnn_f"])
+    parser.add_argument("--repeats", type=int, default=7)
+    arguments = parser.parse_args(argv)
+    launches = []
+    EmulatorLauncher._start = lambda self, kernel, *rest: launches.append(kernel)  # checked, then not run
+    with engine.use_backend("numpy"):
+        net = models.load(arguments.network).net if arguments.network.startswith("efficientnet") \
+            else getattr(models, arguments.network)().eval()
+    net.to("emulator")
+    image = np.random.default_rng(1).standard_normal((1, 3, 224, 224), dtype=np.float32)
+    seed = np.zeros((1, 1000), np.float32)
+    seed[0, 7] = 1
+
+    def one_pass():
+        x = engine.Tensor(image, requires_grad=True, backend=net.backend)
+        return engine.grad(net(x), [x], grad_output=seed)[0]
+
+    with np.errstate(all="ignore"):  # the unlaunched kernels leave their outputs as allocated
+        one_pass()
+        launches.clear()
+        times = []
+        for _ in range(arguments.repeats):
+            start = time.perf_counter()
+            one_pass()
+            times.append(time.perf_counter() - start)
+    count = len(launches) // arguments.repeats
+    median = statistics.median(times)
+    print(f"{arguments.network}: {median * 1e3:.2f} ms on the host a pass (median of {arguments.repeats}), "
+          f"{count} launches, {median / count * 1e6:.1f} us a launch")
+
+
+if __name__ == "__main__":
+    main()
