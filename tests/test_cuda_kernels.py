@@ -375,6 +375,24 @@ def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
     assert "| conv | vgg16 N64" not in (tmp_path / "gpu_kernels.md").read_text()  # emulator sizes only
 
 
+def test_gpu_benchmark_summary_of_the_targets(monkeypatch):
+    """The targets' summary over rows made by hand: medians and lowest ratios of VGG-16's
+    batch-64 layers, the layers whose peer ran above the FP32 peak counted apart."""
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(KERNEL_DIR), "bench"))
+    import gpu_kernels
+
+    def conv(ratio, peer_tflops, shape="vgg16 N64 C64 O64 224x224 k3 s1 p1"):
+        return {"group": "conv", "shape": shape, "direction": "forward", "ratio_to_peer": ratio,
+                "peer_tflops": peer_tflops}
+    rows = [conv(0.5, 40.0), conv(0.9, 50.0), conv(0.3, 100.0), conv(0.2, 130.0), conv(0.1, 10.0, "vgg16 N1 C64")]
+    rows.append({"group": "sgemm", "shape": "4096^3", "direction": "C = A B", "ratio_to_peer": 0.77})
+    summary = gpu_kernels.target_summary(rows, 67.0)
+    assert "median 0.40, lowest 0.20 over 4 layers; peer under the FP32 peak on 2: median 0.70" in summary
+    assert "| SGEMM 4096^3 >= 0.9 | 0.77 |" in summary and "backward-data" not in summary
+    assert gpu_kernels.above_peak(rows[2], 67.0) and not gpu_kernels.above_peak(rows[0], 67.0)
+    assert not gpu_kernels.above_peak(rows[2], None)  # no peak known for the card
+
+
 def test_emulator_aborts_a_divergent_barrier_instead_of_hanging(tmp_path, monkeypatch):
     import deepinside.kernels.launch as launch
     source = tmp_path / "divergent.cu"
