@@ -36,6 +36,7 @@ from numpy.lib.stride_tricks import as_strided
 from .conv2d import (conv2d_backward_bias as depthwise_backward_bias, conv2d_backward_bias_device,
                      conv2d_output_size)
 from .family import Device, OpFamily, expect
+from .gemm import split_k_slices
 from .phases import PhaseGrid
 
 # Output positions (Hout * Wout) from which the wide-grid layout is used: 28x28 maps (784)
@@ -258,12 +259,32 @@ def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stri
     return grad_x
 
 
-def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1, padding=0, context=None):
+# Backward-weights' ladder: v1 a block per weight; v2 a block per channel and slice of its
+# positions, for 3x3 and 5x5 kernels (depthwise.cu). The engine runs v1 until a GPU run has
+# timed v2 against it.
+BACKWARD_WEIGHTS_LADDER = ("depthwise_backward_weights", "depthwise_backward_weights_channel")
+ENGINE_BACKWARD_WEIGHTS = "depthwise_backward_weights"
+CHANNEL_KERNEL_SIZES = (3, 5)
+
+
+def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1, padding=0, context=None,
+                                      version=ENGINE_BACKWARD_WEIGHTS):
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
     n, c, h, w, k, hout, wout, before = _geometry(x.shape, w_shape, stride, padding)
     grad_w = device.empty(tuple(w_shape))
-    device.launch("depthwise_backward_weights", grad_w.size, grad_y, x, grad_w, n, c, h, w, k, stride, before,
-                  hout, wout)  # one block per weight
+    if version == "depthwise_backward_weights":
+        device.launch(version, grad_w.size, grad_y, x, grad_w, n, c, h, w, k, stride, before, hout,
+                      wout)  # one block per weight
+        return grad_w
+    expect(version == "depthwise_backward_weights_channel" and k in CHANNEL_KERNEL_SIZES,
+           f"depthwise backward-weights: version {version!r} takes kernels of {CHANNEL_KERNEL_SIZES}, not {k}")
+    expect(x.size < 2 ** 31 and grad_y.size < 2 ** 31, "depthwise backward-weights v2: 32-bit indices, a tensor "
+                                                        "of 2^31 elements or more")
+    # the positions split into slices until there are about two blocks an SM's worth (gemm.py's rule)
+    length, splits = split_k_slices(c, n * hout * wout, 1, min_depth=device.define("DEPTHWISE_THREADS"))
+    partial = device.empty((splits,) + tuple(w_shape))
+    device.launch(f"{version}_k{k}", (c, splits), grad_y, x, partial, n, c, h, w, stride, before, hout, wout, length)
+    device.elementwise("sgemm_sum_splits", grad_w.size, partial, grad_w, grad_w.size, splits, 1.0, 0.0)
     return grad_w
 
 

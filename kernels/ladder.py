@@ -147,12 +147,11 @@ def run_depthwise(device, shapes, repeats, timer, copy=None):
     shape (n, c, h, w, k, stride, padding), against the NumPy path in float64, in GB/s of
     the activations each must read and write (the op is memory-bound: K^2 multiply-adds per
     output and no reuse across channels), against a device-to-device copy of as many bytes."""
-    from . import bind
     from . import depthwise as reference
     from .conv2d import conv2d_output_size
 
     poisoned = PoisonedDevice(device.launcher)
-    ops, xp, rng, rows = bind(poisoned).depthwise, device.xp, np.random.default_rng(0), []
+    xp, rng, rows = device.xp, np.random.default_rng(0), []
     for n, c, h, w, k, stride, padding in shapes:
         x = rng.standard_normal((n, c, h, w)).astype(np.float32)
         weight = (rng.standard_normal((c, 1, k, k)) / k).astype(np.float32)
@@ -172,10 +171,12 @@ def run_depthwise(device, shapes, repeats, timer, copy=None):
                       backward_data)
                      for version in reference.BACKWARD_DATA_LADDER
                      if version != "depthwise_backward_data_tiled" or (stride == 1 and padding < k)]
-        versions += [
-            ("depthwise_backward_weights", "backward_weights",
-             lambda: ops.backward_weights(g_d, x_d, weight.shape, stride, padding),
-             reference.depthwise_backward_weights(g64, x64, weight.shape, stride, padding))]
+        backward_weights = reference.depthwise_backward_weights(g64, x64, weight.shape, stride, padding)
+        versions += [(version, "backward_weights", functools.partial(
+            reference.depthwise_backward_weights_device, poisoned, g_d, x_d, weight.shape, stride, padding,
+            version=version), backward_weights)
+            for version in reference.BACKWARD_WEIGHTS_LADDER
+            if version == "depthwise_backward_weights" or k in reference.CHANNEL_KERNEL_SIZES]
         peer_seconds = timer(lambda: copy(moved // 8), repeats) if copy else None
         for version, direction, call, expected in versions:
             rows.append(_validated_row(version, direction, f"N{n} C{c} {h}x{w} k{k} s{stride} p{padding}", call,

@@ -11,7 +11,7 @@ from deepinside.kernels import depthwise
 from deepinside import engine
 from deepinside.engine import Tensor, nn
 from deepinside.kernels.ladder import PoisonedDevice
-from deepinside.kernels.launch import EmulatorLauncher
+from deepinside.kernels.launch import EmulatorLauncher, KernelError
 from helpers import numerical_gradient, relative_error
 
 # padding: p on every side, or (before, after) on both axes (TensorFlow's SAME, stride 2).
@@ -115,6 +115,24 @@ def test_depthwise_kernels_match_numpy(emulated, rng, n, c, h, w, k, stride, pad
         assert relative_error(depthwise.depthwise_backward_data_device(
             device, g, weight, x.shape, stride, padding, version="depthwise_backward_data_tiled"),
             K.depthwise_backward_data(g, weight, x.shape, stride, padding)) < 1e-5
+
+
+@pytest.mark.parametrize("n, c, h, w, k, stride, padding", [(2, 2, 24, 24, 3, 1, 1), (1, 3, 45, 47, 5, 2, 2),
+                                                           (1, 2, 7, 9, 3, 2, 0)])
+def test_depthwise_weight_gradient_a_block_per_channel(rng, n, c, h, w, k, stride, padding):
+    """depthwise.cu's backward-weights v2: the positions split into slices (4 and 2 of them
+    in the first two cases, none in the last) whose planes are added in order."""
+    device = PoisonedDevice(EmulatorLauncher())
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    y_shape = K.depthwise_forward(x, np.ones((c, 1, k, k), np.float32), None, stride, padding).shape
+    g = rng.standard_normal(y_shape).astype(np.float32)
+    grad_w = depthwise.depthwise_backward_weights_device(device, g, x, (c, 1, k, k), stride, padding,
+                                                         version="depthwise_backward_weights_channel")
+    expected = K.depthwise_backward_weights(g.astype(np.float64), x.astype(np.float64), (c, 1, k, k), stride, padding)
+    assert relative_error(grad_w, expected) < 1e-5
+    with pytest.raises(KernelError, match="takes kernels of"):
+        depthwise.depthwise_backward_weights_device(device, g, x, (c, 1, 7, 7), stride, padding,
+                                                    version="depthwise_backward_weights_channel")
 
 
 def test_pad_relu6_and_add_kernels_match_numpy(emulated, rng):

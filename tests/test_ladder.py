@@ -62,7 +62,7 @@ def test_max_pool_forward_and_backward_give_the_numpy_result_exactly(device):
 def test_the_depthwise_kernels_match_numpy_in_every_direction(device):
     rows = ladder.run_depthwise(device, ladder.EMULATOR_DEPTHWISE, 1, ladder.wall_clock)
     stride_1 = ["depthwise_forward", "depthwise_forward_tiled", "depthwise_backward_data",
-                "depthwise_backward_data_tiled", "depthwise_backward_weights"]
+                "depthwise_backward_data_tiled", "depthwise_backward_weights", "depthwise_backward_weights_channel"]
     strided = [version for version in stride_1 if version != "depthwise_backward_data_tiled"]
     assert [r["version"] for r in rows] == [version for shape in ladder.EMULATOR_DEPTHWISE
                                             for version in (stride_1 if shape[5] == 1 else strided)]
