@@ -278,10 +278,14 @@ def run_conv(direction, launcher, shapes, repeats, timer, peer=None):
     return rows
 
 
-def gemm_operands(rng, m, n, k, transpose_a, transpose_b):
+def gemm_operands(rng, m, n, k, transpose_a, transpose_b, xp=np):
+    """Random float32 operands and their product in float64, computed with `xp` (on a GPU
+    the card's float64 units take milliseconds where a host's BLAS took seconds at 4096^3)."""
     a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
-    return a, b, (a.T if transpose_a else a).astype(np.float64) @ (b.T if transpose_b else b).astype(np.float64)
+    a64, b64 = xp.asarray(a, np.float64), xp.asarray(b, np.float64)
+    product = (a64.T if transpose_a else a64) @ (b64.T if transpose_b else b64)
+    return a, b, product.get() if hasattr(product, "get") else product
 
 
 def run_gemm(device, sizes, repeats, timer, peer=None):
@@ -292,7 +296,7 @@ def run_gemm(device, sizes, repeats, timer, peer=None):
         for rung in GEMM_LADDER:
             for transpose_a, transpose_b in filter(lambda case: rung.handles(m, *case), rung.transposes):
                 if (transpose_a, transpose_b) not in operands:
-                    a, b, expected = gemm_operands(rng, m, n, k, transpose_a, transpose_b)
+                    a, b, expected = gemm_operands(rng, m, n, k, transpose_a, transpose_b, xp)
                     operands[transpose_a, transpose_b] = xp.asarray(a), xp.asarray(b), expected
                 a_d, b_d, expected = operands[transpose_a, transpose_b]
                 c = xp.full((m, n), np.nan, np.float32)
