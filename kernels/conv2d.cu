@@ -10,8 +10,9 @@
 // Direct versions, kept for reading: one thread per output element (y, gx or gw) of a
 // grid-stride loop, blocks of 256, every operand read from global memory.
 //
-// Fast versions, used by default: im2col plus the tiled SGEMM of gemm.cu, on a chunk of
-// `nb` images at a time (the chunk bounds the column buffer):
+// im2col versions: the column buffer plus the engine's SGEMM (gemm.py), on a chunk of
+// `nb` images at a time (the chunk bounds the column buffer); the engine takes them for the
+// backward-data of strided or few-channel convolutions and for small-map weight gradients:
 //   im2col:   col[(c K + u) K + v, (n Hout + i) Wout + j] = x[n, c, i s - p + u, j s - p + v]
 //   forward:  Y' (O x nb L) = W (O x C K K) col;  then y[n, o, l] = Y'[o, n L + l] + b[o]
 //   data:     gcol = W^T gy' (gy' is gy reordered to O x nb L); col2im gathers gx

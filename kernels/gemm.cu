@@ -1,7 +1,7 @@
 // Single-precision matrix products, row-major: C = alpha * op(A) op(B) + beta * C, with
 // op(A) of shape (M, K) and op(B) of shape (K, N). transA = 1 means A is stored (K, M);
 // transB = 1 means B is stored (N, K). Fully connected layers and the convolutions'
-// im2col products all run on sgemm_tiled:
+// im2col products run on the engine's rungs (gemm.py: ENGINE_SGEMM; v9, v10 below):
 //   linear forward   y  = x W^T        (transB)
 //   backward data    gx = gy W
 //   backward weights gW = gy^T x       (transA)
