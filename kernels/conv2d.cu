@@ -523,3 +523,96 @@ extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, 
     out[e] = total;
   }
 }
+
+// =======================================================================================
+// Winograd F(2x2, 3x3) (Lavin and Gray 2015), for 3x3 stride-1 convolutions: each 2x2 tile
+// of the output comes from a 4x4 tile of the input with 16 multiplications a channel pair
+// instead of 36, so the products shrink 2.25 times; what cuDNN runs where it beats the FP32
+// peak counted as direct sums. In the Winograd domain a convolution is 16 independent
+// matrix products, one per position xi of the 4x4 transformed tile:
+//   U[xi] = (G g G^T)[xi]     (O x C)  the filters, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+//   V[xi] = (B^T d B)[xi]     (C x T)  the input tiles, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+//   M[xi] = U[xi] V[xi]       (O x T)  the engine's SGEMM (conv2d.py launches the 16)
+//   y tile = A^T m A + b      (2 x 2)  A^T = [1 1 1 0; 0 1 -1 -1]
+// with T = N ceil(Hout / 2) ceil(Wout / 2) tiles (t = (n TH + ti) TW + tj). The transforms
+// are one thread per (channel, tile), grid-stride; their cost is memory: V and M are each
+// 16 / 4 = 4 times the activations they come from. Backward-data is the same convolution
+// of grad_y with the filters flipped and transposed (Sect. 4), padded by 2 - p.
+// Cost: 2 N O C (16 / 4) (Hout Wout) FLOPs in the products, against 2 N O C 9 Hout Wout.
+
+// U[xi, o, c] = G g G^T of the filter w[o, c] (one thread per (o, c)).
+extern "C" __global__ void winograd_filter_transform(const float* __restrict__ w, float* __restrict__ U, int O, int C) {
+  const int count = O * C;
+  for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
+    const float* g = w + e * 9;
+    float gg[4][3];  // G g
+    for (int v = 0; v < 3; ++v) {
+      gg[0][v] = g[v];
+      gg[1][v] = 0.5f * (g[v] + g[3 + v] + g[6 + v]);
+      gg[2][v] = 0.5f * (g[v] - g[3 + v] + g[6 + v]);
+      gg[3][v] = g[6 + v];
+    }
+    for (int r = 0; r < 4; ++r) {  // (G g) G^T, row r
+      const float row[4] = {gg[r][0], 0.5f * (gg[r][0] + gg[r][1] + gg[r][2]), 0.5f * (gg[r][0] - gg[r][1] + gg[r][2]),
+                            gg[r][2]};
+      for (int s = 0; s < 4; ++s) U[(long long)(r * 4 + s) * count + e] = row[s];
+    }
+  }
+}
+
+// V[xi, c, t] = B^T d B of input tile t of channel c: d the 4x4 window of x at
+// (2 ti - pad, 2 tj - pad), 0 outside the input (one thread per (c, t)).
+extern "C" __global__ void winograd_input_transform(const float* __restrict__ x, float* __restrict__ V, int N, int C,
+                                                    int H, int W, int pad, int TH, int TW) {
+  const int T = N * TH * TW, count = C * T;
+  for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
+    const int c = e / T, t = e - c * T, n = t / (TH * TW), tile = t - n * TH * TW, ti = tile / TW, tj = tile - ti * TW;
+    const float* plane = x + ((long long)n * C + c) * H * W;
+    const int top = 2 * ti - pad, left = 2 * tj - pad;
+    float d[4][4];
+    for (int u = 0; u < 4; ++u)
+      for (int v = 0; v < 4; ++v) {
+        const int h = top + u, col = left + v;
+        d[u][v] = (h >= 0 && h < H && col >= 0 && col < W) ? plane[h * W + col] : 0.0f;
+      }
+    float bd[4][4];  // B^T d
+    for (int v = 0; v < 4; ++v) {
+      bd[0][v] = d[0][v] - d[2][v];
+      bd[1][v] = d[1][v] + d[2][v];
+      bd[2][v] = d[2][v] - d[1][v];
+      bd[3][v] = d[1][v] - d[3][v];
+    }
+    for (int r = 0; r < 4; ++r) {  // (B^T d) B, row r
+      const float row[4] = {bd[r][0] - bd[r][2], bd[r][1] + bd[r][2], bd[r][2] - bd[r][1], bd[r][1] - bd[r][3]};
+      for (int s = 0; s < 4; ++s) V[(long long)(r * 4 + s) * count + e] = row[s];
+    }
+  }
+}
+
+// y[n, o, 2 ti + a, 2 tj + b] = (A^T m A)[a, b] + bias[o] for m[xi] = M[xi, o, t], the
+// outputs inside Hout x Wout (one thread per (o, t)).
+extern "C" __global__ void winograd_output_transform(const float* __restrict__ M, const float* __restrict__ bias,
+                                                     float* __restrict__ y, int N, int O, int Hout, int Wout, int TH,
+                                                     int TW, int has_bias) {
+  const int T = N * TH * TW, count = O * T;
+  for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
+    const int o = e / T, t = e - o * T, n = t / (TH * TW), tile = t - n * TH * TW, ti = tile / TW, tj = tile - ti * TW;
+    float m[4][4];
+    for (int r = 0; r < 4; ++r)
+      for (int s = 0; s < 4; ++s) m[r][s] = M[(long long)(r * 4 + s) * count + e];
+    float am[2][4];  // A^T m
+    for (int s = 0; s < 4; ++s) {
+      am[0][s] = m[0][s] + m[1][s] + m[2][s];
+      am[1][s] = m[1][s] - m[2][s] - m[3][s];
+    }
+    const float b = has_bias ? bias[o] : 0.0f;
+    float* plane = y + ((long long)n * O + o) * Hout * Wout;
+    for (int a = 0; a < 2; ++a) {
+      const int i = 2 * ti + a;
+      if (i >= Hout) continue;
+      const float out[2] = {am[a][0] + am[a][1] + am[a][2] + b, am[a][1] - am[a][2] - am[a][3] + b};
+      for (int bb = 0; bb < 2; ++bb)
+        if (2 * tj + bb < Wout) plane[i * Wout + 2 * tj + bb] = out[bb];
+    }
+  }
+}

@@ -424,13 +424,40 @@ def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, f
     return out
 
 
+def _winograd_applies(device, g):
+    """The "winograd" mode's forward and backward-data: 3x3 kernels, stride 1, padding at
+    most 2 (backward-data pads by 2 - p); the other shapes run as the engine's."""
+    return device.convolution == "winograd" and g.k == 3 and g.stride == 1 and g.padding <= 2
+
+
+def _winograd(device, x, weight, bias, padding, out):
+    """conv2d.cu's Winograd F(2x2, 3x3) forward of x (N, C, H, W) with weight (O, C, 3, 3)
+    into out (N, O, Hout, Wout): the filter and input transforms, the 16 products on the
+    engine's SGEMM, the output transform (with the bias, where given)."""
+    n, c, h, w = x.shape
+    o, hout, wout = weight.shape[0], out.shape[2], out.shape[3]
+    tiles_down, tiles_across = -(-hout // 2), -(-wout // 2)
+    tiles = n * tiles_down * tiles_across
+    expect(16 * max(c, o) * tiles < 2 ** 31, "conv2d: too large for the Winograd transforms' 32-bit indices")
+    filters, inputs, products = device.empty((16, o, c)), device.empty((16, c, tiles)), device.empty((16, o, tiles))
+    device.elementwise("winograd_filter_transform", o * c, weight, filters, o, c)
+    device.elementwise("winograd_input_transform", c * tiles, x, inputs, n, c, h, w, padding, tiles_down, tiles_across)
+    for position in range(16):
+        gemm_product_device(device, filters[position], inputs[position], out=products[position])
+    device.elementwise("winograd_output_transform", o * tiles, products, bias if bias is not None else products, out,
+                       n, o, hout, wout, tiles_down, tiles_across, int(bias is not None))
+    return out
+
+
 def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None):
     x, weight = device.float32("x", x, 4), device.float32("weight", weight, 4)
     g = _device_geometry(x.shape, weight.shape, stride, padding)
     has_bias = bias is not None
     bias = device.float32("bias", bias, 1) if has_bias else device.empty((1,))
     y = device.empty((g.n, g.o, g.hout, g.wout))
-    if device.convolution in ("implicit", "engine"):
+    if _winograd_applies(device, g):
+        return _winograd(device, x, weight, bias if has_bias else None, padding, y)
+    if device.convolution in ("implicit", "engine", "winograd"):
         return _implicit_gemm(device, "conv2d_forward_implicit", g, g.o, g.n * g.hout * g.wout, g.c * g.k * g.k,
                               (x, weight, bias), y, flags=(int(has_bias),), bias=bias if has_bias else None)
     if device.convolution == "direct":
@@ -458,12 +485,12 @@ COLUMNS_WEIGHT_GRADIENT_POSITIONS = 256
 
 def _backward_data_through_columns(device, g):
     return device.convolution == "im2col" or (
-        device.convolution == "engine" and (g.stride > 1 or g.c < FEW_INPUT_CHANNELS))
+        device.convolution in ("engine", "winograd") and (g.stride > 1 or g.c < FEW_INPUT_CHANNELS))
 
 
 def _backward_weights_through_columns(device, g):
     return device.convolution == "im2col" or (
-        device.convolution == "engine" and g.hout * g.wout <= COLUMNS_WEIGHT_GRADIENT_POSITIONS)
+        device.convolution in ("engine", "winograd") and g.hout * g.wout <= COLUMNS_WEIGHT_GRADIENT_POSITIONS)
 
 
 def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0):
@@ -474,6 +501,9 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
     grad_x = device.empty(tuple(x_shape))
     if device.convolution == "direct":
         return _direct(device, "conv2d_backward_data_direct", g, grad_y, weight, grad_x)
+    if _winograd_applies(device, g):  # the forward of grad_y with the flipped, transposed filters (Sect. 4)
+        flipped = device.xp.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+        return _winograd(device, grad_y, flipped, None, 2 - g.padding, grad_x)
     if not _backward_data_through_columns(device, g):
         return _implicit_gemm(device, "conv2d_backward_data_implicit", g, g.c, g.n * g.h * g.w, g.o * g.k * g.k,
                               (grad_y, weight), grad_x)

@@ -45,7 +45,7 @@ class OpFamily:
         return SimpleNamespace(**{op: functools.partial(function, device) for op, function in self.device.items()})
 
 
-CONVOLUTIONS = ("engine", "implicit", "im2col", "direct")
+CONVOLUTIONS = ("engine", "winograd", "implicit", "im2col", "direct")
 
 
 class Device:
@@ -57,7 +57,9 @@ class Device:
     "direct" (one thread per output, kept for reading) or "engine" (the engine's choice:
     implicit, but the column buffer for the backward-data of strided convolutions and of
     inputs with few channels, and for the weight gradient on small maps: conv2d.py's
-    FEW_INPUT_CHANNELS and COLUMNS_WEIGHT_GRADIENT_POSITIONS)."""
+    FEW_INPUT_CHANNELS and COLUMNS_WEIGHT_GRADIENT_POSITIONS), or "winograd" (the engine's,
+    with Winograd F(2x2, 3x3) for the forward and backward-data of 3x3 stride-1 convolutions:
+    a rung no GPU has timed yet)."""
 
     def __init__(self, launcher, convolution="engine"):
         if convolution not in CONVOLUTIONS:

@@ -108,7 +108,9 @@ def test_sgemm_skinny_with_accumulation(launcher, rng, m, n, k, transpose_b):
 CONV_CASES = [(1, 3, 7, 6, 4, 3, 1, 1), (3, 2, 9, 7, 5, 5, 2, 2), (1, 3, 23, 19, 6, 11, 4, 0),
               (3, 4, 6, 6, 3, 1, 1, 0), (1, 2, 10, 8, 3, 3, 3, 2),
               # more than one 128 x 128 tile of the implicit GEMMs' results, in rows and columns
-              (2, 3, 12, 11, 130, 3, 1, 1), (1, 131, 5, 4, 2, 3, 2, 1)]
+              (2, 3, 12, 11, 130, 3, 1, 1), (1, 131, 5, 4, 2, 3, 2, 1),
+              # 3x3 stride 1 without and with double padding (Winograd's other paddings), odd sizes
+              (2, 4, 9, 8, 5, 3, 1, 0), (1, 3, 6, 7, 2, 3, 1, 2)]
 
 
 @pytest.mark.parametrize("n, c, h, w, o, k, stride, padding", CONV_CASES)
@@ -127,6 +129,32 @@ def test_conv2d(ops, launcher, rng, n, c, h, w, o, k, stride, padding):
     assert relative_error(host(ops.conv2d.backward_weights(d(grad_y), d(x), weight.shape, stride, padding)),
                           K.conv2d_backward_weights(grad_y, x, weight.shape, stride, padding)) < 1e-5
     assert relative_error(host(ops.conv2d.backward_bias(d(grad_y))), K.conv2d_backward_bias(grad_y)) < 1e-5
+
+
+def test_winograd_runs_on_3x3_stride_1_and_falls_back_elsewhere(rng):
+    """The "winograd" mode's forward and backward-data run the Winograd transforms (and
+    match the NumPy path in float64) on 3x3 stride-1 convolutions, and the engine's kernels
+    on any other shape."""
+    launched = []
+
+    class Recording(PoisonedDevice):
+        def launch(self, kernel, grid, *arguments):
+            launched.append(kernel)
+            super().launch(kernel, grid, *arguments)
+    ops = K.bind(Recording(launcher_for("emulator"), "winograd")).conv2d
+    for k, stride, padding, expected in ((3, 1, 1, True), (3, 1, 0, True), (3, 1, 2, True), (3, 2, 1, False),
+                                         (5, 1, 2, False)):
+        x = rng.standard_normal((2, 5, 11, 10))
+        weight, bias = rng.standard_normal((7, 5, k, k)), rng.standard_normal(7)
+        y = K.conv2d_forward(x, weight, bias, stride, padding)
+        grad_y = rng.standard_normal(y.shape)
+        launched.clear()
+        forward = ops.forward(*(a.astype(np.float32) for a in (x, weight, bias)), stride, padding)
+        assert ("winograd_input_transform" in launched) == expected and relative_error(forward, y) < 1e-5
+        launched.clear()
+        backward = ops.backward_data(grad_y.astype(np.float32), weight.astype(np.float32), x.shape, stride, padding)
+        assert ("winograd_input_transform" in launched) == expected
+        assert relative_error(backward, K.conv2d_backward_data(grad_y, weight, x.shape, stride, padding)) < 1e-5
 
 
 def test_conv2d_in_chunks_of_images(launcher, rng, monkeypatch):
