@@ -398,7 +398,9 @@ def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
     result = subprocess.run([sys.executable, script, str(tmp_path), "--emulator"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads((tmp_path / "gpu_kernels.json").read_text())["rows"]
-    assert sum(r["group"] == "conv" for r in rows) == 2 * 18 * 3 and sum(r["group"] == "linear" for r in rows) == 12
+    winograd = 2 * 16 * 2  # two batches, the 16 layers of 3x3 stride 1, forward and backward-data
+    assert sum(r["group"] == "conv" for r in rows) == 2 * 18 * 3 + winograd
+    assert sum(r["group"] == "linear" for r in rows) == 12
     assert all(r["ours_ms"] > 0 for r in rows)
     assert "| conv | vgg16 N64" not in (tmp_path / "gpu_kernels.md").read_text()  # emulator sizes only
 
