@@ -9,8 +9,6 @@ Backward, with window^T(c) = the channels j whose window contains c:
 
 The window sums are `size` shifted slice additions over the channel axis.
 """
-import numpy as np
-
 from .family import Device, OpFamily
 
 

@@ -40,7 +40,8 @@ def test_the_ladder_catches_a_version_that_leaves_elements_unwritten(device, mon
 @pytest.mark.parametrize("direction", ladder.CONV_DIRECTIONS)
 def test_every_convolution_version_matches_numpy(direction):
     rows = ladder.run_conv(direction, EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS, 1, ladder.wall_clock)
-    assert [r["version"] for r in rows] == ["direct", "im2col", "implicit", "winograd", "engine"] * len(ladder.EMULATOR_CONVOLUTIONS)
+    versions = ["direct", "im2col", "implicit", "winograd", "engine"]
+    assert [r["version"] for r in rows] == versions * len(ladder.EMULATOR_CONVOLUTIONS)
     assert [r for r in rows if not r["ok"]] == []
 
 
