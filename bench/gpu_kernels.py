@@ -204,9 +204,9 @@ def saliency_rows(record, torch, synchronise, repeats, backend="cuda", batches=(
     from deepinside import engine
     from torch_reference import torch_twin
 
+    where = "cuda" if backend == "cuda" else "cpu"
     for name, net in saliency_networks():
-        twin = torch_twin(net, torch.float32).to("cuda" if backend == "cuda" else "cpu")
-        twin64 = torch_twin(net, torch.float64).to("cuda" if backend == "cuda" else "cpu")
+        twin, twin64 = (torch_twin(net, dtype).to(where) for dtype in (torch.float32, torch.float64))
         net.to(backend)
         xp = net.backend.xp
         for batch in batches:
@@ -214,7 +214,7 @@ def saliency_rows(record, torch, synchronise, repeats, backend="cuda", batches=(
             seed = np.zeros((batch, 1000), np.float32)
             seed[:, 7] = 1
             image_d, seed_d = xp.asarray(image), xp.asarray(seed)
-            image_t, seed_t = (torch.from_numpy(a).to(next(twin.parameters()).device) for a in (image, seed))
+            image_t, seed_t = (torch.from_numpy(a).to(where) for a in (image, seed))
 
             def ours(image_d=image_d, seed_d=seed_d):
                 x = engine.Tensor(image_d, requires_grad=True, backend=net.backend)

@@ -243,12 +243,11 @@ def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stri
                                    version=ENGINE_BACKWARD_DATA):
     grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
     n, c, h, w, k, hout, wout, before = _geometry(x_shape, weight.shape, stride, padding)
-    tiled_applies = stride == 1 and max(before, sides(padding)[1]) < k and tiled_forward_fits(device, k, 1)
+    after = sides(padding)[1]
+    tiled_applies = stride == 1 and max(before, after) < k and tiled_forward_fits(device, k, 1)
     if version == "engine":
-        tile = device.define("DEPTHWISE_TILE")
-        version = BACKWARD_DATA_LADDER[tiled_applies and min(h, w) >= tile]
+        version = BACKWARD_DATA_LADDER[tiled_applies and min(h, w) >= device.define("DEPTHWISE_TILE")]
     if version == "depthwise_backward_data_tiled":
-        after = sides(padding)[1]
         expect(tiled_applies, "depthwise_backward_data_tiled: stride 1 and padding below "
                f"the kernel size only, got stride {stride}, padding {padding}")
         flipped = device.xp.ascontiguousarray(weight[:, :, ::-1, ::-1])
@@ -282,9 +281,10 @@ def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride
                                                         "of 2^31 elements or more")
     # the positions split into slices until there are about two blocks an SM's worth (gemm.py's rule)
     length, splits = split_k_slices(c, n * hout * wout, 1, min_depth=device.define("DEPTHWISE_THREADS"))
-    partial = device.empty((splits,) + tuple(w_shape))
+    partial = grad_w if splits == 1 else device.empty((splits,) + tuple(w_shape))
     device.launch(f"{version}_k{k}", (c, splits), grad_y, x, partial, n, c, h, w, stride, before, hout, wout, length)
-    device.elementwise("sgemm_sum_splits", grad_w.size, partial, grad_w, grad_w.size, splits, 1.0, 0.0)
+    if splits > 1:
+        device.elementwise("sgemm_sum_splits", grad_w.size, partial, grad_w, grad_w.size, splits, 1.0, 0.0)
     return grad_w
 
 

@@ -497,27 +497,30 @@ extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_pipelined_nt(
 //   blocks to keep every SM busy; the price is the planes' extra writes and reads,
 //   4 M N splits bytes each way, small exactly where the split is taken (few tiles).
 //   `slice` is a multiple of VEC_BK; gemm.py chooses it.
-#define SPLIT_K_PLANE(M, N) ((long long)blockIdx.z * (M) * (N))
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ void sgemm_splitk_body(int M, int N, int K, int slice, const float* __restrict__ A,
+                                                  const float* __restrict__ B, float* __restrict__ partial) {
+  const int k_begin = blockIdx.z * slice, k_end = k_begin + slice < K ? k_begin + slice : K;
+  sgemm_pipelined_body<TRANS_A, TRANS_B>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f,
+                                         partial + (long long)blockIdx.z * M * N);
+}
 
 extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_splitk_nn(
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
-  const int k_begin = blockIdx.z * slice, k_end = k_begin + slice < K ? k_begin + slice : K;
-  sgemm_pipelined_body<false, false>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f, partial + SPLIT_K_PLANE(M, N));
+  sgemm_splitk_body<false, false>(M, N, K, slice, A, B, partial);
 }
 
 extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_splitk_tn(
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
-  const int k_begin = blockIdx.z * slice, k_end = k_begin + slice < K ? k_begin + slice : K;
-  sgemm_pipelined_body<true, false>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f, partial + SPLIT_K_PLANE(M, N));
+  sgemm_splitk_body<true, false>(M, N, K, slice, A, B, partial);
 }
 
 extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_splitk_nt(
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
-  const int k_begin = blockIdx.z * slice, k_end = k_begin + slice < K ? k_begin + slice : K;
-  sgemm_pipelined_body<false, true>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f, partial + SPLIT_K_PLANE(M, N));
+  sgemm_splitk_body<false, true>(M, N, K, slice, A, B, partial);
 }
 
 // C[e] = alpha * (the sum over z of partial[z, e], z in order) + beta * C[e].

@@ -15,11 +15,11 @@ def gemm_product(a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0)
 
 # The rungs of gemm.cu's ladder compiled once per transpose case the engine uses (NN, TN,
 # NT), all 128 x 128 tiles of 256 threads (kernels/ladder.py runs them). The engine's
-# products use ENGINE_SGEMM, the fastest rung of the H100 run of 2026-11-27 (pipelined,
-# 0.77-0.81x cuBLAS at 4096^3, bench/results/h100-2026-11-27/ladder_gemm.txt) with its
-# reduction split between blocks where the tiles alone are too few (splitk: the same kernel
-# as pipelined when they are not), and products of at most SKINNY_ROWS rows on the skinny
-# rung (a fully connected layer at batch 1 to 8).
+# products use ENGINE_SGEMM: the fastest rung of the H100 run of 2026-11-27 (pipelined,
+# 0.77-0.81x cuBLAS at 4096^3, bench/results/h100-2026-11-27/run1-baseline/ladder_gemm.txt)
+# with its reduction split between blocks where the tiles alone are too few (splitk: the
+# same kernel as pipelined when they are not), and products of at most SKINNY_ROWS rows on
+# the skinny rung (a fully connected layer at batch 1 to 8).
 SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined", "splitk", "skinny")
 ENGINE_SGEMM = "engine"  # skinny where it applies, else splitk
 CASES = {(False, False): "nn", (True, False): "tn", (False, True): "nt"}
@@ -36,7 +36,8 @@ def split_k_slices(tiles, depth, quantum, min_depth=SPLIT_K_MIN_DEPTH, target=SP
     splits = min(-(-target // tiles), depth // min_depth)
     if splits <= 1:
         return depth, 1
-    length = -(-(-(-depth // splits)) // quantum) * quantum
+    per_slice = -(-depth // splits)
+    length = -(-per_slice // quantum) * quantum  # rounded up to whole staging depths
     return length, -(-depth // length)
 
 
@@ -55,9 +56,10 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
         grid = (-(-n // device.define("GEMM_BN")), -(-m // device.define("GEMM_BM")))
         device.launch("sgemm_tiled", grid, m, n, k, 1.0, a, int(transpose_a), b, int(transpose_b), beta, out)
         return out
-    skinny = m <= device.define("SKINNY_ROWS") and case in ("nt", "nn")
-    expect(version != "skinny" or skinny, f"the skinny product takes at most {device.define('SKINNY_ROWS')} rows "
-                                          f"and no transposed A, not {m} rows ({case})")
+    rows = device.define("SKINNY_ROWS")
+    skinny = m <= rows and case in ("nt", "nn")
+    expect(version != "skinny" or skinny, f"the skinny product takes at most {rows} rows and no transposed A, "
+                                          f"not {m} rows ({case})")
     if version == "skinny" or (version == "engine" and skinny):
         return _skinny_product(device, a, b, case, m, n, k, out, beta)
     grid = (-(-n // device.define("VEC_BN")), -(-m // device.define("VEC_BM")))

@@ -4,7 +4,8 @@ timed, in the order its .cu file presents them.
     python -m deepinside.kernels.ladder gemm              # on a GPU: 4096^3 and fc6's shapes, against cuBLAS
     python -m deepinside.kernels.ladder gemm --emulator   # anywhere: small awkward sizes, correctness only
     python -m deepinside.kernels.ladder conv_forward      # also conv_backward_data, conv_backward_weights:
-                                                          # direct, im2col + SGEMM, implicit GEMM; peer cuDNN
+                                                          # direct, im2col + SGEMM, implicit GEMM, Winograd,
+                                                          # the engine's choice; peer cuDNN
     python -m deepinside.kernels.ladder relu              # scalar and float4 versions; GB/s against a copy
     python -m deepinside.kernels.ladder maxpool           # forward with switches, gather backward; GB/s
     python -m deepinside.kernels.ladder depthwise         # direct depthwise kernels on EfficientNet's shapes; GB/s
@@ -131,7 +132,8 @@ def run_maxpool(device, shapes, repeats, timer, copy=None):
             ok = all(np.array_equal(a, b) for a, b in zip(result, expected[direction] if direction == "forward"
                                                            else (expected[direction],)))
             seconds = timer(call, repeats)
-            row = {"version": f"maxpool_{direction}{'_planes' if version == 'v2' else ''}", "case": direction, "shape": f"N{shape[0]} C{shape[1]} "
+            kernel = f"maxpool_{direction}" + ("_planes" if version == "v2" else "")
+            row = {"version": kernel, "case": direction, "shape": f"N{shape[0]} C{shape[1]} "
                    f"{shape[2]}x{shape[3]} k2 s2", "ok": ok, "error": 0.0, "ms": seconds * 1e3,
                    "gflops": moved[direction] / seconds / 1e9}
             if copy:

@@ -84,7 +84,8 @@ def _launch(device, kernel, version, plane_positions, n, c, *arguments):
                       *arguments)
 
 
-def maxpool_forward_device(device: Device, x, kernel_size, stride, padding=0, ceil_mode=False, version=ENGINE_VERSION):
+def maxpool_forward_device(device: Device, x, kernel_size, stride, padding=0, ceil_mode=False,
+                           version=ENGINE_VERSION):
     x = device.float32("x", x, 4)
     n, c, h, w = x.shape
     hout = maxpool_output_size(h, kernel_size, stride, padding, ceil_mode)

@@ -121,8 +121,8 @@ def saliency(model, image, class_index=None, crops=1, mode=Mode.BACKPROP,
 
     class_index defaults to the top-1 class. crops=1 is the centre crop; crops=10 the 4
     corner crops, the centre crop and their mirrors, computed in batched forwards and
-    backwards (see batch_slices), each map mirrored back, added at its place and divided by the number of
-    crops covering each pixel (0 where none does). mode: "backprop" (the paper's),
+    backwards (see batch_slices), each map mirrored back, added at its place and divided by
+    the number of crops covering each pixel (0 where none does). mode: "backprop" (the paper's),
     "deconvnet" or "guided". smoothgrad_samples > 0 turns on SmoothGrad.
     """
     classes = None if class_index is None else [class_index]
