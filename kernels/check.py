@@ -22,7 +22,8 @@ from .launch import sources
 ARCHITECTURES = ("sm_80", "sm_90")
 _ENTRY = re.compile(r"Compiling entry function '(\w+)' for '(\w+)'")
 _SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
-_USAGE = re.compile(r"Used (\d+) registers(?:, used (\d+) barriers)?(?:, (\d+) bytes smem)?")
+_USAGE = re.compile(r"Used (\d+) registers(?:, used (\d+) barriers)?(?:, \d+ bytes cumulative stack size)?"
+                    r"(?:, (\d+) bytes smem)?")
 
 
 def compile_report(path, architecture, nvcc="nvcc"):

@@ -153,8 +153,8 @@ extern "C" __global__ void nchw_to_columns(const float* __restrict__ grad_y, flo
 // Implicit GEMM: the products above without the column buffer. Each is a GEMM whose
 // operands are gathered from the tensors as the tiles are staged (what cuDNN calls implicit
 // precomputed-free GEMM), tiled like gemm.cu's sgemm_pipelined: 256 threads, a 128 x 128
-// tile of the result, 8-deep slices of the reduction staged in two shared-memory buffers,
-// 8 x 8 results a thread in the warp-tile layout (tile_row, tile_column below).
+// tile of the result (or 64 x 256: Tile below), 8-deep slices of the reduction staged in two
+// shared-memory buffers, 8 x 8 results a thread in the warp-tile layout.
 //   forward          y (O x N L)      = W (O x C K K)      col (C K K x N L)
 //   backward data    gx (C x N H W)   = W^T (C x O K K)    gy-gather (O K K x N H W)
 //   backward weights gW (O x C K K)   = gy (O x N L)       col^T (N L x C K K)
@@ -164,39 +164,69 @@ extern "C" __global__ void nchw_to_columns(const float* __restrict__ grad_y, flo
 // fill the GPU: the weight gradient always (a 3.2 M-long reduction for VGG's conv1_1 at batch
 // 64), the other two at batch 1 on small maps (VGG's 14 x 14 layers: 8 tiles, 4608 deep).
 // Gathers: a thread stages the same column of B at every slice (column t % 128, depths
-// t / 128 + 2 q) and the same depth of A (t % 8, rows t / 8 + 32 q), so the position a
+// t / 128 + 2 q on the square tile) and the same depth of A (t % 8, rows t / 8 + 32 q), so the position a
 // column stands for (image, row, column) is decoded once per block, not once per staged
 // value; what varies with the depth is decoded with the kernel size a compile-time
 // constant where known (3x3, stride 1: VGG's every layer; 0 = at run time). Indices are
 // 32-bit (conv2d.py checks that every tensor has fewer than 2^31 elements): a 64-bit
 // division is a long software routine on a GPU, a 32-bit one a few instructions.
 // Cost: 2 N O C K^2 L FLOPs each.
-#define IG_BM 128
-#define IG_BN 128
 #define IG_BK 8
 #define IG_TM 8
 #define IG_TN 8
 #define IG_THREADS 256
-static_assert((IG_BM / IG_TM) * (IG_BN / IG_TN) == IG_THREADS, "one thread per 8 x 8 results");
-static_assert(IG_BM * IG_BK % IG_THREADS == 0 && IG_BN * IG_BK % IG_THREADS == 0, "whole staging rounds");
+#define IG_WARP_ROWS 64  // a warp's results: 64 x 32
+#define IG_WARP_COLUMNS 32
+// The block tiles: square, and wide for products of at most 64 rows (the 64-channel
+// convolutions: VGG's conv1_x and conv2_1, CNN-F's conv2 backward-data), where the square
+// tile's lower half would be padding (run 3 measured those layers at 18 TFLOP/s against
+// 35 for the others).
+#define IG_BM 128
+#define IG_BN 128
+#define IG_WIDE_BM 64
+#define IG_WIDE_BN 256
+
+// A block's BM x BN tile of the result: 256 threads of 8 x 8 results, in warps of 64 x 32
+// results (BM / 64 warps down, BN / 32 across), each lane 2 x 2 sub-blocks of 4 x 4 results
+// 32 rows and 16 columns apart (gemm.cu's warp tiling, v7): a thread reads its operands from
+// shared memory as float4s (4 reads per 64 FMAs) and a warp's reads cover few banks.
+template <int BM_, int BN_>
+struct Tile {
+  static constexpr int BM = BM_, BN = BN_;
+  static constexpr int WARPS_ACROSS = BN / IG_WARP_COLUMNS;
+  static constexpr int A_VALUES = BM * IG_BK / IG_THREADS;  // values of A a thread stages a slice
+  static constexpr int B_VALUES = BN * IG_BK / IG_THREADS;  // and of B
+  static_assert((BM / IG_WARP_ROWS) * WARPS_ACROSS * 32 == IG_THREADS, "8 warps tile the block");
+  static_assert((BM / IG_TM) * (BN / IG_TN) == IG_THREADS, "one thread per 8 x 8 results");
+  static_assert(BM * IG_BK % IG_THREADS == 0 && BN * IG_BK % IG_THREADS == 0, "whole staging rounds");
+  // Where accumulator[i][j] of this thread lies in the tile.
+  __device__ static __forceinline__ int row(int i) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    return (warp / WARPS_ACROSS) * IG_WARP_ROWS + (lane / 4) * 4 + (i / 4) * 32 + i % 4;
+  }
+  __device__ static __forceinline__ int column(int j) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    return (warp % WARPS_ACROSS) * IG_WARP_COLUMNS + (lane % 4) * 4 + (j / 4) * 16 + j % 4;
+  }
+};
+using SquareTile = Tile<IG_BM, IG_BN>;
+using WideTile = Tile<IG_WIDE_BM, IG_WIDE_BN>;
 
 struct ConvShape {
   int N, C, H, W, O, K, stride, pad, Hout, Wout;
 };
 
-// The operands. A thread stages the same four rows of A at one depth of each slice (depth
-// t % 8, rows t / 8 + 32 q): consecutive threads read consecutive depths, contiguous in
-// every A below. Its B values are staged one of two ways, whichever keeps a warp's reads
-// contiguous: the same column at four depths (column t % 128, depths t / 128 + 2 q; the
-// forward and backward-data gathers, contiguous along output or input positions), or, like
-// A, four columns at one depth (DEPTH_FASTEST; the weight gradient's gather, contiguous
-// along the reduction's positions, whose columns (c, u, v) lie planes apart). Either way
-// what is fixed for the thread is decoded once per block (select: A's first row, its
-// others IG_ROW_SPREAD apart), what varies once per slice (at), and a value is then an
-// add and a load.
-constexpr int IG_QUADS = 4;  // rows or columns (or depths) a thread stages per slice
+// The operands. A thread stages A's rows first + 32 q (first = t / 8; q < Tile::A_VALUES)
+// at one depth of each slice (t % 8): consecutive threads read consecutive depths,
+// contiguous in every A below. Its B values are staged one of two ways, whichever keeps a
+// warp's reads contiguous: one column at several depths (column t % BN, depths
+// t / BN + (256 / BN) q; the forward and backward-data gathers, contiguous along output or
+// input positions), or, like A, columns first + 32 q at one depth (DEPTH_FASTEST; the
+// weight gradient's gather, contiguous along the reduction's positions, whose columns
+// (c, u, v) lie planes apart). Either way what is fixed for the thread is decoded once per
+// block (select: A's first row, its others IG_ROW_SPREAD apart), what varies once per slice
+// (at), and a value is then an add and a load.
 constexpr int IG_ROW_SPREAD = IG_THREADS / IG_BK;  // between a thread's rows (or columns) at one depth
-static_assert(IG_BM * IG_BK == IG_QUADS * IG_THREADS && IG_BN * IG_BK == IG_QUADS * IG_THREADS, "four values each");
 
 // Forward A(o, k): the weights as an O x C K K matrix.
 struct Weights {
@@ -283,13 +313,14 @@ struct GradientPatches {
 };
 
 // Weight-gradient B(k, p): the im2col value x[n, c, i s - pad + u, j s - pad + v] for the
-// reduction's position k = (n Hout + i) Wout + j and column p = (c K + u) K + v.
-template <int KS, int ST>
+// reduction's position k = (n Hout + i) Wout + j and column p = (c K + u) K + v; COLUMNS:
+// how many columns a thread stages (Tile::B_VALUES).
+template <int KS, int ST, int COLUMNS>
 struct PatchColumns {
   static constexpr bool DEPTH_FASTEST = true;
   const float* x;
   ConvShape s;
-  int column[IG_QUADS];   // c 2^16 + u 2^8 + v of each selected column (conv2d.py: C < 2^16, K < 2^8)
+  int column[COLUMNS];    // c 2^16 + u 2^8 + v of each selected column (conv2d.py: C < 2^16, K < 2^8)
   int image, top, left;   // at the slice's position: n C H W, i s - pad, j s - pad
   __device__ void select(int q, int p) {
     const int K = KS ? KS : s.K, c = p / (K * K), u = (p - c * K * K) / K;
@@ -307,76 +338,55 @@ struct PatchColumns {
   }
 };
 
-// Where accumulator[i][j] of this thread lies in the block's 128 x 128 tile: gemm.cu's
-// warp tiling (v7): 8 warps of 64 x 32 results, each lane 2 x 2 sub-blocks of 4 x 4 results
-// 32 rows and 16 columns apart, so that a thread reads its operands from shared memory as
-// float4s (4 reads per 64 FMAs instead of 16) and a warp's reads cover few banks.
-#define IG_WARP_ROWS 64
-#define IG_WARP_COLUMNS 32
-#define IG_LANE_COLUMNS 4
-#define IG_SUB_ROWS 32
-#define IG_SUB_COLUMNS 16
-static_assert((IG_BM / IG_WARP_ROWS) * (IG_BN / IG_WARP_COLUMNS) * 32 == IG_THREADS, "8 warps tile the block");
-
-__device__ __forceinline__ int tile_row(int i) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  return (warp / (IG_BN / IG_WARP_COLUMNS)) * IG_WARP_ROWS + (lane / IG_LANE_COLUMNS) * 4 + (i / 4) * IG_SUB_ROWS +
-         i % 4;
-}
-
-__device__ __forceinline__ int tile_column(int j) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  return (warp % (IG_BN / IG_WARP_COLUMNS)) * IG_WARP_COLUMNS + (lane % IG_LANE_COLUMNS) * 4 +
-         (j / 4) * IG_SUB_COLUMNS + j % 4;
-}
-
 // The 8 x 8 results of this thread over reduction indices [k_begin, k_end) of A (M rows)
-// times B (P columns), A and B gathered by the operands as each slice is staged. Two
-// shared-memory buffers, as gemm.cu's v8: the gathers of slice k + 1 are in flight into
-// registers while slice k is multiplied, one barrier a slice.
-template <class OperandA, class OperandB>
+// times B (P columns), A and B gathered by the operands as each slice is staged, in this
+// block's Tile. Two shared-memory buffers, as gemm.cu's v8: the gathers of slice k + 1 are
+// in flight into registers while slice k is multiplied, one barrier a slice.
+template <class Tile, class OperandA, class OperandB>
 __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_end, OperandA load_a, OperandB load_b,
                                               float accumulator[IG_TM][IG_TN]) {
-  __shared__ __align__(16) float As[2][IG_BK][IG_BM];
-  __shared__ __align__(16) float Bs[2][IG_BK][IG_BN];
+  __shared__ __align__(16) float As[2][IG_BK][Tile::BM];
+  __shared__ __align__(16) float Bs[2][IG_BK][Tile::BN];
   constexpr bool B_BY_DEPTH = OperandB::DEPTH_FASTEST;
-  const int t = threadIdx.x, row0 = blockIdx.y * IG_BM, col0 = blockIdx.x * IG_BN;
+  constexpr int A_VALUES = Tile::A_VALUES, B_VALUES = Tile::B_VALUES, SPREAD = IG_ROW_SPREAD;
+  constexpr int B_SPREAD = IG_THREADS / Tile::BN;  // a column-fastest B's depths b_depth + B_SPREAD q
+  const int t = threadIdx.x, row0 = blockIdx.y * Tile::BM, col0 = blockIdx.x * Tile::BN;
   const int depth = t % IG_BK, first = t / IG_BK;  // A's (and a depth-fastest B's) rows first + 32 q
-  const int b_column = t % IG_BN, b_depth = t / IG_BN;  // a column-fastest B: depths b_depth + 2 q
-  constexpr int SPREAD = IG_ROW_SPREAD, B_SPREAD = IG_THREADS / IG_BN;
+  const int b_column = t % Tile::BN, b_depth = t / Tile::BN;
+  const bool b_column_inside = col0 + b_column < P;
   load_a.select(row0 + first);  // rows past M are selected but never read
   if constexpr (B_BY_DEPTH) {
-    for (int q = 0; q < IG_QUADS; ++q)
+    for (int q = 0; q < B_VALUES; ++q)
       if (col0 + first + q * SPREAD < P) load_b.select(q, col0 + first + q * SPREAD);
   }
   if constexpr (!B_BY_DEPTH) {
-    if (col0 + b_column < P) load_b.select(col0 + b_column);
+    if (b_column_inside) load_b.select(col0 + b_column);
   }
-  float a_staged[IG_QUADS], b_staged[IG_QUADS];
+  float a_staged[A_VALUES], b_staged[B_VALUES];
   auto fetch = [&](int k0) {
     const bool inside = k0 + depth < k_end;
     if (inside) load_a.at(k0 + depth);
-    for (int q = 0; q < IG_QUADS; ++q) a_staged[q] = (inside && row0 + first + q * SPREAD < M) ? load_a(q) : 0.0f;
+    for (int q = 0; q < A_VALUES; ++q) a_staged[q] = (inside && row0 + first + q * SPREAD < M) ? load_a(q) : 0.0f;
     if constexpr (B_BY_DEPTH) {
       if (inside) load_b.at(k0 + depth);
-      for (int q = 0; q < IG_QUADS; ++q) b_staged[q] = (inside && col0 + first + q * SPREAD < P) ? load_b(q) : 0.0f;
+      for (int q = 0; q < B_VALUES; ++q) b_staged[q] = (inside && col0 + first + q * SPREAD < P) ? load_b(q) : 0.0f;
     } else {
-      for (int q = 0; q < IG_QUADS; ++q) {
+      for (int q = 0; q < B_VALUES; ++q) {
         const int k = k0 + b_depth + q * B_SPREAD;
-        b_staged[q] = (col0 + b_column < P && k < k_end) ? load_b(k) : 0.0f;
+        b_staged[q] = (b_column_inside && k < k_end) ? load_b(k) : 0.0f;
       }
     }
   };
   auto store = [&](int buffer) {
-    for (int q = 0; q < IG_QUADS; ++q) {
-      As[buffer][depth][first + q * SPREAD] = a_staged[q];
+    for (int q = 0; q < A_VALUES; ++q) As[buffer][depth][first + q * SPREAD] = a_staged[q];
+    for (int q = 0; q < B_VALUES; ++q) {
       if constexpr (B_BY_DEPTH) Bs[buffer][depth][first + q * SPREAD] = b_staged[q];
       else Bs[buffer][b_depth + q * B_SPREAD][b_column] = b_staged[q];
     }
   };
   for (int i = 0; i < IG_TM; ++i)
     for (int j = 0; j < IG_TN; ++j) accumulator[i][j] = 0.0f;
-  const int row = tile_row(0), col = tile_column(0);
+  const int row = Tile::row(0), col = Tile::column(0);
   fetch(k_begin);
   store(0);
   __syncthreads();
@@ -386,9 +396,9 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
 #pragma unroll
     for (int k = 0; k < IG_BK; ++k) {
       float a[IG_TM], b[IG_TN];
-      for (int s = 0; s < 2; ++s) {
-        const float4 va = *reinterpret_cast<const float4*>(&As[buffer][k][row + s * IG_SUB_ROWS]);
-        const float4 vb = *reinterpret_cast<const float4*>(&Bs[buffer][k][col + s * IG_SUB_COLUMNS]);
+      for (int s = 0; s < 2; ++s) {  // the 2 x 2 sub-blocks, 32 rows and 16 columns apart
+        const float4 va = *reinterpret_cast<const float4*>(&As[buffer][k][row + s * 32]);
+        const float4 vb = *reinterpret_cast<const float4*>(&Bs[buffer][k][col + s * 16]);
         a[4 * s] = va.x, a[4 * s + 1] = va.y, a[4 * s + 2] = va.z, a[4 * s + 3] = va.w;
         b[4 * s] = vb.x, b[4 * s + 1] = vb.y, b[4 * s + 2] = vb.z, b[4 * s + 3] = vb.w;
       }
@@ -410,22 +420,23 @@ __device__ __forceinline__ void split_range(int reduction, int slice, int& begin
 
 // Stores this thread's 8 x 8 results (rows: channels, columns: positions) into an
 // N x rows x plane tensor (NCHW): out[(n rows + row) plane + position % plane].
+template <class Tile>
 __device__ __forceinline__ void store_nchw(float* __restrict__ out, int rows, int P, int plane,
                                            const float* __restrict__ bias, float accumulator[IG_TM][IG_TN]) {
   for (int j = 0; j < IG_TN; ++j) {
-    const int p = blockIdx.x * IG_BN + tile_column(j);
+    const int p = blockIdx.x * Tile::BN + Tile::column(j);
     if (p >= P) continue;
     const int n = p / plane;
     float* image = out + (long long)n * rows * plane + (p - n * plane);
     for (int i = 0; i < IG_TM; ++i) {
-      const int row = blockIdx.y * IG_BM + tile_row(i);
+      const int row = blockIdx.y * Tile::BM + Tile::row(i);
       if (row < rows) image[row * plane] = accumulator[i][j] + (bias ? bias[row] : 0.0f);
     }
   }
 }
 
 // y, or plane z of the split-K workspace (then without the bias, which the sum adds).
-template <int KS, int ST>
+template <class Tile, int KS, int ST>
 __device__ __forceinline__ void conv2d_forward_implicit_body(const float* __restrict__ x, const float* __restrict__ w,
                                                              const float* __restrict__ b, float* __restrict__ y,
                                                              ConvShape s, int has_bias, int slice) {
@@ -433,11 +444,12 @@ __device__ __forceinline__ void conv2d_forward_implicit_body(const float* __rest
   int k_begin, k_end;
   split_range(reduction, slice, k_begin, k_end);
   float accumulator[IG_TM][IG_TN];
-  implicit_gemm(s.O, P, k_begin, k_end, Weights{w, reduction}, InputPatches<KS, ST>{x, s}, accumulator);
-  store_nchw(y + (long long)blockIdx.z * P * s.O, s.O, P, L, has_bias && gridDim.z == 1 ? b : nullptr, accumulator);
+  implicit_gemm<Tile>(s.O, P, k_begin, k_end, Weights{w, reduction}, InputPatches<KS, ST>{x, s}, accumulator);
+  store_nchw<Tile>(y + (long long)blockIdx.z * P * s.O, s.O, P, L, has_bias && gridDim.z == 1 ? b : nullptr,
+                   accumulator);
 }
 
-template <int KS, int ST>
+template <class Tile, int KS, int ST>
 __device__ __forceinline__ void conv2d_backward_data_implicit_body(const float* __restrict__ grad_y,
                                                                    const float* __restrict__ w,
                                                                    float* __restrict__ grad_x, ConvShape s, int slice) {
@@ -445,12 +457,13 @@ __device__ __forceinline__ void conv2d_backward_data_implicit_body(const float* 
   int k_begin, k_end;
   split_range(reduction, slice, k_begin, k_end);
   float accumulator[IG_TM][IG_TN];
-  implicit_gemm(s.C, P, k_begin, k_end, TransposedWeights<KS>{w, s}, GradientPatches<KS, ST>{grad_y, s}, accumulator);
-  store_nchw(grad_x + (long long)blockIdx.z * P * s.C, s.C, P, plane, nullptr, accumulator);
+  implicit_gemm<Tile>(s.C, P, k_begin, k_end, TransposedWeights<KS>{w, s}, GradientPatches<KS, ST>{grad_y, s},
+                      accumulator);
+  store_nchw<Tile>(grad_x + (long long)blockIdx.z * P * s.C, s.C, P, plane, nullptr, accumulator);
 }
 
 // Writes slice blockIdx.z of the N L reduction to partial[z] (O x C K K each).
-template <int KS, int ST>
+template <class Tile, int KS, int ST>
 __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float* __restrict__ grad_y,
                                                                     const float* __restrict__ x,
                                                                     float* __restrict__ partial, ConvShape s,
@@ -459,57 +472,97 @@ __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float*
   int k_begin, k_end;
   split_range(reduction, slice, k_begin, k_end);
   float accumulator[IG_TM][IG_TN];
-  implicit_gemm(s.O, P, k_begin, k_end, OutputGradients{grad_y, s}, PatchColumns<KS, ST>{x, s}, accumulator);
+  implicit_gemm<Tile>(s.O, P, k_begin, k_end, OutputGradients{grad_y, s},
+                      PatchColumns<KS, ST, Tile::B_VALUES>{x, s}, accumulator);
   float* out = partial + (long long)blockIdx.z * s.O * P;
   for (int i = 0; i < IG_TM; ++i) {
-    const int o = blockIdx.y * IG_BM + tile_row(i);
+    const int o = blockIdx.y * Tile::BM + Tile::row(i);
     if (o >= s.O) continue;
     for (int j = 0; j < IG_TN; ++j) {
-      const int p = blockIdx.x * IG_BN + tile_column(j);
+      const int p = blockIdx.x * Tile::BN + Tile::column(j);
       if (p < P) out[o * P + p] = accumulator[i][j];
     }
   }
 }
 
 #define CONV_SHAPE ConvShape{N, C, H, W, O, K, stride, pad, Hout, Wout}
+// The entry points: each direction for any shape and specialised for 3x3 stride 1, on the
+// square tile and on the wide one (conv2d.py picks by the product's rows).
 // __launch_bounds__: the forward and backward-data kernels fit 128 registers, so two blocks
-// share an SM; the weight gradient's (two gathers decoded per slice) would spill at 128
-// and runs one block an SM.
-
+// share an SM (on the wide tile, which stages 10 values a slice instead of 8, ptxas spills
+// one or two registers of some of them: 4-8 bytes, `python -m deepinside.kernels.check`);
+// the weight gradient's (two gathers decoded per slice) would spill at 128 and runs one
+// block an SM.
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
     int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
-  conv2d_forward_implicit_body<0, 0>(x, w, b, y, CONV_SHAPE, has_bias, slice);
+  conv2d_forward_implicit_body<SquareTile, 0, 0>(x, w, b, y, CONV_SHAPE, has_bias, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit_3x3s1(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
     int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
-  conv2d_forward_implicit_body<3, 1>(x, w, b, y, CONV_SHAPE, has_bias, slice);
+  conv2d_forward_implicit_body<SquareTile, 3, 1>(x, w, b, y, CONV_SHAPE, has_bias, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data_implicit(
     const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_data_implicit_body<0, 0>(grad_y, w, grad_x, CONV_SHAPE, slice);
+  conv2d_backward_data_implicit_body<SquareTile, 0, 0>(grad_y, w, grad_x, CONV_SHAPE, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data_implicit_3x3s1(
     const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_data_implicit_body<3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
+  conv2d_backward_data_implicit_body<SquareTile, 3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_weights_splitk_body<0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
+  conv2d_backward_weights_splitk_body<SquareTile, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk_3x3s1(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_weights_splitk_body<3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
+  conv2d_backward_weights_splitk_body<SquareTile, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit_wide(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
+    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
+  conv2d_forward_implicit_body<WideTile, 0, 0>(x, w, b, y, CONV_SHAPE, has_bias, slice);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit_3x3s1_wide(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
+    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
+  conv2d_forward_implicit_body<WideTile, 3, 1>(x, w, b, y, CONV_SHAPE, has_bias, slice);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data_implicit_wide(
+    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
+  conv2d_backward_data_implicit_body<WideTile, 0, 0>(grad_y, w, grad_x, CONV_SHAPE, slice);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data_implicit_3x3s1_wide(
+    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
+  conv2d_backward_data_implicit_body<WideTile, 3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk_wide(
+    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
+  conv2d_backward_weights_splitk_body<WideTile, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk_3x3s1_wide(
+    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
+  conv2d_backward_weights_splitk_body<WideTile, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
 }
 
 // out[e] = the sum over z of partial[z, e], z in order (the split-K reduction,

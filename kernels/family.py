@@ -55,9 +55,10 @@ class Device:
     convolution: which rung of conv2d.cu's ladder the convolutions run: "implicit" (implicit
     GEMM, split-K where the tiles are few), "im2col" (a column buffer and the SGEMM),
     "direct" (one thread per output, kept for reading) or "engine" (the engine's choice:
-    implicit, but the column buffer for the backward-data of strided convolutions and of
-    inputs with few channels, and for the weight gradient on small maps: conv2d.py's
-    FEW_INPUT_CHANNELS and COLUMNS_WEIGHT_GRADIENT_POSITIONS), or "winograd" (the engine's,
+    implicit, on 64 x 256 tiles where the product has at most 64 rows, but the column
+    buffer for the backward-data of strided convolutions and of inputs with few channels,
+    and for the weight gradient on small maps: conv2d.py's FEW_INPUT_CHANNELS and
+    COLUMNS_WEIGHT_GRADIENT_POSITIONS), or "winograd" (the engine's,
     with Winograd F(2x2, 3x3) for the forward and backward-data of 3x3 stride-1 convolutions:
     a rung no GPU has timed yet)."""
 

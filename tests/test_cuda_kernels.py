@@ -109,6 +109,9 @@ CONV_CASES = [(1, 3, 7, 6, 4, 3, 1, 1), (3, 2, 9, 7, 5, 5, 2, 2), (1, 3, 23, 19,
               (3, 4, 6, 6, 3, 1, 1, 0), (1, 2, 10, 8, 3, 3, 3, 2),
               # more than one 128 x 128 tile of the implicit GEMMs' results, in rows and columns
               (2, 3, 12, 11, 130, 3, 1, 1), (1, 131, 5, 4, 2, 3, 2, 1),
+              # the engine's wide 64 x 256 tiles full in rows (64 channels in and out), two of them
+              # in columns forward and backward-data
+              (2, 64, 12, 11, 64, 3, 1, 1),
               # 3x3 stride 1 without and with double padding (Winograd's other paddings), odd sizes
               (2, 4, 9, 8, 5, 3, 1, 0), (1, 3, 6, 7, 2, 3, 1, 2)]
 
@@ -155,6 +158,36 @@ def test_winograd_runs_on_3x3_stride_1_and_falls_back_elsewhere(rng):
         backward = ops.backward_data(grad_y.astype(np.float32), weight.astype(np.float32), x.shape, stride, padding)
         assert ("winograd_input_transform" in launched) == expected
         assert relative_error(backward, K.conv2d_backward_data(grad_y, weight, x.shape, stride, padding)) < 1e-5
+
+
+def test_engine_takes_the_wide_tile_for_products_of_at_most_64_rows(rng):
+    """The engine's implicit GEMMs run on the 64 x 256 tile exactly where the product has at
+    most 64 rows (forward: output channels; backward-data: input channels; weight gradient:
+    output channels), and the "implicit" rung always on the 128 x 128 one."""
+    launched = []
+
+    class Recording(PoisonedDevice):
+        def launch(self, kernel, grid, *arguments):
+            launched.append(kernel)
+            super().launch(kernel, grid, *arguments)
+    for mode, c, o, wide in (("engine", 64, 64, (True, True, True)), ("engine", 65, 66, (False, False, False)),
+                             ("engine", 70, 64, (True, False, True)), ("implicit", 64, 64, (False, False, False))):
+        ops = K.bind(Recording(launcher_for("emulator"), mode)).conv2d
+        x, weight = rng.standard_normal((1, c, 17, 17)).astype(np.float32), rng.standard_normal((o, c, 3, 3))
+        weight = weight.astype(np.float32)
+        grad_y = rng.standard_normal((1, o, 17, 17)).astype(np.float32)
+        for direction, run, expected, reference in (
+                ("forward", lambda: ops.forward(x, weight, None, 1, 1), wide[0],
+                 lambda: K.conv2d_forward(x, weight, None, 1, 1)),
+                ("backward-data", lambda: ops.backward_data(grad_y, weight, x.shape, 1, 1), wide[1],
+                 lambda: K.conv2d_backward_data(grad_y, weight, x.shape, 1, 1)),
+                ("backward-weights", lambda: ops.backward_weights(grad_y, x, weight.shape, 1, 1), wide[2],
+                 lambda: K.conv2d_backward_weights(grad_y, x, weight.shape, 1, 1))):
+            launched.clear()
+            result = run()
+            gemm = [name for name in launched if "implicit" in name or "splitk" in name]
+            assert len(gemm) == 1 and gemm[0].endswith("_wide") == expected, (mode, c, o, direction, launched)
+            assert relative_error(result, reference()) < 1e-5
 
 
 def test_conv2d_in_chunks_of_images(launcher, rng, monkeypatch):
