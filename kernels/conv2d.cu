@@ -486,83 +486,54 @@ __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float*
 }
 
 #define CONV_SHAPE ConvShape{N, C, H, W, O, K, stride, pad, Hout, Wout}
-// The entry points: each direction for any shape and specialised for 3x3 stride 1, on the
-// square tile and on the wide one (conv2d.py picks by the product's rows).
+// The entry points: each direction for any shape and specialised for 3x3 stride 1; `wide`
+// picks the tile for the whole grid (conv2d.py, by the product's rows), a branch taken once
+// a block, not in the loops. Each kernel holds both tiles' shared buffers (16 + 20 KiB).
 // __launch_bounds__: the forward and backward-data kernels fit 128 registers, so two blocks
-// share an SM (on the wide tile, which stages 10 values a slice instead of 8, ptxas spills
-// one or two registers of some of them: 4-8 bytes, `python -m deepinside.kernels.check`);
-// the weight gradient's (two gathers decoded per slice) would spill at 128 and runs one
-// block an SM.
+// share an SM; the weight gradient's (two gathers decoded per slice) would spill at 128
+// and runs one block an SM.
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
-    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
-  conv2d_forward_implicit_body<SquareTile, 0, 0>(x, w, b, y, CONV_SHAPE, has_bias, slice);
+    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice,
+    int wide) {
+  if (wide) conv2d_forward_implicit_body<WideTile, 0, 0>(x, w, b, y, CONV_SHAPE, has_bias, slice);
+  else conv2d_forward_implicit_body<SquareTile, 0, 0>(x, w, b, y, CONV_SHAPE, has_bias, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit_3x3s1(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
-    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
-  conv2d_forward_implicit_body<SquareTile, 3, 1>(x, w, b, y, CONV_SHAPE, has_bias, slice);
+    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice,
+    int wide) {
+  if (wide) conv2d_forward_implicit_body<WideTile, 3, 1>(x, w, b, y, CONV_SHAPE, has_bias, slice);
+  else conv2d_forward_implicit_body<SquareTile, 3, 1>(x, w, b, y, CONV_SHAPE, has_bias, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data_implicit(
     const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
-    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_data_implicit_body<SquareTile, 0, 0>(grad_y, w, grad_x, CONV_SHAPE, slice);
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
+  if (wide) conv2d_backward_data_implicit_body<WideTile, 0, 0>(grad_y, w, grad_x, CONV_SHAPE, slice);
+  else conv2d_backward_data_implicit_body<SquareTile, 0, 0>(grad_y, w, grad_x, CONV_SHAPE, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data_implicit_3x3s1(
     const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
-    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_data_implicit_body<SquareTile, 3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
+  if (wide) conv2d_backward_data_implicit_body<WideTile, 3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
+  else conv2d_backward_data_implicit_body<SquareTile, 3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
-    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_weights_splitk_body<SquareTile, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
+  if (wide) conv2d_backward_weights_splitk_body<WideTile, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
+  else conv2d_backward_weights_splitk_body<SquareTile, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk_3x3s1(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
-    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_weights_splitk_body<SquareTile, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
-}
-
-extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit_wide(
-    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
-    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
-  conv2d_forward_implicit_body<WideTile, 0, 0>(x, w, b, y, CONV_SHAPE, has_bias, slice);
-}
-
-extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit_3x3s1_wide(
-    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
-    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
-  conv2d_forward_implicit_body<WideTile, 3, 1>(x, w, b, y, CONV_SHAPE, has_bias, slice);
-}
-
-extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data_implicit_wide(
-    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
-    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_data_implicit_body<WideTile, 0, 0>(grad_y, w, grad_x, CONV_SHAPE, slice);
-}
-
-extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data_implicit_3x3s1_wide(
-    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
-    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_data_implicit_body<WideTile, 3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
-}
-
-extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk_wide(
-    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
-    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_weights_splitk_body<WideTile, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
-}
-
-extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk_3x3s1_wide(
-    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
-    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_weights_splitk_body<WideTile, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
+  if (wide) conv2d_backward_weights_splitk_body<WideTile, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
+  else conv2d_backward_weights_splitk_body<SquareTile, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
 }
 
 // out[e] = the sum over z of partial[z, e], z in order (the split-K reduction,

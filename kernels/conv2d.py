@@ -391,7 +391,7 @@ def _shape(g):
 
 
 def _implicit_kernel(device, kernel, g, rows, columns):
-    """(name, grid) of the implicit-GEMM `kernel` for this geometry and a rows x columns
+    """(name, grid, wide) of the implicit-GEMM `kernel` for this geometry and a rows x columns
     result: its 3x3 stride-1 specialisation where it applies (conv2d.cu compiles that case
     with constant sizes), on the wide 64 x 256 tile where the engine's products have at most
     64 rows (on the 128 x 128 one, half of every block's work would be padding), a block a
@@ -399,12 +399,12 @@ def _implicit_kernel(device, kernel, g, rows, columns):
     name = f"{kernel}_3x3s1" if g.k == 3 and g.stride == 1 else kernel
     wide = device.convolution in ("engine", "winograd") and rows <= device.define("IG_WIDE_BM")
     tile_rows, tile_columns = (device.define(f"IG_{'WIDE_' if wide else ''}{side}") for side in ("BM", "BN"))
-    return name + ("_wide" if wide else ""), (-(-columns // tile_columns), -(-rows // tile_rows))
+    return name, (-(-columns // tile_columns), -(-rows // tile_rows)), wide
 
 
 def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, flags=(), bias=None):
     """Launches implicit-GEMM `kernel` (its arguments: `operands`, the output, the geometry,
-    `flags`, the slice length) for a rows x columns result over a `reduction`-long sum, split
+    `flags`, the slice length, the tile) for a rows x columns result over a `reduction`-long sum, split
     between blockIdx.z slices where the tiles alone are too few (gemm.py's rule, slices of
     at least one staging depth); the slices' planes are then summed into `out`, with `bias`
     (per channel of an NCHW output of `rows` channels) where given."""
@@ -413,11 +413,11 @@ def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, f
     largest = max(a.size for a in operands + (out,))
     expect(largest < 2 ** 31, f"conv2d: a tensor of {largest} elements is too large for the implicit GEMM's "
                               "32-bit indices")
-    name, grid = _implicit_kernel(device, kernel, g, rows, columns)
+    name, grid, wide = _implicit_kernel(device, kernel, g, rows, columns)
     depth = device.define("IG_BK")
     length, splits = split_k_slices(grid[0] * grid[1], reduction, depth, min_depth=depth)
     target = out if splits == 1 else device.empty((splits,) + tuple(out.shape))
-    device.launch(name, grid + (splits,), *operands, target, *_shape(g), *flags, length)
+    device.launch(name, grid + (splits,), *operands, target, *_shape(g), *flags, length, int(wide))
     if splits > 1:
         plane = out.size // (out.shape[0] * rows) if bias is not None else 1
         device.elementwise("conv2d_sum_splits", out.size, target, out, out.size, splits,
