@@ -614,3 +614,136 @@ extern "C" __global__ void __launch_bounds__(SKINNY_THREADS) sgemm_skinny_nn(
   for (int r = 0; r < SKINNY_ROWS; ++r)
     if (r < M) partial[((long long)blockIdx.y * M + r) * N + n] = sum[r];
 }
+
+// ---- v11 --------------------------------------------------------------------------------
+// v11 sgemm_8x16_{nn,tn,nt}: v8 with twice the results a thread, 8 x 16, and slices 16 deep:
+//   128 threads (4 warps of 64 x 64 results, 2 x 2) on the same 128 x 128 tile. What it
+//   should buy: at 8 x 8 a thread reads 4 float4s from shared memory per 64 FMAs, and a
+//   warp's float4 read takes 4 of the shared-memory pipe's cycles, so 4 warps (one a
+//   scheduler) ask 64 pipe cycles per slice step of their 64 FMA cycles each: the pipe is as
+//   busy as the FMA units and neither can run at full rate (run 1: v8 at 0.6 of the FP32
+//   peak). At 8 x 16 a thread reads 6 float4s per 128 FMAs, 25% fewer per FMA, what
+//   siboehm's kernel 10 and cuBLAS's FP32 kernels do. Slices of 16 halve the barriers per
+//   FMA. Costs: about 200 registers a thread (128 accumulators, 8 float4s staged), so two
+//   blocks (8 warps) an SM instead of v8's 16 warps; 32 KiB of shared memory a block.
+//   A lane's 8 x 16 results: 2 x 4 sub-blocks of 4 x 4, 32 rows and 16 columns apart
+//   (lanes 8 x 4 over the warp's 64 x 64): a quarter-warp's float4 reads of Bs cover 64
+//   contiguous bytes and of As two broadcast addresses, no bank conflicts.
+#define WIDE_BK 16
+#define WIDE_THREADS 128
+#define WIDE_WARP 64          // results of a warp: 64 x 64
+#define WIDE_TN 16            // results of a thread: 8 x 16
+static_assert((VEC_BM / WIDE_WARP) * (VEC_BN / WIDE_WARP) * 32 == WIDE_THREADS, "4 warps tile the block");
+static_assert(VEC_BM * WIDE_BK == 16 * WIDE_THREADS && VEC_BN * WIDE_BK == 16 * WIDE_THREADS, "4 float4s a thread");
+
+// This thread's 4 float4s of op(A) and of op(B) for slice k0, read along the stored
+// matrix's contiguous axis: rows of 16 values (4 float4s, 4 threads a row) for A and B^T,
+// rows of 128 (32 threads a row) for A^T and B; fetch_slice's layout, 4 times.
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ void fetch_slice_16(const float* __restrict__ A, const float* __restrict__ B, int M, int N,
+                                               int K, int row0, int col0, int k0, bool a_vector, bool b_vector,
+                                               float4 a[4], float4 b[4]) {
+  const int t = threadIdx.x;
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const int e = t + q * WIDE_THREADS;  // which float4 of the slice's 512
+    if (TRANS_A) a[q] = load4(A, K, M, k0 + e / (VEC_BM / 4), row0 + (e % (VEC_BM / 4)) * 4, a_vector);
+    else a[q] = load4(A, M, K, row0 + e / (WIDE_BK / 4), k0 + (e % (WIDE_BK / 4)) * 4, a_vector);
+    if (TRANS_B) b[q] = load4(B, N, K, col0 + e / (WIDE_BK / 4), k0 + (e % (WIDE_BK / 4)) * 4, b_vector);
+    else b[q] = load4(B, K, N, k0 + e / (VEC_BN / 4), col0 + (e % (VEC_BN / 4)) * 4, b_vector);
+  }
+}
+
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ void store_slice_16(float (*As)[VEC_BM], float (*Bs)[VEC_BN], const float4 a[4],
+                                               const float4 b[4]) {
+  const int t = threadIdx.x;
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const int e = t + q * WIDE_THREADS;
+    if (TRANS_A) {
+      *reinterpret_cast<float4*>(&As[e / (VEC_BM / 4)][(e % (VEC_BM / 4)) * 4]) = a[q];
+    } else {
+      const int m = e / (WIDE_BK / 4), k = (e % (WIDE_BK / 4)) * 4;
+      As[k][m] = a[q].x, As[k + 1][m] = a[q].y, As[k + 2][m] = a[q].z, As[k + 3][m] = a[q].w;
+    }
+    if (TRANS_B) {
+      const int n = e / (WIDE_BK / 4), k = (e % (WIDE_BK / 4)) * 4;
+      Bs[k][n] = b[q].x, Bs[k + 1][n] = b[q].y, Bs[k + 2][n] = b[q].z, Bs[k + 3][n] = b[q].w;
+    } else {
+      *reinterpret_cast<float4*>(&Bs[e / (VEC_BN / 4)][(e % (VEC_BN / 4)) * 4]) = b[q];
+    }
+  }
+}
+
+// Reduces K indices [k_begin, k_end), k_begin a multiple of WIDE_BK (as v8's body).
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ void sgemm_8x16_body(int M, int N, int K, int k_begin, int k_end, float alpha,
+                                                const float* __restrict__ A, const float* __restrict__ B,
+                                                float beta, float* __restrict__ C) {
+  __shared__ __align__(16) float As[2][WIDE_BK][VEC_BM];
+  __shared__ __align__(16) float Bs[2][WIDE_BK][VEC_BN];
+  const int row0 = blockIdx.y * VEC_BM, col0 = blockIdx.x * VEC_BN;
+  const bool a_vector = aligned_rows(A, TRANS_A ? M : K), b_vector = aligned_rows(B, TRANS_B ? K : N);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = (warp / 2) * WIDE_WARP + (lane / 4) * 4, col = (warp % 2) * WIDE_WARP + (lane % 4) * 4;
+  float accumulator[8][WIDE_TN];  // every index a constant after unrolling: registers, not local memory
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int j = 0; j < WIDE_TN; ++j) accumulator[i][j] = 0.0f;
+  float4 a_slice[4], b_slice[4];
+  fetch_slice_16<TRANS_A, TRANS_B>(A, B, M, N, K, row0, col0, k_begin, a_vector, b_vector, a_slice, b_slice);
+  store_slice_16<TRANS_A, TRANS_B>(As[0], Bs[0], a_slice, b_slice);
+  __syncthreads();
+  for (int k0 = k_begin, buffer = 0; k0 < k_end; k0 += WIDE_BK, buffer ^= 1) {
+    const bool more = k0 + WIDE_BK < k_end;
+    if (more)
+      fetch_slice_16<TRANS_A, TRANS_B>(A, B, M, N, K, row0, col0, k0 + WIDE_BK, a_vector, b_vector, a_slice, b_slice);
+#pragma unroll
+    for (int k = 0; k < WIDE_BK; ++k) {
+      float a[8], b[WIDE_TN];
+#pragma unroll
+      for (int s = 0; s < 2; ++s) {
+        const float4 v = *reinterpret_cast<const float4*>(&As[buffer][k][row + s * 32]);
+        a[4 * s] = v.x, a[4 * s + 1] = v.y, a[4 * s + 2] = v.z, a[4 * s + 3] = v.w;
+      }
+#pragma unroll
+      for (int s = 0; s < 4; ++s) {
+        const float4 v = *reinterpret_cast<const float4*>(&Bs[buffer][k][col + s * 16]);
+        b[4 * s] = v.x, b[4 * s + 1] = v.y, b[4 * s + 2] = v.z, b[4 * s + 3] = v.w;
+      }
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < WIDE_TN; ++j) accumulator[i][j] += a[i] * b[j];
+    }
+    if (more) store_slice_16<TRANS_A, TRANS_B>(As[buffer ^ 1], Bs[buffer ^ 1], a_slice, b_slice);
+    __syncthreads();
+  }
+  const bool c_vector = aligned_rows(C, N);
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int s = 0; s < 4; ++s)
+      store4(C, M, N, row0 + row + (i / 4) * 32 + i % 4, col0 + col + s * 16, alpha, beta, &accumulator[i][4 * s],
+             c_vector);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_nn(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_8x16_body<false, false>(M, N, K, 0, K, alpha, A, B, beta, C);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_tn(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_8x16_body<true, false>(M, N, K, 0, K, alpha, A, B, beta, C);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_nt(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_8x16_body<false, true>(M, N, K, 0, K, alpha, A, B, beta, C);
+}
