@@ -279,8 +279,9 @@ def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride
            f"depthwise backward-weights: version {version!r} takes kernels of {CHANNEL_KERNEL_SIZES}, not {k}")
     expect(x.size < 2 ** 31 and grad_y.size < 2 ** 31, "depthwise backward-weights v2: 32-bit indices, a tensor "
                                                         "of 2^31 elements or more")
-    # the positions split into slices until there are about two blocks an SM's worth (gemm.py's rule)
-    length, splits = split_k_slices(c, n * hout * wout, 1, min_depth=device.define("DEPTHWISE_THREADS"))
+    # the positions split into slices for waves of two blocks an SM (gemm.py's rule)
+    length, splits = split_k_slices(c, n * hout * wout, 1, 2 * device.launcher.multiprocessors,
+                                    min_depth=device.define("DEPTHWISE_THREADS"))
     partial = grad_w if splits == 1 else device.empty((splits,) + tuple(w_shape))
     device.launch(f"{version}_k{k}", (c, splits), grad_y, x, partial, n, c, h, w, stride, before, hout, wout, length)
     if splits > 1:

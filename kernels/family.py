@@ -86,6 +86,11 @@ class Device:
         block = self.launcher.kernels[kernel].block_threads or ELEMENTWISE_THREADS
         self.launcher.launch(kernel, grid, block, *arguments)
 
+    def concurrent_blocks(self, kernel):
+        """How many blocks of `kernel` the GPU runs at once: its multiprocessors times the
+        blocks an SM the kernel's __launch_bounds__ names (1 where it names none)."""
+        return self.launcher.multiprocessors * self.launcher.kernels[kernel].resident_blocks
+
     def elementwise(self, kernel, count, *arguments):
         """A grid-stride kernel over `count` elements."""
         self.launch(kernel, max(1, min(MAX_BLOCKS, -(-int(count) // ELEMENTWISE_THREADS))), *arguments)

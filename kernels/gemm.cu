@@ -470,19 +470,19 @@ extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_warptile_nt(
   sgemm_warptile_body<false, true>(M, N, K, alpha, A, B, beta, C);
 }
 
-extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_pipelined_nn(
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_pipelined_nn(
     int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
     float* __restrict__ C) {
   sgemm_pipelined_body<false, false>(M, N, K, 0, K, alpha, A, B, beta, C);
 }
 
-extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_pipelined_tn(
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_pipelined_tn(
     int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
     float* __restrict__ C) {
   sgemm_pipelined_body<true, false>(M, N, K, 0, K, alpha, A, B, beta, C);
 }
 
-extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_pipelined_nt(
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_pipelined_nt(
     int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
     float* __restrict__ C) {
   sgemm_pipelined_body<false, true>(M, N, K, 0, K, alpha, A, B, beta, C);
@@ -505,19 +505,19 @@ __device__ __forceinline__ void sgemm_splitk_body(int M, int N, int K, int slice
                                          partial + (long long)blockIdx.z * M * N);
 }
 
-extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_splitk_nn(
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_splitk_nn(
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
   sgemm_splitk_body<false, false>(M, N, K, slice, A, B, partial);
 }
 
-extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_splitk_tn(
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_splitk_tn(
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
   sgemm_splitk_body<true, false>(M, N, K, slice, A, B, partial);
 }
 
-extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_splitk_nt(
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_splitk_nt(
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
   sgemm_splitk_body<false, true>(M, N, K, slice, A, B, partial);

@@ -1,5 +1,7 @@
 """Single-precision matrix products C = op(A) op(B) + beta C, the workhorse of the fully
 connected layers and of the convolutions' im2col path (gemm.cu has the tiling)."""
+import functools
+
 from .family import Device, OpFamily, expect
 
 
@@ -25,22 +27,35 @@ def gemm_product(a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0)
 SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined", "splitk", "skinny", "8x16")
 ENGINE_SGEMM = "engine"  # skinny where it applies, else splitk
 CASES = {(False, False): "nn", (True, False): "tn", (False, True): "nt"}
-# Split-K: enough blocks to fill an H100 (132 SMs) twice over, and slices of at least
-# SPLIT_K_MIN_DEPTH so that each block's multiply-adds still outweigh its partial plane.
-SPLIT_K_TARGET_BLOCKS = 264
+# Split-K: slices of at least SPLIT_K_MIN_DEPTH, so that each block's multiply-adds still
+# outweigh its partial plane; of plans within SPLIT_K_TOLERANCE of the fastest, the one with
+# the fewest slices (each adds a plane to write and sum).
 SPLIT_K_MIN_DEPTH = 256
+SPLIT_K_TOLERANCE = 1.03
 
 
-def split_k_slices(tiles, depth, quantum, min_depth=SPLIT_K_MIN_DEPTH, target=SPLIT_K_TARGET_BLOCKS):
-    """(slice length, slice count) splitting a `depth`-long reduction so that `tiles` blocks
-    become about `target`, each slice a multiple of `quantum` (the kernel's staging depth)
-    and at least `min_depth` long; (depth, 1) when no split pays."""
-    splits = min(-(-target // tiles), depth // min_depth)
-    if splits <= 1:
-        return depth, 1
-    per_slice = -(-depth // splits)
-    length = -(-per_slice // quantum) * quantum  # rounded up to whole staging depths
-    return length, -(-depth // length)
+@functools.lru_cache(maxsize=4096)
+def split_k_slices(tiles, depth, quantum, concurrent, min_depth=SPLIT_K_MIN_DEPTH):
+    """(slice length, slice count) splitting a `depth`-long reduction over `tiles` tiles of
+    the result between blocks, on a GPU that runs `concurrent` blocks at once: the split
+    whose blocks finish soonest, each slice a multiple of `quantum` (the kernel's staging
+    depth) and at least `min_depth` long; (depth, 1) when no split pays.
+
+    The time of a plan is its waves (grid / concurrent, rounded up: a last wave of a few
+    blocks takes as long as a full one) times its slice length. Aiming at a block count
+    instead (the rule before: about two blocks an SM, rounded up) left 264 + 24 blocks of
+    VGG-16's fc6 at batch 64 to run in two waves, the second a tenth full, and every weight
+    gradient (one block an SM) in three waves where two and a sliver of work was."""
+    # more than 8 waves' worth of slices buys at most an eighth of a wave
+    most = max(1, min(depth // max(min_depth, 1), -(-8 * concurrent // tiles)))
+    plans = []
+    for wanted in range(1, most + 1):
+        length = -(-(-(-depth // wanted)) // quantum) * quantum  # rounded up to whole staging depths
+        count = -(-depth // length)
+        plans.append((-(-tiles * count // concurrent) * length, count, length))
+    fastest = min(time for time, _, _ in plans)
+    count, length = min((count, length) for time, count, length in plans if time <= fastest * SPLIT_K_TOLERANCE)
+    return (depth, 1) if count == 1 else (length, count)
 
 
 def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0,
@@ -68,7 +83,8 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
     if version not in ("splitk", "engine"):
         device.launch(f"sgemm_{version}_{case}", grid, m, n, k, 1.0, a, b, beta, out)
         return out
-    length, splits = split_k_slices(grid[0] * grid[1], k, device.define("VEC_BK"))
+    length, splits = split_k_slices(grid[0] * grid[1], k, device.define("VEC_BK"),
+                                    device.concurrent_blocks(f"sgemm_splitk_{case}"))
     if splits == 1:
         device.launch(f"sgemm_pipelined_{case}", grid, m, n, k, 1.0, a, b, beta, out)
         return out
@@ -80,15 +96,15 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
 
 def _skinny_product(device, a, b, case, m, n, k, out, beta):
     """A product of at most SKINNY_ROWS rows on gemm.cu's v10 kernels: nt a warp per output
-    column; nn a thread per column, the reduction split until there are about eight blocks
-    an SM (a memory-bound kernel wants many loads in flight; slices of at least 64) and the
-    planes summed into out."""
+    column; nn a thread per column, the reduction split for waves of eight blocks an SM (a
+    memory-bound kernel wants many loads in flight; slices of at least 64) and the planes
+    summed into out."""
     threads = device.define("SKINNY_THREADS")
     if case == "nt":
         device.launch("sgemm_skinny_nt", -(-n // (threads // 32)), m, n, k, 1.0, a, b, beta, out)
         return out
     columns = -(-n // threads)
-    length, splits = split_k_slices(columns, k, 1, min_depth=64, target=4 * SPLIT_K_TARGET_BLOCKS)
+    length, splits = split_k_slices(columns, k, 1, 8 * device.launcher.multiprocessors, min_depth=64)
     partial = device.empty((splits, m, n))
     device.launch("sgemm_skinny_nn", (columns, splits), m, n, k, length, a, b, partial)
     device.elementwise("sgemm_sum_splits", out.size, partial, out, out.size, splits, 1.0, beta)

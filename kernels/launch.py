@@ -11,6 +11,8 @@ two sides cannot disagree:
   - its block size, where the kernel is written for one: a kernel declared with
     `__launch_bounds__(B)` (B a number or a `#define` of its file) assumes blocks of exactly
     B threads (shared-memory reductions, register tiles), and any other block is refused;
+    `__launch_bounds__(B, R)` also says that R blocks share a multiprocessor (what split-K
+    plans its waves with, gemm.py: split_k_slices);
   - the integer constants of its file (`#define GEMM_BM 128`), which launch geometry uses.
 """
 import ctypes
@@ -32,7 +34,8 @@ EMULATOR_DIR = os.path.join(KERNEL_DIR, "emulator")
 POINTER_DTYPES = {"float": np.dtype(np.float32), "int": np.dtype(np.int32), "long long": np.dtype(np.int64)}
 SCALAR_TYPES = {"float": (np.float32, ctypes.c_float), "int": (np.int32, ctypes.c_int),
                 "long long": (np.int64, ctypes.c_longlong)}
-_SIGNATURE = re.compile(r"__global__\s+void\s+(?:__launch_bounds__\(\s*(\w+)[^)]*\)\s+)?(\w+)\s*\(([^)]*)\)", re.S)
+_SIGNATURE = re.compile(r"__global__\s+void\s+(?:__launch_bounds__\(\s*(\w+)\s*(?:,\s*(\w+)\s*)?\)\s+)?(\w+)\s*"
+                        r"\(([^)]*)\)", re.S)
 _DEFINE = re.compile(r"^\s*#define\s+(\w+)\s+(\d+)\s*$", re.M)
 
 
@@ -44,6 +47,7 @@ class Kernel(NamedTuple):
     source: str  # path of its .cu file
     parameters: list  # [(C type, is_pointer, name)]
     block_threads: int | None  # the block size it is written for, from __launch_bounds__
+    resident_blocks: int  # blocks of it an SM holds at once, from __launch_bounds__ (1 if unsaid)
 
 
 def sources():
@@ -79,25 +83,30 @@ def read_kernels():
             if name in defines and defines[name] != value:
                 raise KernelError(f"{name} is {defines[name]} in {defined_in[name]} but {value} in {path}")
             defines[name], defined_in[name] = value, path
-        for bound, name, parameter_text in _SIGNATURE.findall(text):
+        for bound, blocks, name, parameter_text in _SIGNATURE.findall(text):
             if name in kernels:
                 raise KernelError(f"kernel {name} is defined in both {kernels[name].source} and {path}")
-            threads = None
-            if bound:
-                threads = int(bound) if bound.isdigit() else local.get(bound)
-                if threads is None:
-                    raise KernelError(f"{path}: __launch_bounds__({bound}) of {name} is neither a number "
+            threads, resident = None, 1
+            for value in filter(None, (bound, blocks)):
+                if not value.isdigit() and value not in local:
+                    raise KernelError(f"{path}: __launch_bounds__({value}) of {name} is neither a number "
                                       "nor a #define of the same file")
-            kernels[name] = Kernel(path, parse_parameters(parameter_text), threads)
+            if bound:
+                threads = int(bound) if bound.isdigit() else local[bound]
+            if blocks:
+                resident = int(blocks) if blocks.isdigit() else local[blocks]
+            kernels[name] = Kernel(path, parse_parameters(parameter_text), threads, resident)
     return kernels, defines
 
 
 class Launcher:
     """Checks arguments against the kernel's signature and starts it; subclasses say how
-    memory is held (`xp`) and how a kernel starts (`_start`)."""
+    memory is held (`xp`), how a kernel starts (`_start`) and how many multiprocessors run
+    blocks at once (`multiprocessors`)."""
 
     name = None
     xp = None
+    multiprocessors = None
 
     def __init__(self):
         self.kernels, self.defines = read_kernels()
@@ -109,7 +118,7 @@ class Launcher:
         """Starts `kernel` on `grid` blocks of `block` threads (ints or tuples of up to 3)."""
         if kernel not in self.kernels:
             raise KernelError(f"no kernel named {kernel} in kernels/*.cu")
-        path, parameters, block_threads = self.kernels[kernel]
+        path, parameters, block_threads, _ = self.kernels[kernel]
         grid = tuple(int(g) for g in (grid if isinstance(grid, tuple) else (grid,)))
         block = tuple(int(b) for b in (block if isinstance(block, tuple) else (block,)))
         if block_threads is not None and math.prod(block) != block_threads:
@@ -147,7 +156,7 @@ class Launcher:
 def _thunks(kernels):
     """C++ that unpacks an argv array into each kernel's parameters (what cuLaunchKernel does)."""
     lines = ['#include "cuda_emulator.h"']
-    for kernel, (_, parameters, _) in kernels.items():
+    for kernel, (_, parameters, _, _) in kernels.items():
         declared = ", ".join(f"{'const ' if p else ''}{b}{'*' if p else ''}" for b, p, _ in parameters)
         lines.append(f'extern "C" void {kernel}({declared});')
         unpacked = ", ".join(f"*({b}{'*' if p else ''}*)argv[{i}]" for i, (b, p, _) in enumerate(parameters))
@@ -207,6 +216,7 @@ class EmulatorLauncher(Launcher):
 
     name = "emulator"
     xp = np
+    multiprocessors = 132  # an H100's: the emulator plans its grids as the card the rules were measured on
 
     @staticmethod
     def address(array):
@@ -267,6 +277,8 @@ class CudaLauncher(Launcher):
         self.cupy = _cupy()
         self.xp = self.cupy
         super().__init__()
+        device = self.cupy.cuda.runtime.getDevice()
+        self.multiprocessors = self.cupy.cuda.runtime.getDeviceProperties(device)["multiProcessorCount"]
         self.modules, self.functions = {}, {}
 
     def empty(self, shape, dtype=np.float32):

@@ -78,9 +78,10 @@ def test_sgemm_naive_and_accumulation(launcher, rng):
 @pytest.mark.parametrize("transpose_a, transpose_b", [(False, False), (True, False), (False, True)])
 def test_sgemm_split_k_with_accumulation(launcher, rng, transpose_a, transpose_b):
     """One tile of results and a 1029-long reduction: four slices of 264 (the last 237, not a
-    multiple of the staging depth), summed in order into beta C."""
-    m, n, k = 3, 70, 1029
-    assert split_k_slices(1, k, 8) == (264, 4)
+    multiple of the staging depth), summed in order into beta C (9 rows: above the skinny
+    kernels' 8)."""
+    m, n, k = 9, 70, 1029
+    assert split_k_slices(1, k, 8, 264) == (264, 4)
     a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
     c = rng.standard_normal((m, n)).astype(np.float32)
@@ -88,6 +89,19 @@ def test_sgemm_split_k_with_accumulation(launcher, rng, transpose_a, transpose_b
     ops_on(launcher).gemm.product(device(launcher, a), device(launcher, b), transpose_a, transpose_b, out=out, beta=0.5)
     expected = (a.T if transpose_a else a).astype(np.float64) @ (b.T if transpose_b else b) + 0.5 * c
     assert relative_error(host(out), expected) < 1e-5
+
+
+def test_split_k_plans_whole_waves():
+    """The split whose blocks finish soonest, counting whole waves, checked by hand: fc6 at
+    batch 64 (32 tiles, K 25088, 264 blocks at once) in 8 slices, one wave (9 slices, 288
+    blocks, would run a second wave for 24 of them); a weight gradient of 36 tiles, one
+    block an SM on 132 SMs, in 11 slices of 18248 (3 whole waves; 8 slices, 288 blocks, run
+    3 waves of 25088; 7 slices, 2 waves of 28672, are 4.7% slower); no split where the
+    tiles alone make whole waves, nor below the minimum depth."""
+    assert split_k_slices(32, 25088, 8, 264) == (3136, 8)
+    assert split_k_slices(36, 64 * 56 * 56, 8, 132, min_depth=8) == (18248, 11)
+    assert split_k_slices(1056, 4096, 8, 264) == (4096, 1)
+    assert split_k_slices(1, 500, 8, 264) == (500, 1)
 
 
 @pytest.mark.parametrize("m, n, k, transpose_b", [(1, 70, 1029, True), (8, 33, 1029, False), (3, 9, 64, True),
@@ -478,6 +492,20 @@ def test_a_kernel_written_for_one_block_size_refuses_any_other(launcher):
     with pytest.raises(KernelError, match=r"softmax_cross_entropy_rows is written for blocks of 256 threads "
                                           r"\(__launch_bounds__ in loss.cu\), launched with 128"):
         launcher.launch("softmax_cross_entropy_rows", 2, 128, logits, labels, *outputs, 5)
+
+
+def test_launch_bounds_say_how_many_blocks_share_a_multiprocessor(launcher):
+    """Split-K plans its waves from __launch_bounds__(threads, blocks an SM): two for the
+    implicit GEMM's forward (IG_THREADS, 2), one where a kernel names none (the weight
+    gradient's); on the GPU the multiprocessors are the card's, on the emulator an H100's."""
+    kernels = launcher.kernels
+    assert kernels["conv2d_forward_implicit"].resident_blocks == 2
+    assert kernels["conv2d_backward_weights_splitk"].resident_blocks == 1
+    assert kernels["sgemm_splitk_nn"].block_threads == launcher.defines["VEC_THREADS"]
+    device = PoisonedDevice(launcher)
+    assert device.concurrent_blocks("sgemm_splitk_nn") == 2 * launcher.multiprocessors
+    assert launcher.multiprocessors == (132 if launcher.name == "emulator" else
+                                        launcher.cupy.cuda.Device().attributes["MultiProcessorCount"])
 
 
 def copy_kernels(tmp_path, monkeypatch, edit):
