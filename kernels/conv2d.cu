@@ -556,7 +556,7 @@ extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, 
 // matrix products, one per position xi of the 4x4 transformed tile:
 //   U[xi] = (G g G^T)[xi]     (O x C)  the filters, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
 //   V[xi] = (B^T d B)[xi]     (C x T)  the input tiles, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
-//   M[xi] = U[xi] V[xi]       (O x T)  the engine's SGEMM (conv2d.py launches the 16)
+//   M[xi] = U[xi] V[xi]       (O x T)  gemm.cu: sgemm_batched_nn, the 16 in one launch
 //   y tile = A^T m A + b      (2 x 2)  A^T = [1 1 1 0; 0 1 -1 -1]
 // with T = N ceil(Hout / 2) ceil(Wout / 2) tiles (t = (n TH + ti) TW + tj). The transforms
 // are one thread per (channel, tile), grid-stride; their cost is memory: V and M are each

@@ -33,7 +33,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .family import Device, OpFamily, expect
-from .gemm import gemm_product_device, split_k_slices
+from .gemm import batched_product_device, gemm_product_device, split_k_slices
 
 # Bytes of patch matrix per slice of the batch: big enough for an efficient product,
 # not so big that it leaves the cache (measured on the 2-core machine: 16-32 MB are best).
@@ -434,8 +434,9 @@ def _winograd_applies(device, g):
 
 def _winograd(device, x, weight, bias, padding, out):
     """conv2d.cu's Winograd F(2x2, 3x3) forward of x (N, C, H, W) with weight (O, C, 3, 3)
-    into out (N, O, Hout, Wout): the filter and input transforms, the 16 products on the
-    engine's SGEMM, the output transform (with the bias, where given)."""
+    into out (N, O, Hout, Wout): the filter and input transforms, the 16 products in one
+    batched launch of the engine's SGEMM tiles, the output transform (with the bias, where
+    given)."""
     n, c, h, w = x.shape
     o, hout, wout = weight.shape[0], out.shape[2], out.shape[3]
     tiles_down, tiles_across = -(-hout // 2), -(-wout // 2)
@@ -444,8 +445,7 @@ def _winograd(device, x, weight, bias, padding, out):
     filters, inputs, products = device.empty((16, o, c)), device.empty((16, c, tiles)), device.empty((16, o, tiles))
     device.elementwise("winograd_filter_transform", o * c, weight, filters, o, c)
     device.elementwise("winograd_input_transform", c * tiles, x, inputs, n, c, h, w, padding, tiles_down, tiles_across)
-    for position in range(16):
-        gemm_product_device(device, filters[position], inputs[position], out=products[position])
+    batched_product_device(device, filters, inputs, products)
     device.elementwise("winograd_output_transform", o * tiles, products, bias if bias is not None else products, out,
                        n, o, hout, wout, tiles_down, tiles_across, int(bias is not None))
     return out

@@ -488,6 +488,17 @@ extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_pipelined_nt(
   sgemm_pipelined_body<false, true>(M, N, K, 0, K, alpha, A, B, beta, C);
 }
 
+// sgemm_batched_nn: v8 on a batch of equal-shaped products, blockIdx.z the product's index
+//   (its operands and result `stride_*` floats after the previous one's): Winograd's 16
+//   products (conv2d.py) in one launch of whole waves instead of 16 launches, each of which
+//   ends in a wave of a few blocks (VGG's 28 x 28 layers at batch 64: 392 tiles, 1.5 waves).
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_batched_nn(
+    int M, int N, int K, const float* __restrict__ A, long long stride_a, const float* __restrict__ B,
+    long long stride_b, float* __restrict__ C, long long stride_c) {
+  sgemm_pipelined_body<false, false>(M, N, K, 0, K, 1.0f, A + blockIdx.z * stride_a, B + blockIdx.z * stride_b, 0.0f,
+                                     C + blockIdx.z * stride_c);
+}
+
 // ---- v9 ---------------------------------------------------------------------------------
 // v9 sgemm_splitk_{nn,tn,nt}: v8 on K indices [z slice, (z + 1) slice) for z = blockIdx.z,
 //   each slice's tile written to its own M x N plane of `partial`; sgemm_sum_splits then adds

@@ -94,6 +94,18 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
     return out
 
 
+def batched_product_device(device: Device, a, b, out):
+    """out[z] = a[z] @ b[z] for every z of (B, M, K) and (B, K, N) arrays, in one launch of
+    gemm.cu's sgemm_batched_nn (v8's tiles, blockIdx.z the product)."""
+    count, m, k = a.shape
+    expect(b.shape[:2] == (count, k) and out.shape == (count, m, b.shape[2]),
+           f"batched product of {a.shape} and {b.shape} into {out.shape}: shapes do not match")
+    n = b.shape[2]
+    grid = (-(-n // device.define("VEC_BN")), -(-m // device.define("VEC_BM")), count)
+    device.launch("sgemm_batched_nn", grid, m, n, k, a, m * k, b, k * n, out, m * n)
+    return out
+
+
 def _skinny_product(device, a, b, case, m, n, k, out, beta):
     """A product of at most SKINNY_ROWS rows on gemm.cu's v10 kernels: nt a warp per output
     column; nn a thread per column, the reduction split for waves of eight blocks an SM (a

@@ -91,6 +91,17 @@ def test_sgemm_split_k_with_accumulation(launcher, rng, transpose_a, transpose_b
     assert relative_error(host(out), expected) < 1e-5
 
 
+def test_batched_sgemm(launcher, rng):
+    """Three products of awkward shapes (more than one tile in rows and columns, K odd) in
+    one launch, each against NumPy in float64."""
+    from deepinside.kernels.gemm import batched_product_device
+    a, b = rng.standard_normal((3, 130, 37)), rng.standard_normal((3, 37, 129))
+    out = device(launcher, np.full((3, 130, 129), np.nan, np.float32))
+    batched_product_device(PoisonedDevice(launcher), device(launcher, a.astype(np.float32)),
+                           device(launcher, b.astype(np.float32)), out)
+    assert relative_error(host(out), a @ b) < 1e-5
+
+
 def test_split_k_plans_whole_waves():
     """The split whose blocks finish soonest, counting whole waves, checked by hand: fc6 at
     batch 64 (32 tiles, K 25088, 264 blocks at once) in 8 slices, one wave (9 slices, 288
