@@ -416,7 +416,8 @@ def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, f
     name, grid, wide = _implicit_kernel(device, kernel, g, rows, columns)
     depth = device.define("IG_BK")
     length, splits = split_k_slices(grid[0] * grid[1], reduction, depth, device.concurrent_blocks(name),
-                                    min_depth=depth)
+                                    min_depth=depth, result=rows * columns,
+                                    tile=device.define("IG_BM") * device.define("IG_BN"))
     target = out if splits == 1 else device.empty((splits,) + tuple(out.shape))
     device.launch(name, grid + (splits,), *operands, target, *_shape(g), *flags, length, int(wide))
     if splits > 1:

@@ -29,30 +29,37 @@ ENGINE_SGEMM = "engine"  # skinny where it applies, else splitk
 CASES = {(False, False): "nn", (True, False): "tn", (False, True): "nt"}
 # Split-K: slices of at least SPLIT_K_MIN_DEPTH, so that each block's multiply-adds still
 # outweigh its partial plane; of plans within SPLIT_K_TOLERANCE of the fastest, the one with
-# the fewest slices (each adds a plane to write and sum).
+# the fewest slices. A partial result costs about PLANE_COST multiply-adds of the kernel's
+# time: 8 bytes (written, then read by the sum) at about 7 multiply-adds a byte on an H100
+# (our tiles reach about 35 TFLOP/s, its memory about 2.5 TB/s).
 SPLIT_K_MIN_DEPTH = 256
 SPLIT_K_TOLERANCE = 1.03
+PLANE_COST = 56
 
 
 @functools.lru_cache(maxsize=4096)
-def split_k_slices(tiles, depth, quantum, concurrent, min_depth=SPLIT_K_MIN_DEPTH):
+def split_k_slices(tiles, depth, quantum, concurrent, min_depth=SPLIT_K_MIN_DEPTH, result=0, tile=1):
     """(slice length, slice count) splitting a `depth`-long reduction over `tiles` tiles of
-    the result between blocks, on a GPU that runs `concurrent` blocks at once: the split
-    whose blocks finish soonest, each slice a multiple of `quantum` (the kernel's staging
-    depth) and at least `min_depth` long; (depth, 1) when no split pays.
+    `tile` results each (`result` results in all) between blocks, on a GPU that runs
+    `concurrent` blocks at once: the split that finishes soonest, each slice a multiple of
+    `quantum` (the kernel's staging depth) and at least `min_depth` long; (depth, 1) when
+    no split pays.
 
-    The time of a plan is its waves (grid / concurrent, rounded up: a last wave of a few
-    blocks takes as long as a full one) times its slice length. Aiming at a block count
-    instead (the rule before: about two blocks an SM, rounded up) left 264 + 24 blocks of
-    VGG-16's fc6 at batch 64 to run in two waves, the second a tenth full, and every weight
-    gradient (one block an SM) in three waves where two and a sliver of work was."""
+    A plan takes its waves (grid / concurrent, rounded up: a last wave of a few blocks takes
+    as long as a full one) times its slice length in multiply-adds of a whole wave, plus,
+    where it splits, PLANE_COST a partial result (result = 0: a memory-bound kernel, whose
+    planes cost what its reads do, counts none). Aiming at a block count instead (the rule
+    before: about two blocks an SM, rounded up) left 264 + 24 blocks of VGG-16's fc6 at batch
+    64 to run in two waves, the second a tenth full, and every weight gradient (one block an
+    SM) in three waves where two and a sliver of work was."""
     # more than 8 waves' worth of slices buys at most an eighth of a wave
     most = max(1, min(depth // max(min_depth, 1), -(-8 * concurrent // tiles)))
     plans = []
     for wanted in range(1, most + 1):
         length = -(-(-(-depth // wanted)) // quantum) * quantum  # rounded up to whole staging depths
         count = -(-depth // length)
-        plans.append((-(-tiles * count // concurrent) * length, count, length))
+        waves = -(-tiles * count // concurrent)
+        plans.append((waves * concurrent * tile * length + (count > 1) * count * result * PLANE_COST, count, length))
     fastest = min(time for time, _, _ in plans)
     count, length = min((count, length) for time, count, length in plans if time <= fastest * SPLIT_K_TOLERANCE)
     return (depth, 1) if count == 1 else (length, count)
@@ -84,7 +91,8 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
         device.launch(f"sgemm_{version}_{case}", grid, m, n, k, 1.0, a, b, beta, out)
         return out
     length, splits = split_k_slices(grid[0] * grid[1], k, device.define("VEC_BK"),
-                                    device.concurrent_blocks(f"sgemm_splitk_{case}"))
+                                    device.concurrent_blocks(f"sgemm_splitk_{case}"), result=m * n,
+                                    tile=device.define("VEC_BM") * device.define("VEC_BN"))
     if splits == 1:
         device.launch(f"sgemm_pipelined_{case}", grid, m, n, k, 1.0, a, b, beta, out)
         return out

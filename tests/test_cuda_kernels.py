@@ -108,7 +108,12 @@ def test_split_k_plans_whole_waves():
     blocks, would run a second wave for 24 of them); a weight gradient of 36 tiles, one
     block an SM on 132 SMs, in 11 slices of 18248 (3 whole waves; 8 slices, 288 blocks, run
     3 waves of 25088; 7 slices, 2 waves of 28672, are 4.7% slower); no split where the
-    tiles alone make whole waves, nor below the minimum depth."""
+    tiles alone make whole waves, nor below the minimum depth; and none where the partial
+    planes cost more than the waves save: VGG's conv1_2 forward at batch 1 (196 wide tiles, a
+    576-long reduction) would finish in 3 waves of 144 instead of one of 576 (25% sooner) but
+    writes and sums four 64 x 50176 planes (PLANE_COST each: 4% later in all)."""
+    assert split_k_slices(196, 576, 8, 264, min_depth=8) == (144, 4)
+    assert split_k_slices(196, 576, 8, 264, min_depth=8, result=64 * 50176, tile=64 * 256) == (576, 1)
     assert split_k_slices(32, 25088, 8, 264) == (3136, 8)
     assert split_k_slices(36, 64 * 56 * 56, 8, 132, min_depth=8) == (18248, 11)
     assert split_k_slices(1056, 4096, 8, 264) == (4096, 1)
