@@ -340,9 +340,12 @@ struct PatchColumns {
 
 // The 8 x 8 results of this thread over reduction indices [k_begin, k_end) of A (M rows)
 // times B (P columns), A and B gathered by the operands as each slice is staged, in this
-// block's Tile. Two shared-memory buffers, as gemm.cu's v8: the gathers of slice k + 1 are
-// in flight into registers while slice k is multiplied, one barrier a slice.
-template <class Tile, class OperandA, class OperandB>
+// block's Tile. Two shared-memory buffers, as gemm.cu's v8, one barrier a slice; with
+// OVERLAP the gathers of slice k + 1 are in flight into registers while slice k is
+// multiplied (latency hidden within the warp, at the price of the staged values' registers
+// held through the products), without it they follow the products (latency hidden by the
+// other warps: the weight gradient's kernel then fits 128 registers, two blocks an SM).
+template <class Tile, bool OVERLAP = true, class OperandA, class OperandB>
 __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_end, OperandA load_a, OperandB load_b,
                                               float accumulator[IG_TM][IG_TN]) {
   __shared__ __align__(16) float As[2][IG_BK][Tile::BM];
@@ -392,7 +395,7 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
   __syncthreads();
   for (int k0 = k_begin, buffer = 0; k0 < k_end; k0 += IG_BK, buffer ^= 1) {
     const bool more = k0 + IG_BK < k_end;
-    if (more) fetch(k0 + IG_BK);
+    if (OVERLAP && more) fetch(k0 + IG_BK);
 #pragma unroll
     for (int k = 0; k < IG_BK; ++k) {
       float a[IG_TM], b[IG_TN];
@@ -407,6 +410,7 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
 #pragma unroll
         for (int j = 0; j < IG_TN; ++j) accumulator[i][j] += a[i] * b[j];
     }
+    if (!OVERLAP && more) fetch(k0 + IG_BK);
     if (more) store(buffer ^ 1);
     __syncthreads();  // every thread is done with `buffer` and has written the next one
   }
@@ -463,7 +467,7 @@ __device__ __forceinline__ void conv2d_backward_data_implicit_body(const float* 
 }
 
 // Writes slice blockIdx.z of the N L reduction to partial[z] (O x C K K each).
-template <class Tile, int KS, int ST>
+template <class Tile, bool OVERLAP, int KS, int ST>
 __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float* __restrict__ grad_y,
                                                                     const float* __restrict__ x,
                                                                     float* __restrict__ partial, ConvShape s,
@@ -472,8 +476,8 @@ __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float*
   int k_begin, k_end;
   split_range(reduction, slice, k_begin, k_end);
   float accumulator[IG_TM][IG_TN];
-  implicit_gemm<Tile>(s.O, P, k_begin, k_end, OutputGradients{grad_y, s},
-                      PatchColumns<KS, ST, Tile::B_VALUES>{x, s}, accumulator);
+  implicit_gemm<Tile, OVERLAP>(s.O, P, k_begin, k_end, OutputGradients{grad_y, s},
+                               PatchColumns<KS, ST, Tile::B_VALUES>{x, s}, accumulator);
   float* out = partial + (long long)blockIdx.z * s.O * P;
   for (int i = 0; i < IG_TM; ++i) {
     const int o = blockIdx.y * Tile::BM + Tile::row(i);
@@ -491,7 +495,8 @@ __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float*
 // a block, not in the loops. Each kernel holds both tiles' shared buffers (16 + 20 KiB).
 // __launch_bounds__: the forward and backward-data kernels fit 128 registers, so two blocks
 // share an SM; the weight gradient's (two gathers decoded per slice) would spill at 128
-// and runs one block an SM.
+// and runs one block an SM (splitk), or two without OVERLAP (two_blocks: laddered, not yet
+// timed on a GPU; conv2d.py: ENGINE_WEIGHT_GRADIENT).
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
     int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice,
@@ -525,15 +530,29 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
-  if (wide) conv2d_backward_weights_splitk_body<WideTile, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
-  else conv2d_backward_weights_splitk_body<SquareTile, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
+  if (wide) conv2d_backward_weights_splitk_body<WideTile, true, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
+  else conv2d_backward_weights_splitk_body<SquareTile, true, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk_3x3s1(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
-  if (wide) conv2d_backward_weights_splitk_body<WideTile, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
-  else conv2d_backward_weights_splitk_body<SquareTile, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
+  if (wide) conv2d_backward_weights_splitk_body<WideTile, true, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
+  else conv2d_backward_weights_splitk_body<SquareTile, true, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_weights_two_blocks(
+    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
+  if (wide) conv2d_backward_weights_splitk_body<WideTile, false, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
+  else conv2d_backward_weights_splitk_body<SquareTile, false, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_weights_two_blocks_3x3s1(
+    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
+  if (wide) conv2d_backward_weights_splitk_body<WideTile, false, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
+  else conv2d_backward_weights_splitk_body<SquareTile, false, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
 }
 
 // out[e] = the sum over z of partial[z, e], z in order (the split-K reduction,

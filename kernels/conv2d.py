@@ -486,6 +486,14 @@ FEW_INPUT_CHANNELS = 64
 COLUMNS_WEIGHT_GRADIENT_POSITIONS = 256
 
 
+# The weight gradient's implicit GEMM: "splitk", the gathers of the next slice in flight
+# during the products, one block an SM (142 registers; the H100 runs of 2026-11-27), or
+# "two_blocks", the gathers after the products, two blocks an SM (128 registers): written
+# after those runs, laddered, the engine's once a GPU times it faster.
+WEIGHT_GRADIENT_VERSIONS = ("splitk", "two_blocks")
+ENGINE_WEIGHT_GRADIENT = "splitk"
+
+
 def _backward_data_through_columns(device, g):
     return device.convolution == "im2col" or (
         device.convolution in ("engine", "winograd") and (g.stride > 1 or g.c < FEW_INPUT_CHANNELS))
@@ -518,14 +526,20 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
     return grad_x
 
 
-def conv2d_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1, padding=0, context=None):
+def conv2d_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1, padding=0, context=None,
+                                   version=None):
+    """`version`: which of WEIGHT_GRADIENT_VERSIONS the implicit GEMM runs (the ladder times
+    both); ENGINE_WEIGHT_GRADIENT where None."""
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
     g = _device_geometry(x.shape, w_shape, stride, padding)
     grad_w = device.empty(tuple(w_shape))
     if device.convolution == "direct":
         return _direct(device, "conv2d_backward_weights_direct", g, grad_y, x, grad_w)
     if not _backward_weights_through_columns(device, g):
-        return _implicit_gemm(device, "conv2d_backward_weights_splitk", g, g.o, g.c * g.k * g.k,
+        version = version or ENGINE_WEIGHT_GRADIENT
+        expect(version in WEIGHT_GRADIENT_VERSIONS, f"conv2d backward-weights: no version {version!r}, "
+                                                    f"expected one of {', '.join(WEIGHT_GRADIENT_VERSIONS)}")
+        return _implicit_gemm(device, f"conv2d_backward_weights_{version}", g, g.o, g.c * g.k * g.k,
                               g.n * g.hout * g.wout, (grad_y, x), grad_w)
     matrix = grad_w.reshape(g.o, -1)
     for n0, nb in g.chunks():

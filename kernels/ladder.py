@@ -275,10 +275,19 @@ def run_conv(direction, launcher, shapes, repeats, timer, peer=None):
         flops = 2.0 * n * o * c * k * k * out[0] * out[1]
         peer_seconds = timer(lambda: peer(direction, a_d, b_d, x.shape, weight.shape, stride, padding), repeats) \
             if peer else None
+        label = f"N{n} C{c} {h}x{w} O{o} k{k} s{stride} p{padding}"
         for convolution in LADDERS[direction]:
             ops = bind(PoisonedDevice(launcher, convolution)).conv2d
-            rows.append(_validated_row(convolution, direction, f"N{n} C{c} {h}x{w} O{o} k{k} s{stride} p{padding}",
-                                       lambda: call(ops, a_d, b_d), expected, flops, timer, repeats, peer_seconds))
+            rows.append(_validated_row(convolution, direction, label, lambda: call(ops, a_d, b_d), expected, flops,
+                                       timer, repeats, peer_seconds))
+        if direction == "conv_backward_weights":  # the implicit GEMM's other versions
+            for version in reference.WEIGHT_GRADIENT_VERSIONS:
+                if version != reference.ENGINE_WEIGHT_GRADIENT:
+                    implicit = PoisonedDevice(launcher, "implicit")
+                    rows.append(_validated_row(f"implicit {version}", direction, label, lambda: (
+                        reference.conv2d_backward_weights_device(implicit, a_d, b_d, weight.shape, stride, padding,
+                                                                 version=version)),
+                        expected, flops, timer, repeats, peer_seconds))
     return rows
 
 

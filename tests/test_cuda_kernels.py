@@ -220,6 +220,22 @@ def test_engine_takes_the_wide_tile_for_products_of_at_most_64_rows(rng):
             assert relative_error(result, reference()) < 1e-5
 
 
+@pytest.mark.parametrize("version", ["splitk", "two_blocks"])
+def test_conv2d_weight_gradient_versions(launcher, rng, version):
+    """Both versions of the implicit weight gradient on both tiles and shapes (3x3 stride 1,
+    and 5x5 stride 2): 64 output channels (the wide tile) and 130 (two square tiles down),
+    on maps of more than 256 positions (the engine's smaller ones take the column buffer)."""
+    from deepinside.kernels.conv2d import conv2d_backward_weights_device
+    for o, k, stride, padding in ((64, 3, 1, 1), (130, 5, 2, 2)):
+        x = rng.standard_normal((2, 5, 40, 38))
+        weight_shape = (o, 5, k, k)
+        grad_y = rng.standard_normal(K.conv2d_forward(x, np.zeros(weight_shape), None, stride, padding).shape)
+        out = conv2d_backward_weights_device(PoisonedDevice(launcher, "engine"), device(launcher, grad_y.astype(np.float32)),
+                                             device(launcher, x.astype(np.float32)), weight_shape, stride, padding,
+                                             version=version)
+        assert relative_error(host(out), K.conv2d_backward_weights(grad_y, x, weight_shape, stride, padding)) < 1e-5
+
+
 def test_conv2d_in_chunks_of_images(launcher, rng, monkeypatch):
     """A column buffer smaller than the batch: the fast path runs image chunks."""
     from deepinside.kernels import conv2d
