@@ -18,8 +18,11 @@
 //                               and the plane's filter in shared memory, so each input element
 //                               comes from global memory once per tile (plus the tile's halo),
 //                               in coalesced rows. Should reach the copy's bandwidth.
+//   v3 depthwise_forward_rows   below: 4 outputs of a row a thread, 32-bit indices, the window
+//                               rows and the weights in registers (3x3 and 5x5, stride 1 and 2).
 // Backward-data's ladder: depthwise_backward_data above (a gather), then at stride 1 the
-// tiled forward on grad_y with the filters flipped (depthwise.py; no kernel of its own).
+// tiled (v2) or row (v3) forward on grad_y with the filters flipped (depthwise.py; no kernel
+// of its own).
 
 #define DEPTHWISE_THREADS 256
 
@@ -126,6 +129,68 @@ extern "C" __global__ void __launch_bounds__(DEPTHWISE_TILE_THREADS) depthwise_f
   for (int u = 0; u < K; ++u)
     for (int v = 0; v < K; ++v) sum += filter[u * K + v] * patch[(ti * stride + u) * span + tj * stride + v];
   y[(plane * Hout + i) * Wout + j] = sum;
+}
+
+// ---- v3 -------------------------------------------------------------------------------
+// depthwise_forward_rows (3x3 and 5x5, stride 1 and 2): a thread computes DEPTHWISE_ROW_OUTPUTS = 4
+// consecutive outputs of a row. v1 (run 2 on an H100: 0.09-0.17 of a copy's bandwidth)
+// spends most of its instructions on four 64-bit divisions an output and reads each input
+// K^2 times; v2's 16 x 16 tiles idle on small planes and stage through shared memory. Here
+// a thread decodes (plane, row, group of 4) once with 32-bit divisions (depthwise.py checks
+// the tensors hold fewer than 2^31 elements), reads each of its K window rows once,
+// (4 - 1) s + K values, into registers, and keeps the channel's K^2 weights there (K and s
+// template constants, so every array is registers): per 4 outputs 3 divisions,
+// K ((4 - 1) s + 2 K) loads and 4 K^2 multiply-adds, instead of 16 divisions and 4 K^2
+// loads. Consecutive threads take consecutive groups of a row, so a warp's reads of a window
+// row are one contiguous run. Should bring the forward to the copy's bandwidth; at stride 1
+// backward-data is the same kernel on grad_y with the filters flipped (depthwise.py).
+#define DEPTHWISE_ROW_OUTPUTS 4
+
+template <int K, int S>
+__device__ __forceinline__ void depthwise_forward_rows_of(const float* __restrict__ x, const float* __restrict__ w,
+                                                       const float* __restrict__ b, float* __restrict__ y, int N,
+                                                       int C, int H, int W, int pad, int Hout, int Wout,
+                                                       int has_bias) {
+  constexpr int R = DEPTHWISE_ROW_OUTPUTS, SPAN = (R - 1) * S + K;
+  const int groups = (Wout + R - 1) / R, count = N * C * Hout * groups;
+  for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
+    const int row = e / groups, j0 = (e - row * groups) * R;  // row = (n C + c) Hout + i
+    const int plane = row / Hout, i = row - plane * Hout, c = plane % C;
+    const float* in = x + plane * H * W;
+    const int top = i * S - pad, left = j0 * S - pad;
+    float weights[K * K], sum[R];
+#pragma unroll
+    for (int q = 0; q < K * K; ++q) weights[q] = __ldg(w + c * K * K + q);
+#pragma unroll
+    for (int r = 0; r < R; ++r) sum[r] = has_bias ? b[c] : 0.0f;
+#pragma unroll
+    for (int u = 0; u < K; ++u) {
+      const int h = top + u;
+      if (h < 0 || h >= H) continue;
+      float window[SPAN];
+#pragma unroll
+      for (int v = 0; v < SPAN; ++v) window[v] = (left + v >= 0 && left + v < W) ? in[h * W + left + v] : 0.0f;
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int v = 0; v < K; ++v) sum[r] += weights[u * K + v] * window[r * S + v];
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      if (j0 + r < Wout) y[row * Wout + j0 + r] = sum[r];
+  }
+}
+
+// One entry for the four kernel sizes and strides it is compiled for (depthwise.py:
+// ROW_KERNELS), chosen once a thread, before the loop.
+extern "C" __global__ void depthwise_forward_rows(const float* __restrict__ x, const float* __restrict__ w,
+                                                  const float* __restrict__ b, float* __restrict__ y, int N, int C,
+                                                  int H, int W, int K, int stride, int pad, int Hout, int Wout,
+                                                  int has_bias) {
+  if (K == 3 && stride == 1) depthwise_forward_rows_of<3, 1>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  else if (K == 3) depthwise_forward_rows_of<3, 2>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  else if (stride == 1) depthwise_forward_rows_of<5, 1>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  else depthwise_forward_rows_of<5, 2>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
 }
 
 // ---- backward-weights v2 -----------------------------------------------------------------

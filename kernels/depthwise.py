@@ -200,15 +200,23 @@ def _geometry(x_shape, w_shape, stride, padding):
 
 
 # The forward's ladder in depthwise.cu's order; the engine runs ENGINE_FORWARD (the tiled
-# rung is measured by the ladder before it is chosen: the next GPU run decides).
-FORWARD_LADDER = ("depthwise_forward", "depthwise_forward_tiled")
+# and row rungs are measured by the ladder before they are chosen: the next GPU run decides).
+FORWARD_LADDER = ("depthwise_forward", "depthwise_forward_tiled", "depthwise_forward_rows")
 ENGINE_FORWARD = "depthwise_forward"
+ROW_KERNELS = ((3, 1), (3, 2), (5, 1), (5, 2))  # (kernel size, stride) compiled for the row rung
 
 
 def tiled_forward_fits(device: Device, k, stride):
     """Whether depthwise_forward_tiled's shared patch and filter hold this geometry."""
     span = (device.define("DEPTHWISE_TILE") - 1) * stride + k
     return span <= device.define("DEPTHWISE_MAX_SPAN") and k <= device.define("DEPTHWISE_MAX_K")
+
+
+def forward_applies(device: Device, version, k, stride):
+    """Whether forward `version` runs this kernel size and stride (v1: any)."""
+    if version == "depthwise_forward_tiled":
+        return tiled_forward_fits(device, k, stride)
+    return version != "depthwise_forward_rows" or (k, stride) in ROW_KERNELS
 
 
 def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None,
@@ -219,11 +227,15 @@ def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=
     bias = device.float32("bias", bias, 1) if has_bias else device.empty((1,))
     y = device.empty((n, c, hout, wout))
     arguments = (x, weight, bias, y, n, c, h, w, k, stride, before, hout, wout, int(has_bias))
+    expect(forward_applies(device, version, k, stride), f"{version}: no kernel for {k}x{k} at stride {stride}")
     if version == "depthwise_forward_tiled":
-        expect(tiled_forward_fits(device, k, stride), f"depthwise_forward_tiled: kernel {k} at stride {stride} "
-               "does not fit its shared-memory patch")
         tile = device.define("DEPTHWISE_TILE")
         device.launch(version, n * c * -(-hout // tile) * -(-wout // tile), *arguments)
+    elif version == "depthwise_forward_rows":
+        expect(max(x.size, y.size) < 2 ** 31, "depthwise_forward_rows: 32-bit indices, a tensor of 2^31 elements "
+                                              "or more")
+        groups = -(-wout // device.define("DEPTHWISE_ROW_OUTPUTS"))
+        device.elementwise(version, n * c * hout * groups, *arguments)
     else:
         device.elementwise(version, y.size, *arguments)
     return y
@@ -235,7 +247,7 @@ def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=
 # H100 (bench/results/h100-2026-11-27, runs 1 and 2) it took 0.53-0.62 ms against the
 # direct 0.92-1.02 at 112 x 112 (batch 64, 32 channels), but 0.40-0.51 against 0.31-0.41
 # on 7 x 7 planes, where most of a 16 x 16 tile's threads idle.
-BACKWARD_DATA_LADDER = ("depthwise_backward_data", "depthwise_backward_data_tiled")
+BACKWARD_DATA_LADDER = ("depthwise_backward_data", "depthwise_backward_data_tiled", "depthwise_backward_data_rows")
 ENGINE_BACKWARD_DATA = "engine"
 
 
@@ -247,12 +259,14 @@ def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stri
     tiled_applies = stride == 1 and max(before, after) < k and tiled_forward_fits(device, k, 1)
     if version == "engine":
         version = BACKWARD_DATA_LADDER[tiled_applies and min(h, w) >= device.define("DEPTHWISE_TILE")]
-    if version == "depthwise_backward_data_tiled":
-        expect(tiled_applies, "depthwise_backward_data_tiled: stride 1 and padding below "
-               f"the kernel size only, got stride {stride}, padding {padding}")
+    if version in ("depthwise_backward_data_tiled", "depthwise_backward_data_rows"):
+        forward = version.replace("backward_data", "forward")
+        expect(stride == 1 and max(before, after) < k and forward_applies(device, forward, k, 1),
+               f"{version}: stride 1, padding below the kernel size and a kernel it has only, got a {k}x{k} "
+               f"kernel, stride {stride}, padding {padding}")
         flipped = device.xp.ascontiguousarray(weight[:, :, ::-1, ::-1])
         return depthwise_forward_device(device, grad_y, flipped, None, 1, (k - 1 - before, k - 1 - after),
-                                        version="depthwise_forward_tiled")
+                                        version=forward)
     grad_x = device.empty(tuple(x_shape))
     device.elementwise(version, grad_x.size, grad_y, weight, grad_x, n, c, h, w, k, stride, before, hout, wout)
     return grad_x

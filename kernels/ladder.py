@@ -167,14 +167,14 @@ def run_depthwise(device, shapes, repeats, timer, copy=None):
         forward = reference.depthwise_forward(x64, w64, None, stride, padding)
         versions = [(version, "forward", functools.partial(reference.depthwise_forward_device, poisoned, x_d, w_d,
                                                            None, stride, padding, version=version), forward)
-                    for version in reference.FORWARD_LADDER
-                    if version != "depthwise_forward_tiled" or reference.tiled_forward_fits(device, k, stride)]
+                    for version in reference.FORWARD_LADDER if reference.forward_applies(device, version, k, stride)]
         backward_data = reference.depthwise_backward_data(g64, w64, x.shape, stride, padding)
         versions += [(version, "backward_data", functools.partial(reference.depthwise_backward_data_device, poisoned,
                                                                   g_d, w_d, x.shape, stride, padding, version=version),
                       backward_data)
                      for version in reference.BACKWARD_DATA_LADDER
-                     if version != "depthwise_backward_data_tiled" or (stride == 1 and padding < k)]
+                     if version == "depthwise_backward_data" or (stride == 1 and padding < k and reference.forward_applies(
+                         device, version.replace("backward_data", "forward"), k, 1))]
         backward_weights = reference.depthwise_backward_weights(g64, x64, weight.shape, stride, padding)
         versions += [(version, "backward_weights", functools.partial(
             reference.depthwise_backward_weights_device, poisoned, g_d, x_d, weight.shape, stride, padding,
@@ -416,7 +416,8 @@ EMULATOR_CONVOLUTIONS = [(2, 3, 12, 11, 130, 3, 1, 1), (3, 5, 9, 7, 6, 5, 2, 2)]
 # 5x5 and a last-stage layer at batch 64 on a GPU; on the emulator small awkward ones, the last
 # two with several 16 x 16 output tiles a plane (the tiled forward).
 GPU_DEPTHWISE = [(64, 32, 112, 112, 3, 1, 1), (64, 144, 56, 56, 5, 2, 2), (64, 1152, 7, 7, 5, 1, 2)]
-EMULATOR_DEPTHWISE = [(2, 3, 9, 11, 3, 1, 1), (1, 5, 10, 8, 5, 2, 2), (1, 2, 20, 35, 3, 1, 1), (1, 3, 41, 37, 5, 2, 2)]
+EMULATOR_DEPTHWISE = [(2, 3, 9, 11, 3, 1, 1), (1, 5, 10, 8, 5, 2, 2), (1, 2, 20, 35, 3, 1, 1), (1, 3, 41, 37, 5, 2, 2),
+                      (1, 4, 13, 10, 3, 2, 1), (2, 3, 12, 9, 5, 1, 2)]
 
 
 def main(argv=None):

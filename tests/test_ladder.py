@@ -4,7 +4,7 @@ paths run; and the emulator's support for what the fast versions use."""
 import numpy as np
 import pytest
 
-from deepinside.kernels import ladder
+from deepinside.kernels import depthwise, ladder
 from deepinside.kernels.family import Device
 from deepinside.kernels.launch import EmulatorLauncher
 
@@ -64,9 +64,12 @@ def test_max_pool_forward_and_backward_give_the_numpy_result_exactly(device):
 
 def test_the_depthwise_kernels_match_numpy_in_every_direction(device):
     rows = ladder.run_depthwise(device, ladder.EMULATOR_DEPTHWISE, 1, ladder.wall_clock)
-    stride_1 = ["depthwise_forward", "depthwise_forward_tiled", "depthwise_backward_data",
-                "depthwise_backward_data_tiled", "depthwise_backward_weights", "depthwise_backward_weights_channel"]
-    strided = [version for version in stride_1 if version != "depthwise_backward_data_tiled"]
+    stride_1 = ["depthwise_forward", "depthwise_forward_tiled", "depthwise_forward_rows", "depthwise_backward_data",
+                "depthwise_backward_data_tiled", "depthwise_backward_data_rows", "depthwise_backward_weights",
+                "depthwise_backward_weights_channel"]
+    strided = [version for version in stride_1 if version not in ("depthwise_backward_data_tiled",
+                                                                  "depthwise_backward_data_rows")]
+    assert {(shape[4], shape[5]) for shape in ladder.EMULATOR_DEPTHWISE} == set(depthwise.ROW_KERNELS)
     assert [r["version"] for r in rows] == [version for shape in ladder.EMULATOR_DEPTHWISE
                                             for version in (stride_1 if shape[5] == 1 else strided)]
     assert [r for r in rows if not r["ok"]] == [] and max(r["error"] for r in rows) < 1e-5
