@@ -132,8 +132,9 @@ extern "C" __global__ void __launch_bounds__(DEPTHWISE_TILE_THREADS) depthwise_f
 }
 
 // ---- v3 -------------------------------------------------------------------------------
-// depthwise_forward_rows (3x3 and 5x5, stride 1 and 2): a thread computes DEPTHWISE_ROW_OUTPUTS = 4
-// consecutive outputs of a row. v1 (run 2 on an H100: 0.09-0.17 of a copy's bandwidth)
+// depthwise_forward_rows (3x3 and 5x5, stride 1 and 2): a thread computes
+// DEPTHWISE_ROW_OUTPUTS = 4 consecutive outputs of a row. v1 (run 2 on an H100: 0.09-0.17
+// of a copy's bandwidth)
 // spends most of its instructions on four 64-bit divisions an output and reads each input
 // K^2 times; v2's 16 x 16 tiles idle on small planes and stage through shared memory. Here
 // a thread decodes (plane, row, group of 4) once with 32-bit divisions (depthwise.py checks
