@@ -175,8 +175,7 @@ extern "C" __global__ void nchw_to_columns(const float* __restrict__ grad_y, flo
 #define IG_TM 8
 #define IG_TN 8
 #define IG_THREADS 256
-#define IG_WARP_ROWS 64  // a warp's results: 64 x 32
-#define IG_WARP_COLUMNS 32
+#define IG_WARP_ROWS 64  // a warp's rows of results
 // The block tiles: square, and wide for products of at most 64 rows (the 64-channel
 // convolutions: VGG's conv1_x and conv2_1, CNN-F's conv2 backward-data), where the square
 // tile's lower half would be padding (run 3 measured those layers at 18 TFLOP/s against
@@ -185,20 +184,25 @@ extern "C" __global__ void nchw_to_columns(const float* __restrict__ grad_y, flo
 #define IG_BN 128
 #define IG_WIDE_BM 64
 #define IG_WIDE_BN 256
+// The 8 x 16 variant (gemm.cu's v11 idea): 128 threads of 8 x 16 results on the same tiles.
+#define IG_8X16_THREADS 128
 
-// A block's BM x BN tile of the result: 256 threads of 8 x 8 results, in warps of 64 x 32
-// results (BM / 64 warps down, BN / 32 across), each lane 2 x 2 sub-blocks of 4 x 4 results
-// 32 rows and 16 columns apart (gemm.cu's warp tiling, v7): a thread reads its operands from
-// shared memory as float4s (4 reads per 64 FMAs) and a warp's reads cover few banks.
-template <int BM_, int BN_>
+// A block's BM x BN tile of the result: THREADS threads of 8 x TN results, in warps of 64 x
+// 4 TN results (BM / 64 warps down), each lane 2 x (TN / 4) sub-blocks of 4 x 4 results 32
+// rows and 16 columns apart (gemm.cu's warp tiling, v7): a thread reads its operands from
+// shared memory as float4s (2 + TN / 4 reads per 8 TN FMAs) and a warp's reads cover few
+// banks. A thread stages A's rows first + SPREAD q (first = t / 8) at depth t % 8.
+template <int BM_, int BN_, int THREADS_ = IG_THREADS, int TN_ = IG_TN>
 struct Tile {
-  static constexpr int BM = BM_, BN = BN_;
-  static constexpr int WARPS_ACROSS = BN / IG_WARP_COLUMNS;
-  static constexpr int A_VALUES = BM * IG_BK / IG_THREADS;  // values of A a thread stages a slice
-  static constexpr int B_VALUES = BN * IG_BK / IG_THREADS;  // and of B
-  static_assert((BM / IG_WARP_ROWS) * WARPS_ACROSS * 32 == IG_THREADS, "8 warps tile the block");
-  static_assert((BM / IG_TM) * (BN / IG_TN) == IG_THREADS, "one thread per 8 x 8 results");
-  static_assert(BM * IG_BK % IG_THREADS == 0 && BN * IG_BK % IG_THREADS == 0, "whole staging rounds");
+  static constexpr int BM = BM_, BN = BN_, THREADS = THREADS_, TN = TN_;
+  static constexpr int WARP_COLUMNS = 4 * TN, WARPS_ACROSS = BN / WARP_COLUMNS;
+  static constexpr int SPREAD = THREADS / IG_BK;  // between a thread's rows (or columns) at one depth
+  static constexpr int A_VALUES = BM * IG_BK / THREADS;  // values of A a thread stages a slice
+  static constexpr int B_VALUES = BN * IG_BK / THREADS;  // and of B
+  static_assert((BM / IG_WARP_ROWS) * WARPS_ACROSS * 32 == THREADS, "the warps tile the block");
+  static_assert((BM / IG_TM) * (BN / TN) == THREADS, "one thread per 8 x TN results");
+  static_assert(BM * IG_BK % THREADS == 0 && BN * IG_BK % THREADS == 0, "whole staging rounds");
+  static_assert(BN <= THREADS, "a column-fastest B gives each thread one column");
   // Where accumulator[i][j] of this thread lies in the tile.
   __device__ static __forceinline__ int row(int i) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -206,40 +210,41 @@ struct Tile {
   }
   __device__ static __forceinline__ int column(int j) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    return (warp % WARPS_ACROSS) * IG_WARP_COLUMNS + (lane % 4) * 4 + (j / 4) * 16 + j % 4;
+    return (warp % WARPS_ACROSS) * WARP_COLUMNS + (lane % 4) * 4 + (j / 4) * 16 + j % 4;
   }
 };
 using SquareTile = Tile<IG_BM, IG_BN>;
 using WideTile = Tile<IG_WIDE_BM, IG_WIDE_BN>;
+using SquareTile8x16 = Tile<IG_BM, IG_BN, IG_8X16_THREADS, 16>;  // square only: see implicit_gemm's B
 
 struct ConvShape {
   int N, C, H, W, O, K, stride, pad, Hout, Wout;
 };
 
-// The operands. A thread stages A's rows first + 32 q (first = t / 8; q < Tile::A_VALUES)
+// The operands. A thread stages A's rows first + SPREAD q (first = t / 8; q < Tile::A_VALUES)
 // at one depth of each slice (t % 8): consecutive threads read consecutive depths,
 // contiguous in every A below. Its B values are staged one of two ways, whichever keeps a
 // warp's reads contiguous: one column at several depths (column t % BN, depths
-// t / BN + (256 / BN) q; the forward and backward-data gathers, contiguous along output or
-// input positions), or, like A, columns first + 32 q at one depth (DEPTH_FASTEST; the
+// t / BN + (THREADS / BN) q; the forward and backward-data gathers, contiguous along output
+// or input positions), or, like A, columns first + SPREAD q at one depth (DEPTH_FASTEST; the
 // weight gradient's gather, contiguous along the reduction's positions, whose columns
 // (c, u, v) lie planes apart). Either way what is fixed for the thread is decoded once per
-// block (select: A's first row, its others IG_ROW_SPREAD apart), what varies once per slice
-// (at), and a value is then an add and a load.
-constexpr int IG_ROW_SPREAD = IG_THREADS / IG_BK;  // between a thread's rows (or columns) at one depth
+// block (select: A's first row, its others SPREAD apart), what varies once per slice (at),
+// and a value is then an add and a load.
 
 // Forward A(o, k): the weights as an O x C K K matrix.
+template <int SPREAD>
 struct Weights {
   const float* w;
   int reduction;
   int rows, depth;  // offsets of the first selected row and of the slice's depth
   __device__ void select(int o) { rows = o * reduction; }
   __device__ void at(int k) { depth = k; }
-  __device__ float operator()(int q) const { return w[rows + depth + q * IG_ROW_SPREAD * reduction]; }
+  __device__ float operator()(int q) const { return w[rows + depth + q * SPREAD * reduction]; }
 };
 
 // Backward-data A(c, k) for k = (o K + u) K + v: the weights transposed, W^T.
-template <int KS>
+template <int KS, int SPREAD>
 struct TransposedWeights {
   const float* w;
   ConvShape s;
@@ -250,11 +255,12 @@ struct TransposedWeights {
     depth = o * s.C * KK + (k - o * KK);
   }
   __device__ float operator()(int q) const {
-    return w[rows + depth + q * IG_ROW_SPREAD * (KS ? KS * KS : s.K * s.K)];
+    return w[rows + depth + q * SPREAD * (KS ? KS * KS : s.K * s.K)];
   }
 };
 
 // Weight-gradient A(o, k) for k = (n Hout + i) Wout + j: grad_y as an O x N L matrix.
+template <int SPREAD>
 struct OutputGradients {
   const float* grad_y;
   ConvShape s;
@@ -264,7 +270,7 @@ struct OutputGradients {
     const int L = s.Hout * s.Wout, n = k / L;
     depth = n * s.O * L + (k - n * L);
   }
-  __device__ float operator()(int q) const { return grad_y[rows + depth + q * IG_ROW_SPREAD * s.Hout * s.Wout]; }
+  __device__ float operator()(int q) const { return grad_y[rows + depth + q * SPREAD * s.Hout * s.Wout]; }
 };
 
 // Forward B(k, p): the im2col value x[n, c, i s - pad + u, j s - pad + v] for
@@ -347,14 +353,14 @@ struct PatchColumns {
 // other warps: the weight gradient's kernel then fits 128 registers, two blocks an SM).
 template <class Tile, bool OVERLAP = true, class OperandA, class OperandB>
 __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_end, OperandA load_a, OperandB load_b,
-                                              float accumulator[IG_TM][IG_TN]) {
+                                              float accumulator[IG_TM][Tile::TN]) {
   __shared__ __align__(16) float As[2][IG_BK][Tile::BM];
   __shared__ __align__(16) float Bs[2][IG_BK][Tile::BN];
   constexpr bool B_BY_DEPTH = OperandB::DEPTH_FASTEST;
-  constexpr int A_VALUES = Tile::A_VALUES, B_VALUES = Tile::B_VALUES, SPREAD = IG_ROW_SPREAD;
-  constexpr int B_SPREAD = IG_THREADS / Tile::BN;  // a column-fastest B's depths b_depth + B_SPREAD q
+  constexpr int A_VALUES = Tile::A_VALUES, B_VALUES = Tile::B_VALUES, SPREAD = Tile::SPREAD, TN = Tile::TN;
+  constexpr int B_SPREAD = Tile::THREADS / Tile::BN;  // a column-fastest B's depths b_depth + B_SPREAD q
   const int t = threadIdx.x, row0 = blockIdx.y * Tile::BM, col0 = blockIdx.x * Tile::BN;
-  const int depth = t % IG_BK, first = t / IG_BK;  // A's (and a depth-fastest B's) rows first + 32 q
+  const int depth = t % IG_BK, first = t / IG_BK;  // A's (and a depth-fastest B's) rows first + SPREAD q
   const int b_column = t % Tile::BN, b_depth = t / Tile::BN;
   const bool b_column_inside = col0 + b_column < P;
   load_a.select(row0 + first);  // rows past M are selected but never read
@@ -387,8 +393,10 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
       else Bs[buffer][b_depth + q * B_SPREAD][b_column] = b_staged[q];
     }
   };
+#pragma unroll
   for (int i = 0; i < IG_TM; ++i)
-    for (int j = 0; j < IG_TN; ++j) accumulator[i][j] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < TN; ++j) accumulator[i][j] = 0.0f;
   const int row = Tile::row(0), col = Tile::column(0);
   fetch(k_begin);
   store(0);
@@ -398,17 +406,21 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
     if (OVERLAP && more) fetch(k0 + IG_BK);
 #pragma unroll
     for (int k = 0; k < IG_BK; ++k) {
-      float a[IG_TM], b[IG_TN];
-      for (int s = 0; s < 2; ++s) {  // the 2 x 2 sub-blocks, 32 rows and 16 columns apart
-        const float4 va = *reinterpret_cast<const float4*>(&As[buffer][k][row + s * 32]);
-        const float4 vb = *reinterpret_cast<const float4*>(&Bs[buffer][k][col + s * 16]);
-        a[4 * s] = va.x, a[4 * s + 1] = va.y, a[4 * s + 2] = va.z, a[4 * s + 3] = va.w;
-        b[4 * s] = vb.x, b[4 * s + 1] = vb.y, b[4 * s + 2] = vb.z, b[4 * s + 3] = vb.w;
+      float a[IG_TM], b[TN];
+#pragma unroll
+      for (int s = 0; s < 2; ++s) {  // the sub-blocks' rows, 32 apart
+        const float4 v = *reinterpret_cast<const float4*>(&As[buffer][k][row + s * 32]);
+        a[4 * s] = v.x, a[4 * s + 1] = v.y, a[4 * s + 2] = v.z, a[4 * s + 3] = v.w;
+      }
+#pragma unroll
+      for (int s = 0; s < TN / 4; ++s) {  // and columns, 16 apart
+        const float4 v = *reinterpret_cast<const float4*>(&Bs[buffer][k][col + s * 16]);
+        b[4 * s] = v.x, b[4 * s + 1] = v.y, b[4 * s + 2] = v.z, b[4 * s + 3] = v.w;
       }
 #pragma unroll
       for (int i = 0; i < IG_TM; ++i)
 #pragma unroll
-        for (int j = 0; j < IG_TN; ++j) accumulator[i][j] += a[i] * b[j];
+        for (int j = 0; j < TN; ++j) accumulator[i][j] += a[i] * b[j];
     }
     if (!OVERLAP && more) fetch(k0 + IG_BK);
     if (more) store(buffer ^ 1);
@@ -426,8 +438,9 @@ __device__ __forceinline__ void split_range(int reduction, int slice, int& begin
 // N x rows x plane tensor (NCHW): out[(n rows + row) plane + position % plane].
 template <class Tile>
 __device__ __forceinline__ void store_nchw(float* __restrict__ out, int rows, int P, int plane,
-                                           const float* __restrict__ bias, float accumulator[IG_TM][IG_TN]) {
-  for (int j = 0; j < IG_TN; ++j) {
+                                           const float* __restrict__ bias, float accumulator[IG_TM][Tile::TN]) {
+#pragma unroll
+  for (int j = 0; j < Tile::TN; ++j) {
     const int p = blockIdx.x * Tile::BN + Tile::column(j);
     if (p >= P) continue;
     const int n = p / plane;
@@ -447,8 +460,9 @@ __device__ __forceinline__ void conv2d_forward_implicit_body(const float* __rest
   const int L = s.Hout * s.Wout, P = s.N * L, reduction = s.C * s.K * s.K;
   int k_begin, k_end;
   split_range(reduction, slice, k_begin, k_end);
-  float accumulator[IG_TM][IG_TN];
-  implicit_gemm<Tile>(s.O, P, k_begin, k_end, Weights{w, reduction}, InputPatches<KS, ST>{x, s}, accumulator);
+  float accumulator[IG_TM][Tile::TN];
+  implicit_gemm<Tile>(s.O, P, k_begin, k_end, Weights<Tile::SPREAD>{w, reduction}, InputPatches<KS, ST>{x, s},
+                      accumulator);
   store_nchw<Tile>(y + (long long)blockIdx.z * P * s.O, s.O, P, L, has_bias && gridDim.z == 1 ? b : nullptr,
                    accumulator);
 }
@@ -460,9 +474,9 @@ __device__ __forceinline__ void conv2d_backward_data_implicit_body(const float* 
   const int plane = s.H * s.W, P = s.N * plane, reduction = s.O * s.K * s.K;
   int k_begin, k_end;
   split_range(reduction, slice, k_begin, k_end);
-  float accumulator[IG_TM][IG_TN];
-  implicit_gemm<Tile>(s.C, P, k_begin, k_end, TransposedWeights<KS>{w, s}, GradientPatches<KS, ST>{grad_y, s},
-                      accumulator);
+  float accumulator[IG_TM][Tile::TN];
+  implicit_gemm<Tile>(s.C, P, k_begin, k_end, TransposedWeights<KS, Tile::SPREAD>{w, s},
+                      GradientPatches<KS, ST>{grad_y, s}, accumulator);
   store_nchw<Tile>(grad_x + (long long)blockIdx.z * P * s.C, s.C, P, plane, nullptr, accumulator);
 }
 
@@ -475,14 +489,14 @@ __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float*
   const int reduction = s.N * s.Hout * s.Wout, P = s.C * s.K * s.K;
   int k_begin, k_end;
   split_range(reduction, slice, k_begin, k_end);
-  float accumulator[IG_TM][IG_TN];
-  implicit_gemm<Tile, OVERLAP>(s.O, P, k_begin, k_end, OutputGradients{grad_y, s},
+  float accumulator[IG_TM][Tile::TN];
+  implicit_gemm<Tile, OVERLAP>(s.O, P, k_begin, k_end, OutputGradients<Tile::SPREAD>{grad_y, s},
                                PatchColumns<KS, ST, Tile::B_VALUES>{x, s}, accumulator);
   float* out = partial + (long long)blockIdx.z * s.O * P;
   for (int i = 0; i < IG_TM; ++i) {
     const int o = blockIdx.y * Tile::BM + Tile::row(i);
     if (o >= s.O) continue;
-    for (int j = 0; j < IG_TN; ++j) {
+    for (int j = 0; j < Tile::TN; ++j) {
       const int p = blockIdx.x * Tile::BN + Tile::column(j);
       if (p < P) out[o * P + p] = accumulator[i][j];
     }
@@ -496,7 +510,7 @@ __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float*
 // __launch_bounds__: the forward and backward-data kernels fit 128 registers, so two blocks
 // share an SM; the weight gradient's (two gathers decoded per slice) would spill at 128
 // and runs one block an SM (splitk), or two without OVERLAP (two_blocks: laddered, not yet
-// timed on a GPU; conv2d.py: ENGINE_WEIGHT_GRADIENT).
+// timed on a GPU; conv2d.py: ENGINE_IMPLICIT).
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
     int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice,
@@ -525,6 +539,34 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
   if (wide) conv2d_backward_data_implicit_body<WideTile, 3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
   else conv2d_backward_data_implicit_body<SquareTile, 3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
+}
+
+// The 8 x 16 variant of the forward and backward-data (128 threads, 8 x 16 results each),
+// on the square tile only (on the wide one a thread would stage two columns of B: the host
+// keeps products of at most 64 rows on the 8 x 8 wide tile); laddered, not yet timed
+// (conv2d.py: ENGINE_IMPLICIT).
+extern "C" __global__ void __launch_bounds__(IG_8X16_THREADS, 2) conv2d_forward_implicit_8x16(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
+    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
+  conv2d_forward_implicit_body<SquareTile8x16, 0, 0>(x, w, b, y, CONV_SHAPE, has_bias, slice);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_8X16_THREADS, 2) conv2d_forward_implicit_8x16_3x3s1(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
+    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
+  conv2d_forward_implicit_body<SquareTile8x16, 3, 1>(x, w, b, y, CONV_SHAPE, has_bias, slice);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_8X16_THREADS, 2) conv2d_backward_data_implicit_8x16(
+    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
+  conv2d_backward_data_implicit_body<SquareTile8x16, 0, 0>(grad_y, w, grad_x, CONV_SHAPE, slice);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_8X16_THREADS, 2) conv2d_backward_data_implicit_8x16_3x3s1(
+    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
+  conv2d_backward_data_implicit_body<SquareTile8x16, 3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk(

@@ -390,19 +390,22 @@ def _shape(g):
     return (g.n, g.c, g.h, g.w, g.o, g.k, g.stride, g.padding, g.hout, g.wout)
 
 
-def _implicit_kernel(device, kernel, g, rows, columns):
-    """(name, grid, wide) of the implicit-GEMM `kernel` for this geometry and a rows x columns
-    result: its 3x3 stride-1 specialisation where it applies (conv2d.cu compiles that case
-    with constant sizes), on the wide 64 x 256 tile where the engine's products have at most
-    64 rows (on the 128 x 128 one, half of every block's work would be padding), a block a
-    tile."""
-    name = f"{kernel}_3x3s1" if g.k == 3 and g.stride == 1 else kernel
+def _implicit_kernel(device, kernel, g, rows, columns, thread_tile):
+    """(name, grid, tile arguments) of the implicit-GEMM `kernel` for this geometry, a rows x
+    columns result and `thread_tile` ("8x8" or "8x16" results a thread): its 3x3 stride-1
+    specialisation where it applies (conv2d.cu compiles that case with constant sizes), on
+    the wide 64 x 256 tile where the engine's products have at most 64 rows (on the 128 x 128
+    one, half of every block's work would be padding; the 8 x 16 kernels have no wide tile
+    and leave such products to the 8 x 8 ones), a block a tile."""
     wide = device.convolution in ("engine", "winograd") and rows <= device.define("IG_WIDE_BM")
+    fat = thread_tile == "8x16" and not wide
+    name = kernel + ("_8x16" if fat else "") + ("_3x3s1" if g.k == 3 and g.stride == 1 else "")
     tile_rows, tile_columns = (device.define(f"IG_{'WIDE_' if wide else ''}{side}") for side in ("BM", "BN"))
-    return name, (-(-columns // tile_columns), -(-rows // tile_rows)), wide
+    return name, (-(-columns // tile_columns), -(-rows // tile_rows)), () if fat else (int(wide),)
 
 
-def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, flags=(), bias=None):
+def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, flags=(), bias=None,
+                   thread_tile="8x8"):
     """Launches implicit-GEMM `kernel` (its arguments: `operands`, the output, the geometry,
     `flags`, the slice length, the tile) for a rows x columns result over a `reduction`-long sum, split
     between blockIdx.z slices where the tiles alone are too few (gemm.py's rule, slices of
@@ -413,13 +416,13 @@ def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, f
     largest = max(a.size for a in operands + (out,))
     expect(largest < 2 ** 31, f"conv2d: a tensor of {largest} elements is too large for the implicit GEMM's "
                               "32-bit indices")
-    name, grid, wide = _implicit_kernel(device, kernel, g, rows, columns)
+    name, grid, tile = _implicit_kernel(device, kernel, g, rows, columns, thread_tile)
     depth = device.define("IG_BK")
     length, splits = split_k_slices(grid[0] * grid[1], reduction, depth, device.concurrent_blocks(name),
                                     min_depth=depth, result=rows * columns,
                                     tile=device.define("IG_BM") * device.define("IG_BN"))
     target = out if splits == 1 else device.empty((splits,) + tuple(out.shape))
-    device.launch(name, grid + (splits,), *operands, target, *_shape(g), *flags, length, int(wide))
+    device.launch(name, grid + (splits,), *operands, target, *_shape(g), *flags, length, *tile)
     if splits > 1:
         plane = out.size // (out.shape[0] * rows) if bias is not None else 1
         device.elementwise("conv2d_sum_splits", out.size, target, out, out.size, splits,
@@ -452,7 +455,28 @@ def _winograd(device, x, weight, bias, padding, out):
     return out
 
 
-def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None):
+# The implicit GEMM's versions by direction: the forward's and backward-data's 8 x 8 results
+# a thread (256 threads; the H100 runs of 2026-11-27) or 8 x 16 (128 threads: gemm.cu's v11
+# idea, 25% fewer shared-memory reads a multiply-add); the
+# weight gradient's "splitk", the gathers of the next slice in flight during the products,
+# one block an SM (144 registers), or "two_blocks", the gathers after the products, two
+# blocks an SM (128 registers). The second of each was written after those runs and is
+# laddered and tested; the engine takes it once a GPU times it faster.
+IMPLICIT_VERSIONS = {"forward": ("8x8", "8x16"), "backward_data": ("8x8", "8x16"),
+                     "backward_weights": ("splitk", "two_blocks")}
+ENGINE_IMPLICIT = {"forward": "8x8", "backward_data": "8x8", "backward_weights": "splitk"}
+
+
+def _implicit_version(direction, version):
+    """`version` of the implicit GEMM in `direction` (the engine's where None), checked."""
+    version = version or ENGINE_IMPLICIT[direction]
+    expect(version in IMPLICIT_VERSIONS[direction], f"conv2d {direction}: no implicit version {version!r}, expected "
+                                                    f"one of {', '.join(IMPLICIT_VERSIONS[direction])}")
+    return version
+
+
+def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None, version=None):
+    """`version`: which of IMPLICIT_VERSIONS the implicit GEMM runs, the engine's where None."""
     x, weight = device.float32("x", x, 4), device.float32("weight", weight, 4)
     g = _device_geometry(x.shape, weight.shape, stride, padding)
     has_bias = bias is not None
@@ -462,7 +486,8 @@ def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0, 
         return _winograd(device, x, weight, bias if has_bias else None, padding, y)
     if device.convolution in ("implicit", "engine", "winograd"):
         return _implicit_gemm(device, "conv2d_forward_implicit", g, g.o, g.n * g.hout * g.wout, g.c * g.k * g.k,
-                              (x, weight, bias), y, flags=(int(has_bias),), bias=bias if has_bias else None)
+                              (x, weight, bias), y, flags=(int(has_bias),), bias=bias if has_bias else None,
+                              thread_tile=_implicit_version("forward", version))
     if device.convolution == "direct":
         return _direct(device, "conv2d_forward_direct", g, x, weight, bias, y, flags=(int(has_bias),))
     matrix = weight.reshape(g.o, -1)
@@ -486,13 +511,6 @@ FEW_INPUT_CHANNELS = 64
 COLUMNS_WEIGHT_GRADIENT_POSITIONS = 256
 
 
-# The weight gradient's implicit GEMM: "splitk", the gathers of the next slice in flight
-# during the products, one block an SM (142 registers; the H100 runs of 2026-11-27), or
-# "two_blocks", the gathers after the products, two blocks an SM (128 registers): written
-# after those runs, laddered, the engine's once a GPU times it faster.
-WEIGHT_GRADIENT_VERSIONS = ("splitk", "two_blocks")
-ENGINE_WEIGHT_GRADIENT = "splitk"
-
 
 def _backward_data_through_columns(device, g):
     return device.convolution == "im2col" or (
@@ -504,7 +522,8 @@ def _backward_weights_through_columns(device, g):
         device.convolution in ("engine", "winograd") and g.hout * g.wout <= COLUMNS_WEIGHT_GRADIENT_POSITIONS)
 
 
-def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0):
+def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0, version=None):
+    """`version`: which of IMPLICIT_VERSIONS the implicit GEMM runs, the engine's where None."""
     grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
     g = _device_geometry(x_shape, weight.shape, stride, padding)
     expected = (g.n, g.o, g.hout, g.wout)
@@ -517,7 +536,7 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
         return _winograd(device, grad_y, flipped, None, 2 - g.padding, grad_x)
     if not _backward_data_through_columns(device, g):
         return _implicit_gemm(device, "conv2d_backward_data_implicit", g, g.c, g.n * g.h * g.w, g.o * g.k * g.k,
-                              (grad_y, weight), grad_x)
+                              (grad_y, weight), grad_x, thread_tile=_implicit_version("backward_data", version))
     matrix = weight.reshape(g.o, -1)
     for n0, nb in g.chunks():
         grad_columns = gemm_product_device(device, matrix, _output_columns(device, grad_y, g, n0, nb), transpose_a=True)
@@ -528,17 +547,15 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
 
 def conv2d_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1, padding=0, context=None,
                                    version=None):
-    """`version`: which of WEIGHT_GRADIENT_VERSIONS the implicit GEMM runs (the ladder times
-    both); ENGINE_WEIGHT_GRADIENT where None."""
+    """`version`: which of IMPLICIT_VERSIONS the implicit GEMM runs (the ladder times them
+    all), the engine's where None."""
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
     g = _device_geometry(x.shape, w_shape, stride, padding)
     grad_w = device.empty(tuple(w_shape))
     if device.convolution == "direct":
         return _direct(device, "conv2d_backward_weights_direct", g, grad_y, x, grad_w)
     if not _backward_weights_through_columns(device, g):
-        version = version or ENGINE_WEIGHT_GRADIENT
-        expect(version in WEIGHT_GRADIENT_VERSIONS, f"conv2d backward-weights: no version {version!r}, "
-                                                    f"expected one of {', '.join(WEIGHT_GRADIENT_VERSIONS)}")
+        version = _implicit_version("backward_weights", version)
         return _implicit_gemm(device, f"conv2d_backward_weights_{version}", g, g.o, g.c * g.k * g.k,
                               g.n * g.hout * g.wout, (grad_y, x), grad_w)
     matrix = grad_w.reshape(g.o, -1)

@@ -261,14 +261,14 @@ def run_conv(direction, launcher, shapes, repeats, timer, peer=None):
         weight = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
         out = reference.conv2d_output_size(h, k, stride, padding), reference.conv2d_output_size(w, k, stride, padding)
         grad_y = rng.standard_normal((n, o) + out).astype(np.float32)
-        operands = {"conv_forward": ((x, weight), lambda ops, a, b: ops.forward(a, b, None, stride, padding),
-                                     reference.conv2d_forward(x.astype(np.float64), weight.astype(np.float64), None,
-                                                              stride, padding)),
-                    "conv_backward_data": ((grad_y, weight), lambda ops, a, b: ops.backward_data(
-                        a, b, x.shape, stride, padding), reference.conv2d_backward_data(
+        operands = {"conv_forward": ((x, weight), lambda ops, a, b, **version: ops.forward(
+                        a, b, None, stride, padding, **version), reference.conv2d_forward(
+                        x.astype(np.float64), weight.astype(np.float64), None, stride, padding)),
+                    "conv_backward_data": ((grad_y, weight), lambda ops, a, b, **version: ops.backward_data(
+                        a, b, x.shape, stride, padding, **version), reference.conv2d_backward_data(
                         grad_y.astype(np.float64), weight.astype(np.float64), x.shape, stride, padding)),
-                    "conv_backward_weights": ((grad_y, x), lambda ops, a, b: ops.backward_weights(
-                        a, b, weight.shape, stride, padding), reference.conv2d_backward_weights(
+                    "conv_backward_weights": ((grad_y, x), lambda ops, a, b, **version: ops.backward_weights(
+                        a, b, weight.shape, stride, padding, **version), reference.conv2d_backward_weights(
                         grad_y.astype(np.float64), x.astype(np.float64), weight.shape, stride, padding))}
         (a, b), call, expected = operands[direction]
         a_d, b_d = xp.asarray(a), xp.asarray(b)
@@ -280,14 +280,13 @@ def run_conv(direction, launcher, shapes, repeats, timer, peer=None):
             ops = bind(PoisonedDevice(launcher, convolution)).conv2d
             rows.append(_validated_row(convolution, direction, label, lambda: call(ops, a_d, b_d), expected, flops,
                                        timer, repeats, peer_seconds))
-        if direction == "conv_backward_weights":  # the implicit GEMM's other versions
-            for version in reference.WEIGHT_GRADIENT_VERSIONS:
-                if version != reference.ENGINE_WEIGHT_GRADIENT:
-                    implicit = PoisonedDevice(launcher, "implicit")
-                    rows.append(_validated_row(f"implicit {version}", direction, label, lambda: (
-                        reference.conv2d_backward_weights_device(implicit, a_d, b_d, weight.shape, stride, padding,
-                                                                 version=version)),
-                        expected, flops, timer, repeats, peer_seconds))
+        # the implicit GEMM's versions the engine does not take, on the implicit rung's tiles
+        implicit = bind(PoisonedDevice(launcher, "implicit")).conv2d
+        kind = direction.removeprefix("conv_")
+        for version in reference.IMPLICIT_VERSIONS[kind]:
+            if version != reference.ENGINE_IMPLICIT[kind]:
+                rows.append(_validated_row(f"implicit {version}", direction, label, lambda: call(
+                    implicit, a_d, b_d, version=version), expected, flops, timer, repeats, peer_seconds))
     return rows
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from deepinside import engine
 from deepinside.kernels.family import CONVOLUTIONS
-from deepinside.kernels import maxpool as maxpool_kernels
+from deepinside.kernels import conv2d, maxpool as maxpool_kernels
 from deepinside.kernels.gemm import split_k_slices
 from deepinside.kernels.ladder import PoisonedDevice
 import deepinside.kernels as K
@@ -220,20 +220,43 @@ def test_engine_takes_the_wide_tile_for_products_of_at_most_64_rows(rng):
             assert relative_error(result, reference()) < 1e-5
 
 
-@pytest.mark.parametrize("version", ["splitk", "two_blocks"])
-def test_conv2d_weight_gradient_versions(launcher, rng, version):
-    """Both versions of the implicit weight gradient on both tiles and shapes (3x3 stride 1,
-    and 5x5 stride 2): 64 output channels (the wide tile) and 130 (two square tiles down),
-    on maps of more than 256 positions (the engine's smaller ones take the column buffer)."""
-    from deepinside.kernels.conv2d import conv2d_backward_weights_device
-    for o, k, stride, padding in ((64, 3, 1, 1), (130, 5, 2, 2)):
-        x = rng.standard_normal((2, 5, 40, 38))
-        weight_shape = (o, 5, k, k)
-        grad_y = rng.standard_normal(K.conv2d_forward(x, np.zeros(weight_shape), None, stride, padding).shape)
-        out = conv2d_backward_weights_device(PoisonedDevice(launcher, "engine"), device(launcher, grad_y.astype(np.float32)),
-                                             device(launcher, x.astype(np.float32)), weight_shape, stride, padding,
-                                             version=version)
-        assert relative_error(host(out), K.conv2d_backward_weights(grad_y, x, weight_shape, stride, padding)) < 1e-5
+@pytest.mark.parametrize("direction, version", [(d, v) for d, versions in conv2d.IMPLICIT_VERSIONS.items()
+                                                for v in versions])
+def test_implicit_gemm_versions(launcher, rng, direction, version):
+    """Every version of the implicit GEMM in every direction, on both tiles and on both its
+    kernels (3x3 stride 1, and the general one: 5x5 stride 2, on the implicit rung, since
+    the engine takes the column buffer for strided backward-data): 64 channels on the
+    product's rows (the wide tile, where the 8 x 16 version leaves the product to the 8 x 8
+    kernels) and 130 (two square tiles down), on maps of more than 256 positions (the
+    engine's smaller ones take the column buffer for the weight gradient)."""
+    launched = []
+
+    class Recording(PoisonedDevice):
+        def launch(self, kernel, grid, *arguments):
+            launched.append(kernel)
+            super().launch(kernel, grid, *arguments)
+    for mode, rows, k, stride, padding in (("engine", 64, 3, 1, 1), ("engine", 130, 3, 1, 1),
+                                           ("implicit", 130, 5, 2, 2)):
+        ops = K.bind(Recording(launcher, mode)).conv2d
+        c, o = (5, rows) if direction != "backward_data" else (rows, 5)
+        x, weight = rng.standard_normal((2, c, 40, 38)), rng.standard_normal((o, c, k, k))
+        y = K.conv2d_forward(x, weight, None, stride, padding)
+        grad_y = rng.standard_normal(y.shape)
+        d = lambda a: device(launcher, a.astype(np.float32))
+        if direction == "forward":
+            result, expected = ops.forward(d(x), d(weight), None, stride, padding, version=version), y
+        elif direction == "backward_data":
+            result = ops.backward_data(d(grad_y), d(weight), x.shape, stride, padding, version=version)
+            expected = K.conv2d_backward_data(grad_y, weight, x.shape, stride, padding)
+        else:
+            result = ops.backward_weights(d(grad_y), d(x), weight.shape, stride, padding, version=version)
+            expected = K.conv2d_backward_weights(grad_y, x, weight.shape, stride, padding)
+        assert relative_error(host(result), expected) < 1e-5
+        kernel = {"forward": "conv2d_forward_implicit", "backward_data": "conv2d_backward_data_implicit"}.get(
+            direction, f"conv2d_backward_weights_{version}")
+        kernel += ("_8x16" if version == "8x16" and rows > 64 else "") + ("_3x3s1" if k == 3 else "")
+        assert [name for name in launched if name.startswith(("conv2d_forward", "conv2d_backward"))] == [kernel]
+        launched.clear()
 
 
 def test_conv2d_in_chunks_of_images(launcher, rng, monkeypatch):
