@@ -346,6 +346,22 @@ def table(rows, peak=None, unit="GFLOP/s"):
     return "\n".join(lines)
 
 
+def fastest(rows):
+    """Markdown: for each case and shape, the fastest version that validated and how much
+    slower the runner-up is; what the engine's choices are read against after a GPU run."""
+    groups = {}
+    for row in rows:
+        if row["ok"]:
+            groups.setdefault((row["case"], row["shape"]), []).append(row)
+    lines = ["| case | shape | fastest | ms | runner-up | its time / the fastest's |",
+             "| --- | --- | --- | ---: | --- | ---: |"]
+    for (case, shape), group in groups.items():
+        first, *rest = sorted(group, key=lambda row: row["ms"])
+        second = f"{rest[0]['version']} | {rest[0]['ms'] / first['ms']:.2f}" if rest else "(none) | "
+        lines.append(f"| {case} | {shape} | {first['version']} | {first['ms']:.3f} | {second} |")
+    return "\n".join(lines)
+
+
 def wall_clock(function, repeats):
     function()
     times = []
@@ -452,6 +468,8 @@ def main(argv=None):
         print("the peer: a device-to-device copy of as many bytes (the bandwidth ceiling)" if copy else
               "emulator: correctness only")
         print(table(rows, unit="GB/s"))
+        if not arguments.emulator:
+            print("\n" + fastest(rows))
         return 0 if all(r["ok"] for r in rows) else 1
     if arguments.emulator:
         launcher, peak, peer = EmulatorLauncher(), None, None
@@ -477,6 +495,8 @@ def main(argv=None):
     else:
         rows = run_conv(arguments.family, launcher, sizes, repeats, timer, peer)
     print(table(rows, peak))
+    if not arguments.emulator:
+        print("\n" + fastest(rows))
     return 0 if all(r["ok"] for r in rows) else 1
 
 

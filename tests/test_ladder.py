@@ -117,3 +117,15 @@ def test_a_peer_above_the_fp32_peak_is_reported_and_not_compared():
     honest, tf32 = dict(row, peer_gflops=60e3), dict(row, peer_gflops=100e3)
     assert "| 1.000 | 0.50 |" in ladder.table([honest], peak=67.0)
     assert "peer above the FP32 peak: not an FP32 peer, not used" in ladder.table([tf32], peak=67.0)
+
+
+def test_the_fastest_version_of_each_case_and_shape():
+    """The summary a GPU run prints under each ladder: per case and shape the fastest
+    version that validated (a faster one that failed does not count) and the runner-up's
+    time over it."""
+    rows = [{"version": "v1", "case": "NN", "shape": "8x8x8", "ok": True, "ms": 2.0},
+            {"version": "v2", "case": "NN", "shape": "8x8x8", "ok": True, "ms": 1.0},
+            {"version": "v3", "case": "NN", "shape": "8x8x8", "ok": False, "ms": 0.5},
+            {"version": "v1", "case": "TN", "shape": "8x8x8", "ok": True, "ms": 3.0}]
+    assert ladder.fastest(rows).splitlines()[2:] == ["| NN | 8x8x8 | v2 | 1.000 | v1 | 2.00 |",
+                                                     "| TN | 8x8x8 | v1 | 3.000 | (none) |  |"]
