@@ -38,8 +38,10 @@ run() {
     return
   fi
   [ "$left" -lt "$limit" ] && limit=$left
+  local started=$SECONDS
   timeout "$limit" "$@" > "$out/$name.txt" 2>&1 || failed="$failed $name"
   tail -n 40 "$out/$name.txt"
+  echo "$name: $((SECONDS - started)) s (limit $limit s)" | tee -a "$out/timings.txt"
 }
 
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
