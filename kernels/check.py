@@ -1,10 +1,13 @@
 """Compile check: every kernel of kernels/*.cu for sm_80 (A100) and sm_90 (H100/H200)
 with the machine's nvcc (no GPU or driver needed), printing registers, shared memory,
-barriers and spills per kernel as ptxas reports them. Where the NVRTC wheel is installed
-(`pip install "nvidia-cuda-nvrtc==13.0.*"`), each file is also compiled the way CuPy's
-RawModule compiles it: by NVRTC, with no header included. Exits 1 on any compile error
-(with the file, the architecture and the compiler's log), 0 otherwise; with no compiler
-on the machine it says so and exits 0, since there is nothing it can check.
+barriers and spills per kernel as ptxas reports them, and how many of its blocks an SM
+holds by those figures: a kernel whose `__launch_bounds__(threads, blocks)` promises more
+blocks an SM than fit fails the check (split-K plans its waves with that promise). Where the
+NVRTC wheel is installed (`pip install "nvidia-cuda-nvrtc==13.0.*"`), each file is also
+compiled the way CuPy's RawModule compiles it: by NVRTC, with no header included. Exits 1
+on any compile error or broken promise (with the file, the architecture and the compiler's
+log), 0 otherwise; with no compiler on the machine it says so and exits 0, since there is
+nothing it can check.
 
     python -m deepinside.kernels.check
 """
@@ -17,9 +20,21 @@ import subprocess
 import sys
 import sysconfig
 
-from .launch import sources
+from .launch import read_kernels, sources
 
 ARCHITECTURES = ("sm_80", "sm_90")
+# An SM's resources: 64 K registers, 2048 threads and 32 blocks on both; shared memory 164 KiB
+# (A100) and 228 KiB (H100), of which the driver reserves 1 KiB a block.
+SHARED_PER_SM = {"sm_80": 164 << 10, "sm_90": 228 << 10}
+
+
+def resident_blocks(registers, shared_bytes, threads, architecture):
+    """Blocks of a kernel an SM holds at once: registers are allocated 256 at a time per
+    warp, shared memory with a 1 KiB reserve a block."""
+    warps = -(-threads // 32)
+    by_registers = 65536 // (warps * -(-registers * 32 // 256) * 256) if registers else 32
+    by_shared = SHARED_PER_SM[architecture] // (shared_bytes + 1024) if shared_bytes else 32
+    return min(by_registers, by_shared, 2048 // threads, 32)
 _ENTRY = re.compile(r"Compiling entry function '(\w+)' for '(\w+)'")
 _SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 _USAGE = re.compile(r"Used (\d+) registers(?:, used (\d+) barriers)?(?:, \d+ bytes cumulative stack size)?"
@@ -90,7 +105,9 @@ def main():
     if nvcc is None:
         print("no nvcc: registers, shared memory and spills are not reported")
         return 1 if failures else 0
-    header = f"{'file':<12} {'kernel':<34} {'arch':<6} {'regs':>5} {'smem B':>7} {'bars':>4} {'stack B':>7} {'spills B':>9}"
+    declared = read_kernels()[0]
+    header = (f"{'file':<12} {'kernel':<34} {'arch':<6} {'regs':>5} {'smem B':>7} {'bars':>4} {'stack B':>7} "
+              f"{'spills B':>9} {'blocks/SM':>9}")
     print(header)
     print("-" * len(header))
     for path in sources():
@@ -102,8 +119,16 @@ def main():
                 continue
             for row in rows:
                 spills = row["spill_store_bytes"] + row["spill_load_bytes"]
+                kernel = declared.get(row["kernel"])
+                threads = (kernel and kernel.block_threads) or 256  # element-wise kernels: blocks of 256
+                fit = resident_blocks(row["registers"], row["smem_bytes"], threads, architecture)
+                promised = kernel.resident_blocks if kernel else 1
                 print(f"{os.path.basename(path):<12} {row['kernel']:<34} {row['arch']:<6} {row['registers']:>5} "
-                      f"{row['smem_bytes']:>7} {row['barriers']:>4} {row['stack_bytes']:>7} {spills:>9}")
+                      f"{row['smem_bytes']:>7} {row['barriers']:>4} {row['stack_bytes']:>7} {spills:>9} {fit:>9}")
+                if fit < promised:
+                    failures += 1
+                    print(f"\nFAILED: {row['kernel']} promises {promised} blocks an SM (__launch_bounds__) but "
+                          f"{fit} fit on {architecture}", file=sys.stderr)
     print(f"\nnvcc: {len(sources())} files x {len(ARCHITECTURES)} architectures: "
           f"{'all compiled' if not failures else f'{failures} failed (in all)'}")
     return 1 if failures else 0

@@ -490,6 +490,27 @@ def test_nvcc_compile_check_reports_registers_and_errors(tmp_path):
     assert not ok and "undefined_name" in log
 
 
+def test_compile_check_counts_the_blocks_an_sm_holds(tmp_path, monkeypatch, capsys):
+    """By hand: 8 warps of 128 registers fill half the 64 K registers (2 blocks), of 144
+    registers (rounded to 4608 a warp) more than half (1); 96 KiB of shared memory (and the
+    1 KiB reserve) fit once in an A100's 164 KiB. A kernel promising 3 blocks of 1024
+    threads an SM (2048 threads at most) fails the check, which ptxas only warns about."""
+    import shutil
+    from deepinside.kernels import check, launch
+    assert check.resident_blocks(128, 36864, 256, "sm_90") == 2
+    assert check.resident_blocks(144, 36864, 256, "sm_90") == 1
+    assert check.resident_blocks(32, 96 << 10, 256, "sm_80") == 1
+    if shutil.which("nvcc") is None:
+        pytest.skip("no nvcc on this machine")
+    source = tmp_path / "promise.cu"
+    source.write_text('extern "C" __global__ void __launch_bounds__(1024, 3) promise(float* __restrict__ y, int n) {\n'
+                      "  if (threadIdx.x < n) y[threadIdx.x] = 1.0f;\n}\n")
+    monkeypatch.setattr(check, "sources", lambda: [str(source)])
+    monkeypatch.setattr(launch, "sources", lambda: [str(source)])
+    assert check.main() == 1
+    assert "promise promises 3 blocks an SM (__launch_bounds__) but 2 fit on sm_80" in capsys.readouterr().err
+
+
 def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
     """bench/gpu_kernels.py, which bench/gpu_check.sh runs on a GPU, with tiny shapes on
     the emulator: every row is produced and the tables are written."""
