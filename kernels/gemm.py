@@ -52,6 +52,8 @@ def split_k_slices(tiles, depth, quantum, concurrent, min_depth=SPLIT_K_MIN_DEPT
     before: about two blocks an SM, rounded up) left 264 + 24 blocks of VGG-16's fc6 at batch
     64 to run in two waves, the second a tenth full, and every weight gradient (one block an
     SM) in three waves where two and a sliver of work was."""
+    if tiles < 1 or depth < 1:  # an empty product: nothing to split
+        return depth, 1
     # more than 8 waves' worth of slices buys at most an eighth of a wave
     most = max(1, min(depth // max(min_depth, 1), -(-8 * concurrent // tiles)))
     plans = []

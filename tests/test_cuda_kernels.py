@@ -118,6 +118,7 @@ def test_split_k_plans_whole_waves():
     assert split_k_slices(36, 64 * 56 * 56, 8, 132, min_depth=8) == (18248, 11)
     assert split_k_slices(1056, 4096, 8, 264) == (4096, 1)
     assert split_k_slices(1, 500, 8, 264) == (500, 1)
+    assert split_k_slices(0, 500, 8, 264) == (500, 1) and split_k_slices(4, 0, 8, 264) == (0, 1)  # empty
 
 
 @pytest.mark.parametrize("m, n, k, transpose_b", [(1, 70, 1029, True), (8, 33, 1029, False), (3, 9, 64, True),
