@@ -434,20 +434,37 @@ __device__ __forceinline__ void split_range(int reduction, int slice, int& begin
   end = begin + slice < reduction ? begin + slice : reduction;
 }
 
-// Stores this thread's 8 x 8 results (rows: channels, columns: positions) into an
-// N x rows x plane tensor (NCHW): out[(n rows + row) plane + position % plane].
+// Stores this thread's 8 x TN results (rows: channels, columns: positions) into an
+// N x rows x plane tensor (NCHW): out[(n rows + row) plane + position % plane]. A thread's
+// columns come in runs of 4 consecutive positions starting at a multiple of 4; where planes
+// hold a multiple of 4 positions such a run lies in one plane and is 16-byte aligned, and
+// goes out as one float4 (a warp then writes 8 rows of 64 contiguous bytes, where 4-byte
+// stores 4 apart used a quarter of each sector they touched: what the small-reduction
+// layers, VGG's conv1_1 and the 1x1 convolutions, are bound by).
 template <class Tile>
 __device__ __forceinline__ void store_nchw(float* __restrict__ out, int rows, int P, int plane,
                                            const float* __restrict__ bias, float accumulator[IG_TM][Tile::TN]) {
+  const bool vector = plane % 4 == 0 && (unsigned long long)out % 16 == 0;
 #pragma unroll
-  for (int j = 0; j < Tile::TN; ++j) {
-    const int p = blockIdx.x * Tile::BN + Tile::column(j);
+  for (int s = 0; s < Tile::TN / 4; ++s) {
+    const int p = blockIdx.x * Tile::BN + Tile::column(4 * s);  // a run of 4 positions
     if (p >= P) continue;
     const int n = p / plane;
     float* image = out + (long long)n * rows * plane + (p - n * plane);
+#pragma unroll
     for (int i = 0; i < IG_TM; ++i) {
       const int row = blockIdx.y * Tile::BM + Tile::row(i);
-      if (row < rows) image[row * plane] = accumulator[i][j] + (bias ? bias[row] : 0.0f);
+      if (row >= rows) continue;
+      const float b = bias ? bias[row] : 0.0f;
+      const float* run = &accumulator[i][4 * s];
+      if (vector && p + 3 < P) {
+        *reinterpret_cast<float4*>(image + row * plane) = make_float4(run[0] + b, run[1] + b, run[2] + b, run[3] + b);
+        continue;
+      }
+      for (int q = 0; q < 4 && p + q < P; ++q) {  // the run may cross into the next image
+        const int position = p + q, image_index = position / plane;
+        out[((long long)image_index * rows + row) * plane + (position - image_index * plane)] = run[q] + b;
+      }
     }
   }
 }

@@ -143,7 +143,10 @@ CONV_CASES = [(1, 3, 7, 6, 4, 3, 1, 1), (3, 2, 9, 7, 5, 5, 2, 2), (1, 3, 23, 19,
               # the engine's wide 64 x 256 tiles full in rows (64 channels in and out), two of them
               # in columns forward and backward-data
               (2, 64, 12, 11, 64, 3, 1, 1),
-              # 3x3 stride 1 without and with double padding (Winograd's other paddings), odd sizes
+              # 3x3 stride 1 without and with double padding (Winograd's other paddings), odd sizes;
+              # the first's 42-position output planes in 2 images: runs of 4 positions that cross
+              # from one image into the next (the implicit GEMM's scalar stores; planes of a
+              # multiple of 4 positions, as the wide-tile case's 132, go out as float4s)
               (2, 4, 9, 8, 5, 3, 1, 0), (1, 3, 6, 7, 2, 3, 1, 2)]
 
 
