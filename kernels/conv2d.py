@@ -398,19 +398,20 @@ def _implicit_kernel(device, kernel, g, rows, columns, thread_tile):
     one, half of every block's work would be padding; the 8 x 16 kernels have no wide tile
     and leave such products to the 8 x 8 ones), a block a tile."""
     wide = device.convolution in ("engine", "winograd") and rows <= device.define("IG_WIDE_BM")
-    fat = thread_tile == "8x16" and not wide
-    name = kernel + ("_8x16" if fat else "") + ("_3x3s1" if g.k == 3 and g.stride == 1 else "")
+    eight_by_sixteen = thread_tile == "8x16" and not wide
+    name = kernel + ("_8x16" if eight_by_sixteen else "") + ("_3x3s1" if g.k == 3 and g.stride == 1 else "")
     tile_rows, tile_columns = (device.define(f"IG_{'WIDE_' if wide else ''}{side}") for side in ("BM", "BN"))
-    return name, (-(-columns // tile_columns), -(-rows // tile_rows)), () if fat else (int(wide),)
+    return name, (-(-columns // tile_columns), -(-rows // tile_rows)), () if eight_by_sixteen else (int(wide),)
 
 
 def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, flags=(), bias=None,
                    thread_tile="8x8"):
     """Launches implicit-GEMM `kernel` (its arguments: `operands`, the output, the geometry,
-    `flags`, the slice length, the tile) for a rows x columns result over a `reduction`-long sum, split
-    between blockIdx.z slices where the tiles alone are too few (gemm.py's rule, slices of
-    at least one staging depth); the slices' planes are then summed into `out`, with `bias`
-    (per channel of an NCHW output of `rows` channels) where given."""
+    `flags`, the slice length, the tile) in its `thread_tile` version for a rows x columns
+    result over a `reduction`-long sum, split between blockIdx.z slices where that finishes
+    sooner (gemm.py's rule, slices of at least one staging depth); the slices' planes are then
+    summed into `out`, with `bias` (per channel of an NCHW output of `rows` channels) where
+    given."""
     expect(g.c < 2 ** 16 and g.k < 2 ** 8, f"conv2d: {g.c} channels or a {g.k}x{g.k} kernel is too large for the "
                                            "implicit GEMM's packed columns")
     largest = max(a.size for a in operands + (out,))
@@ -457,11 +458,11 @@ def _winograd(device, x, weight, bias, padding, out):
 
 # The implicit GEMM's versions by direction: the forward's and backward-data's 8 x 8 results
 # a thread (256 threads; the H100 runs of 2026-11-27) or 8 x 16 (128 threads: gemm.cu's v11
-# idea, 25% fewer shared-memory reads a multiply-add); the
-# weight gradient's "splitk", the gathers of the next slice in flight during the products,
-# one block an SM (144 registers), or "two_blocks", the gathers after the products, two
-# blocks an SM (128 registers). The second of each was written after those runs and is
-# laddered and tested; the engine takes it once a GPU times it faster.
+# idea, 25% fewer shared-memory reads a multiply-add); the weight gradient's "splitk", the
+# gathers of the next slice in flight during the products, one block an SM (144 registers),
+# or "two_blocks", the gathers after the products, two blocks an SM (128 registers). The
+# second of each was written after those runs and is laddered and tested; the engine takes
+# it once a GPU times it faster.
 IMPLICIT_VERSIONS = {"forward": ("8x8", "8x16"), "backward_data": ("8x8", "8x16"),
                      "backward_weights": ("splitk", "two_blocks")}
 ENGINE_IMPLICIT = {"forward": "8x8", "backward_data": "8x8", "backward_weights": "splitk"}
@@ -509,7 +510,6 @@ FEW_INPUT_CHANNELS = 64
 # 14 x 14 layer at batch 16) the columns' product took 0.99-1.03 ms, the split-K implicit
 # GEMM 1.12-1.16 ms; from 56 x 56 up the implicit one was 10-30% faster.
 COLUMNS_WEIGHT_GRADIENT_POSITIONS = 256
-
 
 
 def _backward_data_through_columns(device, g):
