@@ -353,9 +353,9 @@ struct PatchColumns {
 // other warps: the weight gradient's kernel then fits 128 registers, two blocks an SM).
 template <class Tile, bool OVERLAP = true, class OperandA, class OperandB>
 __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_end, OperandA load_a, OperandB load_b,
-                                              float accumulator[IG_TM][Tile::TN]) {
-  __shared__ __align__(16) float As[2][IG_BK][Tile::BM];
-  __shared__ __align__(16) float Bs[2][IG_BK][Tile::BN];
+                                              float* shared, float accumulator[IG_TM][Tile::TN]) {
+  auto As = reinterpret_cast<float(*)[IG_BK][Tile::BM]>(shared);  // [2][IG_BK][BM], then B's
+  auto Bs = reinterpret_cast<float(*)[IG_BK][Tile::BN]>(shared + 2 * IG_BK * Tile::BM);
   constexpr bool B_BY_DEPTH = OperandB::DEPTH_FASTEST;
   constexpr int A_VALUES = Tile::A_VALUES, B_VALUES = Tile::B_VALUES, SPREAD = Tile::SPREAD, TN = Tile::TN;
   constexpr int B_SPREAD = Tile::THREADS / Tile::BN;  // a column-fastest B's depths b_depth + B_SPREAD q
@@ -473,13 +473,13 @@ __device__ __forceinline__ void store_nchw(float* __restrict__ out, int rows, in
 template <class Tile, int KS, int ST>
 __device__ __forceinline__ void conv2d_forward_implicit_body(const float* __restrict__ x, const float* __restrict__ w,
                                                              const float* __restrict__ b, float* __restrict__ y,
-                                                             ConvShape s, int has_bias, int slice) {
+                                                             ConvShape s, int has_bias, int slice, float* shared) {
   const int L = s.Hout * s.Wout, P = s.N * L, reduction = s.C * s.K * s.K;
   int k_begin, k_end;
   split_range(reduction, slice, k_begin, k_end);
   float accumulator[IG_TM][Tile::TN];
   implicit_gemm<Tile>(s.O, P, k_begin, k_end, Weights<Tile::SPREAD>{w, reduction}, InputPatches<KS, ST>{x, s},
-                      accumulator);
+                      shared, accumulator);
   store_nchw<Tile>(y + (long long)blockIdx.z * P * s.O, s.O, P, L, has_bias && gridDim.z == 1 ? b : nullptr,
                    accumulator);
 }
@@ -487,13 +487,14 @@ __device__ __forceinline__ void conv2d_forward_implicit_body(const float* __rest
 template <class Tile, int KS, int ST>
 __device__ __forceinline__ void conv2d_backward_data_implicit_body(const float* __restrict__ grad_y,
                                                                    const float* __restrict__ w,
-                                                                   float* __restrict__ grad_x, ConvShape s, int slice) {
+                                                                   float* __restrict__ grad_x, ConvShape s, int slice,
+                                                                   float* shared) {
   const int plane = s.H * s.W, P = s.N * plane, reduction = s.O * s.K * s.K;
   int k_begin, k_end;
   split_range(reduction, slice, k_begin, k_end);
   float accumulator[IG_TM][Tile::TN];
   implicit_gemm<Tile>(s.C, P, k_begin, k_end, TransposedWeights<KS, Tile::SPREAD>{w, s},
-                      GradientPatches<KS, ST>{grad_y, s}, accumulator);
+                      GradientPatches<KS, ST>{grad_y, s}, shared, accumulator);
   store_nchw<Tile>(grad_x + (long long)blockIdx.z * P * s.C, s.C, P, plane, nullptr, accumulator);
 }
 
@@ -502,13 +503,13 @@ template <class Tile, bool OVERLAP, int KS, int ST>
 __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float* __restrict__ grad_y,
                                                                     const float* __restrict__ x,
                                                                     float* __restrict__ partial, ConvShape s,
-                                                                    int slice) {
+                                                                    int slice, float* shared) {
   const int reduction = s.N * s.Hout * s.Wout, P = s.C * s.K * s.K;
   int k_begin, k_end;
   split_range(reduction, slice, k_begin, k_end);
   float accumulator[IG_TM][Tile::TN];
   implicit_gemm<Tile, OVERLAP>(s.O, P, k_begin, k_end, OutputGradients<Tile::SPREAD>{grad_y, s},
-                               PatchColumns<KS, ST, Tile::B_VALUES>{x, s}, accumulator);
+                               PatchColumns<KS, ST, Tile::B_VALUES>{x, s}, shared, accumulator);
   float* out = partial + (long long)blockIdx.z * s.O * P;
   for (int i = 0; i < IG_TM; ++i) {
     const int o = blockIdx.y * Tile::BM + Tile::row(i);
@@ -520,10 +521,51 @@ __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float*
   }
 }
 
+// Two slices of A and of B for the larger tile: the wide one's 64 + 256 rows and columns.
+#define IG_SHARED_FLOATS (2 * IG_BK * (IG_WIDE_BM + IG_WIDE_BN))
+static_assert(IG_WIDE_BM + IG_WIDE_BN >= IG_BM + IG_BN, "the shared buffer holds either tile");
+
+// Each direction on `Tile`, with the kernel size and stride as compile-time constants where
+// they are 3x3 or 1x1 at stride 1 (VGG's every layer; the pointwise convolutions of
+// MobileNet and EfficientNet), read at run time (0) otherwise: a branch taken once, before
+// the loops, in place of a kernel per shape.
+template <class Tile>
+__device__ __forceinline__ void conv2d_forward_implicit_shaped(const float* __restrict__ x,
+                                                               const float* __restrict__ w,
+                                                               const float* __restrict__ b, float* __restrict__ y,
+                                                               ConvShape s, int has_bias, int slice, float* shared) {
+  if (s.K == 3 && s.stride == 1) conv2d_forward_implicit_body<Tile, 3, 1>(x, w, b, y, s, has_bias, slice, shared);
+  else if (s.K == 1 && s.stride == 1) conv2d_forward_implicit_body<Tile, 1, 1>(x, w, b, y, s, has_bias, slice, shared);
+  else conv2d_forward_implicit_body<Tile, 0, 0>(x, w, b, y, s, has_bias, slice, shared);
+}
+
+template <class Tile>
+__device__ __forceinline__ void conv2d_backward_data_implicit_shaped(const float* __restrict__ grad_y,
+                                                                     const float* __restrict__ w,
+                                                                     float* __restrict__ grad_x, ConvShape s,
+                                                                     int slice, float* shared) {
+  if (s.K == 3 && s.stride == 1) conv2d_backward_data_implicit_body<Tile, 3, 1>(grad_y, w, grad_x, s, slice, shared);
+  else if (s.K == 1 && s.stride == 1)
+    conv2d_backward_data_implicit_body<Tile, 1, 1>(grad_y, w, grad_x, s, slice, shared);
+  else conv2d_backward_data_implicit_body<Tile, 0, 0>(grad_y, w, grad_x, s, slice, shared);
+}
+
+template <class Tile, bool OVERLAP>
+__device__ __forceinline__ void conv2d_backward_weights_shaped(const float* __restrict__ grad_y,
+                                                               const float* __restrict__ x,
+                                                               float* __restrict__ partial, ConvShape s, int slice,
+                                                               float* shared) {
+  if (s.K == 3 && s.stride == 1)
+    conv2d_backward_weights_splitk_body<Tile, OVERLAP, 3, 1>(grad_y, x, partial, s, slice, shared);
+  else if (s.K == 1 && s.stride == 1)
+    conv2d_backward_weights_splitk_body<Tile, OVERLAP, 1, 1>(grad_y, x, partial, s, slice, shared);
+  else conv2d_backward_weights_splitk_body<Tile, OVERLAP, 0, 0>(grad_y, x, partial, s, slice, shared);
+}
+
 #define CONV_SHAPE ConvShape{N, C, H, W, O, K, stride, pad, Hout, Wout}
-// The entry points: each direction for any shape and specialised for 3x3 stride 1; `wide`
-// picks the tile for the whole grid (conv2d.py, by the product's rows), a branch taken once
-// a block, not in the loops. Each kernel holds both tiles' shared buffers (16 + 20 KiB).
+// The entry points, one a direction and version: the shape's constants chosen above, the
+// tile by `wide` (conv2d.py, by the product's rows), each a branch taken once a block; one
+// shared buffer serves every path.
 // __launch_bounds__: the forward and backward-data kernels fit 128 registers, so two blocks
 // share an SM; the weight gradient's (two gathers decoded per slice) would spill at 128
 // and runs one block an SM (splitk), or two without OVERLAP (two_blocks: laddered, not yet
@@ -532,30 +574,17 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_impli
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
     int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice,
     int wide) {
-  if (wide) conv2d_forward_implicit_body<WideTile, 0, 0>(x, w, b, y, CONV_SHAPE, has_bias, slice);
-  else conv2d_forward_implicit_body<SquareTile, 0, 0>(x, w, b, y, CONV_SHAPE, has_bias, slice);
-}
-
-extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit_3x3s1(
-    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
-    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice,
-    int wide) {
-  if (wide) conv2d_forward_implicit_body<WideTile, 3, 1>(x, w, b, y, CONV_SHAPE, has_bias, slice);
-  else conv2d_forward_implicit_body<SquareTile, 3, 1>(x, w, b, y, CONV_SHAPE, has_bias, slice);
+  __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
+  if (wide) conv2d_forward_implicit_shaped<WideTile>(x, w, b, y, CONV_SHAPE, has_bias, slice, shared);
+  else conv2d_forward_implicit_shaped<SquareTile>(x, w, b, y, CONV_SHAPE, has_bias, slice, shared);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data_implicit(
     const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
-  if (wide) conv2d_backward_data_implicit_body<WideTile, 0, 0>(grad_y, w, grad_x, CONV_SHAPE, slice);
-  else conv2d_backward_data_implicit_body<SquareTile, 0, 0>(grad_y, w, grad_x, CONV_SHAPE, slice);
-}
-
-extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data_implicit_3x3s1(
-    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
-    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
-  if (wide) conv2d_backward_data_implicit_body<WideTile, 3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
-  else conv2d_backward_data_implicit_body<SquareTile, 3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
+  __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
+  if (wide) conv2d_backward_data_implicit_shaped<WideTile>(grad_y, w, grad_x, CONV_SHAPE, slice, shared);
+  else conv2d_backward_data_implicit_shaped<SquareTile>(grad_y, w, grad_x, CONV_SHAPE, slice, shared);
 }
 
 // The 8 x 16 variant of the forward and backward-data (128 threads, 8 x 16 results each),
@@ -565,53 +594,33 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data
 extern "C" __global__ void __launch_bounds__(IG_8X16_THREADS, 2) conv2d_forward_implicit_8x16(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
     int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
-  conv2d_forward_implicit_body<SquareTile8x16, 0, 0>(x, w, b, y, CONV_SHAPE, has_bias, slice);
-}
-
-extern "C" __global__ void __launch_bounds__(IG_8X16_THREADS, 2) conv2d_forward_implicit_8x16_3x3s1(
-    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
-    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
-  conv2d_forward_implicit_body<SquareTile8x16, 3, 1>(x, w, b, y, CONV_SHAPE, has_bias, slice);
+  __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
+  conv2d_forward_implicit_shaped<SquareTile8x16>(x, w, b, y, CONV_SHAPE, has_bias, slice, shared);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_8X16_THREADS, 2) conv2d_backward_data_implicit_8x16(
     const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_data_implicit_body<SquareTile8x16, 0, 0>(grad_y, w, grad_x, CONV_SHAPE, slice);
+  __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
+  conv2d_backward_data_implicit_shaped<SquareTile8x16>(grad_y, w, grad_x, CONV_SHAPE, slice, shared);
 }
 
-extern "C" __global__ void __launch_bounds__(IG_8X16_THREADS, 2) conv2d_backward_data_implicit_8x16_3x3s1(
-    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
-    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
-  conv2d_backward_data_implicit_body<SquareTile8x16, 3, 1>(grad_y, w, grad_x, CONV_SHAPE, slice);
-}
-
+// The weight gradient's two versions: the gathers in flight during the products (splitk),
+// or after them in 128 registers (two_blocks).
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
-  if (wide) conv2d_backward_weights_splitk_body<WideTile, true, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
-  else conv2d_backward_weights_splitk_body<SquareTile, true, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
-}
-
-extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk_3x3s1(
-    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
-    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
-  if (wide) conv2d_backward_weights_splitk_body<WideTile, true, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
-  else conv2d_backward_weights_splitk_body<SquareTile, true, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
+  __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
+  if (wide) conv2d_backward_weights_shaped<WideTile, true>(grad_y, x, partial, CONV_SHAPE, slice, shared);
+  else conv2d_backward_weights_shaped<SquareTile, true>(grad_y, x, partial, CONV_SHAPE, slice, shared);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_weights_two_blocks(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
-  if (wide) conv2d_backward_weights_splitk_body<WideTile, false, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
-  else conv2d_backward_weights_splitk_body<SquareTile, false, 0, 0>(grad_y, x, partial, CONV_SHAPE, slice);
-}
-
-extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_weights_two_blocks_3x3s1(
-    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
-    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
-  if (wide) conv2d_backward_weights_splitk_body<WideTile, false, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
-  else conv2d_backward_weights_splitk_body<SquareTile, false, 3, 1>(grad_y, x, partial, CONV_SHAPE, slice);
+  __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
+  if (wide) conv2d_backward_weights_shaped<WideTile, false>(grad_y, x, partial, CONV_SHAPE, slice, shared);
+  else conv2d_backward_weights_shaped<SquareTile, false>(grad_y, x, partial, CONV_SHAPE, slice, shared);
 }
 
 // out[e] = the sum over z of partial[z, e], z in order (the split-K reduction,

@@ -390,16 +390,16 @@ def _shape(g):
     return (g.n, g.c, g.h, g.w, g.o, g.k, g.stride, g.padding, g.hout, g.wout)
 
 
-def _implicit_kernel(device, kernel, g, rows, columns, thread_tile):
-    """(name, grid, tile arguments) of the implicit-GEMM `kernel` for this geometry, a rows x
-    columns result and `thread_tile` ("8x8" or "8x16" results a thread): its 3x3 stride-1
-    specialisation where it applies (conv2d.cu compiles that case with constant sizes), on
-    the wide 64 x 256 tile where the engine's products have at most 64 rows (on the 128 x 128
-    one, half of every block's work would be padding; the 8 x 16 kernels have no wide tile
-    and leave such products to the 8 x 8 ones), a block a tile."""
+def _implicit_kernel(device, kernel, rows, columns, thread_tile):
+    """(name, grid, tile arguments) of the implicit-GEMM `kernel` for a rows x columns result
+    and `thread_tile` ("8x8" or "8x16" results a thread): on the wide 64 x 256 tile where the
+    engine's products have at most 64 rows (on the 128 x 128 one, half of every block's work
+    would be padding; the 8 x 16 kernels have no wide tile and leave such products to the
+    8 x 8 ones), a block a tile. (The kernel picks its compile-time shape, 3x3 or 1x1 at
+    stride 1, itself.)"""
     wide = device.convolution in ("engine", "winograd") and rows <= device.define("IG_WIDE_BM")
     eight_by_sixteen = thread_tile == "8x16" and not wide
-    name = kernel + ("_8x16" if eight_by_sixteen else "") + ("_3x3s1" if g.k == 3 and g.stride == 1 else "")
+    name = kernel + ("_8x16" if eight_by_sixteen else "")
     tile_rows, tile_columns = (device.define(f"IG_{'WIDE_' if wide else ''}{side}") for side in ("BM", "BN"))
     return name, (-(-columns // tile_columns), -(-rows // tile_rows)), () if eight_by_sixteen else (int(wide),)
 
@@ -417,7 +417,7 @@ def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, f
     largest = max(a.size for a in operands + (out,))
     expect(largest < 2 ** 31, f"conv2d: a tensor of {largest} elements is too large for the implicit GEMM's "
                               "32-bit indices")
-    name, grid, tile = _implicit_kernel(device, kernel, g, rows, columns, thread_tile)
+    name, grid, tile = _implicit_kernel(device, kernel, rows, columns, thread_tile)
     depth = device.define("IG_BK")
     length, splits = split_k_slices(grid[0] * grid[1], reduction, depth, device.concurrent_blocks(name),
                                     min_depth=depth, result=rows * columns,

@@ -147,7 +147,9 @@ CONV_CASES = [(1, 3, 7, 6, 4, 3, 1, 1), (3, 2, 9, 7, 5, 5, 2, 2), (1, 3, 23, 19,
               # the first's 42-position output planes in 2 images: runs of 4 positions that cross
               # from one image into the next (the implicit GEMM's scalar stores; planes of a
               # multiple of 4 positions, as the wide-tile case's 132, go out as float4s)
-              (2, 4, 9, 8, 5, 3, 1, 0), (1, 3, 6, 7, 2, 3, 1, 2)]
+              (2, 4, 9, 8, 5, 3, 1, 0), (1, 3, 6, 7, 2, 3, 1, 2),
+              # 1x1 stride 1 (compiled with constant sizes too) with padding, over one tile's rows
+              (2, 3, 5, 4, 66, 1, 1, 1)]
 
 
 @pytest.mark.parametrize("n, c, h, w, o, k, stride, padding", CONV_CASES)
@@ -227,12 +229,12 @@ def test_engine_takes_the_wide_tile_for_products_of_at_most_64_rows(rng):
 @pytest.mark.parametrize("direction, version", [(d, v) for d, versions in conv2d.IMPLICIT_VERSIONS.items()
                                                 for v in versions])
 def test_implicit_gemm_versions(launcher, rng, direction, version):
-    """Every version of the implicit GEMM in every direction, on both tiles and on both its
-    kernels (3x3 stride 1, and the general one: 5x5 stride 2, on the implicit rung, since
-    the engine takes the column buffer for strided backward-data): 64 channels on the
-    product's rows (the wide tile, where the 8 x 16 version leaves the product to the 8 x 8
-    kernels) and 130 (two square tiles down), on maps of more than 256 positions (the
-    engine's smaller ones take the column buffer for the weight gradient)."""
+    """Every version of the implicit GEMM in every direction, on both tiles and on each of its
+    paths (3x3 and 1x1 stride 1 with constant sizes, and the general one: 5x5 stride 2, on
+    the implicit rung, since the engine takes the column buffer for strided backward-data):
+    64 channels on the product's rows (the wide tile, where the 8 x 16 version leaves the
+    product to the 8 x 8 kernels) and 130 (two square tiles down), on maps of more than 256
+    positions (the engine's smaller ones take the column buffer for the weight gradient)."""
     launched = []
 
     class Recording(PoisonedDevice):
@@ -240,7 +242,7 @@ def test_implicit_gemm_versions(launcher, rng, direction, version):
             launched.append(kernel)
             super().launch(kernel, grid, *arguments)
     for mode, rows, k, stride, padding in (("engine", 64, 3, 1, 1), ("engine", 130, 3, 1, 1),
-                                           ("implicit", 130, 5, 2, 2)):
+                                           ("engine", 130, 1, 1, 0), ("implicit", 130, 5, 2, 2)):
         ops = K.bind(Recording(launcher, mode)).conv2d
         c, o = (5, rows) if direction != "backward_data" else (rows, 5)
         x, weight = rng.standard_normal((2, c, 40, 38)), rng.standard_normal((o, c, k, k))
@@ -258,7 +260,7 @@ def test_implicit_gemm_versions(launcher, rng, direction, version):
         assert relative_error(host(result), expected) < 1e-5
         kernel = {"forward": "conv2d_forward_implicit", "backward_data": "conv2d_backward_data_implicit"}.get(
             direction, f"conv2d_backward_weights_{version}")
-        kernel += ("_8x16" if version == "8x16" and rows > 64 else "") + ("_3x3s1" if k == 3 else "")
+        kernel += "_8x16" if version == "8x16" and rows > 64 else ""
         assert [name for name in launched if name.startswith(("conv2d_forward", "conv2d_backward"))] == [kernel]
         launched.clear()
 
