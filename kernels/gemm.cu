@@ -758,3 +758,30 @@ extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_nt(
     float* __restrict__ C) {
   sgemm_8x16_body<false, true>(M, N, K, 0, K, alpha, A, B, beta, C);
 }
+
+// v11 with K split between blocks, as v9 is to v8 (`slice` a multiple of WIDE_BK): what the
+// engine splits with once v11 is its rung (gemm.py: ENGINE_TILED).
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ void sgemm_8x16_splitk_body(int M, int N, int K, int slice, const float* __restrict__ A,
+                                                       const float* __restrict__ B, float* __restrict__ partial) {
+  const int k_begin = blockIdx.z * slice, k_end = k_begin + slice < K ? k_begin + slice : K;
+  sgemm_8x16_body<TRANS_A, TRANS_B>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f, partial + (long long)blockIdx.z * M * N);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_splitk_nn(
+    int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
+    float* __restrict__ partial) {
+  sgemm_8x16_splitk_body<false, false>(M, N, K, slice, A, B, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_splitk_tn(
+    int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
+    float* __restrict__ partial) {
+  sgemm_8x16_splitk_body<true, false>(M, N, K, slice, A, B, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_splitk_nt(
+    int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
+    float* __restrict__ partial) {
+  sgemm_8x16_splitk_body<false, true>(M, N, K, slice, A, B, partial);
+}

@@ -23,9 +23,14 @@ def gemm_product(a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0)
 # same kernel as pipelined when they are not), and products of at most SKINNY_ROWS rows on
 # the skinny rung (a fully connected layer at batch 1 to 8).
 # v11 (8x16: twice the results a thread, 16-deep slices) is laddered and tested, not yet
-# timed on a GPU: the engine takes it once the ladder names it faster than pipelined.
+# timed on a GPU: the engine takes it (ENGINE_TILED = "8x16") once the ladder names it
+# faster than pipelined.
 SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined", "splitk", "skinny", "8x16")
-ENGINE_SGEMM = "engine"  # skinny where it applies, else splitk
+ENGINE_SGEMM = "engine"  # skinny where it applies, else ENGINE_TILED, split where that pays
+# The tiled rungs the engine can take: (kernel, its split-K kernel, its staging depth).
+TILED = {"pipelined": ("sgemm_pipelined", "sgemm_splitk", "VEC_BK"),
+         "8x16": ("sgemm_8x16", "sgemm_8x16_splitk", "WIDE_BK")}
+ENGINE_TILED = "pipelined"
 CASES = {(False, False): "nn", (True, False): "tn", (False, True): "nt"}
 # Split-K: slices of at least SPLIT_K_MIN_DEPTH, so that each block's multiply-adds still
 # outweigh its partial plane; of plans within SPLIT_K_TOLERANCE of the fastest, the one with
@@ -92,14 +97,15 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
     if version not in ("splitk", "engine"):
         device.launch(f"sgemm_{version}_{case}", grid, m, n, k, 1.0, a, b, beta, out)
         return out
-    length, splits = split_k_slices(grid[0] * grid[1], k, device.define("VEC_BK"),
-                                    device.concurrent_blocks(f"sgemm_splitk_{case}"), result=m * n,
+    whole, split, depth = TILED["pipelined" if version == "splitk" else ENGINE_TILED]
+    length, splits = split_k_slices(grid[0] * grid[1], k, device.define(depth),
+                                    device.concurrent_blocks(f"{split}_{case}"), result=m * n,
                                     tile=device.define("VEC_BM") * device.define("VEC_BN"))
     if splits == 1:
-        device.launch(f"sgemm_pipelined_{case}", grid, m, n, k, 1.0, a, b, beta, out)
+        device.launch(f"{whole}_{case}", grid, m, n, k, 1.0, a, b, beta, out)
         return out
     partial = device.empty((splits, m, n))
-    device.launch(f"sgemm_splitk_{case}", grid + (splits,), m, n, k, length, a, b, partial)
+    device.launch(f"{split}_{case}", grid + (splits,), m, n, k, length, a, b, partial)
     device.elementwise("sgemm_sum_splits", out.size, partial, out, out.size, splits, 1.0, beta)
     return out
 

@@ -102,6 +102,36 @@ def test_batched_sgemm(launcher, rng):
     assert relative_error(host(out), a @ b) < 1e-5
 
 
+@pytest.mark.parametrize("tiled", ["pipelined", "8x16"])
+def test_the_engine_sgemm_on_either_tiled_rung(launcher, rng, monkeypatch, tiled):
+    """The engine's products above 8 rows on v8 (and v9 where split) or v11 (and its split
+    kernels), whichever gemm.py's ENGINE_TILED names: a product of two tiles each way
+    (unsplit) and one tile over a 1029-long reduction (split), in every transpose case,
+    beta 0.5, against NumPy in float64."""
+    from deepinside.kernels import gemm
+    monkeypatch.setattr(gemm, "ENGINE_TILED", tiled)
+    launched = []
+
+    class Recording(PoisonedDevice):
+        def launch(self, kernel, grid, *arguments):
+            launched.append(kernel)
+            super().launch(kernel, grid, *arguments)
+    ops = K.bind(Recording(launcher))
+    for m, n, k, split in ((130, 129, 40, False), (9, 70, 1029, True)):
+        for (transpose_a, transpose_b), case in gemm.CASES.items():
+            a = rng.standard_normal((k, m) if transpose_a else (m, k))
+            b = rng.standard_normal((n, k) if transpose_b else (k, n))
+            c = rng.standard_normal((m, n))
+            out = device(launcher, c.astype(np.float32))
+            launched.clear()
+            ops.gemm.product(device(launcher, a.astype(np.float32)), device(launcher, b.astype(np.float32)),
+                             transpose_a, transpose_b, out=out, beta=0.5)
+            expected = (a.T if transpose_a else a) @ (b.T if transpose_b else b) + 0.5 * c
+            assert relative_error(host(out), expected) < 1e-5
+            whole, split_kernel, _ = gemm.TILED[tiled]
+            assert launched[0] == f"{split_kernel if split else whole}_{case}"
+
+
 def test_split_k_plans_whole_waves():
     """The split whose blocks finish soonest, counting whole waves, checked by hand: fc6 at
     batch 64 (32 tiles, K 25088, 264 blocks at once) in 8 slices, one wave (9 slices, 288
