@@ -431,10 +431,21 @@ def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, f
     return out
 
 
+# The engine's forward and backward-data run Winograd on 3x3 stride-1 layers with at least
+# this many input and output channels, or never (None): Winograd has not been timed on a GPU
+# yet; the next run's per-layer rows (bench/gpu_kernels.py) say from where it pays.
+ENGINE_WINOGRAD_CHANNELS = None
+
+
 def _winograd_applies(device, g):
-    """The "winograd" mode's forward and backward-data: 3x3 kernels, stride 1, padding at
-    most 2 (backward-data pads by 2 - p); the other shapes run as the engine's."""
-    return device.convolution == "winograd" and g.k == 3 and g.stride == 1 and g.padding <= 2
+    """Whether the forward and backward-data run Winograd: in the "winograd" mode on every
+    3x3 kernel at stride 1 with padding at most 2 (backward-data pads by 2 - p), in the
+    engine's on those with ENGINE_WINOGRAD_CHANNELS channels in and out; other shapes run
+    as the engine's."""
+    shape = g.k == 3 and g.stride == 1 and g.padding <= 2
+    if device.convolution == "engine":
+        return shape and ENGINE_WINOGRAD_CHANNELS is not None and min(g.c, g.o) >= ENGINE_WINOGRAD_CHANNELS
+    return device.convolution == "winograd" and shape
 
 
 def _winograd(device, x, weight, bias, padding, out):

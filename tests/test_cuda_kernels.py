@@ -295,6 +295,31 @@ def test_implicit_gemm_versions(launcher, rng, direction, version):
         launched.clear()
 
 
+def test_the_engine_takes_winograd_from_its_channel_threshold(rng, monkeypatch):
+    """conv2d.py: ENGINE_WINOGRAD_CHANNELS, the rule a GPU run will set: with it at 8, the
+    engine's 3x3 stride-1 forward and backward-data run the Winograd transforms on a layer of
+    8 channels in and out and not on one of 7 in; unset (None), never."""
+    launched = []
+
+    class Recording(PoisonedDevice):
+        def launch(self, kernel, grid, *arguments):
+            launched.append(kernel)
+            super().launch(kernel, grid, *arguments)
+    ops = K.bind(Recording(launcher_for("emulator"), "engine")).conv2d
+    for threshold, c, expected in ((8, 8, True), (8, 7, False), (None, 8, False)):
+        monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", threshold)
+        x, weight = rng.standard_normal((2, c, 9, 10)), rng.standard_normal((8, c, 3, 3))
+        grad_y = rng.standard_normal((2, 8, 9, 10))
+        launched.clear()
+        forward = ops.forward(x.astype(np.float32), weight.astype(np.float32), None, 1, 1)
+        assert ("winograd_input_transform" in launched) == expected
+        assert relative_error(forward, K.conv2d_forward(x, weight, None, 1, 1)) < 1e-5
+        launched.clear()
+        backward = ops.backward_data(grad_y.astype(np.float32), weight.astype(np.float32), x.shape, 1, 1)
+        assert ("winograd_input_transform" in launched) == expected
+        assert relative_error(backward, K.conv2d_backward_data(grad_y, weight, x.shape, 1, 1)) < 1e-5
+
+
 def test_conv2d_in_chunks_of_images(launcher, rng, monkeypatch):
     """A column buffer smaller than the batch: the fast path runs image chunks."""
     from deepinside.kernels import conv2d
