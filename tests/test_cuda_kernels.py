@@ -34,6 +34,24 @@ def ops_on(launcher, convolution="engine"):
     return K.bind(PoisonedDevice(launcher, convolution))
 
 
+class RecordingDevice(PoisonedDevice):
+    """A poisoned device that also lists what it launches: `launched`, (kernel, arguments)."""
+
+    def __init__(self, *arguments, **options):
+        super().__init__(*arguments, **options)
+        self.launched = []
+
+    def launch(self, kernel, grid, *arguments):
+        self.launched.append((kernel, arguments))
+        super().launch(kernel, grid, *arguments)
+
+    def kernels(self):
+        """The names launched since the last call, and forget them."""
+        names = [kernel for kernel, _ in self.launched]
+        self.launched.clear()
+        return names
+
+
 @pytest.fixture(params=["emulator", pytest.param("cuda", marks=pytest.mark.gpu)])
 def launcher(request):
     return launcher_for(request.param)
@@ -110,26 +128,21 @@ def test_the_engine_sgemm_on_either_tiled_rung(launcher, rng, monkeypatch, tiled
     beta 0.5, against NumPy in float64."""
     from deepinside.kernels import gemm
     monkeypatch.setattr(gemm, "ENGINE_TILED", tiled)
-    launched = []
-
-    class Recording(PoisonedDevice):
-        def launch(self, kernel, grid, *arguments):
-            launched.append(kernel)
-            super().launch(kernel, grid, *arguments)
-    ops = K.bind(Recording(launcher))
+    recording = RecordingDevice(launcher)
+    ops = K.bind(recording)
     for m, n, k, split in ((130, 129, 40, False), (9, 70, 1029, True)):
         for (transpose_a, transpose_b), case in gemm.CASES.items():
             a = rng.standard_normal((k, m) if transpose_a else (m, k))
             b = rng.standard_normal((n, k) if transpose_b else (k, n))
             c = rng.standard_normal((m, n))
             out = device(launcher, c.astype(np.float32))
-            launched.clear()
+            recording.kernels()
             ops.gemm.product(device(launcher, a.astype(np.float32)), device(launcher, b.astype(np.float32)),
                              transpose_a, transpose_b, out=out, beta=0.5)
             expected = (a.T if transpose_a else a) @ (b.T if transpose_b else b) + 0.5 * c
             assert relative_error(host(out), expected) < 1e-5
             whole, split_kernel, _ = gemm.TILED[tiled]
-            assert launched[0] == f"{split_kernel if split else whole}_{case}"
+            assert recording.kernels()[0] == f"{split_kernel if split else whole}_{case}"
 
 
 def test_split_k_plans_whole_waves():
@@ -204,25 +217,18 @@ def test_winograd_runs_on_3x3_stride_1_and_falls_back_elsewhere(rng):
     """The "winograd" mode's forward and backward-data run the Winograd transforms (and
     match the NumPy path in float64) on 3x3 stride-1 convolutions, and the engine's kernels
     on any other shape."""
-    launched = []
-
-    class Recording(PoisonedDevice):
-        def launch(self, kernel, grid, *arguments):
-            launched.append(kernel)
-            super().launch(kernel, grid, *arguments)
-    ops = K.bind(Recording(launcher_for("emulator"), "winograd")).conv2d
+    recording = RecordingDevice(launcher_for("emulator"), "winograd")
+    ops = K.bind(recording).conv2d
     for k, stride, padding, expected in ((3, 1, 1, True), (3, 1, 0, True), (3, 1, 2, True), (3, 2, 1, False),
                                          (5, 1, 2, False)):
         x = rng.standard_normal((2, 5, 11, 10))
         weight, bias = rng.standard_normal((7, 5, k, k)), rng.standard_normal(7)
         y = K.conv2d_forward(x, weight, bias, stride, padding)
         grad_y = rng.standard_normal(y.shape)
-        launched.clear()
         forward = ops.forward(*(a.astype(np.float32) for a in (x, weight, bias)), stride, padding)
-        assert ("winograd_input_transform" in launched) == expected and relative_error(forward, y) < 1e-5
-        launched.clear()
+        assert ("winograd_input_transform" in recording.kernels()) == expected and relative_error(forward, y) < 1e-5
         backward = ops.backward_data(grad_y.astype(np.float32), weight.astype(np.float32), x.shape, stride, padding)
-        assert ("winograd_input_transform" in launched) == expected
+        assert ("winograd_input_transform" in recording.kernels()) == expected
         assert relative_error(backward, K.conv2d_backward_data(grad_y, weight, x.shape, stride, padding)) < 1e-5
 
 
@@ -230,16 +236,10 @@ def test_engine_takes_the_wide_tile_for_products_of_at_most_64_rows(rng):
     """The engine's implicit GEMMs run on the 64 x 256 tile exactly where the product has at
     most 64 rows (forward: output channels; backward-data: input channels; weight gradient:
     output channels), and the "implicit" rung always on the 128 x 128 one."""
-    tiles = []  # the `wide` argument of each implicit-GEMM launch
-
-    class Recording(PoisonedDevice):
-        def launch(self, kernel, grid, *arguments):
-            if "implicit" in kernel or "splitk" in kernel:
-                tiles.append(arguments[-1])
-            super().launch(kernel, grid, *arguments)
     for mode, c, o, wide in (("engine", 64, 64, (1, 1, 1)), ("engine", 65, 66, (0, 0, 0)),
                              ("engine", 70, 64, (1, 0, 1)), ("implicit", 64, 64, (0, 0, 0))):
-        ops = K.bind(Recording(launcher_for("emulator"), mode)).conv2d
+        recording = RecordingDevice(launcher_for("emulator"), mode)
+        ops = K.bind(recording).conv2d
         x, weight = rng.standard_normal((1, c, 17, 17)).astype(np.float32), rng.standard_normal((o, c, 3, 3))
         weight = weight.astype(np.float32)
         grad_y = rng.standard_normal((1, o, 17, 17)).astype(np.float32)
@@ -250,8 +250,10 @@ def test_engine_takes_the_wide_tile_for_products_of_at_most_64_rows(rng):
                  lambda: K.conv2d_backward_data(grad_y, weight, x.shape, 1, 1)),
                 ("backward-weights", lambda: ops.backward_weights(grad_y, x, weight.shape, 1, 1), wide[2],
                  lambda: K.conv2d_backward_weights(grad_y, x, weight.shape, 1, 1))):
-            tiles.clear()
             result = run()
+            tiles = [arguments[-1] for kernel, arguments in recording.launched  # the `wide` argument
+                     if "implicit" in kernel or "splitk" in kernel]
+            recording.launched.clear()
             assert tiles == [expected], (mode, c, o, direction, tiles)
             assert relative_error(result, reference()) < 1e-5
 
@@ -265,15 +267,10 @@ def test_implicit_gemm_versions(launcher, rng, direction, version):
     64 channels on the product's rows (the wide tile, where the 8 x 16 version leaves the
     product to the 8 x 8 kernels) and 130 (two square tiles down), on maps of more than 256
     positions (the engine's smaller ones take the column buffer for the weight gradient)."""
-    launched = []
-
-    class Recording(PoisonedDevice):
-        def launch(self, kernel, grid, *arguments):
-            launched.append(kernel)
-            super().launch(kernel, grid, *arguments)
     for mode, rows, k, stride, padding in (("engine", 64, 3, 1, 1), ("engine", 130, 3, 1, 1),
                                            ("engine", 130, 1, 1, 0), ("implicit", 130, 5, 2, 2)):
-        ops = K.bind(Recording(launcher, mode)).conv2d
+        recording = RecordingDevice(launcher, mode)
+        ops = K.bind(recording).conv2d
         c, o = (5, rows) if direction != "backward_data" else (rows, 5)
         x, weight = rng.standard_normal((2, c, 40, 38)), rng.standard_normal((o, c, k, k))
         y = K.conv2d_forward(x, weight, None, stride, padding)
@@ -291,32 +288,25 @@ def test_implicit_gemm_versions(launcher, rng, direction, version):
         kernel = {"forward": "conv2d_forward_implicit", "backward_data": "conv2d_backward_data_implicit"}.get(
             direction, f"conv2d_backward_weights_{version}")
         kernel += "_8x16" if version == "8x16" and rows > 64 else ""
-        assert [name for name in launched if name.startswith(("conv2d_forward", "conv2d_backward"))] == [kernel]
-        launched.clear()
+        assert [name for name in recording.kernels() if name.startswith(("conv2d_forward", "conv2d_backward"))] \
+            == [kernel]
 
 
 def test_the_engine_takes_winograd_from_its_channel_threshold(rng, monkeypatch):
     """conv2d.py: ENGINE_WINOGRAD_CHANNELS, the rule a GPU run will set: with it at 8, the
     engine's 3x3 stride-1 forward and backward-data run the Winograd transforms on a layer of
     8 channels in and out and not on one of 7 in; unset (None), never."""
-    launched = []
-
-    class Recording(PoisonedDevice):
-        def launch(self, kernel, grid, *arguments):
-            launched.append(kernel)
-            super().launch(kernel, grid, *arguments)
-    ops = K.bind(Recording(launcher_for("emulator"), "engine")).conv2d
+    recording = RecordingDevice(launcher_for("emulator"), "engine")
+    ops = K.bind(recording).conv2d
     for threshold, c, expected in ((8, 8, True), (8, 7, False), (None, 8, False)):
         monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", threshold)
         x, weight = rng.standard_normal((2, c, 9, 10)), rng.standard_normal((8, c, 3, 3))
         grad_y = rng.standard_normal((2, 8, 9, 10))
-        launched.clear()
         forward = ops.forward(x.astype(np.float32), weight.astype(np.float32), None, 1, 1)
-        assert ("winograd_input_transform" in launched) == expected
+        assert ("winograd_input_transform" in recording.kernels()) == expected
         assert relative_error(forward, K.conv2d_forward(x, weight, None, 1, 1)) < 1e-5
-        launched.clear()
         backward = ops.backward_data(grad_y.astype(np.float32), weight.astype(np.float32), x.shape, 1, 1)
-        assert ("winograd_input_transform" in launched) == expected
+        assert ("winograd_input_transform" in recording.kernels()) == expected
         assert relative_error(backward, K.conv2d_backward_data(grad_y, weight, x.shape, 1, 1)) < 1e-5
 
 
