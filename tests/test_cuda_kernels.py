@@ -562,6 +562,22 @@ def test_compile_check_counts_the_blocks_an_sm_holds(tmp_path, monkeypatch, caps
     assert "promise promises 3 blocks an SM (__launch_bounds__) but 2 fit on sm_80" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("batch", [1, 64])
+def test_no_vgg_layer_is_planned_slower_than_by_the_rule_before(batch):
+    """bench/split_plans.py: by the wave model the planner minimises, no VGG-16 product's
+    plan (wide tiles, whole waves) costs more than the square-tile, about-264-blocks plan it
+    replaced, beyond the planner's tolerance for fewer slices."""
+    import subprocess
+    import sys
+    script = os.path.join(os.path.dirname(KERNEL_DIR), "bench", "split_plans.py")
+    result = subprocess.run([sys.executable, script, "--batch", str(batch)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ratios = [float(line.rsplit("|", 2)[1]) for line in result.stdout.splitlines() if line.startswith("| C")]
+    # 13 forward, 12 backward-data (conv1_1's takes the column buffer), 10 weight gradients
+    # (the 14 x 14 layers' take it too)
+    assert len(ratios) == 13 + 12 + 10 and max(ratios) <= 1.03
+
+
 def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
     """bench/gpu_kernels.py, which bench/gpu_check.sh runs on a GPU, with tiny shapes on
     the emulator: every row is produced and the tables are written."""
