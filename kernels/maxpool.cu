@@ -19,7 +19,13 @@
 //      grid-stride over planes) and a grid-stride loop over positions within it, 32-bit
 //      index arithmetic throughout: one 32-bit division per element. Should move these
 //      memory-bound kernels toward the copy's bandwidth.
-// Both share the per-element work (pool_window, gather_window).
+//   v3 maxpool_forward_2x2, maxpool_backward_2x2: 2 x 2 windows at stride 2 that tile the
+//      input exactly (VGG's every pool): a thread per output reads its window as two float2s
+//      and (backward) writes it as two, zeros but at the switch, so the backward is a scatter
+//      without collisions and needs no search over windows; 2 32-bit divisions an output,
+//      16 bytes read and 12 written forward, 12 read and 16 written backward. Other
+//      geometries run v2 (maxpool.py).
+// v1 and v2 share the per-element work (pool_window, gather_window).
 
 // Integer bounds without math headers (NVRTC compiles these files without any include).
 __device__ __forceinline__ int larger(int a, int b) { return a > b ? a : b; }
@@ -118,5 +124,40 @@ extern "C" __global__ void maxpool_backward_planes(const float* __restrict__ gra
       const int h = e / W;
       gradient[e] = gather_window(grad_y + outputs, switches + outputs, K, stride, pad, Hout, Wout, h, e - h * W, W);
     }
+  }
+}
+
+// v3: one thread per output (n C + c) Hout + i, j; input rows 2 i and 2 i + 1 of the plane
+// are rows 2 ((n C + c) Hout + i) and that + 1 of the batch, since H = 2 Hout.
+extern "C" __global__ void maxpool_forward_2x2(const float* __restrict__ x, float* __restrict__ y,
+                                               long long* __restrict__ switches, int N, int C, int H, int W,
+                                               int Hout, int Wout) {
+  const int count = N * C * Hout * Wout;
+  for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
+    const int row = e / Wout, j = e - row * Wout, i = row - (row / Hout) * Hout;
+    const float2 top = *reinterpret_cast<const float2*>(x + 2 * row * W + 2 * j);
+    const float2 bottom = *reinterpret_cast<const float2*>(x + (2 * row + 1) * W + 2 * j);
+    float best = top.x;  // row-major order, strict ">": the first maximum wins, as in v1
+    int offset = 0;
+    if (top.y > best) best = top.y, offset = 1;
+    if (bottom.x > best) best = bottom.x, offset = W;
+    if (bottom.y > best) best = bottom.y, offset = W + 1;
+    y[e] = best;
+    switches[e] = 2 * i * W + 2 * j + offset;
+  }
+}
+
+extern "C" __global__ void maxpool_backward_2x2(const float* __restrict__ grad_y,
+                                                const long long* __restrict__ switches, float* __restrict__ grad_x,
+                                                int N, int C, int H, int W, int Hout, int Wout) {
+  const int count = N * C * Hout * Wout;
+  for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
+    const int row = e / Wout, j = e - row * Wout, i = row - (row / Hout) * Hout;
+    const float g = grad_y[e];
+    const int offset = (int)(switches[e] - (2 * i * W + 2 * j));  // 0, 1, W or W + 1
+    *reinterpret_cast<float2*>(grad_x + 2 * row * W + 2 * j) = make_float2(offset == 0 ? g : 0.0f,
+                                                                           offset == 1 ? g : 0.0f);
+    *reinterpret_cast<float2*>(grad_x + (2 * row + 1) * W + 2 * j) = make_float2(offset == W ? g : 0.0f,
+                                                                                 offset == W + 1 ? g : 0.0f);
   }
 }

@@ -68,14 +68,23 @@ def maxpool_backward(grad_y, switches, x_shape, kernel_size, stride, padding=0):
     return grad_x.reshape(x_shape)
 
 
-# maxpool.cu's versions; the engine runs v1 until a GPU run has timed v2 against it.
-VERSIONS = ("v1", "v2")
+# maxpool.cu's versions; the engine runs v1 until a GPU run has timed v2 and v3 against it.
+VERSIONS = ("v1", "v2", "v3")
 ENGINE_VERSION = "v1"
 PLANE_BLOCKS = 65535  # the grid's y limit: the v2 kernels loop over the planes beyond it
 
 
+def tiles_exactly(device, x, kernel_size, stride, padding, output_shape):
+    """Whether v3 applies: 2 x 2 windows at stride 2, no padding, covering the input
+    exactly, float2-aligned rows and 32-bit indices."""
+    n, c, h, w = x.shape
+    return (kernel_size == stride == 2 and padding == 0 and (h, w) == (2 * output_shape[0], 2 * output_shape[1])
+            and device.aligned(x) and x.size < 2 ** 31)
+
+
 def _launch(device, kernel, version, plane_positions, n, c, *arguments):
-    """v1: a grid-stride loop over the batch's elements; v2: a block row per plane."""
+    """v1: a grid-stride loop over the batch's elements; v2 (and v3 where it does not
+    apply): a block row per plane."""
     expect(version in VERSIONS, f"maxpool: unknown version {version!r}")
     if version == "v1":
         device.elementwise(kernel, n * c * plane_positions, *arguments)
@@ -91,6 +100,9 @@ def maxpool_forward_device(device: Device, x, kernel_size, stride, padding=0, ce
     hout = maxpool_output_size(h, kernel_size, stride, padding, ceil_mode)
     wout = maxpool_output_size(w, kernel_size, stride, padding, ceil_mode)
     y, switches = device.empty((n, c, hout, wout)), device.empty((n, c, hout, wout), np.int64)
+    if version == "v3" and tiles_exactly(device, x, kernel_size, stride, padding, (hout, wout)):
+        device.elementwise("maxpool_forward_2x2", y.size, x, y, switches, n, c, h, w, hout, wout)
+        return y, switches
     _launch(device, "maxpool_forward", version, hout * wout, n, c, x, y, switches, n, c, h, w, kernel_size, stride,
             padding, hout, wout)
     return y, switches
@@ -103,7 +115,11 @@ def maxpool_backward_device(device: Device, grad_y, switches, x_shape, kernel_si
            f"int64 of the gradient's shape {grad_y.shape}, got {switches.dtype}{switches.shape}")
     n, c, h, w = x_shape
     grad_x = device.empty(tuple(x_shape))
-    _launch(device, "maxpool_backward", version, h * w, n, c, grad_y, device.xp.ascontiguousarray(switches), grad_x,
+    switches = device.xp.ascontiguousarray(switches)
+    if version == "v3" and tiles_exactly(device, grad_x, kernel_size, stride, padding, grad_y.shape[2:]):
+        device.elementwise("maxpool_backward_2x2", grad_y.size, grad_y, switches, grad_x, n, c, h, w, *grad_y.shape[2:])
+        return grad_x
+    _launch(device, "maxpool_backward", version, h * w, n, c, grad_y, switches, grad_x,
             n, c, h, w, kernel_size, stride, padding, grad_y.shape[2], grad_y.shape[3])
     return grad_x
 

@@ -347,7 +347,9 @@ def test_relu_rules(launcher, rng):
 ])
 @pytest.mark.parametrize("version", maxpool_kernels.VERSIONS)
 def test_maxpool(launcher, rng, n, c, h, w, k, stride, padding, ceil_mode, version):
-    poisoned = PoisonedDevice(launcher)
+    """Every version on every geometry (v3's 2x2 kernels on the first, whose windows tile the
+    input; v2 for it elsewhere), on distinct values and on many ties."""
+    poisoned = RecordingDevice(launcher)
     for x in (distinct_values(rng, (n, c, h, w)).astype(np.float32),
               rng.integers(0, 3, (n, c, h, w)).astype(np.float32)):  # distinct, then many ties
         y, switches = K.maxpool_forward(x, k, stride, padding, ceil_mode)
@@ -358,6 +360,8 @@ def test_maxpool(launcher, rng, n, c, h, w, k, stride, padding, ceil_mode, versi
         grad_x = maxpool_kernels.maxpool_backward_device(poisoned, device(launcher, grad_y), switches_dev, x.shape, k,
                                                          stride, padding, version=version)
         assert relative_error(host(grad_x), K.maxpool_backward(grad_y, switches, x.shape, k, stride, padding)) < 1e-6
+        two_by_two = version == "v3" and (h, w, k, stride, padding) == (8, 8, 2, 2, 0)
+        assert ("maxpool_backward_2x2" in poisoned.kernels()) == two_by_two
 
 
 @pytest.mark.parametrize("shape, output_size", [((2, 3, 7, 7), (7, 7)), ((1, 2, 13, 11), (6, 6)), ((1, 2, 2, 3), (6, 6))])
