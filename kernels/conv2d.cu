@@ -153,21 +153,23 @@ extern "C" __global__ void nchw_to_columns(const float* __restrict__ grad_y, flo
 // Implicit GEMM: the products above without the column buffer. Each is a GEMM whose
 // operands are gathered from the tensors as the tiles are staged (what cuDNN calls implicit
 // precomputed-free GEMM), tiled like gemm.cu's sgemm_pipelined: 256 threads, a 128 x 128
-// tile of the result (or 64 x 256: Tile below), 8-deep slices of the reduction staged in two
-// shared-memory buffers, 8 x 8 results a thread in the warp-tile layout.
+// tile of the result (or 64 x 256; or 128 threads of 8 x 16 results: Tile below), 8-deep
+// slices of the reduction staged in two shared-memory buffers, 8 x 8 results a thread in
+// the warp-tile layout.
 //   forward          y (O x N L)      = W (O x C K K)      col (C K K x N L)
 //   backward data    gx (C x N H W)   = W^T (C x O K K)    gy-gather (O K K x N H W)
 //   backward weights gW (O x C K K)   = gy (O x N L)       col^T (N L x C K K)
 // Split-K, in every direction: blockIdx.z takes one slice of the reduction and writes its
 // tile to plane z of a workspace; conv2d_sum_splits adds the planes in a fixed order
-// (deterministic, no atomics), and the bias. The host splits where the tiles alone cannot
-// fill the GPU: the weight gradient always (a 3.2 M-long reduction for VGG's conv1_1 at batch
-// 64), the other two at batch 1 on small maps (VGG's 14 x 14 layers: 8 tiles, 4608 deep).
-// Gathers: a thread stages the same column of B at every slice (column t % 128, depths
-// t / 128 + 2 q on the square tile) and the same depth of A (t % 8, rows t / 8 + 32 q), so the position a
-// column stands for (image, row, column) is decoded once per block, not once per staged
-// value; what varies with the depth is decoded with the kernel size a compile-time
-// constant where known (3x3, stride 1: VGG's every layer; 0 = at run time). Indices are
+// (deterministic, no atomics), and the bias. The host splits where that finishes sooner,
+// counting whole waves (gemm.py: split_k_slices): the weight gradient always (a 3.2 M-long
+// reduction for VGG's conv1_1 at batch 64), the other two at batch 1 (VGG's 14 x 14 layers:
+// 8 tiles, 4608 deep). Gathers: a thread stages the same column of B at every slice (column
+// t % 128, depths t / 128 + 2 q on the square tile) and the same depth of A (t % 8, rows
+// t / 8 + 32 q), so the position a column stands for (image, row, column) is decoded once
+// per block, not once per staged value; what varies with the depth is decoded with the
+// kernel size a compile-time constant where known (3x3 and 1x1 at stride 1: VGG's every
+// layer, EfficientNet's pointwise ones; 0 = at run time). Indices are
 // 32-bit (conv2d.py checks that every tensor has fewer than 2^31 elements): a 64-bit
 // division is a long software routine on a GPU, a 32-bit one a few instructions.
 // Cost: 2 N O C K^2 L FLOPs each.
