@@ -194,6 +194,46 @@ extern "C" __global__ void depthwise_forward_rows(const float* __restrict__ x, c
   else depthwise_forward_rows_of<5, 2>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
 }
 
+// ---- backward-data v2 at stride 2 ----------------------------------------------------------
+// depthwise_backward_data_parity (3x3 and 5x5 at stride 2): v1's gather visits all K^2 taps
+// of an input element and keeps those whose (h + p - u) divides by the stride, with 64-bit
+// decoding and two divisions a tap (run 2: 0.03 of a copy's bandwidth on EfficientNet's 5x5
+// stride-2 layer). The taps that reach input row h are those of u's parity (h + p) % 2, so
+// this visits only ceil(K / 2)^2 of them (9 of 25, 4 of 9) with exact halvings, decoding its
+// element once with 32-bit divisions and the channel's weights a constant-size loop away.
+template <int K>
+__device__ __forceinline__ void depthwise_backward_data_parity_of(const float* __restrict__ grad_y,
+                                                                  const float* __restrict__ w,
+                                                                  float* __restrict__ grad_x, int N, int C, int H,
+                                                                  int W, int pad, int Hout, int Wout) {
+  const int count = N * C * H * W;
+  for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
+    const int row = e / W, col = e - row * W, plane = row / H, h = row - plane * H, c = plane % C;
+    const float* gy = grad_y + plane * Hout * Wout;
+    const float* filter = w + c * K * K;
+    float sum = 0.0f;
+#pragma unroll
+    for (int u = (h + pad) % 2; u < K; u += 2) {
+      const int i = (h + pad - u) / 2;
+      if (i < 0 || i >= Hout) continue;
+#pragma unroll
+      for (int v = (col + pad) % 2; v < K; v += 2) {
+        const int j = (col + pad - v) / 2;
+        if (j >= 0 && j < Wout) sum += filter[u * K + v] * gy[i * Wout + j];
+      }
+    }
+    grad_x[e] = sum;
+  }
+}
+
+extern "C" __global__ void depthwise_backward_data_parity(const float* __restrict__ grad_y,
+                                                          const float* __restrict__ w, float* __restrict__ grad_x,
+                                                          int N, int C, int H, int W, int K, int pad, int Hout,
+                                                          int Wout) {
+  if (K == 3) depthwise_backward_data_parity_of<3>(grad_y, w, grad_x, N, C, H, W, pad, Hout, Wout);
+  else depthwise_backward_data_parity_of<5>(grad_y, w, grad_x, N, C, H, W, pad, Hout, Wout);
+}
+
 // ---- backward-weights v2 -----------------------------------------------------------------
 // depthwise_backward_weights_channel_k{3,5}: v1 gives each of a channel's K^2 weights a block
 // of its own, so every block reads the channel's whole grad_y and x planes: K^2 = 9 or 25

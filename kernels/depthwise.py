@@ -247,8 +247,19 @@ def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=
 # H100 (bench/results/h100-2026-11-27, runs 1 and 2) it took 0.53-0.62 ms against the
 # direct 0.92-1.02 at 112 x 112 (batch 64, 32 channels), but 0.40-0.51 against 0.31-0.41
 # on 7 x 7 planes, where most of a 16 x 16 tile's threads idle.
-BACKWARD_DATA_LADDER = ("depthwise_backward_data", "depthwise_backward_data_tiled", "depthwise_backward_data_rows")
+BACKWARD_DATA_LADDER = ("depthwise_backward_data", "depthwise_backward_data_tiled", "depthwise_backward_data_rows",
+                        "depthwise_backward_data_parity")
 ENGINE_BACKWARD_DATA = "engine"
+PARITY_KERNEL_SIZES = (3, 5)  # at stride 2: the kernel sizes depthwise_backward_data_parity is compiled for
+
+
+def backward_data_applies(device: Device, version, k, stride, padding):
+    """Whether backward-data `version` runs this kernel size, stride and padding (v1: any)."""
+    before, after = sides(padding)
+    if version in ("depthwise_backward_data_tiled", "depthwise_backward_data_rows"):
+        return stride == 1 and max(before, after) < k and forward_applies(
+            device, version.replace("backward_data", "forward"), k, 1)
+    return version != "depthwise_backward_data_parity" or (stride == 2 and k in PARITY_KERNEL_SIZES)
 
 
 def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0,
@@ -256,18 +267,21 @@ def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stri
     grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
     n, c, h, w, k, hout, wout, before = _geometry(x_shape, weight.shape, stride, padding)
     after = sides(padding)[1]
-    tiled_applies = stride == 1 and max(before, after) < k and tiled_forward_fits(device, k, 1)
     if version == "engine":
-        version = BACKWARD_DATA_LADDER[tiled_applies and min(h, w) >= device.define("DEPTHWISE_TILE")]
+        tiled = backward_data_applies(device, "depthwise_backward_data_tiled", k, stride, padding)
+        version = BACKWARD_DATA_LADDER[tiled and min(h, w) >= device.define("DEPTHWISE_TILE")]
+    expect(backward_data_applies(device, version, k, stride, padding),
+           f"{version}: no kernel for a {k}x{k} kernel at stride {stride}, padding {padding}")
     if version in ("depthwise_backward_data_tiled", "depthwise_backward_data_rows"):
-        forward = version.replace("backward_data", "forward")
-        expect(stride == 1 and max(before, after) < k and forward_applies(device, forward, k, 1),
-               f"{version}: stride 1, padding below the kernel size and a kernel it has only, got a {k}x{k} "
-               f"kernel, stride {stride}, padding {padding}")
         flipped = device.xp.ascontiguousarray(weight[:, :, ::-1, ::-1])
         return depthwise_forward_device(device, grad_y, flipped, None, 1, (k - 1 - before, k - 1 - after),
-                                        version=forward)
+                                        version=version.replace("backward_data", "forward"))
     grad_x = device.empty(tuple(x_shape))
+    if version == "depthwise_backward_data_parity":
+        expect(grad_x.size < 2 ** 31, "depthwise_backward_data_parity: 32-bit indices, a tensor of 2^31 elements "
+                                      "or more")
+        device.elementwise(version, grad_x.size, grad_y, weight, grad_x, n, c, h, w, k, before, hout, wout)
+        return grad_x
     device.elementwise(version, grad_x.size, grad_y, weight, grad_x, n, c, h, w, k, stride, before, hout, wout)
     return grad_x
 

@@ -174,8 +174,7 @@ def run_depthwise(device, shapes, repeats, timer, copy=None):
                                                                   g_d, w_d, x.shape, stride, padding, version=version),
                       backward_data)
                      for version in reference.BACKWARD_DATA_LADDER
-                     if version == "depthwise_backward_data" or (stride == 1 and padding < k and reference.forward_applies(
-                         device, version.replace("backward_data", "forward"), k, 1))]
+                     if reference.backward_data_applies(device, version, k, stride, padding)]
         backward_weights = reference.depthwise_backward_weights(g64, x64, weight.shape, stride, padding)
         versions += [(version, "backward_weights", functools.partial(
             reference.depthwise_backward_weights_device, poisoned, g_d, x_d, weight.shape, stride, padding,

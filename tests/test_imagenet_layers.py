@@ -108,14 +108,15 @@ def test_depthwise_kernels_match_numpy(emulated, rng, n, c, h, w, k, stride, pad
                           K.depthwise_backward_weights(g, x, weight.shape, stride, padding)) < 1e-5
     assert relative_error(ops.backward_bias(g), K.depthwise_backward_bias(g)) < 1e-5
     device = PoisonedDevice(EmulatorLauncher())
-    for rung in ("tiled", "rows"):  # the forward's v2 and v3, and backward-data through them
+    for rung in ("tiled", "rows"):  # the forward's v2 and v3
         if depthwise.forward_applies(device, f"depthwise_forward_{rung}", k, stride):
             assert relative_error(depthwise.depthwise_forward_device(device, x, weight, bias, stride, padding,
                                                                      version=f"depthwise_forward_{rung}"), y) < 1e-5
-        if stride == 1:
+    for version in depthwise.BACKWARD_DATA_LADDER:  # every backward-data version where it applies
+        if depthwise.backward_data_applies(device, version, k, stride, padding):
             assert relative_error(depthwise.depthwise_backward_data_device(
-                device, g, weight, x.shape, stride, padding, version=f"depthwise_backward_data_{rung}"),
-                K.depthwise_backward_data(g, weight, x.shape, stride, padding)) < 1e-5
+                device, g, weight, x.shape, stride, padding, version=version),
+                K.depthwise_backward_data(g, weight, x.shape, stride, padding)) < 1e-5, version
 
 
 @pytest.mark.parametrize("n, c, h, w, k, stride, padding", [(2, 2, 24, 24, 3, 1, 1), (1, 3, 45, 47, 5, 2, 2),

@@ -70,6 +70,7 @@ def test_the_depthwise_kernels_match_numpy_in_every_direction(device):
                 "depthwise_backward_weights_channel"]
     strided = [version for version in stride_1 if version not in ("depthwise_backward_data_tiled",
                                                                   "depthwise_backward_data_rows")]
+    strided.insert(strided.index("depthwise_backward_data") + 1, "depthwise_backward_data_parity")
     assert {(shape[4], shape[5]) for shape in ladder.EMULATOR_DEPTHWISE} == set(depthwise.ROW_KERNELS)
     assert [r["version"] for r in rows] == [version for shape in ladder.EMULATOR_DEPTHWISE
                                             for version in (stride_1 if shape[5] == 1 else strided)]
