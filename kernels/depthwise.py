@@ -250,6 +250,9 @@ def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=
 BACKWARD_DATA_LADDER = ("depthwise_backward_data", "depthwise_backward_data_tiled", "depthwise_backward_data_rows",
                         "depthwise_backward_data_parity")
 ENGINE_BACKWARD_DATA = "engine"
+# What "engine" runs at strides other than 1 where it applies (the parity rung, written after
+# the H100 runs, once a GPU times it faster than v1).
+ENGINE_STRIDED_BACKWARD_DATA = "depthwise_backward_data"
 PARITY_KERNEL_SIZES = (3, 5)  # at stride 2: the kernel sizes depthwise_backward_data_parity is compiled for
 
 
@@ -267,9 +270,12 @@ def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stri
     grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
     n, c, h, w, k, hout, wout, before = _geometry(x_shape, weight.shape, stride, padding)
     after = sides(padding)[1]
-    if version == "engine":
+    if version == "engine" and stride == 1:
         tiled = backward_data_applies(device, "depthwise_backward_data_tiled", k, stride, padding)
         version = BACKWARD_DATA_LADDER[tiled and min(h, w) >= device.define("DEPTHWISE_TILE")]
+    elif version == "engine":
+        strided = backward_data_applies(device, ENGINE_STRIDED_BACKWARD_DATA, k, stride, padding)
+        version = ENGINE_STRIDED_BACKWARD_DATA if strided else "depthwise_backward_data"
     expect(backward_data_applies(device, version, k, stride, padding),
            f"{version}: no kernel for a {k}x{k} kernel at stride {stride}, padding {padding}")
     if version in ("depthwise_backward_data_tiled", "depthwise_backward_data_rows"):

@@ -1,5 +1,7 @@
-"""Independent references the tests trust."""
+"""Independent references the tests trust, and a device that lists what it launches."""
 import numpy as np
+
+from deepinside.kernels.ladder import PoisonedDevice
 
 
 def numerical_gradient(function, x, epsilon=1e-6):
@@ -30,3 +32,21 @@ def distinct_values(rng, shape):
     never cross a kink)."""
     values = rng.permutation(int(np.prod(shape))).astype(np.float64)
     return (values / values.size - 0.5 + 0.01 * rng.standard_normal(values.size)).reshape(shape)
+
+
+class RecordingDevice(PoisonedDevice):
+    """A poisoned device that also lists what it launches: `launched`, (kernel, arguments)."""
+
+    def __init__(self, *arguments, **options):
+        super().__init__(*arguments, **options)
+        self.launched = []
+
+    def launch(self, kernel, grid, *arguments):
+        self.launched.append((kernel, arguments))
+        super().launch(kernel, grid, *arguments)
+
+    def kernels(self):
+        """The names launched since the last call, and forget them."""
+        names = [kernel for kernel, _ in self.launched]
+        self.launched.clear()
+        return names

@@ -16,7 +16,7 @@ from deepinside.kernels import conv2d, maxpool as maxpool_kernels
 from deepinside.kernels.gemm import split_k_slices
 from deepinside.kernels.ladder import PoisonedDevice
 import deepinside.kernels as K
-from helpers import distinct_values, relative_error
+from helpers import RecordingDevice, distinct_values, relative_error
 from deepinside.kernels.launch import KERNEL_DIR, CudaLauncher, EmulatorLauncher, KernelError, cuda_available
 
 _launchers = {}
@@ -32,24 +32,6 @@ def launcher_for(name):
 
 def ops_on(launcher, convolution="engine"):
     return K.bind(PoisonedDevice(launcher, convolution))
-
-
-class RecordingDevice(PoisonedDevice):
-    """A poisoned device that also lists what it launches: `launched`, (kernel, arguments)."""
-
-    def __init__(self, *arguments, **options):
-        super().__init__(*arguments, **options)
-        self.launched = []
-
-    def launch(self, kernel, grid, *arguments):
-        self.launched.append((kernel, arguments))
-        super().launch(kernel, grid, *arguments)
-
-    def kernels(self):
-        """The names launched since the last call, and forget them."""
-        names = [kernel for kernel, _ in self.launched]
-        self.launched.clear()
-        return names
 
 
 @pytest.fixture(params=["emulator", pytest.param("cuda", marks=pytest.mark.gpu)])

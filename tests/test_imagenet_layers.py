@@ -12,7 +12,7 @@ from deepinside import engine
 from deepinside.engine import Tensor, nn
 from deepinside.kernels.ladder import PoisonedDevice
 from deepinside.kernels.launch import EmulatorLauncher, KernelError
-from helpers import numerical_gradient, relative_error
+from helpers import RecordingDevice, numerical_gradient, relative_error
 
 # padding: p on every side, or (before, after) on both axes (TensorFlow's SAME, stride 2).
 DEPTHWISE_CASES = [(1, 5, 9, 7, 3, 1, 1), (3, 7, 10, 11, 5, 2, 2), (2, 3, 8, 8, 3, 2, 0), (1, 4, 6, 9, 5, 1, 2),
@@ -117,6 +117,24 @@ def test_depthwise_kernels_match_numpy(emulated, rng, n, c, h, w, k, stride, pad
             assert relative_error(depthwise.depthwise_backward_data_device(
                 device, g, weight, x.shape, stride, padding, version=version),
                 K.depthwise_backward_data(g, weight, x.shape, stride, padding)) < 1e-5, version
+
+
+def test_the_engine_takes_the_strided_backward_data_its_constant_names(rng, monkeypatch):
+    """depthwise.py: ENGINE_STRIDED_BACKWARD_DATA, the switch a GPU run will set: the
+    engine's stride-2 backward-data runs the parity kernel when it names it (on a 5x5
+    kernel, which it has), v1 when it does not, and v1 on a 7x7 kernel either way."""
+    recording = RecordingDevice(EmulatorLauncher())
+    for choice, k, expected in (("depthwise_backward_data_parity", 5, "depthwise_backward_data_parity"),
+                                ("depthwise_backward_data", 5, "depthwise_backward_data"),
+                                ("depthwise_backward_data_parity", 7, "depthwise_backward_data")):
+        monkeypatch.setattr(depthwise, "ENGINE_STRIDED_BACKWARD_DATA", choice)
+        x = rng.standard_normal((1, 3, 11, 10))
+        weight = rng.standard_normal((3, 1, k, k))
+        g = rng.standard_normal(K.depthwise_forward(x, weight, None, 2, k // 2).shape)
+        result = depthwise.depthwise_backward_data_device(recording, g.astype(np.float32), weight.astype(np.float32),
+                                                          x.shape, 2, k // 2)
+        assert recording.kernels() == [expected]
+        assert relative_error(result, K.depthwise_backward_data(g, weight, x.shape, 2, k // 2)) < 1e-5
 
 
 @pytest.mark.parametrize("n, c, h, w, k, stride, padding", [(2, 2, 24, 24, 3, 1, 1), (1, 3, 45, 47, 5, 2, 2),
