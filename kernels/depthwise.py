@@ -219,10 +219,13 @@ def forward_applies(device: Device, version, k, stride):
     return version != "depthwise_forward_rows" or (k, stride) in ROW_KERNELS
 
 
-def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None,
-                             version=ENGINE_FORWARD):
+def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None, version=None):
+    """`version`: one of FORWARD_LADDER; None, the engine's (ENGINE_FORWARD where it runs this
+    kernel and stride, v1 otherwise)."""
     x, weight = device.float32("x", x, 4), device.float32("weight", weight, 4)
     n, c, h, w, k, hout, wout, before = _geometry(x.shape, weight.shape, stride, padding)
+    if version is None:
+        version = ENGINE_FORWARD if forward_applies(device, ENGINE_FORWARD, k, stride) else FORWARD_LADDER[0]
     has_bias = bias is not None
     bias = device.float32("bias", bias, 1) if has_bias else device.empty((1,))
     y = device.empty((n, c, hout, wout))
@@ -301,9 +304,14 @@ CHANNEL_KERNEL_SIZES = (3, 5)
 
 
 def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1, padding=0, context=None,
-                                      version=ENGINE_BACKWARD_WEIGHTS):
+                                      version=None):
+    """`version`: one of BACKWARD_WEIGHTS_LADDER; None, the engine's (ENGINE_BACKWARD_WEIGHTS
+    where it runs this kernel size, v1 otherwise)."""
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
     n, c, h, w, k, hout, wout, before = _geometry(x.shape, w_shape, stride, padding)
+    if version is None:
+        channel = ENGINE_BACKWARD_WEIGHTS == "depthwise_backward_weights_channel" and k in CHANNEL_KERNEL_SIZES
+        version = ENGINE_BACKWARD_WEIGHTS if channel else BACKWARD_WEIGHTS_LADDER[0]
     grad_w = device.empty(tuple(w_shape))
     if version == "depthwise_backward_weights":
         device.launch(version, grad_w.size, grad_y, x, grad_w, n, c, h, w, k, stride, before, hout,

@@ -93,8 +93,10 @@ def _launch(device, kernel, version, plane_positions, n, c, *arguments):
                       *arguments)
 
 
-def maxpool_forward_device(device: Device, x, kernel_size, stride, padding=0, ceil_mode=False,
-                           version=ENGINE_VERSION):
+def maxpool_forward_device(device: Device, x, kernel_size, stride, padding=0, ceil_mode=False, version=None):
+    """`version`: one of VERSIONS, the engine's (ENGINE_VERSION) where None; v3 runs v2 where
+    its windows do not tile the input."""
+    version = version or ENGINE_VERSION
     x = device.float32("x", x, 4)
     n, c, h, w = x.shape
     hout = maxpool_output_size(h, kernel_size, stride, padding, ceil_mode)
@@ -109,7 +111,9 @@ def maxpool_forward_device(device: Device, x, kernel_size, stride, padding=0, ce
 
 
 def maxpool_backward_device(device: Device, grad_y, switches, x_shape, kernel_size, stride, padding=0,
-                            version=ENGINE_VERSION):
+                            version=None):
+    """`version` as for the forward."""
+    version = version or ENGINE_VERSION
     grad_y = device.float32("grad_y", grad_y, 4)
     expect(switches.shape == grad_y.shape and switches.dtype == np.int64, "maxpool_backward: switches must be "
            f"int64 of the gradient's shape {grad_y.shape}, got {switches.dtype}{switches.shape}")

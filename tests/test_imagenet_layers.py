@@ -119,6 +119,26 @@ def test_depthwise_kernels_match_numpy(emulated, rng, n, c, h, w, k, stride, pad
                 K.depthwise_backward_data(g, weight, x.shape, stride, padding)) < 1e-5, version
 
 
+def test_the_engine_takes_the_depthwise_rungs_its_constants_name_where_they_apply(rng, monkeypatch):
+    """depthwise.py's ENGINE_FORWARD and ENGINE_BACKWARD_WEIGHTS, the switches a GPU run
+    will set: set to the row forward and the per-channel weight gradient, the engine runs
+    them on a 3x3 kernel and v1 on a 7x7 one, which they have no kernel for."""
+    monkeypatch.setattr(depthwise, "ENGINE_FORWARD", "depthwise_forward_rows")
+    monkeypatch.setattr(depthwise, "ENGINE_BACKWARD_WEIGHTS", "depthwise_backward_weights_channel")
+    recording = RecordingDevice(EmulatorLauncher())
+    ops = K.bind(recording).depthwise
+    for k, forward, weights in ((3, "depthwise_forward_rows", "depthwise_backward_weights_channel_k3"),
+                                (7, "depthwise_forward", "depthwise_backward_weights")):
+        x, weight = rng.standard_normal((2, 3, 12, 11)), rng.standard_normal((3, 1, k, k))
+        y = ops.forward(x.astype(np.float32), weight.astype(np.float32), None, 1, k // 2)
+        assert recording.kernels() == [forward]
+        assert relative_error(y, K.depthwise_forward(x, weight, None, 1, k // 2)) < 1e-5
+        g = rng.standard_normal(y.shape)
+        grad_w = ops.backward_weights(g.astype(np.float32), x.astype(np.float32), weight.shape, 1, k // 2)
+        assert recording.kernels()[0] == weights
+        assert relative_error(grad_w, K.depthwise_backward_weights(g, x, weight.shape, 1, k // 2)) < 1e-5
+
+
 def test_the_engine_takes_the_strided_backward_data_its_constant_names(rng, monkeypatch):
     """depthwise.py: ENGINE_STRIDED_BACKWARD_DATA, the switch a GPU run will set: the
     engine's stride-2 backward-data runs the parity kernel when it names it (on a 5x5
