@@ -156,12 +156,25 @@ def main(argv=None):
     if not arguments.emulator:
         saliency_rows(record, torch, synchronise, repeats)
 
+    choices = engine_choices()
     with open(os.path.join(arguments.out, "gpu_kernels.json"), "w") as handle:
-        json.dump({"device": device_name, "fp32_peak_tflops": peak, "rows": rows}, handle, indent=1)
+        json.dump({"device": device_name, "fp32_peak_tflops": peak, "engine": choices, "rows": rows}, handle, indent=1)
     with open(os.path.join(arguments.out, "gpu_kernels.md"), "w") as handle:
-        handle.write(markdown(device_name, peak, rows))
-    print(markdown(device_name, peak, rows))
+        handle.write(markdown(device_name, peak, rows, choices))
+    print(markdown(device_name, peak, rows, choices))
     return 0
+
+
+def engine_choices():
+    """The engine's rung choices this run measured (the constants a GPU run switches), so a
+    results file says which code it timed."""
+    from deepinside.kernels import conv2d, depthwise, gemm, maxpool
+    return {"gemm.ENGINE_TILED": gemm.ENGINE_TILED, "conv2d.ENGINE_IMPLICIT": conv2d.ENGINE_IMPLICIT,
+            "conv2d.ENGINE_WINOGRAD_CHANNELS": conv2d.ENGINE_WINOGRAD_CHANNELS,
+            "maxpool.ENGINE_VERSION": maxpool.ENGINE_VERSION, "depthwise.ENGINE_FORWARD": depthwise.ENGINE_FORWARD,
+            "depthwise.ENGINE_BACKWARD_DATA": depthwise.ENGINE_BACKWARD_DATA,
+            "depthwise.ENGINE_STRIDED_BACKWARD_DATA": depthwise.ENGINE_STRIDED_BACKWARD_DATA,
+            "depthwise.ENGINE_BACKWARD_WEIGHTS": depthwise.ENGINE_BACKWARD_WEIGHTS}
 
 
 def forward_macs(layers, shape):
@@ -289,9 +302,10 @@ def target_summary(rows, peak):
     return "\n".join(lines) + "\n"
 
 
-def markdown(device, peak, rows):
+def markdown(device, peak, rows, choices):
     lines = [f"# Our CUDA kernels against PyTorch (cuDNN / cuBLAS, TF32 off) on {device}", "",
              f"FP32 peak used for the fractions: {peak} TFLOP/s" if peak else "No FP32 peak known for this device.", "",
+             "The engine's choices: " + ", ".join(f"`{name} = {value!r}`" for name, value in choices.items()), "",
              target_summary(rows, peak), "A peer marked * ran above the FP32 peak for the FLOPs counted (TF32, or a "
              "Winograd/FFT convolution doing fewer multiplications): its ratio is shown but it is not an FP32 "
              "direct-arithmetic peer.", "",

@@ -573,7 +573,10 @@ def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
     script = os.path.join(os.path.dirname(KERNEL_DIR), "bench", "gpu_kernels.py")
     result = subprocess.run([sys.executable, script, str(tmp_path), "--emulator"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = json.loads((tmp_path / "gpu_kernels.json").read_text())["rows"]
+    results = json.loads((tmp_path / "gpu_kernels.json").read_text())
+    rows = results["rows"]
+    assert results["engine"]["gemm.ENGINE_TILED"] == "pipelined"  # which code the figures are of
+    assert "`conv2d.ENGINE_WINOGRAD_CHANNELS = None`" in (tmp_path / "gpu_kernels.md").read_text()
     winograd = 2 * 16 * 2  # two batches, the 16 layers of 3x3 stride 1, forward and backward-data
     assert sum(r["group"] == "conv" for r in rows) == 2 * 18 * 3 + winograd
     assert sum(r["group"] == "linear" for r in rows) == 12
