@@ -575,8 +575,10 @@ def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads((tmp_path / "gpu_kernels.json").read_text())
     rows = results["rows"]
-    assert results["engine"]["gemm.ENGINE_TILED"] == "pipelined"  # which code the figures are of
-    assert "`conv2d.ENGINE_WINOGRAD_CHANNELS = None`" in (tmp_path / "gpu_kernels.md").read_text()
+    from deepinside.kernels import gemm
+    assert results["engine"]["gemm.ENGINE_TILED"] == gemm.ENGINE_TILED  # which code the figures are of
+    assert f"`conv2d.ENGINE_WINOGRAD_CHANNELS = {conv2d.ENGINE_WINOGRAD_CHANNELS!r}`" in (
+        tmp_path / "gpu_kernels.md").read_text()
     winograd = 2 * 16 * 2  # two batches, the 16 layers of 3x3 stride 1, forward and backward-data
     assert sum(r["group"] == "conv" for r in rows) == 2 * 18 * 3 + winograd
     assert sum(r["group"] == "linear" for r in rows) == 12
