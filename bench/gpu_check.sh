@@ -2,6 +2,7 @@
 # The GPU check, in one call on a GPU machine where nothing can be installed (CuPy,
 # PyTorch, NumPy and pytest are there), within 5 minutes: the gpu-marked tests with real
 # launches, the kernel benchmarks against cuDNN/cuBLAS in IEEE FP32 (bench/gpu_kernels.py),
+# a randomised sweep of every kernel version against NumPy (python -m deepinside.kernels.sweep),
 # every kernel ladder at full size (python -m deepinside.kernels.ladder FAMILY), and
 # compute-sanitizer's memcheck and racecheck on the kernel tests at small shapes where the
 # tool is on the machine. Each part gets what is left of the 5 minutes, up to its own limit;
@@ -49,6 +50,7 @@ run() {
 cat "$out/device.txt"
 run gpu_tests 100 python -m pytest -m gpu tests/test_cuda_kernels.py tests/test_backends.py -q -rs -p no:cacheprovider
 run gpu_kernels 150 python bench/gpu_kernels.py "$out"
+run sweep 40 python -m deepinside.kernels.sweep --gpu --trials 30
 for family in gemm conv_forward conv_backward_data conv_backward_weights relu maxpool depthwise; do
   run "ladder_$family" $([ "$family" = gemm ] && echo 90 || echo 40) python -m deepinside.kernels.ladder "$family"
 done

@@ -132,3 +132,15 @@ def test_the_fastest_version_of_each_case_and_shape():
             {"version": "v1", "case": "TN", "shape": "8x8x8", "ok": True, "ms": 3.0}]
     assert ladder.fastest(rows).splitlines()[2:] == ["| NN | 8x8x8 | v2 | 1.000 | v1 | 2.00 |",
                                                      "| TN | 8x8x8 | v1 | 3.000 | (none) |  |"]
+
+
+def test_the_randomised_sweep_passes_and_catches_a_wrong_result(monkeypatch, capsys):
+    """python -m deepinside.kernels.sweep: a few random draws of every family pass on the
+    emulator; with one kernel's result made wrong (max-pool's backward, 1% too large) the
+    sweep names that case and exits 1."""
+    from deepinside.kernels import maxpool, sweep
+    assert sweep.main(["--trials", "2", "--seed", "3"]) == 0
+    right = maxpool.maxpool_backward_device
+    monkeypatch.setattr(maxpool, "maxpool_backward_device", lambda *a, **k: right(*a, **k) * 1.01)
+    assert sweep.main(["--trials", "1", "--seed", "3"]) == 1
+    assert "FAILED maxpool v1 backward" in capsys.readouterr().out

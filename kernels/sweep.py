@@ -1,0 +1,120 @@
+"""A randomised sweep: every version of the convolution, depthwise, max-pool and SGEMM
+kernels against the NumPy path in float64, on shapes drawn at random (channel counts around
+the tiles' edges, kernel sizes 1, 3 and 5, strides 1 and 2, every padding, maps of odd
+sizes), with outputs poisoned with NaN. The ladders and tests check chosen shapes; this
+looks for the ones nobody chose. On the emulator by default, on a GPU with --gpu.
+
+    python -m deepinside.kernels.sweep [--trials 20] [--seed 0] [--gpu]
+
+Prints each failing case and a count; exits 1 if any failed.
+"""
+import argparse
+import sys
+
+import numpy as np
+
+from . import bind, conv2d, depthwise, gemm, maxpool
+from .ladder import PoisonedDevice
+
+TOLERANCE = 1e-4  # of the largest value, float32 kernels against float64
+
+
+def _error(actual, expected):
+    actual = actual.get() if hasattr(actual, "get") else np.asarray(actual)
+    scale = max(float(np.max(np.abs(expected))), 1e-30)
+    return float(np.max(np.abs(actual.astype(np.float64) - expected))) / scale if expected.size else 0.0
+
+
+def sweep_once(launcher, rng, report):
+    """One random draw of every family; `report(case, error)` for each comparison."""
+    xp = launcher.xp
+    put = lambda a: xp.asarray(a.astype(np.float32))  # noqa: E731
+    n = int(rng.integers(1, 3))
+    c, o = int(rng.choice([1, 3, 8, 64, 70])), int(rng.choice([1, 5, 64, 65, 130]))
+    k, stride = int(rng.choice([1, 3, 5])), int(rng.choice([1, 2]))
+    padding, h, w = int(rng.integers(0, k)), int(rng.integers(k, 20)), int(rng.integers(k, 20))
+    x, weight, bias = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, k, k)), rng.standard_normal(o)
+    y = conv2d.conv2d_forward(x, weight, bias, stride, padding)
+    g = rng.standard_normal(y.shape)
+    shape = f"N{n} C{c} {h}x{w} O{o} k{k} s{stride} p{padding}"
+    expected = {"forward": y, "backward_data": conv2d.conv2d_backward_data(g, weight, x.shape, stride, padding),
+                "backward_weights": conv2d.conv2d_backward_weights(g, x, weight.shape, stride, padding)}
+    for mode in ("engine", "implicit", "winograd"):
+        ops = bind(PoisonedDevice(launcher, mode)).conv2d
+        calls = {"forward": lambda v: ops.forward(put(x), put(weight), put(bias), stride, padding, version=v),
+                 "backward_data": lambda v: ops.backward_data(put(g), put(weight), x.shape, stride, padding, version=v),
+                 "backward_weights": lambda v: ops.backward_weights(put(g), put(x), weight.shape, stride, padding,
+                                                                    version=v)}
+        for direction, versions in conv2d.IMPLICIT_VERSIONS.items():
+            for version in versions:
+                report(f"conv2d {mode} {direction} {version} {shape}", _error(calls[direction](version),
+                                                                             expected[direction]))
+    device = PoisonedDevice(launcher)
+    k, stride = int(rng.choice([3, 5])), int(rng.choice([1, 2]))
+    padding = int(rng.integers(0, k))
+    x, weight = rng.standard_normal((n, c, h + 2, w + 3)), rng.standard_normal((c, 1, k, k))
+    y = depthwise.depthwise_forward(x, weight, None, stride, padding)
+    g = rng.standard_normal(y.shape)
+    shape = f"N{n} C{c} {h + 2}x{w + 3} k{k} s{stride} p{padding}"
+    for version in depthwise.FORWARD_LADDER:
+        if depthwise.forward_applies(device, version, k, stride):
+            report(f"{version} {shape}", _error(depthwise.depthwise_forward_device(
+                device, put(x), put(weight), None, stride, padding, version=version), y))
+    for version in depthwise.BACKWARD_DATA_LADDER:
+        if depthwise.backward_data_applies(device, version, k, stride, padding):
+            report(f"{version} {shape}", _error(depthwise.depthwise_backward_data_device(
+                device, put(g), put(weight), x.shape, stride, padding, version=version),
+                depthwise.depthwise_backward_data(g, weight, x.shape, stride, padding)))
+    h, w = int(rng.integers(2, 17)), int(rng.integers(2, 17))  # odd and even: v3 where 2 x 2 windows tile them
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    y, switches = maxpool.maxpool_forward(x, 2, 2)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    for version in maxpool.VERSIONS:
+        y_version, switches_version = maxpool.maxpool_forward_device(device, put(x), 2, 2, version=version)
+        same = np.array_equal(_host(y_version), y) and np.array_equal(_host(switches_version), switches)
+        report(f"maxpool {version} forward N{n} C{c} {h}x{w}", 0.0 if same else 1.0)
+        report(f"maxpool {version} backward N{n} C{c} {h}x{w}", _error(maxpool.maxpool_backward_device(
+            device, put(g), switches_version, x.shape, 2, 2, version=version),
+            maxpool.maxpool_backward(g.astype(np.float64), switches, x.shape, 2, 2)))
+    m, columns, depth = (int(v) for v in rng.integers(1, [300, 300, 700]))
+    ops = bind(device).gemm
+    for (transpose_a, transpose_b), case in gemm.CASES.items():
+        a = rng.standard_normal((depth, m) if transpose_a else (m, depth))
+        b = rng.standard_normal((columns, depth) if transpose_b else (depth, columns))
+        expected = (a.T if transpose_a else a) @ (b.T if transpose_b else b)
+        for tiled in gemm.TILED:  # the engine on each tiled rung it can take
+            engine_tiled, gemm.ENGINE_TILED = gemm.ENGINE_TILED, tiled
+            try:
+                report(f"sgemm engine on {tiled} {case} {m}x{columns}x{depth}",
+                       _error(ops.product(put(a), put(b), transpose_a, transpose_b), expected))
+            finally:
+                gemm.ENGINE_TILED = engine_tiled
+
+
+def _host(array):
+    return array.get() if hasattr(array, "get") else array
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m deepinside.kernels.sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gpu", action="store_true", help="on a GPU (CuPy) instead of the emulator")
+    arguments = parser.parse_args(argv)
+    from .launch import CudaLauncher, EmulatorLauncher
+    launcher = CudaLauncher() if arguments.gpu else EmulatorLauncher()
+    rng, failures, checked = np.random.default_rng(arguments.seed), [], [0]
+
+    def report(case, error):
+        checked[0] += 1
+        if not error < TOLERANCE:
+            failures.append(case)
+            print(f"FAILED {case}: max error {error:.1e} of the largest value", flush=True)
+    for _ in range(arguments.trials):
+        sweep_once(launcher, rng, report)
+    print(f"{launcher.name}: {checked[0]} comparisons over {arguments.trials} random draws, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
