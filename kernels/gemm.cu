@@ -352,7 +352,9 @@ extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_vectorized_nt(
 // v8 sgemm_pipelined_{nn,tn,nt}: v7 with two shared-memory buffers: while the block computes
 //   slice k from one buffer, each thread's global loads of slice k + 1 are in flight into
 //   registers and go to the other buffer afterwards; one barrier per slice instead of two,
-//   and the load latency hidden behind 8 x 64 FMAs. 16 KiB of shared memory a block.
+//   and the load latency hidden behind 8 x 64 FMAs. 16 KiB of shared memory a block;
+//   __launch_bounds__(256, 2): two blocks an SM (at most 128 registers; it needs 117-127),
+//   which split-K plans its waves with (gemm.py).
 #define WARP_ROWS 64          // results of a warp: 64 x 32
 #define WARP_COLUMNS 32
 #define WARPS_ACROSS (VEC_BN / WARP_COLUMNS)
@@ -633,10 +635,11 @@ extern "C" __global__ void __launch_bounds__(SKINNY_THREADS) sgemm_skinny_nn(
 //   warp's float4 read takes 4 of the shared-memory pipe's cycles, so 4 warps (one a
 //   scheduler) ask 64 pipe cycles per slice step of their 64 FMA cycles each: the pipe is as
 //   busy as the FMA units and neither can run at full rate (run 1: v8 at 0.6 of the FP32
-//   peak). At 8 x 16 a thread reads 6 float4s per 128 FMAs, 25% fewer per FMA, what
-//   siboehm's kernel 10 and cuBLAS's FP32 kernels do. Slices of 16 halve the barriers per
-//   FMA. Costs: about 200 registers a thread (128 accumulators, 8 float4s staged), so two
-//   blocks (8 warps) an SM instead of v8's 16 warps; 32 KiB of shared memory a block.
+//   peak). At 8 x 16 a thread reads 6 float4s per 128 FMAs, 25% fewer per FMA, as in
+//   siboehm's autotuned kernel 10 (8 rows by 4 sub-tiles of 4 columns). Slices of 16 halve
+//   the barriers per FMA. Costs: 254-255 registers a thread (128 accumulators, 8 float4s
+//   staged), so two blocks (8 warps) an SM instead of v8's 16 warps; 32 KiB of shared
+//   memory a block.
 //   A lane's 8 x 16 results: 2 x 4 sub-blocks of 4 x 4, 32 rows and 16 columns apart
 //   (lanes 8 x 4 over the warp's 64 x 64): a quarter-warp's float4 reads of Bs cover 64
 //   contiguous bytes and of As two broadcast addresses, no bank conflicts.
