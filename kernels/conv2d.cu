@@ -204,7 +204,6 @@ struct Tile {
   static_assert((BM / IG_WARP_ROWS) * WARPS_ACROSS * 32 == THREADS, "the warps tile the block");
   static_assert((BM / IG_TM) * (BN / TN) == THREADS, "one thread per 8 x TN results");
   static_assert(BM * IG_BK % THREADS == 0 && BN * IG_BK % THREADS == 0, "whole staging rounds");
-  static_assert(BN <= THREADS, "a column-fastest B gives each thread one column");
   // Where accumulator[i][j] of this thread lies in the tile.
   __device__ static __forceinline__ int row(int i) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -217,7 +216,8 @@ struct Tile {
 };
 using SquareTile = Tile<IG_BM, IG_BN>;
 using WideTile = Tile<IG_WIDE_BM, IG_WIDE_BN>;
-using SquareTile8x16 = Tile<IG_BM, IG_BN, IG_8X16_THREADS, 16>;  // square only: see implicit_gemm's B
+using SquareTile8x16 = Tile<IG_BM, IG_BN, IG_8X16_THREADS, 16>;
+using WideTile8x16 = Tile<IG_WIDE_BM, IG_WIDE_BN, IG_8X16_THREADS, 16>;  // two columns of B a thread
 
 struct ConvShape {
   int N, C, H, W, O, K, stride, pad, Hout, Wout;
@@ -227,8 +227,9 @@ struct ConvShape {
 // at one depth of each slice (t % 8): consecutive threads read consecutive depths,
 // contiguous in every A below. Its B values are staged one of two ways, whichever keeps a
 // warp's reads contiguous: one column at several depths (column t % BN, depths
-// t / BN + (THREADS / BN) q; the forward and backward-data gathers, contiguous along output
-// or input positions), or, like A, columns first + SPREAD q at one depth (DEPTH_FASTEST; the
+// t / BN + (THREADS / BN) q; on a tile wider than the block, columns t and t + THREADS at
+// every depth; the forward and backward-data gathers, contiguous along output or input
+// positions), or, like A, columns first + SPREAD q at one depth (DEPTH_FASTEST; the
 // weight gradient's gather, contiguous along the reduction's positions, whose columns
 // (c, u, v) lie planes apart). Either way what is fixed for the thread is decoded once per
 // block (select: A's first row, its others SPREAD apart), what varies once per slice (at),
@@ -360,18 +361,27 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
   auto Bs = reinterpret_cast<float(*)[IG_BK][Tile::BN]>(shared + 2 * IG_BK * Tile::BM);
   constexpr bool B_BY_DEPTH = OperandB::DEPTH_FASTEST;
   constexpr int A_VALUES = Tile::A_VALUES, B_VALUES = Tile::B_VALUES, SPREAD = Tile::SPREAD, TN = Tile::TN;
-  constexpr int B_SPREAD = Tile::THREADS / Tile::BN;  // a column-fastest B's depths b_depth + B_SPREAD q
+  // A column-fastest B: ACROSS threads a row of the tile, each with GROUPS columns ACROSS
+  // apart (two on a tile wider than the block), at depths b_depth + B_SPREAD d.
+  constexpr int ACROSS = Tile::BN < Tile::THREADS ? Tile::BN : Tile::THREADS, GROUPS = Tile::BN / ACROSS;
+  constexpr int B_SPREAD = Tile::THREADS / ACROSS, B_DEPTHS = B_VALUES / GROUPS;
+  static_assert(B_DEPTHS * B_SPREAD == IG_BK, "a column-fastest B covers the slice's depths");
   const int t = threadIdx.x, row0 = blockIdx.y * Tile::BM, col0 = blockIdx.x * Tile::BN;
   const int depth = t % IG_BK, first = t / IG_BK;  // A's (and a depth-fastest B's) rows first + SPREAD q
-  const int b_column = t % Tile::BN, b_depth = t / Tile::BN;
-  const bool b_column_inside = col0 + b_column < P;
+  const int b_column = t % ACROSS, b_depth = t / ACROSS;
+  OperandB b_columns[GROUPS];  // a column-fastest B's selected columns
+  bool b_inside[GROUPS];
   load_a.select(row0 + first);  // rows past M are selected but never read
   if constexpr (B_BY_DEPTH) {
     for (int q = 0; q < B_VALUES; ++q)
       if (col0 + first + q * SPREAD < P) load_b.select(q, col0 + first + q * SPREAD);
   }
   if constexpr (!B_BY_DEPTH) {
-    if (b_column_inside) load_b.select(col0 + b_column);
+    for (int g = 0; g < GROUPS; ++g) {
+      b_columns[g] = load_b;
+      b_inside[g] = col0 + b_column + g * ACROSS < P;
+      if (b_inside[g]) b_columns[g].select(col0 + b_column + g * ACROSS);
+    }
   }
   float a_staged[A_VALUES], b_staged[B_VALUES];
   auto fetch = [&](int k0) {
@@ -382,17 +392,18 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
       if (inside) load_b.at(k0 + depth);
       for (int q = 0; q < B_VALUES; ++q) b_staged[q] = (inside && col0 + first + q * SPREAD < P) ? load_b(q) : 0.0f;
     } else {
-      for (int q = 0; q < B_VALUES; ++q) {
-        const int k = k0 + b_depth + q * B_SPREAD;
-        b_staged[q] = (b_column_inside && k < k_end) ? load_b(k) : 0.0f;
-      }
+      for (int g = 0; g < GROUPS; ++g)
+        for (int d = 0; d < B_DEPTHS; ++d) {
+          const int k = k0 + b_depth + d * B_SPREAD;
+          b_staged[g * B_DEPTHS + d] = (b_inside[g] && k < k_end) ? b_columns[g](k) : 0.0f;
+        }
     }
   };
   auto store = [&](int buffer) {
     for (int q = 0; q < A_VALUES; ++q) As[buffer][depth][first + q * SPREAD] = a_staged[q];
     for (int q = 0; q < B_VALUES; ++q) {
       if constexpr (B_BY_DEPTH) Bs[buffer][depth][first + q * SPREAD] = b_staged[q];
-      else Bs[buffer][b_depth + q * B_SPREAD][b_column] = b_staged[q];
+      else Bs[buffer][b_depth + (q % B_DEPTHS) * B_SPREAD][b_column + (q / B_DEPTHS) * ACROSS] = b_staged[q];
     }
   };
 #pragma unroll
@@ -590,21 +601,23 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data
 }
 
 // The 8 x 16 variant of the forward and backward-data (128 threads, 8 x 16 results each),
-// on the square tile only (on the wide one a thread would stage two columns of B: the host
-// keeps products of at most 64 rows on the 8 x 8 wide tile); laddered, not yet timed
-// (conv2d.py: ENGINE_IMPLICIT).
+// on either tile (on the wide one a thread stages two columns of B); laddered, not yet
+// timed (conv2d.py: ENGINE_IMPLICIT).
 extern "C" __global__ void __launch_bounds__(IG_8X16_THREADS, 2) conv2d_forward_implicit_8x16(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
-    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice) {
+    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice,
+    int wide) {
   __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
-  conv2d_forward_implicit_shaped<SquareTile8x16>(x, w, b, y, CONV_SHAPE, has_bias, slice, shared);
+  if (wide) conv2d_forward_implicit_shaped<WideTile8x16>(x, w, b, y, CONV_SHAPE, has_bias, slice, shared);
+  else conv2d_forward_implicit_shaped<SquareTile8x16>(x, w, b, y, CONV_SHAPE, has_bias, slice, shared);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_8X16_THREADS, 2) conv2d_backward_data_implicit_8x16(
     const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
-    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice) {
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
   __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
-  conv2d_backward_data_implicit_shaped<SquareTile8x16>(grad_y, w, grad_x, CONV_SHAPE, slice, shared);
+  if (wide) conv2d_backward_data_implicit_shaped<WideTile8x16>(grad_y, w, grad_x, CONV_SHAPE, slice, shared);
+  else conv2d_backward_data_implicit_shaped<SquareTile8x16>(grad_y, w, grad_x, CONV_SHAPE, slice, shared);
 }
 
 // The weight gradient's two versions: the gathers in flight during the products (splitk),

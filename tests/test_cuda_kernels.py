@@ -246,9 +246,9 @@ def test_implicit_gemm_versions(launcher, rng, direction, version):
     """Every version of the implicit GEMM in every direction, on both tiles and on each of its
     paths (3x3 and 1x1 stride 1 with constant sizes, and the general one: 5x5 stride 2, on
     the implicit rung, since the engine takes the column buffer for strided backward-data):
-    64 channels on the product's rows (the wide tile, where the 8 x 16 version leaves the
-    product to the 8 x 8 kernels) and 130 (two square tiles down), on maps of more than 256
-    positions (the engine's smaller ones take the column buffer for the weight gradient)."""
+    64 channels on the product's rows (the wide tile, where an 8 x 16 thread stages two
+    columns of B) and 130 (two square tiles down), on maps of more than 256 positions (the
+    engine's smaller ones take the column buffer for the weight gradient)."""
     for mode, rows, k, stride, padding in (("engine", 64, 3, 1, 1), ("engine", 130, 3, 1, 1),
                                            ("engine", 130, 1, 1, 0), ("implicit", 130, 5, 2, 2)):
         recording = RecordingDevice(launcher, mode)
@@ -269,7 +269,7 @@ def test_implicit_gemm_versions(launcher, rng, direction, version):
         assert relative_error(host(result), expected) < 1e-5
         kernel = {"forward": "conv2d_forward_implicit", "backward_data": "conv2d_backward_data_implicit"}.get(
             direction, f"conv2d_backward_weights_{version}")
-        kernel += "_8x16" if version == "8x16" and rows > 64 else ""
+        kernel += "_8x16" if version == "8x16" else ""
         assert [name for name in recording.kernels() if name.startswith(("conv2d_forward", "conv2d_backward"))] \
             == [kernel]
 
