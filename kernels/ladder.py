@@ -280,13 +280,14 @@ def run_conv(direction, launcher, shapes, repeats, timer, peer=None):
             ops = bind(PoisonedDevice(launcher, convolution)).conv2d
             rows.append(_validated_row(convolution, direction, label, lambda: call(ops, a_d, b_d), expected, flops,
                                        timer, repeats, peer_seconds))
-        # the implicit GEMM's versions the engine does not take, on the implicit rung's tiles
-        implicit = bind(PoisonedDevice(launcher, "implicit")).conv2d
+        # the engine with the implicit GEMM's versions it does not take (what switching
+        # conv2d.py's ENGINE_IMPLICIT would time)
+        engine = bind(PoisonedDevice(launcher, "engine")).conv2d
         kind = direction.removeprefix("conv_")
         for version in reference.IMPLICIT_VERSIONS[kind]:
             if version != reference.ENGINE_IMPLICIT[kind]:
-                rows.append(_validated_row(f"implicit {version}", direction, label, lambda: call(
-                    implicit, a_d, b_d, version=version), expected, flops, timer, repeats, peer_seconds))
+                rows.append(_validated_row(f"engine {version}", direction, label, lambda: call(
+                    engine, a_d, b_d, version=version), expected, flops, timer, repeats, peer_seconds))
     return rows
 
 

@@ -40,8 +40,8 @@ def test_the_ladder_catches_a_version_that_leaves_elements_unwritten(device, mon
 @pytest.mark.parametrize("direction", ladder.CONV_DIRECTIONS)
 def test_every_convolution_version_matches_numpy(direction):
     rows = ladder.run_conv(direction, EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS, 1, ladder.wall_clock)
-    versions = ["direct", "im2col", "implicit", "winograd", "engine",  # and the implicit GEMM's other version
-                "implicit two_blocks" if direction == "conv_backward_weights" else "implicit 8x16"]
+    versions = ["direct", "im2col", "implicit", "winograd", "engine",  # and the engine on the other version
+                "engine two_blocks" if direction == "conv_backward_weights" else "engine 8x16"]
     assert [r["version"] for r in rows] == versions * len(ladder.EMULATOR_CONVOLUTIONS)
     assert [r for r in rows if not r["ok"]] == []
 
