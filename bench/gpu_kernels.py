@@ -172,7 +172,7 @@ def engine_choices():
     return {"gemm.ENGINE_TILED": gemm.ENGINE_TILED, "conv2d.ENGINE_IMPLICIT": conv2d.ENGINE_IMPLICIT,
             "conv2d.ENGINE_WINOGRAD_CHANNELS": conv2d.ENGINE_WINOGRAD_CHANNELS,
             "maxpool.ENGINE_VERSION": maxpool.ENGINE_VERSION, "depthwise.ENGINE_FORWARD": depthwise.ENGINE_FORWARD,
-            "depthwise.ENGINE_BACKWARD_DATA": depthwise.ENGINE_BACKWARD_DATA,
+            "depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA": depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA,
             "depthwise.ENGINE_STRIDED_BACKWARD_DATA": depthwise.ENGINE_STRIDED_BACKWARD_DATA,
             "depthwise.ENGINE_BACKWARD_WEIGHTS": depthwise.ENGINE_BACKWARD_WEIGHTS}
 

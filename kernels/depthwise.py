@@ -253,8 +253,10 @@ def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=
 BACKWARD_DATA_LADDER = ("depthwise_backward_data", "depthwise_backward_data_tiled", "depthwise_backward_data_rows",
                         "depthwise_backward_data_parity")
 ENGINE_BACKWARD_DATA = "engine"
-# What "engine" runs at strides other than 1 where it applies (the parity rung, written after
-# the H100 runs, once a GPU times it faster than v1).
+# What "engine" runs at stride 1 where it applies (the tiled rung only on planes that hold a
+# whole tile: the measurements above; the row rung, written after them, once a GPU times it
+# faster), and at other strides (the parity rung, likewise); v1 elsewhere.
+ENGINE_UNIT_STRIDE_BACKWARD_DATA = "depthwise_backward_data_tiled"
 ENGINE_STRIDED_BACKWARD_DATA = "depthwise_backward_data"
 PARITY_KERNEL_SIZES = (3, 5)  # at stride 2: the kernel sizes depthwise_backward_data_parity is compiled for
 
@@ -273,12 +275,11 @@ def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stri
     grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
     n, c, h, w, k, hout, wout, before = _geometry(x_shape, weight.shape, stride, padding)
     after = sides(padding)[1]
-    if version == "engine" and stride == 1:
-        tiled = backward_data_applies(device, "depthwise_backward_data_tiled", k, stride, padding)
-        version = BACKWARD_DATA_LADDER[tiled and min(h, w) >= device.define("DEPTHWISE_TILE")]
-    elif version == "engine":
-        strided = backward_data_applies(device, ENGINE_STRIDED_BACKWARD_DATA, k, stride, padding)
-        version = ENGINE_STRIDED_BACKWARD_DATA if strided else "depthwise_backward_data"
+    if version == "engine":
+        version = ENGINE_UNIT_STRIDE_BACKWARD_DATA if stride == 1 else ENGINE_STRIDED_BACKWARD_DATA
+        small = version == "depthwise_backward_data_tiled" and min(h, w) < device.define("DEPTHWISE_TILE")
+        if small or not backward_data_applies(device, version, k, stride, padding):
+            version = BACKWARD_DATA_LADDER[0]
     expect(backward_data_applies(device, version, k, stride, padding),
            f"{version}: no kernel for a {k}x{k} kernel at stride {stride}, padding {padding}")
     if version in ("depthwise_backward_data_tiled", "depthwise_backward_data_rows"):

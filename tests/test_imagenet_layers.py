@@ -139,10 +139,12 @@ def test_the_engine_takes_the_depthwise_rungs_its_constants_name_where_they_appl
         assert relative_error(grad_w, K.depthwise_backward_weights(g, x, weight.shape, 1, k // 2)) < 1e-5
 
 
-def test_the_engine_takes_the_strided_backward_data_its_constant_names(rng, monkeypatch):
-    """depthwise.py: ENGINE_STRIDED_BACKWARD_DATA, the switch a GPU run will set: the
-    engine's stride-2 backward-data runs the parity kernel when it names it (on a 5x5
-    kernel, which it has), v1 when it does not, and v1 on a 7x7 kernel either way."""
+def test_the_engine_takes_the_backward_data_its_constants_name(rng, monkeypatch):
+    """depthwise.py's ENGINE_STRIDED_BACKWARD_DATA and ENGINE_UNIT_STRIDE_BACKWARD_DATA, the
+    switches a GPU run will set: the engine's stride-2 backward-data runs the parity kernel
+    when it is named (on a 5x5 kernel, which it has), v1 when it is not, and v1 on a 7x7
+    kernel either way; at stride 1 the row rung when named, the tiled one (as measured) on a
+    plane of a whole 16 x 16 tile and v1 on a smaller one."""
     recording = RecordingDevice(EmulatorLauncher())
     for choice, k, expected in (("depthwise_backward_data_parity", 5, "depthwise_backward_data_parity"),
                                 ("depthwise_backward_data", 5, "depthwise_backward_data"),
@@ -155,6 +157,16 @@ def test_the_engine_takes_the_strided_backward_data_its_constant_names(rng, monk
                                                           x.shape, 2, k // 2)
         assert recording.kernels() == [expected]
         assert relative_error(result, K.depthwise_backward_data(g, weight, x.shape, 2, k // 2)) < 1e-5
+    for choice, size, expected in (("depthwise_backward_data_rows", 11, "depthwise_forward_rows"),
+                                   ("depthwise_backward_data_tiled", 17, "depthwise_forward_tiled"),
+                                   ("depthwise_backward_data_tiled", 11, "depthwise_backward_data")):
+        monkeypatch.setattr(depthwise, "ENGINE_UNIT_STRIDE_BACKWARD_DATA", choice)
+        x, weight = rng.standard_normal((1, 3, size, size)), rng.standard_normal((3, 1, 3, 3))
+        g = rng.standard_normal(x.shape)
+        result = depthwise.depthwise_backward_data_device(recording, g.astype(np.float32), weight.astype(np.float32),
+                                                          x.shape, 1, 1)
+        assert recording.kernels() == [expected]
+        assert relative_error(result, K.depthwise_backward_data(g, weight, x.shape, 1, 1)) < 1e-5
 
 
 @pytest.mark.parametrize("n, c, h, w, k, stride, padding", [(2, 2, 24, 24, 3, 1, 1), (1, 3, 45, 47, 5, 2, 2),
