@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 
 from .family import CONVOLUTIONS, Device
+from .launch import KernelError
 
 # FP32 peaks (no tensor cores) of the cards this project is measured on, SXM parts.
 FP32_PEAK_TFLOPS = {"H100": 67.0, "H200": 67.0, "A100": 19.5}
@@ -502,4 +503,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KernelError as error:  # no GPU or no CuPy for a GPU run: one line, not a traceback
+        sys.exit(f"python -m deepinside.kernels.ladder: {error}")

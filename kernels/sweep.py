@@ -15,6 +15,7 @@ import numpy as np
 
 from . import bind, conv2d, depthwise, gemm, maxpool
 from .ladder import PoisonedDevice
+from .launch import KernelError
 
 TOLERANCE = 1e-4  # of the largest value, float32 kernels against float64
 
@@ -117,4 +118,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KernelError as error:  # no GPU or no CuPy for a GPU run: one line, not a traceback
+        sys.exit(f"python -m deepinside.kernels.sweep: {error}")

@@ -144,3 +144,20 @@ def test_the_randomised_sweep_passes_and_catches_a_wrong_result(monkeypatch, cap
     monkeypatch.setattr(maxpool, "maxpool_backward_device", lambda *a, **k: right(*a, **k) * 1.01)
     assert sweep.main(["--trials", "1", "--seed", "3"]) == 1
     assert "FAILED maxpool v1 backward" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["sweep", "--gpu"], ["ladder", "gemm"]])
+def test_a_gpu_run_without_a_gpu_says_so_in_one_line(command):
+    """The ladder and the sweep asked for a GPU on a machine without a usable one: one line
+    naming the tool and the reason, exit status 1, no traceback."""
+    import subprocess
+    import sys
+    from deepinside.kernels.launch import cuda_available
+    if cuda_available():
+        pytest.skip("a GPU is usable here")
+    tool, *arguments = command
+    result = subprocess.run([sys.executable, "-m", f"deepinside.kernels.{tool}", *arguments], capture_output=True,
+                            text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"python -m deepinside.kernels.{tool}: the cuda backend")
