@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from deepinside.kernels.ladder import FP32_PEAK_TFLOPS
+from deepinside.kernels.launch import KernelError
 
 
 VGG16_CONVS = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56), (256, 256, 56),
@@ -321,4 +322,7 @@ def markdown(device, peak, rows, choices):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KernelError as error:  # no GPU or no CuPy (without --emulator): one line, not a traceback
+        sys.exit(f"bench/gpu_kernels.py: {error}")
