@@ -132,7 +132,7 @@ def run_maxpool(device, shapes, repeats, timer, copy=None):
                                                           2, 2, version=version)) for version in versions]
         for version, direction, call in calls:
             result = call()
-            result = [a.get() if hasattr(a, "get") else a for a in (result if direction == "forward" else (result,))]
+            result = [host(a) for a in (result if direction == "forward" else (result,))]
             ok = all(np.array_equal(a, b) for a, b in zip(result, expected[direction] if direction == "forward"
                                                            else (expected[direction],)))
             seconds = timer(call, repeats)
@@ -189,12 +189,21 @@ def run_depthwise(device, shapes, repeats, timer, copy=None):
     return rows
 
 
+def host(array):
+    """A device array (CuPy) copied to the host; a NumPy one as it is."""
+    return array.get() if hasattr(array, "get") else array
+
+
+def max_relative_error(result, expected):
+    """The largest difference from the float64 `expected`, over its largest magnitude."""
+    return float(np.abs(host(result) - expected).max() / max(np.abs(expected).max(), 1e-30))
+
+
 def _validated_row(version, case, shape, call, expected, work, timer, repeats, peer_seconds=None):
     """One row of a table: `call`'s result against the float64 `expected` (relative error
     below 1e-4, every element finite), its time, and `work` (FLOPs or bytes) per second."""
-    result = call()
-    result = result.get() if hasattr(result, "get") else result
-    error = float(np.abs(result - expected).max() / max(np.abs(expected).max(), 1e-30))
+    result = host(call())
+    error = max_relative_error(result, expected)
     seconds = timer(call, repeats)
     row = {"version": version, "case": case, "shape": shape, "ok": bool(np.isfinite(result).all() and error < 1e-4),
            "error": error, "ms": seconds * 1e3, "gflops": work / seconds / 1e9}
@@ -229,7 +238,7 @@ def run_relu(device, sizes, repeats, timer, copy=None):
                 arguments = (x_d, out, n) if direction.endswith("forward") else (g_d, y_d, out, n, guided)
                 launch = lambda: device.launch(version, blocks, *arguments)  # noqa: E731
                 launch()
-                result = out.get() if hasattr(out, "get") else out
+                result = host(out)
                 seconds = timer(launch, repeats)
                 row = {"version": version, "case": direction, "shape": f"{n} floats",
                        "ok": bool(np.array_equal(result, expected[direction])), "error": 0.0, "ms": seconds * 1e3,
@@ -299,7 +308,7 @@ def gemm_operands(rng, m, n, k, transpose_a, transpose_b, xp=np):
     b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
     a64, b64 = xp.asarray(a, np.float64), xp.asarray(b, np.float64)
     product = (a64.T if transpose_a else a64) @ (b64.T if transpose_b else b64)
-    return a, b, product.get() if hasattr(product, "get") else product
+    return a, b, host(product)
 
 
 def run_gemm(device, sizes, repeats, timer, peer=None):
@@ -315,7 +324,7 @@ def run_gemm(device, sizes, repeats, timer, peer=None):
                 a_d, b_d, expected = operands[transpose_a, transpose_b]
                 c = xp.full((m, n), np.nan, np.float32)
                 rung.launch(device, a_d, b_d, c, transpose_a, transpose_b)
-                result = c.get() if hasattr(c, "get") else c
+                result = host(c)
                 error = float(np.abs(result - expected).max() / max(np.abs(expected).max(), 1e-30))
                 seconds = timer(lambda: rung.launch(device, a_d, b_d, c, transpose_a, transpose_b), repeats)
                 row = {"version": rung.name, "idea": rung.idea, "shape": f"{m}x{n}x{k}",

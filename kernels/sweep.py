@@ -14,16 +14,10 @@ import sys
 import numpy as np
 
 from . import bind, conv2d, depthwise, gemm, maxpool
-from .ladder import PoisonedDevice
+from .ladder import PoisonedDevice, host, max_relative_error
 from .launch import KernelError
 
 TOLERANCE = 1e-4  # of the largest value, float32 kernels against float64
-
-
-def _error(actual, expected):
-    actual = actual.get() if hasattr(actual, "get") else np.asarray(actual)
-    scale = max(float(np.max(np.abs(expected))), 1e-30)
-    return float(np.max(np.abs(actual.astype(np.float64) - expected))) / scale if expected.size else 0.0
 
 
 def sweep_once(launcher, rng, report):
@@ -48,8 +42,8 @@ def sweep_once(launcher, rng, report):
                                                                     version=v)}
         for direction, versions in conv2d.IMPLICIT_VERSIONS.items():
             for version in versions:
-                report(f"conv2d {mode} {direction} {version} {shape}", _error(calls[direction](version),
-                                                                             expected[direction]))
+                report(f"conv2d {mode} {direction} {version} {shape}",
+                       max_relative_error(calls[direction](version), expected[direction]))
     device = PoisonedDevice(launcher)
     k, stride = int(rng.choice([3, 5])), int(rng.choice([1, 2]))
     padding = int(rng.integers(0, k))
@@ -59,11 +53,11 @@ def sweep_once(launcher, rng, report):
     shape = f"N{n} C{c} {h + 2}x{w + 3} k{k} s{stride} p{padding}"
     for version in depthwise.FORWARD_LADDER:
         if depthwise.forward_applies(device, version, k, stride):
-            report(f"{version} {shape}", _error(depthwise.depthwise_forward_device(
+            report(f"{version} {shape}", max_relative_error(depthwise.depthwise_forward_device(
                 device, put(x), put(weight), None, stride, padding, version=version), y))
     for version in depthwise.BACKWARD_DATA_LADDER:
         if depthwise.backward_data_applies(device, version, k, stride, padding):
-            report(f"{version} {shape}", _error(depthwise.depthwise_backward_data_device(
+            report(f"{version} {shape}", max_relative_error(depthwise.depthwise_backward_data_device(
                 device, put(g), put(weight), x.shape, stride, padding, version=version),
                 depthwise.depthwise_backward_data(g, weight, x.shape, stride, padding)))
     h, w = int(rng.integers(2, 17)), int(rng.integers(2, 17))  # odd and even: v3 where 2 x 2 windows tile them
@@ -72,9 +66,9 @@ def sweep_once(launcher, rng, report):
     g = rng.standard_normal(y.shape).astype(np.float32)
     for version in maxpool.VERSIONS:
         y_version, switches_version = maxpool.maxpool_forward_device(device, put(x), 2, 2, version=version)
-        same = np.array_equal(_host(y_version), y) and np.array_equal(_host(switches_version), switches)
+        same = np.array_equal(host(y_version), y) and np.array_equal(host(switches_version), switches)
         report(f"maxpool {version} forward N{n} C{c} {h}x{w}", 0.0 if same else 1.0)
-        report(f"maxpool {version} backward N{n} C{c} {h}x{w}", _error(maxpool.maxpool_backward_device(
+        report(f"maxpool {version} backward N{n} C{c} {h}x{w}", max_relative_error(maxpool.maxpool_backward_device(
             device, put(g), switches_version, x.shape, 2, 2, version=version),
             maxpool.maxpool_backward(g.astype(np.float64), switches, x.shape, 2, 2)))
     m, columns, depth = (int(v) for v in rng.integers(1, [300, 300, 700]))
@@ -87,13 +81,9 @@ def sweep_once(launcher, rng, report):
             engine_tiled, gemm.ENGINE_TILED = gemm.ENGINE_TILED, tiled
             try:
                 report(f"sgemm engine on {tiled} {case} {m}x{columns}x{depth}",
-                       _error(ops.product(put(a), put(b), transpose_a, transpose_b), expected))
+                       max_relative_error(ops.product(put(a), put(b), transpose_a, transpose_b), expected))
             finally:
                 gemm.ENGINE_TILED = engine_tiled
-
-
-def _host(array):
-    return array.get() if hasattr(array, "get") else array
 
 
 def main(argv=None):
