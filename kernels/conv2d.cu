@@ -178,6 +178,14 @@ extern "C" __global__ void nchw_to_columns(const float* __restrict__ grad_y, flo
 #define IG_TN 8
 #define IG_THREADS 256
 #define IG_WARP_ROWS 64  // a warp's rows of results
+// A staged slice's rows are IG_PAD floats longer than the tile: a warp stages A (and the
+// weight gradient's B) at 8 depths at once, one row each, and rows of a multiple of 32
+// floats start in the same bank, so its stores were 8-way bank conflicts (8 wavefronts a
+// store; 1.7 times the shared-memory wavefronts a block the products need, 2.4-2.7 times in
+// the weight gradient, as python -m deepinside.kernels.banks counts them). Rows 4 floats
+// longer start 4 banks apart and the 8 depths cover the 32 banks; a row's float4 reads
+// stay 16-byte aligned.
+#define IG_PAD 4
 // The block tiles: square, and wide for products of at most 64 rows (the 64-channel
 // convolutions: VGG's conv1_x and conv2_1, CNN-F's conv2 backward-data), where the square
 // tile's lower half would be padding (run 3 measured those layers at 18 TFLOP/s against
@@ -357,8 +365,8 @@ struct PatchColumns {
 template <class Tile, bool OVERLAP = true, class OperandA, class OperandB>
 __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_end, OperandA load_a, OperandB load_b,
                                               float* shared, float accumulator[IG_TM][Tile::TN]) {
-  auto As = reinterpret_cast<float(*)[IG_BK][Tile::BM]>(shared);  // [2][IG_BK][BM], then B's
-  auto Bs = reinterpret_cast<float(*)[IG_BK][Tile::BN]>(shared + 2 * IG_BK * Tile::BM);
+  auto As = reinterpret_cast<float(*)[IG_BK][Tile::BM + IG_PAD]>(shared);  // [2][IG_BK][BM + IG_PAD], then B's
+  auto Bs = reinterpret_cast<float(*)[IG_BK][Tile::BN + IG_PAD]>(shared + 2 * IG_BK * (Tile::BM + IG_PAD));
   constexpr bool B_BY_DEPTH = OperandB::DEPTH_FASTEST;
   constexpr int A_VALUES = Tile::A_VALUES, B_VALUES = Tile::B_VALUES, SPREAD = Tile::SPREAD, TN = Tile::TN;
   // A column-fastest B: ACROSS threads a row of the tile, each with GROUPS columns ACROSS
@@ -534,8 +542,9 @@ __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float*
   }
 }
 
-// Two slices of A and of B for the larger tile: the wide one's 64 + 256 rows and columns.
-#define IG_SHARED_FLOATS (2 * IG_BK * (IG_WIDE_BM + IG_WIDE_BN))
+// Two slices of A and of B for the larger tile: the wide one's 64 + 256 rows and columns,
+// each padded.
+#define IG_SHARED_FLOATS (2 * IG_BK * (IG_WIDE_BM + IG_WIDE_BN + 2 * IG_PAD))
 static_assert(IG_WIDE_BM + IG_WIDE_BN >= IG_BM + IG_BN, "the shared buffer holds either tile");
 
 // Each direction on `Tile`, with the kernel size and stride as compile-time constants where

@@ -641,8 +641,19 @@ extern "C" __global__ void __launch_bounds__(SKINNY_THREADS) sgemm_skinny_nn(
 //   staged), so two blocks (8 warps) an SM instead of v8's 16 warps; 32 KiB of shared
 //   memory a block.
 //   A lane's 8 x 16 results: 2 x 4 sub-blocks of 4 x 4, 32 rows and 16 columns apart
-//   (lanes 8 x 4 over the warp's 64 x 64): a quarter-warp's float4 reads of Bs cover 64
-//   contiguous bytes and of As two broadcast addresses, no bank conflicts.
+//   (lanes 8 x 4 over the warp's 64 x 64): a warp's float4 reads of As cover 32 contiguous
+//   floats and of Bs 16, no bank conflicts. Its transposing stores (A in nn and nt, B^T in
+//   nt: a lane's float4 along k goes down 4 rows) write 8 consecutive columns at the 4
+//   depths k = 0, 4, 8, 12 of the slice at once, and rows of 128 floats start in the same
+//   bank: a 4-way conflict on every such store (python -m deepinside.kernels.banks: 1.38
+//   times the fewest wavefronts a block in nn, 1.75 in nt, most of what the 8 x 16 tiling
+//   saves). So the slices are stored swizzled: column m of depth k at m ^ 8 ((k / 4) % 4)
+//   (swizzled(), below), which puts the 4 depths' columns in 4 different groups of 8 banks
+//   and keeps every aligned float4 whole and inside its 32-float span, so the reads stay
+//   conflict-free. Padding cannot do it as cheaply: a pad that keeps the float4 reads
+//   aligned is a multiple of 4 floats a row and puts depth 8 back on depth 0's banks, and 8
+//   floats after every 4 rows made ptxas spill in the main loop (24 local loads an
+//   iteration, sm_90), where the swizzle costs 17 LOP3s per 2048 FFMAs and no spill.
 #define WIDE_BK 16
 #define WIDE_THREADS 128
 #define WIDE_WARP 64          // results of a warp: 64 x 64
@@ -668,6 +679,9 @@ __device__ __forceinline__ void fetch_slice_16(const float* __restrict__ A, cons
   }
 }
 
+// Where column m of depth k of a staged v11 slice lies in its row (see above).
+__device__ __forceinline__ int swizzled(int k, int m) { return m ^ (((k >> 2) & 3) << 3); }
+
 template <bool TRANS_A, bool TRANS_B>
 __device__ __forceinline__ void store_slice_16(float (*As)[VEC_BM], float (*Bs)[VEC_BN], const float4 a[4],
                                                const float4 b[4]) {
@@ -676,16 +690,18 @@ __device__ __forceinline__ void store_slice_16(float (*As)[VEC_BM], float (*Bs)[
   for (int q = 0; q < 4; ++q) {
     const int e = t + q * WIDE_THREADS;
     if (TRANS_A) {
-      *reinterpret_cast<float4*>(&As[e / (VEC_BM / 4)][(e % (VEC_BM / 4)) * 4]) = a[q];
-    } else {
-      const int m = e / (WIDE_BK / 4), k = (e % (WIDE_BK / 4)) * 4;
+      const int k = e / (VEC_BM / 4);
+      *reinterpret_cast<float4*>(&As[k][swizzled(k, (e % (VEC_BM / 4)) * 4)]) = a[q];
+    } else {  // k .. k + 3 share a swizzle
+      const int k = (e % (WIDE_BK / 4)) * 4, m = swizzled(k, e / (WIDE_BK / 4));
       As[k][m] = a[q].x, As[k + 1][m] = a[q].y, As[k + 2][m] = a[q].z, As[k + 3][m] = a[q].w;
     }
     if (TRANS_B) {
-      const int n = e / (WIDE_BK / 4), k = (e % (WIDE_BK / 4)) * 4;
+      const int k = (e % (WIDE_BK / 4)) * 4, n = swizzled(k, e / (WIDE_BK / 4));
       Bs[k][n] = b[q].x, Bs[k + 1][n] = b[q].y, Bs[k + 2][n] = b[q].z, Bs[k + 3][n] = b[q].w;
     } else {
-      *reinterpret_cast<float4*>(&Bs[e / (VEC_BN / 4)][(e % (VEC_BN / 4)) * 4]) = b[q];
+      const int k = e / (VEC_BN / 4);
+      *reinterpret_cast<float4*>(&Bs[k][swizzled(k, (e % (VEC_BN / 4)) * 4)]) = b[q];
     }
   }
 }
@@ -719,12 +735,12 @@ __device__ __forceinline__ void sgemm_8x16_body(int M, int N, int K, int k_begin
       float a[8], b[WIDE_TN];
 #pragma unroll
       for (int s = 0; s < 2; ++s) {
-        const float4 v = *reinterpret_cast<const float4*>(&As[buffer][k][row + s * 32]);
+        const float4 v = *reinterpret_cast<const float4*>(&As[buffer][k][swizzled(k, row + s * 32)]);
         a[4 * s] = v.x, a[4 * s + 1] = v.y, a[4 * s + 2] = v.z, a[4 * s + 3] = v.w;
       }
 #pragma unroll
       for (int s = 0; s < 4; ++s) {
-        const float4 v = *reinterpret_cast<const float4*>(&Bs[buffer][k][col + s * 16]);
+        const float4 v = *reinterpret_cast<const float4*>(&Bs[buffer][k][swizzled(k, col + s * 16)]);
         b[4 * s] = v.x, b[4 * s + 1] = v.y, b[4 * s + 2] = v.z, b[4 * s + 3] = v.w;
       }
 #pragma unroll

@@ -171,19 +171,31 @@ def _cache_dir():
 
 
 COMPILER_FLAGS = ["-std=c++20", "-O2", "-fPIC", "-pthread", "-w"]
+# The traced build (kernels/banks.py): every memory access of the kernel files becomes a call
+# the runtime records shared-memory accesses from (GCC's kernel-address instrumentation,
+# calls only, no shadow memory); line tables for naming the instruction; no scalar
+# replacement of aggregates or vectorisation, so that a float4 load stays one 16-byte access
+# and scalar ones stay scalar, as nvcc compiles them.
+TRACE_FLAGS = ["-g1", "-fno-tree-sra", "-fno-tree-vectorize", "-fno-tree-slp-vectorize",
+               "-fsanitize=kernel-address", "-fsanitize-recover=kernel-address",
+               "--param", "asan-instrumentation-with-call-threshold=0", "--param", "asan-stack=0",
+               "--param", "asan-globals=0"]
 
 
-def build_emulator(kernels):
+def build_emulator(kernels, traced=False):
     """The shared library of every kernel under the emulator, rebuilt when a source,
-    the emulator or the flags change; cached across processes."""
+    the emulator or the flags change; cached across processes. `traced`: the build that
+    records shared-memory accesses (TRACE_FLAGS)."""
     compiler = os.environ.get("CXX", "g++")
     thunk_code = _thunks(kernels)
+    cuda_flags = COMPILER_FLAGS + (TRACE_FLAGS if traced else [])
+    runtime_flags = COMPILER_FLAGS + (["-DEMULATOR_TRACE_SHARED"] if traced else [])
     digest = hashlib.sha256()
     for path in sources() + [os.path.join(EMULATOR_DIR, "cuda_emulator.h"), os.path.join(EMULATOR_DIR, "runtime.cpp")]:
         with open(path, "rb") as handle:
             digest.update(os.path.basename(path).encode() + handle.read())
-    digest.update(thunk_code.encode() + " ".join([compiler] + COMPILER_FLAGS).encode())
-    library = os.path.join(_cache_dir(), f"emulator-{digest.hexdigest()[:16]}.so")
+    digest.update(thunk_code.encode() + " ".join([compiler] + cuda_flags + runtime_flags).encode())
+    library = os.path.join(_cache_dir(), f"emulator-{'traced-' if traced else ''}{digest.hexdigest()[:16]}.so")
     if os.path.exists(library):
         return library
     with tempfile.TemporaryDirectory() as work:
@@ -194,7 +206,7 @@ def build_emulator(kernels):
         units = [(p, True) for p in sources()] + [(os.path.join(EMULATOR_DIR, "runtime.cpp"), False), (thunk_path, False)]
         for index, (path, is_cuda) in enumerate(units):
             target = os.path.join(work, f"{index}.o")
-            command = [compiler, *COMPILER_FLAGS, "-I", EMULATOR_DIR, "-c", "-o", target]
+            command = [compiler, *(cuda_flags if is_cuda else runtime_flags), "-I", EMULATOR_DIR, "-c", "-o", target]
             command += ["-include", "cuda_emulator.h", "-x", "c++", path] if is_cuda else [path]
             processes.append((path, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
             objects.append(target)
@@ -222,9 +234,10 @@ class EmulatorLauncher(Launcher):
     def address(array):
         return array.ctypes.data
 
-    def __init__(self, workers=None):
+    def __init__(self, workers=None, traced=False):
         super().__init__()
-        self.library = ctypes.CDLL(build_emulator(self.kernels))
+        self.path = build_emulator(self.kernels, traced)
+        self.library = ctypes.CDLL(self.path)
         self.library.emulator_launch.restype = ctypes.c_int
         self.workers = workers or os.cpu_count() or 1
         self.thunks = {}

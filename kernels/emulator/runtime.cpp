@@ -9,6 +9,14 @@
 #include <string>
 #include <thread>
 #include <vector>
+#ifdef EMULATOR_TRACE_SHARED
+#include <dlfcn.h>
+#include <link.h>
+
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#endif
 
 thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
@@ -18,12 +26,27 @@ constexpr size_t kStackBytes = 64 * 1024;
 
 enum class State { Ready, AtBarrier, Done };
 
+#ifdef EMULATOR_TRACE_SHARED
+// One shared-memory access of a thread: between which of its barriers, from which
+// instruction (the return address of the instrumentation's call), where and how wide.
+struct Access {
+  unsigned interval;
+  uintptr_t site, address;
+  unsigned bytes;
+  bool store;
+};
+#endif
+
 struct Fiber {
   ucontext_t context;
   std::vector<char> stack;
   State state = State::Ready;
   int barrier_line = 0;
   dim3 index;
+#ifdef EMULATOR_TRACE_SHARED
+  unsigned barriers = 0;
+  std::vector<Access> accesses;
+#endif
 };
 
 struct Block {
@@ -32,6 +55,7 @@ struct Block {
   Fiber* running = nullptr;
   void (*thunk)(void**) = nullptr;
   void** args = nullptr;
+  bool traced = false;  // recording its threads' shared-memory accesses
 };
 
 thread_local Block* current_block = nullptr;
@@ -43,6 +67,110 @@ void fiber_main() {
   block->running->state = State::Done;
   swapcontext(&block->running->context, &block->scheduler);
 }
+
+#ifdef EMULATOR_TRACE_SHARED
+// Shared-memory bank accounting, in the traced build only (kernels/banks.py). The kernel
+// files are compiled with GCC's kernel-address-sanitizer instrumentation in its "calls"
+// form: before every memory access the code calls __asan_{load,store}<bytes>_noabort(address),
+// defined below. They record the accesses that land in __shared__ memory, which here is
+// this library's thread-local block (the emulator's __shared__ arrays are thread_local
+// statics), less the built-ins (threadIdx ...). After a traced block, each warp's accesses
+// are matched lane by lane, the n-th access from one instruction between two barriers of
+// every lane being one request of the warp, and each request costed as the GPU's 32 banks
+// of 4-byte words serve it: a wavefront reads or writes at most one word a bank (lanes
+// asking for the same word share it), so a request takes as many wavefronts as the most
+// words it asks of one bank; the fewest it could take is its distinct words / 32, rounded up.
+struct SiteCost {
+  unsigned long long requests = 0, wavefronts = 0, ideal = 0, bytes = 0;
+};
+std::mutex cost_mutex;
+std::map<std::pair<uintptr_t, bool>, SiteCost> site_costs;  // by (instruction, store)
+unsigned long traced_block_limit = 0;  // blocks of a launch traced: linear index below this
+thread_local uintptr_t shared_begin = 0, shared_end = 0;  // this thread's thread-local block
+
+int find_thread_local_block(dl_phdr_info* info, size_t, void*) {
+  const uintptr_t self = reinterpret_cast<uintptr_t>(&find_thread_local_block);
+  bool ours = false;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& header = info->dlpi_phdr[i];
+    const uintptr_t begin = info->dlpi_addr + header.p_vaddr;
+    if (header.p_type == PT_LOAD && self >= begin && self < begin + header.p_memsz) ours = true;
+  }
+  if (!ours) return 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i)
+    if (info->dlpi_phdr[i].p_type == PT_TLS && info->dlpi_tls_data) {
+      shared_begin = reinterpret_cast<uintptr_t>(info->dlpi_tls_data);
+      shared_end = shared_begin + info->dlpi_phdr[i].p_memsz;
+    }
+  return 1;
+}
+
+bool is_builtin(uintptr_t address) {
+  for (const dim3* builtin : {&threadIdx, &blockIdx, &blockDim, &gridDim}) {
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(builtin);
+    if (address >= begin && address < begin + sizeof(dim3)) return true;
+  }
+  return false;
+}
+
+void record(uintptr_t address, unsigned bytes, bool store, void* site) {
+  Block* block = current_block;
+  if (!block || !block->traced || address < shared_begin || address >= shared_end || is_builtin(address)) return;
+  Fiber* fiber = block->running;
+  fiber->accesses.push_back({static_cast<unsigned>(fiber->barriers), reinterpret_cast<uintptr_t>(site), address,
+                             bytes, store});
+}
+
+// Costs the recorded accesses of a block of `threads` threads into site_costs.
+void cost_block(Block& block, unsigned threads) {
+  struct Lane {
+    unsigned interval;
+    uintptr_t site;
+    bool store;
+    unsigned occurrence, lane;
+    uintptr_t address;
+    unsigned bytes;
+    auto key() const { return std::tie(interval, site, store, occurrence); }
+  };
+  std::map<std::pair<uintptr_t, bool>, SiteCost> costs;
+  for (unsigned first = 0; first < threads; first += 32) {
+    std::vector<Lane> warp;
+    for (unsigned t = first; t < std::min(threads, first + 32); ++t) {
+      std::unordered_map<uintptr_t, unsigned> seen;  // by site, store and interval, below
+      for (const Access& a : block.fibers[t].accesses) {
+        const uintptr_t tag = a.site * 2 + a.store + (static_cast<uintptr_t>(a.interval) << 48);
+        warp.push_back({a.interval, a.site, a.store, seen[tag]++, t, a.address, a.bytes});
+      }
+      block.fibers[t].accesses.clear();
+    }
+    std::sort(warp.begin(), warp.end(), [](const Lane& x, const Lane& y) { return x.key() < y.key(); });
+    for (size_t begin = 0, end; begin < warp.size(); begin = end) {
+      std::vector<uintptr_t> words;
+      unsigned long long bytes = 0;
+      for (end = begin; end < warp.size() && warp[end].key() == warp[begin].key(); ++end) {
+        for (uintptr_t word = warp[end].address / 4; word <= (warp[end].address + warp[end].bytes - 1) / 4; ++word)
+          words.push_back(word);
+        bytes += warp[end].bytes;
+      }
+      std::sort(words.begin(), words.end());
+      words.erase(std::unique(words.begin(), words.end()), words.end());
+      unsigned per_bank[32] = {};
+      for (uintptr_t word : words) ++per_bank[word % 32];
+      SiteCost& cost = costs[{warp[begin].site, warp[begin].store}];
+      cost.requests += 1;
+      cost.wavefronts += *std::max_element(per_bank, per_bank + 32);
+      cost.ideal += (words.size() + 31) / 32;
+      cost.bytes += bytes;
+    }
+  }
+  std::lock_guard<std::mutex> lock(cost_mutex);
+  for (const auto& [site, cost] : costs) {
+    SiteCost& total = site_costs[site];
+    total.requests += cost.requests, total.wavefronts += cost.wavefronts, total.ideal += cost.ideal;
+    total.bytes += cost.bytes;
+  }
+}
+#endif
 
 // Runs one block to completion; returns an error message or an empty string.
 std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
@@ -70,7 +198,12 @@ std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
       }
       if (fiber.state != State::Done) ++live;
     }
-    if (live == 0) return {};
+    if (live == 0) {
+#ifdef EMULATOR_TRACE_SHARED
+      if (block.traced) cost_block(block, count);
+#endif
+      return {};
+    }
     // Every live thread waits at a barrier: they must all wait at the same one.
     int line = -1;
     for (unsigned t = 0; t < count; ++t) {
@@ -93,6 +226,9 @@ void emulator_barrier(int line) {
   Fiber* fiber = block->running;
   fiber->state = State::AtBarrier;
   fiber->barrier_line = line;
+#ifdef EMULATOR_TRACE_SHARED
+  ++fiber->barriers;
+#endif
   swapcontext(&fiber->context, &block->scheduler);
 }
 
@@ -118,8 +254,14 @@ extern "C" int emulator_launch(void (*thunk)(void**), void** args, unsigned gx, 
     block.args = args;
     block.fibers.resize(threads);
     for (Fiber& fiber : block.fibers) fiber.stack.resize(kStackBytes);
+#ifdef EMULATOR_TRACE_SHARED
+    dl_iterate_phdr(find_thread_local_block, nullptr);  // after gridDim's write: the block exists
+#endif
     for (unsigned long b = next++; b < blocks && !failed; b = next++) {
       const dim3 index(b % gx, (b / gx) % gy, b / (static_cast<unsigned long>(gx) * gy));
+#ifdef EMULATOR_TRACE_SHARED
+      block.traced = b < traced_block_limit;
+#endif
       std::string problem = run_block(block, index, block_dim);
       if (!problem.empty() && !failed.exchange(true)) message = problem;
     }
@@ -135,3 +277,54 @@ extern "C" int emulator_launch(void (*thunk)(void**), void** args, unsigned gx, 
   }
   return 0;
 }
+
+#ifdef EMULATOR_TRACE_SHARED
+#define EMULATOR_ACCESS_HOOK(kind, bytes, store)                               \
+  extern "C" void __asan_##kind##bytes##_noabort(uintptr_t address) {          \
+    record(address, bytes, store, __builtin_return_address(0));                \
+  }
+EMULATOR_ACCESS_HOOK(load, 1, false)
+EMULATOR_ACCESS_HOOK(load, 2, false)
+EMULATOR_ACCESS_HOOK(load, 4, false)
+EMULATOR_ACCESS_HOOK(load, 8, false)
+EMULATOR_ACCESS_HOOK(load, 16, false)
+EMULATOR_ACCESS_HOOK(store, 1, true)
+EMULATOR_ACCESS_HOOK(store, 2, true)
+EMULATOR_ACCESS_HOOK(store, 4, true)
+EMULATOR_ACCESS_HOOK(store, 8, true)
+EMULATOR_ACCESS_HOOK(store, 16, true)
+extern "C" void __asan_loadN_noabort(uintptr_t address, size_t bytes) {
+  record(address, bytes, false, __builtin_return_address(0));
+}
+extern "C" void __asan_storeN_noabort(uintptr_t address, size_t bytes) {
+  record(address, bytes, true, __builtin_return_address(0));
+}
+
+// Traces the blocks of linear index below `blocks` of the launches that follow (0: none),
+// with the costs so far cleared.
+extern "C" void emulator_trace_shared(unsigned long blocks) {
+  std::lock_guard<std::mutex> lock(cost_mutex);
+  site_costs.clear();
+  traced_block_limit = blocks;
+}
+
+// The costs since emulator_trace_shared, by instruction: its offset in this library (for
+// addr2line), whether it stores, then requests, wavefronts, the fewest wavefronts, bytes.
+// Returns how many rows there are; writes at most `capacity`.
+extern "C" int emulator_shared_costs(unsigned long long* rows, int capacity) {
+  std::lock_guard<std::mutex> lock(cost_mutex);
+  Dl_info library;
+  dladdr(reinterpret_cast<void*>(&emulator_trace_shared), &library);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(library.dli_fbase);
+  int count = 0;
+  for (const auto& [site, cost] : site_costs) {
+    if (count < capacity) {
+      unsigned long long* row = rows + 6 * count;
+      row[0] = site.first - base, row[1] = site.second, row[2] = cost.requests, row[3] = cost.wavefronts;
+      row[4] = cost.ideal, row[5] = cost.bytes;
+    }
+    ++count;
+  }
+  return count;
+}
+#endif

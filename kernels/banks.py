@@ -1,0 +1,204 @@
+"""Shared-memory bank conflicts, counted on the CPU: every shared-memory access of a kernel's
+first blocks as the emulator runs them, costed as a GPU's shared memory serves them.
+
+    python -m deepinside.kernels.banks          # the tiled SGEMMs and implicit-GEMM convolutions
+    python -m deepinside.kernels.banks --all    # every line, conflict-free ones too
+
+Shared memory is 32 banks of 4-byte words; a warp's request (one instruction, its 32
+lanes) is served in wavefronts, each of which reads or writes at most one word a bank
+(lanes asking for the same word share it). A request whose lanes ask n distinct words of one
+bank takes n wavefronts: an n-way bank conflict. The fewest it could take is its distinct
+words / 32, rounded up (a warp's float4 loads of 128 distinct floats: 4). What a GPU profiler
+calls shared-memory wavefronts and bank conflicts (Nsight Compute's
+l1tex__data_pipe_lsu_wavefronts_mem_shared and l1tex__data_bank_conflicts_pipe_lsu_mem_shared),
+this counts without one.
+
+How: the emulator's traced build (kernels/launch.py: TRACE_FLAGS) compiles the .cu files
+with GCC's address-sanitizer instrumentation, which calls the emulator's runtime before every
+memory access; the runtime keeps those that land in __shared__ memory and, at the end of each
+traced block, matches each warp's accesses lane by lane (the n-th access from one instruction
+between two barriers of each lane is one request of the warp) and costs them
+(emulator/runtime.cpp: cost_block). The model is the banks' only: it does not know that the
+hardware serves a 64- or 128-bit access in two or four passes of half or a quarter of the warp
+when the lanes' addresses are all distinct, which changes nothing where they are (the
+quarter-warp passes of a conflict-free float4 load take 4 wavefronts, as the words count
+says), nor what the compiler changes: GCC and nvcc may merge or split accesses differently
+(GCC is told not to vectorise or split float4s; a line whose requests do not match the
+source's should be read with that in mind). Blocks at the edges of a grid may differ from the
+traced ones: the report is of the first blocks (`blocks`).
+"""
+import argparse
+import ctypes
+import functools
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from .family import Device
+from .launch import EmulatorLauncher, KernelError
+
+FIELDS = 6  # per instruction, from emulator_shared_costs: offset, store, requests, wavefronts, ideal, bytes
+
+
+@dataclass
+class SharedCost:
+    """One source line's shared-memory requests over the traced blocks."""
+    store: bool
+    requests: int = 0
+    wavefronts: int = 0
+    ideal: int = 0  # the fewest wavefronts the same words could take
+    bytes: int = 0
+
+    @property
+    def conflict(self):
+        """Wavefronts over the fewest possible: 1 is conflict-free, 8 an 8-way conflict."""
+        return self.wavefronts / self.ideal
+
+    @property
+    def width(self):
+        """Bytes a lane accesses per request (4 for float, 16 for float4), on average."""
+        return self.bytes / (32 * self.requests)
+
+
+class SharedMemoryTracer(EmulatorLauncher):
+    """The emulator, traced: after each launch, the shared-memory requests of its first
+    `blocks` blocks are costed by bank and added to `costs[kernel][(file, line)]`."""
+
+    name = "emulator-traced"
+
+    def __init__(self, blocks=1, workers=None):
+        super().__init__(workers, traced=True)
+        self.blocks = blocks
+        self.costs = defaultdict(dict)
+        self.library.emulator_shared_costs.restype = ctypes.c_int
+
+    def _start(self, kernel, parameters, grid, block, arguments):
+        self.library.emulator_trace_shared(ctypes.c_ulong(self.blocks))
+        super()._start(kernel, parameters, grid, block, arguments)
+        count = self.library.emulator_shared_costs(None, 0)
+        rows = np.zeros((count, FIELDS), np.uint64)
+        self.library.emulator_shared_costs(rows.ctypes.data_as(ctypes.POINTER(ctypes.c_ulonglong)), count)
+        lines = self._source_lines(tuple(int(offset) for offset in rows[:, 0]))
+        for (offset, store, requests, wavefronts, ideal, moved), line in zip(rows.tolist(), lines):
+            cost = self.costs[kernel].setdefault(line + (bool(store),), SharedCost(bool(store)))
+            cost.requests += requests
+            cost.wavefronts += wavefronts
+            cost.ideal += ideal
+            cost.bytes += moved
+
+    @functools.lru_cache(maxsize=None)
+    def _source_lines(self, offsets):
+        """(file name, line) of each instruction offset: the innermost source line of the
+        call before it (addr2line, through the inlined functions)."""
+        if not offsets:
+            return []
+        result = subprocess.run(["addr2line", "-e", self.path, "-i", "-a", *[hex(o - 1) for o in offsets]],
+                                capture_output=True, text=True)
+        if result.returncode:
+            raise KernelError(f"addr2line failed on the traced emulator:\n{result.stderr}")
+        lines, first = [], True
+        for text in result.stdout.splitlines():
+            if text.startswith("0x"):
+                first = True
+                continue
+            if first:  # the innermost frame follows the address
+                path, _, number = text.rpartition(":")
+                lines.append((os.path.basename(path), int(number.split()[0]) if number[:1].isdigit() else 0))
+                first = False
+        return lines
+
+
+def gemm_cases():
+    """(title, run(device)) of one 128^3 product of each tiled SGEMM the engine may take, each transpose."""
+    from .gemm import gemm_product_device
+
+    def product(version, transpose_a, transpose_b, device):
+        rng = np.random.default_rng(0)
+        m = n = k = 128
+        a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
+        b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
+        gemm_product_device(device, a, b, transpose_a, transpose_b, version=version)
+
+    return [(f"sgemm {version} {case}", functools.partial(product, version, case == "tn", case == "nt"))
+            for version in ("pipelined", "8x16") for case in ("nn", "tn", "nt")]
+
+
+def conv_cases():
+    """(title, run(device)) of each implicit-GEMM convolution version, on the square and the wide tile."""
+    from .conv2d import (conv2d_backward_data_device, conv2d_backward_weights_device, conv2d_forward_device,
+                         IMPLICIT_VERSIONS)
+
+    def convolution(direction, version, rows, device):
+        """A 3x3 convolution on 20 x 20 maps whose product in `direction` has `rows` rows
+        (128: the square tile; 64: the wide one) and more columns than a tile: the first
+        block computes a whole tile."""
+        rng = np.random.default_rng(0)
+        other = 32  # the channels on the other side
+        ins, outs = (rows, other) if direction == "backward_data" else (other, rows)
+        x = rng.standard_normal((1, ins, 20, 20)).astype(np.float32)
+        w = rng.standard_normal((outs, ins, 3, 3)).astype(np.float32)
+        gy = rng.standard_normal((1, outs, 20, 20)).astype(np.float32)
+        if direction == "forward":
+            conv2d_forward_device(device, x, w, None, 1, 1, version=version)
+        elif direction == "backward_data":
+            conv2d_backward_data_device(device, gy, w, x.shape, 1, 1, version=version)
+        else:
+            conv2d_backward_weights_device(device, gy, x, w.shape, 1, 1, version=version)
+
+    cases = []
+    for direction, versions in IMPLICIT_VERSIONS.items():
+        for version in versions:
+            for rows in (128, 64):  # the square tile and the wide one
+                cases.append((f"conv {direction} {version} {rows} rows",
+                              functools.partial(convolution, direction, version, rows)))
+    return cases
+
+
+def report(cases, blocks=1, everything=False, out=sys.stdout):
+    """Runs each (title, run(device)) on a traced emulator and prints its kernels' shared-
+    memory lines: those with conflicts, or all of them; returns {title: {kernel: costs}}."""
+    source_cache = {}
+
+    def source(name, line):
+        if name not in source_cache:
+            path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+            source_cache[name] = open(path).read().splitlines() if os.path.exists(path) else []
+        text = source_cache[name]
+        return text[line - 1].strip() if 0 < line <= len(text) else ""
+
+    results = {}
+    for title, run in cases:
+        tracer = SharedMemoryTracer(blocks)
+        run(Device(tracer, convolution="engine"))
+        results[title] = dict(tracer.costs)
+        for kernel, costs in tracer.costs.items():
+            requests = sum(c.requests for c in costs.values())
+            wavefronts, ideal = sum(c.wavefronts for c in costs.values()), sum(c.ideal for c in costs.values())
+            print(f"{title}: {kernel}: {requests} requests, {wavefronts} wavefronts, {ideal} at the fewest "
+                  f"({wavefronts / max(1, ideal):.2f}x)", file=out)
+            for (name, line, _), cost in sorted(costs.items()):
+                if everything or cost.wavefronts > cost.ideal:
+                    print(f"  {name}:{line:<5} {'store' if cost.store else 'load '} {cost.width:4.1f} B/lane "
+                          f"{cost.requests:7d} requests {cost.conflict:5.2f}x  {source(name, line)[:70]}", file=out)
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m deepinside.kernels.banks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--all", action="store_true", help="print conflict-free lines too")
+    parser.add_argument("--blocks", type=int, default=1, help="blocks traced a launch (default 1)")
+    args = parser.parse_args(argv)
+    try:
+        report(gemm_cases() + conv_cases(), args.blocks, args.all)
+    except KernelError as error:  # no compiler with the instrumentation, no addr2line
+        print(f"kernels.banks: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The emulator's shared-memory bank accounting (kernels/banks.py), against counts worked out
+by hand from the kernels' indexing, and the conflict-free staging it was built to check."""
+import os
+
+import numpy as np
+import pytest
+
+from deepinside.kernels.banks import SharedMemoryTracer, conv_cases, gemm_cases
+from deepinside.kernels.family import Device
+from deepinside.kernels.gemm import gemm_product_device
+from deepinside.kernels.launch import KERNEL_DIR
+
+STAGING_CASES = [case for case in gemm_cases() if "8x16" in case[0]] + conv_cases()
+
+
+@pytest.fixture(scope="module")
+def pipelined_nn():
+    """sgemm_pipelined_nn (v8) on one 128^3 tile: its costs by source line."""
+    tracer = SharedMemoryTracer(blocks=1)
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((128, 128)).astype(np.float32) for _ in range(2))
+    result = gemm_product_device(Device(tracer), a, b, version="pipelined")
+    np.testing.assert_allclose(result, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)  # the traced build computes
+    return tracer.costs["sgemm_pipelined_nn"]
+
+
+def _lines(costs, text, store):
+    """The costs of the lines of gemm.cu whose source holds `text`."""
+    with open(os.path.join(KERNEL_DIR, "gemm.cu")) as handle:
+        source = handle.read().splitlines()
+    return [cost for (name, line, is_store), cost in costs.items()
+            if name == "gemm.cu" and is_store == store and text in source[line - 1]]
+
+
+def test_v8_transposing_store_is_a_two_way_conflict(pipelined_nn):
+    # store_slice: thread t writes As[k][m] for m = t / 2 and k = 4 (t % 2) (+0..3): a warp's
+    # 32 lanes write 16 columns at two depths 4 rows of 128 floats apart, the same bank, so
+    # 2 wavefronts for 32 words that could take 1. Per block: 8 warps x 16 slices x 4 stores.
+    (store,) = _lines(pipelined_nn, "As[k][m] = a.x", store=True)
+    assert (store.requests, store.wavefronts, store.ideal) == (8 * 16 * 4, 2 * 8 * 16 * 4, 8 * 16 * 4)
+    assert store.width == 4.0
+
+
+def test_v8_float4_reads_are_conflict_free(pipelined_nn):
+    # warp_tile_slice: per slice and k, two float4 reads of As (8 distinct float4s a warp:
+    # 32 consecutive floats) and two of Bs (4 distinct: 16): one wavefront each.
+    for text in ("va = *reinterpret_cast", "vb = *reinterpret_cast"):
+        (load,) = _lines(pipelined_nn, text, store=False)
+        assert (load.requests, load.wavefronts, load.ideal) == (8 * 16 * 8 * 2,) * 3
+        assert load.width == 16.0
+
+
+@pytest.mark.parametrize("title, run", STAGING_CASES, ids=[title for title, _ in STAGING_CASES])
+def test_staging_is_conflict_free(title, run):
+    """Every shared-memory line of v11 and of every implicit-GEMM convolution (both tiles,
+    every version) takes the fewest wavefronts its words allow: before the padding and the
+    swizzle, their transposing stores were 4- and 8-way conflicts."""
+    tracer = SharedMemoryTracer(blocks=1)
+    run(Device(tracer))
+    (costs,) = tracer.costs.values()
+    assert any(c.store for c in costs.values()) and any(not c.store for c in costs.values())
+    conflicted = {line: round(c.conflict, 2) for line, c in costs.items() if c.wavefronts != c.ideal}
+    assert not conflicted, f"{title}: bank conflicts at {conflicted}"
