@@ -23,7 +23,8 @@ setup(
     extras_require={
         # torch is a test-only oracle; the pinned CPU build lies on the build machines' disk.
         "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "torch==2.13.0",
-                 "nvidia-cuda-nvrtc==13.0.*"],  # NVRTC for the compile check of the CuPy path
+                 "nvidia-cuda-nvrtc==13.0.*",  # NVRTC for the compile check of the CuPy path
+                 "nvidia-cuda-nvdisasm>=13,<14"],  # and nvdisasm for its main loops' instructions
         "gpu": ["cupy-cuda13x>=13"],
     },
     entry_points={"console_scripts": ["deepinside=deepinside.cli:main"]},

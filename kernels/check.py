@@ -4,10 +4,14 @@ barriers and spills per kernel as ptxas reports them, and how many of its blocks
 holds by those figures: a kernel whose `__launch_bounds__(threads, blocks)` promises more
 blocks an SM than fit fails the check (split-K plans its waves with that promise). Where the
 NVRTC wheel is installed (`pip install "nvidia-cuda-nvrtc==13.0.*"`), each file is also
-compiled the way CuPy's RawModule compiles it: by NVRTC, with no header included. Exits 1
-on any compile error or broken promise (with the file, the architecture and the compiler's
-log), 0 otherwise; with no compiler on the machine it says so and exits 0, since there is
-nothing it can check.
+compiled the way CuPy's RawModule compiles it: by NVRTC, with no header included. Where
+nvdisasm is at hand (the machine's, or `pip install nvidia-cuda-nvdisasm`), the machine code
+of every register-tiled kernel's main loop is counted too: its instructions, FFMAs, shared,
+global and local (spill) accesses, and the FFMAs' share of the instructions, about the most
+of the FP32 peak the loop can reach at one instruction a cycle. Exits 1 on any compile
+error, broken promise or spill inside a main loop on sm_90 (with the file, the architecture
+and the compiler's log), 0 otherwise; with no compiler on the machine it says so and exits
+0, since there is nothing it can check.
 
     python -m deepinside.kernels.check
 """
@@ -19,6 +23,8 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
+from collections import Counter
 
 from .launch import read_kernels, sources
 
@@ -41,9 +47,10 @@ _USAGE = re.compile(r"Used (\d+) registers(?:, used (\d+) barriers)?(?:, \d+ byt
                     r"(?:, (\d+) bytes smem)?")
 
 
-def compile_report(path, architecture, nvcc="nvcc"):
-    """(ok, rows, log): rows are dicts per kernel from ptxas's verbose output."""
-    command = [nvcc, "-cubin", f"-arch={architecture}", "-std=c++17", "-Xptxas", "-v", "-o", os.devnull, path]
+def compile_report(path, architecture, nvcc="nvcc", cubin=os.devnull):
+    """(ok, rows, log): rows are dicts per kernel from ptxas's verbose output; the machine
+    code goes to `cubin`."""
+    command = [nvcc, "-cubin", f"-arch={architecture}", "-std=c++17", "-Xptxas", "-v", "-o", cubin, path]
     result = subprocess.run(command, capture_output=True, text=True)
     rows, row = [], None
     for line in (result.stdout + result.stderr).splitlines():
@@ -58,6 +65,62 @@ def compile_report(path, architecture, nvcc="nvcc"):
             row["barriers"] = int(match.group(2) or 0)
             row["smem_bytes"] = int(match.group(3) or 0)
     return result.returncode == 0, rows, result.stdout + result.stderr
+
+
+def find_nvdisasm():
+    """nvdisasm, the machine's or the nvidia-cuda-nvdisasm wheel's, or None."""
+    wheel = sorted(glob.glob(os.path.join(sysconfig.get_paths()["purelib"], "nvidia", "*", "bin", "nvdisasm")))
+    return shutil.which("nvdisasm") or next((path for path in wheel if os.access(path, os.X_OK)), None)
+
+
+_SECTION = re.compile(r"^\.text\.(\w+):")
+_LABEL = re.compile(r"^(\.L_x_\d+):")
+_INSTRUCTION = re.compile(r"/\*([0-9a-f]+)\*/\s+(.+?)\s*;")
+_BRANCH_TARGET = re.compile(r"\bBRA\b.*`\((\.L_x_\d+)\)")
+HOT_LOOP_FMAS = 256  # a loop with this many FFMAs an iteration is a register-tiled product's main loop
+
+
+def hot_loops(listing):
+    """{kernel: [Counter of opcodes]} of an nvdisasm listing: every loop (a branch back to an
+    earlier label; its instructions those from the label to the branch, whichever paths an
+    iteration takes) with at least HOT_LOOP_FMAS FFMAs, in address order."""
+    loops, kernel, pending, labels, instructions = {}, None, [], {}, []
+
+    def close():
+        if kernel is None:
+            return
+        for address, text in instructions:
+            target = _BRANCH_TARGET.search(text)
+            if target and labels.get(target.group(1), address + 1) <= address:
+                body = [t for a, t in instructions if labels[target.group(1)] <= a <= address]
+                mix = Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0].split(".")[0] for t in body)
+                if mix["FFMA"] >= HOT_LOOP_FMAS:
+                    loops.setdefault(kernel, []).append(mix)
+
+    for line in listing.splitlines():
+        if match := _SECTION.match(line):
+            close()
+            kernel, pending, labels, instructions = match.group(1), [], {}, []
+        elif match := _LABEL.match(line):
+            pending.append(match.group(1))
+        elif kernel and (match := _INSTRUCTION.search(line)):
+            address = int(match.group(1), 16)
+            labels.update((label, address) for label in pending)
+            pending = []
+            instructions.append((address, match.group(2)))
+    close()
+    return loops
+
+
+def loop_row(mix):
+    """The columns of one hot loop: instructions, FFMAs, shared loads and stores, global
+    loads, local-memory accesses (spills), barriers, and the FFMAs' share of the
+    instructions. An SM's scheduler issues one instruction a cycle, so a loop cannot reach
+    more of the FP32 peak than that share, or a little more where an iteration skips some
+    of its paths (every path is counted: the fallbacks of a vector load, say)."""
+    count = sum(mix.values())
+    return (count, mix["FFMA"], mix["LDS"], mix["STS"], mix["LDG"], mix["LDL"] + mix["STL"], mix["BAR"],
+            mix["FFMA"] / count)
 
 
 def load_nvrtc():
@@ -105,18 +168,24 @@ def main():
     if nvcc is None:
         print("no nvcc: registers, shared memory and spills are not reported")
         return 1 if failures else 0
-    declared = read_kernels()[0]
+    declared, nvdisasm, loops = read_kernels()[0], find_nvdisasm(), []
     header = (f"{'file':<12} {'kernel':<34} {'arch':<6} {'regs':>5} {'smem B':>7} {'bars':>4} {'stack B':>7} "
               f"{'spills B':>9} {'blocks/SM':>9}")
     print(header)
     print("-" * len(header))
+    work = tempfile.TemporaryDirectory()
     for path in sources():
         for architecture in ARCHITECTURES:
-            ok, rows, log = compile_report(path, architecture, nvcc)
+            cubin = os.path.join(work.name, "kernels.cubin")
+            ok, rows, log = compile_report(path, architecture, nvcc, cubin)
             if not ok:
                 failures += 1
                 print(f"\nFAILED: {os.path.basename(path)} for {architecture}\n{log}", file=sys.stderr)
                 continue
+            if nvdisasm:
+                listing = subprocess.run([nvdisasm, cubin], capture_output=True, text=True, check=True).stdout
+                loops += [(os.path.basename(path), kernel, architecture, mix)
+                          for kernel, mixes in hot_loops(listing).items() for mix in mixes]
             for row in rows:
                 spills = row["spill_store_bytes"] + row["spill_load_bytes"]
                 kernel = declared.get(row["kernel"])
@@ -129,9 +198,42 @@ def main():
                     failures += 1
                     print(f"\nFAILED: {row['kernel']} promises {promised} blocks an SM (__launch_bounds__) but "
                           f"{fit} fit on {architecture}", file=sys.stderr)
+    failures += report_loops(loops, nvdisasm)
     print(f"\nnvcc: {len(sources())} files x {len(ARCHITECTURES)} architectures: "
           f"{'all compiled' if not failures else f'{failures} failed (in all)'}")
     return 1 if failures else 0
+
+
+# The architecture of the cards the project's targets are measured on (H100, H200): a spill
+# inside a main loop fails the check there, and is only reported on the others.
+TARGET_ARCHITECTURE = "sm_90"
+
+
+def report_loops(loops, nvdisasm):
+    """Prints the register-tiled kernels' main loops (file, kernel, architecture, opcode
+    mix); returns how many spill inside one on TARGET_ARCHITECTURE, which fails the check:
+    a spill there is a local-memory round trip every iteration."""
+    if not nvdisasm:
+        print("\nno nvdisasm (pip install nvidia-cuda-nvdisasm): the main loops' instructions are not reported")
+        return 0
+    header = (f"{'file':<12} {'kernel':<36} {'arch':<6} {'instr':>6} {'FFMA':>5} {'LDS':>4} {'STS':>4} {'LDG':>4} "
+              f"{'local':>5} {'BAR':>3} {'FFMA share':>10}")
+    print(f"\nMain loops (at least {HOT_LOOP_FMAS} FFMAs an iteration; a kernel has one a compile-time shape and "
+          "tile), by nvdisasm; FFMA share: FFMAs over instructions, every path counted, about the most of the FP32 "
+          "peak a loop can reach at one instruction a cycle:")
+    print(header)
+    print("-" * len(header))
+    failures = 0
+    for name, kernel, architecture, mix in loops:
+        count, fmas, lds, sts, ldg, local, barriers, share = loop_row(mix)
+        print(f"{name:<12} {kernel:<36} {architecture:<6} {count:>6} {fmas:>5} {lds:>4} {sts:>4} {ldg:>4} {local:>5} "
+              f"{barriers:>3} {share:>10.2f}")
+        if local:
+            failing = architecture == TARGET_ARCHITECTURE
+            failures += failing
+            print(f"{'FAILED' if failing else 'note'}: {kernel} spills inside a main loop on {architecture} ({local} "
+                  "local-memory accesses an iteration)", file=sys.stderr if failing else sys.stdout)
+    return failures
 
 
 if __name__ == "__main__":

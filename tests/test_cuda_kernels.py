@@ -548,6 +548,58 @@ def test_compile_check_counts_the_blocks_an_sm_holds(tmp_path, monkeypatch, caps
     assert "promise promises 3 blocks an SM (__launch_bounds__) but 2 fit on sm_80" in capsys.readouterr().err
 
 
+def _listing(kernel, body):
+    """An nvdisasm-style listing of one kernel: (label or None, instruction) pairs."""
+    lines, address = [f".text.{kernel}:"], 0
+    for label, instruction in body:
+        if label:
+            lines.append(f"{label}:")
+        lines.append(f"        /*{address:04x}*/                   {instruction} ;")
+        address += 16
+    return "\n".join(lines) + "\n"
+
+
+def test_main_loops_are_found_and_counted_in_a_listing():
+    """A loop is a branch back to an earlier label, its instructions those between them;
+    a forward branch is none, and a loop of few FFMAs is not a main loop."""
+    from deepinside.kernels.check import HOT_LOOP_FMAS, hot_loops, loop_row
+    body = [(None, "S2R R0, SR_TID.X"), (None, "@P0 BRA `(.L_x_9)")]
+    body += [(".L_x_1", "LDS.128 R4, [R2]")] + [(None, "FFMA R8, R4, R5, R8")] * HOT_LOOP_FMAS
+    body += [(None, "LDL R3, [R1+0x4]"), (None, "@!P1 STS [R2], R3"), (None, "BAR.SYNC.DEFER_BLOCKING 0x0"),
+             (None, "@P2 BRA `(.L_x_1)")]
+    body += [(".L_x_2", "FFMA R9, R4, R5, R9"), (None, "@P3 BRA `(.L_x_2)"), (".L_x_9", "EXIT")]
+    loops = hot_loops(_listing("tiled", body) + _listing("small", body[-3:]))
+    (mix,) = loops["tiled"]
+    assert "small" not in loops
+    assert loop_row(mix) == (HOT_LOOP_FMAS + 5, HOT_LOOP_FMAS, 1, 1, 0, 1, 1, HOT_LOOP_FMAS / (HOT_LOOP_FMAS + 5))
+
+
+def test_a_spill_inside_a_main_loop_fails_the_check_on_the_target_cards(capsys):
+    from collections import Counter
+    from deepinside.kernels.check import report_loops
+    spilling = Counter(FFMA=512, LDS=32, LDL=2)
+    assert report_loops([("x.cu", "spills", "sm_90", spilling)], "nvdisasm") == 1
+    assert "FAILED: spills spills inside a main loop on sm_90" in capsys.readouterr().err
+    assert report_loops([("x.cu", "spills", "sm_80", spilling)], "nvdisasm") == 0
+    assert "note: spills spills inside a main loop on sm_80" in capsys.readouterr().out
+
+
+def test_v8_main_loop_holds_what_its_source_says(tmp_path):
+    """sgemm_pipelined_nn's slice: 8 depths of 8 x 8 FMAs a thread (512 FFMAs), 2 + 2 float4
+    shared loads a depth (32 LDS), one barrier, no spill, as nvdisasm reads the machine code."""
+    import shutil
+    import subprocess
+    from deepinside.kernels.check import compile_report, find_nvdisasm, hot_loops, loop_row
+    if shutil.which("nvcc") is None or find_nvdisasm() is None:
+        pytest.skip("no nvcc or nvdisasm on this machine")
+    cubin = str(tmp_path / "gemm.cubin")
+    assert compile_report(os.path.join(KERNEL_DIR, "gemm.cu"), "sm_90", cubin=cubin)[0]
+    listing = subprocess.run([find_nvdisasm(), cubin], capture_output=True, text=True, check=True).stdout
+    (mix,) = hot_loops(listing)["sgemm_pipelined_nn"]
+    count, fmas, lds, _, _, local, barriers, share = loop_row(mix)
+    assert (fmas, lds, local, barriers) == (512, 32, 0, 1) and 0.5 < share < 1
+
+
 @pytest.mark.parametrize("batch", [1, 64])
 def test_no_vgg_layer_is_planned_slower_than_by_the_rule_before(batch):
     """bench/split_plans.py: by the wave model the planner minimises, no VGG-16 product's
