@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The GPU check, in one call on a GPU machine where nothing can be installed (CuPy,
 # PyTorch, NumPy and pytest are there), within 5 minutes: the gpu-marked tests with real
-# launches, the kernel benchmarks against cuDNN/cuBLAS in IEEE FP32 (bench/gpu_kernels.py),
-# a randomised sweep of every kernel version against NumPy (python -m deepinside.kernels.sweep),
-# every kernel ladder at full size (python -m deepinside.kernels.ladder FAMILY), and
-# compute-sanitizer's memcheck and racecheck on the kernel tests at small shapes where the
-# tool is on the machine. Each part gets what is left of the 5 minutes, up to its own limit;
+# launches, a randomised sweep of every kernel version against NumPy (python -m
+# deepinside.kernels.sweep), every kernel ladder at full size (python -m
+# deepinside.kernels.ladder FAMILY), the engine's rung choices made from them (python -m
+# deepinside.kernels.choices), the kernel benchmarks against cuDNN/cuBLAS in IEEE FP32 with
+# those choices (bench/gpu_kernels.py), and compute-sanitizer's memcheck and racecheck on the
+# kernel tests at small shapes where the tool is on the machine. Each part gets what is left of the 5 minutes, up to its own limit;
 # a part that does not fit is reported as skipped. Writes everything into OUTDIR.
 #
 #     bash bench/gpu_check.sh OUTDIR
@@ -49,11 +50,17 @@ run() {
   python -c "import cupy, torch; print('cupy', cupy.__version__, 'torch', torch.__version__)"; } > "$out/device.txt" 2>&1
 cat "$out/device.txt"
 run gpu_tests 100 python -m pytest -m gpu tests/test_cuda_kernels.py tests/test_backends.py -q -rs -p no:cacheprovider
-run gpu_kernels 150 python bench/gpu_kernels.py "$out"
 run sweep 40 python -m deepinside.kernels.sweep --gpu --trials 30
 for family in gemm conv_forward conv_backward_data conv_backward_weights relu maxpool depthwise; do
-  run "ladder_$family" $([ "$family" = gemm ] && echo 90 || echo 40) python -m deepinside.kernels.ladder "$family"
+  run "ladder_$family" $([ "$family" = gemm ] && echo 90 || echo 40) python -m deepinside.kernels.ladder "$family" \
+    --json "$out/ladder_$family.json"
 done
+# The engine's rung choices from the ladders just run (kernels/choices.py), timed at once by
+# gpu_kernels: measuring, choosing and measuring again fit one call.
+run choose 10 python -m deepinside.kernels.choices "$out"
+choices=()
+[ -f "$out/engine_choices.json" ] && choices=(--choices "$out/engine_choices.json")
+run gpu_kernels 150 python bench/gpu_kernels.py "$out" "${choices[@]}"
 if command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do
     run "sanitizer_$tool" 40 compute-sanitizer --tool "$tool" --error-exitcode 1 python -m pytest -m gpu -q \

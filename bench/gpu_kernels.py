@@ -13,6 +13,8 @@ Reports achieved TFLOP/s, the fraction of the card's FP32 peak and the ratio our
 
     PYTHONPATH=tests python bench/gpu_kernels.py OUTDIR               # on a GPU (bench/gpu_check.sh runs it)
     PYTHONPATH=tests python bench/gpu_kernels.py OUTDIR --emulator    # tiny shapes on the CPU emulator, no peer
+    PYTHONPATH=tests python bench/gpu_kernels.py OUTDIR --choices OUTDIR/engine_choices.json
+        # with the engine's rung choices set as kernels.choices chose them from the same run's ladders
 
 (tests/ holds the PyTorch twin of our networks, shared by the tests and the benchmarks.)
 """
@@ -25,6 +27,7 @@ import time
 
 import numpy as np
 
+from deepinside.kernels.choices import apply as apply_choices, current as current_choices, load as load_choices
 from deepinside.kernels.ladder import FP32_PEAK_TFLOPS
 from deepinside.kernels.launch import KernelError
 
@@ -60,8 +63,11 @@ def main(argv=None):
     parser.add_argument("out")
     parser.add_argument("--emulator", action="store_true", help="tiny shapes on the CPU emulator, without a peer")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--choices", metavar="JSON", help="the engine's rung choices to time (kernels.choices)")
     arguments = parser.parse_args(argv)
     os.makedirs(arguments.out, exist_ok=True)
+    if arguments.choices:
+        apply_choices(load_choices(arguments.choices))
 
     from deepinside import kernels
     from deepinside.kernels.launch import CudaLauncher, EmulatorLauncher
@@ -157,25 +163,13 @@ def main(argv=None):
     if not arguments.emulator:
         saliency_rows(record, torch, synchronise, repeats)
 
-    choices = engine_choices()
+    choices = current_choices()
     with open(os.path.join(arguments.out, "gpu_kernels.json"), "w") as handle:
         json.dump({"device": device_name, "fp32_peak_tflops": peak, "engine": choices, "rows": rows}, handle, indent=1)
     with open(os.path.join(arguments.out, "gpu_kernels.md"), "w") as handle:
         handle.write(markdown(device_name, peak, rows, choices))
     print(markdown(device_name, peak, rows, choices))
     return 0
-
-
-def engine_choices():
-    """The engine's rung choices this run measured (the constants a GPU run switches), so a
-    results file says which code it timed."""
-    from deepinside.kernels import conv2d, depthwise, gemm, maxpool
-    return {"gemm.ENGINE_TILED": gemm.ENGINE_TILED, "conv2d.ENGINE_IMPLICIT": conv2d.ENGINE_IMPLICIT,
-            "conv2d.ENGINE_WINOGRAD_CHANNELS": conv2d.ENGINE_WINOGRAD_CHANNELS,
-            "maxpool.ENGINE_VERSION": maxpool.ENGINE_VERSION, "depthwise.ENGINE_FORWARD": depthwise.ENGINE_FORWARD,
-            "depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA": depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA,
-            "depthwise.ENGINE_STRIDED_BACKWARD_DATA": depthwise.ENGINE_STRIDED_BACKWARD_DATA,
-            "depthwise.ENGINE_BACKWARD_WEIGHTS": depthwise.ENGINE_BACKWARD_WEIGHTS}
 
 
 def forward_macs(layers, shape):

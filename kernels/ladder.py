@@ -9,6 +9,7 @@ timed, in the order its .cu file presents them.
     python -m deepinside.kernels.ladder relu              # scalar and float4 versions; GB/s against a copy
     python -m deepinside.kernels.ladder maxpool           # forward with switches, gather backward; GB/s
     python -m deepinside.kernels.ladder depthwise         # direct depthwise kernels on EfficientNet's shapes; GB/s
+    python -m deepinside.kernels.ladder gemm --json rows.json   # also the rows as JSON (kernels.choices reads them)
 
 Each version's output is poisoned with NaN before its launch (beta = 0 must overwrite every
 element), compared with NumPy in float64, and on a GPU timed with CUDA events (median of
@@ -19,6 +20,7 @@ emulator's and means nothing for a GPU. Exits 1 if any version is wrong.
 """
 import argparse
 import functools
+import json
 import statistics
 import sys
 import time
@@ -452,7 +454,17 @@ def main(argv=None):
     parser.add_argument("--emulator", action="store_true", help="run on the CPU emulator at small sizes")
     parser.add_argument("--size", type=int, default=4096, help="M = N = K on a GPU (default 4096)")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--json", metavar="PATH", help="also write the rows there (what kernels.choices reads)")
     arguments = parser.parse_args(argv)
+    rows = _run(arguments)
+    if arguments.json:
+        with open(arguments.json, "w") as handle:
+            json.dump({"family": arguments.family, "emulator": arguments.emulator, "rows": rows}, handle, indent=1)
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+def _run(arguments):
+    """The ladder `arguments` ask for, its tables printed; its rows."""
 
     from .launch import CudaLauncher, EmulatorLauncher
 
@@ -481,7 +493,7 @@ def main(argv=None):
         print(table(rows, unit="GB/s"))
         if not arguments.emulator:
             print("\n" + fastest(rows))
-        return 0 if all(r["ok"] for r in rows) else 1
+        return rows
     if arguments.emulator:
         launcher, peak, peer = EmulatorLauncher(), None, None
         # Sizes that are not multiples of any tile; the last all multiples of 4 (the float4 paths).
@@ -508,7 +520,7 @@ def main(argv=None):
     print(table(rows, peak))
     if not arguments.emulator:
         print("\n" + fastest(rows))
-    return 0 if all(r["ok"] for r in rows) else 1
+    return rows
 
 
 if __name__ == "__main__":

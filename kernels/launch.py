@@ -170,7 +170,12 @@ def _cache_dir():
     return root
 
 
-COMPILER_FLAGS = ["-std=c++20", "-O2", "-fPIC", "-pthread", "-w"]
+# -fno-gnu-unique: GCC gives the static locals of inline and template functions (the
+# kernels' __shared__ arrays, thread_local statics here) STB_GNU_UNIQUE binding, which the
+# dynamic linker makes one per process across every library loaded, even privately: a
+# second emulator library (the traced build, or one built from changed sources) would use
+# the first one's shared memory.
+COMPILER_FLAGS = ["-std=c++20", "-O2", "-fPIC", "-pthread", "-w", "-fno-gnu-unique"]
 # The traced build (kernels/banks.py): every memory access of the kernel files becomes a call
 # the runtime records shared-memory accesses from (GCC's kernel-address instrumentation,
 # calls only, no shadow memory); line tables for naming the instruction; no scalar

@@ -8,19 +8,21 @@ import pytest
 from deepinside.kernels.banks import SharedMemoryTracer, conv_cases, gemm_cases
 from deepinside.kernels.family import Device
 from deepinside.kernels.gemm import gemm_product_device
-from deepinside.kernels.launch import KERNEL_DIR
+from deepinside.kernels.launch import KERNEL_DIR, EmulatorLauncher
 
 STAGING_CASES = [case for case in gemm_cases() if "8x16" in case[0]] + conv_cases()
 
 
 @pytest.fixture(scope="module")
 def pipelined_nn():
-    """sgemm_pipelined_nn (v8) on one 128^3 tile: its costs by source line."""
-    tracer = SharedMemoryTracer(blocks=1)
+    """sgemm_pipelined_nn (v8) on one 128^3 tile: its costs by source line. The plain
+    emulator runs it first, in the same process: the traced build must use shared memory of
+    its own (launch.py: -fno-gnu-unique) and compute what the plain one does."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((128, 128)).astype(np.float32) for _ in range(2))
-    result = gemm_product_device(Device(tracer), a, b, version="pipelined")
-    np.testing.assert_allclose(result, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)  # the traced build computes
+    plain = gemm_product_device(Device(EmulatorLauncher()), a, b, version="pipelined")
+    tracer = SharedMemoryTracer(blocks=1)
+    np.testing.assert_array_equal(gemm_product_device(Device(tracer), a, b, version="pipelined"), plain)
     return tracer.costs["sgemm_pipelined_nn"]
 
 

@@ -1,0 +1,246 @@
+"""The engine's rung choices, and choosing them from a GPU run's ladders.
+
+Each family whose ladder has more than one rung the engine could run says which one it runs
+in a module constant (`gemm.ENGINE_TILED`, `conv2d.ENGINE_IMPLICIT`, ...: CONSTANTS below).
+A GPU session is short (15 device minutes, a machine's start included, and a machine goes
+back 30 idle seconds after a call), so the prepared script measures, chooses and measures
+again in one call: the ladders write their rows (`ladder FAMILY --json`), this module picks
+for each constant the rung that was fastest against the current one, and
+`bench/gpu_kernels.py --choices` times the targets with those choices applied. The session
+then writes the chosen values into the modules, where they are reviewed like any change.
+
+    python -m deepinside.kernels.choices OUTDIR   # reads OUTDIR/ladder_*.json, writes OUTDIR/engine_choices.json
+
+The rule: a rung replaces the current one where every row of it validated and the median,
+over the shapes (and transpose cases) both were timed on, of its time over the current
+one's is below 1 - MARGIN; of several, the lowest median. Winograd's channel threshold is
+the fewest channels (the smaller of input and output) from which Winograd was faster, by
+the same margin, on every 3x3 stride-1 shape of the convolution ladders with as many or more.
+"""
+import argparse
+import glob
+import importlib
+import json
+import os
+import re
+import statistics
+import sys
+
+from .launch import KernelError
+
+MARGIN = 0.03  # medians of CUDA-event times on a shared card move by a few percent
+
+# The constants, as "module.NAME", and the values each may take.
+CONSTANTS = {"gemm.ENGINE_TILED": ("pipelined", "8x16"),
+             "conv2d.ENGINE_IMPLICIT": None,  # a dict: direction -> one of conv2d.IMPLICIT_VERSIONS[direction]
+             "conv2d.ENGINE_WINOGRAD_CHANNELS": None,  # None or a channel count
+             "maxpool.ENGINE_VERSION": ("v1", "v2", "v3"),
+             "depthwise.ENGINE_FORWARD": ("depthwise_forward", "depthwise_forward_tiled", "depthwise_forward_rows"),
+             "depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA": ("depthwise_backward_data",
+                                                            "depthwise_backward_data_tiled",
+                                                            "depthwise_backward_data_rows"),
+             "depthwise.ENGINE_STRIDED_BACKWARD_DATA": ("depthwise_backward_data", "depthwise_backward_data_parity"),
+             "depthwise.ENGINE_BACKWARD_WEIGHTS": ("depthwise_backward_weights", "depthwise_backward_weights_channel")}
+SKINNY_ROWS = 8  # products of at most this many rows run on the skinny rung whatever ENGINE_TILED says
+
+
+def _module(name):
+    return importlib.import_module(f".{name}", __package__)
+
+
+def current():
+    """{constant: its value in the modules now}: what a run measures, recorded with its results."""
+    values = {}
+    for constant in CONSTANTS:
+        module, attribute = constant.split(".")
+        value = getattr(_module(module), attribute)
+        values[constant] = dict(value) if isinstance(value, dict) else value
+    return values
+
+
+def _check(constant, value):
+    if constant not in CONSTANTS:
+        raise KernelError(f"engine choices: no constant {constant!r}; expected one of {', '.join(CONSTANTS)}")
+    if constant == "conv2d.ENGINE_IMPLICIT":
+        versions = _module("conv2d").IMPLICIT_VERSIONS
+        if not isinstance(value, dict) or set(value) != set(versions) or any(
+                v not in versions[d] for d, v in value.items()):
+            raise KernelError(f"engine choices: {constant} must map {', '.join(versions)} to one of their versions, "
+                              f"got {value!r}")
+    elif constant == "conv2d.ENGINE_WINOGRAD_CHANNELS":
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise KernelError(f"engine choices: {constant} must be None or a positive channel count, got {value!r}")
+    elif value not in CONSTANTS[constant]:
+        raise KernelError(f"engine choices: {constant} must be one of {', '.join(CONSTANTS[constant])}, got {value!r}")
+
+
+def apply(choices):
+    """Sets the constants to `choices` ({constant: value}, all checked before any is set)."""
+    for constant, value in choices.items():
+        _check(constant, value)
+    for constant, value in choices.items():
+        module, attribute = constant.split(".")
+        setattr(_module(module), attribute, dict(value) if isinstance(value, dict) else value)
+
+
+def load(path):
+    """The choices in a JSON file written by this module (or by hand), checked."""
+    try:
+        with open(path) as handle:
+            choices = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise KernelError(f"engine choices: cannot read {path}: {error}") from None
+    if not isinstance(choices, dict):
+        raise KernelError(f"engine choices: {path} holds no object of constants")
+    for constant, value in choices.items():
+        _check(constant, value)
+    return choices
+
+
+def _pick(rows, current_label, candidates, group):
+    """(chosen label, its median time ratio to the current one, groups compared) among
+    `candidates` ({label: rows' version name}), the rows grouped by `group(row)`."""
+    times = {}
+    failed = set()
+    for row in rows:
+        label = next((label for label, name in candidates.items() if row["version"] == name), None)
+        if label is None:
+            continue
+        if not row["ok"]:
+            failed.add(label)
+        times.setdefault(label, {})[group(row)] = row["ms"]
+    base = times.get(current_label, {})
+    best = (current_label, 1.0, len(base))
+    for label, measured in times.items():
+        shared = [key for key in measured if key in base]
+        if label == current_label or label in failed or not shared or current_label in failed:
+            continue
+        median = statistics.median(measured[key] / base[key] for key in shared)
+        if median < 1 - MARGIN and median < best[1]:
+            best = (label, median, len(shared))
+    return best
+
+
+def _gemm_rows(rows):
+    return [row for row in rows if int(row["shape"].split("x")[0]) > SKINNY_ROWS]
+
+
+def _shape_numbers(label):
+    """{letter(s): number} of a shape label such as "N16 C64 224x224 O64 k3 s1 p1"."""
+    return {key: int(value) for key, value in re.findall(r"\b([A-Za-z]+)(\d+)\b", label)}
+
+
+def _winograd_threshold(rows):
+    """The channel threshold by the rule in the module's docstring, or None; and the ratios."""
+    by_shape = {}
+    for row in rows:
+        numbers = _shape_numbers(row["shape"])
+        if numbers.get("k") != 3 or numbers.get("s") != 1 or row["version"] not in ("engine", "winograd"):
+            continue
+        by_shape.setdefault((row["shape"], min(numbers["C"], numbers["O"])), {}).setdefault(row["version"], []).append(
+            row)
+    ratios = {}
+    for (shape, channels), versions in by_shape.items():
+        if len(versions) == 2 and all(r["ok"] for group in versions.values() for r in group):
+            ratios[(shape, channels)] = (sum(r["ms"] for r in versions["winograd"])
+                                         / sum(r["ms"] for r in versions["engine"]))
+    threshold = None
+    for channels in sorted({c for _, c in ratios}, reverse=True):
+        if all(ratio < 1 - MARGIN for (_, c), ratio in ratios.items() if c >= channels):
+            threshold = channels
+    return threshold, ratios
+
+
+def choose(ladders, now=None):
+    """(choices, evidence) from `ladders` ({family: rows}, as `ladder --json` writes them):
+    every constant's value by the rule above, the current one where its ladder is missing;
+    evidence: {constant: text}."""
+    now = now or current()
+    choices, evidence = dict(now), {}
+
+    def decide(constant, rows, current_label, candidates, group):
+        """The label chosen for `constant` among `candidates`, with its evidence written."""
+        if not rows:
+            evidence[constant] = "no ladder rows: kept"
+            return current_label
+        label, median, groups = _pick(rows, current_label, candidates, group)
+        evidence[constant] = (f"kept ({groups} shapes timed)" if label == current_label else
+                              f"{label}: median time {median:.2f} of the current one's over {groups} shapes")
+        return label
+
+    choices["gemm.ENGINE_TILED"] = decide("gemm.ENGINE_TILED", _gemm_rows(ladders.get("gemm", [])),
+                                          now["gemm.ENGINE_TILED"],
+                                          {v: f"sgemm_{v}" for v in CONSTANTS["gemm.ENGINE_TILED"]},
+                                          lambda row: (row["case"], row["shape"]))
+    implicit = dict(now["conv2d.ENGINE_IMPLICIT"])
+    for direction, versions in _module("conv2d").IMPLICIT_VERSIONS.items():
+        engine = implicit[direction]
+        implicit[direction] = decide(f"conv2d.ENGINE_IMPLICIT[{direction}]", ladders.get(f"conv_{direction}", []),
+                                     engine, {v: ("engine" if v == engine else f"engine {v}") for v in versions},
+                                     lambda row: row["shape"])
+    choices["conv2d.ENGINE_IMPLICIT"] = implicit
+    conv = ladders.get("conv_forward", []) + ladders.get("conv_backward_data", [])
+    if conv:
+        threshold, ratios = _winograd_threshold(conv)
+        choices["conv2d.ENGINE_WINOGRAD_CHANNELS"] = threshold
+        evidence["conv2d.ENGINE_WINOGRAD_CHANNELS"] = f"{threshold}: Winograd's time over the engine's, " + ", ".join(
+            f"{shape} {ratio:.2f}" for (shape, _), ratio in sorted(ratios.items(), key=lambda item: item[0][1]))
+    else:
+        evidence["conv2d.ENGINE_WINOGRAD_CHANNELS"] = "no ladder rows: kept"
+    suffixes = {"v1": "", "v2": "_planes", "v3": "_2x2"}
+    pools = {}  # a version's forward and backward times added, per shape
+    for row in ladders.get("maxpool", []):
+        version = next(v for v, suffix in suffixes.items() if row["version"] == f"maxpool_{row['case']}{suffix}")
+        entry = pools.setdefault((version, row["shape"]), {"version": f"maxpool {version}", "shape": row["shape"],
+                                                           "ok": True, "ms": 0.0, "parts": 0})
+        entry["ok"] &= row["ok"]
+        entry["ms"] += row["ms"]
+        entry["parts"] += 1
+    pooled = [entry for entry in pools.values() if entry["parts"] == 2]
+    choices["maxpool.ENGINE_VERSION"] = decide("maxpool.ENGINE_VERSION", pooled, now["maxpool.ENGINE_VERSION"],
+                                               {v: f"maxpool {v}" for v in suffixes}, lambda row: row["shape"])
+    depthwise = ladders.get("depthwise", [])
+    for constant, case, stride in (("depthwise.ENGINE_FORWARD", "forward", None),
+                                   ("depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA", "backward_data", 1),
+                                   ("depthwise.ENGINE_STRIDED_BACKWARD_DATA", "backward_data", 2),
+                                   ("depthwise.ENGINE_BACKWARD_WEIGHTS", "backward_weights", None)):
+        rows = [row for row in depthwise if row["case"] == case
+                and (stride is None or _shape_numbers(row["shape"])["s"] == stride)]
+        choices[constant] = decide(constant, rows, now[constant], {v: v for v in CONSTANTS[constant]},
+                                   lambda row: row["shape"])
+    return choices, evidence
+
+
+def read_ladders(folder):
+    """{family: rows} of every ladder_<family>.json in `folder`."""
+    ladders = {}
+    for path in sorted(glob.glob(os.path.join(folder, "ladder_*.json"))):
+        with open(path) as handle:
+            ladders[os.path.basename(path)[len("ladder_"):-len(".json")]] = json.load(handle)["rows"]
+    return ladders
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m deepinside.kernels.choices", description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", help="where a GPU run's ladders wrote ladder_<family>.json")
+    arguments = parser.parse_args(argv)
+    ladders = read_ladders(arguments.folder)
+    if not ladders:
+        print(f"kernels.choices: no ladder_*.json in {arguments.folder}: nothing to choose from", file=sys.stderr)
+        return 1
+    now = current()
+    choices, evidence = choose(ladders, now)
+    print(f"from the ladders of {', '.join(sorted(ladders))}:")
+    print("| constant | now | chosen | evidence |\n| --- | --- | --- | --- |")
+    for constant, text in evidence.items():
+        name, _, direction = constant.partition("[")
+        value = choices[name][direction.rstrip("]")] if direction else choices[name]
+        before = now[name][direction.rstrip("]")] if direction else now[name]
+        print(f"| {constant} | {before} | {value} | {text} |")
+    with open(os.path.join(arguments.folder, "engine_choices.json"), "w") as handle:
+        json.dump(choices, handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

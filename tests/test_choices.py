@@ -1,0 +1,123 @@
+"""Choosing the engine's rungs from a GPU run's ladders (kernels/choices.py): the rule on
+made-up ladder rows, the constants set and checked, and the plumbing end to end on the
+emulator's ladder."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from deepinside.kernels import choices
+from deepinside.kernels.launch import KernelError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def restored():
+    """The engine's constants as they were before the test."""
+    before = choices.current()
+    yield before
+    choices.apply(before)
+
+
+def row(version, ms, shape="4096x4096x4096", case="NN", ok=True):
+    return {"version": version, "case": case, "shape": shape, "ok": ok, "ms": ms}
+
+
+def gemm_rows(pipelined, wide, wide_ok=True):
+    shapes = ["4096x4096x4096", "64x4096x25088", "1x4096x25088"]
+    rows = []
+    for case in ("NN", "TN", "NT"):
+        for shape, a, b in zip(shapes, pipelined, wide):
+            rows += [row("sgemm_pipelined", a, shape, case), row("sgemm_8x16", b, shape, case, wide_ok)]
+    return rows
+
+
+def test_a_rung_faster_in_the_median_replaces_the_current_one(restored):
+    # 8x16 takes 0.8 and 0.9 of pipelined's time on the two products of more than 8 rows;
+    # on the 1-row one (the skinny rung's) it is slower, which does not count
+    ladders = {"gemm": gemm_rows([10.0, 1.0, 0.1], [8.0, 0.9, 0.5])}
+    chosen, evidence = choices.choose(ladders, restored)
+    assert chosen["gemm.ENGINE_TILED"] == "8x16"
+    assert evidence["gemm.ENGINE_TILED"] == "8x16: median time 0.85 of the current one's over 6 shapes"
+
+
+def test_a_rung_within_the_margin_or_with_a_failed_row_is_not_chosen(restored):
+    close = {"gemm": gemm_rows([10.0, 1.0, 0.1], [9.8, 0.99, 0.1])}  # 2% and 1% faster: noise
+    assert choices.choose(close, restored)[0]["gemm.ENGINE_TILED"] == "pipelined"
+    failed = {"gemm": gemm_rows([10.0, 1.0, 0.1], [5.0, 0.5, 0.05])}
+    failed["gemm"][1]["ok"] = False  # one wrong result: never the engine's
+    assert choices.choose(failed, restored)[0]["gemm.ENGINE_TILED"] == "pipelined"
+
+
+def test_each_convolution_direction_and_winograd_are_chosen_apart(restored):
+    shapes = ["N16 C64 224x224 O64 k3 s1 p1", "N16 C256 56x56 O256 k3 s1 p1", "N16 C512 14x14 O512 k3 s1 p1"]
+    times = {"engine": (10.0, 10.0, 2.0), "engine 8x16": (9.0, 8.0, 1.9), "winograd": (12.0, 6.0, 1.0),
+             "implicit": (11.0, 11.0, 2.1)}
+    forward = [row(version, t, shape, "conv_forward") for version, ts in times.items() for shape, t in zip(shapes, ts)]
+    weights = [row(version, t, shape, "conv_backward_weights") for version, ts in
+               {"engine": (30.0, 14.0, 4.0), "engine two_blocks": (31.0, 15.0, 3.0)}.items()
+               for shape, t in zip(shapes, ts)]
+    chosen, evidence = choices.choose({"conv_forward": forward, "conv_backward_weights": weights}, restored)
+    assert chosen["conv2d.ENGINE_IMPLICIT"] == dict(restored["conv2d.ENGINE_IMPLICIT"], forward="8x16")
+    assert evidence["conv2d.ENGINE_IMPLICIT[backward_weights]"] == "kept (3 shapes timed)"  # median 1.03
+    assert evidence["conv2d.ENGINE_IMPLICIT[backward_data]"] == "no ladder rows: kept"
+    # Winograd is faster from 256 channels up (0.6 and 0.5 of the engine's time), slower at 64
+    assert chosen["conv2d.ENGINE_WINOGRAD_CHANNELS"] == 256
+
+
+def test_pools_add_both_directions_and_depthwise_splits_by_stride(restored):
+    pool = [row(f"maxpool_{case}{suffix}", ms, "N16 C64 224x224 k2 s2", case)
+            for suffix, (forward, backward) in {"": (1.0, 3.0), "_planes": (0.9, 2.0), "_2x2": (0.5, 2.6)}.items()
+            for case, ms in (("forward", forward), ("backward", backward))]
+    unit, strided = "N64 C32 112x112 k3 s1 p1", "N64 C144 56x56 k5 s2 p2"
+    depthwise = [row("depthwise_backward_data", 1.0, unit, "backward_data"),
+                 row("depthwise_backward_data_tiled", 0.6, unit, "backward_data"),
+                 row("depthwise_backward_data_rows", 0.5, unit, "backward_data"),
+                 row("depthwise_backward_data", 2.0, strided, "backward_data"),
+                 row("depthwise_backward_data_parity", 0.4, strided, "backward_data")]
+    chosen, _ = choices.choose({"maxpool": pool, "depthwise": depthwise}, restored)
+    assert chosen["maxpool.ENGINE_VERSION"] == "v2"  # 2.9 against v3's 3.1 and v1's 4.0
+    assert chosen["depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA"] == "depthwise_backward_data_rows"
+    assert chosen["depthwise.ENGINE_STRIDED_BACKWARD_DATA"] == "depthwise_backward_data_parity"
+    assert chosen["depthwise.ENGINE_FORWARD"] == restored["depthwise.ENGINE_FORWARD"]  # no rows
+
+
+def test_choices_are_checked_then_set_together(restored):
+    with pytest.raises(KernelError, match="gemm.ENGINE_TILED must be one of pipelined, 8x16, got 'v12'"):
+        choices.apply({"maxpool.ENGINE_VERSION": "v3", "gemm.ENGINE_TILED": "v12"})
+    assert choices.current() == restored  # nothing was set
+    with pytest.raises(KernelError, match="no constant 'gemm.ENGINE_FAST'"):
+        choices.apply({"gemm.ENGINE_FAST": "8x16"})
+    with pytest.raises(KernelError, match="ENGINE_IMPLICIT must map"):
+        choices.apply({"conv2d.ENGINE_IMPLICIT": {"forward": "8x16"}})
+    choices.apply({"maxpool.ENGINE_VERSION": "v3", "conv2d.ENGINE_WINOGRAD_CHANNELS": 256})
+    from deepinside.kernels import conv2d, maxpool
+    assert (maxpool.ENGINE_VERSION, conv2d.ENGINE_WINOGRAD_CHANNELS) == ("v3", 256)
+
+
+def test_emulator_ladder_to_choices_to_a_benchmark_run(tmp_path, restored):
+    """The script's chain on the emulator: a ladder's JSON, the choices made from it (whatever
+    the emulator's times say), and gpu_kernels.py refusing a file of wrong choices in one line."""
+    environment = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests"))
+    ladder = [sys.executable, "-m", "deepinside.kernels.ladder", "gemm", "--emulator", "--json",
+              str(tmp_path / "ladder_gemm.json")]
+    assert subprocess.run(ladder, capture_output=True, text=True).returncode == 0
+    assert json.loads((tmp_path / "ladder_gemm.json").read_text())["rows"]
+    result = subprocess.run([sys.executable, "-m", "deepinside.kernels.choices", str(tmp_path)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert "| gemm.ENGINE_TILED | pipelined |" in result.stdout
+    choices.apply(choices.load(str(tmp_path / "engine_choices.json")))  # a valid set of choices
+    (tmp_path / "bad.json").write_text(json.dumps({"maxpool.ENGINE_VERSION": "v9"}))
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gpu_kernels.py"), str(tmp_path / "out"),
+                             "--emulator", "--choices", str(tmp_path / "bad.json")], capture_output=True, text=True,
+                            env=environment)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("bench/gpu_kernels.py: engine choices: maxpool.ENGINE_VERSION must be one of "
+                                     "v1, v2, v3, got 'v9'")
+    empty = subprocess.run([sys.executable, "-m", "deepinside.kernels.choices", str(tmp_path / "out")],
+                           capture_output=True, text=True)
+    assert empty.returncode == 1 and "no ladder_*.json" in empty.stderr
