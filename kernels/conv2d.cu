@@ -357,12 +357,9 @@ struct PatchColumns {
 
 // The 8 x 8 results of this thread over reduction indices [k_begin, k_end) of A (M rows)
 // times B (P columns), A and B gathered by the operands as each slice is staged, in this
-// block's Tile. Two shared-memory buffers, as gemm.cu's v8, one barrier a slice; with
-// OVERLAP the gathers of slice k + 1 are in flight into registers while slice k is
-// multiplied (latency hidden within the warp, at the price of the staged values' registers
-// held through the products), without it they follow the products (latency hidden by the
-// other warps: the weight gradient's kernel then fits 128 registers, two blocks an SM).
-template <class Tile, bool OVERLAP = true, class OperandA, class OperandB>
+// block's Tile. Two shared-memory buffers, as gemm.cu's v8, one barrier a slice; the
+// gathers of slice k + 1 are in flight into registers while slice k is multiplied.
+template <class Tile, class OperandA, class OperandB>
 __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_end, OperandA load_a, OperandB load_b,
                                               float* shared, float accumulator[IG_TM][Tile::TN]) {
   auto As = reinterpret_cast<float(*)[IG_BK][Tile::BM + IG_PAD]>(shared);  // [2][IG_BK][BM + IG_PAD], then B's
@@ -424,7 +421,7 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
   __syncthreads();
   for (int k0 = k_begin, buffer = 0; k0 < k_end; k0 += IG_BK, buffer ^= 1) {
     const bool more = k0 + IG_BK < k_end;
-    if (OVERLAP && more) fetch(k0 + IG_BK);
+    if (more) fetch(k0 + IG_BK);
 #pragma unroll
     for (int k = 0; k < IG_BK; ++k) {
       float a[IG_TM], b[TN];
@@ -443,7 +440,6 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
 #pragma unroll
         for (int j = 0; j < TN; ++j) accumulator[i][j] += a[i] * b[j];
     }
-    if (!OVERLAP && more) fetch(k0 + IG_BK);
     if (more) store(buffer ^ 1);
     __syncthreads();  // every thread is done with `buffer` and has written the next one
   }
@@ -520,7 +516,7 @@ __device__ __forceinline__ void conv2d_backward_data_implicit_body(const float* 
 }
 
 // Writes slice blockIdx.z of the N L reduction to partial[z] (O x C K K each).
-template <class Tile, bool OVERLAP, int KS, int ST>
+template <class Tile, int KS, int ST>
 __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float* __restrict__ grad_y,
                                                                     const float* __restrict__ x,
                                                                     float* __restrict__ partial, ConvShape s,
@@ -529,7 +525,7 @@ __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float*
   int k_begin, k_end;
   split_range(reduction, slice, k_begin, k_end);
   float accumulator[IG_TM][Tile::TN];
-  implicit_gemm<Tile, OVERLAP>(s.O, P, k_begin, k_end, OutputGradients<Tile::SPREAD>{grad_y, s},
+  implicit_gemm<Tile>(s.O, P, k_begin, k_end, OutputGradients<Tile::SPREAD>{grad_y, s},
                                PatchColumns<KS, ST, Tile::B_VALUES>{x, s}, shared, accumulator);
   float* out = partial + (long long)blockIdx.z * s.O * P;
   for (int i = 0; i < IG_TM; ++i) {
@@ -572,16 +568,16 @@ __device__ __forceinline__ void conv2d_backward_data_implicit_shaped(const float
   else conv2d_backward_data_implicit_body<Tile, 0, 0>(grad_y, w, grad_x, s, slice, shared);
 }
 
-template <class Tile, bool OVERLAP>
+template <class Tile>
 __device__ __forceinline__ void conv2d_backward_weights_shaped(const float* __restrict__ grad_y,
                                                                const float* __restrict__ x,
                                                                float* __restrict__ partial, ConvShape s, int slice,
                                                                float* shared) {
   if (s.K == 3 && s.stride == 1)
-    conv2d_backward_weights_splitk_body<Tile, OVERLAP, 3, 1>(grad_y, x, partial, s, slice, shared);
+    conv2d_backward_weights_splitk_body<Tile, 3, 1>(grad_y, x, partial, s, slice, shared);
   else if (s.K == 1 && s.stride == 1)
-    conv2d_backward_weights_splitk_body<Tile, OVERLAP, 1, 1>(grad_y, x, partial, s, slice, shared);
-  else conv2d_backward_weights_splitk_body<Tile, OVERLAP, 0, 0>(grad_y, x, partial, s, slice, shared);
+    conv2d_backward_weights_splitk_body<Tile, 1, 1>(grad_y, x, partial, s, slice, shared);
+  else conv2d_backward_weights_splitk_body<Tile, 0, 0>(grad_y, x, partial, s, slice, shared);
 }
 
 #define CONV_SHAPE ConvShape{N, C, H, W, O, K, stride, pad, Hout, Wout}
@@ -589,9 +585,8 @@ __device__ __forceinline__ void conv2d_backward_weights_shaped(const float* __re
 // tile by `wide` (conv2d.py, by the product's rows), each a branch taken once a block; one
 // shared buffer serves every path.
 // __launch_bounds__: the forward and backward-data kernels fit 128 registers, so two blocks
-// share an SM; the weight gradient's (two gathers decoded per slice) would spill at 128
-// and runs one block an SM (splitk), or two without OVERLAP (two_blocks: laddered, not yet
-// timed on a GPU; conv2d.py: ENGINE_IMPLICIT).
+// share an SM; the weight gradient's (two gathers decoded per slice) takes 152-163 where it
+// may (splitk, one block an SM) and fits 128 where it must (two_blocks; below).
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
     int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice,
@@ -629,22 +624,25 @@ extern "C" __global__ void __launch_bounds__(IG_8X16_THREADS, 2) conv2d_backward
   else conv2d_backward_data_implicit_shaped<SquareTile8x16>(grad_y, w, grad_x, CONV_SHAPE, slice, shared);
 }
 
-// The weight gradient's two versions: the gathers in flight during the products (splitk),
-// or after them in 128 registers (two_blocks).
+// The weight gradient's two versions, the same code: one block an SM with as many registers
+// as ptxas likes (splitk), or two in 128 registers each (two_blocks). On sm_90 ptxas fits
+// two_blocks without a spill and with as many instructions in its main loops (python -m
+// deepinside.kernels.check), so it is splitk at twice the resident warps; on sm_80 it
+// spills inside them. Laddered, not yet timed (conv2d.py: ENGINE_IMPLICIT).
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
   __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
-  if (wide) conv2d_backward_weights_shaped<WideTile, true>(grad_y, x, partial, CONV_SHAPE, slice, shared);
-  else conv2d_backward_weights_shaped<SquareTile, true>(grad_y, x, partial, CONV_SHAPE, slice, shared);
+  if (wide) conv2d_backward_weights_shaped<WideTile>(grad_y, x, partial, CONV_SHAPE, slice, shared);
+  else conv2d_backward_weights_shaped<SquareTile>(grad_y, x, partial, CONV_SHAPE, slice, shared);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_weights_two_blocks(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
   __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
-  if (wide) conv2d_backward_weights_shaped<WideTile, false>(grad_y, x, partial, CONV_SHAPE, slice, shared);
-  else conv2d_backward_weights_shaped<SquareTile, false>(grad_y, x, partial, CONV_SHAPE, slice, shared);
+  if (wide) conv2d_backward_weights_shaped<WideTile>(grad_y, x, partial, CONV_SHAPE, slice, shared);
+  else conv2d_backward_weights_shaped<SquareTile>(grad_y, x, partial, CONV_SHAPE, slice, shared);
 }
 
 // out[e] = the sum over z of partial[z, e], z in order (the split-K reduction,
