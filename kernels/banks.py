@@ -1,7 +1,7 @@
 """Shared-memory bank conflicts, counted on the CPU: every shared-memory access of a kernel's
 first blocks as the emulator runs them, costed as a GPU's shared memory serves them.
 
-    python -m deepinside.kernels.banks          # the tiled SGEMMs and implicit-GEMM convolutions
+    python -m deepinside.kernels.banks          # the tiled SGEMMs, implicit-GEMM convolutions, tiled depthwise
     python -m deepinside.kernels.banks --all    # every line, conflict-free ones too
 
 Shared memory is 32 banks of 4-byte words; a warp's request (one instruction, its 32
@@ -158,6 +158,21 @@ def conv_cases():
     return cases
 
 
+def depthwise_cases():
+    """(title, run(device)) of the tiled depthwise forward (the engine's backward-data at
+    stride 1 runs it), 3x3 and 5x5 at strides 1 and 2, on a plane of several tiles."""
+    from .depthwise import depthwise_forward_device
+
+    def tiled(k, stride, device):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((1, 2, 40, 40)).astype(np.float32)
+        w = rng.standard_normal((2, 1, k, k)).astype(np.float32)
+        depthwise_forward_device(device, x, w, None, stride, k // 2, version="depthwise_forward_tiled")
+
+    return [(f"depthwise tiled {k}x{k} stride {stride}", functools.partial(tiled, k, stride))
+            for k in (3, 5) for stride in (1, 2)]
+
+
 def report(cases, blocks=1, everything=False, out=sys.stdout):
     """Runs each (title, run(device)) on a traced emulator and prints its kernels' shared-
     memory lines: those with conflicts, or all of them; returns {title: {kernel: costs}}."""
@@ -193,7 +208,7 @@ def main(argv=None):
     parser.add_argument("--blocks", type=int, default=1, help="blocks traced a launch (default 1)")
     args = parser.parse_args(argv)
     try:
-        report(gemm_cases() + conv_cases(), args.blocks, args.all)
+        report(gemm_cases() + conv_cases() + depthwise_cases(), args.blocks, args.all)
     except KernelError as error:  # no compiler with the instrumentation, no addr2line
         print(f"kernels.banks: {error}", file=sys.stderr)
         return 1

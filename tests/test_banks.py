@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from deepinside.kernels.banks import SharedMemoryTracer, conv_cases, gemm_cases
+from deepinside.kernels.banks import SharedMemoryTracer, conv_cases, depthwise_cases, gemm_cases
 from deepinside.kernels.family import Device
 from deepinside.kernels.gemm import gemm_product_device
 from deepinside.kernels.launch import KERNEL_DIR, EmulatorLauncher
@@ -63,3 +63,19 @@ def test_staging_is_conflict_free(title, run):
     assert any(c.store for c in costs.values()) and any(not c.store for c in costs.values())
     conflicted = {line: round(c.conflict, 2) for line, c in costs.items() if c.wavefronts != c.ideal}
     assert not conflicted, f"{title}: bank conflicts at {conflicted}"
+
+
+@pytest.mark.parametrize("title, run", depthwise_cases(), ids=[title for title, _ in depthwise_cases()])
+def test_tiled_depthwise_reads_its_patch_without_conflicts_at_stride_1(title, run):
+    """A warp reads two rows of 16 pixels of the staged patch: at stride 1 the rows' pitch
+    puts them in the two halves of the banks (the patch's span, 18 floats for 3x3, made
+    every read a 2-way conflict); at stride 2 the 32 reads fall on 16 banks of one parity
+    and take 2 wavefronts, which the test pins as what the layout costs. The line also reads
+    the filter, one broadcast word a request, as many requests as the patch's."""
+    tracer = SharedMemoryTracer(blocks=1)
+    run(Device(tracer))
+    with open(os.path.join(KERNEL_DIR, "depthwise.cu")) as handle:
+        source = handle.read().splitlines()
+    (reads,) = [c for (name, line, store), c in tracer.costs["depthwise_forward_tiled"].items()
+                if not store and "patch[" in source[line - 1]]
+    assert reads.requests > 0 and reads.wavefronts == (1 if "stride 1" in title else 1.5) * reads.requests
