@@ -14,7 +14,8 @@
 // same size and alignment as CUDA's, so reinterpret_cast loads work), __ldg (a plain load
 // here: the read-only cache is a GPU matter), #pragma unroll (ignored). Not supported:
 // dynamic shared memory, half, warp shuffles, cooperative groups, textures, <<<>>> in
-// kernel files.
+// kernel files. A second, traced build of the same files records every shared-memory
+// access for bank accounting (runtime.cpp, kernels/banks.py).
 #pragma once
 #include <atomic>
 #include <cmath>

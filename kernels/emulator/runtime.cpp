@@ -123,11 +123,11 @@ void record(uintptr_t address, unsigned bytes, bool store, void* site) {
 
 // Costs the recorded accesses of a block of `threads` threads into site_costs.
 void cost_block(Block& block, unsigned threads) {
-  struct Lane {
+  struct Lane {  // one lane's part of a warp's request
     unsigned interval;
     uintptr_t site;
     bool store;
-    unsigned occurrence, lane;
+    unsigned occurrence;  // the lane's n-th access from this site between these barriers
     uintptr_t address;
     unsigned bytes;
     auto key() const { return std::tie(interval, site, store, occurrence); }
@@ -136,10 +136,10 @@ void cost_block(Block& block, unsigned threads) {
   for (unsigned first = 0; first < threads; first += 32) {
     std::vector<Lane> warp;
     for (unsigned t = first; t < std::min(threads, first + 32); ++t) {
-      std::unordered_map<uintptr_t, unsigned> seen;  // by site, store and interval, below
-      for (const Access& a : block.fibers[t].accesses) {
+      std::unordered_map<uintptr_t, unsigned> seen;  // accesses so far by (interval, site, store), packed
+      for (const Access& a : block.fibers[t].accesses) {  // (user-space code addresses take 47 bits)
         const uintptr_t tag = a.site * 2 + a.store + (static_cast<uintptr_t>(a.interval) << 48);
-        warp.push_back({a.interval, a.site, a.store, seen[tag]++, t, a.address, a.bytes});
+        warp.push_back({a.interval, a.site, a.store, seen[tag]++, a.address, a.bytes});
       }
       block.fibers[t].accesses.clear();
     }
