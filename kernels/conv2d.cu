@@ -270,16 +270,34 @@ struct TransposedWeights {
   }
 };
 
-// Weight-gradient A(o, k) for k = (n Hout + i) Wout + j: grad_y as an O x N L matrix.
-template <int SPREAD>
+// Weight-gradient A(o, k) for k = (n Hout + i) Wout + j: grad_y as an O x N L matrix. Its
+// position (k, IG_BK further each slice) decoded with divisions at every slice, or, STEPPED,
+// once before the first (start) and stepped without them after (at): 3 of the splitk
+// kernel's run-time divisions a slice, 50-60 of its main loop's 750-835 instructions, which
+// the stepped state's registers repay on sm_90 in splitk and not within two_blocks's 128.
+template <int SPREAD, bool STEPPED>
 struct OutputGradients {
   const float* grad_y;
   ConvShape s;
   int rows, depth;
+  int l;  // STEPPED: the position within its image, k - n L
   __device__ void select(int o) { rows = o * s.Hout * s.Wout; }
+  __device__ void start(int k) {
+    if constexpr (STEPPED) {
+      const int L = s.Hout * s.Wout, n = k / L;
+      l = k - n * L - IG_BK;  // a slice before k: at() steps onto it
+      depth = n * s.O * L + l;
+    }
+  }
   __device__ void at(int k) {
-    const int L = s.Hout * s.Wout, n = k / L;
-    depth = n * s.O * L + (k - n * L);
+    const int L = s.Hout * s.Wout;
+    if constexpr (STEPPED) {
+      l += IG_BK, depth += IG_BK;
+      while (l >= L) l -= L, depth += (s.O - 1) * L;
+    } else {
+      const int n = k / L;
+      depth = n * s.O * L + (k - n * L);
+    }
   }
   __device__ float operator()(int q) const { return grad_y[rows + depth + q * SPREAD * s.Hout * s.Wout]; }
 };
@@ -331,23 +349,40 @@ struct GradientPatches {
 
 // Weight-gradient B(k, p): the im2col value x[n, c, i s - pad + u, j s - pad + v] for the
 // reduction's position k = (n Hout + i) Wout + j and column p = (c K + u) K + v; COLUMNS:
-// how many columns a thread stages (Tile::B_VALUES).
-template <int KS, int ST, int COLUMNS>
+// how many columns a thread stages (Tile::B_VALUES); STEPPED as OutputGradients.
+template <int KS, int ST, int COLUMNS, bool STEPPED>
 struct PatchColumns {
   static constexpr bool DEPTH_FASTEST = true;
   const float* x;
   ConvShape s;
   int column[COLUMNS];    // c 2^16 + u 2^8 + v of each selected column (conv2d.py: C < 2^16, K < 2^8)
   int image, top, left;   // at the slice's position: n C H W, i s - pad, j s - pad
+  int i, j;               // STEPPED: the position's row and column
   __device__ void select(int q, int p) {
     const int K = KS ? KS : s.K, c = p / (K * K), u = (p - c * K * K) / K;
     column[q] = (c << 16) | (u << 8) | (p - c * K * K - u * K);
   }
+  __device__ void start(int k) {
+    if constexpr (STEPPED) {
+      const int L = s.Hout * s.Wout, n = k / L, l = k - n * L;
+      image = n * s.C * s.H * s.W;
+      i = l / s.Wout;
+      j = l - i * s.Wout - IG_BK;  // a slice before k
+    }
+  }
   __device__ void at(int k) {
-    const int stride = ST ? ST : s.stride, L = s.Hout * s.Wout, n = k / L, l = k - n * L, i = l / s.Wout;
-    image = n * s.C * s.H * s.W;
+    const int stride = ST ? ST : s.stride;
+    if constexpr (STEPPED) {
+      for (j += IG_BK; j >= s.Wout; j -= s.Wout)
+        if (++i == s.Hout) i = 0, image += s.C * s.H * s.W;
+    } else {
+      const int L = s.Hout * s.Wout, n = k / L, l = k - n * L;
+      image = n * s.C * s.H * s.W;
+      i = l / s.Wout;
+      j = l - i * s.Wout;
+    }
     top = i * stride - s.pad;
-    left = (l - i * s.Wout) * stride - s.pad;
+    left = j * stride - s.pad;
   }
   __device__ float operator()(int q) const {
     const int h = top + ((column[q] >> 8) & 0xff), w = left + (column[q] & 0xff);
@@ -377,9 +412,11 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
   OperandB b_columns[GROUPS];  // a column-fastest B's selected columns
   bool b_inside[GROUPS];
   load_a.select(row0 + first);  // rows past M are selected but never read
-  if constexpr (B_BY_DEPTH) {
+  if constexpr (B_BY_DEPTH) {  // the weight gradient's, whose positions may be stepped from here
     for (int q = 0; q < B_VALUES; ++q)
       if (col0 + first + q * SPREAD < P) load_b.select(q, col0 + first + q * SPREAD);
+    load_a.start(k_begin + depth);
+    load_b.start(k_begin + depth);
   }
   if constexpr (!B_BY_DEPTH) {
     for (int g = 0; g < GROUPS; ++g) {
@@ -516,7 +553,7 @@ __device__ __forceinline__ void conv2d_backward_data_implicit_body(const float* 
 }
 
 // Writes slice blockIdx.z of the N L reduction to partial[z] (O x C K K each).
-template <class Tile, int KS, int ST>
+template <class Tile, bool STEPPED, int KS, int ST>
 __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float* __restrict__ grad_y,
                                                                     const float* __restrict__ x,
                                                                     float* __restrict__ partial, ConvShape s,
@@ -525,8 +562,8 @@ __device__ __forceinline__ void conv2d_backward_weights_splitk_body(const float*
   int k_begin, k_end;
   split_range(reduction, slice, k_begin, k_end);
   float accumulator[IG_TM][Tile::TN];
-  implicit_gemm<Tile>(s.O, P, k_begin, k_end, OutputGradients<Tile::SPREAD>{grad_y, s},
-                               PatchColumns<KS, ST, Tile::B_VALUES>{x, s}, shared, accumulator);
+  implicit_gemm<Tile>(s.O, P, k_begin, k_end, OutputGradients<Tile::SPREAD, STEPPED>{grad_y, s},
+                      PatchColumns<KS, ST, Tile::B_VALUES, STEPPED>{x, s}, shared, accumulator);
   float* out = partial + (long long)blockIdx.z * s.O * P;
   for (int i = 0; i < IG_TM; ++i) {
     const int o = blockIdx.y * Tile::BM + Tile::row(i);
@@ -568,16 +605,16 @@ __device__ __forceinline__ void conv2d_backward_data_implicit_shaped(const float
   else conv2d_backward_data_implicit_body<Tile, 0, 0>(grad_y, w, grad_x, s, slice, shared);
 }
 
-template <class Tile>
+template <class Tile, bool STEPPED>
 __device__ __forceinline__ void conv2d_backward_weights_shaped(const float* __restrict__ grad_y,
                                                                const float* __restrict__ x,
                                                                float* __restrict__ partial, ConvShape s, int slice,
                                                                float* shared) {
   if (s.K == 3 && s.stride == 1)
-    conv2d_backward_weights_splitk_body<Tile, 3, 1>(grad_y, x, partial, s, slice, shared);
+    conv2d_backward_weights_splitk_body<Tile, STEPPED, 3, 1>(grad_y, x, partial, s, slice, shared);
   else if (s.K == 1 && s.stride == 1)
-    conv2d_backward_weights_splitk_body<Tile, 1, 1>(grad_y, x, partial, s, slice, shared);
-  else conv2d_backward_weights_splitk_body<Tile, 0, 0>(grad_y, x, partial, s, slice, shared);
+    conv2d_backward_weights_splitk_body<Tile, STEPPED, 1, 1>(grad_y, x, partial, s, slice, shared);
+  else conv2d_backward_weights_splitk_body<Tile, STEPPED, 0, 0>(grad_y, x, partial, s, slice, shared);
 }
 
 #define CONV_SHAPE ConvShape{N, C, H, W, O, K, stride, pad, Hout, Wout}
@@ -624,25 +661,25 @@ extern "C" __global__ void __launch_bounds__(IG_8X16_THREADS, 2) conv2d_backward
   else conv2d_backward_data_implicit_shaped<SquareTile8x16>(grad_y, w, grad_x, CONV_SHAPE, slice, shared);
 }
 
-// The weight gradient's two versions, the same code: one block an SM with as many registers
-// as ptxas likes (splitk), or two in 128 registers each (two_blocks). On sm_90 ptxas fits
-// two_blocks without a spill and with as many instructions in its main loops (python -m
-// deepinside.kernels.check), so it is splitk at twice the resident warps; on sm_80 it
-// spills inside them. Laddered, not yet timed (conv2d.py: ENGINE_IMPLICIT).
+// The weight gradient's two versions: one block an SM with as many registers as ptxas likes
+// and the positions stepped (splitk), or two blocks in 128 registers each with the
+// positions decoded at every slice (two_blocks: stepped, it spills on sm_90; decoded, it
+// fits without a spill, in main loops of as many instructions as splitk's were before the
+// stepping; on sm_80 it spills either way). Laddered, not yet timed (ENGINE_IMPLICIT).
 extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_splitk(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
   __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
-  if (wide) conv2d_backward_weights_shaped<WideTile>(grad_y, x, partial, CONV_SHAPE, slice, shared);
-  else conv2d_backward_weights_shaped<SquareTile>(grad_y, x, partial, CONV_SHAPE, slice, shared);
+  if (wide) conv2d_backward_weights_shaped<WideTile, true>(grad_y, x, partial, CONV_SHAPE, slice, shared);
+  else conv2d_backward_weights_shaped<SquareTile, true>(grad_y, x, partial, CONV_SHAPE, slice, shared);
 }
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_weights_two_blocks(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
   __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
-  if (wide) conv2d_backward_weights_shaped<WideTile>(grad_y, x, partial, CONV_SHAPE, slice, shared);
-  else conv2d_backward_weights_shaped<SquareTile>(grad_y, x, partial, CONV_SHAPE, slice, shared);
+  if (wide) conv2d_backward_weights_shaped<WideTile, false>(grad_y, x, partial, CONV_SHAPE, slice, shared);
+  else conv2d_backward_weights_shaped<SquareTile, false>(grad_y, x, partial, CONV_SHAPE, slice, shared);
 }
 
 // out[e] = the sum over z of partial[z, e], z in order (the split-K reduction,

@@ -468,9 +468,9 @@ def _winograd(device, x, weight, bias, padding, out):
 # The implicit GEMM's versions by direction: the forward's and backward-data's 8 x 8 results
 # a thread (256 threads; the H100 runs of 2026-11-27) or 8 x 16 (128 threads: gemm.cu's v11
 # idea, 25% fewer shared-memory reads a multiply-add); the weight gradient's "splitk", one
-# block an SM (152-163 registers), or "two_blocks", the same code in 128 registers, two
-# blocks an SM (without a spill on sm_90; conv2d.cu). The second of each was written after
-# those runs and is laddered and tested; the engine takes it once a GPU times it faster.
+# block an SM with its positions stepped, or "two_blocks", two blocks an SM in 128 registers
+# with its positions decoded at every slice (conv2d.cu). The second of each was written
+# after those runs and is laddered and tested; the engine takes it once a GPU times it faster.
 IMPLICIT_VERSIONS = {"forward": ("8x8", "8x16"), "backward_data": ("8x8", "8x16"),
                      "backward_weights": ("splitk", "two_blocks")}
 ENGINE_IMPLICIT = {"forward": "8x8", "backward_data": "8x8", "backward_weights": "splitk"}

@@ -240,6 +240,28 @@ def test_engine_takes_the_wide_tile_for_products_of_at_most_64_rows(rng):
             assert relative_error(result, reference()) < 1e-5
 
 
+@pytest.mark.parametrize("version", conv2d.IMPLICIT_VERSIONS["backward_weights"])
+@pytest.mark.parametrize("batch, h, w, k, stride, padding", [(64, 5, 3, 3, 1, 1), (9, 3, 1, 1, 1, 0),
+                                                             (40, 11, 9, 3, 2, 1)])
+def test_weight_gradient_positions_across_slices_and_images(launcher, rng, version, batch, h, w, k, stride,
+                                                            padding):
+    """The weight gradient's positions, stepped a slice at a time from each split-K slice's
+    start (splitk) or decoded at every slice (two_blocks), on maps narrower than a slice
+    (rows wrap more than once a step, images end mid-slice) and reductions long enough to be
+    split with slices starting mid-image: against NumPy, with the split checked to happen."""
+    recording = RecordingDevice(launcher, "implicit")
+    x, weight = rng.standard_normal((batch, 6, h, w)), rng.standard_normal((8, 6, k, k))
+    grad_y = rng.standard_normal(K.conv2d_forward(x, weight, None, stride, padding).shape)
+    d = lambda a: device(launcher, a.astype(np.float32))
+    result = K.bind(recording).conv2d.backward_weights(d(grad_y), d(x), weight.shape, stride, padding,
+                                                       version=version)
+    expected = K.conv2d_backward_weights(grad_y, x, weight.shape, stride, padding)
+    assert relative_error(host(result), expected) < 1e-5
+    (launch,) = [arguments for kernel, arguments in recording.launched if kernel.startswith("conv2d_backward_weights")]
+    slice_length, positions = launch[-2], grad_y.shape[0] * grad_y.shape[2] * grad_y.shape[3]
+    assert slice_length < positions and slice_length % (grad_y.shape[2] * grad_y.shape[3]) != 0
+
+
 @pytest.mark.parametrize("direction, version", [(d, v) for d, versions in conv2d.IMPLICIT_VERSIONS.items()
                                                 for v in versions])
 def test_implicit_gemm_versions(launcher, rng, direction, version):
