@@ -164,8 +164,11 @@ def choose(ladders, now=None):
             evidence[constant] = "no ladder rows: kept"
             return current_label
         label, median, groups = _pick(rows, current_label, candidates, group)
-        evidence[constant] = (f"kept ({groups} shapes timed)" if label == current_label else
-                              f"{label}: median time {median:.2f} of the current one's over {groups} shapes")
+        if any(not row["ok"] for row in rows if row["version"] == candidates.get(current_label)):
+            evidence[constant] = "kept, but it gave a wrong result on the card (the ladder's table): not switched past"
+        else:
+            evidence[constant] = (f"kept ({groups} shapes timed)" if label == current_label else
+                                  f"{label}: median time {median:.2f} of the current one's over {groups} shapes")
         return label
 
     choices["gemm.ENGINE_TILED"] = decide("gemm.ENGINE_TILED", _gemm_rows(ladders.get("gemm", [])),

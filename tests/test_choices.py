@@ -50,6 +50,10 @@ def test_a_rung_within_the_margin_or_with_a_failed_row_is_not_chosen(restored):
     failed = {"gemm": gemm_rows([10.0, 1.0, 0.1], [5.0, 0.5, 0.05])}
     failed["gemm"][1]["ok"] = False  # one wrong result: never the engine's
     assert choices.choose(failed, restored)[0]["gemm.ENGINE_TILED"] == "pipelined"
+    wrong_engine = {"gemm": gemm_rows([10.0, 1.0, 0.1], [5.0, 0.5, 0.05])}
+    wrong_engine["gemm"][0]["ok"] = False  # the current rung wrong on the card: a bug to fix, not to switch past
+    chosen, evidence = choices.choose(wrong_engine, restored)
+    assert chosen["gemm.ENGINE_TILED"] == "pipelined" and "gave a wrong result" in evidence["gemm.ENGINE_TILED"]
 
 
 def test_each_convolution_direction_and_winograd_are_chosen_apart(restored):
