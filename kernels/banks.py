@@ -66,7 +66,7 @@ class SharedCost:
 
 class SharedMemoryTracer(EmulatorLauncher):
     """The emulator, traced: after each launch, the shared-memory requests of its first
-    `blocks` blocks are costed by bank and added to `costs[kernel][(file, line)]`."""
+    `blocks` blocks are costed by bank and added to `costs[kernel][(file, line, store)]`."""
 
     name = "emulator-traced"
 
@@ -74,6 +74,7 @@ class SharedMemoryTracer(EmulatorLauncher):
         super().__init__(workers, traced=True)
         self.blocks = blocks
         self.costs = defaultdict(dict)
+        self.lines = {}  # instruction offset -> (file name, line)
         self.library.emulator_shared_costs.restype = ctypes.c_int
 
     def _start(self, kernel, parameters, grid, block, arguments):
@@ -82,22 +83,24 @@ class SharedMemoryTracer(EmulatorLauncher):
         count = self.library.emulator_shared_costs(None, 0)
         rows = np.zeros((count, FIELDS), np.uint64)
         self.library.emulator_shared_costs(rows.ctypes.data_as(ctypes.POINTER(ctypes.c_ulonglong)), count)
-        lines = self._source_lines(tuple(int(offset) for offset in rows[:, 0]))
-        for (offset, store, requests, wavefronts, ideal, moved), line in zip(rows.tolist(), lines):
-            cost = self.costs[kernel].setdefault(line + (bool(store),), SharedCost(bool(store)))
+        self._name_lines([int(offset) for offset in rows[:, 0] if int(offset) not in self.lines])
+        for offset, store, requests, wavefronts, ideal, moved in rows.tolist():
+            cost = self.costs[kernel].setdefault(self.lines[offset] + (bool(store),), SharedCost(bool(store)))
             cost.requests += requests
             cost.wavefronts += wavefronts
             cost.ideal += ideal
             cost.bytes += moved
 
-    @functools.lru_cache(maxsize=None)
-    def _source_lines(self, offsets):
-        """(file name, line) of each instruction offset: the innermost source line of the
-        call before it (addr2line, through the inlined functions)."""
+    def _name_lines(self, offsets):
+        """Adds to self.lines the (file name, line) of each instruction offset: the innermost
+        source line of the call before it (addr2line, through the inlined functions)."""
         if not offsets:
-            return []
-        result = subprocess.run(["addr2line", "-e", self.path, "-i", "-a", *[hex(o - 1) for o in offsets]],
-                                capture_output=True, text=True)
+            return
+        try:
+            result = subprocess.run(["addr2line", "-e", self.path, "-i", "-a", *[hex(o - 1) for o in offsets]],
+                                    capture_output=True, text=True)
+        except FileNotFoundError:
+            raise KernelError("kernels.banks needs addr2line (binutils) to name source lines") from None
         if result.returncode:
             raise KernelError(f"addr2line failed on the traced emulator:\n{result.stderr}")
         lines, first = [], True
@@ -109,7 +112,7 @@ class SharedMemoryTracer(EmulatorLauncher):
                 path, _, number = text.rpartition(":")
                 lines.append((os.path.basename(path), int(number.split()[0]) if number[:1].isdigit() else 0))
                 first = False
-        return lines
+        self.lines.update(zip(offsets, lines))
 
 
 def gemm_cases():
