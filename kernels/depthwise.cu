@@ -98,9 +98,8 @@ extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backwa
 // One block per (image, channel, 16 x 16 output tile), blocks numbered tile-fastest along x
 // (a plane count above 65,535 would not fit gridDim.y or z). The patch a tile reads is
 // (16 - 1) s + K pixels square, zero where it falls in the padding; launched only where
-// that fits DEPTHWISE_MAX_SPAN (stride <= 2 and K <= 9) and K <= DEPTHWISE_MAX_K (at stride 1,
-// rows of at most 48 floats: 24 x 48 < 40 x 40). At stride 2 a warp's 32 reads fall on one
-// parity of words, 16 banks, and take 2 wavefronts whatever the pitch.
+// that fits DEPTHWISE_MAX_SPAN (stride <= 2 and K <= 9) and K <= DEPTHWISE_MAX_K (the rows'
+// pitch below: at most 48 floats at stride 1, 24 rows; 40 at stride 2, 39 rows).
 #define DEPTHWISE_TILE 16
 #define DEPTHWISE_TILE_THREADS 256
 #define DEPTHWISE_MAX_SPAN 40
@@ -117,15 +116,22 @@ extern "C" __global__ void __launch_bounds__(DEPTHWISE_TILE_THREADS) depthwise_f
   const int tile = blockIdx.x % tiles, c = plane % C;
   const int i0 = (tile / tiles_across) * DEPTHWISE_TILE, j0 = (tile % tiles_across) * DEPTHWISE_TILE;
   const int span = (DEPTHWISE_TILE - 1) * stride + K, top = i0 * stride - pad, left = j0 * stride - pad;
-  // The patch's rows lie `pitch` floats apart. At stride 1 a warp reads two rows of 16
-  // consecutive pixels, which rows `span` apart (18 for 3x3) put partly in the same banks:
-  // a 2-way conflict on every read of the patch (python -m deepinside.kernels.banks); a
-  // pitch of 16 modulo 32 puts the two rows in the two halves of the banks.
-  const int pitch = stride == 1 ? (span + 15) / 32 * 32 + 16 : span;
+  // Where the patch's pixels lie. A warp reads two rows of 16 outputs' pixels: at stride 1,
+  // 16 consecutive ones, which rows `span` apart (18 for 3x3) put partly in the same banks;
+  // at stride 2, every other one, 16 words of one parity, which no row pitch keeps apart. So
+  // at stride 2 a row holds its even columns, then its odd ones (`half` apart), and the
+  // pitch is 16 modulo 32 floats for the two rows at stride 1 (rows 1 apart), 8 modulo 16 at
+  // stride 2 (rows 2 apart): each warp's reads fill the 32 banks once (python -m
+  // deepinside.kernels.banks; with rows `span` apart every patch read was a 2-way conflict).
+  const int half = (span + 1) / 2;
+  const int pitch = stride == 1 ? (span + 15) / 32 * 32 + 16 : (2 * half + 7) / 16 * 16 + 8;
+  auto at = [&](int row, int column) {
+    return row * pitch + (stride == 2 ? (column & 1) * half + (column >> 1) : column);
+  };
   const float* in = x + plane * H * W;
   for (int e = threadIdx.x; e < span * span; e += DEPTHWISE_TILE_THREADS) {
-    const int r = e / span, h = top + r, col = left + e - r * span;
-    patch[r * pitch + e - r * span] = (h >= 0 && h < H && col >= 0 && col < W) ? in[h * W + col] : 0.0f;
+    const int r = e / span, c = e - r * span, h = top + r, col = left + c;
+    patch[at(r, c)] = (h >= 0 && h < H && col >= 0 && col < W) ? in[h * W + col] : 0.0f;
   }
   for (int e = threadIdx.x; e < K * K; e += DEPTHWISE_TILE_THREADS) filter[e] = w[c * K * K + e];
   __syncthreads();
@@ -134,7 +140,7 @@ extern "C" __global__ void __launch_bounds__(DEPTHWISE_TILE_THREADS) depthwise_f
   if (i >= Hout || j >= Wout) return;
   float sum = has_bias ? b[c] : 0.0f;
   for (int u = 0; u < K; ++u)
-    for (int v = 0; v < K; ++v) sum += filter[u * K + v] * patch[(ti * stride + u) * pitch + tj * stride + v];
+    for (int v = 0; v < K; ++v) sum += filter[u * K + v] * patch[at(ti * stride + u, tj * stride + v)];
   y[(plane * Hout + i) * Wout + j] = sum;
 }
 
