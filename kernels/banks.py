@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .family import Device
-from .launch import EmulatorLauncher, KernelError
+from .launch import KERNEL_DIR, EmulatorLauncher, KernelError
 
 FIELDS = 6  # per instruction, from emulator_shared_costs: offset, store, requests, wavefronts, ideal, bytes
 
@@ -176,18 +176,24 @@ def depthwise_cases():
             for k in (3, 5) for stride in (1, 2)]
 
 
+@functools.lru_cache(maxsize=None)
+def _source(name):
+    path = os.path.join(KERNEL_DIR, name)
+    if not os.path.exists(path):  # a line of the emulator's own headers, say
+        return []
+    with open(path) as handle:
+        return handle.read().splitlines()
+
+
+def source_line(name, line):
+    """The text of line `line` of kernels/`name`, stripped ("" for a file elsewhere)."""
+    text = _source(name)
+    return text[line - 1].strip() if 0 < line <= len(text) else ""
+
+
 def report(cases, blocks=1, everything=False, out=sys.stdout):
     """Runs each (title, run(device)) on a traced emulator and prints its kernels' shared-
     memory lines: those with conflicts, or all of them; returns {title: {kernel: costs}}."""
-    source_cache = {}
-
-    def source(name, line):
-        if name not in source_cache:
-            path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
-            source_cache[name] = open(path).read().splitlines() if os.path.exists(path) else []
-        text = source_cache[name]
-        return text[line - 1].strip() if 0 < line <= len(text) else ""
-
     results = {}
     for title, run in cases:
         tracer = SharedMemoryTracer(blocks)
@@ -201,7 +207,7 @@ def report(cases, blocks=1, everything=False, out=sys.stdout):
             for (name, line, _), cost in sorted(costs.items()):
                 if everything or cost.wavefronts > cost.ideal:
                     print(f"  {name}:{line:<5} {'store' if cost.store else 'load '} {cost.width:4.1f} B/lane "
-                          f"{cost.requests:7d} requests {cost.conflict:5.2f}x  {source(name, line)[:70]}", file=out)
+                          f"{cost.requests:7d} requests {cost.conflict:5.2f}x  {source_line(name, line)[:70]}", file=out)
     return results
 
 

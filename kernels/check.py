@@ -84,30 +84,26 @@ def hot_loops(listing):
     """{kernel: [Counter of opcodes]} of an nvdisasm listing: every loop (a branch back to an
     earlier label; its instructions those from the label to the branch, whichever paths an
     iteration takes) with at least HOT_LOOP_FMAS FFMAs, in address order."""
-    loops, kernel, pending, labels, instructions = {}, None, [], {}, []
+    loops, kernel, labels, instructions = {}, None, {}, []  # labels: name -> index of the instruction after
 
     def close():
-        if kernel is None:
-            return
-        for address, text in instructions:
+        for index, text in enumerate(instructions):
             target = _BRANCH_TARGET.search(text)
-            if target and labels.get(target.group(1), address + 1) <= address:
-                body = [t for a, t in instructions if labels[target.group(1)] <= a <= address]
-                mix = Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0].split(".")[0] for t in body)
+            start = labels.get(target.group(1)) if target else None
+            if start is not None and start <= index:
+                mix = Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0].split(".")[0]
+                              for t in instructions[start:index + 1])
                 if mix["FFMA"] >= HOT_LOOP_FMAS:
                     loops.setdefault(kernel, []).append(mix)
 
     for line in listing.splitlines():
         if match := _SECTION.match(line):
             close()
-            kernel, pending, labels, instructions = match.group(1), [], {}, []
+            kernel, labels, instructions = match.group(1), {}, []
         elif match := _LABEL.match(line):
-            pending.append(match.group(1))
+            labels[match.group(1)] = len(instructions)
         elif kernel and (match := _INSTRUCTION.search(line)):
-            address = int(match.group(1), 16)
-            labels.update((label, address) for label in pending)
-            pending = []
-            instructions.append((address, match.group(2)))
+            instructions.append(match.group(2))
     close()
     return loops
 
@@ -173,10 +169,10 @@ def main():
               f"{'spills B':>9} {'blocks/SM':>9}")
     print(header)
     print("-" * len(header))
-    work = tempfile.TemporaryDirectory()
+    work = tempfile.TemporaryDirectory()  # the machine code nvdisasm reads, one file at a time
+    cubin = os.path.join(work.name, "kernels.cubin")
     for path in sources():
         for architecture in ARCHITECTURES:
-            cubin = os.path.join(work.name, "kernels.cubin")
             ok, rows, log = compile_report(path, architecture, nvcc, cubin)
             if not ok:
                 failures += 1
@@ -198,6 +194,7 @@ def main():
                     failures += 1
                     print(f"\nFAILED: {row['kernel']} promises {promised} blocks an SM (__launch_bounds__) but "
                           f"{fit} fit on {architecture}", file=sys.stderr)
+    work.cleanup()
     failures += report_loops(loops, nvdisasm)
     print(f"\nnvcc: {len(sources())} files x {len(ARCHITECTURES)} architectures: "
           f"{'all compiled' if not failures else f'{failures} failed (in all)'}")

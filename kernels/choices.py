@@ -98,8 +98,9 @@ def load(path):
 
 
 def _pick(rows, current_label, candidates, group):
-    """(chosen label, its median time ratio to the current one, groups compared) among
-    `candidates` ({label: rows' version name}), the rows grouped by `group(row)`."""
+    """(chosen label, its median time ratio to the current one, groups compared, whether the
+    current one failed a row) among `candidates` ({label: rows' version name}), the rows
+    grouped by `group(row)`."""
     times = {}
     failed = set()
     for row in rows:
@@ -111,14 +112,16 @@ def _pick(rows, current_label, candidates, group):
         times.setdefault(label, {})[group(row)] = row["ms"]
     base = times.get(current_label, {})
     best = (current_label, 1.0, len(base))
+    if current_label in failed:
+        return best + (True,)
     for label, measured in times.items():
         shared = [key for key in measured if key in base]
-        if label == current_label or label in failed or not shared or current_label in failed:
+        if label == current_label or label in failed or not shared:
             continue
         median = statistics.median(measured[key] / base[key] for key in shared)
         if median < 1 - MARGIN and median < best[1]:
             best = (label, median, len(shared))
-    return best
+    return best + (False,)
 
 
 def _gemm_rows(rows):
@@ -163,8 +166,8 @@ def choose(ladders, now=None):
         if not rows:
             evidence[constant] = "no ladder rows: kept"
             return current_label
-        label, median, groups = _pick(rows, current_label, candidates, group)
-        if any(not row["ok"] for row in rows if row["version"] == candidates.get(current_label)):
+        label, median, groups, current_failed = _pick(rows, current_label, candidates, group)
+        if current_failed:
             evidence[constant] = "kept, but it gave a wrong result on the card (the ladder's table): not switched past"
         else:
             evidence[constant] = (f"kept ({groups} shapes timed)" if label == current_label else

@@ -1,14 +1,13 @@
 """The emulator's shared-memory bank accounting (kernels/banks.py), against counts worked out
 by hand from the kernels' indexing, and the conflict-free staging it was built to check."""
-import os
 
 import numpy as np
 import pytest
 
-from deepinside.kernels.banks import SharedMemoryTracer, conv_cases, depthwise_cases, gemm_cases
+from deepinside.kernels.banks import SharedMemoryTracer, conv_cases, depthwise_cases, gemm_cases, source_line
 from deepinside.kernels.family import Device
 from deepinside.kernels.gemm import gemm_product_device
-from deepinside.kernels.launch import KERNEL_DIR, EmulatorLauncher
+from deepinside.kernels.launch import EmulatorLauncher
 
 STAGING_CASES = [case for case in gemm_cases() if "8x16" in case[0]] + conv_cases()
 
@@ -26,19 +25,17 @@ def pipelined_nn():
     return tracer.costs["sgemm_pipelined_nn"]
 
 
-def _lines(costs, text, store):
-    """The costs of the lines of gemm.cu whose source holds `text`."""
-    with open(os.path.join(KERNEL_DIR, "gemm.cu")) as handle:
-        source = handle.read().splitlines()
+def _lines(costs, file, text, store):
+    """The costs of the lines of kernels/`file` whose source holds `text`."""
     return [cost for (name, line, is_store), cost in costs.items()
-            if name == "gemm.cu" and is_store == store and text in source[line - 1]]
+            if name == file and is_store == store and text in source_line(name, line)]
 
 
 def test_v8_transposing_store_is_a_two_way_conflict(pipelined_nn):
     # store_slice: thread t writes As[k][m] for m = t / 2 and k = 4 (t % 2) (+0..3): a warp's
     # 32 lanes write 16 columns at two depths 4 rows of 128 floats apart, the same bank, so
     # 2 wavefronts for 32 words that could take 1. Per block: 8 warps x 16 slices x 4 stores.
-    (store,) = _lines(pipelined_nn, "As[k][m] = a.x", store=True)
+    (store,) = _lines(pipelined_nn, "gemm.cu", "As[k][m] = a.x", store=True)
     assert (store.requests, store.wavefronts, store.ideal) == (8 * 16 * 4, 2 * 8 * 16 * 4, 8 * 16 * 4)
     assert store.width == 4.0
 
@@ -47,7 +44,7 @@ def test_v8_float4_reads_are_conflict_free(pipelined_nn):
     # warp_tile_slice: per slice and k, two float4 reads of As (8 distinct float4s a warp:
     # 32 consecutive floats) and two of Bs (4 distinct: 16): one wavefront each.
     for text in ("va = *reinterpret_cast", "vb = *reinterpret_cast"):
-        (load,) = _lines(pipelined_nn, text, store=False)
+        (load,) = _lines(pipelined_nn, "gemm.cu", text, store=False)
         assert (load.requests, load.wavefronts, load.ideal) == (8 * 16 * 8 * 2,) * 3
         assert load.width == 16.0
 
@@ -74,8 +71,5 @@ def test_tiled_depthwise_reads_its_patch_without_conflicts(title, run):
     reads the filter, one broadcast word a request."""
     tracer = SharedMemoryTracer(blocks=1)
     run(Device(tracer))
-    with open(os.path.join(KERNEL_DIR, "depthwise.cu")) as handle:
-        source = handle.read().splitlines()
-    (reads,) = [c for (name, line, store), c in tracer.costs["depthwise_forward_tiled"].items()
-                if not store and "patch[" in source[line - 1]]
+    (reads,) = _lines(tracer.costs["depthwise_forward_tiled"], "depthwise.cu", "patch[", store=False)
     assert reads.requests > 0 and reads.wavefronts == reads.requests
