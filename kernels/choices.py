@@ -13,9 +13,11 @@ then writes the chosen values into the modules, where they are reviewed like any
 
 The rule: a rung replaces the current one where every row of it validated and the median,
 over the shapes (and transpose cases) both were timed on, of its time over the current
-one's is below 1 - MARGIN; of several, the lowest median. Winograd's channel threshold is
-the fewest channels (the smaller of input and output) from which Winograd was faster, by
-the same margin, on every 3x3 stride-1 shape of the convolution ladders with as many or more.
+one's is below 1 - MARGIN; of several, the lowest median. Winograd's tile (F(2x2, 3x3) or
+F(4x4, 3x3)) is chosen so over the rows of all three convolution ladders; then, in each
+direction, its channel threshold is the fewest channels (the smaller of input and output)
+from which the chosen Winograd was faster than the engine without Winograd, by the same
+margin, on every 3x3 stride-1 shape of that direction's ladder with as many or more.
 """
 import argparse
 import glob
@@ -33,7 +35,8 @@ MARGIN = 0.03  # medians of CUDA-event times on a shared card move by a few perc
 # The constants, as "module.NAME", and the values each may take.
 CONSTANTS = {"gemm.ENGINE_TILED": ("pipelined", "8x16"),
              "conv2d.ENGINE_IMPLICIT": None,  # a dict: direction -> one of conv2d.IMPLICIT_VERSIONS[direction]
-             "conv2d.ENGINE_WINOGRAD_CHANNELS": None,  # None or a channel count
+             "conv2d.ENGINE_WINOGRAD_TILE": (2, 4),
+             "conv2d.ENGINE_WINOGRAD_CHANNELS": None,  # a dict: direction -> None or a channel count
              "maxpool.ENGINE_VERSION": ("v1", "v2", "v3"),
              "depthwise.ENGINE_FORWARD": ("depthwise_forward", "depthwise_forward_tiled", "depthwise_forward_rows"),
              "depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA": ("depthwise_backward_data",
@@ -68,8 +71,11 @@ def _check(constant, value):
             raise KernelError(f"engine choices: {constant} must map {', '.join(versions)} to one of their versions, "
                               f"got {value!r}")
     elif constant == "conv2d.ENGINE_WINOGRAD_CHANNELS":
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise KernelError(f"engine choices: {constant} must be None or a positive channel count, got {value!r}")
+        directions = _module("conv2d").IMPLICIT_VERSIONS
+        if not isinstance(value, dict) or set(value) != set(directions) or any(
+                v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1) for v in value.values()):
+            raise KernelError(f"engine choices: {constant} must map {', '.join(directions)} to None or a positive "
+                              f"channel count, got {value!r}")
     elif value not in CONSTANTS[constant]:
         raise KernelError(f"engine choices: {constant} must be one of {', '.join(CONSTANTS[constant])}, got {value!r}")
 
@@ -133,20 +139,23 @@ def _shape_numbers(label):
     return {key: int(value) for key, value in re.findall(r"\b([A-Za-z]+)(\d+)\b", label)}
 
 
-def _winograd_threshold(rows):
-    """The channel threshold by the rule in the module's docstring, or None; and the ratios."""
+def _winograd_threshold(rows, mode):
+    """The channel threshold of Winograd `mode` (conv2d.WINOGRAD_TILES) by the rule in the
+    module's docstring over one direction's `rows`, or None; and the ratios it rests on.
+    Winograd is weighed against the engine off Winograd: its own row where the engine took
+    Winograd on the shape (ladder.WITHOUT_WINOGRAD), else the engine's."""
+    from .ladder import WITHOUT_WINOGRAD
+
     by_shape = {}
     for row in rows:
         numbers = _shape_numbers(row["shape"])
-        if numbers.get("k") != 3 or numbers.get("s") != 1 or row["version"] not in ("engine", "winograd"):
-            continue
-        by_shape.setdefault((row["shape"], min(numbers["C"], numbers["O"])), {}).setdefault(row["version"], []).append(
-            row)
+        if numbers.get("k") == 3 and numbers.get("s") == 1 and row["version"] in (mode, "engine", WITHOUT_WINOGRAD):
+            by_shape.setdefault((row["shape"], min(numbers["C"], numbers["O"])), {})[row["version"]] = row
     ratios = {}
     for (shape, channels), versions in by_shape.items():
-        if len(versions) == 2 and all(r["ok"] for group in versions.values() for r in group):
-            ratios[(shape, channels)] = (sum(r["ms"] for r in versions["winograd"])
-                                         / sum(r["ms"] for r in versions["engine"]))
+        base = versions.get(WITHOUT_WINOGRAD, versions.get("engine"))
+        if mode in versions and base and versions[mode]["ok"] and base["ok"]:
+            ratios[(shape, channels)] = versions[mode]["ms"] / base["ms"]
     threshold = None
     for channels in sorted({c for _, c in ratios}, reverse=True):
         if all(ratio < 1 - MARGIN for (_, c), ratio in ratios.items() if c >= channels):
@@ -185,14 +194,22 @@ def choose(ladders, now=None):
                                      engine, {v: ("engine" if v == engine else f"engine {v}") for v in versions},
                                      lambda row: row["shape"])
     choices["conv2d.ENGINE_IMPLICIT"] = implicit
-    conv = ladders.get("conv_forward", []) + ladders.get("conv_backward_data", [])
-    if conv:
-        threshold, ratios = _winograd_threshold(conv)
-        choices["conv2d.ENGINE_WINOGRAD_CHANNELS"] = threshold
-        evidence["conv2d.ENGINE_WINOGRAD_CHANNELS"] = f"{threshold}: Winograd's time over the engine's, " + ", ".join(
+    modes = {m: mode for mode, m in _module("conv2d").WINOGRAD_TILES.items()}
+    conv = {direction: ladders.get(f"conv_{direction}", []) for direction in implicit}
+    tile = choices["conv2d.ENGINE_WINOGRAD_TILE"] = decide(
+        "conv2d.ENGINE_WINOGRAD_TILE", [row for rows in conv.values() for row in rows],
+        now["conv2d.ENGINE_WINOGRAD_TILE"], modes, lambda row: (row["case"], row["shape"]))
+    thresholds = dict(now["conv2d.ENGINE_WINOGRAD_CHANNELS"])
+    for direction, rows in conv.items():
+        constant = f"conv2d.ENGINE_WINOGRAD_CHANNELS[{direction}]"
+        if not rows:
+            evidence[constant] = "no ladder rows: kept"
+            continue
+        thresholds[direction], ratios = _winograd_threshold(rows, modes[tile])
+        evidence[constant] = f"{modes[tile]}'s time over the engine's off Winograd: " + (", ".join(
             f"{shape} {ratio:.2f}" for (shape, _), ratio in sorted(ratios.items(), key=lambda item: item[0][1]))
-    else:
-        evidence["conv2d.ENGINE_WINOGRAD_CHANNELS"] = "no ladder rows: kept"
+            or "no shape timed both")
+    choices["conv2d.ENGINE_WINOGRAD_CHANNELS"] = thresholds
     suffixes = {"v1": "", "v2": "_planes", "v3": "_2x2"}
     pools = {}  # a version's forward and backward times added, per shape
     for row in ladders.get("maxpool", []):

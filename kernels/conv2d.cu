@@ -695,94 +695,261 @@ extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, 
 }
 
 // =======================================================================================
-// Winograd F(2x2, 3x3) (Lavin and Gray 2015), for 3x3 stride-1 convolutions: each 2x2 tile
-// of the output comes from a 4x4 tile of the input with 16 multiplications a channel pair
-// instead of 36, so the products shrink 2.25 times; what cuDNN runs where it beats the FP32
-// peak counted as direct sums. In the Winograd domain a convolution is 16 independent
-// matrix products, one per position xi of the 4x4 transformed tile:
-//   U[xi] = (G g G^T)[xi]     (O x C)  the filters, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
-//   V[xi] = (B^T d B)[xi]     (C x T)  the input tiles, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
-//   M[xi] = U[xi] V[xi]       (O x T)  gemm.cu: sgemm_batched_nn, the 16 in one launch
-//   y tile = A^T m A + b      (2 x 2)  A^T = [1 1 1 0; 0 1 -1 -1]
-// with T = N ceil(Hout / 2) ceil(Wout / 2) tiles (t = (n TH + ti) TW + tj). The transforms
-// are one thread per (channel, tile), grid-stride; their cost is memory: V and M are each
-// 16 / 4 = 4 times the activations they come from. Backward-data is the same convolution
-// of grad_y with the filters flipped and transposed (Sect. 4), padded by 2 - p.
-// Cost: 2 N O C (16 / 4) (Hout Wout) FLOPs in the products, against 2 N O C 9 Hout Wout.
+// Winograd F(m x m, 3 x 3) (Lavin and Gray 2015), m = 2 or 4, for 3x3 stride-1 convolutions:
+// each m x m tile of the output comes from a T x T tile of the input (T = m + 2) with T^2
+// multiplications a channel pair instead of 9 m^2, 2.25 times fewer for m = 2 (16 for 36)
+// and 4 times for m = 4 (36 for 144): what cuDNN runs where it beats the FP32 peak counted
+// as direct sums. In the Winograd domain a convolution is T^2 independent matrix products,
+// one per position xi of the transformed tile:
+//   U[xi] = (G g G^T)[xi]     (O x C)  the filters g
+//   V[xi] = (B^T d B)[xi]     (C x P)  the input tiles d
+//   M[xi] = U[xi] V[xi]       (O x P)  gemm.cu: sgemm_batched_nn, all T^2 in one launch
+//   y tile = A^T M A + b      (m x m)
+// for P = N ceil(Hout / m) ceil(Wout / m) tiles (t = (n TH + ti) TW + tj), tile t's input
+// the T x T window of x at (m ti - pad, m tj - pad), 0 outside x. Backward-data is the same
+// convolution of grad_y with the filters flipped and transposed (Sect. 4), padded by 2 - p.
+// The weight gradient is the dual, F(3 x 3, m x m): each tile adds the correlation of its
+// input window with its m x m tile e of grad_y, and reading y = A^T [(G g) * (B^T d)] as a
+// function of g gives
+//   E[xi] = (A e A^T)[xi]     (O x P)  the grad_y tiles (0 outside Hout x Wout)
+//   M[xi] = E[xi] V[xi]^T     (O x C)  sgemm_batched_nt, its P-long reduction split
+//   gw    = G^T M G           (3 x 3)
+// Every transform is one thread per (channel, tile) or per (o, c), grid-stride, and bound by
+// memory: V, E and M are T^2 / m^2 times the activations they come from (4 for m = 2, 2.25
+// for m = 4). The products may come as `splits` partial planes each (gemm.py splits their
+// reduction where the tiles alone are too few blocks), which the output and filter-gradient
+// transforms add in order. m = 4's matrices hold 1/24 and 8, so its rounding error is some
+// ten times m = 2's (tests/test_cuda_kernels.py bounds both against float64).
+template <int m>
+struct Winograd;
+
+template <>
+struct Winograd<2> {
+  static constexpr int T = 4;
+  __device__ static float BT(int r, int c) {
+    const float b[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+    return b[r][c];
+  }
+  __device__ static float G(int r, int c) {
+    const float g[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+    return g[r][c];
+  }
+  __device__ static float AT(int r, int c) {
+    const float a[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+    return a[r][c];
+  }
+};
+
+template <>
+struct Winograd<4> {
+  static constexpr int T = 6;
+  __device__ static float BT(int r, int c) {
+    const float b[6][6] = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                           {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0},  {0, 4, 0, -5, 0, 1}};
+    return b[r][c];
+  }
+  __device__ static float G(int r, int c) {
+    const float g[6][3] = {{1.0f / 4, 0, 0},  {-1.0f / 6, -1.0f / 6, -1.0f / 6}, {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                           {1.0f / 24, 1.0f / 12, 1.0f / 6}, {1.0f / 24, -1.0f / 12, 1.0f / 6}, {0, 0, 1}};
+    return g[r][c];
+  }
+  __device__ static float AT(int r, int c) {
+    const float a[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+    return a[r][c];
+  }
+};
+
+// out = (L x)^T for the P x Q coefficients L(p, q) and a Q x R x. Unrolled, every
+// coefficient is a compile-time constant: the zero terms vanish, the ones are additions.
+template <int P, int Q, int R, class Coefficients>
+__device__ __forceinline__ void product_transposed(const float (&x)[Q][R], float (&out)[R][P], Coefficients L) {
+#pragma unroll
+  for (int p = 0; p < P; ++p)
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int q = 0; q < Q; ++q)
+        if (L(p, q) != 0.0f) sum += L(p, q) * x[q][r];
+      out[r][p] = sum;
+    }
+}
+
+// out = L x L^T, as (L (L x)^T)^T.
+template <int P, int Q, class Coefficients>
+__device__ __forceinline__ void sandwich(const float (&x)[Q][Q], float (&out)[P][P], Coefficients L) {
+  float half[Q][P];
+  product_transposed<P, Q, Q>(x, half, L);
+  product_transposed<P, Q, P>(half, out, L);
+}
+
+// The (channel, tile) of element e of a transform over `channels` x N TH TW.
+struct TileIndex {
+  int channel, n, ti, tj;
+  __device__ TileIndex(int e, int N, int TH, int TW) {
+    const int tiles = N * TH * TW, t = e % tiles, tile = t % (TH * TW);
+    channel = e / tiles, n = t / (TH * TW), ti = tile / TW, tj = tile % TW;
+  }
+};
 
 // U[xi, o, c] = G g G^T of the filter w[o, c] (one thread per (o, c)).
-extern "C" __global__ void winograd_filter_transform(const float* __restrict__ w, float* __restrict__ U, int O, int C) {
+template <int m>
+__device__ __forceinline__ void filter_transform(const float* __restrict__ w, float* __restrict__ U, int O, int C) {
+  constexpr int T = Winograd<m>::T;
   const int count = O * C;
   for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
-    const float* g = w + e * 9;
-    float gg[4][3];  // G g
-    for (int v = 0; v < 3; ++v) {
-      gg[0][v] = g[v];
-      gg[1][v] = 0.5f * (g[v] + g[3 + v] + g[6 + v]);
-      gg[2][v] = 0.5f * (g[v] - g[3 + v] + g[6 + v]);
-      gg[3][v] = g[6 + v];
-    }
-    for (int r = 0; r < 4; ++r) {  // (G g) G^T, row r
-      const float row[4] = {gg[r][0], 0.5f * (gg[r][0] + gg[r][1] + gg[r][2]), 0.5f * (gg[r][0] - gg[r][1] + gg[r][2]),
-                            gg[r][2]};
-      for (int s = 0; s < 4; ++s) U[(long long)(r * 4 + s) * count + e] = row[s];
-    }
+    float g[3][3], u[T][T];
+    for (int r = 0; r < 3; ++r)
+      for (int s = 0; s < 3; ++s) g[r][s] = w[e * 9 + r * 3 + s];
+    sandwich<T, 3>(g, u, [](int p, int q) { return Winograd<m>::G(p, q); });
+    for (int r = 0; r < T; ++r)
+      for (int s = 0; s < T; ++s) U[(long long)(r * T + s) * count + e] = u[r][s];
   }
 }
 
-// V[xi, c, t] = B^T d B of input tile t of channel c: d the 4x4 window of x at
-// (2 ti - pad, 2 tj - pad), 0 outside the input (one thread per (c, t)).
-extern "C" __global__ void winograd_input_transform(const float* __restrict__ x, float* __restrict__ V, int N, int C,
-                                                    int H, int W, int pad, int TH, int TW) {
-  const int T = N * TH * TW, count = C * T;
+// V[xi, c, t] = B^T d B of input tile t of channel c (one thread per (c, t)).
+template <int m>
+__device__ __forceinline__ void input_transform(const float* __restrict__ x, float* __restrict__ V, int N, int C,
+                                                int H, int W, int pad, int TH, int TW) {
+  constexpr int T = Winograd<m>::T;
+  const int count = C * N * TH * TW;
   for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
-    const int c = e / T, t = e - c * T, n = t / (TH * TW), tile = t - n * TH * TW, ti = tile / TW, tj = tile - ti * TW;
-    const float* plane = x + ((long long)n * C + c) * H * W;
-    const int top = 2 * ti - pad, left = 2 * tj - pad;
-    float d[4][4];
-    for (int u = 0; u < 4; ++u)
-      for (int v = 0; v < 4; ++v) {
-        const int h = top + u, col = left + v;
-        d[u][v] = (h >= 0 && h < H && col >= 0 && col < W) ? plane[h * W + col] : 0.0f;
+    const TileIndex at(e, N, TH, TW);
+    const float* plane = x + ((long long)at.n * C + at.channel) * H * W;
+    const int top = m * at.ti - pad, left = m * at.tj - pad;
+    float d[T][T], v[T][T];
+    for (int u = 0; u < T; ++u)
+      for (int s = 0; s < T; ++s) {
+        const int h = top + u, col = left + s;
+        d[u][s] = (h >= 0 && h < H && col >= 0 && col < W) ? plane[h * W + col] : 0.0f;
       }
-    float bd[4][4];  // B^T d
-    for (int v = 0; v < 4; ++v) {
-      bd[0][v] = d[0][v] - d[2][v];
-      bd[1][v] = d[1][v] + d[2][v];
-      bd[2][v] = d[2][v] - d[1][v];
-      bd[3][v] = d[1][v] - d[3][v];
-    }
-    for (int r = 0; r < 4; ++r) {  // (B^T d) B, row r
-      const float row[4] = {bd[r][0] - bd[r][2], bd[r][1] + bd[r][2], bd[r][2] - bd[r][1], bd[r][1] - bd[r][3]};
-      for (int s = 0; s < 4; ++s) V[(long long)(r * 4 + s) * count + e] = row[s];
-    }
+    sandwich<T, T>(d, v, [](int p, int q) { return Winograd<m>::BT(p, q); });
+    for (int r = 0; r < T; ++r)
+      for (int s = 0; s < T; ++s) V[(long long)(r * T + s) * count + e] = v[r][s];
   }
 }
 
-// y[n, o, 2 ti + a, 2 tj + b] = (A^T m A)[a, b] + bias[o] for m[xi] = M[xi, o, t], the
-// outputs inside Hout x Wout (one thread per (o, t)).
-extern "C" __global__ void winograd_output_transform(const float* __restrict__ M, const float* __restrict__ bias,
-                                                     float* __restrict__ y, int N, int O, int Hout, int Wout, int TH,
-                                                     int TW, int has_bias) {
-  const int T = N * TH * TW, count = O * T;
+// The T x T Winograd-domain values of element e: planes[xi, z, e] added over the splits z.
+template <int T>
+__device__ __forceinline__ void gather_splits(const float* __restrict__ planes, int splits, int count, int e,
+                                              float (&out)[T][T]) {
+  for (int r = 0; r < T; ++r)
+    for (int s = 0; s < T; ++s) {
+      const float* plane = planes + (long long)(r * T + s) * splits * count + e;
+      float sum = 0.0f;
+      for (int z = 0; z < splits; ++z) sum += plane[(long long)z * count];
+      out[r][s] = sum;
+    }
+}
+
+// y[n, o, m ti + a, m tj + b] = (A^T M A)[a, b] + bias[o], the outputs inside Hout x Wout
+// (one thread per (o, t)).
+template <int m>
+__device__ __forceinline__ void output_transform(const float* __restrict__ M, int splits,
+                                                 const float* __restrict__ bias, float* __restrict__ y, int N, int O,
+                                                 int Hout, int Wout, int TH, int TW, int has_bias) {
+  constexpr int T = Winograd<m>::T;
+  const int count = O * N * TH * TW;
   for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
-    const int o = e / T, t = e - o * T, n = t / (TH * TW), tile = t - n * TH * TW, ti = tile / TW, tj = tile - ti * TW;
-    float m[4][4];
-    for (int r = 0; r < 4; ++r)
-      for (int s = 0; s < 4; ++s) m[r][s] = M[(long long)(r * 4 + s) * count + e];
-    float am[2][4];  // A^T m
-    for (int s = 0; s < 4; ++s) {
-      am[0][s] = m[0][s] + m[1][s] + m[2][s];
-      am[1][s] = m[1][s] - m[2][s] - m[3][s];
-    }
-    const float b = has_bias ? bias[o] : 0.0f;
-    float* plane = y + ((long long)n * O + o) * Hout * Wout;
-    for (int a = 0; a < 2; ++a) {
-      const int i = 2 * ti + a;
-      if (i >= Hout) continue;
-      const float out[2] = {am[a][0] + am[a][1] + am[a][2] + b, am[a][1] - am[a][2] - am[a][3] + b};
-      for (int bb = 0; bb < 2; ++bb)
-        if (2 * tj + bb < Wout) plane[i * Wout + 2 * tj + bb] = out[bb];
-    }
+    const TileIndex at(e, N, TH, TW);
+    float product[T][T], out[m][m];
+    gather_splits<T>(M, splits, count, e, product);
+    sandwich<m, T>(product, out, [](int p, int q) { return Winograd<m>::AT(p, q); });
+    const float b = has_bias ? bias[at.channel] : 0.0f;
+    float* plane = y + ((long long)at.n * O + at.channel) * Hout * Wout;
+    for (int a = 0; a < m; ++a)
+      for (int c = 0; c < m; ++c) {
+        const int i = m * at.ti + a, j = m * at.tj + c;
+        if (i < Hout && j < Wout) plane[i * Wout + j] = out[a][c] + b;
+      }
   }
+}
+
+// E[xi, o, t] = A e A^T of grad_y tile t of channel o (one thread per (o, t)).
+template <int m>
+__device__ __forceinline__ void gradient_transform(const float* __restrict__ grad_y, float* __restrict__ E, int N,
+                                                   int O, int Hout, int Wout, int TH, int TW) {
+  constexpr int T = Winograd<m>::T;
+  const int count = O * N * TH * TW;
+  for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
+    const TileIndex at(e, N, TH, TW);
+    const float* plane = grad_y + ((long long)at.n * O + at.channel) * Hout * Wout;
+    float tile[m][m], v[T][T];
+    for (int a = 0; a < m; ++a)
+      for (int c = 0; c < m; ++c) {
+        const int i = m * at.ti + a, j = m * at.tj + c;
+        tile[a][c] = (i < Hout && j < Wout) ? plane[i * Wout + j] : 0.0f;
+      }
+    sandwich<T, m>(tile, v, [](int p, int q) { return Winograd<m>::AT(q, p); });
+    for (int r = 0; r < T; ++r)
+      for (int s = 0; s < T; ++s) E[(long long)(r * T + s) * count + e] = v[r][s];
+  }
+}
+
+// grad_w[o, c] = G^T M G (one thread per (o, c)).
+template <int m>
+__device__ __forceinline__ void filter_gradient_transform(const float* __restrict__ M, int splits,
+                                                          float* __restrict__ grad_w, int O, int C) {
+  constexpr int T = Winograd<m>::T;
+  const int count = O * C;
+  for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
+    float product[T][T], g[3][3];
+    gather_splits<T>(M, splits, count, e, product);
+    sandwich<3, T>(product, g, [](int p, int q) { return Winograd<m>::G(q, p); });
+    for (int r = 0; r < 3; ++r)
+      for (int s = 0; s < 3; ++s) grad_w[e * 9 + r * 3 + s] = g[r][s];
+  }
+}
+
+// The entry points, one per transform and tile (conv2d.py names them by m).
+extern "C" __global__ void winograd_filter_transform_2x2(const float* __restrict__ w, float* __restrict__ U, int O,
+                                                         int C) {
+  filter_transform<2>(w, U, O, C);
+}
+
+extern "C" __global__ void winograd_filter_transform_4x4(const float* __restrict__ w, float* __restrict__ U, int O,
+                                                         int C) {
+  filter_transform<4>(w, U, O, C);
+}
+
+extern "C" __global__ void winograd_input_transform_2x2(const float* __restrict__ x, float* __restrict__ V, int N,
+                                                        int C, int H, int W, int pad, int TH, int TW) {
+  input_transform<2>(x, V, N, C, H, W, pad, TH, TW);
+}
+
+extern "C" __global__ void winograd_input_transform_4x4(const float* __restrict__ x, float* __restrict__ V, int N,
+                                                        int C, int H, int W, int pad, int TH, int TW) {
+  input_transform<4>(x, V, N, C, H, W, pad, TH, TW);
+}
+
+extern "C" __global__ void winograd_output_transform_2x2(const float* __restrict__ M, int splits,
+                                                         const float* __restrict__ bias, float* __restrict__ y, int N,
+                                                         int O, int Hout, int Wout, int TH, int TW, int has_bias) {
+  output_transform<2>(M, splits, bias, y, N, O, Hout, Wout, TH, TW, has_bias);
+}
+
+extern "C" __global__ void winograd_output_transform_4x4(const float* __restrict__ M, int splits,
+                                                         const float* __restrict__ bias, float* __restrict__ y, int N,
+                                                         int O, int Hout, int Wout, int TH, int TW, int has_bias) {
+  output_transform<4>(M, splits, bias, y, N, O, Hout, Wout, TH, TW, has_bias);
+}
+
+extern "C" __global__ void winograd_gradient_transform_2x2(const float* __restrict__ grad_y, float* __restrict__ E,
+                                                           int N, int O, int Hout, int Wout, int TH, int TW) {
+  gradient_transform<2>(grad_y, E, N, O, Hout, Wout, TH, TW);
+}
+
+extern "C" __global__ void winograd_gradient_transform_4x4(const float* __restrict__ grad_y, float* __restrict__ E,
+                                                           int N, int O, int Hout, int Wout, int TH, int TW) {
+  gradient_transform<4>(grad_y, E, N, O, Hout, Wout, TH, TW);
+}
+
+extern "C" __global__ void winograd_filter_gradient_transform_2x2(const float* __restrict__ M, int splits,
+                                                                  float* __restrict__ grad_w, int O, int C) {
+  filter_gradient_transform<2>(M, splits, grad_w, O, C);
+}
+
+extern "C" __global__ void winograd_filter_gradient_transform_4x4(const float* __restrict__ M, int splits,
+                                                                  float* __restrict__ grad_w, int O, int C) {
+  filter_gradient_transform<4>(M, splits, grad_w, O, C);
 }

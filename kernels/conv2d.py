@@ -396,7 +396,7 @@ def _implicit_kernel(device, kernel, rows, columns, thread_tile):
     engine's products have at most 64 rows (on the 128 x 128 one, half of every block's work
     would be padding), a block a tile. (The kernel picks its compile-time shape, 3x3 or 1x1
     at stride 1, itself.)"""
-    wide = device.convolution in ("engine", "winograd") and rows <= device.define("IG_WIDE_BM")
+    wide = device.convolution in ENGINE_MODES and rows <= device.define("IG_WIDE_BM")
     name = kernel + ("_8x16" if thread_tile == "8x16" else "")
     tile_rows, tile_columns = (device.define(f"IG_{'WIDE_' if wide else ''}{side}") for side in ("BM", "BN"))
     return name, (-(-columns // tile_columns), -(-rows // tile_rows)), wide
@@ -429,40 +429,91 @@ def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, f
     return out
 
 
-# The engine's forward and backward-data run Winograd on 3x3 stride-1 layers with at least
-# this many input and output channels, or never (None): Winograd has not been timed on a GPU
-# yet; the next run's per-layer rows (bench/gpu_kernels.py) say from where it pays.
-ENGINE_WINOGRAD_CHANNELS = None
+# Winograd F(m x m, 3 x 3) rungs (conv2d.cu), by Device.convolution mode: m, the side of
+# the output tile. Both run the engine's kernels on the shapes Winograd does not apply to.
+WINOGRAD_TILES = {"winograd": 2, "winograd4": 4}
+ENGINE_MODES = ("engine",) + tuple(WINOGRAD_TILES)
+# The engine runs Winograd F(ENGINE_WINOGRAD_TILE x ENGINE_WINOGRAD_TILE, 3 x 3) in each
+# direction on 3x3 stride-1 layers with at least that direction's number of input and output
+# channels, or never (None): no GPU has timed Winograd yet; the next run's ladders choose
+# (kernels/choices.py).
+ENGINE_WINOGRAD_TILE = 2
+ENGINE_WINOGRAD_CHANNELS = {"forward": None, "backward_data": None, "backward_weights": None}
 
 
-def _winograd_applies(device, g):
-    """Whether the forward and backward-data run Winograd: in the "winograd" mode on every
-    3x3 kernel at stride 1 with padding at most 2 (backward-data pads by 2 - p), in the
-    engine's on those with ENGINE_WINOGRAD_CHANNELS channels in and out; other shapes run
-    as the engine's."""
-    shape = g.k == 3 and g.stride == 1 and g.padding <= 2
+def _winograd_shape(g):
+    """Whether Winograd F(m x m, 3 x 3) applies: a 3x3 kernel at stride 1 with padding at
+    most 2 (backward-data pads by 2 - p)."""
+    return g.k == 3 and g.stride == 1 and g.padding <= 2
+
+
+def _winograd_tile(device, g, direction):
+    """m of the Winograd F(m x m, 3 x 3) that `direction` runs on `device`, or None: in a
+    Winograd mode wherever it applies, in the engine's as engine_winograd_tile says (unless
+    the device turns it off: Device.engine_winograd)."""
     if device.convolution == "engine":
-        return shape and ENGINE_WINOGRAD_CHANNELS is not None and min(g.c, g.o) >= ENGINE_WINOGRAD_CHANNELS
-    return device.convolution == "winograd" and shape
+        return _engine_winograd_tile(g, direction) if device.engine_winograd else None
+    return WINOGRAD_TILES.get(device.convolution) if _winograd_shape(g) else None
 
 
-def _winograd(device, x, weight, bias, padding, out):
-    """conv2d.cu's Winograd F(2x2, 3x3) forward of x (N, C, H, W) with weight (O, C, 3, 3)
-    into out (N, O, Hout, Wout): the filter and input transforms, the 16 products in one
-    batched launch of the engine's SGEMM tiles, the output transform (with the bias, where
-    given)."""
+def _engine_winograd_tile(g, direction):
+    threshold = ENGINE_WINOGRAD_CHANNELS[direction]
+    taken = _winograd_shape(g) and threshold is not None and min(g.c, g.o) >= threshold
+    return ENGINE_WINOGRAD_TILE if taken else None
+
+
+def engine_winograd_tile(x_shape, w_shape, stride, padding, direction):
+    """m of the Winograd the engine's `direction` runs on this convolution (where it applies
+    and both channel counts reach ENGINE_WINOGRAD_CHANNELS[direction]), or None."""
+    return _engine_winograd_tile(_device_geometry(x_shape, w_shape, stride, padding), direction)
+
+
+def _winograd_tiles(device, m, planes, channels, hout, wout, n):
+    """(tiles down, tiles across, tiles) of F(m x m, 3 x 3) on Hout x Wout maps, checked
+    against the transforms' 32-bit indices for `planes` Winograd-domain planes of the most
+    `channels`."""
+    down, across = -(-hout // m), -(-wout // m)
+    tiles = n * down * across
+    expect(planes * channels * tiles < 2 ** 31, "conv2d: too large for the Winograd transforms' 32-bit indices")
+    return down, across, tiles
+
+
+def _winograd(device, m, x, weight, bias, padding, out):
+    """conv2d.cu's Winograd F(m x m, 3 x 3) forward of x (N, C, H, W) with weight (O, C, 3, 3)
+    into out (N, O, Hout, Wout): the filter and input transforms, the (m + 2)^2 products in
+    one batched launch of the engine's SGEMM tiles, the output transform (adding the
+    products' split planes and the bias, where given)."""
     n, c, h, w = x.shape
     o, hout, wout = weight.shape[0], out.shape[2], out.shape[3]
-    tiles_down, tiles_across = -(-hout // 2), -(-wout // 2)
-    tiles = n * tiles_down * tiles_across
-    expect(16 * max(c, o) * tiles < 2 ** 31, "conv2d: too large for the Winograd transforms' 32-bit indices")
-    filters, inputs, products = device.empty((16, o, c)), device.empty((16, c, tiles)), device.empty((16, o, tiles))
-    device.elementwise("winograd_filter_transform", o * c, weight, filters, o, c)
-    device.elementwise("winograd_input_transform", c * tiles, x, inputs, n, c, h, w, padding, tiles_down, tiles_across)
-    batched_product_device(device, filters, inputs, products)
-    device.elementwise("winograd_output_transform", o * tiles, products, bias if bias is not None else products, out,
-                       n, o, hout, wout, tiles_down, tiles_across, int(bias is not None))
+    planes = (m + 2) ** 2
+    down, across, tiles = _winograd_tiles(device, m, planes, max(c, o), hout, wout, n)
+    filters, inputs = device.empty((planes, o, c)), device.empty((planes, c, tiles))
+    device.elementwise(f"winograd_filter_transform_{m}x{m}", o * c, weight, filters, o, c)
+    device.elementwise(f"winograd_input_transform_{m}x{m}", c * tiles, x, inputs, n, c, h, w, padding, down, across)
+    products = batched_product_device(device, filters, inputs)
+    device.elementwise(f"winograd_output_transform_{m}x{m}", o * tiles, products, products.shape[1],
+                       bias if bias is not None else products, out, n, o, hout, wout, down, across,
+                       int(bias is not None))
     return out
+
+
+def _winograd_weight_gradient(device, m, grad_y, x, padding, grad_w):
+    """conv2d.cu's Winograd F(3 x 3, m x m) weight gradient of a 3x3 stride-1 convolution
+    into grad_w (O, C, 3, 3): the grad_y and input tiles transformed, the (m + 2)^2 products
+    (O x C, each a reduction over every tile of the batch, split where the tiles are few
+    blocks) in one batched launch, then their planes added and transformed back."""
+    n, c, h, w = x.shape
+    o, hout, wout = grad_y.shape[1:]
+    planes = (m + 2) ** 2
+    down, across, tiles = _winograd_tiles(device, m, planes, max(c, o), hout, wout, n)
+    gradients, inputs = device.empty((planes, o, tiles)), device.empty((planes, c, tiles))
+    device.elementwise(f"winograd_gradient_transform_{m}x{m}", o * tiles, grad_y, gradients, n, o, hout, wout, down,
+                       across)
+    device.elementwise(f"winograd_input_transform_{m}x{m}", c * tiles, x, inputs, n, c, h, w, padding, down, across)
+    products = batched_product_device(device, gradients, inputs, transpose_b=True)
+    device.elementwise(f"winograd_filter_gradient_transform_{m}x{m}", o * c, products, products.shape[1], grad_w, o,
+                       c)
+    return grad_w
 
 
 # The implicit GEMM's versions by direction: the forward's and backward-data's 8 x 8 results
@@ -491,9 +542,10 @@ def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0, 
     has_bias = bias is not None
     bias = device.float32("bias", bias, 1) if has_bias else device.empty((1,))
     y = device.empty((g.n, g.o, g.hout, g.wout))
-    if _winograd_applies(device, g):
-        return _winograd(device, x, weight, bias if has_bias else None, padding, y)
-    if device.convolution in ("implicit", "engine", "winograd"):
+    tile = _winograd_tile(device, g, "forward")
+    if tile:
+        return _winograd(device, tile, x, weight, bias if has_bias else None, padding, y)
+    if device.convolution in ("implicit",) + ENGINE_MODES:
         return _implicit_gemm(device, "conv2d_forward_implicit", g, g.o, g.n * g.hout * g.wout, g.c * g.k * g.k,
                               (x, weight, bias), y, flags=(int(has_bias),), bias=bias if has_bias else None,
                               thread_tile=_implicit_version("forward", version))
@@ -522,12 +574,12 @@ COLUMNS_WEIGHT_GRADIENT_POSITIONS = 256
 
 def _backward_data_through_columns(device, g):
     return device.convolution == "im2col" or (
-        device.convolution in ("engine", "winograd") and (g.stride > 1 or g.c < FEW_INPUT_CHANNELS))
+        device.convolution in ENGINE_MODES and (g.stride > 1 or g.c < FEW_INPUT_CHANNELS))
 
 
 def _backward_weights_through_columns(device, g):
     return device.convolution == "im2col" or (
-        device.convolution in ("engine", "winograd") and g.hout * g.wout <= COLUMNS_WEIGHT_GRADIENT_POSITIONS)
+        device.convolution in ENGINE_MODES and g.hout * g.wout <= COLUMNS_WEIGHT_GRADIENT_POSITIONS)
 
 
 def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0, version=None):
@@ -539,9 +591,10 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
     grad_x = device.empty(tuple(x_shape))
     if device.convolution == "direct":
         return _direct(device, "conv2d_backward_data_direct", g, grad_y, weight, grad_x)
-    if _winograd_applies(device, g):  # the forward of grad_y with the flipped, transposed filters (Sect. 4)
+    tile = _winograd_tile(device, g, "backward_data")
+    if tile:  # the forward of grad_y with the flipped, transposed filters (Sect. 4)
         flipped = device.xp.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-        return _winograd(device, grad_y, flipped, None, 2 - g.padding, grad_x)
+        return _winograd(device, tile, grad_y, flipped, None, 2 - g.padding, grad_x)
     if not _backward_data_through_columns(device, g):
         return _implicit_gemm(device, "conv2d_backward_data_implicit", g, g.c, g.n * g.h * g.w, g.o * g.k * g.k,
                               (grad_y, weight), grad_x, thread_tile=_implicit_version("backward_data", version))
@@ -562,6 +615,9 @@ def conv2d_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1,
     grad_w = device.empty(tuple(w_shape))
     if device.convolution == "direct":
         return _direct(device, "conv2d_backward_weights_direct", g, grad_y, x, grad_w)
+    tile = _winograd_tile(device, g, "backward_weights")
+    if tile:
+        return _winograd_weight_gradient(device, tile, grad_y, x, g.padding, grad_w)
     if not _backward_weights_through_columns(device, g):
         version = _implicit_version("backward_weights", version)
         return _implicit_gemm(device, f"conv2d_backward_weights_{version}", g, g.o, g.c * g.k * g.k,

@@ -45,7 +45,7 @@ class OpFamily:
         return SimpleNamespace(**{op: functools.partial(function, device) for op, function in self.device.items()})
 
 
-CONVOLUTIONS = ("engine", "winograd", "implicit", "im2col", "direct")
+CONVOLUTIONS = ("engine", "winograd", "winograd4", "implicit", "im2col", "direct")
 
 
 class Device:
@@ -58,16 +58,21 @@ class Device:
     implicit, on 64 x 256 tiles where the product has at most 64 rows, but the column
     buffer for the backward-data of strided convolutions and of inputs with few channels,
     and for the weight gradient on small maps: conv2d.py's FEW_INPUT_CHANNELS and
-    COLUMNS_WEIGHT_GRADIENT_POSITIONS), or "winograd" (the engine's,
-    with Winograd F(2x2, 3x3) for the forward and backward-data of 3x3 stride-1 convolutions:
-    a rung no GPU has timed yet)."""
+    COLUMNS_WEIGHT_GRADIENT_POSITIONS, and Winograd where conv2d.py's ENGINE_WINOGRAD_*
+    say), or "winograd" and "winograd4" (the engine's, with Winograd F(2x2, 3x3) or F(4x4,
+    3x3) in every direction of 3x3 stride-1 convolutions: rungs no GPU has timed yet).
 
-    def __init__(self, launcher, convolution="engine"):
+    engine_winograd: False keeps the "engine" mode off Winograd whatever conv2d.py says (the
+    ladder times the engine both ways, so that choosing the thresholds does not compare
+    Winograd with itself)."""
+
+    def __init__(self, launcher, convolution="engine", engine_winograd=True):
         if convolution not in CONVOLUTIONS:
             raise ValueError(f"unknown convolution {convolution!r}: expected one of {', '.join(CONVOLUTIONS)}")
         self.launcher = launcher
         self.xp = launcher.xp
         self.convolution = convolution
+        self.engine_winograd = engine_winograd
 
     @property
     def name(self):

@@ -490,17 +490,6 @@ extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_pipelined_nt(
   sgemm_pipelined_body<false, true>(M, N, K, 0, K, alpha, A, B, beta, C);
 }
 
-// sgemm_batched_nn: v8 on a batch of equal-shaped products, blockIdx.z the product's index
-//   (its operands and result `stride_*` floats after the previous one's): Winograd's 16
-//   products (conv2d.py) in one launch of whole waves instead of 16 launches, each of which
-//   ends in a wave of a few blocks (VGG's 28 x 28 layers at batch 64: 392 tiles, 1.5 waves).
-extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_batched_nn(
-    int M, int N, int K, const float* __restrict__ A, long long stride_a, const float* __restrict__ B,
-    long long stride_b, float* __restrict__ C, long long stride_c) {
-  sgemm_pipelined_body<false, false>(M, N, K, 0, K, 1.0f, A + blockIdx.z * stride_a, B + blockIdx.z * stride_b, 0.0f,
-                                     C + blockIdx.z * stride_c);
-}
-
 // ---- v9 ---------------------------------------------------------------------------------
 // v9 sgemm_splitk_{nn,tn,nt}: v8 on K indices [z slice, (z + 1) slice) for z = blockIdx.z,
 //   each slice's tile written to its own M x N plane of `partial`; sgemm_sum_splits then adds
@@ -534,6 +523,36 @@ extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_splitk_nt(
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
   sgemm_splitk_body<false, true>(M, N, K, slice, A, B, partial);
+}
+
+// sgemm_batched_{nn,nt}: v9 on a batch of equal-shaped products, the operands of product b
+//   `stride_*` floats after product b - 1's, blockIdx.z = b splits + z for reduction slice z;
+//   each (product, slice) tile goes to plane blockIdx.z of `partial` (M x N each), which the
+//   caller adds over z (conv2d.cu's Winograd transforms do it on their way). Winograd's T^2
+//   products in one launch of whole waves instead of T^2 launches, each ending in a wave of a
+//   few blocks (VGG's 28 x 28 layers at batch 64: 392 tiles, 1.5 waves); the weight
+//   gradient's (nt: O x C results, a reduction over every tile of the batch) split as well.
+template <bool TRANS_B>
+__device__ __forceinline__ void sgemm_batched_body(int M, int N, int K, int slice, int splits,
+                                                   const float* __restrict__ A, long long stride_a,
+                                                   const float* __restrict__ B, long long stride_b,
+                                                   float* __restrict__ partial) {
+  const int product = blockIdx.z / splits, k_begin = (blockIdx.z - product * splits) * slice;
+  const int k_end = k_begin + slice < K ? k_begin + slice : K;
+  sgemm_pipelined_body<false, TRANS_B>(M, N, K, k_begin, k_end, 1.0f, A + product * stride_a, B + product * stride_b,
+                                       0.0f, partial + (long long)blockIdx.z * M * N);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_batched_nn(
+    int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
+    const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
+  sgemm_batched_body<false>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_batched_nt(
+    int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
+    const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
+  sgemm_batched_body<true>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
 }
 
 // C[e] = alpha * (the sum over z of partial[z, e], z in order) + beta * C[e].

@@ -110,16 +110,26 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
     return out
 
 
-def batched_product_device(device: Device, a, b, out):
-    """out[z] = a[z] @ b[z] for every z of (B, M, K) and (B, K, N) arrays, in one launch of
-    gemm.cu's sgemm_batched_nn (v8's tiles, blockIdx.z the product)."""
+def batched_product_device(device: Device, a, b, transpose_b=False):
+    """The products a[z] @ b[z] (b[z]^T with transpose_b) for every z of (B, M, K) and
+    (B, K, N) arrays ((B, N, K) with transpose_b), in one launch of gemm.cu's sgemm_batched
+    kernels (v8's tiles; blockIdx.z the product and its reduction slice), the reduction
+    split by split_k_slices where the tiles alone are too few blocks: (B, splits, M, N)
+    partial planes whose sum over axis 1 is the products (the caller adds them, Winograd's
+    transforms on their way)."""
     count, m, k = a.shape
-    expect(b.shape[:2] == (count, k) and out.shape == (count, m, b.shape[2]),
-           f"batched product of {a.shape} and {b.shape} into {out.shape}: shapes do not match")
-    n = b.shape[2]
-    grid = (-(-n // device.define("VEC_BN")), -(-m // device.define("VEC_BM")), count)
-    device.launch("sgemm_batched_nn", grid, m, n, k, a, m * k, b, k * n, out, m * n)
-    return out
+    n = b.shape[1] if transpose_b else b.shape[2]
+    expected = (count, n, k) if transpose_b else (count, k, n)
+    expect(b.shape == expected, f"batched product of {a.shape} and {b.shape}{'^T' if transpose_b else ''}: "
+                                f"expected the second to have shape {expected}")
+    kernel = "sgemm_batched_nt" if transpose_b else "sgemm_batched_nn"
+    grid = (-(-n // device.define("VEC_BN")), -(-m // device.define("VEC_BM")))
+    length, splits = split_k_slices(count * grid[0] * grid[1], k, device.define("VEC_BK"),
+                                    device.concurrent_blocks(kernel), result=count * m * n,
+                                    tile=device.define("VEC_BM") * device.define("VEC_BN"))
+    partial = device.empty((count, splits, m, n))
+    device.launch(kernel, grid + (count * splits,), m, n, k, length, splits, a, m * k, b, k * n, partial)
+    return partial
 
 
 def _skinny_product(device, a, b, case, m, n, k, out, beta):

@@ -262,9 +262,15 @@ class PoisonedDevice(Device):
         return array
 
 
+# The row of the engine kept off Winograd on a shape where conv2d.py has it take Winograd:
+# what kernels.choices weighs Winograd against once the engine takes it.
+WITHOUT_WINOGRAD = "engine without winograd"
+
+
 def run_conv(direction, launcher, shapes, repeats, timer, peer=None):
-    """Rows: every convolution rung (direct, im2col, implicit) in one direction on each
-    shape (n, c, h, w, o, k, stride, padding), against the NumPy path in float64."""
+    """Rows: every convolution rung (direct, im2col, implicit, Winograd, the engine) in one
+    direction on each shape (n, c, h, w, o, k, stride, padding), against the NumPy path in
+    float64."""
     from . import bind, conv2d as reference
 
     xp, rng, rows = launcher.xp, np.random.default_rng(0), []
@@ -293,13 +299,16 @@ def run_conv(direction, launcher, shapes, repeats, timer, peer=None):
             rows.append(_validated_row(convolution, direction, label, lambda: call(ops, a_d, b_d), expected, flops,
                                        timer, repeats, peer_seconds))
         # the engine with the implicit GEMM's versions it does not take (what switching
-        # conv2d.py's ENGINE_IMPLICIT would time)
-        engine = bind(PoisonedDevice(launcher, "engine")).conv2d
+        # conv2d.py's ENGINE_IMPLICIT would time), off Winograd where it takes it
+        engine = bind(PoisonedDevice(launcher, "engine", engine_winograd=False)).conv2d
         kind = direction.removeprefix("conv_")
         for version in reference.IMPLICIT_VERSIONS[kind]:
             if version != reference.ENGINE_IMPLICIT[kind]:
                 rows.append(_validated_row(f"engine {version}", direction, label, lambda: call(
                     engine, a_d, b_d, version=version), expected, flops, timer, repeats, peer_seconds))
+        if reference.engine_winograd_tile(x.shape, weight.shape, stride, padding, kind):
+            rows.append(_validated_row(WITHOUT_WINOGRAD, direction, label, lambda: call(engine, a_d, b_d), expected,
+                                       flops, timer, repeats, peer_seconds))
     return rows
 
 

@@ -68,8 +68,33 @@ def test_each_convolution_direction_and_winograd_are_chosen_apart(restored):
     assert chosen["conv2d.ENGINE_IMPLICIT"] == dict(restored["conv2d.ENGINE_IMPLICIT"], forward="8x16")
     assert evidence["conv2d.ENGINE_IMPLICIT[backward_weights]"] == "kept (3 shapes timed)"  # median 1.03
     assert evidence["conv2d.ENGINE_IMPLICIT[backward_data]"] == "no ladder rows: kept"
-    # Winograd is faster from 256 channels up (0.6 and 0.5 of the engine's time), slower at 64
-    assert chosen["conv2d.ENGINE_WINOGRAD_CHANNELS"] == 256
+    # F(2x2, 3x3) is faster from 256 channels up (0.6 and 0.5 of the engine's time), slower at 64
+    assert chosen["conv2d.ENGINE_WINOGRAD_CHANNELS"]["forward"] == 256
+    assert chosen["conv2d.ENGINE_WINOGRAD_TILE"] == 2  # no F(4x4, 3x3) rows
+    assert chosen["conv2d.ENGINE_WINOGRAD_CHANNELS"]["backward_weights"] is None  # no Winograd rows
+
+
+def test_the_winograd_tile_then_each_direction_threshold(restored):
+    """F(4x4, 3x3) against F(2x2, 3x3) over every direction's rows (median 0.90 of the time:
+    chosen), then each direction's threshold from F(4x4, 3x3)'s rows alone; where the engine
+    already ran Winograd, against its row off Winograd."""
+    shapes = ["N16 C64 224x224 O64 k3 s1 p1", "N16 C256 56x56 O256 k3 s1 p1", "N16 C512 14x14 O512 k3 s1 p1"]
+    forward = {"engine": (10.0, 10.0, 2.0), "winograd": (12.0, 6.0, 1.0), "winograd4": (11.0, 4.8, 0.9)}
+    weights = {"engine": (30.0, 14.0, 4.0), "winograd": (20.0, 10.0, 5.0), "winograd4": (16.0, 9.0, 4.5)}
+    ladders = {f"conv_{direction}": [row(version, t, shape, f"conv_{direction}") for version, ts in times.items()
+                                     for shape, t in zip(shapes, ts)]
+               for direction, times in (("forward", forward), ("backward_weights", weights))}
+    # backward-data on one shape, where the engine took Winograd (its row is Winograd's time)
+    ladders["conv_backward_data"] = [row(version, ms, shapes[1], "conv_backward_data") for version, ms in (
+        ("engine", 5.0), ("engine without winograd", 10.0), ("winograd", 6.0), ("winograd4", 5.0))]
+    chosen, evidence = choices.choose(ladders, restored)
+    assert chosen["conv2d.ENGINE_WINOGRAD_TILE"] == 4
+    assert evidence["conv2d.ENGINE_WINOGRAD_TILE"] == "4: median time 0.90 of the current one's over 7 shapes"
+    # forward: 1.10 at 64 channels, 0.48 at 256, 0.45 at 512; the weight gradient 0.53, 0.64
+    # and 1.12 (slower at 512 channels, so at no threshold is it faster on every shape above);
+    # backward-data 0.50 of the engine off Winograd (1.00 of the engine's own row)
+    assert chosen["conv2d.ENGINE_WINOGRAD_CHANNELS"] == {"forward": 256, "backward_data": 256,
+                                                         "backward_weights": None}
 
 
 def test_pools_add_both_directions_and_depthwise_splits_by_stride(restored):
@@ -97,9 +122,14 @@ def test_choices_are_checked_then_set_together(restored):
         choices.apply({"gemm.ENGINE_FAST": "8x16"})
     with pytest.raises(KernelError, match="ENGINE_IMPLICIT must map"):
         choices.apply({"conv2d.ENGINE_IMPLICIT": {"forward": "8x16"}})
-    choices.apply({"maxpool.ENGINE_VERSION": "v3", "conv2d.ENGINE_WINOGRAD_CHANNELS": 256})
+    with pytest.raises(KernelError, match="ENGINE_WINOGRAD_CHANNELS must map"):
+        choices.apply({"conv2d.ENGINE_WINOGRAD_CHANNELS": 256})  # one per direction
+    thresholds = {"forward": 256, "backward_data": None, "backward_weights": 128}
+    choices.apply({"maxpool.ENGINE_VERSION": "v3", "conv2d.ENGINE_WINOGRAD_CHANNELS": thresholds,
+                   "conv2d.ENGINE_WINOGRAD_TILE": 4})
     from deepinside.kernels import conv2d, maxpool
-    assert (maxpool.ENGINE_VERSION, conv2d.ENGINE_WINOGRAD_CHANNELS) == ("v3", 256)
+    assert (maxpool.ENGINE_VERSION, conv2d.ENGINE_WINOGRAD_CHANNELS, conv2d.ENGINE_WINOGRAD_TILE) == (
+        "v3", thresholds, 4)
 
 
 def test_emulator_ladder_to_choices_to_a_benchmark_run(tmp_path, restored):

@@ -91,15 +91,20 @@ def test_sgemm_split_k_with_accumulation(launcher, rng, transpose_a, transpose_b
     assert relative_error(host(out), expected) < 1e-5
 
 
-def test_batched_sgemm(launcher, rng):
+@pytest.mark.parametrize("transpose_b", [False, True])
+@pytest.mark.parametrize("k", [37, 3000])
+def test_batched_sgemm(launcher, rng, transpose_b, k):
     """Three products of awkward shapes (more than one tile in rows and columns, K odd) in
-    one launch, each against NumPy in float64."""
+    one launch, each against NumPy in float64: a short reduction in one slice, and a long
+    one that split_k_slices splits (the planes added here, as Winograd's transforms do)."""
     from deepinside.kernels.gemm import batched_product_device
-    a, b = rng.standard_normal((3, 130, 37)), rng.standard_normal((3, 37, 129))
-    out = device(launcher, np.full((3, 130, 129), np.nan, np.float32))
-    batched_product_device(PoisonedDevice(launcher), device(launcher, a.astype(np.float32)),
-                           device(launcher, b.astype(np.float32)), out)
-    assert relative_error(host(out), a @ b) < 1e-5
+    a = rng.standard_normal((3, 130, k))
+    b = rng.standard_normal((3, 129, k) if transpose_b else (3, k, 129))
+    partial = batched_product_device(PoisonedDevice(launcher), device(launcher, a.astype(np.float32)),
+                                     device(launcher, b.astype(np.float32)), transpose_b)
+    assert partial.shape[0] == 3 and partial.shape[2:] == (130, 129) and (partial.shape[1] > 1) == (k > 1000)
+    expected = a @ (b.transpose(0, 2, 1) if transpose_b else b)
+    assert relative_error(host(partial).sum(axis=1), expected) < 1e-5
 
 
 @pytest.mark.parametrize("tiled", ["pipelined", "8x16"])
@@ -195,23 +200,45 @@ def test_conv2d(ops, launcher, rng, n, c, h, w, o, k, stride, padding):
     assert relative_error(host(ops.conv2d.backward_bias(d(grad_y))), K.conv2d_backward_bias(grad_y)) < 1e-5
 
 
-def test_winograd_runs_on_3x3_stride_1_and_falls_back_elsewhere(rng):
-    """The "winograd" mode's forward and backward-data run the Winograd transforms (and
-    match the NumPy path in float64) on 3x3 stride-1 convolutions, and the engine's kernels
-    on any other shape."""
-    recording = RecordingDevice(launcher_for("emulator"), "winograd")
+# Winograd's rounding against float64, relative to the largest output: F(4x4, 3x3)'s
+# matrices hold 1/24 and 8 (errors of 1-7e-6 on these shapes, 1-6e-7 for F(2x2, 3x3)).
+WINOGRAD_TOLERANCE = {"winograd": 1e-5, "winograd4": 3e-5}
+
+
+@pytest.mark.parametrize("mode", sorted(conv2d.WINOGRAD_TILES))
+def test_winograd_runs_on_3x3_stride_1_and_falls_back_elsewhere(rng, mode):
+    """The Winograd modes' forward, backward-data and weight gradient run the Winograd
+    transforms of their tile (and match the NumPy path in float64) on 3x3 stride-1
+    convolutions with padding 0-2, and the engine's kernels on any other shape; a batch
+    whose weight gradient's reduction is split between blocks (its planes added by the
+    filter-gradient transform) among them."""
+    recording = RecordingDevice(launcher_for("emulator"), mode)
     ops = K.bind(recording).conv2d
-    for k, stride, padding, expected in ((3, 1, 1, True), (3, 1, 0, True), (3, 1, 2, True), (3, 2, 1, False),
-                                         (5, 1, 2, False)):
-        x = rng.standard_normal((2, 5, 11, 10))
+    m = conv2d.WINOGRAD_TILES[mode]
+    tolerance = WINOGRAD_TOLERANCE[mode]
+    for n, (k, stride, padding, expected) in zip((2, 2, 2, 2, 2, 64), (
+            (3, 1, 1, True), (3, 1, 0, True), (3, 1, 2, True), (3, 2, 1, False), (5, 1, 2, False), (3, 1, 1, True))):
+        x = rng.standard_normal((n, 5, 11, 10))
         weight, bias = rng.standard_normal((7, 5, k, k)), rng.standard_normal(7)
         y = K.conv2d_forward(x, weight, bias, stride, padding)
         grad_y = rng.standard_normal(y.shape)
-        forward = ops.forward(*(a.astype(np.float32) for a in (x, weight, bias)), stride, padding)
-        assert ("winograd_input_transform" in recording.kernels()) == expected and relative_error(forward, y) < 1e-5
-        backward = ops.backward_data(grad_y.astype(np.float32), weight.astype(np.float32), x.shape, stride, padding)
-        assert ("winograd_input_transform" in recording.kernels()) == expected
-        assert relative_error(backward, K.conv2d_backward_data(grad_y, weight, x.shape, stride, padding)) < 1e-5
+        f32 = lambda a: a.astype(np.float32)  # noqa: E731
+        results = {"forward": (ops.forward(f32(x), f32(weight), f32(bias), stride, padding), y),
+                   "backward-data": (ops.backward_data(f32(grad_y), f32(weight), x.shape, stride, padding),
+                                     K.conv2d_backward_data(grad_y, weight, x.shape, stride, padding)),
+                   "weight gradient": (ops.backward_weights(f32(grad_y), f32(x), weight.shape, stride, padding),
+                                       K.conv2d_backward_weights(grad_y, x, weight.shape, stride, padding))}
+        for direction, (result, reference) in results.items():
+            assert relative_error(result, reference) < tolerance, (direction, k, stride, padding)
+        splits = [arguments[1] for kernel, arguments in recording.launched
+                  if kernel.startswith("winograd_filter_gradient")]
+        assert splits == ([] if not expected else [1] if n < 64 else [splits[0]])
+        if n == 64:  # 64 images of 6 x 5 tiles (m = 2) or 3 x 3 (m = 4): the weight gradient's reduction split
+            assert splits[0] > 1
+        transforms = [name for name in recording.kernels() if name.startswith("winograd")]
+        assert transforms == ([f"winograd_{t}_transform_{m}x{m}" for t in (
+            "filter", "input", "output", "filter", "input", "output", "gradient", "input", "filter_gradient")]
+            if expected else [])
 
 
 def test_engine_takes_the_wide_tile_for_products_of_at_most_64_rows(rng):
@@ -297,21 +324,32 @@ def test_implicit_gemm_versions(launcher, rng, direction, version):
 
 
 def test_the_engine_takes_winograd_from_its_channel_threshold(rng, monkeypatch):
-    """conv2d.py: ENGINE_WINOGRAD_CHANNELS, the rule a GPU run will set: with it at 8, the
-    engine's 3x3 stride-1 forward and backward-data run the Winograd transforms on a layer of
-    8 channels in and out and not on one of 7 in; unset (None), never."""
-    recording = RecordingDevice(launcher_for("emulator"), "engine")
-    ops = K.bind(recording).conv2d
-    for threshold, c, expected in ((8, 8, True), (8, 7, False), (None, 8, False)):
-        monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", threshold)
-        x, weight = rng.standard_normal((2, c, 9, 10)), rng.standard_normal((8, c, 3, 3))
-        grad_y = rng.standard_normal((2, 8, 9, 10))
-        forward = ops.forward(x.astype(np.float32), weight.astype(np.float32), None, 1, 1)
-        assert ("winograd_input_transform" in recording.kernels()) == expected
-        assert relative_error(forward, K.conv2d_forward(x, weight, None, 1, 1)) < 1e-5
-        backward = ops.backward_data(grad_y.astype(np.float32), weight.astype(np.float32), x.shape, 1, 1)
-        assert ("winograd_input_transform" in recording.kernels()) == expected
-        assert relative_error(backward, K.conv2d_backward_data(grad_y, weight, x.shape, 1, 1)) < 1e-5
+    """conv2d.py: ENGINE_WINOGRAD_TILE and ENGINE_WINOGRAD_CHANNELS, the rule a GPU run will
+    set: with a direction's threshold at 8, the engine's 3x3 stride-1 convolution in that
+    direction runs that tile's Winograd on a layer of 8 channels in and out and not on one of
+    7 in; unset (None), never; a device made with engine_winograd=False, never."""
+    monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_TILE", 4)
+    for direction in conv2d.ENGINE_WINOGRAD_CHANNELS:
+        for threshold, c, engine_winograd, tile, expected in ((8, 8, True, 4, True), (8, 7, True, None, False),
+                                                              (None, 8, True, None, False), (8, 8, False, 4, False)):
+            monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", dict.fromkeys(conv2d.ENGINE_WINOGRAD_CHANNELS)
+                                | {direction: threshold})
+            recording = RecordingDevice(launcher_for("emulator"), "engine", engine_winograd=engine_winograd)
+            ops = K.bind(recording)
+            x, weight = rng.standard_normal((2, c, 9, 10)), rng.standard_normal((8, c, 3, 3))
+            grad_y = rng.standard_normal((2, 8, 9, 10))
+            f32 = lambda a: a.astype(np.float32)  # noqa: E731
+            result, reference = {
+                "forward": lambda: (ops.conv2d.forward(f32(x), f32(weight), None, 1, 1),
+                                    K.conv2d_forward(x, weight, None, 1, 1)),
+                "backward_data": lambda: (ops.conv2d.backward_data(f32(grad_y), f32(weight), x.shape, 1, 1),
+                                          K.conv2d_backward_data(grad_y, weight, x.shape, 1, 1)),
+                "backward_weights": lambda: (ops.conv2d.backward_weights(f32(grad_y), f32(x), weight.shape, 1, 1),
+                                             K.conv2d_backward_weights(grad_y, x, weight.shape, 1, 1))}[direction]()
+            assert ("winograd_input_transform_4x4" in recording.kernels()) == expected, (direction, threshold, c)
+            # what the ladder asks before timing the engine off Winograd (the device's switch aside)
+            assert conv2d.engine_winograd_tile(x.shape, weight.shape, 1, 1, direction) == tile
+            assert relative_error(result, reference) < WINOGRAD_TOLERANCE["winograd4"]
 
 
 def test_conv2d_in_chunks_of_images(launcher, rng, monkeypatch):
@@ -653,7 +691,7 @@ def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
     assert results["engine"]["gemm.ENGINE_TILED"] == gemm.ENGINE_TILED  # which code the figures are of
     assert f"`conv2d.ENGINE_WINOGRAD_CHANNELS = {conv2d.ENGINE_WINOGRAD_CHANNELS!r}`" in (
         tmp_path / "gpu_kernels.md").read_text()
-    winograd = 2 * 16 * 2  # two batches, the 16 layers of 3x3 stride 1, forward and backward-data
+    winograd = 2 * 16 * 3 * 2  # two batches, the 16 layers of 3x3 stride 1, three directions, two tiles
     assert sum(r["group"] == "conv" for r in rows) == 2 * 18 * 3 + winograd
     assert sum(r["group"] == "linear" for r in rows) == 12
     assert all(r["ours_ms"] > 0 for r in rows)

@@ -40,10 +40,25 @@ def test_the_ladder_catches_a_version_that_leaves_elements_unwritten(device, mon
 @pytest.mark.parametrize("direction", ladder.CONV_DIRECTIONS)
 def test_every_convolution_version_matches_numpy(direction):
     rows = ladder.run_conv(direction, EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS, 1, ladder.wall_clock)
-    versions = ["direct", "im2col", "implicit", "winograd", "engine",  # and the engine on the other version
+    versions = ["direct", "im2col", "implicit", "winograd4", "winograd", "engine",  # and the engine on the other version
                 "engine two_blocks" if direction == "conv_backward_weights" else "engine 8x16"]
     assert [r["version"] for r in rows] == versions * len(ladder.EMULATOR_CONVOLUTIONS)
     assert [r for r in rows if not r["ok"]] == []
+
+
+def test_the_engine_is_also_timed_off_winograd_where_it_takes_it(monkeypatch):
+    """With the engine's weight gradient on Winograd from 1 channel, the 3x3 stride-1 shape
+    gets a row of the engine off Winograd (what kernels.choices weighs Winograd against);
+    the 5x5 stride-2 one, where Winograd does not apply, none."""
+    from deepinside.kernels import conv2d
+    monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", dict.fromkeys(conv2d.ENGINE_WINOGRAD_CHANNELS)
+                        | {"backward_weights": 1})
+    rows = ladder.run_conv("conv_backward_weights", EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS, 1,
+                           ladder.wall_clock)
+    off = [r["shape"] for r in rows if r["version"] == ladder.WITHOUT_WINOGRAD]
+    assert off == [rows[0]["shape"]] and "k3 s1" in off[0] and [r for r in rows if not r["ok"]] == []
+    assert ladder.run_conv("conv_forward", EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS[:1], 1,
+                           ladder.wall_clock)[-1]["version"] == "engine 8x16"  # the forward's threshold is unset
 
 
 def test_every_relu_version_gives_the_numpy_result_exactly(device):
