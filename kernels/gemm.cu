@@ -525,36 +525,6 @@ extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_splitk_nt(
   sgemm_splitk_body<false, true>(M, N, K, slice, A, B, partial);
 }
 
-// sgemm_batched_{nn,nt}: v9 on a batch of equal-shaped products, the operands of product b
-//   `stride_*` floats after product b - 1's, blockIdx.z = b splits + z for reduction slice z;
-//   each (product, slice) tile goes to plane blockIdx.z of `partial` (M x N each), which the
-//   caller adds over z (conv2d.cu's Winograd transforms do it on their way). Winograd's T^2
-//   products in one launch of whole waves instead of T^2 launches, each ending in a wave of a
-//   few blocks (VGG's 28 x 28 layers at batch 64: 392 tiles, 1.5 waves); the weight
-//   gradient's (nt: O x C results, a reduction over every tile of the batch) split as well.
-template <bool TRANS_B>
-__device__ __forceinline__ void sgemm_batched_body(int M, int N, int K, int slice, int splits,
-                                                   const float* __restrict__ A, long long stride_a,
-                                                   const float* __restrict__ B, long long stride_b,
-                                                   float* __restrict__ partial) {
-  const int product = blockIdx.z / splits, k_begin = (blockIdx.z - product * splits) * slice;
-  const int k_end = k_begin + slice < K ? k_begin + slice : K;
-  sgemm_pipelined_body<false, TRANS_B>(M, N, K, k_begin, k_end, 1.0f, A + product * stride_a, B + product * stride_b,
-                                       0.0f, partial + (long long)blockIdx.z * M * N);
-}
-
-extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_batched_nn(
-    int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
-    const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
-  sgemm_batched_body<false>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
-}
-
-extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_batched_nt(
-    int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
-    const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
-  sgemm_batched_body<true>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
-}
-
 // C[e] = alpha * (the sum over z of partial[z, e], z in order) + beta * C[e].
 extern "C" __global__ void sgemm_sum_splits(const float* __restrict__ partial, float* __restrict__ C, long long count,
                                             int splits, float alpha, float beta) {
@@ -822,4 +792,54 @@ extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_splitk_
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
   sgemm_8x16_splitk_body<false, true>(M, N, K, slice, A, B, partial);
+}
+
+// ---- batched ----------------------------------------------------------------------------
+// sgemm_batched_{nn,nt} (v8's tiles) and sgemm_8x16_batched_{nn,nt} (v11's): a batch of
+//   equal-shaped products split along K as v9 splits one, the operands of product b
+//   `stride_*` floats after product b - 1's, blockIdx.z = b splits + z for reduction slice z;
+//   each (product, slice) tile goes to plane blockIdx.z of `partial` (M x N each), which the
+//   caller adds over z (conv2d.cu's Winograd transforms do it on their way). Winograd's T^2
+//   products in one launch of whole waves instead of T^2 launches, each ending in a wave of
+//   a few blocks (VGG's 28 x 28 layers at batch 64: 392 tiles, 1.5 waves); the weight
+//   gradient's (nt: O x C results, a reduction over every tile of the batch) split as well.
+//   The engine runs the tiles its other products run (gemm.py: ENGINE_TILED).
+template <bool TRANS_B, bool EIGHT_BY_SIXTEEN>
+__device__ __forceinline__ void sgemm_batched_body(int M, int N, int K, int slice, int splits,
+                                                   const float* __restrict__ A, long long stride_a,
+                                                   const float* __restrict__ B, long long stride_b,
+                                                   float* __restrict__ partial) {
+  const int product = blockIdx.z / splits, k_begin = (blockIdx.z - product * splits) * slice;
+  const int k_end = k_begin + slice < K ? k_begin + slice : K;
+  A += product * stride_a;
+  B += product * stride_b;
+  partial += (long long)blockIdx.z * M * N;
+  if constexpr (EIGHT_BY_SIXTEEN)
+    sgemm_8x16_body<false, TRANS_B>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f, partial);
+  else
+    sgemm_pipelined_body<false, TRANS_B>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_batched_nn(
+    int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
+    const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
+  sgemm_batched_body<false, false>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_batched_nt(
+    int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
+    const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
+  sgemm_batched_body<true, false>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_batched_nn(
+    int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
+    const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
+  sgemm_batched_body<false, true>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_batched_nt(
+    int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
+    const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
+  sgemm_batched_body<true, true>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
 }

@@ -27,9 +27,10 @@ def gemm_product(a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0)
 # faster than pipelined.
 SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined", "splitk", "skinny", "8x16")
 ENGINE_SGEMM = "engine"  # skinny where it applies, else ENGINE_TILED, split where that pays
-# The tiled rungs the engine can take: (kernel, its split-K kernel, its staging depth).
-TILED = {"pipelined": ("sgemm_pipelined", "sgemm_splitk", "VEC_BK"),
-         "8x16": ("sgemm_8x16", "sgemm_8x16_splitk", "WIDE_BK")}
+# The tiled rungs the engine can take: (kernel, its split-K kernel, its batched kernel, its
+# staging depth).
+TILED = {"pipelined": ("sgemm_pipelined", "sgemm_splitk", "sgemm_batched", "VEC_BK"),
+         "8x16": ("sgemm_8x16", "sgemm_8x16_splitk", "sgemm_8x16_batched", "WIDE_BK")}
 ENGINE_TILED = "pipelined"
 CASES = {(False, False): "nn", (True, False): "tn", (False, True): "nt"}
 # Split-K: slices of at least SPLIT_K_MIN_DEPTH, so that each block's multiply-adds still
@@ -97,7 +98,7 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
     if version not in ("splitk", "engine"):
         device.launch(f"sgemm_{version}_{case}", grid, m, n, k, 1.0, a, b, beta, out)
         return out
-    whole, split, depth = TILED["pipelined" if version == "splitk" else ENGINE_TILED]
+    whole, split, _, depth = TILED["pipelined" if version == "splitk" else ENGINE_TILED]
     length, splits = split_k_slices(grid[0] * grid[1], k, device.define(depth),
                                     device.concurrent_blocks(f"{split}_{case}"), result=m * n,
                                     tile=device.define("VEC_BM") * device.define("VEC_BN"))
@@ -112,19 +113,20 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
 
 def batched_product_device(device: Device, a, b, transpose_b=False):
     """The products a[z] @ b[z] (b[z]^T with transpose_b) for every z of (B, M, K) and
-    (B, K, N) arrays ((B, N, K) with transpose_b), in one launch of gemm.cu's sgemm_batched
-    kernels (v8's tiles; blockIdx.z the product and its reduction slice), the reduction
-    split by split_k_slices where the tiles alone are too few blocks: (B, splits, M, N)
-    partial planes whose sum over axis 1 is the products (the caller adds them, Winograd's
-    transforms on their way)."""
+    (B, K, N) arrays ((B, N, K) with transpose_b), in one launch of gemm.cu's batched
+    kernel of the ENGINE_TILED rung (blockIdx.z the product and its reduction slice), the
+    reduction split by split_k_slices where the tiles alone are too few blocks: (B, splits,
+    M, N) partial planes whose sum over axis 1 is the products (the caller adds them,
+    Winograd's transforms on their way)."""
     count, m, k = a.shape
     n = b.shape[1] if transpose_b else b.shape[2]
     expected = (count, n, k) if transpose_b else (count, k, n)
     expect(b.shape == expected, f"batched product of {a.shape} and {b.shape}{'^T' if transpose_b else ''}: "
                                 f"expected the second to have shape {expected}")
-    kernel = "sgemm_batched_nt" if transpose_b else "sgemm_batched_nn"
+    _, _, batched, depth = TILED[ENGINE_TILED]
+    kernel = f"{batched}_{'nt' if transpose_b else 'nn'}"
     grid = (-(-n // device.define("VEC_BN")), -(-m // device.define("VEC_BM")))
-    length, splits = split_k_slices(count * grid[0] * grid[1], k, device.define("VEC_BK"),
+    length, splits = split_k_slices(count * grid[0] * grid[1], k, device.define(depth),
                                     device.concurrent_blocks(kernel), result=count * m * n,
                                     tile=device.define("VEC_BM") * device.define("VEC_BN"))
     partial = device.empty((count, splits, m, n))

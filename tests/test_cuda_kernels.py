@@ -91,13 +91,17 @@ def test_sgemm_split_k_with_accumulation(launcher, rng, transpose_a, transpose_b
     assert relative_error(host(out), expected) < 1e-5
 
 
+@pytest.mark.parametrize("tiled", ["pipelined", "8x16"])
 @pytest.mark.parametrize("transpose_b", [False, True])
 @pytest.mark.parametrize("k", [37, 3000])
-def test_batched_sgemm(launcher, rng, transpose_b, k):
+def test_batched_sgemm(launcher, rng, monkeypatch, tiled, transpose_b, k):
     """Three products of awkward shapes (more than one tile in rows and columns, K odd) in
-    one launch, each against NumPy in float64: a short reduction in one slice, and a long
-    one that split_k_slices splits (the planes added here, as Winograd's transforms do)."""
+    one launch of either tiled rung's batched kernel, each against NumPy in float64: a short
+    reduction in one slice, and a long one that split_k_slices splits (the planes added
+    here, as Winograd's transforms do)."""
+    from deepinside.kernels import gemm
     from deepinside.kernels.gemm import batched_product_device
+    monkeypatch.setattr(gemm, "ENGINE_TILED", tiled)
     a = rng.standard_normal((3, 130, k))
     b = rng.standard_normal((3, 129, k) if transpose_b else (3, k, 129))
     partial = batched_product_device(PoisonedDevice(launcher), device(launcher, a.astype(np.float32)),
@@ -128,7 +132,7 @@ def test_the_engine_sgemm_on_either_tiled_rung(launcher, rng, monkeypatch, tiled
                              transpose_a, transpose_b, out=out, beta=0.5)
             expected = (a.T if transpose_a else a) @ (b.T if transpose_b else b) + 0.5 * c
             assert relative_error(host(out), expected) < 1e-5
-            whole, split_kernel, _ = gemm.TILED[tiled]
+            whole, split_kernel, _, _ = gemm.TILED[tiled]
             assert recording.kernels()[0] == f"{split_kernel if split else whole}_{case}"
 
 
