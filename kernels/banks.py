@@ -41,22 +41,27 @@ import numpy as np
 from .family import Device
 from .launch import KERNEL_DIR, EmulatorLauncher, KernelError
 
-FIELDS = 6  # per instruction, from emulator_shared_costs: offset, store, requests, wavefronts, ideal, bytes
+EMULATOR_HEADER = "cuda_emulator.h"
+
+FIELDS = 7  # per instruction, from emulator_memory_costs: offset, store, global, requests, transactions, ideal, bytes
+SPACES = ("shared", "global")
 
 
 @dataclass
-class SharedCost:
-    """One source line's shared-memory requests over the traced blocks."""
+class MemoryCost:
+    """One source line's requests to one memory space over the traced blocks: shared memory
+    in bank wavefronts, global memory in 32-byte sectors (kernels/sectors.py)."""
     store: bool
     requests: int = 0
-    wavefronts: int = 0
-    ideal: int = 0  # the fewest wavefronts the same words could take
+    transactions: int = 0  # wavefronts (shared) or sectors (global)
+    ideal: int = 0  # the fewest the same words could take
     bytes: int = 0
 
     @property
-    def conflict(self):
-        """Wavefronts over the fewest possible: 1 is conflict-free, 8 an 8-way conflict."""
-        return self.wavefronts / self.ideal
+    def excess(self):
+        """Transactions over the fewest possible: 1 is conflict-free (shared) or coalesced
+        (global); 8 an 8-way bank conflict, or 8 sectors where 1 would hold the bytes."""
+        return self.transactions / self.ideal
 
     @property
     def width(self):
@@ -64,36 +69,45 @@ class SharedCost:
         return self.bytes / (32 * self.requests)
 
 
-class SharedMemoryTracer(EmulatorLauncher):
-    """The emulator, traced: after each launch, the shared-memory requests of its first
-    `blocks` blocks are costed by bank and added to `costs[kernel][(file, line, store)]`."""
+class MemoryTracer(EmulatorLauncher):
+    """The emulator, traced: after each launch, the memory requests of its first `blocks`
+    blocks are costed and added to `costs[space][kernel][(file, line, store)]`, space
+    "shared" (by bank) or "global" (by sector)."""
 
     name = "emulator-traced"
 
     def __init__(self, blocks=1, workers=None):
         super().__init__(workers, traced=True)
         self.blocks = blocks
-        self.costs = defaultdict(dict)
+        self.costs = {space: defaultdict(dict) for space in SPACES}
         self.lines = {}  # instruction offset -> (file name, line)
-        self.library.emulator_shared_costs.restype = ctypes.c_int
+        self.library.emulator_memory_costs.restype = ctypes.c_int
 
     def _start(self, kernel, parameters, grid, block, arguments):
-        self.library.emulator_trace_shared(ctypes.c_ulong(self.blocks))
-        super()._start(kernel, parameters, grid, block, arguments)
-        count = self.library.emulator_shared_costs(None, 0)
+        self.library.emulator_trace(ctypes.c_ulong(self.blocks))
+        arrays = [a for (_, pointer, _), a in zip(parameters, arguments) if pointer]
+        copies = _aligned_copies(arrays)
+        super()._start(kernel, parameters, grid, block, [copies.get(id(a), a) if isinstance(a, np.ndarray) else a
+                                                         for a in arguments])
+        for array in arrays:
+            if id(array) in copies:
+                array[...] = copies[id(array)]
+        count = self.library.emulator_memory_costs(None, 0)
         rows = np.zeros((count, FIELDS), np.uint64)
-        self.library.emulator_shared_costs(rows.ctypes.data_as(ctypes.POINTER(ctypes.c_ulonglong)), count)
+        self.library.emulator_memory_costs(rows.ctypes.data_as(ctypes.POINTER(ctypes.c_ulonglong)), count)
         self._name_lines([int(offset) for offset in rows[:, 0] if int(offset) not in self.lines])
-        for offset, store, requests, wavefronts, ideal, moved in rows.tolist():
-            cost = self.costs[kernel].setdefault(self.lines[offset] + (bool(store),), SharedCost(bool(store)))
+        for offset, store, is_global, requests, transactions, ideal, moved in rows.tolist():
+            costs = self.costs[SPACES[is_global]][kernel]
+            cost = costs.setdefault(self.lines[offset] + (bool(store),), MemoryCost(bool(store)))
             cost.requests += requests
-            cost.wavefronts += wavefronts
+            cost.transactions += transactions
             cost.ideal += ideal
             cost.bytes += moved
 
     def _name_lines(self, offsets):
         """Adds to self.lines the (file name, line) of each instruction offset: the innermost
-        source line of the call before it (addr2line, through the inlined functions)."""
+        source line of the call before it outside the emulator's own header (addr2line,
+        through the inlined functions: `__ldg(p)` is read where the kernel calls it)."""
         if not offsets:
             return
         try:
@@ -103,16 +117,39 @@ class SharedMemoryTracer(EmulatorLauncher):
             raise KernelError("kernels.banks needs addr2line (binutils) to name source lines") from None
         if result.returncode:
             raise KernelError(f"addr2line failed on the traced emulator:\n{result.stderr}")
-        lines, first = [], True
+        chains = []
         for text in result.stdout.splitlines():
             if text.startswith("0x"):
-                first = True
+                chains.append([])
                 continue
-            if first:  # the innermost frame follows the address
-                path, _, number = text.rpartition(":")
-                lines.append((os.path.basename(path), int(number.split()[0]) if number[:1].isdigit() else 0))
-                first = False
+            path, _, number = text.rpartition(":")
+            chains[-1].append((os.path.basename(path), int(number.split()[0]) if number[:1].isdigit() else 0))
+        lines = [next((frame for frame in chain if frame[0] != EMULATOR_HEADER), chain[0]) for chain in chains]
         self.lines.update(zip(offsets, lines))
+
+
+ALIGNMENT = 256  # bytes: where cudaMalloc (and CuPy's pool) starts every array
+
+
+def _aligned_copies(arrays):
+    """{id(array): a copy starting on an ALIGNMENT boundary} of the arrays a launch gets
+    that start elsewhere (NumPy aligns to 16 bytes), so that sectors are counted from where
+    a GPU's arrays would start; none where two of them share memory (a launch that reads
+    one view of an array and writes another must see its own writes) or one is not
+    contiguous."""
+    unique = list({id(a): a for a in arrays}.values())
+    if any(not a.flags.c_contiguous for a in unique) or any(
+            np.may_share_memory(a, b) for i, a in enumerate(unique) for b in unique[i + 1:]):
+        return {}
+    copies = {}
+    for array in unique:
+        if array.ctypes.data % ALIGNMENT:
+            buffer = np.empty(array.nbytes + ALIGNMENT, np.uint8)
+            start = -buffer.ctypes.data % ALIGNMENT
+            copy = buffer[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+            copy[...] = array
+            copies[id(array)] = copy
+    return copies
 
 
 def gemm_cases():
@@ -191,37 +228,47 @@ def source_line(name, line):
     return text[line - 1].strip() if 0 < line <= len(text) else ""
 
 
-def report(cases, blocks=1, everything=False, out=sys.stdout):
-    """Runs each (title, run(device)) on a traced emulator and prints its kernels' shared-
-    memory lines: those with conflicts, or all of them; returns {title: {kernel: costs}}."""
+def report(cases, space="shared", blocks=1, everything=False, out=sys.stdout):
+    """Runs each (title, run(device)) on a traced emulator and prints its kernels' lines of
+    `space` memory ("shared": bank wavefronts; "global": sectors): those above the fewest,
+    or all of them; returns {title: {kernel: costs}}."""
+    unit = "wavefronts" if space == "shared" else "sectors"
     results = {}
     for title, run in cases:
-        tracer = SharedMemoryTracer(blocks)
+        tracer = MemoryTracer(blocks)
         run(Device(tracer, convolution="engine"))
-        results[title] = dict(tracer.costs)
-        for kernel, costs in tracer.costs.items():
+        kernels = tracer.costs[space]
+        results[title] = dict(kernels)
+        for kernel, costs in kernels.items():
+            costs = {key: cost for key, cost in costs.items() if source_line(*key[:2])}  # the .cu files' lines
             requests = sum(c.requests for c in costs.values())
-            wavefronts, ideal = sum(c.wavefronts for c in costs.values()), sum(c.ideal for c in costs.values())
-            print(f"{title}: {kernel}: {requests} requests, {wavefronts} wavefronts, {ideal} at the fewest "
-                  f"({wavefronts / max(1, ideal):.2f}x)", file=out)
+            transactions, ideal = sum(c.transactions for c in costs.values()), sum(c.ideal for c in costs.values())
+            print(f"{title}: {kernel}: {requests} requests, {transactions} {unit}, {ideal} at the fewest "
+                  f"({transactions / max(1, ideal):.2f}x)", file=out)
             for (name, line, _), cost in sorted(costs.items()):
-                if everything or cost.wavefronts > cost.ideal:
+                if everything or cost.transactions > cost.ideal:
                     print(f"  {name}:{line:<5} {'store' if cost.store else 'load '} {cost.width:4.1f} B/lane "
-                          f"{cost.requests:7d} requests {cost.conflict:5.2f}x  {source_line(name, line)[:70]}", file=out)
+                          f"{cost.requests:7d} requests {cost.excess:5.2f}x  {source_line(name, line)[:70]}", file=out)
     return results
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m deepinside.kernels.banks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--all", action="store_true", help="print conflict-free lines too")
+def command(name, doc, cases, space, argv=None):
+    """The command line of kernels.`name` (this module's, and kernels.sectors'): the report
+    of `space` memory over cases() (--all: every line; --blocks: blocks traced a launch)."""
+    parser = argparse.ArgumentParser(prog=f"python -m deepinside.kernels.{name}", description=doc.split("\n\n")[0])
+    parser.add_argument("--all", action="store_true", help="print the lines at the fewest transactions too")
     parser.add_argument("--blocks", type=int, default=1, help="blocks traced a launch (default 1)")
     args = parser.parse_args(argv)
     try:
-        report(gemm_cases() + conv_cases() + depthwise_cases(), args.blocks, args.all)
+        report(cases(), space, args.blocks, args.all)
     except KernelError as error:  # no compiler with the instrumentation, no addr2line
-        print(f"kernels.banks: {error}", file=sys.stderr)
+        print(f"kernels.{name}: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv=None):
+    return command("banks", __doc__, lambda: gemm_cases() + conv_cases() + depthwise_cases(), "shared", argv)
 
 
 if __name__ == "__main__":

@@ -792,6 +792,56 @@ struct TileIndex {
   }
 };
 
+// A row of an m x m tile of a map, `valid` of its m floats inside the map: as whole float4s
+// (or float2s) where the row is whole and aligned, else float by float (zeros past `valid`
+// when reading). Neighbouring lanes hold neighbouring tiles, so a warp's vector accesses
+// cover m-float runs side by side: whole 32-byte sectors where scalar ones, m floats apart,
+// touched m times the sectors their bytes need (python -m deepinside.kernels.sectors).
+template <int m>
+__device__ __forceinline__ int row_vector_width(const float* at, int valid) {
+  const unsigned long long address = (unsigned long long)at;
+  if (valid < m) return 1;
+  if (m % 4 == 0 && address % 16 == 0) return 4;
+  return m % 2 == 0 && address % 8 == 0 ? 2 : 1;
+}
+
+template <int m>
+__device__ __forceinline__ void load_row(const float* __restrict__ at, int valid, float (&row)[m]) {
+  const int width = row_vector_width<m>(at, valid);
+  if constexpr (m % 4 == 0)
+    if (width == 4) {
+      for (int c = 0; c < m; c += 4) {
+        const float4 v = *reinterpret_cast<const float4*>(at + c);
+        row[c] = v.x, row[c + 1] = v.y, row[c + 2] = v.z, row[c + 3] = v.w;
+      }
+      return;
+    }
+  if (width == 2) {
+    for (int c = 0; c < m; c += 2) {
+      const float2 v = *reinterpret_cast<const float2*>(at + c);
+      row[c] = v.x, row[c + 1] = v.y;
+    }
+    return;
+  }
+  for (int c = 0; c < m; ++c) row[c] = c < valid ? at[c] : 0.0f;
+}
+
+template <int m>
+__device__ __forceinline__ void store_row(float* __restrict__ at, int valid, const float (&row)[m]) {
+  const int width = row_vector_width<m>(at, valid);
+  if constexpr (m % 4 == 0)
+    if (width == 4) {
+      for (int c = 0; c < m; c += 4)
+        *reinterpret_cast<float4*>(at + c) = make_float4(row[c], row[c + 1], row[c + 2], row[c + 3]);
+      return;
+    }
+  if (width == 2) {
+    for (int c = 0; c < m; c += 2) *reinterpret_cast<float2*>(at + c) = make_float2(row[c], row[c + 1]);
+    return;
+  }
+  for (int c = 0; c < valid; ++c) at[c] = row[c];
+}
+
 // U[xi, o, c] = G g G^T of the filter w[o, c] (one thread per (o, c)).
 template <int m>
 __device__ __forceinline__ void filter_transform(const float* __restrict__ w, float* __restrict__ U, int O, int C) {
@@ -807,26 +857,45 @@ __device__ __forceinline__ void filter_transform(const float* __restrict__ w, fl
   }
 }
 
-// V[xi, c, t] = B^T d B of input tile t of channel c (one thread per (c, t)).
-template <int m>
+// V[xi, c, t] = B^T d B of input tile t of channel c (one thread per (c, t)). Each row of
+// the window d is read as the m floats at the tile's own column m tj (a vector load where
+// aligned: load_row), the PAD before them and the 2 - PAD after them: PAD (0-2) a
+// compile-time constant, so that d stays in registers.
+template <int m, int PAD>
 __device__ __forceinline__ void input_transform(const float* __restrict__ x, float* __restrict__ V, int N, int C,
-                                                int H, int W, int pad, int TH, int TW) {
+                                                int H, int W, int TH, int TW) {
   constexpr int T = Winograd<m>::T;
   const int count = C * N * TH * TW;
   for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
     const TileIndex at(e, N, TH, TW);
     const float* plane = x + ((long long)at.n * C + at.channel) * H * W;
-    const int top = m * at.ti - pad, left = m * at.tj - pad;
+    const int top = m * at.ti - PAD, j = m * at.tj, valid = W - j < m ? W - j : m;
     float d[T][T], v[T][T];
-    for (int u = 0; u < T; ++u)
-      for (int s = 0; s < T; ++s) {
-        const int h = top + u, col = left + s;
-        d[u][s] = (h >= 0 && h < H && col >= 0 && col < W) ? plane[h * W + col] : 0.0f;
-      }
+    for (int u = 0; u < T; ++u) {
+      const int h = top + u;
+      const float* row = plane + h * W + j;
+      float middle[m];
+      if (h >= 0 && h < H)
+        load_row<m>(row, valid, middle);
+      else
+        for (int c = 0; c < m; ++c) middle[c] = 0.0f;
+      for (int c = 0; c < m; ++c) d[u][PAD + c] = middle[c];
+      for (int q = 0; q < PAD; ++q)  // (a tile past the map's right edge still reads columns before it)
+        d[u][q] = (h >= 0 && h < H && j - PAD + q >= 0 && j - PAD + q < W) ? row[q - PAD] : 0.0f;
+      for (int q = 0; q < 2 - PAD; ++q) d[u][PAD + m + q] = (h >= 0 && h < H && j + m + q < W) ? row[m + q] : 0.0f;
+    }
     sandwich<T, T>(d, v, [](int p, int q) { return Winograd<m>::BT(p, q); });
     for (int r = 0; r < T; ++r)
       for (int s = 0; s < T; ++s) V[(long long)(r * T + s) * count + e] = v[r][s];
   }
+}
+
+template <int m>
+__device__ __forceinline__ void input_transform(const float* __restrict__ x, float* __restrict__ V, int N, int C,
+                                                int H, int W, int pad, int TH, int TW) {
+  if (pad == 0) input_transform<m, 0>(x, V, N, C, H, W, TH, TW);
+  if (pad == 1) input_transform<m, 1>(x, V, N, C, H, W, TH, TW);
+  if (pad == 2) input_transform<m, 2>(x, V, N, C, H, W, TH, TW);
 }
 
 // The T x T Winograd-domain values of element e: planes[xi, z, e] added over the splits z.
@@ -857,11 +926,11 @@ __device__ __forceinline__ void output_transform(const float* __restrict__ M, in
     sandwich<m, T>(product, out, [](int p, int q) { return Winograd<m>::AT(p, q); });
     const float b = has_bias ? bias[at.channel] : 0.0f;
     float* plane = y + ((long long)at.n * O + at.channel) * Hout * Wout;
-    for (int a = 0; a < m; ++a)
-      for (int c = 0; c < m; ++c) {
-        const int i = m * at.ti + a, j = m * at.tj + c;
-        if (i < Hout && j < Wout) plane[i * Wout + j] = out[a][c] + b;
-      }
+    const int j = m * at.tj, valid = Wout - j < m ? Wout - j : m;
+    for (int a = 0; a < m && m * at.ti + a < Hout; ++a) {
+      for (int c = 0; c < m; ++c) out[a][c] += b;
+      store_row<m>(plane + (m * at.ti + a) * Wout + j, valid, out[a]);
+    }
   }
 }
 
@@ -875,11 +944,14 @@ __device__ __forceinline__ void gradient_transform(const float* __restrict__ gra
     const TileIndex at(e, N, TH, TW);
     const float* plane = grad_y + ((long long)at.n * O + at.channel) * Hout * Wout;
     float tile[m][m], v[T][T];
-    for (int a = 0; a < m; ++a)
-      for (int c = 0; c < m; ++c) {
-        const int i = m * at.ti + a, j = m * at.tj + c;
-        tile[a][c] = (i < Hout && j < Wout) ? plane[i * Wout + j] : 0.0f;
-      }
+    const int j = m * at.tj, valid = Wout - j < m ? Wout - j : m;
+    for (int a = 0; a < m; ++a) {
+      const int i = m * at.ti + a;
+      if (i < Hout)
+        load_row<m>(plane + i * Wout + j, valid, tile[a]);
+      else
+        for (int c = 0; c < m; ++c) tile[a][c] = 0.0f;
+    }
     sandwich<T, m>(tile, v, [](int p, int q) { return Winograd<m>::AT(q, p); });
     for (int r = 0; r < T; ++r)
       for (int s = 0; s < T; ++s) E[(long long)(r * T + s) * count + e] = v[r][s];

@@ -194,7 +194,7 @@ def build_emulator(kernels, traced=False):
     compiler = os.environ.get("CXX", "g++")
     thunk_code = _thunks(kernels)
     cuda_flags = COMPILER_FLAGS + (TRACE_FLAGS if traced else [])
-    runtime_flags = COMPILER_FLAGS + (["-DEMULATOR_TRACE_SHARED"] if traced else [])
+    runtime_flags = COMPILER_FLAGS + (["-DEMULATOR_TRACE_MEMORY"] if traced else [])
     digest = hashlib.sha256()
     for path in sources() + [os.path.join(EMULATOR_DIR, "cuda_emulator.h"), os.path.join(EMULATOR_DIR, "runtime.cpp")]:
         with open(path, "rb") as handle:

@@ -4,7 +4,7 @@ by hand from the kernels' indexing, and the conflict-free staging it was built t
 import numpy as np
 import pytest
 
-from deepinside.kernels.banks import SharedMemoryTracer, conv_cases, depthwise_cases, gemm_cases, source_line
+from deepinside.kernels.banks import MemoryTracer, conv_cases, depthwise_cases, gemm_cases, source_line
 from deepinside.kernels.family import Device
 from deepinside.kernels.gemm import gemm_product_device
 from deepinside.kernels.launch import EmulatorLauncher
@@ -20,9 +20,9 @@ def pipelined_nn():
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((128, 128)).astype(np.float32) for _ in range(2))
     plain = gemm_product_device(Device(EmulatorLauncher()), a, b, version="pipelined")
-    tracer = SharedMemoryTracer(blocks=1)
+    tracer = MemoryTracer(blocks=1)
     np.testing.assert_array_equal(gemm_product_device(Device(tracer), a, b, version="pipelined"), plain)
-    return tracer.costs["sgemm_pipelined_nn"]
+    return tracer.costs["shared"]["sgemm_pipelined_nn"]
 
 
 def _lines(costs, file, text, store):
@@ -36,7 +36,7 @@ def test_v8_transposing_store_is_a_two_way_conflict(pipelined_nn):
     # 32 lanes write 16 columns at two depths 4 rows of 128 floats apart, the same bank, so
     # 2 wavefronts for 32 words that could take 1. Per block: 8 warps x 16 slices x 4 stores.
     (store,) = _lines(pipelined_nn, "gemm.cu", "As[k][m] = a.x", store=True)
-    assert (store.requests, store.wavefronts, store.ideal) == (8 * 16 * 4, 2 * 8 * 16 * 4, 8 * 16 * 4)
+    assert (store.requests, store.transactions, store.ideal) == (8 * 16 * 4, 2 * 8 * 16 * 4, 8 * 16 * 4)
     assert store.width == 4.0
 
 
@@ -45,7 +45,7 @@ def test_v8_float4_reads_are_conflict_free(pipelined_nn):
     # 32 consecutive floats) and two of Bs (4 distinct: 16): one wavefront each.
     for text in ("va = *reinterpret_cast", "vb = *reinterpret_cast"):
         (load,) = _lines(pipelined_nn, "gemm.cu", text, store=False)
-        assert (load.requests, load.wavefronts, load.ideal) == (8 * 16 * 8 * 2,) * 3
+        assert (load.requests, load.transactions, load.ideal) == (8 * 16 * 8 * 2,) * 3
         assert load.width == 16.0
 
 
@@ -54,11 +54,11 @@ def test_staging_is_conflict_free(title, run):
     """Every shared-memory line of v11 and of every implicit-GEMM convolution (both tiles,
     every version) takes the fewest wavefronts its words allow: before the padding and the
     swizzle, their transposing stores were 4- and 8-way conflicts."""
-    tracer = SharedMemoryTracer(blocks=1)
+    tracer = MemoryTracer(blocks=1)
     run(Device(tracer))
-    (costs,) = tracer.costs.values()
+    (costs,) = tracer.costs["shared"].values()
     assert any(c.store for c in costs.values()) and any(not c.store for c in costs.values())
-    conflicted = {line: round(c.conflict, 2) for line, c in costs.items() if c.wavefronts != c.ideal}
+    conflicted = {line: round(c.excess, 2) for line, c in costs.items() if c.transactions != c.ideal}
     assert not conflicted, f"{title}: bank conflicts at {conflicted}"
 
 
@@ -69,7 +69,7 @@ def test_tiled_depthwise_reads_its_patch_without_conflicts(title, run):
     its odd ones, so that every other pixel is still 16 consecutive words (rows `span` apart,
     18 floats for 3x3, made every read a 2-way conflict at either stride). The line also
     reads the filter, one broadcast word a request."""
-    tracer = SharedMemoryTracer(blocks=1)
+    tracer = MemoryTracer(blocks=1)
     run(Device(tracer))
-    (reads,) = _lines(tracer.costs["depthwise_forward_tiled"], "depthwise.cu", "patch[", store=False)
-    assert reads.requests > 0 and reads.wavefronts == reads.requests
+    (reads,) = _lines(tracer.costs["shared"]["depthwise_forward_tiled"], "depthwise.cu", "patch[", store=False)
+    assert reads.requests > 0 and reads.transactions == reads.requests

@@ -9,12 +9,13 @@
 #include <string>
 #include <thread>
 #include <vector>
-#ifdef EMULATOR_TRACE_SHARED
+#ifdef EMULATOR_TRACE_MEMORY
 #include <dlfcn.h>
 #include <link.h>
 
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
 #endif
 
@@ -26,14 +27,15 @@ constexpr size_t kStackBytes = 64 * 1024;
 
 enum class State { Ready, AtBarrier, Done };
 
-#ifdef EMULATOR_TRACE_SHARED
-// One shared-memory access of a thread: between which of its barriers, from which
-// instruction (the return address of the instrumentation's call), where and how wide.
+#ifdef EMULATOR_TRACE_MEMORY
+// One memory access of a thread: between which of its barriers, from which instruction (the
+// return address of the instrumentation's call), where, how wide, and whether to __shared__
+// or global memory.
 struct Access {
   unsigned interval;
   uintptr_t site, address;
   unsigned bytes;
-  bool store;
+  bool store, global;
 };
 #endif
 
@@ -43,7 +45,7 @@ struct Fiber {
   State state = State::Ready;
   int barrier_line = 0;
   dim3 index;
-#ifdef EMULATOR_TRACE_SHARED
+#ifdef EMULATOR_TRACE_MEMORY
   unsigned barriers = 0;
   std::vector<Access> accesses;
 #endif
@@ -55,7 +57,7 @@ struct Block {
   Fiber* running = nullptr;
   void (*thunk)(void**) = nullptr;
   void** args = nullptr;
-  bool traced = false;  // recording its threads' shared-memory accesses
+  bool traced = false;  // recording its threads' shared- and global-memory accesses
 };
 
 thread_local Block* current_block = nullptr;
@@ -68,35 +70,46 @@ void fiber_main() {
   swapcontext(&block->running->context, &block->scheduler);
 }
 
-#ifdef EMULATOR_TRACE_SHARED
-// Shared-memory bank accounting, in the traced build only (kernels/banks.py). The kernel
-// files are compiled with GCC's kernel-address-sanitizer instrumentation in its "calls"
-// form: before every memory access the code calls __asan_{load,store}<bytes>_noabort(address),
-// defined below. They record the accesses that land in __shared__ memory, which here is
-// this library's thread-local block (the emulator's __shared__ arrays are thread_local
-// statics), less the built-ins (threadIdx ...). After a traced block, each warp's accesses
-// are matched lane by lane, the n-th access from one instruction between two barriers of
-// every lane being one request of the warp, and each request costed as the GPU's 32 banks
-// of 4-byte words serve it: a wavefront reads or writes at most one word a bank (lanes
-// asking for the same word share it), so a request takes as many wavefronts as the most
-// words it asks of one bank; the fewest it could take is its distinct words / 32, rounded up.
+#ifdef EMULATOR_TRACE_MEMORY
+// Memory accounting, in the traced build only (kernels/banks.py). The kernel files are
+// compiled with GCC's kernel-address-sanitizer instrumentation in its "calls" form: before
+// every memory access the code calls __asan_{load,store}<bytes>_noabort(address), defined
+// below. They record the accesses that land in __shared__ memory, which here is this
+// library's thread-local block (the emulator's __shared__ arrays are thread_local statics),
+// less the built-ins (threadIdx ...), and in global memory: anywhere else but the running
+// thread's stack (its locals: registers or local memory on a GPU) and this library's own
+// image (constants GCC put in .rodata). After a traced block, each warp's accesses are
+// matched lane by lane, the n-th access from one instruction between two barriers of every
+// lane being one request of the warp, and each request costed:
+//   shared: as the GPU's 32 banks of 4-byte words serve it: a wavefront reads or writes at
+//     most one word a bank (lanes asking for the same word share it), so a request takes as
+//     many wavefronts as the most words it asks of one bank; the fewest it could take is
+//     its distinct words / 32, rounded up;
+//   global: in the 32-byte sectors that L1 and L2 move: the distinct sectors its bytes
+//     touch; the fewest it could take is its distinct bytes / 32, rounded up.
 struct SiteCost {
-  unsigned long long requests = 0, wavefronts = 0, ideal = 0, bytes = 0;
+  unsigned long long requests = 0, transactions = 0, ideal = 0, bytes = 0;
 };
+using SiteKey = std::tuple<uintptr_t, bool, bool>;  // (instruction, store, global)
 std::mutex cost_mutex;
-std::map<std::pair<uintptr_t, bool>, SiteCost> site_costs;  // by (instruction, store)
+std::map<SiteKey, SiteCost> site_costs;
 unsigned long traced_block_limit = 0;  // blocks of a launch traced: linear index below this
 thread_local uintptr_t shared_begin = 0, shared_end = 0;  // this thread's thread-local block
+uintptr_t image_begin = 0, image_end = 0;  // this library's loaded segments
 
 int find_thread_local_block(dl_phdr_info* info, size_t, void*) {
   const uintptr_t self = reinterpret_cast<uintptr_t>(&find_thread_local_block);
   bool ours = false;
+  uintptr_t lowest = UINTPTR_MAX, highest = 0;
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& header = info->dlpi_phdr[i];
     const uintptr_t begin = info->dlpi_addr + header.p_vaddr;
-    if (header.p_type == PT_LOAD && self >= begin && self < begin + header.p_memsz) ours = true;
+    if (header.p_type != PT_LOAD) continue;
+    if (self >= begin && self < begin + header.p_memsz) ours = true;
+    lowest = std::min(lowest, begin), highest = std::max(highest, begin + header.p_memsz);
   }
   if (!ours) return 0;
+  image_begin = lowest, image_end = highest;
   for (int i = 0; i < info->dlpi_phnum; ++i)
     if (info->dlpi_phdr[i].p_type == PT_TLS && info->dlpi_tls_data) {
       shared_begin = reinterpret_cast<uintptr_t>(info->dlpi_tls_data);
@@ -115,10 +128,16 @@ bool is_builtin(uintptr_t address) {
 
 void record(uintptr_t address, unsigned bytes, bool store, void* site) {
   Block* block = current_block;
-  if (!block || !block->traced || address < shared_begin || address >= shared_end || is_builtin(address)) return;
+  if (!block || !block->traced) return;
   Fiber* fiber = block->running;
+  const bool shared = address >= shared_begin && address < shared_end;
+  const uintptr_t stack = reinterpret_cast<uintptr_t>(fiber->stack.data());
+  if (shared ? is_builtin(address)
+             : (address >= stack && address < stack + fiber->stack.size()) ||
+                   (address >= image_begin && address < image_end))
+    return;
   fiber->accesses.push_back({static_cast<unsigned>(fiber->barriers), reinterpret_cast<uintptr_t>(site), address,
-                             bytes, store});
+                             bytes, store, !shared});
 }
 
 // Costs the recorded accesses of a block of `threads` threads into site_costs.
@@ -127,19 +146,20 @@ void cost_block(Block& block, unsigned threads) {
     unsigned interval;
     uintptr_t site;
     bool store;
+    bool global;
     unsigned occurrence;  // the lane's n-th access from this site between these barriers
     uintptr_t address;
     unsigned bytes;
-    auto key() const { return std::tie(interval, site, store, occurrence); }
+    auto key() const { return std::tie(interval, site, store, global, occurrence); }
   };
-  std::map<std::pair<uintptr_t, bool>, SiteCost> costs;
+  std::map<SiteKey, SiteCost> costs;
   for (unsigned first = 0; first < threads; first += 32) {
     std::vector<Lane> warp;
     for (unsigned t = first; t < std::min(threads, first + 32); ++t) {
       std::unordered_map<uintptr_t, unsigned> seen;  // accesses so far by (interval, site, store), packed
       for (const Access& a : block.fibers[t].accesses) {  // (user-space code addresses take 47 bits)
-        const uintptr_t tag = a.site * 2 + a.store + (static_cast<uintptr_t>(a.interval) << 48);
-        warp.push_back({a.interval, a.site, a.store, seen[tag]++, a.address, a.bytes});
+        const uintptr_t tag = a.site * 4 + a.global * 2 + a.store + (static_cast<uintptr_t>(a.interval) << 49);
+        warp.push_back({a.interval, a.site, a.store, a.global, seen[tag]++, a.address, a.bytes});
       }
       block.fibers[t].accesses.clear();
     }
@@ -154,19 +174,26 @@ void cost_block(Block& block, unsigned threads) {
       }
       std::sort(words.begin(), words.end());
       words.erase(std::unique(words.begin(), words.end()), words.end());
-      unsigned per_bank[32] = {};
-      for (uintptr_t word : words) ++per_bank[word % 32];
-      SiteCost& cost = costs[{warp[begin].site, warp[begin].store}];
+      SiteCost& cost = costs[{warp[begin].site, warp[begin].store, warp[begin].global}];
       cost.requests += 1;
-      cost.wavefronts += *std::max_element(per_bank, per_bank + 32);
-      cost.ideal += (words.size() + 31) / 32;
       cost.bytes += bytes;
+      if (warp[begin].global) {  // 8 words a sector
+        std::vector<uintptr_t> sectors;
+        for (uintptr_t word : words) sectors.push_back(word / 8);
+        cost.transactions += std::unique(sectors.begin(), sectors.end()) - sectors.begin();  // words sorted
+        cost.ideal += (words.size() + 7) / 8;
+      } else {  // a word a bank a wavefront
+        unsigned per_bank[32] = {};
+        for (uintptr_t word : words) ++per_bank[word % 32];
+        cost.transactions += *std::max_element(per_bank, per_bank + 32);
+        cost.ideal += (words.size() + 31) / 32;
+      }
     }
   }
   std::lock_guard<std::mutex> lock(cost_mutex);
   for (const auto& [site, cost] : costs) {
     SiteCost& total = site_costs[site];
-    total.requests += cost.requests, total.wavefronts += cost.wavefronts, total.ideal += cost.ideal;
+    total.requests += cost.requests, total.transactions += cost.transactions, total.ideal += cost.ideal;
     total.bytes += cost.bytes;
   }
 }
@@ -199,7 +226,7 @@ std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
       if (fiber.state != State::Done) ++live;
     }
     if (live == 0) {
-#ifdef EMULATOR_TRACE_SHARED
+#ifdef EMULATOR_TRACE_MEMORY
       if (block.traced) cost_block(block, count);
 #endif
       return {};
@@ -226,7 +253,7 @@ void emulator_barrier(int line) {
   Fiber* fiber = block->running;
   fiber->state = State::AtBarrier;
   fiber->barrier_line = line;
-#ifdef EMULATOR_TRACE_SHARED
+#ifdef EMULATOR_TRACE_MEMORY
   ++fiber->barriers;
 #endif
   swapcontext(&fiber->context, &block->scheduler);
@@ -254,12 +281,12 @@ extern "C" int emulator_launch(void (*thunk)(void**), void** args, unsigned gx, 
     block.args = args;
     block.fibers.resize(threads);
     for (Fiber& fiber : block.fibers) fiber.stack.resize(kStackBytes);
-#ifdef EMULATOR_TRACE_SHARED
+#ifdef EMULATOR_TRACE_MEMORY
     dl_iterate_phdr(find_thread_local_block, nullptr);  // after gridDim's write: the block exists
 #endif
     for (unsigned long b = next++; b < blocks && !failed; b = next++) {
       const dim3 index(b % gx, (b / gx) % gy, b / (static_cast<unsigned long>(gx) * gy));
-#ifdef EMULATOR_TRACE_SHARED
+#ifdef EMULATOR_TRACE_MEMORY
       block.traced = b < traced_block_limit;
 #endif
       std::string problem = run_block(block, index, block_dim);
@@ -278,7 +305,7 @@ extern "C" int emulator_launch(void (*thunk)(void**), void** args, unsigned gx, 
   return 0;
 }
 
-#ifdef EMULATOR_TRACE_SHARED
+#ifdef EMULATOR_TRACE_MEMORY
 #define EMULATOR_ACCESS_HOOK(kind, bytes, store)                               \
   extern "C" void __asan_##kind##bytes##_noabort(uintptr_t address) {          \
     record(address, bytes, store, __builtin_return_address(0));                \
@@ -302,26 +329,27 @@ extern "C" void __asan_storeN_noabort(uintptr_t address, size_t bytes) {
 
 // Traces the blocks of linear index below `blocks` of the launches that follow (0: none),
 // with the costs so far cleared.
-extern "C" void emulator_trace_shared(unsigned long blocks) {
+extern "C" void emulator_trace(unsigned long blocks) {
   std::lock_guard<std::mutex> lock(cost_mutex);
   site_costs.clear();
   traced_block_limit = blocks;
 }
 
-// The costs since emulator_trace_shared, by instruction: its offset in this library (for
-// addr2line), whether it stores, then requests, wavefronts, the fewest wavefronts, bytes.
-// Returns how many rows there are; writes at most `capacity`.
-extern "C" int emulator_shared_costs(unsigned long long* rows, int capacity) {
+// The costs since emulator_trace, by instruction: its offset in this library (for
+// addr2line), whether it stores, whether to global memory, then requests, transactions
+// (shared: wavefronts; global: sectors), the fewest transactions, bytes. Returns how many
+// rows there are; writes at most `capacity`.
+extern "C" int emulator_memory_costs(unsigned long long* rows, int capacity) {
   std::lock_guard<std::mutex> lock(cost_mutex);
   Dl_info library;
-  dladdr(reinterpret_cast<void*>(&emulator_trace_shared), &library);
+  dladdr(reinterpret_cast<void*>(&emulator_trace), &library);
   const uintptr_t base = reinterpret_cast<uintptr_t>(library.dli_fbase);
   int count = 0;
   for (const auto& [site, cost] : site_costs) {
     if (count < capacity) {
-      unsigned long long* row = rows + 6 * count;
-      row[0] = site.first - base, row[1] = site.second, row[2] = cost.requests, row[3] = cost.wavefronts;
-      row[4] = cost.ideal, row[5] = cost.bytes;
+      unsigned long long* row = rows + 7 * count;
+      row[0] = std::get<0>(site) - base, row[1] = std::get<1>(site), row[2] = std::get<2>(site);
+      row[3] = cost.requests, row[4] = cost.transactions, row[5] = cost.ideal, row[6] = cost.bytes;
     }
     ++count;
   }

@@ -1,0 +1,78 @@
+"""The emulator's global-memory sector accounting (kernels/sectors.py, on the tracer of
+kernels/banks.py), against counts worked out by hand from the kernels' indexing, and the
+coalesced Winograd transforms it was used to check."""
+
+import numpy as np
+import pytest
+
+from deepinside import kernels as K
+from deepinside.kernels.banks import MemoryTracer, source_line
+from deepinside.kernels.family import Device
+from deepinside.kernels.maxpool import maxpool_forward_device
+
+
+def _global_lines(tracer, kernel):
+    """{source text: cost} of `kernel`'s global-memory lines in the kernel files."""
+    return {source_line(name, line): cost for (name, line, _), cost in tracer.costs["global"][kernel].items()
+            if source_line(name, line)}
+
+
+def _line(lines, text):
+    (cost,) = [cost for source, cost in lines.items() if text in source]
+    return cost
+
+
+def test_scalar_and_float4_streams_move_whole_sectors():
+    # relu_forward on 4096 floats: 16 blocks of 256 threads; the traced first block's 8
+    # warps each read and write 32 consecutive floats, 4 sectors a request. The float4
+    # version: 1024 float4s, the first block's warps 512 consecutive bytes, 16 sectors.
+    tracer = MemoryTracer(blocks=1)
+    device = Device(tracer)
+    x = np.random.default_rng(0).standard_normal(4096).astype(np.float32)
+    device.launch("relu_forward", 16, x, np.empty_like(x), 4096)
+    device.launch("relu_forward_vec4", 4, x, np.empty_like(x), 4096)
+    for kernel, sectors in (("relu_forward", 4), ("relu_forward_vec4", 16)):
+        costs = tracer.costs["global"][kernel].values()
+        assert sorted((c.store, c.requests, c.transactions, c.ideal) for c in costs) == [
+            (False, 8, 8 * sectors, 8 * sectors), (True, 8, 8 * sectors, 8 * sectors)], kernel
+
+
+def test_every_other_float_takes_twice_the_sectors():
+    # max-pool v1, 2x2 windows of a 64-wide plane: a warp's 32 outputs are one output row, and
+    # each of a window's 4 loads reads every other float of an input row (256 bytes, 8
+    # sectors, for 128 bytes of values: 4); 256 outputs, 8 warps, 32 requests in the first
+    # block. v3 reads each window row as a float2: 32 consecutive float2s, 8 sectors, whole.
+    tracer = MemoryTracer(blocks=1)
+    x = np.random.default_rng(0).standard_normal((1, 4, 64, 64)).astype(np.float32)
+    for version in ("v1", "v3"):
+        maxpool_forward_device(Device(tracer), x, 2, 2, version=version)
+    value = _line(_global_lines(tracer, "maxpool_forward"), "input[h * W + w]")
+    assert (value.requests, value.transactions, value.ideal, value.excess) == (32, 256, 128, 2.0)
+    for row in ("top", "bottom"):
+        cost = _line(_global_lines(tracer, "maxpool_forward_2x2"), f"const float2 {row} =")
+        assert (cost.requests, cost.transactions, cost.ideal, cost.width) == (8, 64, 64, 8.0)
+
+
+@pytest.mark.parametrize("mode", sorted(K.conv2d.WINOGRAD_TILES))
+def test_winograd_tiles_are_stored_and_read_as_whole_rows(mode):
+    """The output transform's stores and the gradient transform's loads, an m-float row of a
+    tile a lane (float4s for m = 4, float2s for m = 2) on a 32-wide map, and the input
+    transform's middle m floats of each window row: whole sectors, where a float a lane, m
+    floats apart, took m times as many. Only the kernel files' global accesses count: the
+    transforms' local windows and coefficient tables are no line of theirs here."""
+    m = K.conv2d.WINOGRAD_TILES[mode]
+    tracer = MemoryTracer(blocks=1)
+    ops = K.bind(Device(tracer, mode)).conv2d
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 8, 32, 32)).astype(np.float32), rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    ops.backward_weights(ops.forward(x, w, None, 1, 1), x, w.shape, 1, 1)
+    vector = "float4" if m == 4 else "float2"
+    stores = _line(_global_lines(tracer, f"winograd_output_transform_{m}x{m}"), f"reinterpret_cast<{vector}*>")
+    loads = _line(_global_lines(tracer, f"winograd_gradient_transform_{m}x{m}"), f"reinterpret_cast<const {vector}*>")
+    middle = _line(_global_lines(tracer, f"winograd_input_transform_{m}x{m}"), f"reinterpret_cast<const {vector}*>")
+    for cost in (stores, loads, middle):
+        assert cost.requests > 0 and cost.transactions == cost.ideal
+    assert stores.width == loads.width == 4 * m  # (the windows' first and last rows are partly off the map)
+    lines = _global_lines(tracer, f"winograd_input_transform_{m}x{m}")
+    assert len(lines) == 4 and all("V[" in source or "row[" in source or "reinterpret_cast" in source
+                                   for source in lines)
