@@ -159,8 +159,39 @@ extern "C" __global__ void __launch_bounds__(DEPTHWISE_TILE_THREADS) depthwise_f
 // row are one contiguous run. Should bring the forward to the copy's bandwidth; at stride 1
 // backward-data is the same kernel on grad_y with the filters flipped (depthwise.py).
 #define DEPTHWISE_ROW_OUTPUTS 4
+static_assert(DEPTHWISE_ROW_OUTPUTS == 4, "a thread stores its results as one float4");
 
-template <int K, int S>
+// Row h's window of a thread whose outputs start at column j0 (its input columns left =
+// j0 S - pad onwards). With the padding before a compile-time PAD (0 to K - S; -1: any, at
+// run time) the thread's own R S columns from j0 S, where they lie whole on the map and
+// aligned, come as float4s, a warp's lanes side by side (whole sectors), and only the PAD
+// columns before them and the K - S - PAD after them float by float, each of those a lane
+// R S floats from the next; otherwise every column is read alone.
+template <int K, int S, int PAD>
+__device__ __forceinline__ void window_row(const float* __restrict__ row, int left, int W,
+                                           float (&window)[(DEPTHWISE_ROW_OUTPUTS - 1) * S + K]) {
+  constexpr int R = DEPTHWISE_ROW_OUTPUTS, SPAN = (R - 1) * S + K;
+  if constexpr (PAD >= 0) {
+    static_assert(PAD + R * S <= SPAN, "the thread's own columns lie inside its window");
+    const float* own = row + left + PAD;
+    if (left + PAD + R * S <= W && (unsigned long long)own % 16 == 0) {
+#pragma unroll
+      for (int q = 0; q < R * S; q += 4) {
+        const float4 v = __ldg(reinterpret_cast<const float4*>(own + q));
+        window[PAD + q] = v.x, window[PAD + q + 1] = v.y, window[PAD + q + 2] = v.z, window[PAD + q + 3] = v.w;
+      }
+#pragma unroll
+      for (int v = 0; v < PAD; ++v) window[v] = left + v >= 0 ? row[left + v] : 0.0f;
+#pragma unroll
+      for (int v = PAD + R * S; v < SPAN; ++v) window[v] = left + v < W ? row[left + v] : 0.0f;
+      return;
+    }
+  }
+#pragma unroll
+  for (int v = 0; v < SPAN; ++v) window[v] = (left + v >= 0 && left + v < W) ? row[left + v] : 0.0f;
+}
+
+template <int K, int S, int PAD>
 __device__ __forceinline__ void depthwise_forward_rows_of(const float* __restrict__ x, const float* __restrict__ w,
                                                        const float* __restrict__ b, float* __restrict__ y, int N,
                                                        int C, int H, int W, int pad, int Hout, int Wout,
@@ -182,17 +213,32 @@ __device__ __forceinline__ void depthwise_forward_rows_of(const float* __restric
       const int h = top + u;
       if (h < 0 || h >= H) continue;
       float window[SPAN];
-#pragma unroll
-      for (int v = 0; v < SPAN; ++v) window[v] = (left + v >= 0 && left + v < W) ? in[h * W + left + v] : 0.0f;
+      window_row<K, S, PAD>(in + h * W, left, W, window);
 #pragma unroll
       for (int r = 0; r < R; ++r)
 #pragma unroll
         for (int v = 0; v < K; ++v) sum[r] += weights[u * K + v] * window[r * S + v];
     }
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-      if (j0 + r < Wout) y[row * Wout + j0 + r] = sum[r];
+    float* out = y + row * Wout + j0;
+    if (j0 + R <= Wout && (unsigned long long)out % 16 == 0)  // one float4: a warp's stores whole sectors
+      *reinterpret_cast<float4*>(out) = make_float4(sum[0], sum[1], sum[2], sum[3]);
+    else
+      for (int r = 0; r < R && j0 + r < Wout; ++r) out[r] = sum[r];
   }
+}
+
+// The padding before as a compile-time constant where window_row can use it (0 to 2, at most
+// K - S: all of EfficientNet's), else read at run time.
+template <int K, int S>
+__device__ __forceinline__ void depthwise_forward_rows_padded(const float* __restrict__ x, const float* __restrict__ w,
+                                                           const float* __restrict__ b, float* __restrict__ y,
+                                                           int N, int C, int H, int W, int pad, int Hout, int Wout,
+                                                           int has_bias) {
+  if (pad == 0) return depthwise_forward_rows_of<K, S, 0>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  if (pad == 1) return depthwise_forward_rows_of<K, S, 1>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  if constexpr (K - S >= 2)
+    if (pad == 2) return depthwise_forward_rows_of<K, S, 2>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  depthwise_forward_rows_of<K, S, -1>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
 }
 
 // One entry for the four kernel sizes and strides it is compiled for (depthwise.py:
@@ -201,10 +247,10 @@ extern "C" __global__ void depthwise_forward_rows(const float* __restrict__ x, c
                                                   const float* __restrict__ b, float* __restrict__ y, int N, int C,
                                                   int H, int W, int K, int stride, int pad, int Hout, int Wout,
                                                   int has_bias) {
-  if (K == 3 && stride == 1) depthwise_forward_rows_of<3, 1>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
-  else if (K == 3) depthwise_forward_rows_of<3, 2>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
-  else if (stride == 1) depthwise_forward_rows_of<5, 1>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
-  else depthwise_forward_rows_of<5, 2>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  if (K == 3 && stride == 1) depthwise_forward_rows_padded<3, 1>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  else if (K == 3) depthwise_forward_rows_padded<3, 2>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  else if (stride == 1) depthwise_forward_rows_padded<5, 1>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  else depthwise_forward_rows_padded<5, 2>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
 }
 
 // ---- backward-data v2 at stride 2 ----------------------------------------------------------

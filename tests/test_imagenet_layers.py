@@ -119,6 +119,22 @@ def test_depthwise_kernels_match_numpy(emulated, rng, n, c, h, w, k, stride, pad
                 K.depthwise_backward_data(g, weight, x.shape, stride, padding)) < 1e-5, version
 
 
+@pytest.mark.parametrize("k, stride", [(3, 1), (3, 2), (5, 1), (5, 2)])
+def test_the_row_forward_reads_its_windows_on_every_path(rng, k, stride):
+    """depthwise_forward_rows at every padding before from 0 to K - 1: compile-time paddings
+    (0-2, at most K - S) read a thread's own columns as float4s where they lie whole and
+    aligned on the map (widths 16 and 24), the others and unaligned widths (13) every column
+    alone; each against NumPy."""
+    device = PoisonedDevice(EmulatorLauncher())
+    for padding in range(k):
+        for w in (16, 13, 24):
+            x = rng.standard_normal((1, 3, 9, w)).astype(np.float32)
+            weight, bias = rng.standard_normal((3, 1, k, k)).astype(np.float32), rng.standard_normal(3)
+            result = depthwise.depthwise_forward_device(device, x, weight, bias.astype(np.float32), stride, padding,
+                                                        version="depthwise_forward_rows")
+            assert relative_error(result, K.depthwise_forward(x, weight, bias, stride, padding)) < 1e-5, (padding, w)
+
+
 def test_the_engine_takes_the_depthwise_rungs_its_constants_name_where_they_apply(rng, monkeypatch):
     """depthwise.py's ENGINE_FORWARD and ENGINE_BACKWARD_WEIGHTS, the switches a GPU run
     will set: set to the row forward and the per-channel weight gradient, the engine runs
