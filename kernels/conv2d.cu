@@ -494,30 +494,56 @@ __device__ __forceinline__ void split_range(int reduction, int slice, int& begin
 // hold a multiple of 4 positions such a run lies in one plane and is 16-byte aligned, and
 // goes out as one float4 (a warp then writes 8 rows of 64 contiguous bytes, where 4-byte
 // stores 4 apart used a quarter of each sector they touched: what the small-reduction
-// layers, VGG's conv1_1 and the 1x1 convolutions, are bound by).
+// layers, VGG's conv1_1 and the 1x1 convolutions, are bound by). Other planes (CNN-F's 27 x
+// 27 and 13 x 13, EfficientNet's 7 x 7) go through shared memory, the block's buffer free
+// once its products are done: for each of its 8 result rows, each warp writes its 8 rows of
+// 4 TN positions there and reads them back a row at a time, lane by lane, so that a warp
+// stores 32 consecutive positions of a row at once (at most 5 sectors where 4-byte stores 4
+// positions apart touched 16: python -m deepinside.kernels.sectors).
 template <class Tile>
 __device__ __forceinline__ void store_nchw(float* __restrict__ out, int rows, int P, int plane,
-                                           const float* __restrict__ bias, float accumulator[IG_TM][Tile::TN]) {
-  const bool vector = plane % 4 == 0 && (unsigned long long)out % 16 == 0;
+                                           const float* __restrict__ bias, float accumulator[IG_TM][Tile::TN],
+                                           float* shared) {
+  if (plane % 4 == 0 && (unsigned long long)out % 16 == 0) {
 #pragma unroll
-  for (int s = 0; s < Tile::TN / 4; ++s) {
-    const int p = blockIdx.x * Tile::BN + Tile::column(4 * s);  // a run of 4 positions
-    if (p >= P) continue;
-    const int n = p / plane;
-    float* image = out + (long long)n * rows * plane + (p - n * plane);
+    for (int s = 0; s < Tile::TN / 4; ++s) {
+      const int p = blockIdx.x * Tile::BN + Tile::column(4 * s);  // a run of 4 positions
+      if (p >= P) continue;
+      const int n = p / plane;
+      float* image = out + (long long)n * rows * plane + (p - n * plane);
 #pragma unroll
-    for (int i = 0; i < IG_TM; ++i) {
-      const int row = blockIdx.y * Tile::BM + Tile::row(i);
+      for (int i = 0; i < IG_TM; ++i) {
+        const int row = blockIdx.y * Tile::BM + Tile::row(i);
+        if (row >= rows) continue;
+        const float b = bias ? bias[row] : 0.0f;
+        const float* run = &accumulator[i][4 * s];
+        if (p + 3 < P) {
+          *reinterpret_cast<float4*>(image + row * plane) = make_float4(run[0] + b, run[1] + b, run[2] + b, run[3] + b);
+          continue;
+        }
+        for (int q = 0; p + q < P; ++q) image[row * plane + q] = run[q] + b;  // the last run, cut short
+      }
+    }
+    return;
+  }
+  constexpr int COLUMNS = Tile::WARP_COLUMNS, PITCH = COLUMNS + 4;  // a warp's positions; the pad: no bank conflicts
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* staged = shared + warp * 8 * PITCH;  // [8][PITCH]: the warp's 8 rows of one step
+  const int first_column = blockIdx.x * Tile::BN + (warp % Tile::WARPS_ACROSS) * COLUMNS;
+  for (int i = 0; i < IG_TM; ++i) {
+    __syncthreads();  // the buffer's last readers (the products, or the step before) are done
+#pragma unroll
+    for (int j = 0; j < Tile::TN; j += 4)
+      *reinterpret_cast<float4*>(&staged[(lane / 4) * PITCH + (lane % 4) * 4 + (j / 4) * 16]) =
+          make_float4(accumulator[i][j], accumulator[i][j + 1], accumulator[i][j + 2], accumulator[i][j + 3]);
+    __syncthreads();
+    for (int r = 0; r < 8; ++r) {  // the rows Tile::row(i) of lanes 4 r to 4 r + 3
+      const int row = blockIdx.y * Tile::BM + (warp / Tile::WARPS_ACROSS) * IG_WARP_ROWS + r * 4 + (i / 4) * 32 + i % 4;
       if (row >= rows) continue;
       const float b = bias ? bias[row] : 0.0f;
-      const float* run = &accumulator[i][4 * s];
-      if (vector && p + 3 < P) {
-        *reinterpret_cast<float4*>(image + row * plane) = make_float4(run[0] + b, run[1] + b, run[2] + b, run[3] + b);
-        continue;
-      }
-      for (int q = 0; q < 4 && p + q < P; ++q) {  // the run may cross into the next image
-        const int position = p + q, image_index = position / plane;
-        out[((long long)image_index * rows + row) * plane + (position - image_index * plane)] = run[q] + b;
+      for (int c = lane; c < COLUMNS && first_column + c < P; c += 32) {
+        const int position = first_column + c, n = position / plane;
+        out[((long long)n * rows + row) * plane + (position - n * plane)] = staged[r * PITCH + c] + b;
       }
     }
   }
@@ -535,7 +561,7 @@ __device__ __forceinline__ void conv2d_forward_implicit_body(const float* __rest
   implicit_gemm<Tile>(s.O, P, k_begin, k_end, Weights<Tile::SPREAD>{w, reduction}, InputPatches<KS, ST>{x, s},
                       shared, accumulator);
   store_nchw<Tile>(y + (long long)blockIdx.z * P * s.O, s.O, P, L, has_bias && gridDim.z == 1 ? b : nullptr,
-                   accumulator);
+                   accumulator, shared);
 }
 
 template <class Tile, int KS, int ST>
@@ -549,7 +575,7 @@ __device__ __forceinline__ void conv2d_backward_data_implicit_body(const float* 
   float accumulator[IG_TM][Tile::TN];
   implicit_gemm<Tile>(s.C, P, k_begin, k_end, TransposedWeights<KS, Tile::SPREAD>{w, s},
                       GradientPatches<KS, ST>{grad_y, s}, shared, accumulator);
-  store_nchw<Tile>(grad_x + (long long)blockIdx.z * P * s.C, s.C, P, plane, nullptr, accumulator);
+  store_nchw<Tile>(grad_x + (long long)blockIdx.z * P * s.C, s.C, P, plane, nullptr, accumulator, shared);
 }
 
 // Writes slice blockIdx.z of the N L reduction to partial[z] (O x C K K each).

@@ -327,6 +327,25 @@ def test_implicit_gemm_versions(launcher, rng, direction, version):
             == [kernel]
 
 
+@pytest.mark.parametrize("version", conv2d.IMPLICIT_VERSIONS["forward"])
+@pytest.mark.parametrize("size, batch", [(13, 1), (7, 3)])
+def test_implicit_gemm_results_on_planes_of_no_multiple_of_4_positions(launcher, rng, version, size, batch):
+    """The forward's and backward-data's results where a plane holds no multiple of 4
+    positions (CNN-F's 13 x 13, EfficientNet's 7 x 7: runs of 4 positions cross planes and
+    images), which go out through shared memory a warp's row at a time: on the square and the
+    wide tile (130 and 64 channels of results), 3x3 and 1x1, against NumPy."""
+    for rows, k in ((130, 3), (64, 1), (130, 1)):
+        ops = K.bind(PoisonedDevice(launcher, "engine")).conv2d
+        x, weight = rng.standard_normal((batch, rows, size, size)), rng.standard_normal((rows, rows, k, k))
+        bias = rng.standard_normal(rows)
+        y = K.conv2d_forward(x, weight, bias, 1, k // 2)
+        grad_y = rng.standard_normal(y.shape)
+        d = lambda a: device(launcher, a.astype(np.float32))  # noqa: E731
+        assert relative_error(host(ops.forward(d(x), d(weight), d(bias), 1, k // 2, version=version)), y) < 1e-5
+        assert relative_error(host(ops.backward_data(d(grad_y), d(weight), x.shape, 1, k // 2, version=version)),
+                              K.conv2d_backward_data(grad_y, weight, x.shape, 1, k // 2)) < 1e-5
+
+
 def test_the_engine_takes_winograd_from_its_channel_threshold(rng, monkeypatch):
     """conv2d.py: ENGINE_WINOGRAD_TILE and ENGINE_WINOGRAD_CHANNELS, the rule a GPU run will
     set: with a direction's threshold at 8, the engine's 3x3 stride-1 convolution in that

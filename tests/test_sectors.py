@@ -76,3 +76,17 @@ def test_winograd_tiles_are_stored_and_read_as_whole_rows(mode):
     lines = _global_lines(tracer, f"winograd_input_transform_{m}x{m}")
     assert len(lines) == 4 and all("V[" in source or "row[" in source or "reinterpret_cast" in source
                                    for source in lines)
+
+
+def test_results_on_odd_planes_go_out_a_warp_row_at_a_time():
+    """The implicit GEMM's forward on 13 x 13 maps (169 positions a plane): its results go
+    out through shared memory, a warp's 32 consecutive positions of a row a store: at most 5
+    sectors each (4 when the run starts on a sector), where a thread's runs of 4 positions,
+    stored a float at a time 4 positions apart, touched 16 for the 4 their bytes need."""
+    tracer = MemoryTracer(blocks=1)
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 64, 13, 13)).astype(np.float32), rng.standard_normal((128, 64, 3, 3))
+    K.bind(Device(tracer)).conv2d.forward(x, w.astype(np.float32), None, 1, 1)
+    (stores,) = [cost for (name, line, store), cost in tracer.costs["global"]["conv2d_forward_implicit"].items()
+                 if store and "staged[" in source_line(name, line)]
+    assert stores.requests > 0 and stores.transactions <= 1.25 * stores.ideal
