@@ -453,29 +453,36 @@ def _winograd_tile(device, g, direction):
     the device turns it off: Device.engine_winograd)."""
     if device.convolution == "engine":
         return _engine_winograd_tile(g, direction) if device.engine_winograd else None
-    return WINOGRAD_TILES.get(device.convolution) if _winograd_shape(g) else None
+    m = WINOGRAD_TILES.get(device.convolution)
+    return m if m and _winograd_shape(g) and _winograd_fits(g, m) else None
 
 
 def _engine_winograd_tile(g, direction):
     threshold = ENGINE_WINOGRAD_CHANNELS[direction]
     taken = _winograd_shape(g) and threshold is not None and min(g.c, g.o) >= threshold
-    return ENGINE_WINOGRAD_TILE if taken else None
+    return ENGINE_WINOGRAD_TILE if taken and _winograd_fits(g, ENGINE_WINOGRAD_TILE) else None
 
 
 def engine_winograd_tile(x_shape, w_shape, stride, padding, direction):
-    """m of the Winograd the engine's `direction` runs on this convolution (where it applies
-    and both channel counts reach ENGINE_WINOGRAD_CHANNELS[direction]), or None."""
+    """m of the Winograd the engine's `direction` runs on this convolution (where it applies,
+    both channel counts reach ENGINE_WINOGRAD_CHANNELS[direction] and its transformed
+    tensors fit 32-bit indices), or None."""
     return _engine_winograd_tile(_device_geometry(x_shape, w_shape, stride, padding), direction)
 
 
-def _winograd_tiles(device, m, planes, channels, hout, wout, n):
-    """(tiles down, tiles across, tiles) of F(m x m, 3 x 3) on Hout x Wout maps, checked
-    against the transforms' 32-bit indices for `planes` Winograd-domain planes of the most
-    `channels`."""
+def _winograd_fits(g, m):
+    """Whether the transforms' 32-bit indices reach every element of the largest tensor of
+    the Winograd domain, (m + 2)^2 planes of the most channels by the tiles of the larger map
+    (input or output: backward-data's output is the input); else (VGG-16's 224 x 224 layers
+    from a batch of 168 for m = 2, 298 for m = 4) the engine's other kernels run."""
+    tiles = g.n * -(-max(g.h, g.hout) // m) * -(-max(g.w, g.wout) // m)
+    return (m + 2) ** 2 * max(g.c, g.o) * tiles < 2 ** 31
+
+
+def _winograd_tiles(m, hout, wout, n):
+    """(tiles down, tiles across, tiles) of F(m x m, 3 x 3) on n Hout x Wout maps."""
     down, across = -(-hout // m), -(-wout // m)
-    tiles = n * down * across
-    expect(planes * channels * tiles < 2 ** 31, "conv2d: too large for the Winograd transforms' 32-bit indices")
-    return down, across, tiles
+    return down, across, n * down * across
 
 
 def _winograd(device, m, x, weight, bias, padding, out):
@@ -486,7 +493,7 @@ def _winograd(device, m, x, weight, bias, padding, out):
     n, c, h, w = x.shape
     o, hout, wout = weight.shape[0], out.shape[2], out.shape[3]
     planes = (m + 2) ** 2
-    down, across, tiles = _winograd_tiles(device, m, planes, max(c, o), hout, wout, n)
+    down, across, tiles = _winograd_tiles(m, hout, wout, n)
     filters, inputs = device.empty((planes, o, c)), device.empty((planes, c, tiles))
     device.elementwise(f"winograd_filter_transform_{m}x{m}", o * c, weight, filters, o, c)
     device.elementwise(f"winograd_input_transform_{m}x{m}", c * tiles, x, inputs, n, c, h, w, padding, down, across)
@@ -505,7 +512,7 @@ def _winograd_weight_gradient(device, m, grad_y, x, padding, grad_w):
     n, c, h, w = x.shape
     o, hout, wout = grad_y.shape[1:]
     planes = (m + 2) ** 2
-    down, across, tiles = _winograd_tiles(device, m, planes, max(c, o), hout, wout, n)
+    down, across, tiles = _winograd_tiles(m, hout, wout, n)
     gradients, inputs = device.empty((planes, o, tiles)), device.empty((planes, c, tiles))
     device.elementwise(f"winograd_gradient_transform_{m}x{m}", o * tiles, grad_y, gradients, n, o, hout, wout, down,
                        across)

@@ -375,6 +375,18 @@ def test_the_engine_takes_winograd_from_its_channel_threshold(rng, monkeypatch):
             assert relative_error(result, reference) < WINOGRAD_TOLERANCE["winograd4"]
 
 
+@pytest.mark.parametrize("tile, largest_batch", [(2, 167), (4, 297)])
+def test_the_engine_keeps_winograd_within_its_32_bit_indices(monkeypatch, tile, largest_batch):
+    """VGG-16's conv1_2 (64 channels, 224 x 224): its Winograd-domain tensors hold (m + 2)^2
+    x 64 x (224 / m)^2 floats an image, so from a batch of 168 (m = 2) or 298 (m = 4) they
+    pass 2^31 and the engine runs its other kernels there instead of refusing the batch."""
+    monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_TILE", tile)
+    monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", dict.fromkeys(conv2d.ENGINE_WINOGRAD_CHANNELS, 64))
+    for batch, expected in ((largest_batch, tile), (largest_batch + 1, None)):
+        for direction in conv2d.ENGINE_WINOGRAD_CHANNELS:
+            assert conv2d.engine_winograd_tile((batch, 64, 224, 224), (64, 64, 3, 3), 1, 1, direction) == expected
+
+
 def test_conv2d_in_chunks_of_images(launcher, rng, monkeypatch):
     """A column buffer smaller than the batch: the fast path runs image chunks."""
     from deepinside.kernels import conv2d
