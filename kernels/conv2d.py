@@ -435,8 +435,8 @@ WINOGRAD_TILES = {"winograd": 2, "winograd4": 4}
 ENGINE_MODES = ("engine",) + tuple(WINOGRAD_TILES)
 # The engine runs Winograd F(ENGINE_WINOGRAD_TILE x ENGINE_WINOGRAD_TILE, 3 x 3) in each
 # direction on 3x3 stride-1 layers with at least that direction's number of input and output
-# channels, or never (None): no GPU has timed Winograd yet; the next run's ladders choose
-# (kernels/choices.py).
+# channels (where it saves work and fits: engine_winograd_tile), or never (None): no GPU has
+# timed Winograd yet; the next run's ladders choose (kernels/choices.py).
 ENGINE_WINOGRAD_TILE = 2
 ENGINE_WINOGRAD_CHANNELS = {"forward": None, "backward_data": None, "backward_weights": None}
 
@@ -458,16 +458,35 @@ def _winograd_tile(device, g, direction):
 
 
 def _engine_winograd_tile(g, direction):
-    threshold = ENGINE_WINOGRAD_CHANNELS[direction]
+    threshold, m = ENGINE_WINOGRAD_CHANNELS[direction], ENGINE_WINOGRAD_TILE
     taken = _winograd_shape(g) and threshold is not None and min(g.c, g.o) >= threshold
-    return ENGINE_WINOGRAD_TILE if taken and _winograd_fits(g, ENGINE_WINOGRAD_TILE) else None
+    return m if taken and _winograd_fits(g, m) and _winograd_saves_work(g, m, direction) else None
 
 
 def engine_winograd_tile(x_shape, w_shape, stride, padding, direction):
     """m of the Winograd the engine's `direction` runs on this convolution (where it applies,
-    both channel counts reach ENGINE_WINOGRAD_CHANNELS[direction] and its transformed
-    tensors fit 32-bit indices), or None."""
+    both channel counts reach ENGINE_WINOGRAD_CHANNELS[direction], its products over whole
+    tiles are less work than the direct sum's and its transformed tensors fit 32-bit
+    indices), or None."""
     return _engine_winograd_tile(_device_geometry(x_shape, w_shape, stride, padding), direction)
+
+
+def _winograd_saves_work(g, m, direction):
+    """Whether Winograd's (m + 2)^2 products, counted over whole 128 x 128 tiles as a GPU
+    runs them, take fewer multiply-adds than the implicit GEMM's direct sum over its tiles.
+    The channel thresholds come from the ladder's batch-16 layers, where the products' tiles
+    are full; at batch 1 a small map has few Winograd tiles (VGG-16's 14 x 14 layers: 16 for
+    m = 4, one eighth of a 128-wide tile), and the products there are mostly padding: 2 times
+    the direct sum's multiply-adds for m = 4, where the implicit GEMM's 196 positions fill
+    two tiles three quarters full."""
+    whole = lambda count: -(-count // 128) * 128  # noqa: E731
+    planes = (m + 2) ** 2
+    if direction == "backward_weights":  # O x C products over the tiles, against O x 9 C over the positions
+        tiles = g.n * -(-g.hout // m) * -(-g.wout // m)
+        return planes * whole(g.c) * tiles < whole(9 * g.c) * g.n * g.hout * g.wout
+    h, w = (g.h, g.w) if direction == "backward_data" else (g.hout, g.wout)  # the output's map
+    tiles = g.n * -(-h // m) * -(-w // m)
+    return planes * whole(tiles) < 9 * whole(g.n * h * w)  # the rows (channels) and reductions alike
 
 
 def _winograd_fits(g, m):

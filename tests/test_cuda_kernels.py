@@ -348,19 +348,21 @@ def test_implicit_gemm_results_on_planes_of_no_multiple_of_4_positions(launcher,
 
 def test_the_engine_takes_winograd_from_its_channel_threshold(rng, monkeypatch):
     """conv2d.py: ENGINE_WINOGRAD_TILE and ENGINE_WINOGRAD_CHANNELS, the rule a GPU run will
-    set: with a direction's threshold at 8, the engine's 3x3 stride-1 convolution in that
-    direction runs that tile's Winograd on a layer of 8 channels in and out and not on one of
-    7 in; unset (None), never; a device made with engine_winograd=False, never."""
+    set: with a direction's threshold at 64, the engine's 3x3 stride-1 convolution in that
+    direction runs that tile's Winograd on a layer of 64 channels in and out (on maps where
+    it saves work) and not on one of 63 in; unset (None), never; a device made with
+    engine_winograd=False, never."""
     monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_TILE", 4)
     for direction in conv2d.ENGINE_WINOGRAD_CHANNELS:
-        for threshold, c, engine_winograd, tile, expected in ((8, 8, True, 4, True), (8, 7, True, None, False),
-                                                              (None, 8, True, None, False), (8, 8, False, 4, False)):
+        for threshold, c, engine_winograd, tile, expected in ((64, 64, True, 4, True), (64, 63, True, None, False),
+                                                              (None, 64, True, None, False),
+                                                              (64, 64, False, 4, False)):
             monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", dict.fromkeys(conv2d.ENGINE_WINOGRAD_CHANNELS)
                                 | {direction: threshold})
             recording = RecordingDevice(launcher_for("emulator"), "engine", engine_winograd=engine_winograd)
             ops = K.bind(recording)
-            x, weight = rng.standard_normal((2, c, 9, 10)), rng.standard_normal((8, c, 3, 3))
-            grad_y = rng.standard_normal((2, 8, 9, 10))
+            x, weight = rng.standard_normal((2, c, 24, 22)), rng.standard_normal((64, c, 3, 3)) / 24
+            grad_y = rng.standard_normal((2, 64, 24, 22))
             f32 = lambda a: a.astype(np.float32)  # noqa: E731
             result, reference = {
                 "forward": lambda: (ops.conv2d.forward(f32(x), f32(weight), None, 1, 1),
@@ -373,6 +375,24 @@ def test_the_engine_takes_winograd_from_its_channel_threshold(rng, monkeypatch):
             # what the ladder asks before timing the engine off Winograd (the device's switch aside)
             assert conv2d.engine_winograd_tile(x.shape, weight.shape, 1, 1, direction) == tile
             assert relative_error(result, reference) < WINOGRAD_TOLERANCE["winograd4"]
+
+
+def test_the_engine_keeps_winograd_to_where_its_products_save_work(monkeypatch):
+    """Past the channel threshold, the engine runs Winograd only where its products over
+    whole 128 x 128 tiles take fewer multiply-adds than the direct sum's: at batch 1,
+    VGG-16's 14 x 14 layers have 16 tiles of 4 x 4 (2 times the direct sum's padded work for
+    F(4x4, 3x3): not taken forward and backward-data; taken for the weight gradient, whose
+    products are 512 x 512 whatever the batch), and 49 of 2 x 2 (0.89 of it: taken); from
+    28 x 28, or at batch 16, every direction; and a 3-channel layer's weight gradient
+    (products of 3 x 3 channels on 128 x 128 tiles) never."""
+    monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", dict.fromkeys(conv2d.ENGINE_WINOGRAD_CHANNELS, 1))
+    directions = list(conv2d.ENGINE_WINOGRAD_CHANNELS)
+    for tile, batch, size, channels, expected in ((4, 1, 14, 512, (None, None, 4)), (2, 1, 14, 512, (2, 2, 2)),
+                                                  (4, 1, 28, 512, (4, 4, 4)), (4, 16, 14, 512, (4, 4, 4)),
+                                                  (4, 16, 56, 3, (4, 4, None))):
+        monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_TILE", tile)
+        shapes = (batch, channels, size, size), (64, channels, 3, 3)
+        assert tuple(conv2d.engine_winograd_tile(*shapes, 1, 1, d) for d in directions) == expected, (tile, batch, size)
 
 
 @pytest.mark.parametrize("tile, largest_batch", [(2, 167), (4, 297)])

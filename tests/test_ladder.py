@@ -47,18 +47,18 @@ def test_every_convolution_version_matches_numpy(direction):
 
 
 def test_the_engine_is_also_timed_off_winograd_where_it_takes_it(monkeypatch):
-    """With the engine's weight gradient on Winograd from 1 channel, the 3x3 stride-1 shape
-    gets a row of the engine off Winograd (what kernels.choices weighs Winograd against);
-    the 5x5 stride-2 one, where Winograd does not apply, none."""
+    """With the engine's forward on Winograd from 1 channel, the 3x3 stride-1 shape gets a
+    row of the engine off Winograd (what kernels.choices weighs Winograd against); the 5x5
+    stride-2 one, where Winograd does not apply, none; nor the weight gradient, whose
+    threshold is unset."""
     from deepinside.kernels import conv2d
     monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", dict.fromkeys(conv2d.ENGINE_WINOGRAD_CHANNELS)
-                        | {"backward_weights": 1})
-    rows = ladder.run_conv("conv_backward_weights", EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS, 1,
-                           ladder.wall_clock)
+                        | {"forward": 1})
+    rows = ladder.run_conv("conv_forward", EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS, 1, ladder.wall_clock)
     off = [r["shape"] for r in rows if r["version"] == ladder.WITHOUT_WINOGRAD]
     assert off == [rows[0]["shape"]] and "k3 s1" in off[0] and [r for r in rows if not r["ok"]] == []
-    assert ladder.run_conv("conv_forward", EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS[:1], 1,
-                           ladder.wall_clock)[-1]["version"] == "engine 8x16"  # the forward's threshold is unset
+    assert ladder.run_conv("conv_backward_weights", EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS[:1], 1,
+                           ladder.wall_clock)[-1]["version"] == "engine two_blocks"
 
 
 def test_every_relu_version_gives_the_numpy_result_exactly(device):
