@@ -17,7 +17,9 @@ one's is below 1 - MARGIN; of several, the lowest median. Winograd's tile (F(2x2
 F(4x4, 3x3)) is chosen so over the rows of all three convolution ladders; then, in each
 direction, its channel threshold is the fewest channels (the smaller of input and output)
 from which the chosen Winograd was faster than the engine without Winograd, by the same
-margin, on every 3x3 stride-1 shape of that direction's ladder with as many or more.
+margin, on every 3x3 stride-1 shape of that direction's ladder with as many or more. Where
+the engine already ran Winograd on a shape, its row off Winograd (the ladder's `engine
+without winograd`) stands for it against both Winograd and the implicit GEMM's versions.
 """
 import argparse
 import glob
@@ -139,6 +141,17 @@ def _shape_numbers(label):
     return {key: int(value) for key, value in re.findall(r"\b([A-Za-z]+)(\d+)\b", label)}
 
 
+def _off_winograd(rows):
+    """`rows` with the engine's time off Winograd wherever the ladder has it (its
+    WITHOUT_WINOGRAD row, as "engine"), so that the implicit GEMM's versions, which the
+    ladder times off Winograd, are weighed against the current one's, not against Winograd."""
+    from .ladder import WITHOUT_WINOGRAD
+
+    off = {row["shape"] for row in rows if row["version"] == WITHOUT_WINOGRAD}
+    return [dict(row, version="engine") if row["version"] == WITHOUT_WINOGRAD else row for row in rows
+            if not (row["version"] == "engine" and row["shape"] in off)]
+
+
 def _winograd_threshold(rows, mode):
     """The channel threshold of Winograd `mode` (conv2d.WINOGRAD_TILES) by the rule in the
     module's docstring over one direction's `rows`, or None; and the ratios it rests on.
@@ -190,8 +203,9 @@ def choose(ladders, now=None):
     implicit = dict(now["conv2d.ENGINE_IMPLICIT"])
     for direction, versions in _module("conv2d").IMPLICIT_VERSIONS.items():
         engine = implicit[direction]
-        implicit[direction] = decide(f"conv2d.ENGINE_IMPLICIT[{direction}]", ladders.get(f"conv_{direction}", []),
-                                     engine, {v: ("engine" if v == engine else f"engine {v}") for v in versions},
+        implicit[direction] = decide(f"conv2d.ENGINE_IMPLICIT[{direction}]",
+                                     _off_winograd(ladders.get(f"conv_{direction}", [])), engine,
+                                     {v: ("engine" if v == engine else f"engine {v}") for v in versions},
                                      lambda row: row["shape"])
     choices["conv2d.ENGINE_IMPLICIT"] = implicit
     modes = {m: mode for mode, m in _module("conv2d").WINOGRAD_TILES.items()}
