@@ -916,6 +916,7 @@ __device__ __forceinline__ void input_transform(const float* __restrict__ x, flo
   }
 }
 
+// (conv2d.py runs Winograd with paddings 0-2 only: _winograd_shape.)
 template <int m>
 __device__ __forceinline__ void input_transform(const float* __restrict__ x, float* __restrict__ V, int N, int C,
                                                 int H, int W, int pad, int TH, int TW) {
