@@ -39,6 +39,7 @@ CONSTANTS = {"gemm.ENGINE_TILED": ("pipelined", "8x16"),
              "conv2d.ENGINE_IMPLICIT": None,  # a dict: direction -> one of conv2d.IMPLICIT_VERSIONS[direction]
              "conv2d.ENGINE_WINOGRAD_TILE": (2, 4),
              "conv2d.ENGINE_WINOGRAD_CHANNELS": None,  # a dict: direction -> None or a channel count
+             "conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA": ("columns", "few_channels"),
              "maxpool.ENGINE_VERSION": ("v1", "v2", "v3"),
              "depthwise.ENGINE_FORWARD": ("depthwise_forward", "depthwise_forward_tiled", "depthwise_forward_rows"),
              "depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA": ("depthwise_backward_data",
@@ -208,6 +209,11 @@ def choose(ladders, now=None):
                                      {v: ("engine" if v == engine else f"engine {v}") for v in versions},
                                      lambda row: row["shape"])
     choices["conv2d.ENGINE_IMPLICIT"] = implicit
+    few = now["conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA"]  # compared where the ladder has both rows
+    choices["conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA"] = decide(
+        "conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA", ladders.get("conv_backward_data", []), few,
+        {v: ("engine" if v == few else f"engine {v}") for v in CONSTANTS["conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA"]},
+        lambda row: row["shape"])
     modes = {m: mode for mode, m in _module("conv2d").WINOGRAD_TILES.items()}
     conv = {direction: ladders.get(f"conv_{direction}", []) for direction in implicit}
     tile = choices["conv2d.ENGINE_WINOGRAD_TILE"] = decide(

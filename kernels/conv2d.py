@@ -598,6 +598,20 @@ FEW_INPUT_CHANNELS = 64
 COLUMNS_WEIGHT_GRADIENT_POSITIONS = 256
 
 
+# And for a 3x3 stride-1 convolution of at most FEW_CHANNELS input channels (an RGB image's
+# first layer) it takes FEW_CHANNELS_BACKWARD_DATA's "columns" (the column buffer, as run 3
+# timed it) or "few_channels" (conv2d.cu's kernel for it, a thread a pixel and its channels:
+# not yet timed on a GPU; the ladder's `engine few_channels` row times it).
+FEW_CHANNELS_BACKWARD_DATA = ("columns", "few_channels")
+ENGINE_FEW_CHANNELS_BACKWARD_DATA = "columns"
+
+
+def few_channels_applies(device, x_shape, w_shape, stride, padding):
+    """Whether conv2d.cu's few-channel backward-data kernel takes this convolution."""
+    g = _device_geometry(x_shape, w_shape, stride, padding)
+    return g.k == 3 and g.stride == 1 and g.c <= device.define("FEW_CHANNELS")
+
+
 def _backward_data_through_columns(device, g):
     return device.convolution == "im2col" or (
         device.convolution in ENGINE_MODES and (g.stride > 1 or g.c < FEW_INPUT_CHANNELS))
@@ -608,8 +622,11 @@ def _backward_weights_through_columns(device, g):
         device.convolution in ENGINE_MODES and g.hout * g.wout <= COLUMNS_WEIGHT_GRADIENT_POSITIONS)
 
 
-def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0, version=None):
-    """`version`: which of IMPLICIT_VERSIONS the implicit GEMM runs, the engine's where None."""
+def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0, version=None,
+                                few_channels=None):
+    """`version`: which of IMPLICIT_VERSIONS the implicit GEMM runs, the engine's where None;
+    `few_channels`: which of FEW_CHANNELS_BACKWARD_DATA runs where the few-channel kernel
+    applies, the engine's where None."""
     grad_y, weight = device.float32("grad_y", grad_y, 4), device.float32("weight", weight, 4)
     g = _device_geometry(x_shape, weight.shape, stride, padding)
     expected = (g.n, g.o, g.hout, g.wout)
@@ -617,6 +634,16 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
     grad_x = device.empty(tuple(x_shape))
     if device.convolution == "direct":
         return _direct(device, "conv2d_backward_data_direct", g, grad_y, weight, grad_x)
+    few_channels = few_channels or ENGINE_FEW_CHANNELS_BACKWARD_DATA
+    expect(few_channels in FEW_CHANNELS_BACKWARD_DATA, f"conv2d backward-data: no few-channel version "
+                                                       f"{few_channels!r}, expected one of "
+                                                       f"{', '.join(FEW_CHANNELS_BACKWARD_DATA)}")
+    if (device.convolution in ENGINE_MODES and few_channels == "few_channels"
+            and few_channels_applies(device, x_shape, weight.shape, stride, padding)):
+        device.launch("conv2d_backward_data_few_channels", (-(-g.w // device.define("FEW_TILE_W")),
+                                                            -(-g.h // device.define("FEW_TILE_H")), g.n),
+                      grad_y, weight, grad_x, g.c, g.h, g.w, g.o, g.padding, g.hout, g.wout)
+        return grad_x
     tile = _winograd_tile(device, g, "backward_data")
     if tile:  # the forward of grad_y with the flipped, transposed filters (Sect. 4)
         flipped = device.xp.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])

@@ -300,7 +300,8 @@ def run_conv(direction, launcher, shapes, repeats, timer, peer=None):
                                        timer, repeats, peer_seconds))
         # the engine with the implicit GEMM's versions it does not take (what switching
         # conv2d.py's ENGINE_IMPLICIT would time), off Winograd where it takes it
-        engine = bind(PoisonedDevice(launcher, "engine", engine_winograd=False)).conv2d
+        engine_device = PoisonedDevice(launcher, "engine", engine_winograd=False)
+        engine = bind(engine_device).conv2d
         kind = direction.removeprefix("conv_")
         for version in reference.IMPLICIT_VERSIONS[kind]:
             if version != reference.ENGINE_IMPLICIT[kind]:
@@ -309,6 +310,12 @@ def run_conv(direction, launcher, shapes, repeats, timer, peer=None):
         if reference.engine_winograd_tile(x.shape, weight.shape, stride, padding, kind):
             rows.append(_validated_row(WITHOUT_WINOGRAD, direction, label, lambda: call(engine, a_d, b_d), expected,
                                        flops, timer, repeats, peer_seconds))
+        if kind == "backward_data" and reference.few_channels_applies(engine_device, x.shape, weight.shape, stride,
+                                                                      padding):
+            for version in reference.FEW_CHANNELS_BACKWARD_DATA:  # what switching the engine's few-channel path times
+                if version != reference.ENGINE_FEW_CHANNELS_BACKWARD_DATA:
+                    rows.append(_validated_row(f"engine {version}", direction, label, lambda: call(
+                        engine, a_d, b_d, few_channels=version), expected, flops, timer, repeats, peer_seconds))
     return rows
 
 
@@ -444,10 +451,11 @@ def torch_convolution(torch):
 # 64 (32 tiles, a 25088-long reduction) and at batch 1 (a matrix-vector product).
 EMULATOR_GEMMS = [(67, 45, 33), (130, 129, 20), (132, 68, 44), (20, 36, 1100), (3, 37, 203), (4, 36, 1100)]
 GPU_GEMMS = [(64, 4096, 25088), (1, 4096, 25088)]  # fc6 at batch 64 and 1, after the square one
-# Convolution shapes (n, c, h, w, o, k, stride, padding): VGG-16's first, a middle and a late
-# layer on a GPU (batch 16 keeps the direct versions within the script's minutes); on the
+# Convolution shapes (n, c, h, w, o, k, stride, padding): VGG-16's first two, a middle and a
+# late layer on a GPU (batch 16 keeps the direct versions within the script's minutes); on the
 # emulator, shapes with more than one tile and with split-K slices.
-GPU_CONVOLUTIONS = [(16, 64, 224, 224, 64, 3, 1, 1), (16, 256, 56, 56, 256, 3, 1, 1), (16, 512, 14, 14, 512, 3, 1, 1)]
+GPU_CONVOLUTIONS = [(16, 3, 224, 224, 64, 3, 1, 1), (16, 64, 224, 224, 64, 3, 1, 1), (16, 256, 56, 56, 256, 3, 1, 1),
+                    (16, 512, 14, 14, 512, 3, 1, 1)]
 EMULATOR_CONVOLUTIONS = [(2, 3, 12, 11, 130, 3, 1, 1), (3, 5, 9, 7, 6, 5, 2, 2)]
 # Depthwise shapes (n, c, h, w, k, stride, padding): EfficientNet-Lite0's first, a stride-2
 # 5x5 and a last-stage layer at batch 64 on a GPU; on the emulator small awkward ones, the last

@@ -44,6 +44,10 @@ def sweep_once(launcher, rng, report):
             for version in versions:
                 report(f"conv2d {mode} {direction} {version} {shape}",
                        max_relative_error(calls[direction](version), expected[direction]))
+    engine = PoisonedDevice(launcher)
+    if conv2d.few_channels_applies(engine, x.shape, weight.shape, stride, padding):
+        report(f"conv2d few-channel backward_data {shape}", max_relative_error(bind(engine).conv2d.backward_data(
+            put(g), put(weight), x.shape, stride, padding, few_channels="few_channels"), expected["backward_data"]))
     device = PoisonedDevice(launcher)
     k, stride = int(rng.choice([3, 5])), int(rng.choice([1, 2]))
     padding = int(rng.integers(0, k))

@@ -88,10 +88,14 @@ def test_the_winograd_tile_then_each_direction_threshold(restored):
     ladders["conv_backward_data"] = [row(version, ms, shapes[1], "conv_backward_data") for version, ms in (
         ("engine", 5.0), ("engine without winograd", 10.0), ("winograd", 6.0), ("winograd4", 5.0))]
     ladders["conv_backward_data"].append(row("engine 8x16", 9.0, shapes[1], "conv_backward_data"))
+    first = "N16 C3 224x224 O64 k3 s1 p1"  # the few-channel kernel against the column buffer: 0.40
+    ladders["conv_backward_data"] += [row("engine", 3.0, first, "conv_backward_data"),
+                                      row("engine few_channels", 1.2, first, "conv_backward_data")]
     chosen, evidence = choices.choose(ladders, restored)
     # the implicit GEMM's 8 x 16 version (timed off Winograd) against the current one off
     # Winograd, 0.90: chosen (against the engine's Winograd time it would look 1.8 times slower)
     assert chosen["conv2d.ENGINE_IMPLICIT"]["backward_data"] == "8x16"
+    assert chosen["conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA"] == "few_channels"
     assert chosen["conv2d.ENGINE_WINOGRAD_TILE"] == 4
     assert evidence["conv2d.ENGINE_WINOGRAD_TILE"] == "4: median time 0.90 of the current one's over 7 shapes"
     # forward: 1.10 at 64 channels, 0.48 at 256, 0.45 at 512; the weight gradient 0.53, 0.64

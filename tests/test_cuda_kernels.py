@@ -346,6 +346,29 @@ def test_implicit_gemm_results_on_planes_of_no_multiple_of_4_positions(launcher,
                               K.conv2d_backward_data(grad_y, weight, x.shape, 1, k // 2)) < 1e-5
 
 
+@pytest.mark.parametrize("n, c, h, w, o, padding", [(2, 3, 12, 11, 17, 1), (1, 1, 40, 35, 20, 0), (2, 4, 9, 33, 40, 2),
+                                                    (1, 3, 8, 32, 64, 1), (1, 2, 7, 6, 3, 3)])
+def test_few_channel_backward_data(launcher, rng, monkeypatch, n, c, h, w, o, padding):
+    """conv2d.cu's backward-data for at most 4 input channels (3x3, stride 1): maps of
+    partial 32 x 8 tiles, output channels in partial chunks of 16, every padding up to 3,
+    against NumPy in float64; run by the engine where ENGINE_FEW_CHANNELS_BACKWARD_DATA
+    names it, and never on 5 channels or at stride 2."""
+    x, weight = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, 3, 3))
+    grad_y = rng.standard_normal(K.conv2d_forward(x, weight, None, 1, padding).shape)
+    d = lambda a: device(launcher, a.astype(np.float32))  # noqa: E731
+    expected = K.conv2d_backward_data(grad_y, weight, x.shape, 1, padding)
+    recording = RecordingDevice(launcher, "engine")
+    ops = K.bind(recording).conv2d
+    assert relative_error(host(ops.backward_data(d(grad_y), d(weight), x.shape, 1, padding,
+                                                 few_channels="few_channels")), expected) < 1e-5
+    assert recording.kernels() == ["conv2d_backward_data_few_channels"]
+    monkeypatch.setattr(conv2d, "ENGINE_FEW_CHANNELS_BACKWARD_DATA", "few_channels")
+    assert relative_error(host(ops.backward_data(d(grad_y), d(weight), x.shape, 1, padding)), expected) < 1e-5
+    assert recording.kernels() == ["conv2d_backward_data_few_channels"]
+    for x_shape, w_shape, stride in (((n, 5, h, w), (o, 5, 3, 3), 1), ((n, c, h, w), (o, c, 3, 3), 2)):
+        assert not conv2d.few_channels_applies(recording, x_shape, w_shape, stride, padding)
+
+
 def test_the_engine_takes_winograd_from_its_channel_threshold(rng, monkeypatch):
     """conv2d.py: ENGINE_WINOGRAD_TILE and ENGINE_WINOGRAD_CHANNELS, the rule a GPU run will
     set: with a direction's threshold at 64, the engine's 3x3 stride-1 convolution in that
@@ -729,6 +752,20 @@ def test_no_vgg_layer_is_planned_slower_than_by_the_rule_before(batch):
     # 13 forward, 12 backward-data (conv1_1's takes the column buffer), 10 weight gradients
     # (the 14 x 14 layers' take it too)
     assert len(ratios) == 13 + 12 + 10 and max(ratios) <= 1.03
+
+
+def test_the_winograd_model_counts_as_its_docstring_says(monkeypatch, capsys):
+    """bench/winograd_model.py on VGG-16's conv3_2 at batch 64, F(4x4, 3x3) forward, worked
+    out by hand: 36 products of 256 x 12544 (98 whole tiles of 128) over 256 channels, and
+    the activations in and out (64 x 256 x 56^2 floats each) plus V and the products (36 x
+    256 x 12544 floats each) written and read once; and a row per layer and direction."""
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(KERNEL_DIR), "bench"))
+    import winograd_model
+    flops, moved = winograd_model.estimate(64, 256, 256, 56, 4, "forward")
+    assert flops == 2 * 36 * 256 * 12544 * 256 == 59190018048
+    assert moved == 2 * 64 * 256 * 56 * 56 * 4 + 2 * 2 * 36 * 256 * 12544 * 4 == 2260729856
+    winograd_model.main(["--batch", "1", "--results", ""])
+    assert sum(line.startswith("| C") for line in capsys.readouterr().out.splitlines()) == 13 * 3
 
 
 def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):

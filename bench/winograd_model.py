@@ -1,0 +1,97 @@
+"""Napkin maths for Winograd on VGG-16's layers, before a GPU has timed it: per layer and
+direction, the multiply-adds of the (m + 2)^2 products over whole 128 x 128 tiles (as
+gemm.cu's batched kernels run them) at the rate our tiles reached, plus the bytes the
+transforms and products move at the bandwidth our element-wise kernels reached, against
+the H100 run's own times (the implicit GEMM) and cuDNN's. A prediction, not a measurement:
+the next GPU run's `winograd` and `winograd4` rows (bench/gpu_kernels.py) say how far it
+holds.
+
+    python bench/winograd_model.py [--batch 64] [--results bench/results/h100-2026-11-27/run3/gpu_kernels.json]
+
+The model: products at RATE (run 3: the implicit GEMM and v8 at 30-39 TFLOP/s on whole
+tiles), every Winograd-domain tensor written once and read once from memory at BANDWIDTH
+(run 2: ReLU at 2.5-2.7 TB/s), the activations read or written once by each transform, the
+filters' transforms left out (a few MB). It leaves out the products' re-reads of an operand
+that L2 does not hold, launch costs, and the partial planes of a split reduction.
+"""
+import argparse
+import json
+import os
+import statistics
+
+RATE = 35e12  # FLOP/s our 128 x 128 tiles reached (run 3)
+BANDWIDTH = 2.5e12  # bytes/s our streaming kernels reached (run 2)
+VGG16 = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56), (256, 256, 56),
+         (256, 256, 56), (256, 512, 28), (512, 512, 28), (512, 512, 28), (512, 512, 14), (512, 512, 14),
+         (512, 512, 14)]  # (in, out, size), 3x3, stride 1, padding 1
+DIRECTIONS = ("forward", "backward-data", "backward-weights")
+
+
+def _whole(count):
+    return -(-count // 128) * 128
+
+
+def estimate(n, c, o, size, m, direction):
+    """(FLOPs of the products over whole tiles, bytes moved) of Winograd F(m x m, 3 x 3) on
+    one 3x3 stride-1 padding-1 layer of n images of c -> o channels on size x size maps."""
+    planes, tiles = (m + 2) ** 2, n * (-(-size // m)) ** 2
+    activations = {"in": n * c * size * size * 4, "out": n * o * size * size * 4}
+    if direction == "backward-weights":  # O x C products reducing over the tiles
+        flops = 2 * planes * _whole(o) * _whole(c) * tiles
+        transformed = planes * (o + c) * tiles * 4  # E and V, written then read
+        return flops, activations["in"] + activations["out"] + 2 * transformed
+    rows, inner = (o, c) if direction == "forward" else (c, o)  # backward-data: the forward of grad_y
+    flops = 2 * planes * _whole(rows) * _whole(tiles) * inner
+    transformed = planes * (inner + rows) * tiles * 4  # V and the products, written then read
+    return flops, activations["in"] + activations["out"] + 2 * transformed
+
+
+def predicted_seconds(n, c, o, size, m, direction):
+    flops, moved = estimate(n, c, o, size, m, direction)
+    return flops / RATE + moved / BANDWIDTH
+
+
+def measured(path, batch):
+    """{(layer index, direction): (ours ms, cuDNN ms)} of VGG-16's rows at `batch` in a
+    bench/gpu_kernels.py JSON (the 13 layers in order, directions as it names them)."""
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        rows = [r for r in json.load(handle)["rows"] if r["group"] == "conv"
+                and r["shape"].startswith(f"vgg16 N{batch} ") and r["direction"] in DIRECTIONS]
+    times, seen = {}, {}
+    for row in rows:
+        index = seen.get(row["direction"], 0)
+        seen[row["direction"]] = index + 1
+        times[(index, row["direction"])] = (row["ours_ms"], row.get("peer_ms"))
+    return times
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--results", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                                          "h100-2026-11-27", "run3", "gpu_kernels.json"))
+    arguments = parser.parse_args(argv)
+    n, times = arguments.batch, measured(arguments.results, arguments.batch)
+    print(f"VGG-16 at batch {n}: Winograd's model time (ms) against the H100 run's (ours: implicit GEMM; cuDNN)\n")
+    print("| layer | direction | F(2x2) | F(4x4) | ours measured | cuDNN measured | cuDNN / F(4x4) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    ratios = {d: [] for d in DIRECTIONS}
+    for index, (c, o, size) in enumerate(VGG16):
+        for direction in DIRECTIONS:
+            f2, f4 = (predicted_seconds(n, c, o, size, m, direction) * 1e3 for m in (2, 4))
+            ours, peer = times.get((index, direction), (None, None))
+            ratio = peer / f4 if peer else None
+            if ratio:
+                ratios[direction].append(ratio)
+            cells = [f"{v:.2f}" if v else "" for v in (ours, peer)] + [f"{ratio:.2f}" if ratio else ""]
+            print(f"| C{c} O{o} {size}x{size} | {direction} | {f2:.2f} | {f4:.2f} | " + " | ".join(cells) + " |")
+    for direction, values in ratios.items():
+        if values:
+            print(f"\n{direction}: cuDNN's time over F(4x4)'s model, median {statistics.median(values):.2f}, "
+                  f"lowest {min(values):.2f} over {len(values)} layers")
+
+
+if __name__ == "__main__":
+    main()
