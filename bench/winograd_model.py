@@ -8,11 +8,14 @@ holds.
 
     python bench/winograd_model.py [--batch 64] [--results bench/results/h100-2026-11-27/run3/gpu_kernels.json]
 
-The model: products at RATE (run 3: the implicit GEMM and v8 at 30-39 TFLOP/s on whole
-tiles), every Winograd-domain tensor written once and read once from memory at BANDWIDTH
-(run 2: ReLU at 2.5-2.7 TB/s), the activations read or written once by each transform, the
-filters' transforms left out (a few MB). It leaves out the products' re-reads of an operand
-that L2 does not hold, launch costs, and the partial planes of a split reduction.
+The model: the products in the waves of blocks that gemm.py plans for them (split_k_slices,
+as batched_product_device calls it: 264 blocks of 128 x 128 at once on an H100, a wave
+costing its fullest block's multiply-adds), at RATE (run 3: the implicit GEMM and v8 at
+30-39 TFLOP/s on whole tiles); every Winograd-domain tensor written once and read once from
+memory at BANDWIDTH (run 2: ReLU at 2.5-2.7 TB/s), the activations read or written once by
+each transform, the filters' transforms left out (a few MB); and LAUNCH for each of the
+four kernels (a CUDA graph's launch and a last wave's tail). It leaves out the products'
+re-reads of an operand that L2 does not hold.
 """
 import argparse
 import json
@@ -21,6 +24,9 @@ import statistics
 
 RATE = 35e12  # FLOP/s our 128 x 128 tiles reached (run 3)
 BANDWIDTH = 2.5e12  # bytes/s our streaming kernels reached (run 2)
+LAUNCH = 5e-6  # seconds a kernel takes at the least
+CONCURRENT = 264  # 128 x 128 blocks an H100 runs at once (132 SMs x 2)
+TILE = 128
 VGG16 = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56), (256, 256, 56),
          (256, 256, 56), (256, 512, 28), (512, 512, 28), (512, 512, 28), (512, 512, 14), (512, 512, 14),
          (512, 512, 14)]  # (in, out, size), 3x3, stride 1, padding 1
@@ -32,23 +38,33 @@ def _whole(count):
 
 
 def estimate(n, c, o, size, m, direction):
-    """(FLOPs of the products over whole tiles, bytes moved) of Winograd F(m x m, 3 x 3) on
-    one 3x3 stride-1 padding-1 layer of n images of c -> o channels on size x size maps."""
+    """(FLOPs of the products over whole tiles, bytes moved, the products' (rows, columns,
+    reduction)) of Winograd F(m x m, 3 x 3) on one 3x3 stride-1 padding-1 layer of n images of
+    c -> o channels on size x size maps."""
     planes, tiles = (m + 2) ** 2, n * (-(-size // m)) ** 2
     activations = {"in": n * c * size * size * 4, "out": n * o * size * size * 4}
     if direction == "backward-weights":  # O x C products reducing over the tiles
-        flops = 2 * planes * _whole(o) * _whole(c) * tiles
         transformed = planes * (o + c) * tiles * 4  # E and V, written then read
-        return flops, activations["in"] + activations["out"] + 2 * transformed
-    rows, inner = (o, c) if direction == "forward" else (c, o)  # backward-data: the forward of grad_y
-    flops = 2 * planes * _whole(rows) * _whole(tiles) * inner
-    transformed = planes * (inner + rows) * tiles * 4  # V and the products, written then read
-    return flops, activations["in"] + activations["out"] + 2 * transformed
+        shape = o, c, tiles
+    else:
+        rows, inner = (o, c) if direction == "forward" else (c, o)  # backward-data: the forward of grad_y
+        transformed = planes * (inner + rows) * tiles * 4  # V and the products, written then read
+        shape = rows, tiles, inner
+    flops = 2 * planes * _whole(shape[0]) * _whole(shape[1]) * shape[2]
+    return flops, activations["in"] + activations["out"] + 2 * transformed, shape
 
 
 def predicted_seconds(n, c, o, size, m, direction):
-    flops, moved = estimate(n, c, o, size, m, direction)
-    return flops / RATE + moved / BANDWIDTH
+    """The model's time of one layer and direction (the module's docstring)."""
+    from deepinside.kernels.gemm import PLANE_COST, split_k_slices
+
+    _, moved, (rows, columns, reduction) = estimate(n, c, o, size, m, direction)
+    products, blocks = (m + 2) ** 2, -(-rows // TILE) * -(-columns // TILE)
+    result = products * rows * columns
+    length, slices = split_k_slices(products * blocks, reduction, 8, CONCURRENT, result=result, tile=TILE * TILE)
+    waves = -(-products * blocks * slices // CONCURRENT)
+    multiply_adds = waves * CONCURRENT * TILE * TILE * length + (slices > 1) * slices * result * PLANE_COST
+    return 2 * multiply_adds / RATE + moved / BANDWIDTH + 4 * LAUNCH
 
 
 def measured(path, batch):

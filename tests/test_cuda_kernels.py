@@ -761,7 +761,7 @@ def test_the_winograd_model_counts_as_its_docstring_says(monkeypatch, capsys):
     256 x 12544 floats each) written and read once; and a row per layer and direction."""
     monkeypatch.syspath_prepend(os.path.join(os.path.dirname(KERNEL_DIR), "bench"))
     import winograd_model
-    flops, moved = winograd_model.estimate(64, 256, 256, 56, 4, "forward")
+    flops, moved, _ = winograd_model.estimate(64, 256, 256, 56, 4, "forward")
     assert flops == 2 * 36 * 256 * 12544 * 256 == 59190018048
     assert moved == 2 * 64 * 256 * 56 * 56 * 4 + 2 * 2 * 36 * 256 * 12544 * 4 == 2260729856
     winograd_model.main(["--batch", "1", "--results", ""])
