@@ -4,7 +4,8 @@
 # launches, a randomised sweep of every kernel version against NumPy (python -m
 # deepinside.kernels.sweep), every kernel ladder at full size (python -m
 # deepinside.kernels.ladder FAMILY), the engine's rung choices made from them (python -m
-# deepinside.kernels.choices), the kernel benchmarks against cuDNN/cuBLAS in IEEE FP32 with
+# deepinside.kernels.choices), those choices on whole networks against the NumPy path
+# (bench/engine_agreement.py), the kernel benchmarks against cuDNN/cuBLAS in IEEE FP32 with
 # those choices (bench/gpu_kernels.py), and compute-sanitizer's memcheck and racecheck on the
 # kernel tests at small shapes where the tool is on the machine. Each part gets what is left of the 5 minutes, up to its own limit;
 # a part that does not fit is reported as skipped. Writes everything into OUTDIR.
@@ -60,6 +61,8 @@ done
 run choose 10 python -m deepinside.kernels.choices "$out"
 choices=()
 [ -f "$out/engine_choices.json" ] && choices=(--choices "$out/engine_choices.json")
+# the chosen rungs on whole networks against the NumPy path (scores, saliency maps)
+run agreement 60 python bench/engine_agreement.py --backend cuda "${choices[@]}"
 run gpu_kernels 150 python bench/gpu_kernels.py "$out" "${choices[@]}"
 if command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do

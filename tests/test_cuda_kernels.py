@@ -768,6 +768,24 @@ def test_the_winograd_model_counts_as_its_docstring_says(monkeypatch, capsys):
     assert sum(line.startswith("| C") for line in capsys.readouterr().out.splitlines()) == 13 * 3
 
 
+def test_every_new_rung_on_whole_networks_agrees_with_numpy(monkeypatch, capsys):
+    """bench/engine_agreement.py with every rung the engine does not take yet turned on
+    (Winograd F(4x4, 3x3) from one channel among them), on the emulator: each network's
+    scores within float32's rounding of the NumPy path's, its saliency map too but at the
+    few pixels a flipped max-pool switch or ReLU moves (at most 1% of them), and the engine's
+    choices as they were afterwards."""
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(KERNEL_DIR), "bench"))
+    import engine_agreement
+    from deepinside.kernels import choices
+    before = choices.current()
+    assert engine_agreement.main([]) == 0
+    rows = [line.split("|")[1:5] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][2:]
+    assert [name.strip() for name, *_ in rows] == ["vgg16", "cnn_f", "efficientnet_lite0"]
+    for _, scores, saliency, moved in rows:
+        assert float(scores) < 1e-5 and (float(saliency) < 1e-5 or float(moved.strip(" %")) <= 1.0)
+    assert choices.current() == before
+
+
 def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
     """bench/gpu_kernels.py, which bench/gpu_check.sh runs on a GPU, with tiny shapes on
     the emulator: every row is produced and the tables are written."""
