@@ -721,19 +721,21 @@ extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, 
 }
 
 // =======================================================================================
-// Backward-data of a 3x3 stride-1 convolution whose input has few channels (an RGB image's
-// 3: VGG-16's conv1_1, the last step of every saliency map). As a product it has C rows:
-// the implicit GEMM computes 64 or 128 of them a tile (21 or 43 times the work), the column
-// buffer's product C K^2 = 27 of 128 and then gathers (run 3: 3.19 ms against cuDNN's 1.29
-// at batch 64). Here a block takes a FEW_TILE_W x FEW_TILE_H patch of one image's input,
-// a thread a pixel and all its channels (at most FEW_CHANNELS, in a float4):
-//   gx[n, c, h, w] = sum over o, u, v of w[o, c, u, v] gy[n, o, h + p - u, w + p - v]
-// FEW_CHUNK output channels at a time, their grad_y patch (with its 2-pixel halo, zeros
-// off the map) and weights staged in shared memory; each (o, u, v) is then one read of the
-// patch (a warp's 32 pixels of a row: 32 consecutive words) and one broadcast float4 of
-// the weights for 4 multiply-adds. Bound by the shared-memory reads (2 a 4 FMAs): about a
-// third of the FP32 peak by napkin maths, 11 GFLOP of VGG's conv1_1 at batch 64 in about
-// 0.5 ms.
+// Backward-data of a convolution whose input has few channels (an RGB image's 3: the first
+// layer, the last step of every saliency map): VGG-16's 3x3 stride 1, the shipped model's
+// 7x7 stride 2, CNN-F's 11x11 stride 4. As a product it has C rows: the implicit GEMM
+// computes 64 or 128 of them a tile (21 or 43 times the work), the column buffer's product
+// C K^2 of 128 (VGG: 27) and then gathers (run 3 at batch 64: VGG's conv1_1 3.19 ms against
+// cuDNN's 1.29, CNN-F's conv1 1.72 against 0.40). Here a block takes a FEW_TILE_W x
+// FEW_TILE_H patch of one image's input, a thread a pixel and all its channels (at most
+// FEW_CHANNELS, in a float4):
+//   gx[n, c, h, w] = sum over o and the taps (u, v) with h + p - u and w + p - v multiples
+//                    of S of w[o, c, u, v] gy[n, o, (h + p - u) / S, (w + p - v) / S]
+// FEW_CHUNK output channels at a time, the grad_y patch the tile reaches (0 off the map) and
+// the weights staged in shared memory; each tap is then one read of the patch and one
+// float4 of weights for 4 multiply-adds (ceil(K / S)^2 taps a pixel: 9 for VGG and CNN-F,
+// 16 for 7x7 stride 2). Bound by the shared-memory reads (2 a 4 FMAs): about a third of the
+// FP32 peak by napkin maths, VGG's conv1_1 at batch 64 (11 GFLOP) in about 0.5 ms.
 #define FEW_CHANNELS 4
 #define FEW_TILE_W 32
 #define FEW_TILE_H 8
@@ -742,54 +744,72 @@ extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, 
 static_assert(FEW_TILE_W == 32 && FEW_TILE_W * FEW_TILE_H == FEW_THREADS, "a warp a row of pixels");
 static_assert(FEW_CHANNELS == 4, "a pixel's channels in a float4");
 
-extern "C" __global__ void __launch_bounds__(FEW_THREADS) conv2d_backward_data_few_channels(
-    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int C, int H, int W,
-    int O, int pad, int Hout, int Wout) {
-  constexpr int ROWS = FEW_TILE_H + 2, COLUMNS = FEW_TILE_W + 2;  // the patch and its halo
-  __shared__ float patch[FEW_CHUNK][ROWS][COLUMNS];
-  __shared__ float4 filters[FEW_CHUNK][9];  // [o][u 3 + v]: the channels' weights, zeros past C
+// The grad_y rows (or columns) a tile of `tile` pixels reaches, for kernel size K and stride
+// S: from floor((first + p - K + 1) / S) on, one more than some tiles need.
+__host__ __device__ constexpr int few_patch(int tile, int K, int S) { return (tile - 1 + K - 1) / S + 2; }
+#define FEW_SHARED_FLOATS (FEW_CHUNK * (few_patch(FEW_TILE_H, 11, 4) * few_patch(FEW_TILE_W, 11, 4) + 4 * 11 * 11))
+
+__device__ __forceinline__ int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+template <int K, int S>
+__device__ __forceinline__ void few_channels_backward_data(const float* __restrict__ grad_y,
+                                                           const float* __restrict__ w, float* __restrict__ grad_x,
+                                                           int C, int H, int W, int O, int pad, int Hout, int Wout,
+                                                           float* shared) {
+  constexpr int ROWS = few_patch(FEW_TILE_H, K, S), COLUMNS = few_patch(FEW_TILE_W, K, S);
+  static_assert(FEW_CHUNK * (ROWS * COLUMNS + 4 * K * K) <= FEW_SHARED_FLOATS, "the staged chunk fits");
+  auto patch = reinterpret_cast<float(*)[ROWS][COLUMNS]>(shared);  // [FEW_CHUNK][ROWS][COLUMNS]
+  // [o][u K + v]: the channels' weights, zeros past C (16-byte aligned: FEW_CHUNK floats a row before)
+  auto filters = reinterpret_cast<float4(*)[K * K]>(shared + FEW_CHUNK * ROWS * COLUMNS);
   const int tx = threadIdx.x % FEW_TILE_W, ty = threadIdx.x / FEW_TILE_W, n = blockIdx.z;
-  const int h0 = blockIdx.y * FEW_TILE_H, w0 = blockIdx.x * FEW_TILE_W;
-  const int top = h0 + pad - 2, left = w0 + pad - 2;  // grad_y's row and column at patch[.][0][0]
+  const int h0 = blockIdx.y * FEW_TILE_H, w0 = blockIdx.x * FEW_TILE_W, h = h0 + ty, col = w0 + tx;
+  const int top = floor_div(h0 + pad - K + 1, S), left = floor_div(w0 + pad - K + 1, S);  // patch[.][0][0]'s
   float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   for (int o0 = 0; o0 < O; o0 += FEW_CHUNK) {
-    auto gradient = [&](int o, int r, int c) {  // grad_y at patch[o][r][c], 0 off the map
-      const int i = top + r, j = left + c;
-      return (o0 + o < O && i >= 0 && i < Hout && j >= 0 && j < Wout)
-                 ? grad_y[(((long long)n * O + o0 + o) * Hout + i) * Wout + j]
-                 : 0.0f;
-    };
-    // a warp a row of the patch, its lanes the row's 32 columns over the tile's own (one
-    // aligned run of grad_y where p = 1), then the halo's first and last columns
+    // a warp a row of the patch, its lanes the row's consecutive columns
     for (int row = threadIdx.x / 32; row < FEW_CHUNK * ROWS; row += FEW_THREADS / 32)
-      patch[row / ROWS][row % ROWS][1 + tx] = gradient(row / ROWS, row % ROWS, 1 + tx);
-    for (int e = threadIdx.x; e < FEW_CHUNK * ROWS * 2; e += FEW_THREADS) {
-      const int o = e / (2 * ROWS), r = e / 2 % ROWS, c = e % 2 ? COLUMNS - 1 : 0;
-      patch[o][r][c] = gradient(o, r, c);
-    }
-    for (int e = threadIdx.x; e < FEW_CHUNK * 9; e += FEW_THREADS) {
-      const int o = e / 9, tap = e % 9;
+      for (int c = tx; c < COLUMNS; c += 32) {
+        const int o = row / ROWS, i = top + row % ROWS, j = left + c;
+        patch[o][row % ROWS][c] = (o0 + o < O && i >= 0 && i < Hout && j >= 0 && j < Wout)
+                                      ? grad_y[(((long long)n * O + o0 + o) * Hout + i) * Wout + j]
+                                      : 0.0f;
+      }
+    for (int e = threadIdx.x; e < FEW_CHUNK * K * K; e += FEW_THREADS) {
+      const int o = e / (K * K), tap = e % (K * K);
       float value[FEW_CHANNELS];
-      for (int c = 0; c < FEW_CHANNELS; ++c) value[c] = (o0 + o < O && c < C) ? w[((o0 + o) * C + c) * 9 + tap] : 0.0f;
+      for (int c = 0; c < FEW_CHANNELS; ++c)
+        value[c] = (o0 + o < O && c < C) ? w[((o0 + o) * C + c) * K * K + tap] : 0.0f;
       filters[o][tap] = make_float4(value[0], value[1], value[2], value[3]);
     }
     __syncthreads();
-#pragma unroll 4
     for (int o = 0; o < FEW_CHUNK; ++o)
 #pragma unroll
-      for (int u = 0; u < 3; ++u)
+      for (int u = (h + pad) % S; u < K; u += S)  // the taps whose row h + p - u is a multiple of S
 #pragma unroll
-        for (int v = 0; v < 3; ++v) {
-          const float g = patch[o][ty + 2 - u][tx + 2 - v];
-          const float4 f = filters[o][u * 3 + v];
+        for (int v = (col + pad) % S; v < K; v += S) {
+          const float g = patch[o][(h + pad - u) / S - top][(col + pad - v) / S - left];
+          const float4 f = filters[o][u * K + v];
           sum.x += f.x * g, sum.y += f.y * g, sum.z += f.z * g, sum.w += f.w * g;
         }
     __syncthreads();  // every thread is done with the chunk before the next is staged
   }
-  const int h = h0 + ty, col = w0 + tx;
   if (h >= H || col >= W) return;
   const float channels[FEW_CHANNELS] = {sum.x, sum.y, sum.z, sum.w};
-  for (int c = 0; c < C; ++c) grad_x[(((long long)n * C + c) * H + h) * W + col] = channels[c];
+#pragma unroll
+  for (int c = 0; c < FEW_CHANNELS; ++c)  // (unrolled: channels stays in registers)
+    if (c < C) grad_x[(((long long)n * C + c) * H + h) * W + col] = channels[c];
+}
+
+// One entry for the kernel sizes and strides it is compiled for (conv2d.py:
+// FEW_CHANNEL_KERNELS), their staging in one shared buffer.
+extern "C" __global__ void __launch_bounds__(FEW_THREADS) conv2d_backward_data_few_channels(
+    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int C, int H, int W,
+    int O, int K, int stride, int pad, int Hout, int Wout) {
+  __shared__ __align__(16) float shared[FEW_SHARED_FLOATS];
+  if (K == 3 && stride == 1) few_channels_backward_data<3, 1>(grad_y, w, grad_x, C, H, W, O, pad, Hout, Wout, shared);
+  else if (K == 7 && stride == 2)
+    few_channels_backward_data<7, 2>(grad_y, w, grad_x, C, H, W, O, pad, Hout, Wout, shared);
+  else few_channels_backward_data<11, 4>(grad_y, w, grad_x, C, H, W, O, pad, Hout, Wout, shared);
 }
 
 // =======================================================================================

@@ -598,10 +598,12 @@ FEW_INPUT_CHANNELS = 64
 COLUMNS_WEIGHT_GRADIENT_POSITIONS = 256
 
 
-# And for a 3x3 stride-1 convolution of at most FEW_CHANNELS input channels (an RGB image's
-# first layer) it takes FEW_CHANNELS_BACKWARD_DATA's "columns" (the column buffer, as run 3
-# timed it) or "few_channels" (conv2d.cu's kernel for it, a thread a pixel and its channels:
-# not yet timed on a GPU; the ladder's `engine few_channels` row times it).
+# And for a convolution of at most FEW_CHANNELS input channels (an RGB image's first layer)
+# whose kernel size and stride conv2d.cu's few-channel kernel is compiled for (VGG-16's,
+# the shipped model's, CNN-F's) it takes FEW_CHANNELS_BACKWARD_DATA's "columns" (the column
+# buffer, as run 3 timed it) or "few_channels" (that kernel, a thread a pixel and its
+# channels: not yet timed on a GPU; the ladder's `engine few_channels` row times it).
+FEW_CHANNEL_KERNELS = ((3, 1), (7, 2), (11, 4))  # (kernel size, stride)
 FEW_CHANNELS_BACKWARD_DATA = ("columns", "few_channels")
 ENGINE_FEW_CHANNELS_BACKWARD_DATA = "columns"
 
@@ -609,7 +611,7 @@ ENGINE_FEW_CHANNELS_BACKWARD_DATA = "columns"
 def few_channels_applies(device, x_shape, w_shape, stride, padding):
     """Whether conv2d.cu's few-channel backward-data kernel takes this convolution."""
     g = _device_geometry(x_shape, w_shape, stride, padding)
-    return g.k == 3 and g.stride == 1 and g.c <= device.define("FEW_CHANNELS")
+    return (g.k, g.stride) in FEW_CHANNEL_KERNELS and g.c <= device.define("FEW_CHANNELS")
 
 
 def _backward_data_through_columns(device, g):
@@ -642,7 +644,7 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
             and few_channels_applies(device, x_shape, weight.shape, stride, padding)):
         device.launch("conv2d_backward_data_few_channels", (-(-g.w // device.define("FEW_TILE_W")),
                                                             -(-g.h // device.define("FEW_TILE_H")), g.n),
-                      grad_y, weight, grad_x, g.c, g.h, g.w, g.o, g.padding, g.hout, g.wout)
+                      grad_y, weight, grad_x, g.c, g.h, g.w, g.o, g.k, g.stride, g.padding, g.hout, g.wout)
         return grad_x
     tile = _winograd_tile(device, g, "backward_data")
     if tile:  # the forward of grad_y with the flipped, transposed filters (Sect. 4)
