@@ -727,27 +727,36 @@ extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, 
 // computes 64 or 128 of them a tile (21 or 43 times the work), the column buffer's product
 // C K^2 of 128 (VGG: 27) and then gathers (run 3 at batch 64: VGG's conv1_1 3.19 ms against
 // cuDNN's 1.29, CNN-F's conv1 1.72 against 0.40). Here a block takes a FEW_TILE_W x
-// FEW_TILE_H patch of one image's input, a thread a pixel and all its channels (at most
-// FEW_CHANNELS, in a float4):
+// FEW_TILE_H patch of one image's input, a thread two pixels 8 rows apart and all their
+// channels (at most FEW_CHANNELS, in a float4 each):
 //   gx[n, c, h, w] = sum over o and the taps (u, v) with h + p - u and w + p - v multiples
 //                    of S of w[o, c, u, v] gy[n, o, (h + p - u) / S, (w + p - v) / S]
 // FEW_CHUNK output channels at a time, the grad_y patch the tile reaches (0 off the map) and
-// the weights staged in shared memory; each tap is then one read of the patch and one
-// float4 of weights for 4 multiply-adds (ceil(K / S)^2 taps a pixel: 9 for VGG and CNN-F,
-// 16 for 7x7 stride 2). Bound by the shared-memory reads (2 a 4 FMAs): about a third of the
-// FP32 peak by napkin maths, VGG's conv1_1 at batch 64 (11 GFLOP) in about 0.5 ms.
+// the weights staged in shared memory; each tap is then two reads of the patch and one
+// float4 of weights, shared by the two pixels, for 8 multiply-adds (ceil(K / S)^2 taps a
+// pixel: 9 for VGG and CNN-F, 16 for 7x7 stride 2). Bound by the shared-memory reads (3 a
+// 8 FMAs; 2 a 4 with a pixel a thread): about half the FP32 peak by napkin maths, VGG's
+// conv1_1 at batch 64 (11 GFLOP) in about 0.35 ms.
 #define FEW_CHANNELS 4
 #define FEW_TILE_W 32
-#define FEW_TILE_H 8
+#define FEW_TILE_H 16
 #define FEW_CHUNK 16
 #define FEW_THREADS 256
-static_assert(FEW_TILE_W == 32 && FEW_TILE_W * FEW_TILE_H == FEW_THREADS, "a warp a row of pixels");
+// A thread's two pixels, rows ty and ty + FEW_TILE_H / 2: the same taps at every stride
+// compiled for (S divides FEW_TILE_H / 2), so each float4 of weights serves both.
+static_assert(FEW_TILE_W == 32 && FEW_TILE_W * FEW_TILE_H == 2 * FEW_THREADS, "a warp a row, a thread two pixels");
+static_assert((FEW_TILE_H / 2) % 4 == 0, "a thread's two rows take the same taps at strides 1, 2 and 4");
 static_assert(FEW_CHANNELS == 4, "a pixel's channels in a float4");
 
 // The grad_y rows (or columns) a tile of `tile` pixels reaches, for kernel size K and stride
-// S: from floor((first + p - K + 1) / S) on, one more than some tiles need.
+// S: from floor((first + p - K + 1) / S) on, one more than some tiles need; and the floats a
+// chunk stages for each size compiled for (the shared buffer: the largest).
 __host__ __device__ constexpr int few_patch(int tile, int K, int S) { return (tile - 1 + K - 1) / S + 2; }
-#define FEW_SHARED_FLOATS (FEW_CHUNK * (few_patch(FEW_TILE_H, 11, 4) * few_patch(FEW_TILE_W, 11, 4) + 4 * 11 * 11))
+__host__ __device__ constexpr int few_staged(int K, int S) {
+  return FEW_CHUNK * (few_patch(FEW_TILE_H, K, S) * few_patch(FEW_TILE_W, K, S) + 4 * K * K);
+}
+__host__ __device__ constexpr int larger(int a, int b) { return a > b ? a : b; }
+#define FEW_SHARED_FLOATS larger(few_staged(3, 1), larger(few_staged(7, 2), few_staged(11, 4)))
 
 __device__ __forceinline__ int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -757,14 +766,15 @@ __device__ __forceinline__ void few_channels_backward_data(const float* __restri
                                                            int C, int H, int W, int O, int pad, int Hout, int Wout,
                                                            float* shared) {
   constexpr int ROWS = few_patch(FEW_TILE_H, K, S), COLUMNS = few_patch(FEW_TILE_W, K, S);
-  static_assert(FEW_CHUNK * (ROWS * COLUMNS + 4 * K * K) <= FEW_SHARED_FLOATS, "the staged chunk fits");
+  constexpr int APART = FEW_TILE_H / 2 / S;  // patch rows between a thread's two pixels' taps
+  static_assert(few_staged(K, S) <= FEW_SHARED_FLOATS, "the staged chunk fits");
   auto patch = reinterpret_cast<float(*)[ROWS][COLUMNS]>(shared);  // [FEW_CHUNK][ROWS][COLUMNS]
   // [o][u K + v]: the channels' weights, zeros past C (16-byte aligned: FEW_CHUNK floats a row before)
   auto filters = reinterpret_cast<float4(*)[K * K]>(shared + FEW_CHUNK * ROWS * COLUMNS);
   const int tx = threadIdx.x % FEW_TILE_W, ty = threadIdx.x / FEW_TILE_W, n = blockIdx.z;
   const int h0 = blockIdx.y * FEW_TILE_H, w0 = blockIdx.x * FEW_TILE_W, h = h0 + ty, col = w0 + tx;
   const int top = floor_div(h0 + pad - K + 1, S), left = floor_div(w0 + pad - K + 1, S);  // patch[.][0][0]'s
-  float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  float4 upper = make_float4(0.0f, 0.0f, 0.0f, 0.0f), lower = upper;  // rows h and h + FEW_TILE_H / 2
   for (int o0 = 0; o0 < O; o0 += FEW_CHUNK) {
     // a warp a row of the patch, its lanes the row's consecutive columns
     for (int row = threadIdx.x / 32; row < FEW_CHUNK * ROWS; row += FEW_THREADS / 32)
@@ -787,17 +797,23 @@ __device__ __forceinline__ void few_channels_backward_data(const float* __restri
       for (int u = (h + pad) % S; u < K; u += S)  // the taps whose row h + p - u is a multiple of S
 #pragma unroll
         for (int v = (col + pad) % S; v < K; v += S) {
-          const float g = patch[o][(h + pad - u) / S - top][(col + pad - v) / S - left];
+          const float* at = &patch[o][(h + pad - u) / S - top][(col + pad - v) / S - left];
+          const float g = at[0], g_lower = at[APART * COLUMNS];
           const float4 f = filters[o][u * K + v];
-          sum.x += f.x * g, sum.y += f.y * g, sum.z += f.z * g, sum.w += f.w * g;
+          upper.x += f.x * g, upper.y += f.y * g, upper.z += f.z * g, upper.w += f.w * g;
+          lower.x += f.x * g_lower, lower.y += f.y * g_lower, lower.z += f.z * g_lower, lower.w += f.w * g_lower;
         }
     __syncthreads();  // every thread is done with the chunk before the next is staged
   }
-  if (h >= H || col >= W) return;
-  const float channels[FEW_CHANNELS] = {sum.x, sum.y, sum.z, sum.w};
+  if (col >= W) return;
+  for (int half = 0; half < 2; ++half) {
+    const int row = h + half * FEW_TILE_H / 2;
+    const float4 sum = half ? lower : upper;
+    const float channels[FEW_CHANNELS] = {sum.x, sum.y, sum.z, sum.w};
 #pragma unroll
-  for (int c = 0; c < FEW_CHANNELS; ++c)  // (unrolled: channels stays in registers)
-    if (c < C) grad_x[(((long long)n * C + c) * H + h) * W + col] = channels[c];
+    for (int c = 0; c < FEW_CHANNELS; ++c)  // (unrolled: channels stays in registers)
+      if (c < C && row < H) grad_x[(((long long)n * C + c) * H + row) * W + col] = channels[c];
+  }
 }
 
 // One entry for the kernel sizes and strides it is compiled for (conv2d.py:
