@@ -90,3 +90,33 @@ def test_results_on_odd_planes_go_out_a_warp_row_at_a_time():
     (stores,) = [cost for (name, line, store), cost in tracer.costs["global"]["conv2d_forward_implicit"].items()
                  if store and "staged[" in source_line(name, line)]
     assert stores.requests > 0 and stores.transactions <= 1.25 * stores.ideal
+
+
+def test_a_saliency_pass_of_the_shipped_model(monkeypatch):
+    """bench/pass_sectors.py on the shipped model: its ReLUs stream whole sectors (float4s on
+    arrays the tracer aligns as a GPU would); its first layer's input gradient (7x7 stride 2,
+    3 channels) goes through the column buffer and a transposed product, whose results of 147
+    rows (no multiple of 4) are stored a float at a time, among the product's stores that take
+    5 times the sectors they need (the 3x3 layers' too: 11 x 11 maps), and, with the
+    few-channel kernel chosen, through that kernel instead, its stores whole and those of
+    the product fewer."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+    import pass_sectors
+    from deepinside.kernels import conv2d
+    kernels = pass_sectors.pass_sectors("shapes")
+    for kernel in ("relu_forward_vec4", "relu_backward_vec4"):
+        assert all(c.transactions == c.ideal for c in kernels[kernel].values())
+    def scalar_stores(kernels):  # the transposed product's float-at-a-time stores
+        return [c for (name, line, store), c in kernels["sgemm_pipelined_tn"].items()
+                if store and "at[q] = alpha" in source_line(name, line)]
+
+    (before,) = scalar_stores(kernels)
+    assert before.transactions > 5 * before.ideal and "conv2d_backward_data_few_channels" not in kernels
+    monkeypatch.setattr(conv2d, "ENGINE_FEW_CHANNELS_BACKWARD_DATA", "few_channels")
+    kernels = pass_sectors.pass_sectors("shapes")
+    (after,) = scalar_stores(kernels)
+    assert after.requests < before.requests and after.transactions < before.transactions
+    (stores,) = [c for c in kernels["conv2d_backward_data_few_channels"].values() if c.store]
+    assert stores.transactions == stores.ideal
