@@ -22,6 +22,8 @@ import json
 import os
 import statistics
 
+from deepinside.kernels.gemm import PLANE_COST, split_k_slices
+
 RATE = 35e12  # FLOP/s our 128 x 128 tiles reached (run 3)
 BANDWIDTH = 2.5e12  # bytes/s our streaming kernels reached (run 2)
 LAUNCH = 5e-6  # seconds a kernel takes at the least
@@ -56,8 +58,6 @@ def estimate(n, c, o, size, m, direction):
 
 def predicted_seconds(n, c, o, size, m, direction):
     """The model's time of one layer and direction (the module's docstring)."""
-    from deepinside.kernels.gemm import PLANE_COST, split_k_slices
-
     _, moved, (rows, columns, reduction) = estimate(n, c, o, size, m, direction)
     products, blocks = (m + 2) ** 2, -(-rows // TILE) * -(-columns // TILE)
     result = products * rows * columns

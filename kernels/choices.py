@@ -30,6 +30,7 @@ import re
 import statistics
 import sys
 
+from .ladder import WITHOUT_WINOGRAD
 from .launch import KernelError
 
 MARGIN = 0.03  # medians of CUDA-event times on a shared card move by a few percent
@@ -146,8 +147,6 @@ def _off_winograd(rows):
     """`rows` with the engine's time off Winograd wherever the ladder has it (its
     WITHOUT_WINOGRAD row, as "engine"), so that the implicit GEMM's versions, which the
     ladder times off Winograd, are weighed against the current one's, not against Winograd."""
-    from .ladder import WITHOUT_WINOGRAD
-
     off = {row["shape"] for row in rows if row["version"] == WITHOUT_WINOGRAD}
     return [dict(row, version="engine") if row["version"] == WITHOUT_WINOGRAD else row for row in rows
             if not (row["version"] == "engine" and row["shape"] in off)]
@@ -158,8 +157,6 @@ def _winograd_threshold(rows, mode):
     module's docstring over one direction's `rows`, or None; and the ratios it rests on.
     Winograd is weighed against the engine off Winograd: its own row where the engine took
     Winograd on the shape (ladder.WITHOUT_WINOGRAD), else the engine's."""
-    from .ladder import WITHOUT_WINOGRAD
-
     by_shape = {}
     for row in rows:
         numbers = _shape_numbers(row["shape"])

@@ -610,7 +610,10 @@ ENGINE_FEW_CHANNELS_BACKWARD_DATA = "columns"
 
 def few_channels_applies(device, x_shape, w_shape, stride, padding):
     """Whether conv2d.cu's few-channel backward-data kernel takes this convolution."""
-    g = _device_geometry(x_shape, w_shape, stride, padding)
+    return _few_channels_applies(device, _device_geometry(x_shape, w_shape, stride, padding))
+
+
+def _few_channels_applies(device, g):
     return (g.k, g.stride) in FEW_CHANNEL_KERNELS and g.c <= device.define("FEW_CHANNELS")
 
 
@@ -641,7 +644,7 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
                                                        f"{few_channels!r}, expected one of "
                                                        f"{', '.join(FEW_CHANNELS_BACKWARD_DATA)}")
     if (device.convolution in ENGINE_MODES and few_channels == "few_channels"
-            and few_channels_applies(device, x_shape, weight.shape, stride, padding)):
+            and _few_channels_applies(device, g)):
         device.launch("conv2d_backward_data_few_channels", (-(-g.w // device.define("FEW_TILE_W")),
                                                             -(-g.h // device.define("FEW_TILE_H")), g.n),
                       grad_y, weight, grad_x, g.c, g.h, g.w, g.o, g.k, g.stride, g.padding, g.hout, g.wout)

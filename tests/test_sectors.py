@@ -101,8 +101,7 @@ def test_a_saliency_pass_of_the_shipped_model(monkeypatch):
     few-channel kernel chosen, through that kernel instead, its stores whole and those of
     the product fewer."""
     import os
-    import sys
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
     import pass_sectors
     from deepinside.kernels import conv2d
     kernels = pass_sectors.pass_sectors("shapes")
