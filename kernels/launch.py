@@ -37,6 +37,11 @@ SCALAR_TYPES = {"float": (np.float32, ctypes.c_float), "int": (np.int32, ctypes.
 _SIGNATURE = re.compile(r"__global__\s+void\s+(?:__launch_bounds__\(\s*(\w+)\s*(?:,\s*(\w+)\s*)?\)\s+)?(\w+)\s*"
                         r"\(([^)]*)\)", re.S)
 _DEFINE = re.compile(r"^\s*#define\s+(\w+)\s+(\d+)\s*$", re.M)
+# What cudaLaunchKernel accepts on every card since compute capability 3.0: a launch past
+# them fails on the GPU alone (the emulator would run it), so both sides refuse it here.
+MAX_GRID = (2**31 - 1, 65535, 65535)
+MAX_BLOCK = (1024, 1024, 64)
+MAX_BLOCK_THREADS = 1024
 
 
 class KernelError(RuntimeError):
@@ -124,6 +129,10 @@ class Launcher:
         if block_threads is not None and math.prod(block) != block_threads:
             raise KernelError(f"{kernel} is written for blocks of {block_threads} threads (__launch_bounds__ in "
                               f"{os.path.basename(path)}), launched with {math.prod(block)}")
+        if len(grid) > 3 or len(block) > 3 or any(g > limit for g, limit in zip(grid, MAX_GRID)) \
+                or any(b > limit for b, limit in zip(block, MAX_BLOCK)) or math.prod(block) > MAX_BLOCK_THREADS:
+            raise KernelError(f"{kernel}: a grid of {grid} blocks of {block} threads is past CUDA's limits "
+                              f"(grid {MAX_GRID}, block {MAX_BLOCK} and {MAX_BLOCK_THREADS} threads)")
         if len(arguments) != len(parameters):
             raise KernelError(f"{kernel} takes {len(parameters)} arguments, got {len(arguments)}")
         checked = []
