@@ -2,7 +2,8 @@
 threads): a launch past them fails on a GPU alone, so the launcher refuses it on both
 backends; and every launch the GPU script makes at its full sizes is checked against them
 here, on the CPU, with the kernels not run (a launch the emulator would run at small sizes
-may still be past a limit at a batch of 64 on 224 x 224 pictures)."""
+may still be past a limit at a batch of 64 on 224 x 224 pictures), and with arrays
+that 32-bit indices still reach."""
 import collections
 
 import numpy as np
@@ -24,6 +25,10 @@ class UnrunLauncher(EmulatorLauncher):
         self.launched = collections.Counter()
 
     def _start(self, kernel, parameters, grid, block, arguments):
+        # Most kernels index in 32 bits (conv2d.py keeps Winograd's transformed tensors and
+        # the column buffer under that): no array of a full-size launch may outgrow them.
+        largest = max((a.size for a in arguments if isinstance(a, np.ndarray)), default=0)
+        assert largest < 2**31, f"{kernel} launched on an array of {largest} elements"
         self.launched[kernel] += 1
 
 
@@ -55,7 +60,8 @@ VGG16 = [(c, o, size) for c, o, size in [(3, 64, 224), (64, 64, 224), (64, 128, 
                                          (256, 512, 28), (512, 512, 14)]]  # one of each (in, out, size) of VGG-16
 FULL_SIZE_CONVOLUTIONS = ladder.GPU_CONVOLUTIONS + [
     (n, c, size, size, o, 3, 1, 1) for n in (1, 64) for c, o, size in VGG16] + [
-    (64, 3, 224, 224, 64, 11, 4, 0), (64, 64, 27, 27, 256, 5, 1, 2)]  # CNN-F's first two
+    (64, 3, 224, 224, 64, 11, 4, 0), (64, 64, 27, 27, 256, 5, 1, 2),  # CNN-F's first two
+    (320, 64, 224, 224, 64, 3, 1, 1)]  # past Winograd's 32-bit reach (conv2d.py: _winograd_fits)
 
 
 @pytest.mark.parametrize("shape", FULL_SIZE_CONVOLUTIONS, ids=str)
