@@ -516,20 +516,29 @@ __device__ __forceinline__ void store_nchw(float* __restrict__ out, int rows, in
         const int row = blockIdx.y * Tile::BM + Tile::row(i);
         if (row >= rows) continue;
         const float b = bias ? bias[row] : 0.0f;
-        const float* run = &accumulator[i][4 * s];
-        if (p + 3 < P) {
-          *reinterpret_cast<float4*>(image + row * plane) = make_float4(run[0] + b, run[1] + b, run[2] + b, run[3] + b);
-          continue;
-        }
-        for (int q = 0; p + q < P; ++q) image[row * plane + q] = run[q] + b;  // the last run, cut short
+        const float* run = &accumulator[i][4 * s];  // whole: P, a multiple of the plane, is one of 4
+        *reinterpret_cast<float4*>(image + row * plane) = make_float4(run[0] + b, run[1] + b, run[2] + b, run[3] + b);
       }
     }
     return;
   }
   constexpr int COLUMNS = Tile::WARP_COLUMNS, PITCH = COLUMNS + 4;  // a warp's positions; the pad: no bank conflicts
+  constexpr int LANE_COLUMNS = COLUMNS / 32;  // a lane's columns of them, 32 apart
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* staged = shared + warp * 8 * PITCH;  // [8][PITCH]: the warp's 8 rows of one step
   const int first_column = blockIdx.x * Tile::BN + (warp % Tile::WARPS_ACROSS) * COLUMNS;
+  // Where a lane's positions lie at row 0 (-1 past P): a division each, not one a row.
+  // Code size matters here: this epilogue is inlined at every tile and shape of an entry,
+  // and its 64 rows a lane fully unrolled with a division each were once most of the
+  // kernels' machine code and of conv2d.cu's compile time (NVRTC for sm_90 on a CI machine:
+  // 60 s; now 16).
+  long long at_row_0[LANE_COLUMNS];
+#pragma unroll
+  for (int q = 0; q < LANE_COLUMNS; ++q) {
+    const int position = first_column + lane + 32 * q, n = position / plane;
+    at_row_0[q] = position < P ? (long long)n * rows * plane + (position - n * plane) : -1;
+  }
+#pragma unroll  // accumulator[i] in registers (a loop left rolled put all of it on the stack)
   for (int i = 0; i < IG_TM; ++i) {
     __syncthreads();  // the buffer's last readers (the products, or the step before) are done
 #pragma unroll
@@ -537,14 +546,14 @@ __device__ __forceinline__ void store_nchw(float* __restrict__ out, int rows, in
       *reinterpret_cast<float4*>(&staged[(lane / 4) * PITCH + (lane % 4) * 4 + (j / 4) * 16]) =
           make_float4(accumulator[i][j], accumulator[i][j + 1], accumulator[i][j + 2], accumulator[i][j + 3]);
     __syncthreads();
+#pragma unroll 1  // (a small body: rolled, it costs a few instructions a row)
     for (int r = 0; r < 8; ++r) {  // the rows Tile::row(i) of lanes 4 r to 4 r + 3
       const int row = blockIdx.y * Tile::BM + (warp / Tile::WARPS_ACROSS) * IG_WARP_ROWS + r * 4 + (i / 4) * 32 + i % 4;
       if (row >= rows) continue;
       const float b = bias ? bias[row] : 0.0f;
-      for (int c = lane; c < COLUMNS && first_column + c < P; c += 32) {
-        const int position = first_column + c, n = position / plane;
-        out[((long long)n * rows + row) * plane + (position - n * plane)] = staged[r * PITCH + c] + b;
-      }
+#pragma unroll
+      for (int q = 0; q < LANE_COLUMNS; ++q)
+        if (at_row_0[q] >= 0) out[at_row_0[q] + (long long)row * plane] = staged[r * PITCH + lane + 32 * q] + b;
     }
   }
 }

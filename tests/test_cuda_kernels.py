@@ -557,11 +557,14 @@ def test_launches_are_checked_before_they_start(launcher):
         ops.conv2d.forward(launcher.xp.zeros((1, 3, 5, 5), np.float32), launcher.xp.zeros((2, 4, 3, 3), np.float32), None)
 
 
-def test_emulator_reports_a_bad_launch_shape():
+def test_emulator_runtime_refuses_a_bad_launch_shape_of_its_own():
+    # The launcher refuses it first (tests/test_launch_limits.py); the runtime, whose threads
+    # a block are bounded, guards itself as well.
     launcher = launcher_for("emulator")
     x = np.zeros(8, np.float32)
+    parameters = launcher.kernels["relu_forward"].parameters
     with pytest.raises(KernelError, match="bad launch shape"):
-        launcher.launch("relu_forward", 1, 2048, x, x.copy(), 8)
+        launcher._start("relu_forward", parameters, (1, 1, 1), (2048, 1, 1), [x, x.copy(), np.int64(8)])
 
 
 # the whole engine on our kernels ---------------------------------------------------------
