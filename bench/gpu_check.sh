@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The GPU check, in one call on a GPU machine where nothing can be installed (CuPy,
-# PyTorch, NumPy and pytest are there), within 5 minutes: the gpu-marked tests with real
-# launches, a randomised sweep of every kernel version against NumPy (python -m
-# deepinside.kernels.sweep), every kernel ladder at full size (python -m
+# PyTorch, NumPy and pytest are there), within 5 minutes: every kernel file compiled into
+# CuPy's cache first, whatever parts are asked for (python -m deepinside.kernels.precompile),
+# the gpu-marked tests with real launches, a randomised sweep of every kernel version against
+# NumPy (python -m deepinside.kernels.sweep), every kernel ladder at full size (python -m
 # deepinside.kernels.ladder FAMILY), the engine's rung choices made from them (python -m
 # deepinside.kernels.choices), those choices on whole networks against the NumPy path
 # (bench/engine_agreement.py), the kernel benchmarks against cuDNN/cuBLAS in IEEE FP32 with
 # those choices (bench/gpu_kernels.py), and compute-sanitizer's memcheck and racecheck on the
-# kernel tests at small shapes where the tool is on the machine. Each part gets what is left of the 5 minutes, up to its own limit;
-# a part that does not fit is reported as skipped. Writes everything into OUTDIR.
+# kernel tests at small shapes where the tool is on the machine. Each part gets what is left
+# of the 5 minutes, up to its own limit; a part that does not fit is reported as skipped.
+# Writes everything into OUTDIR.
 #
 #     bash bench/gpu_check.sh OUTDIR
 #     GPU_CHECK_PARTS="gpu_tests ladder_gemm" GPU_CHECK_SECONDS=120 bash bench/gpu_check.sh OUTDIR   # some parts
@@ -32,7 +34,7 @@ failed=""
 run() {
   local name=$1 limit=$2 left=$((BUDGET - SECONDS))
   shift 2
-  if [ -n "${GPU_CHECK_PARTS:-}" ] && [[ " $GPU_CHECK_PARTS " != *" $name "* ]]; then
+  if [ -n "${GPU_CHECK_PARTS:-}" ] && [ "$name" != precompile ] && [[ " $GPU_CHECK_PARTS " != *" $name "* ]]; then
     return
   fi
   if [ "$left" -lt 10 ]; then
@@ -50,6 +52,10 @@ run() {
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python -c "import cupy, torch; print('cupy', cupy.__version__, 'torch', torch.__version__)"; } > "$out/device.txt" 2>&1
 cat "$out/device.txt"
+# Every kernel file compiled at once, a process each, into CuPy's cache, whatever the parts:
+# a part that compiled conv2d.cu itself (15-20 s of NVRTC) could be cut off by its own limit
+# before the cache was written, and leave the next part to start again.
+run precompile 120 python -m deepinside.kernels.precompile
 run gpu_tests 100 python -m pytest -m gpu tests/test_cuda_kernels.py tests/test_backends.py -q -rs -p no:cacheprovider
 run sweep 40 python -m deepinside.kernels.sweep --gpu --trials 30
 for family in gemm conv_forward conv_backward_data conv_backward_weights relu maxpool depthwise; do

@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -315,18 +316,22 @@ class CudaLauncher(Launcher):
             size = int(np.prod(shape)) * np.dtype(dtype).itemsize
             raise MemoryError(f"GPU out of memory allocating {size / 2**20:.1f} MiB for an array of shape {shape}") from None
 
+    def module(self, path):
+        """The compiled module of one .cu file: NVRTC on its first use in a process, after
+        which CuPy keeps the binary in its on-disk kernel cache for every later process."""
+        if path not in self.modules:
+            with open(path) as handle:
+                module = self.cupy.RawModule(code=handle.read(), options=("-std=c++17",))
+            try:
+                module.compile()
+            except self.cupy.cuda.compiler.CompileException as error:
+                raise KernelError(f"{os.path.basename(path)}: compile failed:\n{error}") from None
+            self.modules[path] = module
+        return self.modules[path]
+
     def _function(self, kernel):
         if kernel not in self.functions:
-            path = self.kernels[kernel].source
-            if path not in self.modules:
-                with open(path) as handle:
-                    module = self.cupy.RawModule(code=handle.read(), options=("-std=c++17",))
-                try:
-                    module.compile()
-                except self.cupy.cuda.compiler.CompileException as error:
-                    raise KernelError(f"{os.path.basename(path)}: compile failed:\n{error}") from None
-                self.modules[path] = module
-            self.functions[kernel] = self.modules[path].get_function(kernel)
+            self.functions[kernel] = self.module(self.kernels[kernel].source).get_function(kernel)
         return self.functions[kernel]
 
     def _start(self, kernel, parameters, grid, block, arguments):
@@ -335,3 +340,11 @@ class CudaLauncher(Launcher):
     @staticmethod
     def address(array):
         return array.data.ptr
+
+
+def compile_timed(path):
+    """Seconds to compile one .cu file for the GPU at hand into CuPy's cache (a process's
+    first use; what kernels.precompile runs a process a file)."""
+    start = time.perf_counter()
+    CudaLauncher().module(path)
+    return time.perf_counter() - start

@@ -1,0 +1,35 @@
+"""Every kernel file compiled for the GPU at hand, each in a process of its own and all at
+once, into CuPy's on-disk kernel cache; prints each file's seconds.
+
+    python -m deepinside.kernels.precompile
+
+NVRTC compiles a .cu file whole on its first use in a process (conv2d.cu: 15-20 s of one
+CPU core; `python -m deepinside.kernels.check` times the same compile without a GPU), and
+CuPy keeps the binary for every later process. bench/gpu_check.sh runs this first, so that
+no part of it spends its time limit compiling, or is cut off before the cache is written
+and leaves the next part to compile again.
+"""
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from .launch import KernelError, _cupy, compile_timed, sources
+
+
+def main():
+    _cupy()  # no GPU or no CuPy: one line saying so, before any process starts
+    paths = sources()
+    start = time.perf_counter()
+    with ProcessPoolExecutor(len(paths), mp_context=multiprocessing.get_context("spawn")) as pool:
+        for path, seconds in zip(paths, pool.map(compile_timed, paths)):
+            print(f"{os.path.basename(path):<14} {seconds:6.1f} s")
+    print(f"{len(paths)} files compiled in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KernelError as error:
+        sys.exit(f"python -m deepinside.kernels.precompile: {error}")

@@ -1,0 +1,98 @@
+"""python -m deepinside.kernels.precompile (what bench/gpu_check.sh runs first): every
+kernel file compiled, each in a process of its own, with a stand-in for CuPy that records
+what it was asked to compile and where (no GPU here); and one line, no traceback, where a
+file fails to compile or there is no GPU."""
+import hashlib
+import os
+import subprocess
+import sys
+
+from deepinside.kernels.launch import sources
+
+FAKE_CUPY = '''
+import hashlib, os
+
+class _Runtime:
+    class CUDARuntimeError(Exception):
+        pass
+
+    @staticmethod
+    def getDeviceCount():
+        return 1
+
+    @staticmethod
+    def getDevice():
+        return 0
+
+    @staticmethod
+    def getDeviceProperties(device):
+        return {"multiProcessorCount": 132}
+
+
+class _Compiler:
+    class CompileException(Exception):
+        pass
+
+
+class cuda:
+    runtime = _Runtime
+    compiler = _Compiler
+
+
+class RawModule:
+    def __init__(self, code, options):
+        self.code = code
+
+    def compile(self):
+        if os.environ.get("FAKE_CUPY_FAIL", "\\0") in self.code:
+            raise cuda.compiler.CompileException("error: a made-up error")
+        digest = hashlib.sha256(self.code.encode()).hexdigest()
+        with open(os.path.join(os.environ["FAKE_CUPY_LOG"], digest), "w") as handle:
+            handle.write(str(os.getpid()))
+'''
+
+
+def _run(tmp_path, **environment):
+    (tmp_path / "cupy").mkdir(exist_ok=True)
+    (tmp_path / "cupy" / "__init__.py").write_text(FAKE_CUPY)
+    log = tmp_path / "log"
+    log.mkdir(exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+               FAKE_CUPY_LOG=str(log), **environment)
+    process = subprocess.Popen([sys.executable, "-m", "deepinside.kernels.precompile"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = process.communicate(timeout=300)
+    return process, stdout, stderr, log
+
+
+def test_every_kernel_file_is_compiled_in_a_process_of_its_own(tmp_path):
+    process, stdout, stderr, log = _run(tmp_path)
+    assert process.returncode == 0, stderr
+    expected = {}
+    for path in sources():
+        with open(path) as handle:
+            expected[hashlib.sha256(handle.read().encode()).hexdigest()] = os.path.basename(path)
+    compiled = {entry.name: int(entry.read_text()) for entry in log.iterdir()}
+    assert set(compiled) == set(expected)
+    assert process.pid not in compiled.values()  # in the pool's processes, not the command's own
+    lines = stdout.splitlines()
+    assert [line.split()[0] for line in lines[:-1]] == sorted(expected.values())
+    assert lines[-1].startswith(f"{len(expected)} files compiled in ")
+
+
+def test_a_file_that_fails_to_compile_is_named_in_one_line(tmp_path):
+    process, stdout, stderr, _ = _run(tmp_path, FAKE_CUPY_FAIL="conv2d_forward_direct")
+    assert process.returncode == 1
+    assert stderr.strip().splitlines() == [
+        "python -m deepinside.kernels.precompile: conv2d.cu: compile failed:", "error: a made-up error"]
+
+
+def test_without_a_gpu_it_says_so_in_one_line():
+    result = subprocess.run([sys.executable, "-m", "deepinside.kernels.precompile"], capture_output=True, text=True,
+                            timeout=120)
+    if result.returncode == 0:  # a machine with a GPU compiled them all
+        assert result.stdout.splitlines()[-1].endswith(" s")
+        return
+    assert result.returncode == 1 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("python -m deepinside.kernels.precompile: the cuda backend ")
