@@ -24,6 +24,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from collections import Counter
 
 from .launch import read_kernels, sources
@@ -108,6 +109,25 @@ def hot_loops(listing):
     return loops
 
 
+# A kernel's machine code, at most: ptxas's time grows faster than a function's size, and an
+# entry that inlines its every tile and shape multiplies whatever its epilogue costs (the
+# implicit GEMM's entries once reached 51-98 K instructions, conv2d.cu a 60-second NVRTC
+# compile; 13-29 K since).
+MAX_KERNEL_INSTRUCTIONS = 40_000
+
+
+def kernel_sizes(listing):
+    """{kernel: instructions} of an nvdisasm listing."""
+    sizes, kernel = {}, None
+    for line in listing.splitlines():
+        if match := _SECTION.match(line):
+            kernel = match.group(1)
+            sizes[kernel] = 0
+        elif kernel and _INSTRUCTION.search(line):
+            sizes[kernel] += 1
+    return sizes
+
+
 def loop_row(mix):
     """The columns of one hot loop: instructions, FFMAs, shared loads and stores, global
     loads, local-memory accesses (spills), barriers, and the FFMAs' share of the
@@ -153,20 +173,25 @@ def main():
         return 0
     failures = 0
     if nvrtc is not None:
+        seconds = {}
         for path in sources():
             for architecture in ARCHITECTURES:
+                start = time.perf_counter()
                 ok, log = nvrtc_compile(nvrtc, path, architecture)
+                seconds[(os.path.basename(path), architecture)] = time.perf_counter() - start
                 if not ok:
                     failures += 1
                     print(f"\nFAILED (NVRTC): {os.path.basename(path)} for {architecture}\n{log}", file=sys.stderr)
+        (name, architecture), slowest = max(seconds.items(), key=lambda item: item[1])
         print(f"NVRTC: {len(sources())} files x {len(ARCHITECTURES)} architectures compiled"
-              f"{'' if not failures else f', {failures} failed'}\n")
+              f"{'' if not failures else f', {failures} failed'}; the slowest {name} for {architecture}, "
+              f"{slowest:.1f} s (what a GPU process pays on a kernel file's first use)\n")
     if nvcc is None:
         print("no nvcc: registers, shared memory and spills are not reported")
         return 1 if failures else 0
     declared, nvdisasm, loops = read_kernels()[0], find_nvdisasm(), []
     header = (f"{'file':<12} {'kernel':<34} {'arch':<6} {'regs':>5} {'smem B':>7} {'bars':>4} {'stack B':>7} "
-              f"{'spills B':>9} {'blocks/SM':>9}")
+              f"{'spills B':>9} {'blocks/SM':>9} {'instr':>6}")
     print(header)
     print("-" * len(header))
     work = tempfile.TemporaryDirectory()  # the machine code nvdisasm reads, one file at a time
@@ -178,18 +203,26 @@ def main():
                 failures += 1
                 print(f"\nFAILED: {os.path.basename(path)} for {architecture}\n{log}", file=sys.stderr)
                 continue
+            sizes = {}
             if nvdisasm:
                 listing = subprocess.run([nvdisasm, cubin], capture_output=True, text=True, check=True).stdout
                 loops += [(os.path.basename(path), kernel, architecture, mix)
                           for kernel, mixes in hot_loops(listing).items() for mix in mixes]
+                sizes = kernel_sizes(listing)
             for row in rows:
                 spills = row["spill_store_bytes"] + row["spill_load_bytes"]
                 kernel = declared.get(row["kernel"])
                 threads = (kernel and kernel.block_threads) or 256  # element-wise kernels: blocks of 256
                 fit = resident_blocks(row["registers"], row["smem_bytes"], threads, architecture)
                 promised = kernel.resident_blocks if kernel else 1
+                size = sizes.get(row["kernel"])
                 print(f"{os.path.basename(path):<12} {row['kernel']:<34} {row['arch']:<6} {row['registers']:>5} "
-                      f"{row['smem_bytes']:>7} {row['barriers']:>4} {row['stack_bytes']:>7} {spills:>9} {fit:>9}")
+                      f"{row['smem_bytes']:>7} {row['barriers']:>4} {row['stack_bytes']:>7} {spills:>9} {fit:>9} "
+                      f"{size if size is not None else '':>6}")
+                if size and size > MAX_KERNEL_INSTRUCTIONS:
+                    failures += 1
+                    print(f"\nFAILED: {row['kernel']} is {size} instructions on {architecture}, over "
+                          f"{MAX_KERNEL_INSTRUCTIONS} (check.py: MAX_KERNEL_INSTRUCTIONS)", file=sys.stderr)
                 if fit < promised:
                     failures += 1
                     print(f"\nFAILED: {row['kernel']} promises {promised} blocks an SM (__launch_bounds__) but "

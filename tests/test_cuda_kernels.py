@@ -718,6 +718,27 @@ def test_main_loops_are_found_and_counted_in_a_listing():
     assert loop_row(mix) == (HOT_LOOP_FMAS + 5, HOT_LOOP_FMAS, 1, 1, 0, 1, 1, HOT_LOOP_FMAS / (HOT_LOOP_FMAS + 5))
 
 
+def test_a_kernel_past_the_machine_code_limit_fails_the_check(tmp_path, monkeypatch, capsys):
+    """kernel_sizes counts a listing's instructions per kernel; the check fails a kernel over
+    MAX_KERNEL_INSTRUCTIONS (here set below a two-line kernel's size)."""
+    import shutil
+    from deepinside.kernels import check, launch
+    body = [(None, "S2R R0, SR_TID.X"), (".L_x_1", "FFMA R8, R4, R5, R8"), (None, "EXIT")]
+    assert check.kernel_sizes(_listing("a", body) + _listing("b", body[:1])) == {"a": 3, "b": 1}
+    if shutil.which("nvcc") is None or check.find_nvdisasm() is None:
+        pytest.skip("no nvcc or nvdisasm on this machine")
+    source = tmp_path / "large.cu"
+    source.write_text('extern "C" __global__ void large(float* __restrict__ y, int n) {\n'
+                      "  if (threadIdx.x < n) y[threadIdx.x] = 1.0f;\n}\n")
+    monkeypatch.setattr(check, "sources", lambda: [str(source)])
+    monkeypatch.setattr(launch, "sources", lambda: [str(source)])
+    monkeypatch.setattr(check, "MAX_KERNEL_INSTRUCTIONS", 5)
+    assert check.main() == 1
+    assert "FAILED: large is " in capsys.readouterr().err
+    monkeypatch.setattr(check, "MAX_KERNEL_INSTRUCTIONS", 40_000)
+    assert check.main() == 0
+
+
 def test_a_spill_inside_a_main_loop_fails_the_check_on_the_target_cards(capsys):
     from collections import Counter
     from deepinside.kernels.check import report_loops
