@@ -671,23 +671,30 @@ def test_nvcc_compile_check_reports_registers_and_errors(tmp_path):
     assert not ok and "undefined_name" in log
 
 
+def _check_only(tmp_path, monkeypatch, declaration):
+    """kernels.check made to compile one file of one small kernel, `declaration` its
+    launch bounds (if any) and name."""
+    from deepinside.kernels import check, launch
+    source = tmp_path / "one.cu"
+    source.write_text(f'extern "C" __global__ void {declaration}(float* __restrict__ y, int n) {{\n'
+                      "  if (threadIdx.x < n) y[threadIdx.x] = 1.0f;\n}\n")
+    monkeypatch.setattr(check, "sources", lambda: [str(source)])
+    monkeypatch.setattr(launch, "sources", lambda: [str(source)])
+
+
 def test_compile_check_counts_the_blocks_an_sm_holds(tmp_path, monkeypatch, capsys):
     """By hand: 8 warps of 128 registers fill half the 64 K registers (2 blocks), of 144
     registers (rounded to 4608 a warp) more than half (1); 96 KiB of shared memory (and the
     1 KiB reserve) fit once in an A100's 164 KiB. A kernel promising 3 blocks of 1024
     threads an SM (2048 threads at most) fails the check, which ptxas only warns about."""
     import shutil
-    from deepinside.kernels import check, launch
+    from deepinside.kernels import check
     assert check.resident_blocks(128, 36864, 256, "sm_90") == 2
     assert check.resident_blocks(144, 36864, 256, "sm_90") == 1
     assert check.resident_blocks(32, 96 << 10, 256, "sm_80") == 1
     if shutil.which("nvcc") is None:
         pytest.skip("no nvcc on this machine")
-    source = tmp_path / "promise.cu"
-    source.write_text('extern "C" __global__ void __launch_bounds__(1024, 3) promise(float* __restrict__ y, int n) {\n'
-                      "  if (threadIdx.x < n) y[threadIdx.x] = 1.0f;\n}\n")
-    monkeypatch.setattr(check, "sources", lambda: [str(source)])
-    monkeypatch.setattr(launch, "sources", lambda: [str(source)])
+    _check_only(tmp_path, monkeypatch, "__launch_bounds__(1024, 3) promise")
     assert check.main() == 1
     assert "promise promises 3 blocks an SM (__launch_bounds__) but 2 fit on sm_80" in capsys.readouterr().err
 
@@ -722,16 +729,12 @@ def test_a_kernel_past_the_machine_code_limit_fails_the_check(tmp_path, monkeypa
     """kernel_sizes counts a listing's instructions per kernel; the check fails a kernel over
     MAX_KERNEL_INSTRUCTIONS (here set below a two-line kernel's size)."""
     import shutil
-    from deepinside.kernels import check, launch
+    from deepinside.kernels import check
     body = [(None, "S2R R0, SR_TID.X"), (".L_x_1", "FFMA R8, R4, R5, R8"), (None, "EXIT")]
     assert check.kernel_sizes(_listing("a", body) + _listing("b", body[:1])) == {"a": 3, "b": 1}
     if shutil.which("nvcc") is None or check.find_nvdisasm() is None:
         pytest.skip("no nvcc or nvdisasm on this machine")
-    source = tmp_path / "large.cu"
-    source.write_text('extern "C" __global__ void large(float* __restrict__ y, int n) {\n'
-                      "  if (threadIdx.x < n) y[threadIdx.x] = 1.0f;\n}\n")
-    monkeypatch.setattr(check, "sources", lambda: [str(source)])
-    monkeypatch.setattr(launch, "sources", lambda: [str(source)])
+    _check_only(tmp_path, monkeypatch, "large")
     monkeypatch.setattr(check, "MAX_KERNEL_INSTRUCTIONS", 5)
     assert check.main() == 1
     assert "FAILED: large is " in capsys.readouterr().err
