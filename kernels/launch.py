@@ -186,6 +186,11 @@ def _cache_dir():
 # second emulator library (the traced build, or one built from changed sources) would use
 # the first one's shared memory.
 COMPILER_FLAGS = ["-std=c++20", "-O2", "-fPIC", "-pthread", "-w", "-fno-gnu-unique"]
+# The kernel files' loads and stores checked for alignment (UBSan's check, its handler ours:
+# runtime.cpp): a float4 read from an address that is not a multiple of 16 works on a CPU
+# and fails the launch on a GPU ("misaligned address", after which the CUDA context is lost
+# to every later launch of the process); the emulator fails the launch as well.
+ALIGNMENT_FLAGS = ["-fsanitize=alignment", "-fsanitize-recover=alignment"]
 # The traced build (kernels/banks.py): every memory access of the kernel files becomes a call
 # the runtime records shared-memory accesses from (GCC's kernel-address instrumentation,
 # calls only, no shadow memory); line tables for naming the instruction; no scalar
@@ -203,7 +208,7 @@ def build_emulator(kernels, traced=False):
     records shared-memory accesses (TRACE_FLAGS)."""
     compiler = os.environ.get("CXX", "g++")
     thunk_code = _thunks(kernels)
-    cuda_flags = COMPILER_FLAGS + (TRACE_FLAGS if traced else [])
+    cuda_flags = COMPILER_FLAGS + ALIGNMENT_FLAGS + (TRACE_FLAGS if traced else [])
     runtime_flags = COMPILER_FLAGS + (["-DEMULATOR_TRACE_MEMORY"] if traced else [])
     digest = hashlib.sha256()
     for path in sources() + [os.path.join(EMULATOR_DIR, "cuda_emulator.h"), os.path.join(EMULATOR_DIR, "runtime.cpp")]:

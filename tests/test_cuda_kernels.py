@@ -557,6 +557,20 @@ def test_launches_are_checked_before_they_start(launcher):
         ops.conv2d.forward(launcher.xp.zeros((1, 3, 5, 5), np.float32), launcher.xp.zeros((2, 4, 3, 3), np.float32), None)
 
 
+def test_emulator_fails_a_launch_on_a_misaligned_vector_access_as_a_gpu_does():
+    """A float4 load from an address that is not a multiple of 16 works on a CPU; on a GPU
+    the launch fails. The emulator's alignment check fails it too, naming the kernel and
+    the line of the load, and the next launch runs as usual."""
+    launcher = launcher_for("emulator")
+    x = np.arange(65, dtype=np.float32) - 30
+    with pytest.raises(KernelError, match=r"relu_forward_vec4: misaligned address: a 16-byte access at 0x[0-9a-f]+ "
+                                          r"\(relu\.cu:\d+, thread 0 of block 0\)"):
+        launcher.launch("relu_forward_vec4", 1, 32, x[1:], np.zeros(64, np.float32), 64)
+    y = np.zeros(64, np.float32)
+    launcher.launch("relu_forward_vec4", 1, 32, x[:64].copy(), y, 64)
+    np.testing.assert_array_equal(y, np.maximum(x[:64], 0))
+
+
 def test_emulator_runtime_refuses_a_bad_launch_shape_of_its_own():
     # The launcher refuses it first (tests/test_launch_limits.py); the runtime, whose threads
     # a block are bounded, guards itself as well.

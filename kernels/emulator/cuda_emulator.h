@@ -14,8 +14,10 @@
 // same size and alignment as CUDA's, so reinterpret_cast loads work), __ldg (a plain load
 // here: the read-only cache is a GPU matter), #pragma unroll (ignored). Not supported:
 // dynamic shared memory, half, warp shuffles, cooperative groups, textures, <<<>>> in
-// kernel files. A second, traced build of the same files records every shared-memory
-// access for bank accounting (runtime.cpp, kernels/banks.py).
+// kernel files. Loads and stores are checked for alignment (UBSan's check, runtime.cpp's
+// handler): a misaligned float4 fails the launch, as on a GPU. A second, traced build of the
+// same files records every shared- and global-memory access for bank and sector accounting
+// (runtime.cpp, kernels/banks.py, kernels/sectors.py).
 #pragma once
 #include <atomic>
 #include <cmath>
@@ -65,5 +67,6 @@ struct alignas(16) float4 {
 static_assert(sizeof(float2) == 8 && sizeof(float4) == 16, "CUDA's vector layouts");
 inline float2 make_float2(float x, float y) { return float2{x, y}; }
 inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
-template <typename T>
-inline T __ldg(const T* address) { return *address; }
+// A macro, not a function: the alignment check of the load (runtime.cpp) then names the
+// kernel's line, not this one.
+#define __ldg(address) (*(address))

@@ -6,6 +6,8 @@
 #include <ucontext.h>
 
 #include <algorithm>
+#include <cstring>
+#include <utility>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,6 +64,7 @@ struct Block {
 
 thread_local Block* current_block = nullptr;
 thread_local std::string* current_error = nullptr;
+thread_local std::string misaligned;  // the running block's first misaligned access, described
 
 void fiber_main() {
   Block* block = current_block;
@@ -202,6 +205,7 @@ void cost_block(Block& block, unsigned threads) {
 // Runs one block to completion; returns an error message or an empty string.
 std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
   blockIdx = block_index;
+  misaligned.clear();  // a block that ended at a divergent barrier may have left one
   current_block = &block;
   const unsigned count = block_dim.x * block_dim.y * block_dim.z;
   for (unsigned t = 0; t < count; ++t) {
@@ -229,7 +233,7 @@ std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
 #ifdef EMULATOR_TRACE_MEMORY
       if (block.traced) cost_block(block, count);
 #endif
-      return {};
+      return std::exchange(misaligned, {});
     }
     // Every live thread waits at a barrier: they must all wait at the same one.
     int line = -1;
@@ -257,6 +261,31 @@ void emulator_barrier(int line) {
   ++fiber->barriers;
 #endif
   swapcontext(&fiber->context, &block->scheduler);
+}
+
+// The kernel files are compiled with UBSan's alignment check (kernels/launch.py:
+// ALIGNMENT_FLAGS), whose calls land here, the sanitizer's own runtime not linked: a load or
+// store through a pointer not aligned to its type (a float4 at an address that is not a
+// multiple of 16) is an error of the block's launch, as it is on a GPU.
+struct SourceLocation {
+  const char* file;
+  unsigned line, column;
+};
+struct TypeMismatchData {
+  SourceLocation location;
+  const void* type;
+  unsigned char log_alignment, kind;
+};
+
+extern "C" void __ubsan_handle_type_mismatch_v1(TypeMismatchData* data, uintptr_t pointer) {
+  const uintptr_t alignment = uintptr_t{1} << data->log_alignment;
+  if (pointer % alignment == 0 || !misaligned.empty()) return;
+  const char* file = strrchr(data->location.file, '/');
+  char text[200];
+  snprintf(text, sizeof text, "misaligned address: a %lu-byte access at %#lx (%s:%u, thread %u of block %u)",
+           static_cast<unsigned long>(alignment), static_cast<unsigned long>(pointer),
+           file ? file + 1 : data->location.file, data->location.line, threadIdx.x, blockIdx.x);
+  misaligned = text;
 }
 
 // Launches `thunk(args)` on a grid of blocks. Returns 0, or 1 with `error` filled.
