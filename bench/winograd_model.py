@@ -1,6 +1,7 @@
 """Napkin maths for Winograd on VGG-16's layers, before a GPU has timed it: per layer and
-direction, the multiply-adds of the (m + 2)^2 products over whole 128 x 128 tiles (as
-gemm.cu's batched kernels run them) at the rate our tiles reached, plus the bytes the
+direction, the multiply-adds of the (m + 2)^2 products over whole tiles (128 x 128 as
+gemm.cu's batched kernels run them; 64 x 256 for products of at most 64 rows, as conv2d.cu's
+winograd_products_wide does) at the rate our tiles reached, plus the bytes the
 transforms and products move at the bandwidth our element-wise kernels reached, against
 the H100 run's own times (the implicit GEMM) and cuDNN's. A prediction, not a measurement:
 the next GPU run's `winograd` and `winograd4` rows (bench/gpu_kernels.py) say how far it
@@ -9,7 +10,7 @@ holds.
     python bench/winograd_model.py [--batch 64] [--results bench/results/h100-2026-11-27/run3/gpu_kernels.json]
 
 The model: the products in the waves of blocks that gemm.py plans for them (split_k_slices,
-as batched_product_device calls it: 264 blocks of 128 x 128 at once on an H100, a wave
+as conv2d.py's _winograd_products calls it: 264 blocks at once on an H100 (two an SM), a wave
 costing its fullest block's multiply-adds), at RATE (run 3: the implicit GEMM and v8 at
 30-39 TFLOP/s on whole tiles); every Winograd-domain tensor written once and read once from
 memory at BANDWIDTH (run 2: ReLU at 2.5-2.7 TB/s), the activations read or written once by
@@ -35,8 +36,15 @@ VGG16 = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256
 DIRECTIONS = ("forward", "backward-data", "backward-weights")
 
 
-def _whole(count):
-    return -(-count // 128) * 128
+def _tile(rows, direction):
+    """(rows, columns) of the block tile the products run on: conv2d.cu's 64 x 256 for the
+    forward's and backward-data's products of at most 64 rows (conv2d.py:
+    _winograd_products), else gemm.cu's 128 x 128."""
+    return (64, 256) if rows <= 64 and direction != "backward-weights" else (TILE, TILE)
+
+
+def _whole(count, tile):
+    return -(-count // tile) * tile
 
 
 def estimate(n, c, o, size, m, direction):
@@ -52,18 +60,20 @@ def estimate(n, c, o, size, m, direction):
         rows, inner = (o, c) if direction == "forward" else (c, o)  # backward-data: the forward of grad_y
         transformed = planes * (inner + rows) * tiles * 4  # V and the products, written then read
         shape = rows, tiles, inner
-    flops = 2 * planes * _whole(shape[0]) * _whole(shape[1]) * shape[2]
+    tile_rows, tile_columns = _tile(shape[0], direction)
+    flops = 2 * planes * _whole(shape[0], tile_rows) * _whole(shape[1], tile_columns) * shape[2]
     return flops, activations["in"] + activations["out"] + 2 * transformed, shape
 
 
 def predicted_seconds(n, c, o, size, m, direction):
     """The model's time of one layer and direction (the module's docstring)."""
     _, moved, (rows, columns, reduction) = estimate(n, c, o, size, m, direction)
-    products, blocks = (m + 2) ** 2, -(-rows // TILE) * -(-columns // TILE)
-    result = products * rows * columns
-    length, slices = split_k_slices(products * blocks, reduction, 8, CONCURRENT, result=result, tile=TILE * TILE)
+    tile_rows, tile_columns = _tile(rows, direction)
+    products, blocks = (m + 2) ** 2, -(-rows // tile_rows) * -(-columns // tile_columns)
+    result, area = products * rows * columns, tile_rows * tile_columns
+    length, slices = split_k_slices(products * blocks, reduction, 8, CONCURRENT, result=result, tile=area)
     waves = -(-products * blocks * slices // CONCURRENT)
-    multiply_adds = waves * CONCURRENT * TILE * TILE * length + (slices > 1) * slices * result * PLANE_COST
+    multiply_adds = waves * CONCURRENT * area * length + (slices > 1) * slices * result * PLANE_COST
     return 2 * multiply_adds / RATE + moved / BANDWIDTH + 4 * LAUNCH
 
 

@@ -847,6 +847,7 @@ extern "C" __global__ void __launch_bounds__(FEW_THREADS) conv2d_backward_data_f
 //   U[xi] = (G g G^T)[xi]     (O x C)  the filters g
 //   V[xi] = (B^T d B)[xi]     (C x P)  the input tiles d
 //   M[xi] = U[xi] V[xi]       (O x P)  gemm.cu: sgemm_batched_nn, all T^2 in one launch
+//                                      (at most 64 rows: winograd_products_wide, below)
 //   y tile = A^T M A + b      (m x m)
 // for P = N ceil(Hout / m) ceil(Wout / m) tiles (t = (n TH + ti) TW + tj), tile t's input
 // the T x T window of x at (m ti - pad, m tj - pad), 0 outside x. Backward-data is the same
@@ -1115,6 +1116,33 @@ __device__ __forceinline__ void filter_gradient_transform(const float* __restric
     for (int r = 0; r < 3; ++r)
       for (int s = 0; s < 3; ++s) grad_w[e * 9 + r * 3 + s] = g[r][s];
   }
+}
+
+// The products of at most IG_WIDE_BM rows (the forward's output channels or backward-data's
+// input channels: VGG-16's conv1_2 both ways, conv2_1 backward-data) on the implicit GEMM's
+// 64 x 256 tile, of which gemm.cu's batched kernels' 128 x 128 tiles would compute half as
+// padding: product z / splits is U[z] (M x K) V[z] (K x P), both row-major, its reduction
+// slice z % splits (`slice` long, a multiple of IG_BK) written to plane z of `partial` (M x
+// P each), which the output transform adds. A is read as the forward's weights are; B is
+// a dense matrix whose columns a warp's threads take 32 consecutive ones at a time.
+struct DenseColumns {
+  static constexpr bool DEPTH_FASTEST = false;
+  const float* b;
+  int P;
+  __device__ void select(int p) { b += p; }
+  __device__ float operator()(int k) const { return b[k * P]; }
+};
+
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) winograd_products_wide(
+    const float* __restrict__ U, const float* __restrict__ V, float* __restrict__ partial, int M, int P, int K,
+    int slice, int splits) {
+  __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
+  const int product = blockIdx.z / splits, k_begin = (blockIdx.z - product * splits) * slice;
+  const int k_end = k_begin + slice < K ? k_begin + slice : K;
+  float accumulator[IG_TM][WideTile::TN];
+  implicit_gemm<WideTile>(M, P, k_begin, k_end, Weights<WideTile::SPREAD>{U + (long long)product * M * K, K},
+                          DenseColumns{V + (long long)product * K * P, P}, shared, accumulator);
+  store_nchw<WideTile>(partial + (long long)blockIdx.z * M * P, M, P, P, nullptr, accumulator, shared);
 }
 
 // The entry points, one per transform and tile (conv2d.py names them by m).

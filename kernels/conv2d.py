@@ -472,21 +472,25 @@ def engine_winograd_tile(x_shape, w_shape, stride, padding, direction):
 
 
 def _winograd_saves_work(g, m, direction):
-    """Whether Winograd's (m + 2)^2 products, counted over whole 128 x 128 tiles as a GPU
-    runs them, take fewer multiply-adds than the implicit GEMM's direct sum over its tiles.
+    """Whether Winograd's (m + 2)^2 products, counted over whole tiles as a GPU runs them
+    (128 x 128; 64 x 256 forward and backward-data where the rows are at most 64, as the
+    implicit GEMM's too), take fewer multiply-adds than the implicit GEMM's direct sum over
+    its tiles.
     The channel thresholds come from the ladder's batch-16 layers, where the products' tiles
     are full; at batch 1 a small map has few Winograd tiles (VGG-16's 14 x 14 layers: 16 for
     m = 4, one eighth of a 128-wide tile), and the products there are mostly padding: 2 times
     the direct sum's multiply-adds for m = 4, where the implicit GEMM's 196 positions fill
     two tiles three quarters full."""
-    whole = lambda count: -(-count // 128) * 128  # noqa: E731
+    whole = lambda count, width=128: -(-count // width) * width  # noqa: E731
     planes = (m + 2) ** 2
     if direction == "backward_weights":  # O x C products over the tiles, against O x 9 C over the positions
         tiles = g.n * -(-g.hout // m) * -(-g.wout // m)
         return planes * whole(g.c) * tiles < whole(9 * g.c) * g.n * g.hout * g.wout
     h, w = (g.h, g.w) if direction == "backward_data" else (g.hout, g.wout)  # the output's map
+    rows = g.c if direction == "backward_data" else g.o
+    width = 256 if rows <= 64 else 128  # conv2d.cu's IG_WIDE_BN where the rows fit IG_WIDE_BM
     tiles = g.n * -(-h // m) * -(-w // m)
-    return planes * whole(tiles) < 9 * whole(g.n * h * w)  # the rows (channels) and reductions alike
+    return planes * whole(tiles, width) < 9 * whole(g.n * h * w, width)  # the rows and reductions alike
 
 
 def _winograd_fits(g, m):
@@ -507,7 +511,7 @@ def _winograd_tiles(m, hout, wout, n):
 def _winograd(device, m, x, weight, bias, padding, out):
     """conv2d.cu's Winograd F(m x m, 3 x 3) forward of x (N, C, H, W) with weight (O, C, 3, 3)
     into out (N, O, Hout, Wout): the filter and input transforms, the (m + 2)^2 products in
-    one batched launch of the engine's SGEMM tiles, the output transform (adding the
+    one batched launch (_winograd_products), the output transform (adding the
     products' split planes and the bias, where given)."""
     n, c, h, w = x.shape
     o, hout, wout = weight.shape[0], out.shape[2], out.shape[3]
@@ -516,11 +520,28 @@ def _winograd(device, m, x, weight, bias, padding, out):
     filters, inputs = device.empty((planes, o, c)), device.empty((planes, c, tiles))
     device.elementwise(f"winograd_filter_transform_{m}x{m}", o * c, weight, filters, o, c)
     device.elementwise(f"winograd_input_transform_{m}x{m}", c * tiles, x, inputs, n, c, h, w, padding, down, across)
-    products = batched_product_device(device, filters, inputs)
+    products = _winograd_products(device, filters, inputs)
     device.elementwise(f"winograd_output_transform_{m}x{m}", o * tiles, products, products.shape[1],
                        bias if bias is not None else products, out, n, o, hout, wout, down, across,
                        int(bias is not None))
     return out
+
+
+def _winograd_products(device, filters, inputs):
+    """The products filters[z] @ inputs[z] as (planes, splits, rows, tiles) partial planes:
+    where they have at most IG_WIDE_BM rows, on conv2d.cu's 64 x 256 tile (the square tiles
+    of gemm.py's batched kernels would be half padding), else on those; the reduction split
+    likewise where the tiles alone are too few blocks."""
+    count, rows, inner = filters.shape
+    if rows > device.define("IG_WIDE_BM"):
+        return batched_product_device(device, filters, inputs)
+    tiles, width, kernel = inputs.shape[2], device.define("IG_WIDE_BN"), "winograd_products_wide"
+    columns = -(-tiles // width)
+    length, splits = split_k_slices(count * columns, inner, device.define("IG_BK"), device.concurrent_blocks(kernel),
+                                    result=count * rows * tiles, tile=device.define("IG_WIDE_BM") * width)
+    partial = device.empty((count, splits, rows, tiles))
+    device.launch(kernel, (columns, 1, count * splits), filters, inputs, partial, rows, tiles, inner, length, splits)
+    return partial
 
 
 def _winograd_weight_gradient(device, m, grad_y, x, padding, grad_w):

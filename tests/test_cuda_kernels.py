@@ -111,6 +111,30 @@ def test_batched_sgemm(launcher, rng, monkeypatch, tiled, transpose_b, k):
     assert relative_error(host(partial).sum(axis=1), expected) < 1e-5
 
 
+@pytest.mark.parametrize("rows, tiles, inner", [(64, 300, 37), (5, 259, 37), (64, 512, 2500), (64, 129, 3000)])
+def test_winograd_products_of_at_most_64_rows_run_on_the_wide_tile(launcher, rng, rows, tiles, inner):
+    """Winograd's products of at most 64 rows on conv2d.cu's 64 x 256 tile, the rest on
+    gemm.py's batched kernels: every product against NumPy in float64 over columns of more
+    than one tile, the planes of a split reduction added here as the output transform does
+    (the last two split); whole rows of 4 (the float4 stores) and not (through shared
+    memory); 65 rows go to the square tiles."""
+    from deepinside.kernels.conv2d import _winograd_products
+    recording = RecordingDevice(launcher)
+    a, b = rng.standard_normal((4, rows, inner)), rng.standard_normal((4, inner, tiles))
+    partial = _winograd_products(recording, device(launcher, a.astype(np.float32)), device(launcher, b.astype(np.float32)))
+    assert recording.kernels() == ["winograd_products_wide"]
+    assert partial.shape[0] == 4 and partial.shape[2:] == (rows, tiles) and (partial.shape[1] > 1) == (inner > 1000)
+    assert relative_error(host(partial).sum(axis=1), a @ b) < 1e-5
+    wider = device(launcher, rng.standard_normal((2, 65, inner)).astype(np.float32))
+    _winograd_products(recording, wider, device(launcher, b[:2].astype(np.float32)))
+    assert recording.kernels() == [f"{gemm_batched_kernel()}_nn"]
+
+
+def gemm_batched_kernel():
+    from deepinside.kernels import gemm
+    return gemm.TILED[gemm.ENGINE_TILED][2]
+
+
 @pytest.mark.parametrize("tiled", ["pipelined", "8x16"])
 def test_the_engine_sgemm_on_either_tiled_rung(launcher, rng, monkeypatch, tiled):
     """The engine's products above 8 rows on v8 (and v9 where split) or v11 (and its split
@@ -240,9 +264,10 @@ def test_winograd_runs_on_3x3_stride_1_and_falls_back_elsewhere(rng, mode):
         if n == 64:  # 64 images of 6 x 5 tiles (m = 2) or 3 x 3 (m = 4): the weight gradient's reduction split
             assert splits[0] > 1
         transforms = [name for name in recording.kernels() if name.startswith("winograd")]
-        assert transforms == ([f"winograd_{t}_transform_{m}x{m}" for t in (
-            "filter", "input", "output", "filter", "input", "output", "gradient", "input", "filter_gradient")]
-            if expected else [])
+        wide = "winograd_products_wide"  # 7 output channels forward, 5 input channels backward
+        assert transforms == ([f"winograd_{t}_transform_{m}x{m}" if t != wide else t for t in (
+            "filter", "input", wide, "output", "filter", "input", wide, "output", "gradient", "input",
+            "filter_gradient")] if expected else [])
 
 
 def test_engine_takes_the_wide_tile_for_products_of_at_most_64_rows(rng):
@@ -405,7 +430,8 @@ def test_the_engine_takes_winograd_from_its_channel_threshold(rng, monkeypatch):
 
 def test_the_engine_keeps_winograd_to_where_its_products_save_work(monkeypatch):
     """Past the channel threshold, the engine runs Winograd only where its products over
-    whole 128 x 128 tiles take fewer multiply-adds than the direct sum's: at batch 1,
+    whole tiles (128 x 128, or 64 x 256 for 64 rows) take fewer multiply-adds than the
+    direct sum's: at batch 1,
     VGG-16's 14 x 14 layers have 16 tiles of 4 x 4 (2 times the direct sum's padded work for
     F(4x4, 3x3): not taken forward and backward-data; taken for the weight gradient, whose
     products are 512 x 512 whatever the batch), and 49 of 2 x 2 (0.89 of it: taken); from
@@ -413,11 +439,15 @@ def test_the_engine_keeps_winograd_to_where_its_products_save_work(monkeypatch):
     (products of 3 x 3 channels on 128 x 128 tiles) never."""
     monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", dict.fromkeys(conv2d.ENGINE_WINOGRAD_CHANNELS, 1))
     directions = list(conv2d.ENGINE_WINOGRAD_CHANNELS)
-    for tile, batch, size, channels, expected in ((4, 1, 14, 512, (None, None, 4)), (2, 1, 14, 512, (2, 2, 2)),
-                                                  (4, 1, 28, 512, (4, 4, 4)), (4, 16, 14, 512, (4, 4, 4)),
-                                                  (4, 16, 56, 3, (4, 4, None))):
+    for tile, batch, size, channels, outputs, expected in (
+            (4, 1, 14, 512, 512, (None, None, 4)), (2, 1, 14, 512, 512, (2, 2, 2)), (4, 1, 28, 512, 512, (4, 4, 4)),
+            (4, 16, 14, 512, 512, (4, 4, 4)), (4, 16, 56, 3, 64, (4, 4, None)),
+            # 64 output channels: the forward's products on 64 x 256 tiles, as the implicit
+            # GEMM's: 49 tiles of 2 x 2 are 16 products of a 256-wide tile against 9 depths of
+            # the direct sum's 196 positions on one (not taken), at 28 x 28 196 against 784
+            (2, 1, 14, 512, 64, (None, 2, 2)), (2, 1, 28, 512, 64, (2, 2, 2))):
         monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_TILE", tile)
-        shapes = (batch, channels, size, size), (64, channels, 3, 3)
+        shapes = (batch, channels, size, size), (outputs, channels, 3, 3)
         assert tuple(conv2d.engine_winograd_tile(*shapes, 1, 1, d) for d in directions) == expected, (tile, batch, size)
 
 
@@ -808,6 +838,9 @@ def test_the_winograd_model_counts_as_its_docstring_says(monkeypatch, capsys):
     flops, moved, _ = winograd_model.estimate(64, 256, 256, 56, 4, "forward")
     assert flops == 2 * 36 * 256 * 12544 * 256 == 59190018048
     assert moved == 2 * 64 * 256 * 56 * 56 * 4 + 2 * 2 * 36 * 256 * 12544 * 4 == 2260729856
+    # conv2_1's backward-data: 64 rows (input channels) of 50176 tiles (196 whole tiles of 256)
+    # on the 64 x 256 tile, no padding row (on 128 x 128 tiles it was twice this)
+    assert winograd_model.estimate(64, 64, 128, 112, 4, "backward-data")[0] == 2 * 36 * 64 * 50176 * 128
     winograd_model.main(["--batch", "1", "--results", ""])
     assert sum(line.startswith("| C") for line in capsys.readouterr().out.splitlines()) == 13 * 3
 
