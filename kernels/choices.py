@@ -252,25 +252,32 @@ def choose(ladders, now=None):
 
 
 def read_ladders(folder):
-    """{family: rows} of every ladder_<family>.json in `folder`."""
-    ladders = {}
+    """{family: rows} of every ladder_<family>.json in `folder`, and the families whose
+    ladder was cut off before its last row (the rows it finished are chosen from: each
+    comparison pairs rows of one shape)."""
+    ladders, unfinished = {}, []
     for path in sorted(glob.glob(os.path.join(folder, "ladder_*.json"))):
         with open(path) as handle:
-            ladders[os.path.basename(path)[len("ladder_"):-len(".json")]] = json.load(handle)["rows"]
-    return ladders
+            ladder = json.load(handle)
+        family = os.path.basename(path)[len("ladder_"):-len(".json")]
+        ladders[family] = ladder["rows"]
+        if not ladder.get("finished", True):
+            unfinished.append(family)
+    return ladders, unfinished
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m deepinside.kernels.choices", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", help="where a GPU run's ladders wrote ladder_<family>.json")
     arguments = parser.parse_args(argv)
-    ladders = read_ladders(arguments.folder)
+    ladders, unfinished = read_ladders(arguments.folder)
     if not ladders:
         print(f"kernels.choices: no ladder_*.json in {arguments.folder}: nothing to choose from", file=sys.stderr)
         return 1
     now = current()
     choices, evidence = choose(ladders, now)
-    print(f"from the ladders of {', '.join(sorted(ladders))}:")
+    print(f"from the ladders of {', '.join(sorted(ladders))}"
+          + "".join(f"; {family} cut off after {len(ladders[family])} rows" for family in unfinished) + ":")
     print("| constant | now | chosen | evidence |\n| --- | --- | --- | --- |")
     for constant, text in evidence.items():
         name, _, direction = constant.partition("[")

@@ -112,14 +112,38 @@ LADDERS = {"gemm": GEMM_LADDER, "relu": RELU_LADDER, "maxpool": ("maxpool",), "d
            **{direction: CONVOLUTIONS[::-1] for direction in CONV_DIRECTIONS}}
 
 
-def run_maxpool(device, shapes, repeats, timer, copy=None):
+class SavedRows(list):
+    """A ladder's rows, its JSON file (what kernels.choices reads) rewritten at every row:
+    a ladder cut off by the GPU script's time limit leaves the rows it finished, marked
+    unfinished, instead of nothing."""
+
+    def __init__(self, path, family, emulator):
+        super().__init__()
+        self.path, self.family, self.emulator = path, family, emulator
+
+    def append(self, row):
+        super().append(row)
+        self.save(finished=False)
+
+    def save(self, finished):
+        with open(self.path, "w") as handle:
+            json.dump({"family": self.family, "emulator": self.emulator, "finished": finished, "rows": self}, handle,
+                      indent=1)
+
+
+def _rows(rows):
+    """Where a run_* function appends its rows: `rows` (a SavedRows) or a new list."""
+    return [] if rows is None else rows
+
+
+def run_maxpool(device, shapes, repeats, timer, copy=None, rows=None):
     """Rows: max-pool forward (value and switch per output) and its gather backward on
     (n, c, h, w) inputs with 2x2 stride-2 windows (VGG's), in GB/s of the bytes each must
     move, against a device-to-device copy of as many bytes."""
     from .maxpool import (VERSIONS, maxpool_backward, maxpool_backward_device, maxpool_forward,
                           maxpool_forward_device, tiles_exactly)
 
-    poisoned, xp, rng, rows = PoisonedDevice(device.launcher), device.xp, np.random.default_rng(0), []
+    poisoned, xp, rng, rows = PoisonedDevice(device.launcher), device.xp, np.random.default_rng(0), _rows(rows)
     for shape in shapes:
         x = rng.standard_normal(shape).astype(np.float32)
         y, switches = maxpool_forward(x, 2, 2)
@@ -150,7 +174,7 @@ def run_maxpool(device, shapes, repeats, timer, copy=None):
     return rows
 
 
-def run_depthwise(device, shapes, repeats, timer, copy=None):
+def run_depthwise(device, shapes, repeats, timer, copy=None, rows=None):
     """Rows: the depthwise kernels (every forward version, backward-data, backward-weights) on each
     shape (n, c, h, w, k, stride, padding), against the NumPy path in float64, in GB/s of
     the activations each must read and write (the op is memory-bound: K^2 multiply-adds per
@@ -159,7 +183,7 @@ def run_depthwise(device, shapes, repeats, timer, copy=None):
     from .conv2d import conv2d_output_size
 
     poisoned = PoisonedDevice(device.launcher)
-    xp, rng, rows = device.xp, np.random.default_rng(0), []
+    xp, rng, rows = device.xp, np.random.default_rng(0), _rows(rows)
     for n, c, h, w, k, stride, padding in shapes:
         x = rng.standard_normal((n, c, h, w)).astype(np.float32)
         weight = (rng.standard_normal((c, 1, k, k)) / k).astype(np.float32)
@@ -214,7 +238,7 @@ def _validated_row(version, case, shape, call, expected, work, timer, repeats, p
     return row
 
 
-def run_relu(device, sizes, repeats, timer, copy=None):
+def run_relu(device, sizes, repeats, timer, copy=None, rows=None):
     """Rows: every ReLU and ReLU6 version on n floats (the backward in guided mode, every
     rule at once), in GB/s; the peer is a device-to-device copy of as many bytes, the
     bandwidth ceiling."""
@@ -222,7 +246,7 @@ def run_relu(device, sizes, repeats, timer, copy=None):
     from .modes import Mode
     from .relu import relu6_backward, relu6_forward, relu_backward, relu_forward
 
-    xp, rng, rows = device.xp, np.random.default_rng(0), []
+    xp, rng, rows = device.xp, np.random.default_rng(0), _rows(rows)
     guided = device.define("MODE_GUIDED")
     for n in sizes:
         x, g = (rng.standard_normal(n) * 4).astype(np.float32), rng.standard_normal(n).astype(np.float32)
@@ -267,13 +291,13 @@ class PoisonedDevice(Device):
 WITHOUT_WINOGRAD = "engine without winograd"
 
 
-def run_conv(direction, launcher, shapes, repeats, timer, peer=None):
+def run_conv(direction, launcher, shapes, repeats, timer, peer=None, rows=None):
     """Rows: every convolution rung (direct, im2col, implicit, Winograd, the engine) in one
     direction on each shape (n, c, h, w, o, k, stride, padding), against the NumPy path in
     float64."""
     from . import bind, conv2d as reference
 
-    xp, rng, rows = launcher.xp, np.random.default_rng(0), []
+    xp, rng, rows = launcher.xp, np.random.default_rng(0), _rows(rows)
     for n, c, h, w, o, k, stride, padding in shapes:
         x = rng.standard_normal((n, c, h, w)).astype(np.float32)
         weight = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
@@ -329,9 +353,9 @@ def gemm_operands(rng, m, n, k, transpose_a, transpose_b, xp=np):
     return a, b, host(product)
 
 
-def run_gemm(device, sizes, repeats, timer, peer=None):
+def run_gemm(device, sizes, repeats, timer, peer=None, rows=None):
     """Rows of the table: every rung on every (m, n, k) and transpose case it handles."""
-    xp, rng, rows = device.xp, np.random.default_rng(0), []
+    xp, rng, rows = device.xp, np.random.default_rng(0), _rows(rows)
     for m, n, k in sizes:
         operands, peer_times = {}, {}  # per transpose case, shared by the rungs: one float64 reference each
         for rung in GEMM_LADDER:
@@ -473,15 +497,16 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--json", metavar="PATH", help="also write the rows there (what kernels.choices reads)")
     arguments = parser.parse_args(argv)
-    rows = _run(arguments)
-    if arguments.json:
-        with open(arguments.json, "w") as handle:
-            json.dump({"family": arguments.family, "emulator": arguments.emulator, "rows": rows}, handle, indent=1)
+    saved = SavedRows(arguments.json, arguments.family, arguments.emulator) if arguments.json else None
+    rows = _run(arguments, saved)
+    if saved is not None:
+        saved.save(finished=True)
     return 0 if all(r["ok"] for r in rows) else 1
 
 
-def _run(arguments):
-    """The ladder `arguments` ask for, its tables printed; its rows."""
+def _run(arguments, saved=None):
+    """The ladder `arguments` ask for, its tables printed; its rows (appended to `saved`,
+    a SavedRows, where given)."""
 
     from .launch import CudaLauncher, EmulatorLauncher
 
@@ -498,13 +523,14 @@ def _run(arguments):
         timer = wall_clock if arguments.emulator else _cuda_events(launcher.cupy)
         repeats = 1 if arguments.emulator else arguments.repeats
         if arguments.family == "relu":
-            rows = run_relu(Device(launcher), [1003, 4099] if arguments.emulator else [64 << 20], repeats, timer, copy)
+            rows = run_relu(Device(launcher), [1003, 4099] if arguments.emulator else [64 << 20], repeats, timer, copy,
+                            saved)
         elif arguments.family == "depthwise":
             shapes = EMULATOR_DEPTHWISE if arguments.emulator else GPU_DEPTHWISE
-            rows = run_depthwise(Device(launcher), shapes, repeats, timer, copy)
+            rows = run_depthwise(Device(launcher), shapes, repeats, timer, copy, saved)
         else:  # VGG-16's first pool at batch 16 on a GPU (its bytes fit the copy's buffer)
             shapes = [(2, 3, 9, 11), (1, 5, 16, 16)] if arguments.emulator else [(16, 64, 224, 224)]
-            rows = run_maxpool(Device(launcher), shapes, repeats, timer, copy)
+            rows = run_maxpool(Device(launcher), shapes, repeats, timer, copy, saved)
         print("the peer: a device-to-device copy of as many bytes (the bandwidth ceiling)" if copy else
               "emulator: correctness only")
         print(table(rows, unit="GB/s"))
@@ -531,9 +557,9 @@ def _run(arguments):
             peer = torch_convolution(honest_torch())
         print(f"{name}: FP32 peak {peak} TFLOP/s; peer: {'cuBLAS (cupy.matmul)' if gemm else 'cuDNN (PyTorch, IEEE FP32)'}")
     if gemm:
-        rows = run_gemm(Device(launcher), sizes, repeats, timer, peer)
+        rows = run_gemm(Device(launcher), sizes, repeats, timer, peer, saved)
     else:
-        rows = run_conv(arguments.family, launcher, sizes, repeats, timer, peer)
+        rows = run_conv(arguments.family, launcher, sizes, repeats, timer, peer, saved)
     print(table(rows, peak))
     if not arguments.emulator:
         print("\n" + fastest(rows))

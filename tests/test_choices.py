@@ -163,3 +163,28 @@ def test_emulator_ladder_to_choices_to_a_benchmark_run(tmp_path, restored):
     empty = subprocess.run([sys.executable, "-m", "deepinside.kernels.choices", str(tmp_path / "out")],
                            capture_output=True, text=True)
     assert empty.returncode == 1 and "no ladder_*.json" in empty.stderr
+
+
+def test_a_ladder_cut_off_leaves_the_rows_it_finished_to_choose_from(tmp_path, monkeypatch, capsys, restored):
+    """The GPU script kills a ladder at its time limit: the JSON it rewrote at every row
+    keeps what was done, marked unfinished, and kernels.choices chooses from those rows
+    and says the ladder was cut off. A ladder that ends marks its file finished."""
+    from deepinside.kernels import ladder
+    validated, finished_rows = ladder._validated_row, []
+
+    def cut_off_after_three(*arguments, **options):
+        if len(finished_rows) == 3:
+            raise KeyboardInterrupt  # what the script's timeout does to the process
+        finished_rows.append(validated(*arguments, **options))
+        return finished_rows[-1]
+    monkeypatch.setattr(ladder, "_validated_row", cut_off_after_three)
+    path = tmp_path / "ladder_conv_forward.json"
+    with pytest.raises(KeyboardInterrupt):
+        ladder.main(["conv_forward", "--emulator", "--json", str(path)])
+    saved = json.loads(path.read_text())
+    assert saved["finished"] is False and saved["rows"] == finished_rows and len(finished_rows) == 3
+    assert choices.main([str(tmp_path)]) == 0
+    assert "from the ladders of conv_forward; conv_forward cut off after 3 rows:" in capsys.readouterr().out
+    monkeypatch.setattr(ladder, "_validated_row", validated)
+    assert ladder.main(["relu", "--emulator", "--json", str(tmp_path / "ladder_relu.json")]) == 0
+    assert json.loads((tmp_path / "ladder_relu.json").read_text())["finished"] is True
