@@ -49,6 +49,10 @@ class KernelError(RuntimeError):
     """A kernel that failed to compile or launch, or was called with wrong arguments."""
 
 
+class CompileError(KernelError):
+    """A kernel file that NVRTC refused (on a GPU machine: CudaLauncher.module)."""
+
+
 class Kernel(NamedTuple):
     source: str  # path of its .cu file
     parameters: list  # [(C type, is_pointer, name)]
@@ -330,7 +334,7 @@ class CudaLauncher(Launcher):
             try:
                 module.compile()
             except self.cupy.cuda.compiler.CompileException as error:
-                raise KernelError(f"{os.path.basename(path)}: compile failed:\n{error}") from None
+                raise CompileError(f"{os.path.basename(path)}: compile failed:\n{error}") from None
             self.modules[path] = module
         return self.modules[path]
 

@@ -7,7 +7,9 @@ NVRTC compiles a .cu file whole on its first use in a process (conv2d.cu: 15-20 
 CPU core; `python -m deepinside.kernels.check` times the same compile without a GPU), and
 CuPy keeps the binary for every later process. bench/gpu_check.sh runs this first, so that
 no part of it spends its time limit compiling, or is cut off before the cache is written
-and leaves the next part to compile again.
+and leaves the next part to compile again. A file whose process could not use the GPU (a
+card in exclusive-process mode takes one process at a time) is compiled afterwards in this
+one; a file NVRTC refuses ends the command with its log.
 """
 import multiprocessing
 import os
@@ -15,16 +17,24 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from .launch import KernelError, _cupy, compile_timed, sources
+from .launch import CompileError, KernelError, _cupy, compile_timed, sources
 
 
 def main():
     _cupy()  # no GPU or no CuPy: one line saying so, before any process starts
     paths = sources()
-    start = time.perf_counter()
+    start, unfinished = time.perf_counter(), []
     with ProcessPoolExecutor(len(paths), mp_context=multiprocessing.get_context("spawn")) as pool:
-        for path, seconds in zip(paths, pool.map(compile_timed, paths)):
-            print(f"{os.path.basename(path):<14} {seconds:6.1f} s")
+        futures = [(path, pool.submit(compile_timed, path)) for path in paths]
+        for path, future in futures:
+            try:
+                print(f"{os.path.basename(path):<14} {future.result():6.1f} s", flush=True)
+            except CompileError:
+                raise
+            except Exception as error:  # the process could not use the GPU (a card in exclusive-process mode, say)
+                unfinished.append((path, error))
+    for path, error in unfinished:  # then here, one after another
+        print(f"{os.path.basename(path):<14} {compile_timed(path):6.1f} s (in the first process: {error})", flush=True)
     print(f"{len(paths)} files compiled in {time.perf_counter() - start:.1f} s")
 
 

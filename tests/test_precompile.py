@@ -10,7 +10,7 @@ import sys
 from deepinside.kernels.launch import sources
 
 FAKE_CUPY = '''
-import hashlib, os
+import hashlib, multiprocessing, os
 
 class _Runtime:
     class CUDARuntimeError(Exception):
@@ -44,6 +44,9 @@ class RawModule:
         self.code = code
 
     def compile(self):
+        busy = os.environ.get("FAKE_CUPY_BUSY", "\\0")  # a process other than the command's may not use the GPU
+        if busy in self.code and multiprocessing.parent_process() is not None:
+            raise _Runtime.CUDARuntimeError("cudaErrorDevicesUnavailable: all CUDA-capable devices are busy")
         if os.environ.get("FAKE_CUPY_FAIL", "\\0") in self.code:
             raise cuda.compiler.CompileException("error: a made-up error")
         digest = hashlib.sha256(self.code.encode()).hexdigest()
@@ -96,3 +99,14 @@ def test_without_a_gpu_it_says_so_in_one_line():
     assert result.returncode == 1 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("python -m deepinside.kernels.precompile: the cuda backend ")
+
+
+def test_a_file_whose_process_cannot_use_the_gpu_is_compiled_in_the_first(tmp_path):
+    process, stdout, stderr, log = _run(tmp_path, FAKE_CUPY_BUSY="conv2d_forward_direct")
+    assert process.returncode == 0, stderr
+    (conv2d,) = [line for line in stdout.splitlines() if line.startswith("conv2d.cu")]
+    assert conv2d.endswith("s (in the first process: cudaErrorDevicesUnavailable: all CUDA-capable devices are busy)")
+    assert len(list(log.iterdir())) == len(sources())
+    with open(os.path.join(os.path.dirname(sources()[0]), "conv2d.cu")) as handle:
+        digest = hashlib.sha256(handle.read().encode()).hexdigest()
+    assert int((log / digest).read_text()) == process.pid
