@@ -40,6 +40,7 @@ CONSTANTS = {"gemm.ENGINE_TILED": ("pipelined", "8x16"),
              "conv2d.ENGINE_IMPLICIT": None,  # a dict: direction -> one of conv2d.IMPLICIT_VERSIONS[direction]
              "conv2d.ENGINE_WINOGRAD_TILE": (2, 4),
              "conv2d.ENGINE_WINOGRAD_CHANNELS": None,  # a dict: direction -> None or a channel count
+             "conv2d.ENGINE_FEW_CHANNELS_FORWARD": ("implicit", "few_channels"),
              "conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA": ("columns", "few_channels"),
              "maxpool.ENGINE_VERSION": ("v1", "v2", "v3"),
              "depthwise.ENGINE_FORWARD": ("depthwise_forward", "depthwise_forward_tiled", "depthwise_forward_rows"),
@@ -206,11 +207,12 @@ def choose(ladders, now=None):
                                      {v: ("engine" if v == engine else f"engine {v}") for v in versions},
                                      lambda row: row["shape"])
     choices["conv2d.ENGINE_IMPLICIT"] = implicit
-    few = now["conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA"]  # compared where the ladder has both rows
-    choices["conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA"] = decide(
-        "conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA", ladders.get("conv_backward_data", []), few,
-        {v: ("engine" if v == few else f"engine {v}") for v in CONSTANTS["conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA"]},
-        lambda row: row["shape"])
+    for direction in ("forward", "backward_data"):  # compared where the ladder has both rows
+        constant = f"conv2d.ENGINE_FEW_CHANNELS_{direction.upper()}"
+        few = now[constant]
+        choices[constant] = decide(constant, ladders.get(f"conv_{direction}", []), few,
+                                   {v: ("engine" if v == few else f"engine {v}") for v in CONSTANTS[constant]},
+                                   lambda row: row["shape"])
     modes = {m: mode for mode, m in _module("conv2d").WINOGRAD_TILES.items()}
     conv = {direction: ladders.get(f"conv_{direction}", []) for direction in implicit}
     tile = choices["conv2d.ENGINE_WINOGRAD_TILE"] = decide(

@@ -837,6 +837,71 @@ extern "C" __global__ void __launch_bounds__(FEW_THREADS) conv2d_backward_data_f
   else few_channels_backward_data<11, 4>(grad_y, w, grad_x, C, H, W, O, pad, Hout, Wout, shared);
 }
 
+// The forward of the same first layers, at 3x3 stride 1 (VGG-16's conv1_1: 3 -> 64
+// channels). A reduction of 27 an output, which the implicit GEMM pads to 32 and gathers a
+// slice at a time with the index arithmetic of any shape, against 64 outputs an input
+// pixel: what bounds it is writing the output (822 MB at batch 64, 0.33 ms at 2.5 TB/s;
+// run 3 took 1.74 ms, cuDNN 0.76). A block a 32 x 16 tile of output pixels of one image, its
+// 34 x 18 input patch staged once with a pixel's channels as a float4; then, FEW_CHUNK output
+// channels at a time, their weights as float4s over the channels, and a thread's two pixels
+// 8 rows apart: each of the 9 taps is two patch reads (a warp's 32 consecutive float4s) and,
+// per output channel, one weight read (the same address across the block: a broadcast) for
+// 8 multiply-adds. A warp stores a row's 32 consecutive pixels of a channel at a time.
+extern "C" __global__ void __launch_bounds__(FEW_THREADS) conv2d_forward_few_channels(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
+    int C, int H, int W, int O, int pad, int Hout, int Wout, int has_bias) {
+  constexpr int K = 3, ROWS = FEW_TILE_H + K - 1, COLUMNS = FEW_TILE_W + K - 1, LOWER = FEW_TILE_H / 2;
+  __shared__ float4 patch[ROWS][COLUMNS];
+  __shared__ float4 filters[FEW_CHUNK][K * K];  // [o][u K + v]: zeros past C
+  const int tx = threadIdx.x % FEW_TILE_W, ty = threadIdx.x / FEW_TILE_W, n = blockIdx.z;
+  const int h0 = blockIdx.y * FEW_TILE_H, w0 = blockIdx.x * FEW_TILE_W, i = h0 + ty, j = w0 + tx;
+  for (int e = threadIdx.x; e < ROWS * COLUMNS; e += FEW_THREADS) {  // a warp's lanes consecutive columns
+    const int row = h0 - pad + e / COLUMNS, column = w0 - pad + e % COLUMNS;
+    const bool inside = row >= 0 && row < H && column >= 0 && column < W;
+    float value[FEW_CHANNELS];
+#pragma unroll
+    for (int c = 0; c < FEW_CHANNELS; ++c)
+      value[c] = (inside && c < C) ? x[(((long long)n * C + c) * H + row) * W + column] : 0.0f;
+    patch[e / COLUMNS][e % COLUMNS] = make_float4(value[0], value[1], value[2], value[3]);
+  }
+  for (int o0 = 0; o0 < O; o0 += FEW_CHUNK) {
+    __syncthreads();  // the patch is staged; the last chunk's filters are read
+    for (int e = threadIdx.x; e < FEW_CHUNK * K * K; e += FEW_THREADS) {
+      const int o = e / (K * K), tap = e % (K * K);
+      float value[FEW_CHANNELS];
+#pragma unroll
+      for (int c = 0; c < FEW_CHANNELS; ++c)
+        value[c] = (o0 + o < O && c < C) ? w[((o0 + o) * C + c) * K * K + tap] : 0.0f;
+      filters[o][tap] = make_float4(value[0], value[1], value[2], value[3]);
+    }
+    __syncthreads();
+    float upper[FEW_CHUNK], lower[FEW_CHUNK];
+#pragma unroll
+    for (int o = 0; o < FEW_CHUNK; ++o) upper[o] = lower[o] = 0.0f;
+#pragma unroll
+    for (int u = 0; u < K; ++u)
+#pragma unroll
+      for (int v = 0; v < K; ++v) {
+        const float4 p = patch[ty + u][tx + v], q = patch[ty + LOWER + u][tx + v];
+#pragma unroll
+        for (int o = 0; o < FEW_CHUNK; ++o) {
+          const float4 f = filters[o][u * K + v];  // a multiply-add each (a sum of the four would cost 5)
+          upper[o] += f.x * p.x, upper[o] += f.y * p.y, upper[o] += f.z * p.z, upper[o] += f.w * p.w;
+          lower[o] += f.x * q.x, lower[o] += f.y * q.y, lower[o] += f.z * q.z, lower[o] += f.w * q.w;
+        }
+      }
+    if (j >= Wout) continue;
+#pragma unroll
+    for (int o = 0; o < FEW_CHUNK; ++o) {
+      if (o0 + o >= O) break;
+      const float b = has_bias ? bias[o0 + o] : 0.0f;
+      float* plane = y + ((long long)n * O + o0 + o) * Hout * Wout;
+      if (i < Hout) plane[i * Wout + j] = upper[o] + b;
+      if (i + LOWER < Hout) plane[(i + LOWER) * Wout + j] = lower[o] + b;
+    }
+  }
+}
+
 // =======================================================================================
 // Winograd F(m x m, 3 x 3) (Lavin and Gray 2015), m = 2 or 4, for 3x3 stride-1 convolutions:
 // each m x m tile of the output comes from a T x T tile of the input (T = m + 2) with T^2

@@ -582,13 +582,22 @@ def _implicit_version(direction, version):
     return version
 
 
-def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None, version=None):
-    """`version`: which of IMPLICIT_VERSIONS the implicit GEMM runs, the engine's where None."""
+def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None, version=None,
+                          few_channels=None):
+    """`version`: which of IMPLICIT_VERSIONS the implicit GEMM runs, the engine's where None;
+    `few_channels`: which of FEW_CHANNELS_FORWARD runs where the few-channel kernel applies,
+    the engine's where None."""
     x, weight = device.float32("x", x, 4), device.float32("weight", weight, 4)
     g = _device_geometry(x.shape, weight.shape, stride, padding)
     has_bias = bias is not None
     bias = device.float32("bias", bias, 1) if has_bias else device.empty((1,))
     y = device.empty((g.n, g.o, g.hout, g.wout))
+    if (device.convolution in ENGINE_MODES and _few_channels_version("forward", few_channels) == "few_channels"
+            and _few_channels_applies(device, g, "forward")):
+        device.launch("conv2d_forward_few_channels", (-(-g.wout // device.define("FEW_TILE_W")),
+                                                      -(-g.hout // device.define("FEW_TILE_H")), g.n),
+                      x, weight, bias, y, g.c, g.h, g.w, g.o, g.padding, g.hout, g.wout, int(has_bias))
+        return y
     tile = _winograd_tile(device, g, "forward")
     if tile:
         return _winograd(device, tile, x, weight, bias if has_bias else None, padding, y)
@@ -627,15 +636,31 @@ COLUMNS_WEIGHT_GRADIENT_POSITIONS = 256
 FEW_CHANNEL_KERNELS = ((3, 1), (7, 2), (11, 4))  # (kernel size, stride)
 FEW_CHANNELS_BACKWARD_DATA = ("columns", "few_channels")
 ENGINE_FEW_CHANNELS_BACKWARD_DATA = "columns"
+# Its forward at 3x3 stride 1 only (VGG-16's conv1_1; fourteenth session, not yet timed):
+# FEW_CHANNELS_FORWARD's "implicit" (the implicit GEMM, as everywhere else) or "few_channels".
+FEW_CHANNELS_FORWARD = ("implicit", "few_channels")
+ENGINE_FEW_CHANNELS_FORWARD = "implicit"
 
 
-def few_channels_applies(device, x_shape, w_shape, stride, padding):
-    """Whether conv2d.cu's few-channel backward-data kernel takes this convolution."""
-    return _few_channels_applies(device, _device_geometry(x_shape, w_shape, stride, padding))
+def few_channels_applies(device, x_shape, w_shape, stride, padding, direction="backward_data"):
+    """Whether conv2d.cu's few-channel kernel of `direction` ("forward" or "backward_data")
+    takes this convolution."""
+    return _few_channels_applies(device, _device_geometry(x_shape, w_shape, stride, padding), direction)
 
 
-def _few_channels_applies(device, g):
-    return (g.k, g.stride) in FEW_CHANNEL_KERNELS and g.c <= device.define("FEW_CHANNELS")
+def _few_channels_applies(device, g, direction):
+    shapes = ((3, 1),) if direction == "forward" else FEW_CHANNEL_KERNELS
+    return (g.k, g.stride) in shapes and g.c <= device.define("FEW_CHANNELS")
+
+
+def _few_channels_version(direction, version):
+    """`version` of the few-channel choice in `direction` (the engine's where None), checked."""
+    versions, engine = ((FEW_CHANNELS_FORWARD, ENGINE_FEW_CHANNELS_FORWARD) if direction == "forward" else
+                        (FEW_CHANNELS_BACKWARD_DATA, ENGINE_FEW_CHANNELS_BACKWARD_DATA))
+    version = version or engine
+    expect(version in versions, f"conv2d {direction}: no few-channel version {version!r}, expected one of "
+                                f"{', '.join(versions)}")
+    return version
 
 
 def _backward_data_through_columns(device, g):
@@ -660,12 +685,8 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
     grad_x = device.empty(tuple(x_shape))
     if device.convolution == "direct":
         return _direct(device, "conv2d_backward_data_direct", g, grad_y, weight, grad_x)
-    few_channels = few_channels or ENGINE_FEW_CHANNELS_BACKWARD_DATA
-    expect(few_channels in FEW_CHANNELS_BACKWARD_DATA, f"conv2d backward-data: no few-channel version "
-                                                       f"{few_channels!r}, expected one of "
-                                                       f"{', '.join(FEW_CHANNELS_BACKWARD_DATA)}")
-    if (device.convolution in ENGINE_MODES and few_channels == "few_channels"
-            and _few_channels_applies(device, g)):
+    if (device.convolution in ENGINE_MODES and _few_channels_version("backward_data", few_channels) == "few_channels"
+            and _few_channels_applies(device, g, "backward_data")):
         device.launch("conv2d_backward_data_few_channels", (-(-g.w // device.define("FEW_TILE_W")),
                                                             -(-g.h // device.define("FEW_TILE_H")), g.n),
                       grad_y, weight, grad_x, g.c, g.h, g.w, g.o, g.k, g.stride, g.padding, g.hout, g.wout)

@@ -334,10 +334,13 @@ def run_conv(direction, launcher, shapes, repeats, timer, peer=None, rows=None):
         if reference.engine_winograd_tile(x.shape, weight.shape, stride, padding, kind):
             rows.append(_validated_row(WITHOUT_WINOGRAD, direction, label, lambda: call(engine, a_d, b_d), expected,
                                        flops, timer, repeats, peer_seconds))
-        if kind == "backward_data" and reference.few_channels_applies(engine_device, x.shape, weight.shape, stride,
-                                                                      padding):
-            for version in reference.FEW_CHANNELS_BACKWARD_DATA:  # what switching the engine's few-channel path times
-                if version != reference.ENGINE_FEW_CHANNELS_BACKWARD_DATA:
+        if kind != "backward_weights" and reference.few_channels_applies(engine_device, x.shape, weight.shape,
+                                                                         stride, padding, kind):
+            versions, taken = ((reference.FEW_CHANNELS_FORWARD, reference.ENGINE_FEW_CHANNELS_FORWARD)
+                               if kind == "forward" else
+                               (reference.FEW_CHANNELS_BACKWARD_DATA, reference.ENGINE_FEW_CHANNELS_BACKWARD_DATA))
+            for version in versions:  # what switching the engine's few-channel path times
+                if version != taken:
                     rows.append(_validated_row(f"engine {version}", direction, label, lambda: call(
                         engine, a_d, b_d, few_channels=version), expected, flops, timer, repeats, peer_seconds))
     return rows

@@ -90,3 +90,18 @@ def test_few_channel_backward_data_reads_its_patch_without_conflicts():
     conv2d_backward_data_device(Device(tracer), grad_y, w, x.shape, 1, 1, few_channels="few_channels")
     reads = [c for c in tracer.costs["shared"]["conv2d_backward_data_few_channels"].values() if not c.store]
     assert len(reads) == 2 and all(c.requests > 0 and c.transactions == c.ideal for c in reads)
+
+
+def test_few_channel_forward_reads_its_patch_and_weights_without_conflicts():
+    """conv2d.cu's few-channel forward: a warp reads 32 consecutive float4s of the input
+    patch (4 wavefronts, the fewest for 512 bytes) and one broadcast float4 of weights an
+    output channel and tap (1), and stores whole rows of the patch and the weights."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 3, 16, 64)).astype(np.float32)
+    w = rng.standard_normal((40, 3, 3, 3)).astype(np.float32)
+    tracer = MemoryTracer(blocks=1)
+    from deepinside.kernels.conv2d import conv2d_forward_device
+    conv2d_forward_device(Device(tracer), x, w, None, 1, 1, few_channels="few_channels")
+    costs = tracer.costs["shared"]["conv2d_forward_few_channels"]
+    reads = [c for c in costs.values() if not c.store]
+    assert len(reads) >= 2 and all(c.requests > 0 and c.transactions == c.ideal for c in costs.values())

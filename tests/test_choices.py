@@ -91,7 +91,11 @@ def test_the_winograd_tile_then_each_direction_threshold(restored):
     first = "N16 C3 224x224 O64 k3 s1 p1"  # the few-channel kernel against the column buffer: 0.40
     ladders["conv_backward_data"] += [row("engine", 3.0, first, "conv_backward_data"),
                                       row("engine few_channels", 1.2, first, "conv_backward_data")]
+    ladders["conv_forward"] += [row("engine", 1.0, first, "conv_forward"),  # the few-channel forward: 1.05, kept
+                                row("engine few_channels", 1.05, first, "conv_forward")]
     chosen, evidence = choices.choose(ladders, restored)
+    assert chosen["conv2d.ENGINE_FEW_CHANNELS_FORWARD"] == "implicit"
+    assert evidence["conv2d.ENGINE_FEW_CHANNELS_FORWARD"] == "kept (4 shapes timed)"  # the engine's rows
     # the implicit GEMM's 8 x 16 version (timed off Winograd) against the current one off
     # Winograd, 0.90: chosen (against the engine's Winograd time it would look 1.8 times slower)
     assert chosen["conv2d.ENGINE_IMPLICIT"]["backward_data"] == "8x16"

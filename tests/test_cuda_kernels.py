@@ -397,6 +397,36 @@ def test_few_channel_backward_data(launcher, rng, monkeypatch, n, c, h, w, o, k,
         assert not conv2d.few_channels_applies(recording, x_shape, w_shape, other_stride, padding)
 
 
+@pytest.mark.parametrize("n, c, h, w, o, padding, bias", [
+    (2, 3, 19, 37, 17, 1, True), (1, 1, 16, 32, 16, 0, False), (1, 4, 35, 70, 40, 2, True), (3, 2, 5, 6, 3, 1, True)])
+def test_few_channel_forward(launcher, rng, monkeypatch, n, c, h, w, o, padding, bias):
+    """conv2d.cu's forward for at most 4 input channels, 3x3 stride 1: maps of partial 32 x 16
+    tiles and exact ones, one and several tiles each way, output channels in partial chunks
+    of 16, paddings 0-2, with and without a bias, against NumPy in float64; run by the
+    engine where ENGINE_FEW_CHANNELS_FORWARD names it, and never on 5 channels, a 5x5 kernel
+    or stride 2."""
+    x, weight = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, 3, 3))
+    b = rng.standard_normal(o) if bias else None
+    d = lambda a: device(launcher, a.astype(np.float32))  # noqa: E731
+    expected = K.conv2d_forward(x, weight, b, 1, padding)
+    recording = RecordingDevice(launcher, "engine")
+    ops = K.bind(recording).conv2d
+    bias_d = d(b) if bias else None
+    assert relative_error(host(ops.forward(d(x), d(weight), bias_d, 1, padding, few_channels="few_channels")),
+                          expected) < 1e-5
+    assert recording.kernels() == ["conv2d_forward_few_channels"]
+    ops.forward(d(x), d(weight), bias_d, 1, padding)
+    assert recording.kernels() != ["conv2d_forward_few_channels"]  # the engine's choice: the implicit GEMM
+    monkeypatch.setattr(conv2d, "ENGINE_FEW_CHANNELS_FORWARD", "few_channels")
+    assert relative_error(host(ops.forward(d(x), d(weight), bias_d, 1, padding)), expected) < 1e-5
+    assert recording.kernels() == ["conv2d_forward_few_channels"]
+    for x_shape, w_shape, stride in (((n, 5, h, w), (o, 5, 3, 3), 1), ((n, c, h, w), (o, c, 5, 5), 1),
+                                     ((n, c, h, w), (o, c, 3, 3), 2)):
+        assert not conv2d.few_channels_applies(recording, x_shape, w_shape, stride, padding, "forward")
+    with pytest.raises(KernelError, match="conv2d forward: no few-channel version 'fast', expected one of"):
+        ops.forward(d(x), d(weight), bias_d, 1, padding, few_channels="fast")
+
+
 def test_the_engine_takes_winograd_from_its_channel_threshold(rng, monkeypatch):
     """conv2d.py: ENGINE_WINOGRAD_TILE and ENGINE_WINOGRAD_CHANNELS, the rule a GPU run will
     set: with a direction's threshold at 64, the engine's 3x3 stride-1 convolution in that

@@ -89,6 +89,8 @@ def test_every_convolution_rung_launches_within_limits_at_full_size(launcher, sh
             calls[direction](ops, version=version)
     for version in conv2d.FEW_CHANNELS_BACKWARD_DATA:
         calls["backward_data"](ops, few_channels=version)
+    for version in conv2d.FEW_CHANNELS_FORWARD:
+        calls["forward"](ops, few_channels=version)
     assert sum(launcher.launched.values()) > before
 
 
