@@ -34,6 +34,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .family import Device, OpFamily, expect
 from .gemm import batched_product_device, gemm_product_device, split_k_slices
+from .launch import KernelError
 
 # Bytes of patch matrix per slice of the batch: big enough for an efficient product,
 # not so big that it leaves the cache (measured on the 2-core machine: 16-32 MB are best).
@@ -658,8 +659,9 @@ def _few_channels_version(direction, version):
     versions, engine = ((FEW_CHANNELS_FORWARD, ENGINE_FEW_CHANNELS_FORWARD) if direction == "forward" else
                         (FEW_CHANNELS_BACKWARD_DATA, ENGINE_FEW_CHANNELS_BACKWARD_DATA))
     version = version or engine
-    expect(version in versions, f"conv2d {direction}: no few-channel version {version!r}, expected one of "
-                                f"{', '.join(versions)}")
+    if version not in versions:  # (the message formatted only then: this runs at every convolution)
+        raise KernelError(f"conv2d {direction}: no few-channel version {version!r}, expected one of "
+                          f"{', '.join(versions)}")
     return version
 
 
