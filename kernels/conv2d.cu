@@ -531,7 +531,7 @@ __device__ __forceinline__ void store_nchw(float* __restrict__ out, int rows, in
   // Code size matters here: this epilogue is inlined at every tile and shape of an entry,
   // and its 64 rows a lane fully unrolled with a division each were once most of the
   // kernels' machine code and of conv2d.cu's compile time (NVRTC for sm_90 on a CI machine:
-  // 60 s; now 16).
+  // 60 s; now 16-21).
   long long at_row_0[LANE_COLUMNS];
 #pragma unroll
   for (int q = 0; q < LANE_COLUMNS; ++q) {
