@@ -392,15 +392,23 @@ def _shape(g):
 
 
 def _implicit_kernel(device, kernel, rows, columns, thread_tile):
-    """(name, grid, wide) of the implicit-GEMM `kernel` for a rows x columns result and
-    `thread_tile` ("8x8" or "8x16" results a thread): on the wide 64 x 256 tile where the
-    engine's products have at most 64 rows (on the 128 x 128 one, half of every block's work
-    would be padding), a block a tile. (The kernel picks its compile-time shape, 3x3 or 1x1
-    at stride 1, itself.)"""
-    wide = device.convolution in ENGINE_MODES and rows <= device.define("IG_WIDE_BM")
-    name = kernel + ("_8x16" if thread_tile == "8x16" else "")
-    tile_rows, tile_columns = (device.define(f"IG_{'WIDE_' if wide else ''}{side}") for side in ("BM", "BN"))
-    return name, (-(-columns // tile_columns), -(-rows // tile_rows)), wide
+    """(name, grid, its tile argument (none or `wide`), the tile's results) of the
+    implicit-GEMM `kernel` for a rows x columns result and `thread_tile` ("8x8" or "8x16"
+    results a thread), a block a tile: in the engine's modes, on the wide 64 x 256 tile where
+    the products have at most 64 rows (on the 128 x 128 one, half of every block's work
+    would be padding), and a weight gradient of at most IG_NARROW_BN columns on the narrow
+    64 x 32 tile (an RGB first layer's 27: the others' columns 75-90% padding). (The kernel
+    picks its compile-time shape, 3x3 or 1x1 at stride 1, itself.)"""
+    engine = device.convolution in ENGINE_MODES
+    if engine and kernel.startswith("conv2d_backward_weights") and columns <= device.define("IG_NARROW_BN"):
+        name, tile_rows, tile_columns, arguments = ("conv2d_backward_weights_narrow", device.define("IG_WIDE_BM"),
+                                                    device.define("IG_NARROW_BN"), ())
+    else:
+        wide = engine and rows <= device.define("IG_WIDE_BM")
+        name = kernel + ("_8x16" if thread_tile == "8x16" else "")
+        tile_rows, tile_columns = (device.define(f"IG_{'WIDE_' if wide else ''}{side}") for side in ("BM", "BN"))
+        arguments = (int(wide),)
+    return name, (-(-columns // tile_columns), -(-rows // tile_rows)), arguments, tile_rows * tile_columns
 
 
 def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, flags=(), bias=None,
@@ -416,13 +424,12 @@ def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, f
     largest = max(a.size for a in operands + (out,))
     expect(largest < 2 ** 31, f"conv2d: a tensor of {largest} elements is too large for the implicit GEMM's "
                               "32-bit indices")
-    name, grid, wide = _implicit_kernel(device, kernel, rows, columns, thread_tile)
+    name, grid, tile_arguments, area = _implicit_kernel(device, kernel, rows, columns, thread_tile)
     depth = device.define("IG_BK")
     length, splits = split_k_slices(grid[0] * grid[1], reduction, depth, device.concurrent_blocks(name),
-                                    min_depth=depth, result=rows * columns,
-                                    tile=device.define("IG_BM") * device.define("IG_BN"))
+                                    min_depth=depth, result=rows * columns, tile=area)
     target = out if splits == 1 else device.empty((splits,) + tuple(out.shape))
-    device.launch(name, grid + (splits,), *operands, target, *_shape(g), *flags, length, int(wide))
+    device.launch(name, grid + (splits,), *operands, target, *_shape(g), *flags, length, *tile_arguments)
     if splits > 1:
         plane = out.size // (out.shape[0] * rows) if bias is not None else 1
         device.elementwise("conv2d_sum_splits", out.size, target, out, out.size, splits,

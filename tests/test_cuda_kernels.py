@@ -296,6 +296,28 @@ def test_engine_takes_the_wide_tile_for_products_of_at_most_64_rows(rng):
             assert relative_error(result, reference()) < 1e-5
 
 
+@pytest.mark.parametrize("n, c, h, w, o, k, stride, padding, narrow", [
+    (3, 3, 21, 19, 70, 3, 1, 1, True), (2, 1, 41, 37, 9, 5, 2, 2, True), (2, 32, 17, 17, 64, 1, 1, 0, True),
+    (2, 4, 17, 17, 8, 3, 1, 1, False), (1, 33, 17, 17, 8, 1, 1, 0, False)])
+def test_the_weight_gradient_of_few_columns_runs_on_the_narrow_tile(rng, n, c, h, w, o, k, stride, padding, narrow):
+    """The engine's weight gradient of at most 32 columns (C K K: 27, 25, 32) on the 64 x 32
+    tile, with more than 64 output channels (two rows of tiles) and its reduction over the
+    images split; 36 and 33 columns on the others; the "implicit" rung never; against NumPy
+    in float64 on maps of more than 256 positions (smaller ones take the column buffer)."""
+    x, weight = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, k, k))
+    grad_y = rng.standard_normal(K.conv2d_forward(x, weight, None, stride, padding).shape)
+    expected = K.conv2d_backward_weights(grad_y, x, weight.shape, stride, padding)
+    for mode in ("engine", "implicit"):
+        recording = RecordingDevice(launcher_for("emulator"), mode)
+        result = K.bind(recording).conv2d.backward_weights(grad_y.astype(np.float32), x.astype(np.float32),
+                                                            weight.shape, stride, padding)
+        assert relative_error(result, expected) < 1e-5
+        launched = recording.kernels()
+        took = "conv2d_backward_weights_narrow" in launched
+        assert took == (narrow and mode == "engine"), (mode, took)
+        assert not took or "conv2d_sum_splits" in launched  # the few blocks' reduction split
+
+
 @pytest.mark.parametrize("version", conv2d.IMPLICIT_VERSIONS["backward_weights"])
 @pytest.mark.parametrize("batch, h, w, k, stride, padding", [(64, 5, 3, 3, 1, 1), (9, 3, 1, 1, 1, 0),
                                                              (40, 11, 9, 3, 2, 1)])
@@ -332,6 +354,8 @@ def test_implicit_gemm_versions(launcher, rng, direction, version):
         recording = RecordingDevice(launcher, mode)
         ops = K.bind(recording).conv2d
         c, o = (5, rows) if direction != "backward_data" else (rows, 5)
+        if direction == "backward_weights":
+            c = 40  # its columns C K K past the narrow tile's 32 even at 1x1 (that tile: its own test)
         x, weight = rng.standard_normal((2, c, 40, 38)), rng.standard_normal((o, c, k, k))
         y = K.conv2d_forward(x, weight, None, stride, padding)
         grad_y = rng.standard_normal(y.shape)
