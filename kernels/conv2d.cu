@@ -786,6 +786,21 @@ __host__ __device__ constexpr int larger(int a, int b) { return a > b ? a : b; }
 
 __device__ __forceinline__ int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
+// Output channels o0 .. o0 + FEW_CHUNK - 1 of the K x K weights (O, C, K, K) into
+// filters[o][u K + v], a tap's channels as a float4 (zeros past C and past O).
+template <int K>
+__device__ __forceinline__ void stage_filters(const float* __restrict__ w, float4 (*filters)[K * K], int o0, int O,
+                                              int C) {
+  for (int e = threadIdx.x; e < FEW_CHUNK * K * K; e += FEW_THREADS) {
+    const int o = e / (K * K), tap = e % (K * K);
+    float value[FEW_CHANNELS];
+#pragma unroll
+    for (int c = 0; c < FEW_CHANNELS; ++c)
+      value[c] = (o0 + o < O && c < C) ? w[((o0 + o) * C + c) * K * K + tap] : 0.0f;
+    filters[o][tap] = make_float4(value[0], value[1], value[2], value[3]);
+  }
+}
+
 template <int K, int S>
 __device__ __forceinline__ void few_channels_backward_data(const float* __restrict__ grad_y,
                                                            const float* __restrict__ w, float* __restrict__ grad_x,
@@ -810,13 +825,7 @@ __device__ __forceinline__ void few_channels_backward_data(const float* __restri
                                       ? grad_y[(((long long)n * O + o0 + o) * Hout + i) * Wout + j]
                                       : 0.0f;
       }
-    for (int e = threadIdx.x; e < FEW_CHUNK * K * K; e += FEW_THREADS) {
-      const int o = e / (K * K), tap = e % (K * K);
-      float value[FEW_CHANNELS];
-      for (int c = 0; c < FEW_CHANNELS; ++c)
-        value[c] = (o0 + o < O && c < C) ? w[((o0 + o) * C + c) * K * K + tap] : 0.0f;
-      filters[o][tap] = make_float4(value[0], value[1], value[2], value[3]);
-    }
+    stage_filters<K>(w, filters, o0, O, C);
     __syncthreads();
     for (int o = 0; o < FEW_CHUNK; ++o)
 #pragma unroll
@@ -883,14 +892,7 @@ extern "C" __global__ void __launch_bounds__(FEW_THREADS) conv2d_forward_few_cha
   }
   for (int o0 = 0; o0 < O; o0 += FEW_CHUNK) {
     __syncthreads();  // the patch is staged; the last chunk's filters are read
-    for (int e = threadIdx.x; e < FEW_CHUNK * K * K; e += FEW_THREADS) {
-      const int o = e / (K * K), tap = e % (K * K);
-      float value[FEW_CHANNELS];
-#pragma unroll
-      for (int c = 0; c < FEW_CHANNELS; ++c)
-        value[c] = (o0 + o < O && c < C) ? w[((o0 + o) * C + c) * K * K + tap] : 0.0f;
-      filters[o][tap] = make_float4(value[0], value[1], value[2], value[3]);
-    }
+    stage_filters<K>(w, filters, o0, O, C);
     __syncthreads();
     float upper[FEW_CHUNK], lower[FEW_CHUNK];
 #pragma unroll

@@ -661,10 +661,15 @@ def _few_channels_applies(device, g, direction):
     return (g.k, g.stride) in shapes and g.c <= device.define("FEW_CHANNELS")
 
 
+def few_channel_versions(direction):
+    """(the few-channel choice's versions in `direction`, the engine's one)."""
+    return ((FEW_CHANNELS_FORWARD, ENGINE_FEW_CHANNELS_FORWARD) if direction == "forward" else
+            (FEW_CHANNELS_BACKWARD_DATA, ENGINE_FEW_CHANNELS_BACKWARD_DATA))
+
+
 def _few_channels_version(direction, version):
     """`version` of the few-channel choice in `direction` (the engine's where None), checked."""
-    versions, engine = ((FEW_CHANNELS_FORWARD, ENGINE_FEW_CHANNELS_FORWARD) if direction == "forward" else
-                        (FEW_CHANNELS_BACKWARD_DATA, ENGINE_FEW_CHANNELS_BACKWARD_DATA))
+    versions, engine = few_channel_versions(direction)
     version = version or engine
     if version not in versions:  # (the message formatted only then: this runs at every convolution)
         raise KernelError(f"conv2d {direction}: no few-channel version {version!r}, expected one of "

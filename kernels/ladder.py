@@ -336,9 +336,7 @@ def run_conv(direction, launcher, shapes, repeats, timer, peer=None, rows=None):
                                        flops, timer, repeats, peer_seconds))
         if kind != "backward_weights" and reference.few_channels_applies(engine_device, x.shape, weight.shape,
                                                                          stride, padding, kind):
-            versions, taken = ((reference.FEW_CHANNELS_FORWARD, reference.ENGINE_FEW_CHANNELS_FORWARD)
-                               if kind == "forward" else
-                               (reference.FEW_CHANNELS_BACKWARD_DATA, reference.ENGINE_FEW_CHANNELS_BACKWARD_DATA))
+            versions, taken = reference.few_channel_versions(kind)
             for version in versions:  # what switching the engine's few-channel path times
                 if version != taken:
                     rows.append(_validated_row(f"engine {version}", direction, label, lambda: call(

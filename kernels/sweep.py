@@ -44,15 +44,14 @@ def sweep_once(launcher, rng, report):
             for version in versions:
                 report(f"conv2d {mode} {direction} {version} {shape}",
                        max_relative_error(calls[direction](version), expected[direction]))
-    engine = PoisonedDevice(launcher)
-    ops = bind(engine).conv2d
-    if conv2d.few_channels_applies(engine, x.shape, weight.shape, stride, padding, "forward"):
+    device = PoisonedDevice(launcher)
+    ops = bind(device).conv2d
+    if conv2d.few_channels_applies(device, x.shape, weight.shape, stride, padding, "forward"):
         report(f"conv2d few-channel forward {shape}", max_relative_error(ops.forward(
             put(x), put(weight), put(bias), stride, padding, few_channels="few_channels"), expected["forward"]))
-    if conv2d.few_channels_applies(engine, x.shape, weight.shape, stride, padding):
+    if conv2d.few_channels_applies(device, x.shape, weight.shape, stride, padding):
         report(f"conv2d few-channel backward_data {shape}", max_relative_error(ops.backward_data(
             put(g), put(weight), x.shape, stride, padding, few_channels="few_channels"), expected["backward_data"]))
-    device = PoisonedDevice(launcher)
     k, stride = int(rng.choice([3, 5])), int(rng.choice([1, 2]))
     padding = int(rng.integers(0, k))
     h, w = max(h + 2, k), max(w + 3, k)  # the convolution's map, grown; at least a window (its k may be 1)

@@ -56,8 +56,8 @@ def _empty(*shape):
     return np.empty(shape, np.float32)
 
 
-VGG16 = [(c, o, size) for c, o, size in [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 256, 56),
-                                         (256, 512, 28), (512, 512, 14)]]  # one of each (in, out, size) of VGG-16
+VGG16 = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 256, 56), (256, 512, 28),
+         (512, 512, 14)]  # one of each (in, out, size) of VGG-16
 FULL_SIZE_CONVOLUTIONS = ladder.GPU_CONVOLUTIONS + [
     (n, c, size, size, o, 3, 1, 1) for n in (1, 64) for c, o, size in VGG16] + [
     (64, 3, 224, 224, 64, 11, 4, 0), (64, 64, 27, 27, 256, 5, 1, 2),  # CNN-F's first two
