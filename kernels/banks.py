@@ -164,7 +164,7 @@ def gemm_cases():
         gemm_product_device(device, a, b, transpose_a, transpose_b, version=version)
 
     return [(f"sgemm {version} {case}", functools.partial(product, version, case == "tn", case == "nt"))
-            for version in ("pipelined", "8x16") for case in ("nn", "tn", "nt")]
+            for version in ("pipelined", "8x16", "async") for case in ("nn", "tn", "nt")]
 
 
 def conv_cases():

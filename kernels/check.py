@@ -130,13 +130,14 @@ def kernel_sizes(listing):
 
 def loop_row(mix):
     """The columns of one hot loop: instructions, FFMAs, shared loads and stores, global
-    loads, local-memory accesses (spills), barriers, and the FFMAs' share of the
+    loads (LDGSTS, an asynchronous copy into shared memory, among them), local-memory
+    accesses (spills), barriers, and the FFMAs' share of the
     instructions. An SM's scheduler issues one instruction a cycle, so a loop cannot reach
     more of the FP32 peak than that share, or a little more where an iteration skips some
     of its paths (every path is counted: the fallbacks of a vector load, say)."""
     count = sum(mix.values())
-    return (count, mix["FFMA"], mix["LDS"], mix["STS"], mix["LDG"], mix["LDL"] + mix["STL"], mix["BAR"],
-            mix["FFMA"] / count)
+    return (count, mix["FFMA"], mix["LDS"], mix["STS"], mix["LDG"] + mix["LDGSTS"], mix["LDL"] + mix["STL"],
+            mix["BAR"], mix["FFMA"] / count)
 
 
 def load_nvrtc():

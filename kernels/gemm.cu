@@ -119,6 +119,9 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2) sgemm_tiled(int M,
 //                         tiles alone cannot fill the GPU (below).
 //   v10 sgemm_skinny_*    at most 8 rows (batch 1 to 8): a matrix-vector product that reads
 //                         B once instead of 128-row tiles of padding (below).
+//   v11 sgemm_8x16_*      v8 with 8 x 16 results a thread and 16-deep slices (below).
+//   v12 sgemm_async_*     v8 with its slices copied into shared memory asynchronously
+//                         (cp.async, sm_80 on), three slices in flight (below).
 // Cost of every version: 2 M N K FLOPs. The engine uses gemm.py's ENGINE_SGEMM rung.
 
 // ---- v2 -------------------------------------------------------------------------------
@@ -371,8 +374,10 @@ __device__ __forceinline__ void warp_tile_origin(int& row, int& col) {
   col = (warp % WARPS_ACROSS) * WARP_COLUMNS + (lane % LANE_COLUMNS) * 4;
 }
 
-// accumulator[4 sm + i][4 sn + j] += the slice's products for sub-block (sm, sn).
-__device__ __forceinline__ void warp_tile_slice(const float (*As)[VEC_BM], const float (*Bs)[VEC_BN], int row, int col,
+// accumulator[4 sm + i][4 sn + j] += the slice's products for sub-block (sm, sn); staged rows
+// of A_ROW and B_ROW floats (v12 pads them).
+template <int A_ROW, int B_ROW>
+__device__ __forceinline__ void warp_tile_slice(const float (*As)[A_ROW], const float (*Bs)[B_ROW], int row, int col,
                                                 float accumulator[8][8]) {
 #pragma unroll
   for (int k = 0; k < VEC_BK; ++k) {
@@ -394,7 +399,9 @@ __device__ __forceinline__ void warp_tile_store(float* __restrict__ C, int M, in
                                                 int col, float accumulator[8][8]) {
   const int row0 = blockIdx.y * VEC_BM + row, col0 = blockIdx.x * VEC_BN + col;
   const bool c_vector = aligned_rows(C, N);
+#pragma unroll  // accumulator's indices constants: else it is demoted to local memory
   for (int i = 0; i < 8; ++i)
+#pragma unroll
     for (int s = 0; s < 2; ++s)
       store4(C, M, N, row0 + (i / 4) * SUB_ROWS + i % 4, col0 + s * SUB_COLUMNS, alpha, beta, &accumulator[i][4 * s],
              c_vector);
@@ -453,6 +460,17 @@ __device__ __forceinline__ void sgemm_pipelined_body(int M, int N, int K, int k_
   warp_tile_store(C, M, N, alpha, beta, row, col, accumulator);
 }
 
+// The tiled rungs the engine can run (gemm.py: TILED), as types whose body the split-K and
+// batched entries below run on their part of the reduction.
+struct PipelinedTiles {
+  template <bool TRANS_A, bool TRANS_B>
+  __device__ static __forceinline__ void body(int M, int N, int K, int k_begin, int k_end, float alpha,
+                                              const float* __restrict__ A, const float* __restrict__ B, float beta,
+                                              float* __restrict__ C) {
+    sgemm_pipelined_body<TRANS_A, TRANS_B>(M, N, K, k_begin, k_end, alpha, A, B, beta, C);
+  }
+};
+
 // The entry points: one specialisation per transpose case the engine uses.
 extern "C" __global__ void __launch_bounds__(VEC_THREADS) sgemm_warptile_nn(
     int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
@@ -498,31 +516,32 @@ extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_pipelined_nt(
 //   so 4096 outputs are 32 tiles on 132 SMs, each reducing K = 25088 alone) gets enough
 //   blocks to keep every SM busy; the price is the planes' extra writes and reads,
 //   4 M N splits bytes each way, small exactly where the split is taken (few tiles).
-//   `slice` is a multiple of VEC_BK; gemm.py chooses it.
-template <bool TRANS_A, bool TRANS_B>
+//   `slice` is a multiple of the rung's staging depth; gemm.py chooses it. The later tiled
+//   rungs split the same way, through their Tiles type.
+template <class Tiles, bool TRANS_A, bool TRANS_B>
 __device__ __forceinline__ void sgemm_splitk_body(int M, int N, int K, int slice, const float* __restrict__ A,
                                                   const float* __restrict__ B, float* __restrict__ partial) {
   const int k_begin = blockIdx.z * slice, k_end = k_begin + slice < K ? k_begin + slice : K;
-  sgemm_pipelined_body<TRANS_A, TRANS_B>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f,
+  Tiles::template body<TRANS_A, TRANS_B>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f,
                                          partial + (long long)blockIdx.z * M * N);
 }
 
 extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_splitk_nn(
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
-  sgemm_splitk_body<false, false>(M, N, K, slice, A, B, partial);
+  sgemm_splitk_body<PipelinedTiles, false, false>(M, N, K, slice, A, B, partial);
 }
 
 extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_splitk_tn(
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
-  sgemm_splitk_body<true, false>(M, N, K, slice, A, B, partial);
+  sgemm_splitk_body<PipelinedTiles, true, false>(M, N, K, slice, A, B, partial);
 }
 
 extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_splitk_nt(
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
-  sgemm_splitk_body<false, true>(M, N, K, slice, A, B, partial);
+  sgemm_splitk_body<PipelinedTiles, false, true>(M, N, K, slice, A, B, partial);
 }
 
 // C[e] = alpha * (the sum over z of partial[z, e], z in order) + beta * C[e].
@@ -767,35 +786,211 @@ extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_nt(
   sgemm_8x16_body<false, true>(M, N, K, 0, K, alpha, A, B, beta, C);
 }
 
+struct EightBySixteenTiles {
+  template <bool TRANS_A, bool TRANS_B>
+  __device__ static __forceinline__ void body(int M, int N, int K, int k_begin, int k_end, float alpha,
+                                              const float* __restrict__ A, const float* __restrict__ B, float beta,
+                                              float* __restrict__ C) {
+    sgemm_8x16_body<TRANS_A, TRANS_B>(M, N, K, k_begin, k_end, alpha, A, B, beta, C);
+  }
+};
+
 // v11 with K split between blocks, as v9 is to v8 (`slice` a multiple of WIDE_BK): what the
 // engine splits with once v11 is its rung (gemm.py: ENGINE_TILED).
-template <bool TRANS_A, bool TRANS_B>
-__device__ __forceinline__ void sgemm_8x16_splitk_body(int M, int N, int K, int slice, const float* __restrict__ A,
-                                                       const float* __restrict__ B, float* __restrict__ partial) {
-  const int k_begin = blockIdx.z * slice, k_end = k_begin + slice < K ? k_begin + slice : K;
-  sgemm_8x16_body<TRANS_A, TRANS_B>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f, partial + (long long)blockIdx.z * M * N);
-}
 
 extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_splitk_nn(
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
-  sgemm_8x16_splitk_body<false, false>(M, N, K, slice, A, B, partial);
+  sgemm_splitk_body<EightBySixteenTiles, false, false>(M, N, K, slice, A, B, partial);
 }
 
 extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_splitk_tn(
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
-  sgemm_8x16_splitk_body<true, false>(M, N, K, slice, A, B, partial);
+  sgemm_splitk_body<EightBySixteenTiles, true, false>(M, N, K, slice, A, B, partial);
 }
 
 extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_splitk_nt(
     int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
     float* __restrict__ partial) {
-  sgemm_8x16_splitk_body<false, true>(M, N, K, slice, A, B, partial);
+  sgemm_splitk_body<EightBySixteenTiles, false, true>(M, N, K, slice, A, B, partial);
+}
+
+// ---- v12 --------------------------------------------------------------------------------
+// v12 sgemm_async_{nn,tn,nt}: v8's tiles and warp tiling, its slices copied from global into
+//   shared memory by sm_80's asynchronous copies (cp.async) instead of through registers.
+//   In v8 a thread loads the next slice into registers, multiplies, then stores them: one
+//   slice in flight, and the staging registers held across the products. Here a thread
+//   issues its copies of a slice ASYNC_STAGES - 1 slices ahead and goes on multiplying; the
+//   copies land in shared memory by themselves. What it should buy: global latency hidden
+//   behind three slices' products (3 x 512 FMAs a thread) instead of one, no staging
+//   registers, and a load and a store instruction per value become one copy. Costs: 4
+//   buffers of 8 x 132 floats per operand (33 KiB a block; two blocks an SM still fit), and
+//   the transposed operands (A in nn and nt, B^T in nt) copied 4 bytes at a time, since a
+//   copy cannot transpose: their lanes take 8 consecutive depths of 4 rows, so that a
+//   warp's copy reads whole 32-byte sectors, and the staged rows are 4 floats longer than
+//   the tile (132), so that those 8 depths land in 8 different groups of 4 banks. The
+//   others are one 16-byte copy a thread, as v8 loads them. Edges copy zeros (a copy of
+//   nothing: cp.async's source size 0).
+#define ASYNC_STAGES 4
+#define ASYNC_ROW (VEC_BM + 4)
+static_assert(VEC_BM == VEC_BN, "one staged row length for both operands");
+static_assert(VEC_BK * VEC_BM == 4 * VEC_THREADS, "a thread copies 4 values of each operand a slice");
+
+#ifdef __CUDACC__  // (the emulator defines these four for the CPU: kernels/emulator/cuda_emulator.h)
+__device__ __forceinline__ void cp_async_4(float* shared, const float* global, bool inside) {
+  const unsigned to = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(to), "l"(global), "r"(inside ? 4 : 0));
+}
+__device__ __forceinline__ void cp_async_16(float* shared, const float* global, bool inside) {
+  const unsigned to = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(global), "r"(inside ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+#define cp_async_wait(newest_in_flight) asm volatile("cp.async.wait_group %0;\n" ::"n"(newest_in_flight))
+#endif
+
+// A thread's part in copying one operand's slices: 4 values a slice, at positions of the
+// stored matrix fixed but for the depth, so that what is fixed is worked out once a block
+// (where they go in a stage's buffer, which are in bounds) and a slice steps a pointer.
+// ALONG_ROWS: the stored matrix is depth x extent (A^T, B), a slice 8 of its rows, and the
+// thread's 4 values are consecutive in one of them (one 16-byte copy where aligned and in
+// bounds); else it is extent x depth (A, B^T), and its values are the same depth of 4
+// rows 32 apart (4-byte copies, transposing).
+template <bool ALONG_ROWS>
+struct AsyncOperand {
+  const float* matrix;
+  const float* at;    // the thread's first value of the next slice
+  long long apart;    // (transposing) floats between its values: 32 rows
+  int depth, depths;  // the next slice's depth of its values, and K
+  int to;             // where its first value goes in a stage's buffer, in floats
+  unsigned inside;    // bit q: value q's column (ALONG_ROWS) or row is inside the matrix
+  bool whole;         // (ALONG_ROWS) its values are inside and 16-byte aligned
+
+  __device__ AsyncOperand(const float* __restrict__ matrix_, int extent, int K, int origin, int k_begin,
+                          bool vector_ok)
+      : matrix(matrix_), depths(K), inside(0) {
+    const int t = threadIdx.x;
+    if (ALONG_ROWS) {  // row t / 32 of the slice, columns 4 (t % 32) ..
+      const int column = origin + (t % (VEC_BM / 4)) * 4;
+      depth = k_begin + t / (VEC_BM / 4);
+      at = matrix + (long long)depth * extent + column;
+      to = (t / (VEC_BM / 4)) * ASYNC_ROW + (t % (VEC_BM / 4)) * 4;
+      for (int q = 0; q < 4; ++q) inside |= (column + q < extent) << q;
+      whole = vector_ok && column + 3 < extent;
+    } else {  // depth t % 8 of rows t / 8 + 32 q
+      const int row = origin + t / VEC_BK;
+      depth = k_begin + t % VEC_BK;
+      at = matrix + (long long)row * K + depth;
+      apart = (long long)(VEC_THREADS / VEC_BK) * K;
+      to = (t % VEC_BK) * ASYNC_ROW + t / VEC_BK;
+      for (int q = 0; q < 4; ++q) inside |= (row + q * (VEC_THREADS / VEC_BK) < extent) << q;
+    }
+  }
+
+  // Copies the next slice into `buffer` (a stage's VEC_BK rows of ASYNC_ROW floats).
+  __device__ __forceinline__ void copy(float* buffer, int extent) {
+    const bool depth_inside = depth < depths;
+    if (ALONG_ROWS && whole && depth_inside) {
+      cp_async_16(buffer + to, at, true);
+    } else {
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const bool ok = depth_inside && (inside >> q & 1);
+        const float* from = ALONG_ROWS ? at + q : at + q * apart;
+        cp_async_4(buffer + to + (ALONG_ROWS ? q : q * (VEC_THREADS / VEC_BK)), ok ? from : matrix, ok);
+      }
+    }
+    at += ALONG_ROWS ? (long long)VEC_BK * extent : VEC_BK;
+    depth += VEC_BK;
+  }
+};
+
+// Reduces K indices [k_begin, k_end), k_begin a multiple of VEC_BK (as v8's body). Slice s
+// is copy group s of every thread (a group is committed at every step, empty or not, so
+// that the count holds); at step s a thread waits for its own group s, the barrier then
+// for everyone's, and after it every thread is done with slice s - 1's buffer, which the
+// copies of slice s + ASYNC_STAGES - 1 reuse.
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ void sgemm_async_body(int M, int N, int K, int k_begin, int k_end, float alpha,
+                                                 const float* __restrict__ A, const float* __restrict__ B, float beta,
+                                                 float* __restrict__ C) {
+  __shared__ __align__(16) float As[ASYNC_STAGES][VEC_BK][ASYNC_ROW];
+  __shared__ __align__(16) float Bs[ASYNC_STAGES][VEC_BK][ASYNC_ROW];
+  AsyncOperand<TRANS_A> a(A, M, K, blockIdx.y * VEC_BM, k_begin, aligned_rows(A, TRANS_A ? M : K));
+  AsyncOperand<!TRANS_B> b(B, N, K, blockIdx.x * VEC_BN, k_begin, aligned_rows(B, TRANS_B ? K : N));
+  const int slices = (k_end - k_begin + VEC_BK - 1) / VEC_BK;
+  int row, col;
+  warp_tile_origin(row, col);
+  float accumulator[8][8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) accumulator[i][j] = 0.0f;
+  for (int s = 0; s < ASYNC_STAGES - 1; ++s) {
+    if (s < slices) a.copy(&As[s][0][0], M), b.copy(&Bs[s][0][0], N);
+    cp_async_commit();
+  }
+  for (int s = 0; s < slices; ++s) {
+    cp_async_wait(ASYNC_STAGES - 2);
+    __syncthreads();
+    const int ahead = (s + ASYNC_STAGES - 1) % ASYNC_STAGES;
+    if (s + ASYNC_STAGES - 1 < slices) a.copy(&As[ahead][0][0], M), b.copy(&Bs[ahead][0][0], N);
+    cp_async_commit();
+    warp_tile_slice(As[s % ASYNC_STAGES], Bs[s % ASYNC_STAGES], row, col, accumulator);
+  }
+  warp_tile_store(C, M, N, alpha, beta, row, col, accumulator);
+}
+
+struct AsyncTiles {
+  template <bool TRANS_A, bool TRANS_B>
+  __device__ static __forceinline__ void body(int M, int N, int K, int k_begin, int k_end, float alpha,
+                                              const float* __restrict__ A, const float* __restrict__ B, float beta,
+                                              float* __restrict__ C) {
+    sgemm_async_body<TRANS_A, TRANS_B>(M, N, K, k_begin, k_end, alpha, A, B, beta, C);
+  }
+};
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_async_nn(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_async_body<false, false>(M, N, K, 0, K, alpha, A, B, beta, C);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_async_tn(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_async_body<true, false>(M, N, K, 0, K, alpha, A, B, beta, C);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_async_nt(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_async_body<false, true>(M, N, K, 0, K, alpha, A, B, beta, C);
+}
+
+// v12 with K split between blocks, as v9 is to v8 (`slice` a multiple of VEC_BK).
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_async_splitk_nn(
+    int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
+    float* __restrict__ partial) {
+  sgemm_splitk_body<AsyncTiles, false, false>(M, N, K, slice, A, B, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_async_splitk_tn(
+    int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
+    float* __restrict__ partial) {
+  sgemm_splitk_body<AsyncTiles, true, false>(M, N, K, slice, A, B, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_async_splitk_nt(
+    int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
+    float* __restrict__ partial) {
+  sgemm_splitk_body<AsyncTiles, false, true>(M, N, K, slice, A, B, partial);
 }
 
 // ---- batched ----------------------------------------------------------------------------
-// sgemm_batched_{nn,nt} (v8's tiles) and sgemm_8x16_batched_{nn,nt} (v11's): a batch of
+// sgemm_batched_{nn,nt} (v8's tiles), sgemm_8x16_batched_{nn,nt} (v11's) and
+//   sgemm_async_batched_{nn,nt} (v12's): a batch of
 //   equal-shaped products split along K as v9 splits one, the operands of product b
 //   `stride_*` floats after product b - 1's, blockIdx.z = b splits + z for reduction slice z;
 //   each (product, slice) tile goes to plane blockIdx.z of `partial` (M x N each), which the
@@ -804,7 +999,7 @@ extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_splitk_
 //   a few blocks (VGG's 28 x 28 layers at batch 64: 392 tiles, 1.5 waves); the weight
 //   gradient's (nt: O x C results, a reduction over every tile of the batch) split as well.
 //   The engine runs the tiles its other products run (gemm.py: ENGINE_TILED).
-template <bool TRANS_B, bool EIGHT_BY_SIXTEEN>
+template <class Tiles, bool TRANS_B>
 __device__ __forceinline__ void sgemm_batched_body(int M, int N, int K, int slice, int splits,
                                                    const float* __restrict__ A, long long stride_a,
                                                    const float* __restrict__ B, long long stride_b,
@@ -814,32 +1009,41 @@ __device__ __forceinline__ void sgemm_batched_body(int M, int N, int K, int slic
   A += product * stride_a;
   B += product * stride_b;
   partial += (long long)blockIdx.z * M * N;
-  if constexpr (EIGHT_BY_SIXTEEN)
-    sgemm_8x16_body<false, TRANS_B>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f, partial);
-  else
-    sgemm_pipelined_body<false, TRANS_B>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f, partial);
+  Tiles::template body<false, TRANS_B>(M, N, K, k_begin, k_end, 1.0f, A, B, 0.0f, partial);
 }
 
 extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_batched_nn(
     int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
     const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
-  sgemm_batched_body<false, false>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
+  sgemm_batched_body<PipelinedTiles, false>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
 }
 
 extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_batched_nt(
     int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
     const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
-  sgemm_batched_body<true, false>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
+  sgemm_batched_body<PipelinedTiles, true>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
 }
 
 extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_batched_nn(
     int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
     const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
-  sgemm_batched_body<false, true>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
+  sgemm_batched_body<EightBySixteenTiles, false>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
 }
 
 extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_batched_nt(
     int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
     const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
-  sgemm_batched_body<true, true>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
+  sgemm_batched_body<EightBySixteenTiles, true>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_async_batched_nn(
+    int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
+    const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
+  sgemm_batched_body<AsyncTiles, false>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_async_batched_nt(
+    int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
+    const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
+  sgemm_batched_body<AsyncTiles, true>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
 }

@@ -101,6 +101,8 @@ GEMM_LADDER = [
          _specialised("skinny"), ((False, False), (False, True)), rows_at_most=8),
     Rung("sgemm_8x16", "v8 with 8x16 results a thread (128 threads) and 16-deep slices: 25% fewer shared reads a FMA",
          _specialised("8x16"), ALL_CASES),
+    Rung("sgemm_async", "v8 with its slices copied by cp.async, three in flight: no staging registers",
+         _specialised("async"), ALL_CASES),
 ]
 CONV_DIRECTIONS = ("conv_forward", "conv_backward_data", "conv_backward_weights")
 # Element-wise kernels: bytes moved per element, and the versions in relu.cu's order.

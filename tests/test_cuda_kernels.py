@@ -91,7 +91,7 @@ def test_sgemm_split_k_with_accumulation(launcher, rng, transpose_a, transpose_b
     assert relative_error(host(out), expected) < 1e-5
 
 
-@pytest.mark.parametrize("tiled", ["pipelined", "8x16"])
+@pytest.mark.parametrize("tiled", ["pipelined", "8x16", "async"])
 @pytest.mark.parametrize("transpose_b", [False, True])
 @pytest.mark.parametrize("k", [37, 3000])
 def test_batched_sgemm(launcher, rng, monkeypatch, tiled, transpose_b, k):
@@ -135,7 +135,7 @@ def gemm_batched_kernel():
     return gemm.TILED[gemm.ENGINE_TILED][2]
 
 
-@pytest.mark.parametrize("tiled", ["pipelined", "8x16"])
+@pytest.mark.parametrize("tiled", ["pipelined", "8x16", "async"])
 def test_the_engine_sgemm_on_either_tiled_rung(launcher, rng, monkeypatch, tiled):
     """The engine's products above 8 rows on v8 (and v9 where split) or v11 (and its split
     kernels), whichever gemm.py's ENGINE_TILED names: a product of two tiles each way
@@ -653,6 +653,57 @@ def test_emulator_fails_a_launch_on_a_misaligned_vector_access_as_a_gpu_does():
     y = np.zeros(64, np.float32)
     launcher.launch("relu_forward_vec4", 1, 32, x[:64].copy(), y, 64)
     np.testing.assert_array_equal(y, np.maximum(x[:64], 0))
+
+
+# Two groups of asynchronous copies into shared memory, then a read of other threads'
+# copies after a barrier: after waiting for `wait` of them (0, 1 or both), or a misaligned
+# 16-byte copy.
+ASYNC_PROBE = r"""
+extern "C" __global__ void async_probe(const float* __restrict__ x, float* __restrict__ y, int wait) {
+  __shared__ __align__(16) float staged[2][32];
+  const int t = threadIdx.x;
+  staged[0][t] = staged[1][t] = -1.0f;
+  cp_async_4(&staged[0][t], x + t, true);
+  cp_async_commit();
+  cp_async_4(&staged[1][t], x + 32 + t, t % 2 == 0);  // odd lanes: zeros, nothing read
+  cp_async_commit();
+  if (wait == 1) cp_async_wait(1);
+  if (wait == 2) cp_async_wait(0);
+  __syncthreads();
+  y[t] = staged[0][(t + 1) % 32];
+  y[32 + t] = staged[1][(t + 1) % 32];
+}
+
+extern "C" __global__ void async_misaligned(const float* __restrict__ x, float* __restrict__ y) {
+  __shared__ __align__(16) float staged[128];
+  cp_async_16(&staged[4 * threadIdx.x], x + 4 * threadIdx.x + 1, true);
+  cp_async_commit();
+  cp_async_wait(0);
+  y[threadIdx.x] = staged[4 * threadIdx.x];
+}
+"""
+
+
+def test_emulator_does_asynchronous_copies_only_when_waited_for(tmp_path, monkeypatch):
+    """cp.async on the emulator (gemm.cu's v12): a copy lands at the wait that covers its
+    group and not before, so a kernel that reads its buffer before waiting reads what was
+    there before, as it may on a GPU; wait(N) leaves the newest N groups in flight; a copy
+    of nothing writes zeros; a misaligned 16-byte copy fails the launch."""
+    from deepinside.kernels import launch
+    source = tmp_path / "probe.cu"
+    source.write_text(ASYNC_PROBE)
+    monkeypatch.setattr(launch, "sources", lambda: [str(source)])
+    launcher = EmulatorLauncher()
+    x = np.random.default_rng(3).standard_normal(64).astype(np.float32) + 2
+    neighbour = (np.arange(32) + 1) % 32
+    second = np.where(neighbour % 2 == 0, x[32 + neighbour], 0)
+    for wait, first_landed, second_landed in ((0, False, False), (1, True, False), (2, True, True)):
+        y = np.full(64, np.nan, np.float32)
+        launcher.launch("async_probe", 1, 32, x, y, wait)
+        np.testing.assert_array_equal(y[:32], x[neighbour] if first_landed else -1)
+        np.testing.assert_array_equal(y[32:], second if second_landed else -1)
+    with pytest.raises(KernelError, match=r"async_misaligned: misaligned address: a 16-byte asynchronous copy"):
+        launcher.launch("async_misaligned", 1, 32, x, np.zeros(32, np.float32))
 
 
 def test_emulator_runtime_refuses_a_bad_launch_shape_of_its_own():

@@ -12,7 +12,9 @@
 // size), __align__, threadIdx/blockIdx/blockDim/gridDim, __syncthreads, atomicAdd(float*/int*),
 // the maths of <cmath>, fminf/fmaxf, the vector types float2/float4 with make_float2/4 (the
 // same size and alignment as CUDA's, so reinterpret_cast loads work), __ldg (a plain load
-// here: the read-only cache is a GPU matter), #pragma unroll (ignored). Not supported:
+// here: the read-only cache is a GPU matter), #pragma unroll (ignored), and sm_80's
+// asynchronous copies into shared memory under the names the kernel files give their PTX
+// (cp_async_4, cp_async_16, cp_async_commit, cp_async_wait: see below). Not supported:
 // dynamic shared memory, half, warp shuffles, cooperative groups, textures, <<<>>> in
 // kernel files. Loads and stores are checked for alignment (UBSan's check, runtime.cpp's
 // handler): a misaligned float4 fails the launch, as on a GPU. A second, traced build of the
@@ -70,3 +72,18 @@ inline float4 make_float4(float x, float y, float z, float w) { return float4{x,
 // A macro, not a function: the alignment check of the load (runtime.cpp) then names the
 // kernel's line, not this one.
 #define __ldg(address) (*(address))
+
+// Asynchronous copies (cp.async, sm_80 on), as the kernel files name their inline PTX when
+// __CUDACC__ is defined: cp_async_4/16(shared, global, inside) copies 4 or 16 bytes, or
+// writes zeros where `inside` is false (nothing is read then); cp_async_commit() closes the
+// thread's group of copies issued since the last; cp_async_wait(N) waits until at most the
+// newest N committed groups are still in flight. Here a copy is done only at the wait that
+// covers it, the latest a GPU may do it, so a kernel that reads a buffer before waiting
+// for its copies (or before the barrier after) reads stale values here as it may there.
+void emulator_copy_async(void* shared, const void* global, unsigned bytes, bool inside);
+void emulator_commit_copies();
+void emulator_wait_copies(unsigned newest_in_flight);
+#define cp_async_4(shared, global, inside) emulator_copy_async(shared, global, 4, inside)
+#define cp_async_16(shared, global, inside) emulator_copy_async(shared, global, 16, inside)
+#define cp_async_commit() emulator_commit_copies()
+#define cp_async_wait(newest_in_flight) emulator_wait_copies(newest_in_flight)

@@ -41,12 +41,21 @@ struct Access {
 };
 #endif
 
+// An asynchronous copy issued and not yet done (cuda_emulator.h: cp_async_*).
+struct PendingCopy {
+  void* shared;
+  const void* global;  // nullptr: zeros
+  unsigned bytes, group;
+};
+
 struct Fiber {
   ucontext_t context;
   std::vector<char> stack;
   State state = State::Ready;
   int barrier_line = 0;
   dim3 index;
+  std::vector<PendingCopy> copies;
+  unsigned committed = 0;  // groups of copies committed so far: the open group's number
 #ifdef EMULATOR_TRACE_MEMORY
   unsigned barriers = 0;
   std::vector<Access> accesses;
@@ -211,6 +220,8 @@ std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
   for (unsigned t = 0; t < count; ++t) {
     Fiber& fiber = block.fibers[t];
     fiber.state = State::Ready;
+    fiber.copies.clear();  // a thread's copies left in flight at its exit are dropped, as its block is
+    fiber.committed = 0;
     fiber.index = dim3(t % block_dim.x, (t / block_dim.x) % block_dim.y, t / (block_dim.x * block_dim.y));
     getcontext(&fiber.context);
     fiber.context.uc_stack.ss_sp = fiber.stack.data();
@@ -286,6 +297,41 @@ extern "C" void __ubsan_handle_type_mismatch_v1(TypeMismatchData* data, uintptr_
            static_cast<unsigned long>(alignment), static_cast<unsigned long>(pointer),
            file ? file + 1 : data->location.file, data->location.line, threadIdx.x, blockIdx.x);
   misaligned = text;
+}
+
+void emulator_copy_async(void* shared, const void* global, unsigned bytes, bool inside) {
+  Fiber* fiber = current_block->running;
+  const uintptr_t to = reinterpret_cast<uintptr_t>(shared), from = reinterpret_cast<uintptr_t>(global);
+  if ((to % bytes || (inside && from % bytes)) && misaligned.empty()) {  // cp.async wants both aligned to its size
+    char text[200];
+    snprintf(text, sizeof text, "misaligned address: a %u-byte asynchronous copy from %#lx to %#lx (thread %u of "
+             "block %u)", bytes, static_cast<unsigned long>(from), static_cast<unsigned long>(to), threadIdx.x,
+             blockIdx.x);
+    misaligned = text;
+    return;
+  }
+#ifdef EMULATOR_TRACE_MEMORY  // counted where issued, as the kernel's own accesses are
+  if (inside) record(from, bytes, false, __builtin_return_address(0));
+  record(to, bytes, true, __builtin_return_address(0));
+#endif
+  fiber->copies.push_back({shared, inside ? global : nullptr, bytes, fiber->committed});
+}
+
+void emulator_commit_copies() { ++current_block->running->committed; }
+
+void emulator_wait_copies(unsigned newest_in_flight) {
+  Fiber* fiber = current_block->running;
+  std::vector<PendingCopy> left;
+  for (const PendingCopy& copy : fiber->copies) {
+    if (copy.group + newest_in_flight >= fiber->committed) {  // uncommitted, or among the newest groups
+      left.push_back(copy);
+    } else if (copy.global) {
+      std::memcpy(copy.shared, copy.global, copy.bytes);
+    } else {
+      std::memset(copy.shared, 0, copy.bytes);
+    }
+  }
+  fiber->copies.swap(left);
 }
 
 // Launches `thunk(args)` on a grid of blocks. Returns 0, or 1 with `error` filled.
