@@ -173,6 +173,14 @@ extern "C" __global__ void nchw_to_columns(const float* __restrict__ grad_y, flo
 // 32-bit (conv2d.py checks that every tensor has fewer than 2^31 elements): a 64-bit
 // division is a long software routine on a GPU, a 32-bit one a few instructions.
 // Cost: 2 N O C K^2 L FLOPs each.
+#ifdef __CUDACC__  // (the emulator defines these four for the CPU: kernels/emulator/cuda_emulator.h)
+__device__ __forceinline__ void cp_async_4(float* shared, const float* global, bool inside) {
+  const unsigned to = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(to), "l"(global), "r"(inside ? 4 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+#define cp_async_wait(newest_in_flight) asm volatile("cp.async.wait_group %0;\n" ::"n"(newest_in_flight))
+#endif
 #define IG_BK 8
 #define IG_TM 8
 #define IG_TN 8
@@ -201,10 +209,12 @@ extern "C" __global__ void nchw_to_columns(const float* __restrict__ grad_y, flo
 // 4 TN results (BM / 64 warps down), each lane 2 x (TN / 4) sub-blocks of 4 x 4 results 32
 // rows and 16 columns apart (gemm.cu's warp tiling, v7): a thread reads its operands from
 // shared memory as float4s (2 + TN / 4 reads per 8 TN FMAs) and a warp's reads cover few
-// banks. A thread stages A's rows first + SPREAD q (first = t / 8) at depth t % 8.
-template <int BM_, int BN_, int THREADS_ = IG_THREADS, int TN_ = IG_TN>
+// banks. A thread stages A's rows first + SPREAD q (first = t / 8) at depth t % 8. STAGES:
+// the slices' shared buffers, 2 staged through registers, more copied by cp.async
+// (implicit_gemm, below).
+template <int BM_, int BN_, int THREADS_ = IG_THREADS, int TN_ = IG_TN, int STAGES_ = 2>
 struct Tile {
-  static constexpr int BM = BM_, BN = BN_, THREADS = THREADS_, TN = TN_;
+  static constexpr int BM = BM_, BN = BN_, THREADS = THREADS_, TN = TN_, STAGES = STAGES_;
   static constexpr int WARP_COLUMNS = 4 * TN, WARPS_ACROSS = BN / WARP_COLUMNS;
   static constexpr int SPREAD = THREADS / IG_BK;  // between a thread's rows (or columns) at one depth
   static constexpr int A_VALUES = BM * IG_BK / THREADS;  // values of A a thread stages a slice
@@ -226,6 +236,11 @@ using SquareTile = Tile<IG_BM, IG_BN>;
 using WideTile = Tile<IG_WIDE_BM, IG_WIDE_BN>;
 using SquareTile8x16 = Tile<IG_BM, IG_BN, IG_8X16_THREADS, 16>;
 using WideTile8x16 = Tile<IG_WIDE_BM, IG_WIDE_BN, IG_8X16_THREADS, 16>;  // two columns of B a thread
+// The asynchronous variant (gemm.cu's v12 idea): the same tiles, slices copied by cp.async
+// into IG_ASYNC_STAGES buffers.
+#define IG_ASYNC_STAGES 4
+using SquareTileAsync = Tile<IG_BM, IG_BN, IG_THREADS, IG_TN, IG_ASYNC_STAGES>;
+using WideTileAsync = Tile<IG_WIDE_BM, IG_WIDE_BN, IG_THREADS, IG_TN, IG_ASYNC_STAGES>;
 
 struct ConvShape {
   int N, C, H, W, O, K, stride, pad, Hout, Wout;
@@ -241,7 +256,8 @@ struct ConvShape {
 // weight gradient's gather, contiguous along the reduction's positions, whose columns
 // (c, u, v) lie planes apart). Either way what is fixed for the thread is decoded once per
 // block (select: A's first row, its others SPREAD apart), what varies once per slice (at),
-// and a value is then an add and a load.
+// and a value is then an add: locate(q, offset) sets `offset` to where value q lies after
+// base() and says whether it lies inside the tensor (else it is a 0 of the padding).
 
 // Forward A(o, k): the weights as an O x C K K matrix.
 template <int SPREAD>
@@ -251,7 +267,8 @@ struct Weights {
   int rows, depth;  // offsets of the first selected row and of the slice's depth
   __device__ void select(int o) { rows = o * reduction; }
   __device__ void at(int k) { depth = k; }
-  __device__ float operator()(int q) const { return w[rows + depth + q * SPREAD * reduction]; }
+  __device__ const float* base() const { return w; }
+  __device__ bool locate(int q, int& offset) const { return offset = rows + depth + q * SPREAD * reduction, true; }
 };
 
 // Backward-data A(c, k) for k = (o K + u) K + v: the weights transposed, W^T.
@@ -265,8 +282,9 @@ struct TransposedWeights {
     const int KK = KS ? KS * KS : s.K * s.K, o = k / KK;
     depth = o * s.C * KK + (k - o * KK);
   }
-  __device__ float operator()(int q) const {
-    return w[rows + depth + q * SPREAD * (KS ? KS * KS : s.K * s.K)];
+  __device__ const float* base() const { return w; }
+  __device__ bool locate(int q, int& offset) const {
+    return offset = rows + depth + q * SPREAD * (KS ? KS * KS : s.K * s.K), true;
   }
 };
 
@@ -299,7 +317,10 @@ struct OutputGradients {
       depth = n * s.O * L + (k - n * L);
     }
   }
-  __device__ float operator()(int q) const { return grad_y[rows + depth + q * SPREAD * s.Hout * s.Wout]; }
+  __device__ const float* base() const { return grad_y; }
+  __device__ bool locate(int q, int& offset) const {
+    return offset = rows + depth + q * SPREAD * s.Hout * s.Wout, true;
+  }
 };
 
 // Forward B(k, p): the im2col value x[n, c, i s - pad + u, j s - pad + v] for
@@ -317,9 +338,11 @@ struct InputPatches {
     top = i * (ST ? ST : s.stride) - s.pad;
     left = (l - i * s.Wout) * (ST ? ST : s.stride) - s.pad;
   }
-  __device__ float operator()(int k) const {
+  __device__ const float* base() const { return image; }
+  __device__ bool locate(int k, int& offset) const {
     const int K = KS ? KS : s.K, c = k / (K * K), uv = k - c * K * K, u = uv / K, h = top + u, w = left + uv - u * K;
-    return (h >= 0 && h < s.H && w >= 0 && w < s.W) ? image[(c * s.H + h) * s.W + w] : 0.0f;
+    offset = (c * s.H + h) * s.W + w;
+    return h >= 0 && h < s.H && w >= 0 && w < s.W;
   }
 };
 
@@ -338,12 +361,13 @@ struct GradientPatches {
     h_padded = hw / s.W + s.pad;
     w_padded = hw - (hw / s.W) * s.W + s.pad;
   }
-  __device__ float operator()(int k) const {
+  __device__ const float* base() const { return image; }
+  __device__ bool locate(int k, int& offset) const {
     const int K = KS ? KS : s.K, stride = ST ? ST : s.stride;
     const int o = k / (K * K), uv = k - o * K * K, u = uv / K, top = h_padded - u, left = w_padded - (uv - u * K);
-    if (top < 0 || left < 0 || top % stride || left % stride) return 0.0f;
     const int i = top / stride, j = left / stride;
-    return (i < s.Hout && j < s.Wout) ? image[(o * s.Hout + i) * s.Wout + j] : 0.0f;
+    offset = (o * s.Hout + i) * s.Wout + j;
+    return top >= 0 && left >= 0 && top % stride == 0 && left % stride == 0 && i < s.Hout && j < s.Wout;
   }
 };
 
@@ -384,21 +408,34 @@ struct PatchColumns {
     top = i * stride - s.pad;
     left = j * stride - s.pad;
   }
-  __device__ float operator()(int q) const {
+  __device__ const float* base() const { return x; }
+  __device__ bool locate(int q, int& offset) const {
     const int h = top + ((column[q] >> 8) & 0xff), w = left + (column[q] & 0xff);
-    return (h >= 0 && h < s.H && w >= 0 && w < s.W) ? x[image + ((column[q] >> 16) * s.H + h) * s.W + w] : 0.0f;
+    offset = image + ((column[q] >> 16) * s.H + h) * s.W + w;
+    return h >= 0 && h < s.H && w >= 0 && w < s.W;
   }
 };
 
-// The 8 x 8 results of this thread over reduction indices [k_begin, k_end) of A (M rows)
+// Value q (or k) of an operand: 0 in the padding.
+template <class Operand>
+__device__ __forceinline__ float gather(const Operand& operand, int q) {
+  int offset;
+  return operand.locate(q, offset) ? operand.base()[offset] : 0.0f;
+}
+
+// The 8 x TN results of this thread over reduction indices [k_begin, k_end) of A (M rows)
 // times B (P columns), A and B gathered by the operands as each slice is staged, in this
-// block's Tile. Two shared-memory buffers, as gemm.cu's v8, one barrier a slice; the
-// gathers of slice k + 1 are in flight into registers while slice k is multiplied.
+// block's Tile, whose STAGES say how:
+//   2: as gemm.cu's v8, two shared buffers, one barrier a slice; the gathers of slice k + 1
+//      in flight into registers while slice k is multiplied, then stored;
+//   more: as gemm.cu's v12, each value copied into shared memory by cp.async (a copy of
+//      nothing, zeros, in the padding), STAGES - 1 slices in flight, no staging registers.
 template <class Tile, class OperandA, class OperandB>
 __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_end, OperandA load_a, OperandB load_b,
                                               float* shared, float accumulator[IG_TM][Tile::TN]) {
-  auto As = reinterpret_cast<float(*)[IG_BK][Tile::BM + IG_PAD]>(shared);  // [2][IG_BK][BM + IG_PAD], then B's
-  auto Bs = reinterpret_cast<float(*)[IG_BK][Tile::BN + IG_PAD]>(shared + 2 * IG_BK * (Tile::BM + IG_PAD));
+  // [STAGES][IG_BK][BM + IG_PAD], then B's
+  auto As = reinterpret_cast<float(*)[IG_BK][Tile::BM + IG_PAD]>(shared);
+  auto Bs = reinterpret_cast<float(*)[IG_BK][Tile::BN + IG_PAD]>(shared + Tile::STAGES * IG_BK * (Tile::BM + IG_PAD));
   constexpr bool B_BY_DEPTH = OperandB::DEPTH_FASTEST;
   constexpr int A_VALUES = Tile::A_VALUES, B_VALUES = Tile::B_VALUES, SPREAD = Tile::SPREAD, TN = Tile::TN;
   // A column-fastest B: ACROSS threads a row of the tile, each with GROUPS columns ACROSS
@@ -425,51 +462,24 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
       if (b_inside[g]) b_columns[g].select(col0 + b_column + g * ACROSS);
     }
   }
-  float a_staged[A_VALUES], b_staged[B_VALUES];
-  auto fetch = [&](int k0) {
-    const bool inside = k0 + depth < k_end;
-    if (inside) load_a.at(k0 + depth);
-    for (int q = 0; q < A_VALUES; ++q) a_staged[q] = (inside && row0 + first + q * SPREAD < M) ? load_a(q) : 0.0f;
-    if constexpr (B_BY_DEPTH) {
-      if (inside) load_b.at(k0 + depth);
-      for (int q = 0; q < B_VALUES; ++q) b_staged[q] = (inside && col0 + first + q * SPREAD < P) ? load_b(q) : 0.0f;
-    } else {
-      for (int g = 0; g < GROUPS; ++g)
-        for (int d = 0; d < B_DEPTHS; ++d) {
-          const int k = k0 + b_depth + d * B_SPREAD;
-          b_staged[g * B_DEPTHS + d] = (b_inside[g] && k < k_end) ? b_columns[g](k) : 0.0f;
-        }
-    }
-  };
-  auto store = [&](int buffer) {
-    for (int q = 0; q < A_VALUES; ++q) As[buffer][depth][first + q * SPREAD] = a_staged[q];
-    for (int q = 0; q < B_VALUES; ++q) {
-      if constexpr (B_BY_DEPTH) Bs[buffer][depth][first + q * SPREAD] = b_staged[q];
-      else Bs[buffer][b_depth + (q % B_DEPTHS) * B_SPREAD][b_column + (q / B_DEPTHS) * ACROSS] = b_staged[q];
-    }
-  };
 #pragma unroll
   for (int i = 0; i < IG_TM; ++i)
 #pragma unroll
     for (int j = 0; j < TN; ++j) accumulator[i][j] = 0.0f;
   const int row = Tile::row(0), col = Tile::column(0);
-  fetch(k_begin);
-  store(0);
-  __syncthreads();
-  for (int k0 = k_begin, buffer = 0; k0 < k_end; k0 += IG_BK, buffer ^= 1) {
-    const bool more = k0 + IG_BK < k_end;
-    if (more) fetch(k0 + IG_BK);
+  // accumulator += the products of one staged slice, read as float4s
+  auto multiply_slice = [&](const float (*a_slice)[Tile::BM + IG_PAD], const float (*b_slice)[Tile::BN + IG_PAD]) {
 #pragma unroll
     for (int k = 0; k < IG_BK; ++k) {
       float a[IG_TM], b[TN];
 #pragma unroll
       for (int s = 0; s < 2; ++s) {  // the sub-blocks' rows, 32 apart
-        const float4 v = *reinterpret_cast<const float4*>(&As[buffer][k][row + s * 32]);
+        const float4 v = *reinterpret_cast<const float4*>(&a_slice[k][row + s * 32]);
         a[4 * s] = v.x, a[4 * s + 1] = v.y, a[4 * s + 2] = v.z, a[4 * s + 3] = v.w;
       }
 #pragma unroll
       for (int s = 0; s < TN / 4; ++s) {  // and columns, 16 apart
-        const float4 v = *reinterpret_cast<const float4*>(&Bs[buffer][k][col + s * 16]);
+        const float4 v = *reinterpret_cast<const float4*>(&b_slice[k][col + s * 16]);
         b[4 * s] = v.x, b[4 * s + 1] = v.y, b[4 * s + 2] = v.z, b[4 * s + 3] = v.w;
       }
 #pragma unroll
@@ -477,8 +487,87 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
 #pragma unroll
         for (int j = 0; j < TN; ++j) accumulator[i][j] += a[i] * b[j];
     }
-    if (more) store(buffer ^ 1);
-    __syncthreads();  // every thread is done with `buffer` and has written the next one
+  };
+  if constexpr (Tile::STAGES == 2) {
+    float a_staged[A_VALUES], b_staged[B_VALUES];
+    auto fetch = [&](int k0) {
+      const bool inside = k0 + depth < k_end;
+      if (inside) load_a.at(k0 + depth);
+      for (int q = 0; q < A_VALUES; ++q)
+        a_staged[q] = (inside && row0 + first + q * SPREAD < M) ? gather(load_a, q) : 0.0f;
+      if constexpr (B_BY_DEPTH) {
+        if (inside) load_b.at(k0 + depth);
+        for (int q = 0; q < B_VALUES; ++q)
+          b_staged[q] = (inside && col0 + first + q * SPREAD < P) ? gather(load_b, q) : 0.0f;
+      } else {
+        for (int g = 0; g < GROUPS; ++g)
+          for (int d = 0; d < B_DEPTHS; ++d) {
+            const int k = k0 + b_depth + d * B_SPREAD;
+            b_staged[g * B_DEPTHS + d] = (b_inside[g] && k < k_end) ? gather(b_columns[g], k) : 0.0f;
+          }
+      }
+    };
+    auto store = [&](int buffer) {
+      for (int q = 0; q < A_VALUES; ++q) As[buffer][depth][first + q * SPREAD] = a_staged[q];
+      for (int q = 0; q < B_VALUES; ++q) {
+        if constexpr (B_BY_DEPTH) Bs[buffer][depth][first + q * SPREAD] = b_staged[q];
+        else Bs[buffer][b_depth + (q % B_DEPTHS) * B_SPREAD][b_column + (q / B_DEPTHS) * ACROSS] = b_staged[q];
+      }
+    };
+    fetch(k_begin);
+    store(0);
+    __syncthreads();
+    for (int k0 = k_begin, buffer = 0; k0 < k_end; k0 += IG_BK, buffer ^= 1) {
+      const bool more = k0 + IG_BK < k_end;
+      if (more) fetch(k0 + IG_BK);
+      multiply_slice(As[buffer], Bs[buffer]);
+      if (more) store(buffer ^ 1);
+      __syncthreads();  // every thread is done with `buffer` and has written the next one
+    }
+  } else {
+    // slice `slice` of this block's range copied into its stage's buffers: each value of
+    // fetch() above straight to its place of store(), a copy of nothing (zeros) where the
+    // value is outside, naming a readable address all the same (A's tensor)
+    const int slices = (k_end - k_begin + IG_BK - 1) / IG_BK;
+    auto copy = [&](int slice) {
+      const int k0 = k_begin + slice * IG_BK, stage = slice % Tile::STAGES;
+      int offset;  // set by locate() where the value is inside
+      auto to = [&](float* slot, bool inside, const float* base) {
+        cp_async_4(slot, inside ? base + offset : load_a.base(), inside);
+      };
+      const bool inside = k0 + depth < k_end;
+      if (inside) load_a.at(k0 + depth);
+      for (int q = 0; q < A_VALUES; ++q) {
+        const bool found = inside && row0 + first + q * SPREAD < M && load_a.locate(q, offset);
+        to(&As[stage][depth][first + q * SPREAD], found, load_a.base());
+      }
+      if constexpr (B_BY_DEPTH) {
+        if (inside) load_b.at(k0 + depth);
+        for (int q = 0; q < B_VALUES; ++q) {
+          const bool found = inside && col0 + first + q * SPREAD < P && load_b.locate(q, offset);
+          to(&Bs[stage][depth][first + q * SPREAD], found, load_b.base());
+        }
+      } else {
+        for (int g = 0; g < GROUPS; ++g)
+          for (int d = 0; d < B_DEPTHS; ++d) {
+            const int k = k0 + b_depth + d * B_SPREAD;
+            const bool found = b_inside[g] && k < k_end && b_columns[g].locate(k, offset);
+            to(&Bs[stage][b_depth + d * B_SPREAD][b_column + g * ACROSS], found, b_columns[g].base());
+          }
+      }
+    };
+    for (int s = 0; s < Tile::STAGES - 1; ++s) {
+      if (s < slices) copy(s);
+      cp_async_commit();  // empty groups keep the count: slice s is every thread's group s
+    }
+    for (int s = 0; s < slices; ++s) {
+      cp_async_wait(Tile::STAGES - 2);  // this thread's copies of slice s have landed
+      __syncthreads();  // and everyone's; and every thread is done with slice s - 1's buffers
+      if (s + Tile::STAGES - 1 < slices) copy(s + Tile::STAGES - 1);
+      cp_async_commit();
+      multiply_slice(As[s % Tile::STAGES], Bs[s % Tile::STAGES]);
+    }
+    __syncthreads();  // the epilogue may reuse the buffers
   }
 }
 
@@ -674,6 +763,31 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data
   __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
   if (wide) conv2d_backward_data_implicit_shaped<WideTile>(grad_y, w, grad_x, CONV_SHAPE, slice, shared);
   else conv2d_backward_data_implicit_shaped<SquareTile>(grad_y, w, grad_x, CONV_SHAPE, slice, shared);
+}
+
+// IG_ASYNC_STAGES slices of A and of B for the larger tile.
+#define IG_ASYNC_SHARED_FLOATS (IG_ASYNC_STAGES * IG_BK * (IG_WIDE_BM + IG_WIDE_BN + 2 * IG_PAD))
+
+// The asynchronous variant of the forward and backward-data: the implicit GEMM's gathers
+// copied into shared memory by cp.async, each value 4 bytes (a gather has no vector to
+// copy), IG_ASYNC_STAGES - 1 slices in flight instead of one, no staging registers; 42 KiB
+// of shared memory a block (the wide tile's 4 stages). Laddered, not yet timed
+// (conv2d.py: ENGINE_IMPLICIT).
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_forward_implicit_async(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
+    int N, int C, int H, int W, int O, int K, int stride, int pad, int Hout, int Wout, int has_bias, int slice,
+    int wide) {
+  __shared__ __align__(16) float shared[IG_ASYNC_SHARED_FLOATS];
+  if (wide) conv2d_forward_implicit_shaped<WideTileAsync>(x, w, b, y, CONV_SHAPE, has_bias, slice, shared);
+  else conv2d_forward_implicit_shaped<SquareTileAsync>(x, w, b, y, CONV_SHAPE, has_bias, slice, shared);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_data_implicit_async(
+    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
+  __shared__ __align__(16) float shared[IG_ASYNC_SHARED_FLOATS];
+  if (wide) conv2d_backward_data_implicit_shaped<WideTileAsync>(grad_y, w, grad_x, CONV_SHAPE, slice, shared);
+  else conv2d_backward_data_implicit_shaped<SquareTileAsync>(grad_y, w, grad_x, CONV_SHAPE, slice, shared);
 }
 
 // The 8 x 16 variant of the forward and backward-data (128 threads, 8 x 16 results each),
@@ -1214,7 +1328,8 @@ struct DenseColumns {
   const float* b;
   int P;
   __device__ void select(int p) { b += p; }
-  __device__ float operator()(int k) const { return b[k * P]; }
+  __device__ const float* base() const { return b; }
+  __device__ bool locate(int k, int& offset) const { return offset = k * P, true; }
 };
 
 extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) winograd_products_wide(

@@ -393,8 +393,8 @@ def _shape(g):
 
 def _implicit_kernel(device, kernel, rows, columns, thread_tile):
     """(name, grid, its tile argument (none or `wide`), the tile's results) of the
-    implicit-GEMM `kernel` for a rows x columns result and `thread_tile` ("8x8" or "8x16"
-    results a thread), a block a tile: in the engine's modes, on the wide 64 x 256 tile where
+    implicit-GEMM `kernel` for a rows x columns result and `thread_tile` (one of the forward's
+    and backward-data's IMPLICIT_VERSIONS), a block a tile: in the engine's modes, on the wide 64 x 256 tile where
     the products have at most 64 rows (on the 128 x 128 one, half of every block's work
     would be padding), and a weight gradient of at most IG_NARROW_BN columns on the narrow
     64 x 32 tile (an RGB first layer's 27: the others' columns 75-90% padding). (The kernel
@@ -405,7 +405,7 @@ def _implicit_kernel(device, kernel, rows, columns, thread_tile):
                                                     device.define("IG_NARROW_BN"), ())
     else:
         wide = engine and rows <= device.define("IG_WIDE_BM")
-        name = kernel + ("_8x16" if thread_tile == "8x16" else "")
+        name = kernel + ("" if thread_tile == "8x8" else f"_{thread_tile}")
         tile_rows, tile_columns = (device.define(f"IG_{'WIDE_' if wide else ''}{side}") for side in ("BM", "BN"))
         arguments = (int(wide),)
     return name, (-(-columns // tile_columns), -(-rows // tile_rows)), arguments, tile_rows * tile_columns
@@ -572,12 +572,14 @@ def _winograd_weight_gradient(device, m, grad_y, x, padding, grad_w):
 
 
 # The implicit GEMM's versions by direction: the forward's and backward-data's 8 x 8 results
-# a thread (256 threads; the H100 runs of 2026-11-27) or 8 x 16 (128 threads: gemm.cu's v11
-# idea, 25% fewer shared-memory reads a multiply-add); the weight gradient's "splitk", one
-# block an SM with its positions stepped, or "two_blocks", two blocks an SM in 128 registers
-# with its positions decoded at every slice (conv2d.cu). The second of each was written
-# after those runs and is laddered and tested; the engine takes it once a GPU times it faster.
-IMPLICIT_VERSIONS = {"forward": ("8x8", "8x16"), "backward_data": ("8x8", "8x16"),
+# a thread (256 threads; the H100 runs of 2026-11-27), 8 x 16 (128 threads: gemm.cu's v11
+# idea, 25% fewer shared-memory reads a multiply-add) or "async" (8 x 8, the gathers copied
+# into shared memory by cp.async, three slices in flight: gemm.cu's v12 idea); the weight
+# gradient's "splitk", one block an SM with its positions stepped, or "two_blocks", two
+# blocks an SM in 128 registers with its positions decoded at every slice (conv2d.cu). All
+# but the first of each were written after those runs and are laddered and tested; the
+# engine takes one once a GPU times it faster.
+IMPLICIT_VERSIONS = {"forward": ("8x8", "8x16", "async"), "backward_data": ("8x8", "8x16", "async"),
                      "backward_weights": ("splitk", "two_blocks")}
 ENGINE_IMPLICIT = {"forward": "8x8", "backward_data": "8x8", "backward_weights": "splitk"}
 

@@ -371,7 +371,7 @@ def test_implicit_gemm_versions(launcher, rng, direction, version):
         assert relative_error(host(result), expected) < 1e-5
         kernel = {"forward": "conv2d_forward_implicit", "backward_data": "conv2d_backward_data_implicit"}.get(
             direction, f"conv2d_backward_weights_{version}")
-        kernel += "_8x16" if version == "8x16" else ""
+        kernel += f"_{version}" if version in ("8x16", "async") else ""
         assert [name for name in recording.kernels() if name.startswith(("conv2d_forward", "conv2d_backward"))] \
             == [kernel]
 

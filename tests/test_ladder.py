@@ -40,8 +40,8 @@ def test_the_ladder_catches_a_version_that_leaves_elements_unwritten(device, mon
 @pytest.mark.parametrize("direction", ladder.CONV_DIRECTIONS)
 def test_every_convolution_version_matches_numpy(direction):
     rows = ladder.run_conv(direction, EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS, 1, ladder.wall_clock)
-    versions = ["direct", "im2col", "implicit", "winograd4", "winograd", "engine",  # and the engine on the other version
-                "engine two_blocks" if direction == "conv_backward_weights" else "engine 8x16"]
+    versions = ["direct", "im2col", "implicit", "winograd4", "winograd", "engine"] + (  # and the engine's other versions
+        ["engine two_blocks"] if direction == "conv_backward_weights" else ["engine 8x16", "engine async"])
     # the first shape (3 input channels, 3x3, stride 1) has the few-channel kernels too
     few = ["engine few_channels"] if direction != "conv_backward_weights" else []
     assert [r["version"] for r in rows] == versions + few + versions
