@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections import Counter
 
-from .launch import read_kernels, sources
+from .launch import kernel_source, read_kernels, sources
 
 ARCHITECTURES = ("sm_80", "sm_90")
 # An SM's resources: 64 K registers, 2048 threads and 32 blocks on both; shared memory 164 KiB
@@ -153,8 +153,7 @@ def load_nvrtc():
 
 def nvrtc_compile(nvrtc, path, architecture):
     """(ok, log) of NVRTC compiling one file, as CuPy's RawModule would."""
-    with open(path, "rb") as handle:
-        source = handle.read()
+    source = kernel_source(path).encode()
     program = ctypes.c_void_p()
     nvrtc.nvrtcCreateProgram(ctypes.byref(program), source, os.path.basename(path).encode(), 0, None, None)
     options = [f"--gpu-architecture={architecture}".encode(), b"-std=c++17"]

@@ -173,14 +173,7 @@ extern "C" __global__ void nchw_to_columns(const float* __restrict__ grad_y, flo
 // 32-bit (conv2d.py checks that every tensor has fewer than 2^31 elements): a 64-bit
 // division is a long software routine on a GPU, a 32-bit one a few instructions.
 // Cost: 2 N O C K^2 L FLOPs each.
-#ifdef __CUDACC__  // (the emulator defines these four for the CPU: kernels/emulator/cuda_emulator.h)
-__device__ __forceinline__ void cp_async_4(float* shared, const float* global, bool inside) {
-  const unsigned to = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(to), "l"(global), "r"(inside ? 4 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-#define cp_async_wait(newest_in_flight) asm volatile("cp.async.wait_group %0;\n" ::"n"(newest_in_flight))
-#endif
+#include "async_copy.cuh"
 #define IG_BK 8
 #define IG_TM 8
 #define IG_TN 8

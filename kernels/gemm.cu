@@ -837,18 +837,7 @@ extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_splitk_
 static_assert(VEC_BM == VEC_BN, "one staged row length for both operands");
 static_assert(VEC_BK * VEC_BM == 4 * VEC_THREADS, "a thread copies 4 values of each operand a slice");
 
-#ifdef __CUDACC__  // (the emulator defines these four for the CPU: kernels/emulator/cuda_emulator.h)
-__device__ __forceinline__ void cp_async_4(float* shared, const float* global, bool inside) {
-  const unsigned to = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(to), "l"(global), "r"(inside ? 4 : 0));
-}
-__device__ __forceinline__ void cp_async_16(float* shared, const float* global, bool inside) {
-  const unsigned to = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(global), "r"(inside ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-#define cp_async_wait(newest_in_flight) asm volatile("cp.async.wait_group %0;\n" ::"n"(newest_in_flight))
-#endif
+#include "async_copy.cuh"
 
 // A thread's part in copying one operand's slices: 4 values a slice, at positions of the
 // stored matrix fixed but for the depth, so that what is fixed is worked out once a block

@@ -64,6 +64,28 @@ def sources():
     return sorted(glob.glob(os.path.join(KERNEL_DIR, "*.cu")))
 
 
+def headers():
+    """The headers kernel files include (kernels/*.cuh)."""
+    return sorted(glob.glob(os.path.join(KERNEL_DIR, "*.cuh")))
+
+
+_LOCAL_INCLUDE = re.compile(r'^#include "(\w+\.cuh)"$', re.MULTILINE)
+
+
+def kernel_source(path):
+    """A kernel file's text as NVRTC is to compile it: each `#include "name.cuh"` of
+    kernels/ replaced by that header's text. NVRTC is handed text, not a file, and CuPy keys
+    its compile cache on that text: with the header's text in it, a changed header is a
+    changed key."""
+    with open(path) as handle:
+        text = handle.read()
+
+    def header(match):
+        with open(os.path.join(KERNEL_DIR, match.group(1))) as handle:
+            return handle.read()
+    return _LOCAL_INCLUDE.sub(header, text)
+
+
 def parse_parameters(text):
     """[(C type without qualifiers, is_pointer, name)] of a kernel's parameter list."""
     parameters = []
@@ -215,7 +237,8 @@ def build_emulator(kernels, traced=False):
     cuda_flags = COMPILER_FLAGS + ALIGNMENT_FLAGS + (TRACE_FLAGS if traced else [])
     runtime_flags = COMPILER_FLAGS + (["-DEMULATOR_TRACE_MEMORY"] if traced else [])
     digest = hashlib.sha256()
-    for path in sources() + [os.path.join(EMULATOR_DIR, "cuda_emulator.h"), os.path.join(EMULATOR_DIR, "runtime.cpp")]:
+    for path in sources() + headers() + [os.path.join(EMULATOR_DIR, "cuda_emulator.h"),
+                                         os.path.join(EMULATOR_DIR, "runtime.cpp")]:
         with open(path, "rb") as handle:
             digest.update(os.path.basename(path).encode() + handle.read())
     digest.update(thunk_code.encode() + " ".join([compiler] + cuda_flags + runtime_flags).encode())
@@ -329,8 +352,7 @@ class CudaLauncher(Launcher):
         """The compiled module of one .cu file: NVRTC on its first use in a process, after
         which CuPy keeps the binary in its on-disk kernel cache for every later process."""
         if path not in self.modules:
-            with open(path) as handle:
-                module = self.cupy.RawModule(code=handle.read(), options=("-std=c++17",))
+            module = self.cupy.RawModule(code=kernel_source(path), options=("-std=c++17",))
             try:
                 module.compile()
             except self.cupy.cuda.compiler.CompileException as error:

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from deepinside.kernels.launch import sources
+from deepinside.kernels.launch import KERNEL_DIR, kernel_source, sources
 
 FAKE_CUPY = '''
 import hashlib, multiprocessing, os
@@ -71,10 +71,7 @@ def _run(tmp_path, **environment):
 def test_every_kernel_file_is_compiled_in_a_process_of_its_own(tmp_path):
     process, stdout, stderr, log = _run(tmp_path)
     assert process.returncode == 0, stderr
-    expected = {}
-    for path in sources():
-        with open(path) as handle:
-            expected[hashlib.sha256(handle.read().encode()).hexdigest()] = os.path.basename(path)
+    expected = {hashlib.sha256(kernel_source(path).encode()).hexdigest(): os.path.basename(path) for path in sources()}
     compiled = {entry.name: int(entry.read_text()) for entry in log.iterdir()}
     assert set(compiled) == set(expected)
     assert process.pid not in compiled.values()  # in the pool's processes, not the command's own
@@ -107,6 +104,20 @@ def test_a_file_whose_process_cannot_use_the_gpu_is_compiled_in_the_first(tmp_pa
     (conv2d,) = [line for line in stdout.splitlines() if line.startswith("conv2d.cu")]
     assert conv2d.endswith("s (in the first process: cudaErrorDevicesUnavailable: all CUDA-capable devices are busy)")
     assert len(list(log.iterdir())) == len(sources())
-    with open(os.path.join(os.path.dirname(sources()[0]), "conv2d.cu")) as handle:
-        digest = hashlib.sha256(handle.read().encode()).hexdigest()
+    digest = hashlib.sha256(kernel_source(os.path.join(KERNEL_DIR, "conv2d.cu")).encode()).hexdigest()
     assert int((log / digest).read_text()) == process.pid
+
+
+def test_nvrtc_is_given_the_headers_text_in_place_of_its_include():
+    """gemm.cu and conv2d.cu include async_copy.cuh: NVRTC is handed text, and CuPy keys its
+    cache on that text, so the header's text must be in it (a changed header, a new key)."""
+    with open(os.path.join(KERNEL_DIR, "async_copy.cuh")) as handle:
+        header = handle.read()
+    for name in ("gemm.cu", "conv2d.cu"):
+        path = os.path.join(KERNEL_DIR, name)
+        with open(path) as handle:
+            raw = handle.read()
+        assert '#include "async_copy.cuh"' in raw
+        text = kernel_source(path)
+        assert '#include "' not in text and header in text
+        assert text.replace(header, '#include "async_copy.cuh"') == raw
