@@ -14,7 +14,7 @@ setup(
     package_dir={"deepinside": ".", "deepinside.engine": "engine", "deepinside.kernels": "kernels",
                  "deepinside.models": "models", "deepinside.viz": "viz"},
     package_data={"deepinside.viz": ["samples/*.png"], "deepinside.models": ["*.safetensors", "*.tsv"],
-                  "deepinside.kernels": ["*.cu", "emulator/*.h", "emulator/*.cpp"]},
+                  "deepinside.kernels": ["*.cu", "*.cuh", "emulator/*.h", "emulator/*.cpp"]},
     install_requires=["numpy>=1.24", "scipy>=1.10", "safetensors>=0.4", "pillow>=10", "tqdm>=4.60",
                       "matplotlib>=3.7", "scikit-learn>=1.3", "PyMaxflow>=1.3", "onnx>=1.14",
                       "scikit-image>=0.22",
