@@ -559,8 +559,7 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
       if (s + Tile::STAGES - 1 < slices) copy(s + Tile::STAGES - 1);
       cp_async_commit();
       multiply_slice(As[s % Tile::STAGES], Bs[s % Tile::STAGES]);
-    }
-    __syncthreads();  // the epilogue may reuse the buffers
+    }  // (an epilogue that reuses the buffers waits for the products first: store_nchw)
   }
 }
 
@@ -822,6 +821,18 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) conv2d_backward_weig
   __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
   if (wide) conv2d_backward_weights_shaped<WideTile, false>(grad_y, x, partial, CONV_SHAPE, slice, shared);
   else conv2d_backward_weights_shaped<SquareTile, false>(grad_y, x, partial, CONV_SHAPE, slice, shared);
+}
+
+// The weight gradient with its gathers copied by cp.async (the forward's `async` idea):
+// splitk's (one block an SM, positions stepped) with three slices in flight instead of one
+// and no staging registers. (Capped at 128 registers for two blocks an SM, it spills in its
+// main loops on sm_90.) Laddered, not yet timed (ENGINE_IMPLICIT).
+extern "C" __global__ void __launch_bounds__(IG_THREADS) conv2d_backward_weights_async(
+    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
+    int W, int O, int K, int stride, int pad, int Hout, int Wout, int slice, int wide) {
+  __shared__ __align__(16) float shared[IG_ASYNC_SHARED_FLOATS];
+  if (wide) conv2d_backward_weights_shaped<WideTileAsync, true>(grad_y, x, partial, CONV_SHAPE, slice, shared);
+  else conv2d_backward_weights_shaped<SquareTileAsync, true>(grad_y, x, partial, CONV_SHAPE, slice, shared);
 }
 
 // The weight gradient of at most IG_NARROW_BN columns (C K K: an RGB image's first layer at

@@ -575,12 +575,13 @@ def _winograd_weight_gradient(device, m, grad_y, x, padding, grad_w):
 # a thread (256 threads; the H100 runs of 2026-11-27), 8 x 16 (128 threads: gemm.cu's v11
 # idea, 25% fewer shared-memory reads a multiply-add) or "async" (8 x 8, the gathers copied
 # into shared memory by cp.async, three slices in flight: gemm.cu's v12 idea); the weight
-# gradient's "splitk", one block an SM with its positions stepped, or "two_blocks", two
-# blocks an SM in 128 registers with its positions decoded at every slice (conv2d.cu). All
-# but the first of each were written after those runs and are laddered and tested; the
-# engine takes one once a GPU times it faster.
+# gradient's "splitk", one block an SM with its positions stepped, "two_blocks", two blocks
+# an SM in 128 registers with its positions decoded at every slice, or "async", splitk's
+# with its gathers copied by cp.async (conv2d.cu). All but the first of each were written
+# after those runs and are laddered and tested; the engine takes one once a GPU times it
+# faster.
 IMPLICIT_VERSIONS = {"forward": ("8x8", "8x16", "async"), "backward_data": ("8x8", "8x16", "async"),
-                     "backward_weights": ("splitk", "two_blocks")}
+                     "backward_weights": ("splitk", "two_blocks", "async")}
 ENGINE_IMPLICIT = {"forward": "8x8", "backward_data": "8x8", "backward_weights": "splitk"}
 
 

@@ -507,6 +507,16 @@ def main(argv=None):
     return 0 if all(r["ok"] for r in rows) else 1
 
 
+def _device_copy(launcher):
+    """copy(count): count floats device to device (cudaMemcpy), the bandwidth peer."""
+    source = launcher.xp.empty(2 * 64 << 20, np.float32)
+    target = launcher.xp.empty_like(source)
+
+    def copy(count):
+        target[:count] = source[:count]
+    return copy
+
+
 def _run(arguments, saved=None):
     """The ladder `arguments` ask for, its tables printed; its rows (appended to `saved`,
     a SavedRows, where given)."""
@@ -516,13 +526,7 @@ def _run(arguments, saved=None):
     gemm = arguments.family == "gemm"
     if arguments.family in ("relu", "maxpool", "depthwise"):
         launcher = EmulatorLauncher() if arguments.emulator else CudaLauncher()
-        copy = None
-        if not arguments.emulator:
-            source = launcher.xp.empty(2 * 64 << 20, np.float32)
-            target = launcher.xp.empty_like(source)
-
-            def copy(count):  # count floats, device to device (cudaMemcpy)
-                target[:count] = source[:count]
+        copy = None if arguments.emulator else _device_copy(launcher)
         timer = wall_clock if arguments.emulator else _cuda_events(launcher.cupy)
         repeats = 1 if arguments.emulator else arguments.repeats
         if arguments.family == "relu":

@@ -80,8 +80,8 @@ def kernel_source(path):
     with open(path) as handle:
         text = handle.read()
 
-    def header(match):
-        with open(os.path.join(KERNEL_DIR, match.group(1))) as handle:
+    def header(match):  # beside the file, where nvcc and g++ look first
+        with open(os.path.join(os.path.dirname(path), match.group(1))) as handle:
             return handle.read()
     return _LOCAL_INCLUDE.sub(header, text)
 

@@ -324,7 +324,7 @@ def test_the_weight_gradient_of_few_columns_runs_on_the_narrow_tile(rng, n, c, h
 def test_weight_gradient_positions_across_slices_and_images(launcher, rng, version, batch, h, w, k, stride,
                                                             padding):
     """The weight gradient's positions, stepped a slice at a time from each split-K slice's
-    start (splitk) or decoded at every slice (two_blocks), on maps narrower than a slice
+    start (splitk, async) or decoded at every slice (two_blocks), on maps narrower than a slice
     (rows wrap more than once a step, images end mid-slice) and reductions long enough to be
     split with slices starting mid-image: against NumPy, with the split checked to happen."""
     recording = RecordingDevice(launcher, "implicit")
@@ -370,8 +370,8 @@ def test_implicit_gemm_versions(launcher, rng, direction, version):
             expected = K.conv2d_backward_weights(grad_y, x, weight.shape, stride, padding)
         assert relative_error(host(result), expected) < 1e-5
         kernel = {"forward": "conv2d_forward_implicit", "backward_data": "conv2d_backward_data_implicit"}.get(
-            direction, f"conv2d_backward_weights_{version}")
-        kernel += f"_{version}" if version in ("8x16", "async") else ""
+            direction, "conv2d_backward_weights")
+        kernel += "" if version == "8x8" else f"_{version}"
         assert [name for name in recording.kernels() if name.startswith(("conv2d_forward", "conv2d_backward"))] \
             == [kernel]
 
@@ -393,6 +393,22 @@ def test_implicit_gemm_results_on_planes_of_no_multiple_of_4_positions(launcher,
         assert relative_error(host(ops.forward(d(x), d(weight), d(bias), 1, k // 2, version=version)), y) < 1e-5
         assert relative_error(host(ops.backward_data(d(grad_y), d(weight), x.shape, 1, k // 2, version=version)),
                               K.conv2d_backward_data(grad_y, weight, x.shape, 1, k // 2)) < 1e-5
+
+
+def test_async_implicit_gemm_frees_its_buffers_before_the_epilogue_reuses_them(launcher, rng):
+    """The async pipeline's last slice in stage 0, the start of the shared buffer, where the
+    epilogue stages the results of planes of no multiple of 4 positions (7 x 7): a reduction
+    of one slice (8 channels at 1x1), 130 result channels, forward and backward-data against
+    NumPy. Without the epilogue's barrier before its first write (store_nchw), a thread that
+    finished first overwrote the slice the others were still multiplying."""
+    ops = K.bind(PoisonedDevice(launcher, "engine")).conv2d
+    d = lambda a: device(launcher, a.astype(np.float32))  # noqa: E731
+    x, weight = rng.standard_normal((3, 8, 7, 7)), rng.standard_normal((130, 8, 1, 1))
+    assert relative_error(host(ops.forward(d(x), d(weight), None, version="async")),
+                          K.conv2d_forward(x, weight, None)) < 1e-5
+    grad_y, weight = rng.standard_normal((3, 8, 7, 7)), rng.standard_normal((8, 130, 1, 1))
+    assert relative_error(host(ops.backward_data(d(grad_y), d(weight), (3, 130, 7, 7), version="async")),
+                          K.conv2d_backward_data(grad_y, weight, (3, 130, 7, 7))) < 1e-5
 
 
 @pytest.mark.parametrize("n, c, h, w, o, k, stride, padding", [
@@ -1047,11 +1063,11 @@ def test_launch_bounds_say_how_many_blocks_share_a_multiprocessor(launcher):
 
 
 def copy_kernels(tmp_path, monkeypatch, edit):
-    """Every .cu file copied to tmp_path, `edit(name, text)` applied, and the launcher
-    pointed there (with its own emulator cache)."""
+    """Every .cu file (and the .cuh headers they include) copied to tmp_path, `edit(name,
+    text)` applied, and the launcher pointed there (with its own emulator cache)."""
     from deepinside.kernels import launch
     for name in os.listdir(KERNEL_DIR):
-        if name.endswith(".cu"):
+        if name.endswith((".cu", ".cuh")):
             with open(os.path.join(KERNEL_DIR, name)) as handle:
                 (tmp_path / name).write_text(edit(name, handle.read()))
     monkeypatch.setattr(launch, "sources", lambda: sorted(str(p) for p in tmp_path.glob("*.cu")))
