@@ -73,8 +73,8 @@ inline float4 make_float4(float x, float y, float z, float w) { return float4{x,
 // kernel's line, not this one.
 #define __ldg(address) (*(address))
 
-// Asynchronous copies (cp.async, sm_80 on), as the kernel files name their inline PTX when
-// __CUDACC__ is defined: cp_async_4/16(shared, global, inside) copies 4 or 16 bytes, or
+// Asynchronous copies (cp.async, sm_80 on), as kernels/async_copy.cuh names its inline PTX
+// for CUDA's compilers: cp_async_4/16(shared, global, inside) copies 4 or 16 bytes, or
 // writes zeros where `inside` is false (nothing is read then); cp_async_commit() closes the
 // thread's group of copies issued since the last; cp_async_wait(N) waits until at most the
 // newest N committed groups are still in flight. Here a copy is done only at the wait that
