@@ -321,17 +321,14 @@ void emulator_commit_copies() { ++current_block->running->committed; }
 
 void emulator_wait_copies(unsigned newest_in_flight) {
   Fiber* fiber = current_block->running;
-  std::vector<PendingCopy> left;
-  for (const PendingCopy& copy : fiber->copies) {
-    if (copy.group + newest_in_flight >= fiber->committed) {  // uncommitted, or among the newest groups
-      left.push_back(copy);
-    } else if (copy.global) {
-      std::memcpy(copy.shared, copy.global, copy.bytes);
-    } else {
-      std::memset(copy.shared, 0, copy.bytes);
-    }
+  // Copies are issued in group order, so the ones this wait covers are a prefix of the list
+  // (the rest uncommitted, or among the newest groups): done, then dropped in place.
+  auto copy = fiber->copies.begin();
+  for (; copy != fiber->copies.end() && copy->group + newest_in_flight < fiber->committed; ++copy) {
+    if (copy->global) std::memcpy(copy->shared, copy->global, copy->bytes);
+    else std::memset(copy->shared, 0, copy->bytes);
   }
-  fiber->copies.swap(left);
+  fiber->copies.erase(fiber->copies.begin(), copy);
 }
 
 // Launches `thunk(args)` on a grid of blocks. Returns 0, or 1 with `error` filled.
