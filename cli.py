@@ -83,7 +83,7 @@ def _train(arguments, out):
     print(f"training; the weights will be written to {output}", flush=True)
     train(output, images=arguments.images, epochs=arguments.epochs, batch_size=arguments.batch_size,
           lr=arguments.lr, weight_decay=arguments.weight_decay, dropout=arguments.dropout, seed=arguments.seed,
-          log=lambda line: print(line, flush=True), progress=sys.stderr.isatty())
+          held_out=arguments.held_out, log=lambda line: print(line, flush=True), progress=sys.stderr.isatty())
 
 
 def _classify(arguments, out):
@@ -442,6 +442,8 @@ def _parser():
                    help="write the weights over the shipped model (models/default.safetensors) instead of --out")
     p.add_argument("--images", type=COUNT, default=50000, help="training images (default 50000)")
     p.add_argument("--epochs", type=_whole(1, 10 ** 4), default=39, help="epochs (default 39)")
+    p.add_argument("--held-out", type=COUNT, default=2000,
+                   help="held-out images the accuracy is measured on after every epoch (default 2000)")
     p.add_argument("--batch-size", type=_whole(1, 10 ** 4), default=64, help="batch size (default 64)")
     p.add_argument("--lr", type=_number(above=0, maximum=100), default=0.05,
                    help="peak learning rate (default 0.05; linear warm-up over 300 steps, then cosine decay)")

@@ -17,6 +17,7 @@ and the compiler's log), 0 otherwise; with no compiler on the machine it says so
 """
 import ctypes
 import glob
+import multiprocessing
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ import sysconfig
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 
 from .launch import kernel_source, read_kernels, sources
 
@@ -166,19 +168,59 @@ def nvrtc_compile(nvrtc, path, architecture):
     return status == 0, log.value.decode(errors="replace")
 
 
+def _nvrtc_job(path, architecture):
+    """(ok, log, seconds) of NVRTC compiling one file, in a worker process of its own."""
+    start = time.perf_counter()
+    ok, log = nvrtc_compile(load_nvrtc(), path, architecture)
+    return ok, log, time.perf_counter() - start
+
+
+def _nvcc_job(path, architecture, nvcc, nvdisasm, work):
+    """(ok, ptxas's rows, log, [(kernel, main loop's opcode mix)], {kernel: instructions})
+    of nvcc compiling one file, in a worker process of its own."""
+    cubin = os.path.join(work, f"{os.path.basename(path)}.{architecture}.cubin")
+    ok, rows, log = compile_report(path, architecture, nvcc, cubin)
+    loops, sizes = [], {}
+    if ok and nvdisasm:
+        listing = subprocess.run([nvdisasm, cubin], capture_output=True, text=True, check=True).stdout
+        loops = [(kernel, mix) for kernel, mixes in hot_loops(listing).items() for mix in mixes]
+        sizes = kernel_sizes(listing)
+    return ok, rows, log, loops, sizes
+
+
+def _compile_everything(nvcc, nvrtc_found, nvdisasm, work):
+    """Every file for every architecture by NVRTC (where found) and nvcc (where found), the
+    compiles spread over the machine's cores, the largest files first (a compiler is one core:
+    one after another, conv2d.cu's four compiles alone were most of CI's wall time). Returns
+    ({(path, architecture): NVRTC's result}, {(path, architecture): nvcc's result})."""
+    jobs = [(path, architecture) for path in sorted(sources(), key=os.path.getsize, reverse=True)
+            for architecture in ARCHITECTURES]
+    with ProcessPoolExecutor(len(os.sched_getaffinity(0)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        by_nvrtc, by_nvcc = {}, {}
+        for job in jobs:
+            if nvrtc_found:
+                by_nvrtc[job] = pool.submit(_nvrtc_job, *job)
+            if nvcc:
+                by_nvcc[job] = pool.submit(_nvcc_job, *job, nvcc, nvdisasm, work)
+        return ({job: future.result() for job, future in by_nvrtc.items()},
+                {job: future.result() for job, future in by_nvcc.items()})
+
+
 def main():
-    nvcc, nvrtc = shutil.which("nvcc"), load_nvrtc()
-    if nvcc is None and nvrtc is None:
+    nvcc = shutil.which("nvcc")
+    nvrtc_found = load_nvrtc() is not None
+    if nvcc is None and not nvrtc_found:
         print("deepinside.kernels.check: neither nvcc nor NVRTC on this machine; nothing was compiled")
         return 0
+    nvdisasm = find_nvdisasm() if nvcc else None
+    with tempfile.TemporaryDirectory() as work:  # the machine code nvdisasm reads
+        by_nvrtc, by_nvcc = _compile_everything(nvcc, nvrtc_found, nvdisasm, work)
     failures = 0
-    if nvrtc is not None:
+    if by_nvrtc:
         seconds = {}
         for path in sources():
             for architecture in ARCHITECTURES:
-                start = time.perf_counter()
-                ok, log = nvrtc_compile(nvrtc, path, architecture)
-                seconds[(os.path.basename(path), architecture)] = time.perf_counter() - start
+                ok, log, seconds[(os.path.basename(path), architecture)] = by_nvrtc[(path, architecture)]
                 if not ok:
                     failures += 1
                     print(f"\nFAILED (NVRTC): {os.path.basename(path)} for {architecture}\n{log}", file=sys.stderr)
@@ -189,26 +231,19 @@ def main():
     if nvcc is None:
         print("no nvcc: registers, shared memory and spills are not reported")
         return 1 if failures else 0
-    declared, nvdisasm, loops = read_kernels()[0], find_nvdisasm(), []
+    declared, loops = read_kernels()[0], []
     header = (f"{'file':<12} {'kernel':<34} {'arch':<6} {'regs':>5} {'smem B':>7} {'bars':>4} {'stack B':>7} "
               f"{'spills B':>9} {'blocks/SM':>9} {'instr':>6}")
     print(header)
     print("-" * len(header))
-    work = tempfile.TemporaryDirectory()  # the machine code nvdisasm reads, one file at a time
-    cubin = os.path.join(work.name, "kernels.cubin")
     for path in sources():
         for architecture in ARCHITECTURES:
-            ok, rows, log = compile_report(path, architecture, nvcc, cubin)
+            ok, rows, log, file_loops, sizes = by_nvcc[(path, architecture)]
             if not ok:
                 failures += 1
                 print(f"\nFAILED: {os.path.basename(path)} for {architecture}\n{log}", file=sys.stderr)
                 continue
-            sizes = {}
-            if nvdisasm:
-                listing = subprocess.run([nvdisasm, cubin], capture_output=True, text=True, check=True).stdout
-                loops += [(os.path.basename(path), kernel, architecture, mix)
-                          for kernel, mixes in hot_loops(listing).items() for mix in mixes]
-                sizes = kernel_sizes(listing)
+            loops += [(os.path.basename(path), kernel, architecture, mix) for kernel, mix in file_loops]
             for row in rows:
                 spills = row["spill_store_bytes"] + row["spill_load_bytes"]
                 kernel = declared.get(row["kernel"])
@@ -227,7 +262,6 @@ def main():
                     failures += 1
                     print(f"\nFAILED: {row['kernel']} promises {promised} blocks an SM (__launch_bounds__) but "
                           f"{fit} fit on {architecture}", file=sys.stderr)
-    work.cleanup()
     failures += report_loops(loops, nvdisasm)
     print(f"\nnvcc: {len(sources())} files x {len(ARCHITECTURES)} architectures: "
           f"{'all compiled' if not failures else f'{failures} failed (in all)'}")

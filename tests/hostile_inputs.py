@@ -440,6 +440,7 @@ def argument_cases(image, folder):
         (["train", "--out", str(folder / "t.safetensors")], "--lr", ("nan", "0", "-1", "inf")),
         (["train", "--out", str(folder / "t.safetensors")], "--dropout", ("1", "-0.5", "nan")),
         (["train", "--out", str(folder / "t.safetensors")], "--images", ("0",)),
+        (["train", "--out", str(folder / "t.safetensors")], "--held-out", ("0", "-1")),
         (["train", "--out", str(folder / "t.safetensors")], "--weight-decay", ("nan", "-1")),
     ]
     for prefix, option, values in options:

@@ -822,12 +822,22 @@ def test_emulator_compile_error_names_the_file_and_shows_the_log(tmp_path, monke
         launch.build_emulator(launch.read_kernels()[0])
 
 
-def test_nvcc_compile_check_reports_registers_and_errors(tmp_path):
+@pytest.fixture(scope="module")
+def gemm_for_sm_90(tmp_path_factory):
+    """gemm.cu compiled by nvcc for sm_90, once for the tests that read it: (ok, ptxas's
+    rows, the machine code's path)."""
     import shutil
     from deepinside.kernels.check import compile_report
     if shutil.which("nvcc") is None:
         pytest.skip("no nvcc on this machine")
-    ok, rows, _ = compile_report(os.path.join(KERNEL_DIR, "gemm.cu"), "sm_90")
+    cubin = str(tmp_path_factory.mktemp("gemm") / "gemm.cubin")
+    ok, rows, _ = compile_report(os.path.join(KERNEL_DIR, "gemm.cu"), "sm_90", cubin=cubin)
+    return ok, rows, cubin
+
+
+def test_nvcc_compile_check_reports_registers_and_errors(tmp_path, gemm_for_sm_90):
+    from deepinside.kernels.check import compile_report
+    ok, rows, _ = gemm_for_sm_90
     tiled = [r for r in rows if r["kernel"] == "sgemm_tiled"]
     assert ok and tiled and tiled[0]["registers"] <= 128 and tiled[0]["smem_bytes"] == 8192
     assert tiled[0]["spill_store_bytes"] == 0
@@ -917,16 +927,15 @@ def test_a_spill_inside_a_main_loop_fails_the_check_on_the_target_cards(capsys):
     assert "note: spills spills inside a main loop on sm_80" in capsys.readouterr().out
 
 
-def test_v8_main_loop_holds_what_its_source_says(tmp_path):
+def test_v8_main_loop_holds_what_its_source_says(gemm_for_sm_90):
     """sgemm_pipelined_nn's slice: 8 depths of 8 x 8 FMAs a thread (512 FFMAs), 2 + 2 float4
     shared loads a depth (32 LDS), one barrier, no spill, as nvdisasm reads the machine code."""
-    import shutil
     import subprocess
-    from deepinside.kernels.check import compile_report, find_nvdisasm, hot_loops, loop_row
-    if shutil.which("nvcc") is None or find_nvdisasm() is None:
-        pytest.skip("no nvcc or nvdisasm on this machine")
-    cubin = str(tmp_path / "gemm.cubin")
-    assert compile_report(os.path.join(KERNEL_DIR, "gemm.cu"), "sm_90", cubin=cubin)[0]
+    from deepinside.kernels.check import find_nvdisasm, hot_loops, loop_row
+    if find_nvdisasm() is None:
+        pytest.skip("no nvdisasm on this machine")
+    ok, _, cubin = gemm_for_sm_90
+    assert ok
     listing = subprocess.run([find_nvdisasm(), cubin], capture_output=True, text=True, check=True).stdout
     (mix,) = hot_loops(listing)["sgemm_pipelined_nn"]
     count, fmas, lds, _, _, local, barriers, share = loop_row(mix)

@@ -16,7 +16,7 @@ COMMANDS = {
     "convert": (["convert", DEFAULT_PATH, "out.safetensors"], "out.safetensors"),
     "evaluate": (["evaluate", "--images", "3", "--sanity-images", "1", "--crops", "1", "--out", "evaluation"],
                  "evaluation"),
-    "train": (["train", "--images", "64", "--epochs", "2", "--out", "out.safetensors"], "out.safetensors"),
+    "train": (["train", "--images", "64", "--epochs", "2", "--held-out", "64", "--out", "out.safetensors"], "out.safetensors"),
 }
 
 

@@ -12,9 +12,11 @@ from deepinside.cli import main
 
 def test_train_writes_a_loadable_model_and_logs_every_epoch(tmp_path, capsys):
     out = tmp_path / "tiny.safetensors"
-    assert main(["train", "--out", str(out), "--images", "64", "--epochs", "2", "--batch-size", "32"]) == 0
+    assert main(["train", "--out", str(out), "--images", "64", "--epochs", "2", "--batch-size", "32",
+                 "--held-out", "50"]) == 0
     log = capsys.readouterr().out
-    assert "epoch  1/2" in log and "epoch  2/2" in log and "held-out accuracy" in log
+    assert "epoch  1/2" in log and "epoch  2/2" in log and "held-out accuracy 0." in log
+    assert "generated 64 training and 50 held-out images" in log and "on 50 images" in log
     model = models.load(out)
     assert model.classes == list(CLASSES) and model.input_size == 96 and model.image_size == 112
     assert model.net.spec() == models.shapes_net(dropout=0.1).spec() and (model.std > 1).all()
@@ -93,6 +95,16 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch():
         optimiser.step()
         losses.append(float(loss.data))
     assert losses[-1] < 0.2 * losses[0]
+
+
+def test_the_centred_baseline_is_the_average_training_object_box():
+    """evaluate's constant box is what its definition gives: the average object width and
+    height of 500 training images, centred; and it is no degenerate box."""
+    from deepinside.models.data import IMAGE_SIZE
+    from deepinside.viz.evaluate import CENTRED_BOX, average_box
+    assert CENTRED_BOX == average_box(IMAGE_SIZE)
+    x0, y0, x1, y1 = CENTRED_BOX
+    assert 0 < x0 < x1 < IMAGE_SIZE and 0 < y0 < y1 < IMAGE_SIZE and abs((x0 + x1) - IMAGE_SIZE) <= 1
 
 
 def test_evaluate_on_generated_images(tmp_path, capsys):
