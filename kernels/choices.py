@@ -7,9 +7,11 @@ back 30 idle seconds after a call), so the prepared script measures, chooses and
 again in one call: the ladders write their rows (`ladder FAMILY --json`), this module picks
 for each constant the rung that was fastest against the current one, and
 `bench/gpu_kernels.py --choices` times the targets with those choices applied. The session
-then writes the chosen values into the modules, where they are reviewed like any change.
+then writes the chosen values into the modules (`--write`), where they are reviewed like
+any change.
 
     python -m deepinside.kernels.choices OUTDIR   # reads OUTDIR/ladder_*.json, writes OUTDIR/engine_choices.json
+    python -m deepinside.kernels.choices --write OUTDIR/engine_choices.json   # into the modules' source
 
 The rule: a rung replaces the current one where every row of it validated and the median,
 over the shapes (and transpose cases) both were timed on, of its time over the current
@@ -22,6 +24,7 @@ the engine already ran Winograd on a shape, its row off Winograd (the ladder's `
 without winograd`) stands for it against both Winograd and the implicit GEMM's versions.
 """
 import argparse
+import ast
 import glob
 import importlib
 import json
@@ -106,6 +109,56 @@ def load(path):
     for constant, value in choices.items():
         _check(constant, value)
     return choices
+
+
+# Where the modules that hold the constants are (write's default).
+SOURCE_FOLDER = os.path.dirname(os.path.abspath(__file__))
+
+
+def _source(value):
+    """`value` as the modules write it: strings in double quotes, dicts on one line."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_source(key)}: {_source(item)}" for key, item in value.items()) + "}"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def write(choices, folder=None):
+    """Writes `choices` ({constant: value}) into the modules' source in `folder` (default
+    SOURCE_FOLDER): each constant's value in its assignment replaced, the comments beside it
+    and the rest of the file as they were; every value and every assignment is checked
+    before any file is written. Returns ["module.NAME: old -> new"] of the constants whose
+    value changed: what a GPU session does with its run's engine_choices.json, before it
+    reviews the change and the comments beside each constant."""
+    for constant, value in choices.items():
+        _check(constant, value)
+    by_module = {}
+    for constant, value in choices.items():
+        module, attribute = constant.split(".")
+        by_module.setdefault(module, {})[attribute] = value
+    texts, changed = {}, []
+    for module, values in by_module.items():
+        path = os.path.join(folder or SOURCE_FOLDER, f"{module}.py")
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines(keepends=True)
+        assigned = {node.targets[0].id: node.value for node in ast.parse("".join(lines)).body
+                    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)}
+        for attribute in values:
+            if attribute not in assigned:
+                raise KernelError(f"engine choices: {path} assigns no {attribute} at its top level")
+        for attribute in sorted(values, key=lambda name: -assigned[name].lineno):  # from the end: lines keep their numbers
+            node, value = assigned[attribute], values[attribute]
+            old = ast.literal_eval(node)
+            if old == value:
+                continue
+            first, last = lines[node.lineno - 1].encode(), lines[node.end_lineno - 1].encode()  # ast counts bytes
+            lines[node.lineno - 1:node.end_lineno] = [(first[:node.col_offset] + _source(value).encode()
+                                                       + last[node.end_col_offset:]).decode()]
+            changed.append(f"{module}.{attribute}: {_source(old)} -> {_source(value)}")
+        texts[path] = "".join(lines)
+    for path, text in texts.items():
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return changed
 
 
 def _pick(rows, current_label, candidates, group):
@@ -270,8 +323,21 @@ def read_ladders(folder):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m deepinside.kernels.choices", description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", help="where a GPU run's ladders wrote ladder_<family>.json")
+    parser.add_argument("folder", nargs="?", help="where a GPU run's ladders wrote ladder_<family>.json")
+    parser.add_argument("--write", metavar="CHOICES_JSON",
+                        help="instead: write the choices of this file (a run's engine_choices.json) into the "
+                             "modules' source")
     arguments = parser.parse_args(argv)
+    if (arguments.folder is None) == (arguments.write is None):
+        parser.error("give a folder of ladders to choose from, or --write CHOICES_JSON")
+    if arguments.write:
+        try:
+            changed = write(load(arguments.write))
+        except (KernelError, OSError) as error:
+            print(f"kernels.choices: {error}", file=sys.stderr)
+            return 1
+        print("\n".join(changed) if changed else "every constant already holds its chosen value")
+        return 0
     ladders, unfinished = read_ladders(arguments.folder)
     if not ladders:
         print(f"kernels.choices: no ladder_*.json in {arguments.folder}: nothing to choose from", file=sys.stderr)

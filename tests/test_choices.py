@@ -192,3 +192,69 @@ def test_a_ladder_cut_off_leaves_the_rows_it_finished_to_choose_from(tmp_path, m
     monkeypatch.setattr(ladder, "_validated_row", validated)
     assert ladder.main(["relu", "--emulator", "--json", str(tmp_path / "ladder_relu.json")]) == 0
     assert json.loads((tmp_path / "ladder_relu.json").read_text())["finished"] is True
+
+
+def _copies(folder):
+    """The modules that hold the constants, copied into `folder` (choices.write edits source)."""
+    import shutil
+    folder.mkdir(exist_ok=True)
+    for module in ("gemm", "conv2d", "maxpool", "depthwise"):
+        shutil.copy(os.path.join(ROOT, "kernels", f"{module}.py"), folder)
+    return folder
+
+
+def _assigned(path, name):
+    import ast
+    tree = ast.parse(path.read_text())
+    (value,) = [node.value for node in tree.body if isinstance(node, ast.Assign) and node.targets[0].id == name]
+    return ast.literal_eval(value)
+
+
+def test_choices_are_written_into_the_source_and_nothing_else_moves(tmp_path, restored):
+    folder = _copies(tmp_path)
+    before = {name: (folder / f"{name}.py").read_text().splitlines() for name in ("gemm", "conv2d", "maxpool")}
+    implicit = dict(restored["conv2d.ENGINE_IMPLICIT"], forward="async")
+    channels = dict(restored["conv2d.ENGINE_WINOGRAD_CHANNELS"], backward_data=64)
+    tile = 4 if restored["conv2d.ENGINE_WINOGRAD_TILE"] == 2 else 2
+    changed = choices.write({"conv2d.ENGINE_IMPLICIT": implicit, "conv2d.ENGINE_WINOGRAD_CHANNELS": channels,
+                             "conv2d.ENGINE_WINOGRAD_TILE": tile, "maxpool.ENGINE_VERSION": "v3",
+                             "gemm.ENGINE_TILED": restored["gemm.ENGINE_TILED"]}, str(folder))
+    assert _assigned(folder / "conv2d.py", "ENGINE_IMPLICIT") == implicit
+    assert _assigned(folder / "conv2d.py", "ENGINE_WINOGRAD_CHANNELS") == channels
+    assert _assigned(folder / "conv2d.py", "ENGINE_WINOGRAD_TILE") == tile
+    assert _assigned(folder / "maxpool.py", "ENGINE_VERSION") == "v3"
+    assert len(changed) == 4 - (restored["maxpool.ENGINE_VERSION"] == "v3") and not any("gemm" in c for c in changed)
+    assert (folder / "gemm.py").read_text().splitlines() == before["gemm"]  # its value unchanged: not touched
+    for name in ("conv2d", "maxpool"):  # only the constants' lines differ, one for one
+        after = (folder / f"{name}.py").read_text().splitlines()
+        differing = [old for old, new in zip(before[name], after) if old != new]
+        assert len(after) == len(before[name]) and all(line.startswith("ENGINE_") for line in differing)
+    written = ('ENGINE_IMPLICIT = {"forward": "async", '
+               f'"backward_data": "{implicit["backward_data"]}", "backward_weights": "{implicit["backward_weights"]}"}}')
+    assert written in (folder / "conv2d.py").read_text().splitlines()  # as the file writes its values
+
+
+def test_written_choices_are_checked_before_any_file_changes(tmp_path):
+    folder = _copies(tmp_path)
+    texts = {path: path.read_text() for path in folder.iterdir()}
+    with pytest.raises(KernelError, match="maxpool.ENGINE_VERSION must be one of"):
+        choices.write({"gemm.ENGINE_TILED": "async", "maxpool.ENGINE_VERSION": "v9"}, str(folder))
+    (folder / "maxpool.py").write_text(texts[folder / "maxpool.py"].replace("ENGINE_VERSION =", "VERSION ="))
+    with pytest.raises(KernelError, match="assigns no ENGINE_VERSION"):
+        choices.write({"gemm.ENGINE_TILED": "async", "maxpool.ENGINE_VERSION": "v3"}, str(folder))
+    assert (folder / "gemm.py").read_text() == texts[folder / "gemm.py"]
+
+
+def test_the_command_writes_a_runs_choices_file(tmp_path, monkeypatch, capsys, restored):
+    folder = _copies(tmp_path / "kernels")
+    monkeypatch.setattr(choices, "SOURCE_FOLDER", str(folder))
+    chosen = dict(restored, **{"depthwise.ENGINE_FORWARD": "depthwise_forward_rows"})
+    (tmp_path / "engine_choices.json").write_text(json.dumps(chosen))
+    assert choices.main(["--write", str(tmp_path / "engine_choices.json")]) == 0
+    assert _assigned(folder / "depthwise.py", "ENGINE_FORWARD") == "depthwise_forward_rows"
+    assert capsys.readouterr().out == (f'depthwise.ENGINE_FORWARD: "{restored["depthwise.ENGINE_FORWARD"]}" -> '
+                                       '"depthwise_forward_rows"\n')
+    assert choices.main(["--write", str(tmp_path / "engine_choices.json")]) == 0
+    assert "already holds" in capsys.readouterr().out
+    assert choices.main(["--write", str(tmp_path / "none.json")]) == 1
+    assert "cannot read" in capsys.readouterr().err
