@@ -1,10 +1,11 @@
 """GPU benchmarks of our CUDA kernels against PyTorch (cuDNN / cuBLAS, TF32 off), written
 as a markdown table and raw JSON into an output folder:
 
-  - every convolution layer shape of VGG-16 and CNN-F at batch 1 and 64: forward,
-    backward-data and backward-weights, ours (the engine's kernels) against cuDNN, and on
-    3x3 stride-1 layers also the two Winograd rungs' (F(2x2, 3x3) and F(4x4, 3x3)) in each
-    direction;
+  - every convolution layer shape of VGG-16, CNN-F and EfficientNet-Lite0 (its depthwise
+    and pointwise ones among them; the architecture, no weights) at batch 1 and 64:
+    forward, backward-data and backward-weights, ours (the engine's kernels) against cuDNN,
+    and on 3x3 stride-1 layers also the two Winograd rungs' (F(2x2, 3x3) and F(4x4, 3x3))
+    in each direction;
   - the fully connected layers of both nets, and SGEMM at 4096^3, against cuBLAS;
   - end-to-end saliency (forward, then backward to the input) of VGG-16, CNN-F and
     EfficientNet-Lite0 at batch 1 and 64 on our engine's cuda backend against PyTorch
@@ -32,6 +33,7 @@ import numpy as np
 from deepinside.kernels.conv2d import WINOGRAD_TILES
 from deepinside.kernels.choices import apply as apply_choices, current as current_choices, load as load_choices
 from deepinside.kernels.ladder import FP32_PEAK_TFLOPS
+from deepinside.models.efficientnet import same_padding
 from deepinside.kernels.launch import KernelError
 
 
@@ -107,44 +109,66 @@ def main(argv=None):
     def random(shape):
         return rng.standard_normal(shape, dtype=np.float32)
 
+    def convolution_rows(batch, net, c, o, size, k, stride, before, after=None, groups=1, layers=1):
+        """Rows of one convolution shape in every direction, ours and the peer's, padded
+        `before` and `after` on each axis. An asymmetric padding (TensorFlow's SAME at
+        stride 2) is given as an input padded beforehand, as the networks run it, except to
+        our depthwise kernels, which take it themselves."""
+        after = before if after is None else after
+        out_size = (size + before + after - k) // stride + 1
+        x, w = random((batch, c, size, size)), random((o, c // groups, k, k)) * 0.05
+        gy = random((batch, o, out_size, out_size))
+        conv = kernels.conv2d.convolution_ops(ops, xp, groups, c, o)
+        padded, padding = x, before
+        if before != after:
+            padded, padding = np.pad(x, ((0, 0), (0, 0), (before, after), (before, after))), 0
+        ours_x, ours_padding = (x, (before, after)) if conv is ops.depthwise else (padded, padding)
+        x_d, w_d, gy_d = xp.asarray(ours_x), xp.asarray(w), xp.asarray(gy)
+        flops = conv_flops(batch, c // groups, o, out_size, k)
+        shape = (f"{net} N{batch} C{c} O{o} {size}x{size} k{k} s{stride} p{before}"
+                 + (f",{after}" if after != before else "") + (f" g{groups}" if groups > 1 else "")
+                 + (f" ({layers} layers)" if layers > 1 else ""))
+        ours = {
+            "forward": lambda: conv.forward(x_d, w_d, None, stride, ours_padding),
+            "backward-data": lambda: conv.backward_data(gy_d, w_d, ours_x.shape, stride, ours_padding),
+            "backward-weights": lambda: conv.backward_weights(gy_d, x_d, w.shape, stride, ours_padding),
+        }
+        peers = {}
+        if torch is not None:
+            xt, wt, gyt = (torch.from_numpy(a).cuda() for a in (padded, w, gy))
+            F = torch.nn.functional
+            peers = {
+                "forward": lambda: F.conv2d(xt, wt, None, stride, padding, 1, groups),
+                "backward-data": lambda: torch.nn.grad.conv2d_input(padded.shape, wt, gyt, stride, padding, 1, groups),
+                "backward-weights": lambda: torch.nn.grad.conv2d_weight(xt, w.shape, gyt, stride, padding, 1, groups),
+            }
+        if k == 3 and stride == 1 and groups == 1:  # the Winograd rungs in each direction, beside the engine's
+            for mode, winograd_conv in winograd.items():
+                ours[f"forward ({mode})"] = functools.partial(winograd_conv.forward, x_d, w_d, None, stride, padding)
+                ours[f"backward-data ({mode})"] = functools.partial(winograd_conv.backward_data, gy_d, w_d,
+                                                                    padded.shape, stride, padding)
+                ours[f"backward-weights ({mode})"] = functools.partial(winograd_conv.backward_weights, gy_d, x_d,
+                                                                       w.shape, stride, padding)
+        peer_times = {}
+        for direction, function in ours.items():
+            mine = median_seconds(function, synchronise, repeats)
+            plain = direction.split(" (")[0]
+            if peers and plain not in peer_times:
+                peer_times[plain] = median_seconds(peers[plain], synchronise, repeats)
+            record("conv", shape, direction, flops, mine, peer_times.get(plain))
+
+    def scaled(channels):
+        return channels if channels <= 3 else max(1, channels // scale)
+
     convs = [("vgg16", c, o, s, 3, 1, 1) for c, o, s in VGG16_CONVS] + [("cnn_f",) + layer for layer in CNN_F_CONVS]
     for batch in batches:
         for net, c, o, size, k, stride, pad in convs:
-            c, o, size = max(1, c // scale) if c > 3 else c, max(1, o // scale), max(k, size // scale)
-            out_size = (size + 2 * pad - k) // stride + 1
-            x, w = random((batch, c, size, size)), random((o, c, k, k)) * 0.05
-            gy = random((batch, o, out_size, out_size))
-            x_d, w_d, gy_d = xp.asarray(x), xp.asarray(w), xp.asarray(gy)
-            flops = conv_flops(batch, c, o, out_size, k)
-            shape = f"{net} N{batch} C{c} O{o} {size}x{size} k{k} s{stride} p{pad}"
-            ours = {
-                "forward": lambda: ops.conv2d.forward(x_d, w_d, None, stride, pad),
-                "backward-data": lambda: ops.conv2d.backward_data(gy_d, w_d, x.shape, stride, pad),
-                "backward-weights": lambda: ops.conv2d.backward_weights(gy_d, x_d, w.shape, stride, pad),
-            }
-            peers = {}
-            if torch is not None:
-                xt, wt, gyt = (torch.from_numpy(a).cuda() for a in (x, w, gy))
-                F = torch.nn.functional
-                peers = {
-                    "forward": lambda: F.conv2d(xt, wt, None, stride, pad),
-                    "backward-data": lambda: torch.nn.grad.conv2d_input(x.shape, wt, gyt, stride, pad),
-                    "backward-weights": lambda: torch.nn.grad.conv2d_weight(xt, w.shape, gyt, stride, pad),
-                }
-            if k == 3 and stride == 1:  # the Winograd rungs in each direction, beside the engine's
-                for mode, conv in winograd.items():
-                    ours[f"forward ({mode})"] = functools.partial(conv.forward, x_d, w_d, None, stride, pad)
-                    ours[f"backward-data ({mode})"] = functools.partial(conv.backward_data, gy_d, w_d, x.shape,
-                                                                        stride, pad)
-                    ours[f"backward-weights ({mode})"] = functools.partial(conv.backward_weights, gy_d, x_d,
-                                                                           w.shape, stride, pad)
-            peer_times = {}
-            for direction, function in ours.items():
-                mine = median_seconds(function, synchronise, repeats)
-                plain = direction.split(" (")[0]
-                if peers and plain not in peer_times:
-                    peer_times[plain] = median_seconds(peers[plain], synchronise, repeats)
-                record("conv", shape, direction, flops, mine, peer_times.get(plain))
+            convolution_rows(batch, net, scaled(c), scaled(o), max(k, size // scale), k, stride, pad)
+        for c, o, size, k, stride, groups, layers in efficientnet_convs():
+            size = max(k, size // scale)
+            before, after, _ = same_padding(size, k, stride)
+            convolution_rows(batch, "efficientnet_lite0", scaled(c), scaled(o), size, k, stride, before, after,
+                             scaled(groups), layers)
 
     for batch in batches:
         for name, fan_in, fan_out in LINEARS:
@@ -194,6 +218,35 @@ def forward_macs(layers, shape):
             total += layer.weight.data[0].size * int(np.prod(out))  # one output: a row of the weights
         shape = out
     return total, shape
+
+
+def efficientnet_convs():
+    """(in, out, size, kernel, stride, groups, layers) of EfficientNet-Lite0's distinct
+    convolutions on a 224 x 224 input, in network order, and how many of its layers have
+    each shape (all SAME-padded, as TensorFlow pads: models/efficientnet.py). The
+    architecture only: no weights needed."""
+    from deepinside import engine
+    from deepinside.engine import nn
+    from deepinside.models.efficientnet import efficientnet_lite
+
+    with engine.use_backend("numpy"):
+        net = efficientnet_lite(0)
+    counts = {}
+
+    def walk(layers, shape):
+        size = shape[2]  # the convolution's input before any ZeroPad2d in front of it
+        for layer in layers:
+            if isinstance(layer, nn.Sequential):
+                walk(layer, shape)
+            elif isinstance(layer, nn.Conv2d):
+                key = (layer.in_channels, layer.out_channels, size, layer.kernel_size, layer.stride, layer.groups)
+                counts[key] = counts.get(key, 0) + 1
+            shape = layer.output_shape(shape)
+            if len(shape) == 4 and not isinstance(layer, nn.ZeroPad2d):
+                size = shape[2]
+
+    walk(net, (1, 3, 224, 224))
+    return [key + (layers,) for key, layers in counts.items()]
 
 
 def saliency_networks():

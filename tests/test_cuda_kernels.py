@@ -1009,7 +1009,11 @@ def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
     assert f"`conv2d.ENGINE_WINOGRAD_CHANNELS = {conv2d.ENGINE_WINOGRAD_CHANNELS!r}`" in (
         tmp_path / "gpu_kernels.md").read_text()
     winograd = 2 * 16 * 3 * 2  # two batches, the 16 layers of 3x3 stride 1, three directions, two tiles
-    assert sum(r["group"] == "conv" for r in rows) == 2 * 18 * 3 + winograd
+    # EfficientNet-Lite0: 49 convolutions of 32 shapes (its stem, 12 depthwise, 19 pointwise)
+    assert sum(r["group"] == "conv" for r in rows) == 2 * (18 + 32) * 3 + winograd
+    efficientnet = [r["shape"] for r in rows if r["shape"].startswith("efficientnet_lite0 N2 ")]
+    assert sum(" g" in shape for shape in efficientnet) == 12 * 3 and sum(" k1 " in shape for shape in efficientnet) == 19 * 3
+    assert "efficientnet_lite0 N2 C3 O2 14x14 k3 s2 p0,1" in efficientnet  # the stem: SAME at stride 2, scaled
     assert sum(r["group"] == "linear" for r in rows) == 12
     assert all(r["ours_ms"] > 0 for r in rows)
     assert "| conv | vgg16 N64" not in (tmp_path / "gpu_kernels.md").read_text()  # emulator sizes only
