@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <utility>
 #include <string>
 #include <thread>
@@ -50,7 +52,7 @@ struct PendingCopy {
 
 struct Fiber {
   ucontext_t context;
-  std::vector<char> stack;
+  std::unique_ptr<char[]> stack;  // kStackBytes, from the spare stacks (take_stacks)
   State state = State::Ready;
   int barrier_line = 0;
   dim3 index;
@@ -143,9 +145,9 @@ void record(uintptr_t address, unsigned bytes, bool store, void* site) {
   if (!block || !block->traced) return;
   Fiber* fiber = block->running;
   const bool shared = address >= shared_begin && address < shared_end;
-  const uintptr_t stack = reinterpret_cast<uintptr_t>(fiber->stack.data());
+  const uintptr_t stack = reinterpret_cast<uintptr_t>(fiber->stack.get());
   if (shared ? is_builtin(address)
-             : (address >= stack && address < stack + fiber->stack.size()) ||
+             : (address >= stack && address < stack + kStackBytes) ||
                    (address >= image_begin && address < image_end))
     return;
   fiber->accesses.push_back({static_cast<unsigned>(fiber->barriers), reinterpret_cast<uintptr_t>(site), address,
@@ -224,8 +226,8 @@ std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
     fiber.committed = 0;
     fiber.index = dim3(t % block_dim.x, (t / block_dim.x) % block_dim.y, t / (block_dim.x * block_dim.y));
     getcontext(&fiber.context);
-    fiber.context.uc_stack.ss_sp = fiber.stack.data();
-    fiber.context.uc_stack.ss_size = fiber.stack.size();
+    fiber.context.uc_stack.ss_sp = fiber.stack.get();
+    fiber.context.uc_stack.ss_size = kStackBytes;
     fiber.context.uc_link = nullptr;
     makecontext(&fiber.context, fiber_main, 0);
   }
@@ -331,6 +333,32 @@ void emulator_wait_copies(unsigned newest_in_flight) {
   fiber->copies.erase(fiber->copies.begin(), copy);
 }
 
+// Fiber stacks outlive a launch. Allocated (and zeroed) afresh by every worker of every
+// launch, a block's 256 x 64 KiB was most of a small launch's time, its pages faulted in
+// again each time; kept, and never zeroed, a stack has only the pages its thread's calls
+// reached.
+namespace {
+std::mutex spare_stacks_mutex;
+std::vector<std::unique_ptr<char[]>> spare_stacks;
+
+void take_stacks(std::vector<Fiber>& fibers) {
+  std::lock_guard<std::mutex> lock(spare_stacks_mutex);
+  for (Fiber& fiber : fibers) {
+    if (spare_stacks.empty()) {
+      fiber.stack.reset(new char[kStackBytes]);
+    } else {
+      fiber.stack = std::move(spare_stacks.back());
+      spare_stacks.pop_back();
+    }
+  }
+}
+
+void return_stacks(std::vector<Fiber>& fibers) {
+  std::lock_guard<std::mutex> lock(spare_stacks_mutex);
+  for (Fiber& fiber : fibers) spare_stacks.push_back(std::move(fiber.stack));
+}
+}  // namespace
+
 // Launches `thunk(args)` on a grid of blocks. Returns 0, or 1 with `error` filled.
 extern "C" int emulator_launch(void (*thunk)(void**), void** args, unsigned gx, unsigned gy, unsigned gz,
                                unsigned bx, unsigned by, unsigned bz, int workers, char* error,
@@ -352,7 +380,7 @@ extern "C" int emulator_launch(void (*thunk)(void**), void** args, unsigned gx, 
     block.thunk = thunk;
     block.args = args;
     block.fibers.resize(threads);
-    for (Fiber& fiber : block.fibers) fiber.stack.resize(kStackBytes);
+    take_stacks(block.fibers);
 #ifdef EMULATOR_TRACE_MEMORY
     dl_iterate_phdr(find_thread_local_block, nullptr);  // after gridDim's write: the block exists
 #endif
@@ -364,6 +392,7 @@ extern "C" int emulator_launch(void (*thunk)(void**), void** args, unsigned gx, 
       std::string problem = run_block(block, index, block_dim);
       if (!problem.empty() && !failed.exchange(true)) message = problem;
     }
+    return_stacks(block.fibers);
   };
   const int count = static_cast<int>(std::max<unsigned long>(1, std::min<unsigned long>(workers, blocks)));
   std::vector<std::thread> pool;
