@@ -1,7 +1,8 @@
 // A CUDA-on-CPU emulator for the subset of CUDA that deepinside's kernels use.
 //
 // The unmodified .cu file is compiled by g++ after this header (g++ -include). Each CUDA
-// thread of a block runs as a cooperative fiber (ucontext); __syncthreads() switches to
+// thread of a block runs as a cooperative fiber (runtime.cpp: a stack switch of its own on
+// x86-64, ucontext elsewhere); __syncthreads() switches to
 // the next fiber until every live thread of the block has arrived (threads that returned
 // leave the count; threads waiting at different barriers abort with a message). Blocks are
 // spread over worker OS threads, one block at a time each: the built-ins are thread_local

@@ -25,6 +25,45 @@
 
 thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
+#if defined(__x86_64__)
+// A fiber switch of our own on x86-64: glibc's swapcontext saves and restores the signal
+// mask with a system call at every switch (and getcontext at every start), and a tiled
+// kernel switches twice a thread a barrier: those system calls were most of its emulated
+// time. A switch saves what the System V ABI has a callee keep (rbx, rbp, r12-r15, the
+// SSE and x87 control words) on the stack it leaves, stores that stack pointer, loads the
+// other's, restores its registers and returns into it.
+extern "C" __attribute__((visibility("hidden"))) void deepinside_emulator_switch(void** save, void* load);
+asm(R"(
+  .text
+  .globl deepinside_emulator_switch
+  .hidden deepinside_emulator_switch
+  .type deepinside_emulator_switch, @function
+deepinside_emulator_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size deepinside_emulator_switch, .-deepinside_emulator_switch
+)");
+#endif
+
 namespace {
 
 constexpr size_t kStackBytes = 64 * 1024;
@@ -50,8 +89,47 @@ struct PendingCopy {
   unsigned bytes, group;
 };
 
+#if defined(__x86_64__)
+// Fibers' contexts: our own switch on x86-64 (deepinside_emulator_switch, above), glibc's
+// ucontext elsewhere.
+struct Context {
+  void* stack_pointer = nullptr;
+};
+
+// `context` made to start `entry` on `stack` at its first switch: the stack laid out as a
+// switch away from it would have left it, its return address `entry`'s first instruction,
+// entered with the stack aligned as after a call, the control words this thread's.
+void start_context(Context& context, char* stack, size_t bytes, void (*entry)()) {
+  auto* top = reinterpret_cast<uint64_t*>(reinterpret_cast<uintptr_t>(stack + bytes) & ~uintptr_t{15});
+  top[-1] = 0;  // `entry`'s own return address: it never returns
+  top[-2] = reinterpret_cast<uint64_t>(entry);
+  for (int saved = 3; saved <= 8; ++saved) top[-saved] = 0;  // rbp, rbx, r12-r15
+  uint32_t sse;
+  uint16_t x87;
+  asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(sse), "=m"(x87));
+  top[-9] = sse | static_cast<uint64_t>(x87) << 32;
+  context.stack_pointer = &top[-9];
+}
+
+void switch_context(Context& from, Context& to) { deepinside_emulator_switch(&from.stack_pointer, to.stack_pointer); }
+#else
+struct Context {
+  ucontext_t ucontext;
+};
+
+void start_context(Context& context, char* stack, size_t bytes, void (*entry)()) {
+  getcontext(&context.ucontext);
+  context.ucontext.uc_stack.ss_sp = stack;
+  context.ucontext.uc_stack.ss_size = bytes;
+  context.ucontext.uc_link = nullptr;
+  makecontext(&context.ucontext, entry, 0);
+}
+
+void switch_context(Context& from, Context& to) { swapcontext(&from.ucontext, &to.ucontext); }
+#endif
+
 struct Fiber {
-  ucontext_t context;
+  Context context;
   std::unique_ptr<char[]> stack;  // kStackBytes, from the spare stacks (take_stacks)
   State state = State::Ready;
   int barrier_line = 0;
@@ -65,7 +143,7 @@ struct Fiber {
 };
 
 struct Block {
-  ucontext_t scheduler;
+  Context scheduler;
   std::vector<Fiber> fibers;
   Fiber* running = nullptr;
   void (*thunk)(void**) = nullptr;
@@ -81,7 +159,7 @@ void fiber_main() {
   Block* block = current_block;
   block->thunk(block->args);
   block->running->state = State::Done;
-  swapcontext(&block->running->context, &block->scheduler);
+  switch_context(block->running->context, block->scheduler);
 }
 
 #ifdef EMULATOR_TRACE_MEMORY
@@ -225,11 +303,7 @@ std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
     fiber.copies.clear();  // a thread's copies left in flight at its exit are dropped, as its block is
     fiber.committed = 0;
     fiber.index = dim3(t % block_dim.x, (t / block_dim.x) % block_dim.y, t / (block_dim.x * block_dim.y));
-    getcontext(&fiber.context);
-    fiber.context.uc_stack.ss_sp = fiber.stack.get();
-    fiber.context.uc_stack.ss_size = kStackBytes;
-    fiber.context.uc_link = nullptr;
-    makecontext(&fiber.context, fiber_main, 0);
+    start_context(fiber.context, fiber.stack.get(), kStackBytes, fiber_main);
   }
   for (;;) {
     unsigned live = 0;
@@ -238,7 +312,7 @@ std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
       if (fiber.state == State::Ready) {
         block.running = &fiber;
         threadIdx = fiber.index;
-        swapcontext(&block.scheduler, &fiber.context);
+        switch_context(block.scheduler, fiber.context);
       }
       if (fiber.state != State::Done) ++live;
     }
@@ -273,7 +347,7 @@ void emulator_barrier(int line) {
 #ifdef EMULATOR_TRACE_MEMORY
   ++fiber->barriers;
 #endif
-  swapcontext(&fiber->context, &block->scheduler);
+  switch_context(fiber->context, block->scheduler);
 }
 
 // The kernel files are compiled with UBSan's alignment check (kernels/launch.py:
