@@ -1,7 +1,6 @@
 """Images, crops and saliency maps."""
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from deepinside import engine
