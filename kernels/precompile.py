@@ -3,8 +3,9 @@ once, into CuPy's on-disk kernel cache; prints each file's seconds.
 
     python -m deepinside.kernels.precompile
 
-NVRTC compiles a .cu file whole on its first use in a process (conv2d.cu: 15-20 s of one
-CPU core; `python -m deepinside.kernels.check` times the same compile without a GPU), and
+NVRTC compiles a .cu file whole on its first use in a process (conv2d.cu: 16-67 s of one
+CPU core, less with launch.NVRTC_OPTIONS' --split-compile spreading it over the cores;
+`python -m deepinside.kernels.check` times it on one core without a GPU), and
 CuPy keeps the binary for every later process. bench/gpu_check.sh runs this first, so that
 no part of it spends its time limit compiling, or is cut off before the cache is written
 and leaves the next part to compile again. A file whose process could not use the GPU (a

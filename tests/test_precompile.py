@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from deepinside.kernels.launch import KERNEL_DIR, kernel_source, sources
+from deepinside.kernels.launch import KERNEL_DIR, NVRTC_OPTIONS, kernel_source, sources
 
 FAKE_CUPY = '''
 import hashlib, multiprocessing, os
@@ -41,9 +41,11 @@ class cuda:
 
 class RawModule:
     def __init__(self, code, options):
-        self.code = code
+        self.code, self.options = code, options
 
     def compile(self):
+        if os.environ.get("FAKE_CUPY_OLD_NVRTC") and "--split-compile=0" in self.options:
+            raise cuda.compiler.CompileException("nvrtc: error: unrecognized option --split-compile=0")
         busy = os.environ.get("FAKE_CUPY_BUSY", "\\0")  # a process other than the command's may not use the GPU
         if busy in self.code and multiprocessing.parent_process() is not None:
             raise _Runtime.CUDARuntimeError("cudaErrorDevicesUnavailable: all CUDA-capable devices are busy")
@@ -51,7 +53,7 @@ class RawModule:
             raise cuda.compiler.CompileException("error: a made-up error")
         digest = hashlib.sha256(self.code.encode()).hexdigest()
         with open(os.path.join(os.environ["FAKE_CUPY_LOG"], digest), "w") as handle:
-            handle.write(str(os.getpid()))
+            handle.write(" ".join([str(os.getpid()), *self.options]))
 '''
 
 
@@ -72,12 +74,20 @@ def test_every_kernel_file_is_compiled_in_a_process_of_its_own(tmp_path):
     process, stdout, stderr, log = _run(tmp_path)
     assert process.returncode == 0, stderr
     expected = {hashlib.sha256(kernel_source(path).encode()).hexdigest(): os.path.basename(path) for path in sources()}
-    compiled = {entry.name: int(entry.read_text()) for entry in log.iterdir()}
+    compiled = {entry.name: int(entry.read_text().split()[0]) for entry in log.iterdir()}
     assert set(compiled) == set(expected)
+    assert all(entry.read_text().split()[1:] == list(NVRTC_OPTIONS) for entry in log.iterdir())
     assert process.pid not in compiled.values()  # in the pool's processes, not the command's own
     lines = stdout.splitlines()
     assert [line.split()[0] for line in lines[:-1]] == sorted(expected.values())
     assert lines[-1].startswith(f"{len(expected)} files compiled in ")
+
+
+def test_an_nvrtc_without_split_compile_is_asked_again_without_it(tmp_path):
+    process, stdout, stderr, log = _run(tmp_path, FAKE_CUPY_OLD_NVRTC="1")
+    assert process.returncode == 0, stderr
+    assert len(list(log.iterdir())) == len(sources())
+    assert all(entry.read_text().split()[1:] == ["-std=c++17"] for entry in log.iterdir())
 
 
 def test_a_file_that_fails_to_compile_is_named_in_one_line(tmp_path):
@@ -105,7 +115,7 @@ def test_a_file_whose_process_cannot_use_the_gpu_is_compiled_in_the_first(tmp_pa
     assert conv2d.endswith("s (in the first process: cudaErrorDevicesUnavailable: all CUDA-capable devices are busy)")
     assert len(list(log.iterdir())) == len(sources())
     digest = hashlib.sha256(kernel_source(os.path.join(KERNEL_DIR, "conv2d.cu")).encode()).hexdigest()
-    assert int((log / digest).read_text()) == process.pid
+    assert int((log / digest).read_text().split()[0]) == process.pid
 
 
 def test_nvrtc_is_given_the_headers_text_in_place_of_its_include():
