@@ -59,7 +59,8 @@ run precompile 120 python -m deepinside.kernels.precompile
 run gpu_tests 100 python -m pytest -m gpu tests/test_cuda_kernels.py tests/test_backends.py -q -rs -p no:cacheprovider
 run sweep 40 python -m deepinside.kernels.sweep --gpu --trials 30
 for family in gemm conv_forward conv_backward_data conv_backward_weights relu maxpool depthwise; do
-  run "ladder_$family" $([ "$family" = gemm ] && echo 90 || echo 40) python -m deepinside.kernels.ladder "$family" \
+  run "ladder_$family" $(case $family in gemm) echo 90 ;; conv_*) echo 60 ;; *) echo 40 ;; esac) \
+    python -m deepinside.kernels.ladder "$family" \
     --json "$out/ladder_$family.json"
 done
 # The engine's rung choices from the ladders just run (kernels/choices.py), timed at once by
@@ -72,7 +73,7 @@ run agreement 60 python bench/engine_agreement.py --backend cuda "${choices[@]}"
 run gpu_kernels 150 python bench/gpu_kernels.py "$out" "${choices[@]}"
 if command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do
-    run "sanitizer_$tool" 40 compute-sanitizer --tool "$tool" --error-exitcode 1 python -m pytest -m gpu -q \
+    run "sanitizer_$tool" $([ "$tool" = racecheck ] && echo 100 || echo 40) compute-sanitizer --tool "$tool" --error-exitcode 1 python -m pytest -m gpu -q \
       -p no:cacheprovider tests/test_cuda_kernels.py -k "sgemm or conv2d or relu or maxpool"
   done
 else

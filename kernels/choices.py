@@ -17,9 +17,13 @@ The rule: a rung replaces the current one where every row of it validated and th
 over the shapes (and transpose cases) both were timed on, of its time over the current
 one's is below 1 - MARGIN; of several, the lowest median. Winograd's tile (F(2x2, 3x3) or
 F(4x4, 3x3)) is chosen so over the rows of all three convolution ladders; then, in each
-direction, its channel threshold is the fewest channels (the smaller of input and output)
-from which the chosen Winograd was faster than the engine without Winograd, by the same
-margin, on every 3x3 stride-1 shape of that direction's ladder with as many or more. Where
+direction, its channel threshold (Winograd on layers whose smaller of input and output
+channels reaches it) is the one under which the 3x3 stride-1 shapes of that direction's
+ladder take the least time added up, the chosen Winograd where it applies and the engine
+without Winograd elsewhere, if that total beats the engine's without Winograd by the same
+margin: a network's time is its layers' sum, and Winograd may lose on one layer by less than
+it gains on others (the first H200 run: F(4x4, 3x3)'s backward-data 1.09 times the implicit
+GEMM's on VGG-16's 56 x 56 layers, 0.46-0.67 on its 112 x 112 and 224 x 224 ones). Where
 the engine already ran Winograd on a shape, its row off Winograd (the ladder's `engine
 without winograd`) stands for it against both Winograd and the implicit GEMM's versions.
 """
@@ -216,15 +220,21 @@ def _winograd_threshold(rows, mode):
         numbers = _shape_numbers(row["shape"])
         if numbers.get("k") == 3 and numbers.get("s") == 1 and row["version"] in (mode, "engine", WITHOUT_WINOGRAD):
             by_shape.setdefault((row["shape"], min(numbers["C"], numbers["O"])), {})[row["version"]] = row
-    ratios = {}
-    for (shape, channels), versions in by_shape.items():
+    timed = {}  # (shape, channels): (Winograd's ms, the engine's off Winograd)
+    for key, versions in by_shape.items():
         base = versions.get(WITHOUT_WINOGRAD, versions.get("engine"))
         if mode in versions and base and versions[mode]["ok"] and base["ok"]:
-            ratios[(shape, channels)] = versions[mode]["ms"] / base["ms"]
-    threshold = None
-    for channels in sorted({c for _, c in ratios}, reverse=True):
-        if all(ratio < 1 - MARGIN for (_, c), ratio in ratios.items() if c >= channels):
-            threshold = channels
+            timed[key] = versions[mode]["ms"], base["ms"]
+
+    def total(threshold):  # the shapes' times added up, with Winograd from `threshold` channels
+        return sum(winograd if threshold is not None and channels >= threshold else base
+                   for (_, channels), (winograd, base) in timed.items())
+
+    # of equal totals the larger threshold: fewer layers on Winograd
+    threshold = min(sorted({channels for _, channels in timed}, reverse=True), key=total, default=None)
+    if threshold is not None and total(threshold) >= (1 - MARGIN) * total(None):
+        threshold = None
+    ratios = {key: winograd / base for key, (winograd, base) in timed.items()}
     return threshold, ratios
 
 

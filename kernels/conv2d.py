@@ -443,10 +443,10 @@ WINOGRAD_TILES = {"winograd": 2, "winograd4": 4}
 ENGINE_MODES = ("engine",) + tuple(WINOGRAD_TILES)
 # The engine runs Winograd F(ENGINE_WINOGRAD_TILE x ENGINE_WINOGRAD_TILE, 3 x 3) in each
 # direction on 3x3 stride-1 layers with at least that direction's number of input and output
-# channels (where it saves work and fits: engine_winograd_tile), or never (None): no GPU has
-# timed Winograd yet; the next run's ladders choose (kernels/choices.py).
-ENGINE_WINOGRAD_TILE = 2
-ENGINE_WINOGRAD_CHANNELS = {"forward": None, "backward_data": None, "backward_weights": None}
+# channels (where it saves work and fits: engine_winograd_tile), or never (None): chosen
+# from a GPU run's ladders by kernels/choices.py (bench/results/h200-2026-11-28/).
+ENGINE_WINOGRAD_TILE = 4
+ENGINE_WINOGRAD_CHANNELS = {"forward": 256, "backward_data": 256, "backward_weights": 64}
 
 
 def _winograd_shape(g):
@@ -578,11 +578,11 @@ def _winograd_weight_gradient(device, m, grad_y, x, padding, grad_w):
 # gradient's "splitk", one block an SM with its positions stepped, "two_blocks", two blocks
 # an SM in 128 registers with its positions decoded at every slice, or "async", splitk's
 # with its gathers copied by cp.async (conv2d.cu). All but the first of each were written
-# after those runs and are laddered and tested; the engine takes one once a GPU times it
-# faster.
+# after those runs; the engine takes the one a GPU run's ladders time fastest
+# (kernels/choices.py; bench/results/h200-2026-11-28/).
 IMPLICIT_VERSIONS = {"forward": ("8x8", "8x16", "async"), "backward_data": ("8x8", "8x16", "async"),
                      "backward_weights": ("splitk", "two_blocks", "async")}
-ENGINE_IMPLICIT = {"forward": "8x8", "backward_data": "8x8", "backward_weights": "splitk"}
+ENGINE_IMPLICIT = {"forward": "8x8", "backward_data": "8x8", "backward_weights": "two_blocks"}
 
 
 def _implicit_version(direction, version):
@@ -643,14 +643,16 @@ COLUMNS_WEIGHT_GRADIENT_POSITIONS = 256
 # whose kernel size and stride conv2d.cu's few-channel kernel is compiled for (VGG-16's,
 # the shipped model's, CNN-F's) it takes FEW_CHANNELS_BACKWARD_DATA's "columns" (the column
 # buffer, as run 3 timed it) or "few_channels" (that kernel, a thread a pixel and its
-# channels: not yet timed on a GPU; the ladder's `engine few_channels` row times it).
+# channels: 0.41 of the column buffer's time on VGG-16's conv1_1 at batch 16, H200,
+# 2026-11-28; the ladder's `engine few_channels` row times it).
 FEW_CHANNEL_KERNELS = ((3, 1), (7, 2), (11, 4))  # (kernel size, stride)
 FEW_CHANNELS_BACKWARD_DATA = ("columns", "few_channels")
-ENGINE_FEW_CHANNELS_BACKWARD_DATA = "columns"
-# Its forward at 3x3 stride 1 only (VGG-16's conv1_1; fourteenth session, not yet timed):
-# FEW_CHANNELS_FORWARD's "implicit" (the implicit GEMM, as everywhere else) or "few_channels".
+ENGINE_FEW_CHANNELS_BACKWARD_DATA = "few_channels"
+# Its forward at 3x3 stride 1 only (VGG-16's conv1_1: 0.83 of the implicit GEMM's time on
+# the H200, 2026-11-28): FEW_CHANNELS_FORWARD's "implicit" (the implicit GEMM, as everywhere
+# else) or "few_channels".
 FEW_CHANNELS_FORWARD = ("implicit", "few_channels")
-ENGINE_FEW_CHANNELS_FORWARD = "implicit"
+ENGINE_FEW_CHANNELS_FORWARD = "few_channels"
 
 
 def few_channels_applies(device, x_shape, w_shape, stride, padding, direction="backward_data"):

@@ -199,10 +199,11 @@ def _geometry(x_shape, w_shape, stride, padding):
     return n, c, h, w, k, hout, wout, sides(padding)[0]  # the kernels place windows by the padding before
 
 
-# The forward's ladder in depthwise.cu's order; the engine runs ENGINE_FORWARD (the tiled
-# and row rungs are measured by the ladder before they are chosen: the next GPU run decides).
+# The forward's ladder in depthwise.cu's order; the engine runs ENGINE_FORWARD, the rung a GPU
+# run's ladder times fastest (kernels/choices.py): rows on the H200, 2026-11-28 (0.55 of v1's
+# time over the ladder's three EfficientNet-Lite0 layers).
 FORWARD_LADDER = ("depthwise_forward", "depthwise_forward_tiled", "depthwise_forward_rows")
-ENGINE_FORWARD = "depthwise_forward"
+ENGINE_FORWARD = "depthwise_forward_rows"
 ROW_KERNELS = ((3, 1), (3, 2), (5, 1), (5, 2))  # (kernel size, stride) compiled for the row rung
 
 
@@ -253,11 +254,11 @@ def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=
 BACKWARD_DATA_LADDER = ("depthwise_backward_data", "depthwise_backward_data_tiled", "depthwise_backward_data_rows",
                         "depthwise_backward_data_parity")
 ENGINE_BACKWARD_DATA = "engine"
-# What "engine" runs at stride 1 where it applies (the tiled rung only on planes that hold a
-# whole tile: the measurements above; the row rung, written after them, once a GPU times it
-# faster), and at other strides (the parity rung, likewise); v1 elsewhere.
-ENGINE_UNIT_STRIDE_BACKWARD_DATA = "depthwise_backward_data_tiled"
-ENGINE_STRIDED_BACKWARD_DATA = "depthwise_backward_data"
+# What "engine" runs at stride 1 where it applies and at other strides, v1 elsewhere: the
+# rungs a GPU run's ladder times fastest (kernels/choices.py): on the H200, 2026-11-28, the
+# row rung (0.53 of the tiled one's time) and the parity rung (0.33 of v1's).
+ENGINE_UNIT_STRIDE_BACKWARD_DATA = "depthwise_backward_data_rows"
+ENGINE_STRIDED_BACKWARD_DATA = "depthwise_backward_data_parity"
 PARITY_KERNEL_SIZES = (3, 5)  # at stride 2: the kernel sizes depthwise_backward_data_parity is compiled for
 
 
@@ -297,10 +298,10 @@ def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stri
 
 
 # Backward-weights' ladder: v1 a block per weight; v2 a block per channel and slice of its
-# positions, for 3x3 and 5x5 kernels (depthwise.cu). The engine runs v1 until a GPU run has
-# timed v2 against it.
+# positions, for 3x3 and 5x5 kernels (depthwise.cu). The engine runs v2 where it applies:
+# 0.31 of v1's time on the H200, 2026-11-28 (kernels/choices.py).
 BACKWARD_WEIGHTS_LADDER = ("depthwise_backward_weights", "depthwise_backward_weights_channel")
-ENGINE_BACKWARD_WEIGHTS = "depthwise_backward_weights"
+ENGINE_BACKWARD_WEIGHTS = "depthwise_backward_weights_channel"
 CHANNEL_KERNEL_SIZES = (3, 5)
 
 

@@ -60,7 +60,8 @@ class Device:
     and for the weight gradient on small maps: conv2d.py's FEW_INPUT_CHANNELS and
     COLUMNS_WEIGHT_GRADIENT_POSITIONS, and Winograd where conv2d.py's ENGINE_WINOGRAD_*
     say), or "winograd" and "winograd4" (the engine's, with Winograd F(2x2, 3x3) or F(4x4,
-    3x3) in every direction of 3x3 stride-1 convolutions: rungs no GPU has timed yet).
+    3x3) in every direction of 3x3 stride-1 convolutions: what the ladders and
+    bench/gpu_kernels.py time the engine's Winograd choice against).
 
     engine_winograd: False keeps the "engine" mode off Winograd whatever conv2d.py says (the
     ladder times the engine both ways, so that choosing the thresholds does not compare

@@ -23,9 +23,10 @@ def gemm_product(a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0)
 # same kernel as pipelined when they are not), and products of at most SKINNY_ROWS rows on
 # the skinny rung (a fully connected layer at batch 1 to 8).
 # v11 (8x16: twice the results a thread, 16-deep slices) and v12 (async: v8's slices copied
-# into shared memory by cp.async, three in flight) are laddered and tested, not yet timed
-# on a GPU: the engine takes one (ENGINE_TILED) once the ladder names it faster than
-# pipelined.
+# into shared memory by cp.async, three in flight) came after it; the engine's tiled rung
+# (ENGINE_TILED) is the one kernels.choices names from a GPU run's ladder: async on the H200
+# run of 2026-11-28 (0.96 of pipelined's time over the ladder's 6 products, 0.84-0.85x
+# cuBLAS at 4096^3, bench/results/h200-2026-11-28/).
 SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined", "splitk", "skinny", "8x16", "async")
 ENGINE_SGEMM = "engine"  # skinny where it applies, else ENGINE_TILED, split where that pays
 # The tiled rungs the engine can take: (kernel, its split-K kernel, its batched kernel, its
@@ -33,7 +34,7 @@ ENGINE_SGEMM = "engine"  # skinny where it applies, else ENGINE_TILED, split whe
 TILED = {"pipelined": ("sgemm_pipelined", "sgemm_splitk", "sgemm_batched", "VEC_BK"),
          "8x16": ("sgemm_8x16", "sgemm_8x16_splitk", "sgemm_8x16_batched", "WIDE_BK"),
          "async": ("sgemm_async", "sgemm_async_splitk", "sgemm_async_batched", "VEC_BK")}
-ENGINE_TILED = "pipelined"
+ENGINE_TILED = "async"
 CASES = {(False, False): "nn", (True, False): "tn", (False, True): "nt"}
 # Split-K: slices of at least SPLIT_K_MIN_DEPTH, so that each block's multiply-adds still
 # outweigh its partial plane; of plans within SPLIT_K_TOLERANCE of the fastest, the one with

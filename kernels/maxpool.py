@@ -68,9 +68,10 @@ def maxpool_backward(grad_y, switches, x_shape, kernel_size, stride, padding=0):
     return grad_x.reshape(x_shape)
 
 
-# maxpool.cu's versions; the engine runs v1 until a GPU run has timed v2 and v3 against it.
+# maxpool.cu's versions; the engine runs the one a GPU run's ladder times fastest
+# (kernels/choices.py): v3 on the H200, 2026-11-28 (0.60 of v1's time, forward and backward).
 VERSIONS = ("v1", "v2", "v3")
-ENGINE_VERSION = "v1"
+ENGINE_VERSION = "v3"
 PLANE_BLOCKS = 65535  # the grid's y limit: the v2 kernels loop over the planes beyond it
 
 

@@ -56,6 +56,9 @@ def test_the_engine_on_winograd_gives_the_numpy_results(rng, monkeypatch, backen
         pytest.skip("no usable CUDA GPU (or no CuPy) on this machine")
     monkeypatch.setattr(kernels.conv2d, "ENGINE_WINOGRAD_TILE", tile)
     monkeypatch.setattr(kernels.conv2d, "ENGINE_WINOGRAD_CHANNELS", dict.fromkeys(kernels.conv2d.ENGINE_WINOGRAD_CHANNELS, 1))
+    # the 3-channel layer off the few-channel kernels, which the engine takes before Winograd
+    monkeypatch.setattr(kernels.conv2d, "ENGINE_FEW_CHANNELS_FORWARD", "implicit")
+    monkeypatch.setattr(kernels.conv2d, "ENGINE_FEW_CHANNELS_BACKWARD_DATA", "columns")
     net = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 6, 3), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Flatten(), nn.Linear(6 * 11 * 11, 5))
     x = rng.standard_normal((2, 3, 24, 24)).astype(np.float32)

@@ -37,14 +37,40 @@ def test_the_ladder_catches_a_version_that_leaves_elements_unwritten(device, mon
     assert ladder.main(["gemm", "--emulator"]) == 1
 
 
+def test_a_version_is_checked_on_poisoned_outputs_and_timed_without_the_fills():
+    class ZeroedLauncher:  # allocations start at zero, so that a fill shows
+        xp = np
+
+        def empty(self, shape, dtype):
+            return np.zeros(shape, dtype)
+
+    device, poisoned = ladder.PoisonedDevice(ZeroedLauncher()), []
+
+    def version():
+        poisoned.append(bool(np.isnan(device.empty(3)).all()))
+        return np.ones(2)
+
+    def timer(call, repeats):
+        call()
+        return 0.5
+
+    row = ladder._validated_row("v", "case", "shape", version, np.ones(2), 2.0, timer, 1)
+    assert poisoned == [True, False] and row["ok"] and row["gflops"] == 4e-9
+    assert np.isnan(device.empty(3)).all()  # poisoned again after the timing
+
+
 @pytest.mark.parametrize("direction", ladder.CONV_DIRECTIONS)
 def test_every_convolution_version_matches_numpy(direction):
+    from deepinside.kernels import conv2d
     rows = ladder.run_conv(direction, EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS, 1, ladder.wall_clock)
-    versions = ["direct", "im2col", "implicit", "winograd4", "winograd", "engine"] + (  # and the engine's other versions
-        ["engine two_blocks"] if direction == "conv_backward_weights" else ["engine 8x16"]) + ["engine async"]
-    # the first shape (3 input channels, 3x3, stride 1) has the few-channel kernels too
-    few = ["engine few_channels"] if direction != "conv_backward_weights" else []
-    assert [r["version"] for r in rows] == versions + few + versions
+    kind = direction.removeprefix("conv_")
+    versions = ["direct", "im2col", "implicit", "winograd4", "winograd", "engine"] + [  # and the engine's other versions
+        f"engine {v}" for v in conv2d.IMPLICIT_VERSIONS[kind] if v != conv2d.ENGINE_IMPLICIT[kind]]
+    assert len(versions) == 8
+    # the first shape (3 input channels, 3x3, stride 1) has the few-channel choice's other one too
+    few = [] if kind == "backward_weights" else [
+        f"engine {v}" for v in conv2d.few_channel_versions(kind)[0] if v != conv2d.few_channel_versions(kind)[1]]
+    assert [r["version"] for r in rows] == versions + few + versions and len(few) == (kind != "backward_weights")
     assert [r for r in rows if not r["ok"]] == []
 
 
@@ -56,6 +82,7 @@ def test_the_engine_is_also_timed_off_winograd_where_it_takes_it(monkeypatch):
     from deepinside.kernels import conv2d
     monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", dict.fromkeys(conv2d.ENGINE_WINOGRAD_CHANNELS)
                         | {"forward": 1})
+    monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_TILE", 2)  # F(4x4, 3x3) saves no work on 130 x 12 x 11
     rows = ladder.run_conv("conv_forward", EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS, 1, ladder.wall_clock)
     off = [r["shape"] for r in rows if r["version"] == ladder.WITHOUT_WINOGRAD]
     assert off == [rows[0]["shape"]] and "k3 s1" in off[0] and [r for r in rows if not r["ok"]] == []

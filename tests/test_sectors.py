@@ -103,12 +103,13 @@ def test_a_saliency_pass_of_the_shipped_model(monkeypatch):
     import os
     monkeypatch.syspath_prepend(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
     import pass_sectors
-    from deepinside.kernels import conv2d
+    from deepinside.kernels import conv2d, gemm
+    monkeypatch.setattr(conv2d, "ENGINE_FEW_CHANNELS_BACKWARD_DATA", "columns")
     kernels = pass_sectors.pass_sectors("shapes")
     for kernel in ("relu_forward_vec4", "relu_backward_vec4"):
         assert all(c.transactions == c.ideal for c in kernels[kernel].values())
     def scalar_stores(kernels):  # the transposed product's float-at-a-time stores
-        return [c for (name, line, store), c in kernels["sgemm_pipelined_tn"].items()
+        return [c for (name, line, store), c in kernels[gemm.TILED[gemm.ENGINE_TILED][0] + "_tn"].items()
                 if store and "at[q] = alpha" in source_line(name, line)]
 
     (before,) = scalar_stores(kernels)
