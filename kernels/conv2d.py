@@ -446,7 +446,7 @@ ENGINE_MODES = ("engine",) + tuple(WINOGRAD_TILES)
 # channels (where it saves work and fits: engine_winograd_tile), or never (None): chosen
 # from a GPU run's ladders by kernels/choices.py (bench/results/h200-2026-11-28/).
 ENGINE_WINOGRAD_TILE = 4
-ENGINE_WINOGRAD_CHANNELS = {"forward": 256, "backward_data": 256, "backward_weights": 64}
+ENGINE_WINOGRAD_CHANNELS = {"forward": 64, "backward_data": 64, "backward_weights": 64}
 
 
 def _winograd_shape(g):
