@@ -699,7 +699,14 @@ static_assert(IG_WIDE_BM + IG_WIDE_BN >= IG_BM + IG_BN, "the shared buffer holds
 // Each direction on `Tile`, with the kernel size and stride as compile-time constants where
 // they are 3x3 or 1x1 at stride 1 (VGG's every layer; the pointwise convolutions of
 // MobileNet and EfficientNet), read at run time (0) otherwise: a branch taken once, before
-// the loops, in place of a kernel per shape.
+// the loops, in place of a kernel per shape. The forward and backward-data also for 5x5 at
+// stride 1 (CNN-F's, AlexNet's and the shipped model's conv2), whose run-time gathers cost
+// integer divisions per staged value: on sm_90 their main loops take 1175 (forward) and
+// 1718 (backward-data) instructions per 512 FFMAs at run time, 799 and 801 with the
+// constants (the H200 had CNN-F's conv2 at 0.34 and 0.17 of the FP32 peak at batch 64). Not
+// on the 8 x 16 tiles, slower than the 8 x 8 ones on every layer the H200 timed, whose
+// entries would near check.py's size limit; nor the weight gradient, whose gathers decode
+// their columns once a block (its loops as long either way).
 template <class Tile>
 __device__ __forceinline__ void conv2d_forward_implicit_shaped(const float* __restrict__ x,
                                                                const float* __restrict__ w,
@@ -707,6 +714,8 @@ __device__ __forceinline__ void conv2d_forward_implicit_shaped(const float* __re
                                                                ConvShape s, int has_bias, int slice, float* shared) {
   if (s.K == 3 && s.stride == 1) conv2d_forward_implicit_body<Tile, 3, 1>(x, w, b, y, s, has_bias, slice, shared);
   else if (s.K == 1 && s.stride == 1) conv2d_forward_implicit_body<Tile, 1, 1>(x, w, b, y, s, has_bias, slice, shared);
+  else if (Tile::TN == IG_TN && s.K == 5 && s.stride == 1)
+    conv2d_forward_implicit_body<Tile, 5, 1>(x, w, b, y, s, has_bias, slice, shared);
   else conv2d_forward_implicit_body<Tile, 0, 0>(x, w, b, y, s, has_bias, slice, shared);
 }
 
@@ -718,6 +727,8 @@ __device__ __forceinline__ void conv2d_backward_data_implicit_shaped(const float
   if (s.K == 3 && s.stride == 1) conv2d_backward_data_implicit_body<Tile, 3, 1>(grad_y, w, grad_x, s, slice, shared);
   else if (s.K == 1 && s.stride == 1)
     conv2d_backward_data_implicit_body<Tile, 1, 1>(grad_y, w, grad_x, s, slice, shared);
+  else if (Tile::TN == IG_TN && s.K == 5 && s.stride == 1)
+    conv2d_backward_data_implicit_body<Tile, 5, 1>(grad_y, w, grad_x, s, slice, shared);
   else conv2d_backward_data_implicit_body<Tile, 0, 0>(grad_y, w, grad_x, s, slice, shared);
 }
 

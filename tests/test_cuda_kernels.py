@@ -345,13 +345,15 @@ def test_weight_gradient_positions_across_slices_and_images(launcher, rng, versi
                                                 for v in versions])
 def test_implicit_gemm_versions(launcher, rng, direction, version):
     """Every version of the implicit GEMM in every direction, on both tiles and on each of its
-    paths (3x3 and 1x1 stride 1 with constant sizes, and the general one: 5x5 stride 2, on
-    the implicit rung, since the engine takes the column buffer for strided backward-data):
+    paths (3x3, 1x1 and, but for the weight gradient and the 8 x 16 tiles, 5x5 stride 1 with
+    constant sizes, and the general one: 5x5 stride 2, on the implicit rung, since the engine
+    takes the column buffer for strided backward-data):
     64 channels on the product's rows (the wide tile, where an 8 x 16 thread stages two
     columns of B) and 130 (two square tiles down), on maps of more than 256 positions (the
     engine's smaller ones take the column buffer for the weight gradient)."""
     for mode, rows, k, stride, padding in (("engine", 64, 3, 1, 1), ("engine", 130, 3, 1, 1),
-                                           ("engine", 130, 1, 1, 0), ("implicit", 130, 5, 2, 2)):
+                                           ("engine", 130, 1, 1, 0), ("engine", 64, 5, 1, 2),
+                                           ("engine", 130, 5, 1, 2), ("implicit", 130, 5, 2, 2)):
         recording = RecordingDevice(launcher, mode)
         ops = K.bind(recording).conv2d
         c, o = (5, rows) if direction != "backward_data" else (rows, 5)
