@@ -154,7 +154,7 @@ def _aligned_copies(arrays):
 
 def gemm_cases():
     """(title, run(device)) of one 128^3 product of each tiled SGEMM the engine may take, each transpose."""
-    from .gemm import gemm_product_device
+    from .gemm import TILED, gemm_product_device
 
     def product(version, transpose_a, transpose_b, device):
         rng = np.random.default_rng(0)
@@ -164,7 +164,7 @@ def gemm_cases():
         gemm_product_device(device, a, b, transpose_a, transpose_b, version=version)
 
     return [(f"sgemm {version} {case}", functools.partial(product, version, case == "tn", case == "nt"))
-            for version in ("pipelined", "8x16", "async") for case in ("nn", "tn", "nt")]
+            for version in TILED for case in ("nn", "tn", "nt")]
 
 
 def conv_cases():

@@ -37,13 +37,14 @@ import re
 import statistics
 import sys
 
+from .gemm import TILED
 from .ladder import WITHOUT_WINOGRAD
 from .launch import KernelError
 
 MARGIN = 0.03  # medians of CUDA-event times on a shared card move by a few percent
 
 # The constants, as "module.NAME", and the values each may take.
-CONSTANTS = {"gemm.ENGINE_TILED": ("pipelined", "8x16", "async"),
+CONSTANTS = {"gemm.ENGINE_TILED": tuple(TILED),
              "conv2d.ENGINE_IMPLICIT": None,  # a dict: direction -> one of conv2d.IMPLICIT_VERSIONS[direction]
              "conv2d.ENGINE_WINOGRAD_TILE": (2, 4),
              "conv2d.ENGINE_WINOGRAD_CHANNELS": None,  # a dict: direction -> None or a channel count

@@ -122,6 +122,8 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2) sgemm_tiled(int M,
 //   v11 sgemm_8x16_*      v8 with 8 x 16 results a thread and 16-deep slices (below).
 //   v12 sgemm_async_*     v8 with its slices copied into shared memory asynchronously
 //                         (cp.async, sm_80 on), three slices in flight (below).
+//   v13 sgemm_8x16_async_* v11's 8 x 16 results a thread fed by v12's copies, two 16-deep
+//                         slices in flight (below).
 // Cost of every version: 2 M N K FLOPs. The engine uses gemm.py's ENGINE_SGEMM rung.
 
 // ---- v2 -------------------------------------------------------------------------------
@@ -656,7 +658,7 @@ extern "C" __global__ void __launch_bounds__(SKINNY_THREADS) sgemm_skinny_nn(
 //   bank: a 4-way conflict on every such store (python -m deepinside.kernels.banks: 1.38
 //   times the fewest wavefronts a block in nn, 1.75 in nt, most of what the 8 x 16 tiling
 //   saves). So the slices are stored swizzled: column m of depth k at m ^ 8 ((k / 4) % 4)
-//   (swizzled(), below), which puts the 4 depths' columns in 4 different groups of 8 banks
+//   (QuarterSwizzle, below), which puts the 4 depths' columns in 4 different groups of 8 banks
 //   and keeps every aligned float4 whole and inside its 32-float span, so the reads stay
 //   conflict-free. Padding cannot do it as cheaply: a pad that keeps the float4 reads
 //   aligned is a multiple of 4 floats a row and puts depth 8 back on depth 0's banks, and 8
@@ -688,7 +690,54 @@ __device__ __forceinline__ void fetch_slice_16(const float* __restrict__ A, cons
 }
 
 // Where column m of depth k of a staged v11 slice lies in its row (see above).
-__device__ __forceinline__ int swizzled(int k, int m) { return m ^ (((k >> 2) & 3) << 3); }
+struct QuarterSwizzle {
+  __device__ static __forceinline__ int column(int k, int m) { return m ^ (((k >> 2) & 3) << 3); }
+};
+
+// Where a thread's 8 x 16 results start in the block tile (v11, v13): warps of 64 x 64, 2 x
+// 2, lanes 8 x 4 over a warp's.
+__device__ __forceinline__ void eight_by_sixteen_origin(int& row, int& col) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  row = (warp / 2) * WIDE_WARP + (lane / 4) * 4;
+  col = (warp % 2) * WIDE_WARP + (lane % 4) * 4;
+}
+
+// accumulator += one staged 16-deep slice's products for the thread's 8 x 16 results: 2 x 4
+// sub-blocks of 4 x 4, 32 rows and 16 columns apart; column m of depth k staged at
+// Layout::column(k, m) (v11's swizzle or v13's).
+template <class Layout>
+__device__ __forceinline__ void eight_by_sixteen_slice(const float (*As)[VEC_BM], const float (*Bs)[VEC_BN], int row,
+                                                       int col, float accumulator[8][WIDE_TN]) {
+#pragma unroll
+  for (int k = 0; k < WIDE_BK; ++k) {
+    float a[8], b[WIDE_TN];
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+      const float4 v = *reinterpret_cast<const float4*>(&As[k][Layout::column(k, row + s * 32)]);
+      a[4 * s] = v.x, a[4 * s + 1] = v.y, a[4 * s + 2] = v.z, a[4 * s + 3] = v.w;
+    }
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+      const float4 v = *reinterpret_cast<const float4*>(&Bs[k][Layout::column(k, col + s * 16)]);
+      b[4 * s] = v.x, b[4 * s + 1] = v.y, b[4 * s + 2] = v.z, b[4 * s + 3] = v.w;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+      for (int j = 0; j < WIDE_TN; ++j) accumulator[i][j] += a[i] * b[j];
+  }
+}
+
+__device__ __forceinline__ void eight_by_sixteen_store(float* __restrict__ C, int M, int N, float alpha, float beta,
+                                                       int row, int col, float accumulator[8][WIDE_TN]) {
+  const int row0 = blockIdx.y * VEC_BM + row, col0 = blockIdx.x * VEC_BN + col;
+  const bool c_vector = aligned_rows(C, N);
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int s = 0; s < 4; ++s)
+      store4(C, M, N, row0 + (i / 4) * 32 + i % 4, col0 + s * 16, alpha, beta, &accumulator[i][4 * s], c_vector);
+}
 
 template <bool TRANS_A, bool TRANS_B>
 __device__ __forceinline__ void store_slice_16(float (*As)[VEC_BM], float (*Bs)[VEC_BN], const float4 a[4],
@@ -699,17 +748,17 @@ __device__ __forceinline__ void store_slice_16(float (*As)[VEC_BM], float (*Bs)[
     const int e = t + q * WIDE_THREADS;
     if (TRANS_A) {
       const int k = e / (VEC_BM / 4);
-      *reinterpret_cast<float4*>(&As[k][swizzled(k, (e % (VEC_BM / 4)) * 4)]) = a[q];
+      *reinterpret_cast<float4*>(&As[k][QuarterSwizzle::column(k, (e % (VEC_BM / 4)) * 4)]) = a[q];
     } else {  // k .. k + 3 share a swizzle
-      const int k = (e % (WIDE_BK / 4)) * 4, m = swizzled(k, e / (WIDE_BK / 4));
+      const int k = (e % (WIDE_BK / 4)) * 4, m = QuarterSwizzle::column(k, e / (WIDE_BK / 4));
       As[k][m] = a[q].x, As[k + 1][m] = a[q].y, As[k + 2][m] = a[q].z, As[k + 3][m] = a[q].w;
     }
     if (TRANS_B) {
-      const int k = (e % (WIDE_BK / 4)) * 4, n = swizzled(k, e / (WIDE_BK / 4));
+      const int k = (e % (WIDE_BK / 4)) * 4, n = QuarterSwizzle::column(k, e / (WIDE_BK / 4));
       Bs[k][n] = b[q].x, Bs[k + 1][n] = b[q].y, Bs[k + 2][n] = b[q].z, Bs[k + 3][n] = b[q].w;
     } else {
       const int k = e / (VEC_BN / 4);
-      *reinterpret_cast<float4*>(&Bs[k][swizzled(k, (e % (VEC_BN / 4)) * 4)]) = b[q];
+      *reinterpret_cast<float4*>(&Bs[k][QuarterSwizzle::column(k, (e % (VEC_BN / 4)) * 4)]) = b[q];
     }
   }
 }
@@ -723,8 +772,8 @@ __device__ __forceinline__ void sgemm_8x16_body(int M, int N, int K, int k_begin
   __shared__ __align__(16) float Bs[2][WIDE_BK][VEC_BN];
   const int row0 = blockIdx.y * VEC_BM, col0 = blockIdx.x * VEC_BN;
   const bool a_vector = aligned_rows(A, TRANS_A ? M : K), b_vector = aligned_rows(B, TRANS_B ? K : N);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int row = (warp / 2) * WIDE_WARP + (lane / 4) * 4, col = (warp % 2) * WIDE_WARP + (lane % 4) * 4;
+  int row, col;
+  eight_by_sixteen_origin(row, col);
   float accumulator[8][WIDE_TN];  // every index a constant after unrolling: registers, not local memory
 #pragma unroll
   for (int i = 0; i < 8; ++i)
@@ -738,34 +787,11 @@ __device__ __forceinline__ void sgemm_8x16_body(int M, int N, int K, int k_begin
     const bool more = k0 + WIDE_BK < k_end;
     if (more)
       fetch_slice_16<TRANS_A, TRANS_B>(A, B, M, N, K, row0, col0, k0 + WIDE_BK, a_vector, b_vector, a_slice, b_slice);
-#pragma unroll
-    for (int k = 0; k < WIDE_BK; ++k) {
-      float a[8], b[WIDE_TN];
-#pragma unroll
-      for (int s = 0; s < 2; ++s) {
-        const float4 v = *reinterpret_cast<const float4*>(&As[buffer][k][swizzled(k, row + s * 32)]);
-        a[4 * s] = v.x, a[4 * s + 1] = v.y, a[4 * s + 2] = v.z, a[4 * s + 3] = v.w;
-      }
-#pragma unroll
-      for (int s = 0; s < 4; ++s) {
-        const float4 v = *reinterpret_cast<const float4*>(&Bs[buffer][k][swizzled(k, col + s * 16)]);
-        b[4 * s] = v.x, b[4 * s + 1] = v.y, b[4 * s + 2] = v.z, b[4 * s + 3] = v.w;
-      }
-#pragma unroll
-      for (int i = 0; i < 8; ++i)
-#pragma unroll
-        for (int j = 0; j < WIDE_TN; ++j) accumulator[i][j] += a[i] * b[j];
-    }
+    eight_by_sixteen_slice<QuarterSwizzle>(As[buffer], Bs[buffer], row, col, accumulator);
     if (more) store_slice_16<TRANS_A, TRANS_B>(As[buffer ^ 1], Bs[buffer ^ 1], a_slice, b_slice);
     __syncthreads();
   }
-  const bool c_vector = aligned_rows(C, N);
-#pragma unroll
-  for (int i = 0; i < 8; ++i)
-#pragma unroll
-    for (int s = 0; s < 4; ++s)
-      store4(C, M, N, row0 + row + (i / 4) * 32 + i % 4, col0 + col + s * 16, alpha, beta, &accumulator[i][4 * s],
-             c_vector);
+  eight_by_sixteen_store(C, M, N, alpha, beta, row, col, accumulator);
 }
 
 extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_nn(
@@ -977,9 +1003,188 @@ extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_async_splitk_
   sgemm_splitk_body<AsyncTiles, false, true>(M, N, K, slice, A, B, partial);
 }
 
+// ---- v13 --------------------------------------------------------------------------------
+// v13 sgemm_8x16_async_{nn,tn,nt}: v11's 8 x 16 results a thread, its slices copied into
+//   shared memory by v12's asynchronous copies. On the H200 (2026-11-28, 4096^3) v11 ran at
+//   40.3-42.6 TFLOP/s and v12 at 40.8-42.8, cuBLAS at 49-50: v11 reads shared memory 25%
+//   less a FMA than v8 and v12, but it stages a slice through 8 float4 registers a thread
+//   (254-255 of its registers, two blocks an SM) and stores it with transposing scalar
+//   stores; v12 keeps v8's 8 x 8 reads. What v13 should buy: v11's reads without its staging
+//   registers or stores, and two 16-deep slices in flight instead of one (2 x 2048 FMAs a
+//   thread to hide a slice's latency behind).
+//   Its stages: 3 of 16 x 128 floats an operand, 48 KiB a block, the static limit, so its
+//   rows are not padded as v12's (that would take 49.9 KiB): swizzled instead, column m of
+//   depth k at m ^ 4 (k % 8) (DepthSwizzle). A transposing copy's lanes take 8 consecutive
+//   depths of 4 rows (a warp reads 4 whole 32-byte sectors), whose columns the swizzle puts
+//   in 32 different banks; an aligned float4 (the other operand's 16-byte copies, the
+//   products' reads) stays whole and aligned within its 32 floats, so a warp's reads of one
+//   depth stay conflict-free.
+#define WIDE_ASYNC_STAGES 3
+static_assert(WIDE_ASYNC_STAGES * WIDE_BK * (VEC_BM + VEC_BN) * sizeof(float) <= 48 * 1024,
+              "v13's stages within the static shared-memory limit");
+
+struct DepthSwizzle {
+  __device__ static __forceinline__ int column(int k, int m) { return m ^ ((k & 7) << 2); }
+};
+
+// A thread's part in copying one operand's 16-deep slices into a v13 stage (16 x 128
+// floats). ALONG_ROWS: the stored matrix is depth x extent (A^T, B), and the thread copies
+// columns first .. first + 3 (16 bytes where aligned and inside) at depths t / 32 + 4 q;
+// else it is extent x depth (A, B^T), and the thread copies 4 bytes at depths t % 8 and
+// t % 8 + 8 of rows first + 16 r (first = t / 8, r < 8), transposing. What is fixed is
+// decoded once a block (rows or columns in bounds as bits); a slice steps a pointer.
+template <bool ALONG_ROWS>
+struct WideAsyncOperand {
+  static constexpr int ROUNDS = ALONG_ROWS ? 4 : 8;  // depth rows (ALONG_ROWS) or rows a thread copies
+  const float* matrix;
+  const float* at;    // the thread's first value of the next slice
+  int extent, depths;  // M or N, and K
+  int depth;          // the next slice's depth of the thread's first value
+  int first;          // its first column (ALONG_ROWS) or row within the tile
+  unsigned inside;    // bit q: column first + q (ALONG_ROWS), or row first + 16 q, inside the matrix
+  bool whole;         // (ALONG_ROWS) its 4 columns inside and 16-byte aligned
+
+  __device__ WideAsyncOperand(const float* __restrict__ matrix_, int extent_, int K, int origin, int k_begin,
+                              bool vector_ok)
+      : matrix(matrix_), extent(extent_), depths(K), inside(0), whole(false) {
+    const int t = threadIdx.x;
+    if (ALONG_ROWS) {
+      first = (t % (VEC_BM / 4)) * 4;
+      depth = k_begin + t / (VEC_BM / 4);
+      at = matrix + (long long)depth * extent + origin + first;
+      for (int q = 0; q < 4; ++q) inside |= (origin + first + q < extent) << q;
+      whole = vector_ok && origin + first + 3 < extent;
+    } else {
+      first = t / 8;
+      depth = k_begin + t % 8;
+      at = matrix + (long long)(origin + first) * K + depth;
+      for (int r = 0; r < ROUNDS; ++r) inside |= (origin + first + 16 * r < extent) << r;
+    }
+  }
+
+  // Copies the next slice into `stage`.
+  __device__ __forceinline__ void copy(float (*stage)[VEC_BM]) {
+    if (ALONG_ROWS) {
+#pragma unroll
+      for (int q = 0; q < ROUNDS; ++q) {
+        const int k = threadIdx.x / (VEC_BM / 4) + 4 * q;
+        const bool depth_inside = depth + 4 * q < depths;
+        float* to = &stage[k][DepthSwizzle::column(k, first)];
+        const float* from = at + (long long)4 * q * extent;
+        if (whole && depth_inside) {
+          cp_async_16(to, from, true);
+        } else {
+#pragma unroll
+          for (int c = 0; c < 4; ++c) {
+            const bool ok = depth_inside && (inside >> c & 1);
+            cp_async_4(to + c, ok ? from + c : matrix, ok);
+          }
+        }
+      }
+      at += (long long)WIDE_BK * extent;
+    } else {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int k = threadIdx.x % 8 + 8 * h;
+        const bool depth_inside = depth + 8 * h < depths;
+#pragma unroll
+        for (int r = 0; r < ROUNDS; ++r) {
+          const bool ok = depth_inside && (inside >> r & 1);
+          cp_async_4(&stage[k][DepthSwizzle::column(k, first + 16 * r)],
+                     ok ? at + 8 * h + (long long)16 * r * depths : matrix, ok);
+        }
+      }
+      at += WIDE_BK;
+    }
+    depth += WIDE_BK;
+  }
+};
+
+// Reduces K indices [k_begin, k_end), k_begin a multiple of WIDE_BK: v12's schedule (slice s
+// is copy group s; at step s a thread waits for its group s, the barrier for everyone's, and
+// slice s - 1's stage, which every thread is then done with, takes slice s + 2's copies) on
+// v11's thread tile.
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ void sgemm_8x16_async_body(int M, int N, int K, int k_begin, int k_end, float alpha,
+                                                      const float* __restrict__ A, const float* __restrict__ B,
+                                                      float beta, float* __restrict__ C) {
+  __shared__ __align__(16) float As[WIDE_ASYNC_STAGES][WIDE_BK][VEC_BM];
+  __shared__ __align__(16) float Bs[WIDE_ASYNC_STAGES][WIDE_BK][VEC_BN];
+  WideAsyncOperand<TRANS_A> a(A, M, K, blockIdx.y * VEC_BM, k_begin, aligned_rows(A, TRANS_A ? M : K));
+  WideAsyncOperand<!TRANS_B> b(B, N, K, blockIdx.x * VEC_BN, k_begin, aligned_rows(B, TRANS_B ? K : N));
+  const int slices = (k_end - k_begin + WIDE_BK - 1) / WIDE_BK;
+  int row, col;
+  eight_by_sixteen_origin(row, col);
+  float accumulator[8][WIDE_TN];
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int j = 0; j < WIDE_TN; ++j) accumulator[i][j] = 0.0f;
+  for (int s = 0; s < WIDE_ASYNC_STAGES - 1; ++s) {
+    if (s < slices) a.copy(As[s]), b.copy(Bs[s]);
+    cp_async_commit();
+  }
+  for (int s = 0; s < slices; ++s) {
+    cp_async_wait(WIDE_ASYNC_STAGES - 2);
+    __syncthreads();
+    const int ahead = (s + WIDE_ASYNC_STAGES - 1) % WIDE_ASYNC_STAGES;
+    if (s + WIDE_ASYNC_STAGES - 1 < slices) a.copy(As[ahead]), b.copy(Bs[ahead]);
+    cp_async_commit();
+    eight_by_sixteen_slice<DepthSwizzle>(As[s % WIDE_ASYNC_STAGES], Bs[s % WIDE_ASYNC_STAGES], row, col,
+                                         accumulator);
+  }
+  eight_by_sixteen_store(C, M, N, alpha, beta, row, col, accumulator);
+}
+
+struct EightBySixteenAsyncTiles {
+  template <bool TRANS_A, bool TRANS_B>
+  __device__ static __forceinline__ void body(int M, int N, int K, int k_begin, int k_end, float alpha,
+                                              const float* __restrict__ A, const float* __restrict__ B, float beta,
+                                              float* __restrict__ C) {
+    sgemm_8x16_async_body<TRANS_A, TRANS_B>(M, N, K, k_begin, k_end, alpha, A, B, beta, C);
+  }
+};
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_async_nn(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_8x16_async_body<false, false>(M, N, K, 0, K, alpha, A, B, beta, C);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_async_tn(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_8x16_async_body<true, false>(M, N, K, 0, K, alpha, A, B, beta, C);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_async_nt(
+    int M, int N, int K, float alpha, const float* __restrict__ A, const float* __restrict__ B, float beta,
+    float* __restrict__ C) {
+  sgemm_8x16_async_body<false, true>(M, N, K, 0, K, alpha, A, B, beta, C);
+}
+
+// v13 with K split between blocks, as v9 is to v8 (`slice` a multiple of WIDE_BK).
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_async_splitk_nn(
+    int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
+    float* __restrict__ partial) {
+  sgemm_splitk_body<EightBySixteenAsyncTiles, false, false>(M, N, K, slice, A, B, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_async_splitk_tn(
+    int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
+    float* __restrict__ partial) {
+  sgemm_splitk_body<EightBySixteenAsyncTiles, true, false>(M, N, K, slice, A, B, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_async_splitk_nt(
+    int M, int N, int K, int slice, const float* __restrict__ A, const float* __restrict__ B,
+    float* __restrict__ partial) {
+  sgemm_splitk_body<EightBySixteenAsyncTiles, false, true>(M, N, K, slice, A, B, partial);
+}
+
 // ---- batched ----------------------------------------------------------------------------
-// sgemm_batched_{nn,nt} (v8's tiles), sgemm_8x16_batched_{nn,nt} (v11's) and
-//   sgemm_async_batched_{nn,nt} (v12's): a batch of
+// sgemm_batched_{nn,nt} (v8's tiles), sgemm_8x16_batched_{nn,nt} (v11's),
+//   sgemm_async_batched_{nn,nt} (v12's) and sgemm_8x16_async_batched_{nn,nt} (v13's): a batch of
 //   equal-shaped products split along K as v9 splits one, the operands of product b
 //   `stride_*` floats after product b - 1's, blockIdx.z = b splits + z for reduction slice z;
 //   each (product, slice) tile goes to plane blockIdx.z of `partial` (M x N each), which the
@@ -1035,4 +1240,16 @@ extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_async_batched
     int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
     const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
   sgemm_batched_body<AsyncTiles, true>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_async_batched_nn(
+    int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
+    const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
+  sgemm_batched_body<EightBySixteenAsyncTiles, false>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(WIDE_THREADS, 2) sgemm_8x16_async_batched_nt(
+    int M, int N, int K, int slice, int splits, const float* __restrict__ A, long long stride_a,
+    const float* __restrict__ B, long long stride_b, float* __restrict__ partial) {
+  sgemm_batched_body<EightBySixteenAsyncTiles, true>(M, N, K, slice, splits, A, stride_a, B, stride_b, partial);
 }

@@ -27,13 +27,14 @@ def gemm_product(a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0)
 # (ENGINE_TILED) is the one kernels.choices names from a GPU run's ladder: async on the H200
 # run of 2026-11-28 (0.96 of pipelined's time over the ladder's 6 products, 0.84-0.85x
 # cuBLAS at 4096^3, bench/results/h200-2026-11-28/).
-SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined", "splitk", "skinny", "8x16", "async")
+SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined", "splitk", "skinny", "8x16", "async", "8x16_async")
 ENGINE_SGEMM = "engine"  # skinny where it applies, else ENGINE_TILED, split where that pays
 # The tiled rungs the engine can take: (kernel, its split-K kernel, its batched kernel, its
 # staging depth).
 TILED = {"pipelined": ("sgemm_pipelined", "sgemm_splitk", "sgemm_batched", "VEC_BK"),
          "8x16": ("sgemm_8x16", "sgemm_8x16_splitk", "sgemm_8x16_batched", "WIDE_BK"),
-         "async": ("sgemm_async", "sgemm_async_splitk", "sgemm_async_batched", "VEC_BK")}
+         "async": ("sgemm_async", "sgemm_async_splitk", "sgemm_async_batched", "VEC_BK"),
+         "8x16_async": ("sgemm_8x16_async", "sgemm_8x16_async_splitk", "sgemm_8x16_async_batched", "WIDE_BK")}
 ENGINE_TILED = "async"
 CASES = {(False, False): "nn", (True, False): "tn", (False, True): "nt"}
 # Split-K: slices of at least SPLIT_K_MIN_DEPTH, so that each block's multiply-adds still

@@ -103,6 +103,8 @@ GEMM_LADDER = [
          _specialised("8x16"), ALL_CASES),
     Rung("sgemm_async", "v8 with its slices copied by cp.async, three in flight: no staging registers",
          _specialised("async"), ALL_CASES),
+    Rung("sgemm_8x16_async", "v11's 8x16 results a thread fed by cp.async, two 16-deep slices in flight",
+         _specialised("8x16_async"), ALL_CASES),
 ]
 CONV_DIRECTIONS = ("conv_forward", "conv_backward_data", "conv_backward_weights")
 # Element-wise kernels: bytes moved per element, and the versions in relu.cu's order.

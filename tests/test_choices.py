@@ -158,7 +158,7 @@ def test_pools_add_both_directions_and_depthwise_splits_by_stride(first):
 
 
 def test_choices_are_checked_then_set_together(restored):
-    with pytest.raises(KernelError, match="gemm.ENGINE_TILED must be one of pipelined, 8x16, async, got 'v12'"):
+    with pytest.raises(KernelError, match="gemm.ENGINE_TILED must be one of pipelined, 8x16, async, 8x16_async, got .v12."):
         choices.apply({"maxpool.ENGINE_VERSION": "v3", "gemm.ENGINE_TILED": "v12"})
     assert choices.current() == restored  # nothing was set
     with pytest.raises(KernelError, match="no constant 'gemm.ENGINE_FAST'"):

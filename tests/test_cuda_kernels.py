@@ -12,7 +12,7 @@ import pytest
 
 from deepinside import engine
 from deepinside.kernels.family import CONVOLUTIONS
-from deepinside.kernels import conv2d, maxpool as maxpool_kernels
+from deepinside.kernels import conv2d, gemm, maxpool as maxpool_kernels
 from deepinside.kernels.gemm import split_k_slices
 from deepinside.kernels.ladder import PoisonedDevice
 import deepinside.kernels as K
@@ -91,7 +91,7 @@ def test_sgemm_split_k_with_accumulation(launcher, rng, transpose_a, transpose_b
     assert relative_error(host(out), expected) < 1e-5
 
 
-@pytest.mark.parametrize("tiled", ["pipelined", "8x16", "async"])
+@pytest.mark.parametrize("tiled", sorted(gemm.TILED))
 @pytest.mark.parametrize("transpose_b", [False, True])
 @pytest.mark.parametrize("k", [37, 3000])
 def test_batched_sgemm(launcher, rng, monkeypatch, tiled, transpose_b, k):
@@ -99,7 +99,6 @@ def test_batched_sgemm(launcher, rng, monkeypatch, tiled, transpose_b, k):
     one launch of either tiled rung's batched kernel, each against NumPy in float64: a short
     reduction in one slice, and a long one that split_k_slices splits (the planes added
     here, as Winograd's transforms do)."""
-    from deepinside.kernels import gemm
     from deepinside.kernels.gemm import batched_product_device
     monkeypatch.setattr(gemm, "ENGINE_TILED", tiled)
     a = rng.standard_normal((3, 130, k))
@@ -131,17 +130,15 @@ def test_winograd_products_of_at_most_64_rows_run_on_the_wide_tile(launcher, rng
 
 
 def gemm_batched_kernel():
-    from deepinside.kernels import gemm
     return gemm.TILED[gemm.ENGINE_TILED][2]
 
 
-@pytest.mark.parametrize("tiled", ["pipelined", "8x16", "async"])
+@pytest.mark.parametrize("tiled", sorted(gemm.TILED))
 def test_the_engine_sgemm_on_either_tiled_rung(launcher, rng, monkeypatch, tiled):
-    """The engine's products above 8 rows on v8 (and v9 where split) or v11 (and its split
-    kernels), whichever gemm.py's ENGINE_TILED names: a product of two tiles each way
+    """The engine's products above 8 rows on whichever tiled rung gemm.py's ENGINE_TILED
+    names (v8, v11, v12 or v13, and its split kernels): a product of two tiles each way
     (unsplit) and one tile over a 1029-long reduction (split), in every transpose case,
     beta 0.5, against NumPy in float64."""
-    from deepinside.kernels import gemm
     monkeypatch.setattr(gemm, "ENGINE_TILED", tiled)
     recording = RecordingDevice(launcher)
     ops = K.bind(recording)
