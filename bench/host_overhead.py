@@ -3,13 +3,10 @@ input) on the device code path, without a GPU: every kernel launch goes through 
 launcher's argument checks and then does nothing, and every array is allocated as cheaply as
 CuPy's memory pool would, so the time is what Python spends between launches, which is what a batch-1 pass on a GPU waits for when it is not replayed
 as a CUDA graph. Prints the median of the repeats and the number of launches. What the
-engine does to arrays between launches runs for real on NumPy here and is counted: the
-flipped filters of Winograd's backward-data (a copy kernel on a GPU) made VGG-16's pass 25-27
-ms here with the engine's Winograd from 64 channels, 7 ms without it (seventeenth session),
-where the H200 timed the whole eager pass, GPU and host, at 7.7 ms with Winograd from 256
-channels and 8.2 from 64.
-
-    python bench/host_overhead.py [efficientnet-lite0 | vgg16 | cnn_f] [--repeats 7]
+engine does to arrays between launches runs for real on NumPy here and is counted: while
+Winograd's backward-data flipped its filters with an array copy (a copy kernel on a GPU),
+VGG-16's pass took 25-27 ms here with the engine's Winograd from 64 channels; the filter
+transform reads them flipped since (seventeenth session), 4.0-6.7 ms (a noisy machine).
 """
 import argparse
 import math

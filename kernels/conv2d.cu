@@ -1202,15 +1202,19 @@ __device__ __forceinline__ void store_row(float* __restrict__ at, int valid, con
   for (int c = 0; c < valid; ++c) at[c] = row[c];
 }
 
-// U[xi, o, c] = G g G^T of the filter w[o, c] (one thread per (o, c)).
+// U[xi, o, c] = G g G^T of the filter g = w[o, c] (one thread per (o, c)); `flipped`: g =
+// w[c, o] turned by 180 degrees (w stored C x O x 3 x 3), backward-data's filters for the
+// forward of grad_y it runs (Sect. 4), read so instead of copied so first.
 template <int m>
-__device__ __forceinline__ void filter_transform(const float* __restrict__ w, float* __restrict__ U, int O, int C) {
+__device__ __forceinline__ void filter_transform(const float* __restrict__ w, float* __restrict__ U, int O, int C,
+                                                 int flipped) {
   constexpr int T = Winograd<m>::T;
   const int count = O * C;
   for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
     float g[3][3], u[T][T];
+    const float* filter = w + (flipped ? (e % C) * O + e / C : e) * 9;
     for (int r = 0; r < 3; ++r)
-      for (int s = 0; s < 3; ++s) g[r][s] = w[e * 9 + r * 3 + s];
+      for (int s = 0; s < 3; ++s) g[r][s] = filter[flipped ? 8 - (r * 3 + s) : r * 3 + s];
     sandwich<T, 3>(g, u, [](int p, int q) { return Winograd<m>::G(p, q); });
     for (int r = 0; r < T; ++r)
       for (int s = 0; s < T; ++s) U[(long long)(r * T + s) * count + e] = u[r][s];
@@ -1364,13 +1368,13 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) winograd_products_wi
 
 // The entry points, one per transform and tile (conv2d.py names them by m).
 extern "C" __global__ void winograd_filter_transform_2x2(const float* __restrict__ w, float* __restrict__ U, int O,
-                                                         int C) {
-  filter_transform<2>(w, U, O, C);
+                                                         int C, int flipped) {
+  filter_transform<2>(w, U, O, C, flipped);
 }
 
 extern "C" __global__ void winograd_filter_transform_4x4(const float* __restrict__ w, float* __restrict__ U, int O,
-                                                         int C) {
-  filter_transform<4>(w, U, O, C);
+                                                         int C, int flipped) {
+  filter_transform<4>(w, U, O, C, flipped);
 }
 
 extern "C" __global__ void winograd_input_transform_2x2(const float* __restrict__ x, float* __restrict__ V, int N,

@@ -516,17 +516,19 @@ def _winograd_tiles(m, hout, wout, n):
     return down, across, n * down * across
 
 
-def _winograd(device, m, x, weight, bias, padding, out):
+def _winograd(device, m, x, weight, bias, padding, out, flipped=False):
     """conv2d.cu's Winograd F(m x m, 3 x 3) forward of x (N, C, H, W) with weight (O, C, 3, 3)
     into out (N, O, Hout, Wout): the filter and input transforms, the (m + 2)^2 products in
     one batched launch (_winograd_products), the output transform (adding the
-    products' split planes and the bias, where given)."""
+    products' split planes and the bias, where given). `flipped`: with the filters of
+    weight (C, O, 3, 3) transposed and turned by 180 degrees instead (backward-data), which
+    the filter transform reads so."""
     n, c, h, w = x.shape
-    o, hout, wout = weight.shape[0], out.shape[2], out.shape[3]
+    o, hout, wout = weight.shape[1 if flipped else 0], out.shape[2], out.shape[3]
     planes = (m + 2) ** 2
     down, across, tiles = _winograd_tiles(m, hout, wout, n)
     filters, inputs = device.empty((planes, o, c)), device.empty((planes, c, tiles))
-    device.elementwise(f"winograd_filter_transform_{m}x{m}", o * c, weight, filters, o, c)
+    device.elementwise(f"winograd_filter_transform_{m}x{m}", o * c, weight, filters, o, c, int(flipped))
     device.elementwise(f"winograd_input_transform_{m}x{m}", c * tiles, x, inputs, n, c, h, w, padding, down, across)
     products = _winograd_products(device, filters, inputs)
     device.elementwise(f"winograd_output_transform_{m}x{m}", o * tiles, products, products.shape[1],
@@ -712,8 +714,7 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
         return grad_x
     tile = _winograd_tile(device, g, "backward_data")
     if tile:  # the forward of grad_y with the flipped, transposed filters (Sect. 4)
-        flipped = device.xp.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-        return _winograd(device, tile, grad_y, flipped, None, 2 - g.padding, grad_x)
+        return _winograd(device, tile, grad_y, weight, None, 2 - g.padding, grad_x, flipped=True)
     if not _backward_data_through_columns(device, g):
         return _implicit_gemm(device, "conv2d_backward_data_implicit", g, g.c, g.n * g.h * g.w, g.o * g.k * g.k,
                               (grad_y, weight), grad_x, thread_tile=_implicit_version("backward_data", version))
