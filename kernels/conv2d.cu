@@ -549,17 +549,8 @@ __device__ __forceinline__ void implicit_gemm(int M, int P, int k_begin, int k_e
           }
       }
     };
-    for (int s = 0; s < Tile::STAGES - 1; ++s) {
-      if (s < slices) copy(s);
-      cp_async_commit();  // empty groups keep the count: slice s is every thread's group s
-    }
-    for (int s = 0; s < slices; ++s) {
-      cp_async_wait(Tile::STAGES - 2);  // this thread's copies of slice s have landed
-      __syncthreads();  // and everyone's; and every thread is done with slice s - 1's buffers
-      if (s + Tile::STAGES - 1 < slices) copy(s + Tile::STAGES - 1);
-      cp_async_commit();
-      multiply_slice(As[s % Tile::STAGES], Bs[s % Tile::STAGES]);
-    }  // (an epilogue that reuses the buffers waits for the products first: store_nchw)
+    async_slices<Tile::STAGES>(slices, copy, [&](int stage) { multiply_slice(As[stage], Bs[stage]); });
+    // (the epilogue that reuses the buffers waits for the products first: store_nchw)
   }
 }
 

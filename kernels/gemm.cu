@@ -921,11 +921,8 @@ struct AsyncOperand {
   }
 };
 
-// Reduces K indices [k_begin, k_end), k_begin a multiple of VEC_BK (as v8's body). Slice s
-// is copy group s of every thread (a group is committed at every step, empty or not, so
-// that the count holds); at step s a thread waits for its own group s, the barrier then
-// for everyone's, and after it every thread is done with slice s - 1's buffer, which the
-// copies of slice s + ASYNC_STAGES - 1 reuse.
+// Reduces K indices [k_begin, k_end), k_begin a multiple of VEC_BK (as v8's body), on
+// async_copy.cuh's schedule (async_slices).
 template <bool TRANS_A, bool TRANS_B>
 __device__ __forceinline__ void sgemm_async_body(int M, int N, int K, int k_begin, int k_end, float alpha,
                                                  const float* __restrict__ A, const float* __restrict__ B, float beta,
@@ -942,18 +939,9 @@ __device__ __forceinline__ void sgemm_async_body(int M, int N, int K, int k_begi
   for (int i = 0; i < 8; ++i)
 #pragma unroll
     for (int j = 0; j < 8; ++j) accumulator[i][j] = 0.0f;
-  for (int s = 0; s < ASYNC_STAGES - 1; ++s) {
-    if (s < slices) a.copy(&As[s][0][0], M), b.copy(&Bs[s][0][0], N);
-    cp_async_commit();
-  }
-  for (int s = 0; s < slices; ++s) {
-    cp_async_wait(ASYNC_STAGES - 2);
-    __syncthreads();
-    const int ahead = (s + ASYNC_STAGES - 1) % ASYNC_STAGES;
-    if (s + ASYNC_STAGES - 1 < slices) a.copy(&As[ahead][0][0], M), b.copy(&Bs[ahead][0][0], N);
-    cp_async_commit();
-    warp_tile_slice(As[s % ASYNC_STAGES], Bs[s % ASYNC_STAGES], row, col, accumulator);
-  }
+  async_slices<ASYNC_STAGES>(
+      slices, [&](int s) { a.copy(&As[s % ASYNC_STAGES][0][0], M), b.copy(&Bs[s % ASYNC_STAGES][0][0], N); },
+      [&](int stage) { warp_tile_slice(As[stage], Bs[stage], row, col, accumulator); });
   warp_tile_store(C, M, N, alpha, beta, row, col, accumulator);
 }
 
@@ -1100,10 +1088,8 @@ struct WideAsyncOperand {
   }
 };
 
-// Reduces K indices [k_begin, k_end), k_begin a multiple of WIDE_BK: v12's schedule (slice s
-// is copy group s; at step s a thread waits for its group s, the barrier for everyone's, and
-// slice s - 1's stage, which every thread is then done with, takes slice s + 2's copies) on
-// v11's thread tile.
+// Reduces K indices [k_begin, k_end), k_begin a multiple of WIDE_BK: v12's schedule
+// (async_slices) on v11's thread tile.
 template <bool TRANS_A, bool TRANS_B>
 __device__ __forceinline__ void sgemm_8x16_async_body(int M, int N, int K, int k_begin, int k_end, float alpha,
                                                       const float* __restrict__ A, const float* __restrict__ B,
@@ -1120,19 +1106,9 @@ __device__ __forceinline__ void sgemm_8x16_async_body(int M, int N, int K, int k
   for (int i = 0; i < 8; ++i)
 #pragma unroll
     for (int j = 0; j < WIDE_TN; ++j) accumulator[i][j] = 0.0f;
-  for (int s = 0; s < WIDE_ASYNC_STAGES - 1; ++s) {
-    if (s < slices) a.copy(As[s]), b.copy(Bs[s]);
-    cp_async_commit();
-  }
-  for (int s = 0; s < slices; ++s) {
-    cp_async_wait(WIDE_ASYNC_STAGES - 2);
-    __syncthreads();
-    const int ahead = (s + WIDE_ASYNC_STAGES - 1) % WIDE_ASYNC_STAGES;
-    if (s + WIDE_ASYNC_STAGES - 1 < slices) a.copy(As[ahead]), b.copy(Bs[ahead]);
-    cp_async_commit();
-    eight_by_sixteen_slice<DepthSwizzle>(As[s % WIDE_ASYNC_STAGES], Bs[s % WIDE_ASYNC_STAGES], row, col,
-                                         accumulator);
-  }
+  async_slices<WIDE_ASYNC_STAGES>(
+      slices, [&](int s) { a.copy(As[s % WIDE_ASYNC_STAGES]), b.copy(Bs[s % WIDE_ASYNC_STAGES]); },
+      [&](int stage) { eight_by_sixteen_slice<DepthSwizzle>(As[stage], Bs[stage], row, col, accumulator); });
   eight_by_sixteen_store(C, M, N, alpha, beta, row, col, accumulator);
 }
 

@@ -498,8 +498,8 @@ def torch_convolution(torch):
 # 64 (32 tiles, a 25088-long reduction) and at batch 1 (a matrix-vector product).
 EMULATOR_GEMMS = [(67, 45, 33), (130, 129, 20), (132, 68, 44), (20, 36, 1100), (3, 37, 203), (4, 36, 1100)]
 GPU_GEMMS = [(64, 4096, 25088), (1, 4096, 25088)]  # fc6 at batch 64 and 1, after the square one
-# Convolution shapes (n, c, h, w, o, k, stride, padding): VGG-16's first two, a middle and a
-# late layer on a GPU (batch 16 keeps the direct versions within the script's minutes); on the
+# Convolution shapes (n, c, h, w, o, k, stride, padding): VGG-16's first two, conv2_2, a
+# middle and a late layer on a GPU (batch 16 keeps the direct versions within the script's minutes); on the
 # emulator, shapes with more than one tile and with split-K slices.
 GPU_CONVOLUTIONS = [(16, 3, 224, 224, 64, 3, 1, 1), (16, 64, 224, 224, 64, 3, 1, 1), (16, 128, 112, 112, 128, 3, 1, 1),
                     (16, 256, 56, 56, 256, 3, 1, 1), (16, 512, 14, 14, 512, 3, 1, 1)]
