@@ -37,6 +37,7 @@ import re
 import statistics
 import sys
 
+from .conv2d import FEW_CHANNELS_BACKWARD_DATA, FEW_CHANNELS_FORWARD
 from .gemm import TILED
 from .ladder import WITHOUT_WINOGRAD
 from .launch import KernelError
@@ -48,8 +49,8 @@ CONSTANTS = {"gemm.ENGINE_TILED": tuple(TILED),
              "conv2d.ENGINE_IMPLICIT": None,  # a dict: direction -> one of conv2d.IMPLICIT_VERSIONS[direction]
              "conv2d.ENGINE_WINOGRAD_TILE": (2, 4),
              "conv2d.ENGINE_WINOGRAD_CHANNELS": None,  # a dict: direction -> None or a channel count
-             "conv2d.ENGINE_FEW_CHANNELS_FORWARD": ("implicit", "few_channels"),
-             "conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA": ("columns", "few_channels"),
+             "conv2d.ENGINE_FEW_CHANNELS_FORWARD": FEW_CHANNELS_FORWARD,
+             "conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA": FEW_CHANNELS_BACKWARD_DATA,
              "maxpool.ENGINE_VERSION": ("v1", "v2", "v3"),
              "depthwise.ENGINE_FORWARD": ("depthwise_forward", "depthwise_forward_tiled", "depthwise_forward_rows"),
              "depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA": ("depthwise_backward_data",

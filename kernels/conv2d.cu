@@ -924,13 +924,51 @@ __device__ __forceinline__ void stage_filters(const float* __restrict__ w, float
   }
 }
 
+// A chunk's products, for a thread's two pixels (grad_x rows h and h + FEW_TILE_H / 2,
+// column col): the chunk's CHUNK output channels staged as patch[o][ROWS][COLUMNS] (grad_y
+// from row `top` and column `left` on, 0 off the map) and filters[o][u K + v] (a tap's
+// channels as a float4).
+template <int K, int S, int CHUNK>
+__device__ __forceinline__ void few_channels_products(const float* shared_patch, const float4* shared_filters, int h,
+                                                      int col, int pad, int top, int left, float4& upper,
+                                                      float4& lower) {
+  constexpr int ROWS = few_patch(FEW_TILE_H, K, S), COLUMNS = few_patch(FEW_TILE_W, K, S);
+  constexpr int APART = FEW_TILE_H / 2 / S;  // patch rows between a thread's two pixels' taps
+  auto patch = reinterpret_cast<const float(*)[ROWS][COLUMNS]>(shared_patch);
+  auto filters = reinterpret_cast<const float4(*)[K * K]>(shared_filters);
+  for (int o = 0; o < CHUNK; ++o)
+#pragma unroll
+    for (int u = (h + pad) % S; u < K; u += S)  // the taps whose row h + p - u is a multiple of S
+#pragma unroll
+      for (int v = (col + pad) % S; v < K; v += S) {
+        const float* at = &patch[o][(h + pad - u) / S - top][(col + pad - v) / S - left];
+        const float g = at[0], g_lower = at[APART * COLUMNS];
+        const float4 f = filters[o][u * K + v];
+        upper.x += f.x * g, upper.y += f.y * g, upper.z += f.z * g, upper.w += f.w * g;
+        lower.x += f.x * g_lower, lower.y += f.y * g_lower, lower.z += f.z * g_lower, lower.w += f.w * g_lower;
+      }
+}
+
+// A thread's two pixels' channels into grad_x.
+__device__ __forceinline__ void store_few_channels(float* __restrict__ grad_x, float4 upper, float4 lower, int n,
+                                                   int C, int H, int W, int h, int col) {
+  if (col >= W) return;
+  for (int half = 0; half < 2; ++half) {
+    const int row = h + half * FEW_TILE_H / 2;
+    const float4 sum = half ? lower : upper;
+    const float channels[FEW_CHANNELS] = {sum.x, sum.y, sum.z, sum.w};
+#pragma unroll
+    for (int c = 0; c < FEW_CHANNELS; ++c)  // (unrolled: channels stays in registers)
+      if (c < C && row < H) grad_x[(((long long)n * C + c) * H + row) * W + col] = channels[c];
+  }
+}
+
 template <int K, int S>
 __device__ __forceinline__ void few_channels_backward_data(const float* __restrict__ grad_y,
                                                            const float* __restrict__ w, float* __restrict__ grad_x,
                                                            int C, int H, int W, int O, int pad, int Hout, int Wout,
                                                            float* shared) {
   constexpr int ROWS = few_patch(FEW_TILE_H, K, S), COLUMNS = few_patch(FEW_TILE_W, K, S);
-  constexpr int APART = FEW_TILE_H / 2 / S;  // patch rows between a thread's two pixels' taps
   static_assert(few_staged(K, S) <= FEW_SHARED_FLOATS, "the staged chunk fits");
   auto patch = reinterpret_cast<float(*)[ROWS][COLUMNS]>(shared);  // [FEW_CHUNK][ROWS][COLUMNS]
   // [o][u K + v]: the channels' weights, zeros past C (16-byte aligned: FEW_CHUNK floats a row before)
@@ -950,40 +988,116 @@ __device__ __forceinline__ void few_channels_backward_data(const float* __restri
       }
     stage_filters<K>(w, filters, o0, O, C);
     __syncthreads();
-    for (int o = 0; o < FEW_CHUNK; ++o)
-#pragma unroll
-      for (int u = (h + pad) % S; u < K; u += S)  // the taps whose row h + p - u is a multiple of S
-#pragma unroll
-        for (int v = (col + pad) % S; v < K; v += S) {
-          const float* at = &patch[o][(h + pad - u) / S - top][(col + pad - v) / S - left];
-          const float g = at[0], g_lower = at[APART * COLUMNS];
-          const float4 f = filters[o][u * K + v];
-          upper.x += f.x * g, upper.y += f.y * g, upper.z += f.z * g, upper.w += f.w * g;
-          lower.x += f.x * g_lower, lower.y += f.y * g_lower, lower.z += f.z * g_lower, lower.w += f.w * g_lower;
-        }
+    few_channels_products<K, S, FEW_CHUNK>(shared, filters[0], h, col, pad, top, left, upper, lower);
     __syncthreads();  // every thread is done with the chunk before the next is staged
   }
-  if (col >= W) return;
-  for (int half = 0; half < 2; ++half) {
-    const int row = h + half * FEW_TILE_H / 2;
-    const float4 sum = half ? lower : upper;
-    const float channels[FEW_CHANNELS] = {sum.x, sum.y, sum.z, sum.w};
-#pragma unroll
-    for (int c = 0; c < FEW_CHANNELS; ++c)  // (unrolled: channels stays in registers)
-      if (c < C && row < H) grad_x[(((long long)n * C + c) * H + row) * W + col] = channels[c];
-  }
+  store_few_channels(grad_x, upper, lower, n, C, H, W, h, col);
 }
 
-// One entry for the kernel sizes and strides it is compiled for (conv2d.py:
-// FEW_CHANNEL_KERNELS), their staging in one shared buffer.
+// few_channels_async: the same products, the staging asynchronous. The version above
+// stages a chunk with loads into registers and stores from them (a warp waits out each
+// group of loads: a few hundred cycles, 19 times a chunk at 3x3, about as many instructions
+// of index arithmetic as the chunk has products), and every warp of the block then waits at
+// the barrier for the slowest: the products and the copies never overlap within a block
+// (VGG's conv1_1 at batch 64 on the H200: 1.50 ms, 7.4 TFLOP/s, cuDNN 1.10 ms). Here the
+// grad_y patch and the weights go into shared memory by cp.async (async_copy.cuh), zeros
+// written off the map, through FEW_ASYNC_STAGES buffers of FEW_ASYNC_CHUNK output channels:
+// the copies of chunk s + 1 are in flight while chunk s is multiplied, and a warp copies an
+// output channel's patch, its lanes a row's columns (two copies a lane and row at 3x3: 35
+// columns), at offsets known at compile time from the channel's first row. Napkin maths
+// for VGG's conv1_1 at batch 64: grad_y (822 MB, read 1.3 times for the patches' margins)
+// at 3-4 TB/s is 0.27-0.36 ms; the products (14.8 GFLOP with the fourth channel), 3 shared
+// reads a 8 FMAs, about 2/3 of the FP32 peak: 0.33 ms; overlapped, 0.4-0.5 ms.
+#define FEW_ASYNC_CHUNK 8
+#define FEW_ASYNC_STAGES 2
+__host__ __device__ constexpr int few_async_stage(int K, int S) {  // floats: the patch, then the weights
+  return FEW_ASYNC_CHUNK * (few_patch(FEW_TILE_H, K, S) * few_patch(FEW_TILE_W, K, S) + 4 * K * K);
+}
+#define FEW_ASYNC_SHARED_FLOATS \
+  (FEW_ASYNC_STAGES * larger(few_async_stage(3, 1), larger(few_async_stage(7, 2), few_async_stage(11, 4))))
+static_assert(FEW_ASYNC_SHARED_FLOATS * 4 <= 48 * 1024, "static shared memory");
+static_assert(FEW_ASYNC_CHUNK % 4 == 0, "a stage's weights 16-byte aligned after its patch");
+
+template <int K, int S>
+__device__ __forceinline__ void few_channels_backward_data_async(const float* __restrict__ grad_y,
+                                                                 const float* __restrict__ w,
+                                                                 float* __restrict__ grad_x, int C, int H, int W,
+                                                                 int O, int pad, int Hout, int Wout, float* shared) {
+  constexpr int ROWS = few_patch(FEW_TILE_H, K, S), COLUMNS = few_patch(FEW_TILE_W, K, S);
+  constexpr int PATCH = FEW_ASYNC_CHUNK * ROWS * COLUMNS, STAGE = few_async_stage(K, S), PASSES = (COLUMNS + 31) / 32;
+  static_assert(FEW_ASYNC_CHUNK == FEW_THREADS / 32, "a warp an output channel's patch");
+  const int tx = threadIdx.x % FEW_TILE_W, ty = threadIdx.x / FEW_TILE_W, n = blockIdx.z;
+  const int h0 = blockIdx.y * FEW_TILE_H, w0 = blockIdx.x * FEW_TILE_W, h = h0 + ty, col = w0 + tx;
+  const int top = floor_div(h0 + pad - K + 1, S), left = floor_div(w0 + pad - K + 1, S);  // patch[.][0][0]'s
+  const float* image = grad_y + (long long)n * O * Hout * Wout;  // within it, 32-bit offsets (conv2d.py checks)
+  bool column_inside[PASSES];  // this lane's patch columns tx + 32 pass on the map
+#pragma unroll
+  for (int pass = 0; pass < PASSES; ++pass)
+    column_inside[pass] = tx + 32 * pass < COLUMNS && left + tx + 32 * pass >= 0 && left + tx + 32 * pass < Wout;
+  auto copy = [&](int chunk) {
+    const int o0 = chunk * FEW_ASYNC_CHUNK, o = o0 + ty;  // warp ty copies output channel o's patch
+    float* patch = shared + chunk % FEW_ASYNC_STAGES * STAGE;
+    float* rows = patch + ty * ROWS * COLUMNS;
+    const int first = o < O ? (o * Hout + top) * Wout + left : 0;  // the patch's row 0 in the image
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+      const bool row_inside = o < O && top + r >= 0 && top + r < Hout;
+      const int offset = first + r * Wout;
+#pragma unroll
+      for (int pass = 0; pass < PASSES; ++pass) {
+        const int c = tx + 32 * pass;
+        const bool inside = row_inside && column_inside[pass];  // (else the image's first float, not read)
+        // (unsigned: the offset zero-extended, one multiply-add to an address)
+        if (c < COLUMNS) cp_async_4(&rows[r * COLUMNS + c], image + (inside ? unsigned(offset + c) : 0u), inside);
+      }
+    }
+    float* filters = patch + PATCH;  // [o][u K + v][c]: zeros past C and past O
+    for (int e = threadIdx.x; e < FEW_ASYNC_CHUNK * K * K * FEW_CHANNELS; e += FEW_THREADS) {
+      const int c = e % FEW_CHANNELS, tap = e / FEW_CHANNELS % (K * K), o = o0 + e / (FEW_CHANNELS * K * K);
+      const bool inside = o < O && c < C;
+      cp_async_4(&filters[e], inside ? &w[(o * C + c) * K * K + tap] : w, inside);
+    }
+  };
+  float4 upper = make_float4(0.0f, 0.0f, 0.0f, 0.0f), lower = upper;  // rows h and h + FEW_TILE_H / 2
+  async_slices<FEW_ASYNC_STAGES>((O + FEW_ASYNC_CHUNK - 1) / FEW_ASYNC_CHUNK, copy, [&](int buffer) {
+    const float* patch = shared + buffer * STAGE;
+    few_channels_products<K, S, FEW_ASYNC_CHUNK>(patch, reinterpret_cast<const float4*>(patch + PATCH), h, col,
+                                                 pad, top, left, upper, lower);
+  });
+  store_few_channels(grad_x, upper, lower, n, C, H, W, h, col);
+}
+
+// Calls body(Int<K>(), Int<S>()) for the kernel size and stride given, one of those the
+// few-channel kernels are compiled for (conv2d.py: FEW_CHANNEL_KERNELS).
+template <int V>
+struct Int {
+  static constexpr int value = V;
+};
+template <class Body>
+__device__ __forceinline__ void with_few_channel_kernel(int K, int stride, Body body) {
+  if (K == 3 && stride == 1) body(Int<3>(), Int<1>());
+  else if (K == 7 && stride == 2) body(Int<7>(), Int<2>());
+  else body(Int<11>(), Int<4>());
+}
+
 extern "C" __global__ void __launch_bounds__(FEW_THREADS) conv2d_backward_data_few_channels(
     const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int C, int H, int W,
     int O, int K, int stride, int pad, int Hout, int Wout) {
   __shared__ __align__(16) float shared[FEW_SHARED_FLOATS];
-  if (K == 3 && stride == 1) few_channels_backward_data<3, 1>(grad_y, w, grad_x, C, H, W, O, pad, Hout, Wout, shared);
-  else if (K == 7 && stride == 2)
-    few_channels_backward_data<7, 2>(grad_y, w, grad_x, C, H, W, O, pad, Hout, Wout, shared);
-  else few_channels_backward_data<11, 4>(grad_y, w, grad_x, C, H, W, O, pad, Hout, Wout, shared);
+  with_few_channel_kernel(K, stride, [&](auto k, auto s) {
+    few_channels_backward_data<decltype(k)::value, decltype(s)::value>(grad_y, w, grad_x, C, H, W, O, pad, Hout,
+                                                                       Wout, shared);
+  });
+}
+
+extern "C" __global__ void __launch_bounds__(FEW_THREADS) conv2d_backward_data_few_channels_async(
+    const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int C, int H, int W,
+    int O, int K, int stride, int pad, int Hout, int Wout) {
+  __shared__ __align__(16) float shared[FEW_ASYNC_SHARED_FLOATS];
+  with_few_channel_kernel(K, stride, [&](auto k, auto s) {
+    few_channels_backward_data_async<decltype(k)::value, decltype(s)::value>(grad_y, w, grad_x, C, H, W, O, pad,
+                                                                             Hout, Wout, shared);
+  });
 }
 
 // The forward of the same first layers, at 3x3 stride 1 (VGG-16's conv1_1: 3 -> 64

@@ -644,11 +644,12 @@ COLUMNS_WEIGHT_GRADIENT_POSITIONS = 256
 # And for a convolution of at most FEW_CHANNELS input channels (an RGB image's first layer)
 # whose kernel size and stride conv2d.cu's few-channel kernel is compiled for (VGG-16's,
 # the shipped model's, CNN-F's) it takes FEW_CHANNELS_BACKWARD_DATA's "columns" (the column
-# buffer, as run 3 timed it) or "few_channels" (that kernel, a thread a pixel and its
+# buffer, as run 3 timed it), "few_channels" (that kernel, a thread a pixel and its
 # channels: 0.41 of the column buffer's time on VGG-16's conv1_1 at batch 16, H200,
-# 2026-11-28; the ladder's `engine few_channels` row times it).
+# 2026-11-28; the ladder's `engine few_channels` row times it) or "few_channels_async" (the
+# same products, the staging by cp.async through two buffers).
 FEW_CHANNEL_KERNELS = ((3, 1), (7, 2), (11, 4))  # (kernel size, stride)
-FEW_CHANNELS_BACKWARD_DATA = ("columns", "few_channels")
+FEW_CHANNELS_BACKWARD_DATA = ("columns", "few_channels", "few_channels_async")
 ENGINE_FEW_CHANNELS_BACKWARD_DATA = "few_channels"
 # Its forward at 3x3 stride 1 only (VGG-16's conv1_1: 0.83 of the implicit GEMM's time on
 # the H200, 2026-11-28): FEW_CHANNELS_FORWARD's "implicit" (the implicit GEMM, as everywhere
@@ -706,10 +707,12 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
     grad_x = device.empty(tuple(x_shape))
     if device.convolution == "direct":
         return _direct(device, "conv2d_backward_data_direct", g, grad_y, weight, grad_x)
-    if (device.convolution in ENGINE_MODES and _few_channels_version("backward_data", few_channels) == "few_channels"
-            and _few_channels_applies(device, g, "backward_data")):
-        device.launch("conv2d_backward_data_few_channels", (-(-g.w // device.define("FEW_TILE_W")),
-                                                            -(-g.h // device.define("FEW_TILE_H")), g.n),
+    few = _few_channels_version("backward_data", few_channels) if device.convolution in ENGINE_MODES else None
+    if few in ("few_channels", "few_channels_async") and _few_channels_applies(device, g, "backward_data"):
+        expect(g.o * g.hout * g.wout < 2 ** 31, f"conv2d backward-data: an image's grad_y of {g.o * g.hout * g.wout} "
+                                                "elements is too large for the few-channel kernel's 32-bit offsets")
+        device.launch(f"conv2d_backward_data_{few}", (-(-g.w // device.define("FEW_TILE_W")),
+                                                      -(-g.h // device.define("FEW_TILE_H")), g.n),
                       grad_y, weight, grad_x, g.c, g.h, g.w, g.o, g.k, g.stride, g.padding, g.hout, g.wout)
         return grad_x
     tile = _winograd_tile(device, g, "backward_data")

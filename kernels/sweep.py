@@ -50,8 +50,9 @@ def sweep_once(launcher, rng, report):
         report(f"conv2d few-channel forward {shape}", max_relative_error(ops.forward(
             put(x), put(weight), put(bias), stride, padding, few_channels="few_channels"), expected["forward"]))
     if conv2d.few_channels_applies(device, x.shape, weight.shape, stride, padding):
-        report(f"conv2d few-channel backward_data {shape}", max_relative_error(ops.backward_data(
-            put(g), put(weight), x.shape, stride, padding, few_channels="few_channels"), expected["backward_data"]))
+        for version in conv2d.FEW_CHANNELS_BACKWARD_DATA:
+            report(f"conv2d few-channel backward_data {version} {shape}", max_relative_error(ops.backward_data(
+                put(g), put(weight), x.shape, stride, padding, few_channels=version), expected["backward_data"]))
     k, stride = int(rng.choice([3, 5])), int(rng.choice([1, 2]))
     padding = int(rng.integers(0, k))
     h, w = max(h + 2, k), max(w + 3, k)  # the convolution's map, grown; at least a window (its k may be 1)

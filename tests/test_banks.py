@@ -75,20 +75,21 @@ def test_tiled_depthwise_reads_its_patch_without_conflicts(title, run):
     assert reads.requests > 0 and reads.transactions == reads.requests
 
 
-def test_few_channel_backward_data_reads_its_patch_without_conflicts():
-    """conv2d.cu's few-channel backward-data at 3x3 stride 1: a warp reads 32 consecutive
-    words of a grad_y patch row and one broadcast float4 of weights a tap, at the fewest
-    wavefronts their words allow. (Its staging stores are a warp a row too, but a row of 35
-    columns takes some lanes round twice, and the tracer, which matches each lane's n-th
-    access from a line, pairs those with other rows' accesses: no line a GPU would conflict
-    on, which this test leaves out.)"""
+@pytest.mark.parametrize("version", ["few_channels", "few_channels_async"])
+def test_few_channel_backward_data_reads_its_patch_without_conflicts(version):
+    """conv2d.cu's few-channel backward-data at 3x3 stride 1, either staging: a warp reads
+    32 consecutive words of a grad_y patch row and one broadcast float4 of weights a tap, at
+    the fewest wavefronts their words allow. (Its staging stores are a warp a row too, but a
+    row of 35 columns takes some lanes round twice, and the tracer, which matches each
+    lane's n-th access from a line, pairs those with other rows' accesses: no line a GPU
+    would conflict on, which this test leaves out.)"""
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((1, 3, 16, 64)), rng.standard_normal((40, 3, 3, 3)).astype(np.float32)
     grad_y = rng.standard_normal((1, 40, 16, 64)).astype(np.float32)
     tracer = MemoryTracer(blocks=1)
     from deepinside.kernels.conv2d import conv2d_backward_data_device
-    conv2d_backward_data_device(Device(tracer), grad_y, w, x.shape, 1, 1, few_channels="few_channels")
-    reads = [c for c in tracer.costs["shared"]["conv2d_backward_data_few_channels"].values() if not c.store]
+    conv2d_backward_data_device(Device(tracer), grad_y, w, x.shape, 1, 1, few_channels=version)
+    reads = [c for c in tracer.costs["shared"][f"conv2d_backward_data_{version}"].values() if not c.store]
     assert len(reads) == 2 and all(c.requests > 0 and c.transactions == c.ideal for c in reads)
 
 

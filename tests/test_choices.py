@@ -103,9 +103,10 @@ def test_the_winograd_tile_then_each_direction_threshold(first):
     ladders["conv_backward_data"] = [row(version, ms, shapes[1], "conv_backward_data") for version, ms in (
         ("engine", 5.0), ("engine without winograd", 10.0), ("winograd", 6.0), ("winograd4", 5.0))]
     ladders["conv_backward_data"].append(row("engine 8x16", 9.0, shapes[1], "conv_backward_data"))
-    rgb = "N16 C3 224x224 O64 k3 s1 p1"  # the few-channel kernel against the column buffer: 0.40
+    rgb = "N16 C3 224x224 O64 k3 s1 p1"  # the few-channel kernels against the column buffer: 0.40, 0.42
     ladders["conv_backward_data"] += [row("engine", 3.0, rgb, "conv_backward_data"),
-                                      row("engine few_channels", 1.2, rgb, "conv_backward_data")]
+                                      row("engine few_channels", 1.2, rgb, "conv_backward_data"),
+                                      row("engine few_channels_async", 1.25, rgb, "conv_backward_data")]
     ladders["conv_forward"] += [row("engine", 1.0, rgb, "conv_forward"),  # the few-channel forward: 1.05, kept
                                 row("engine few_channels", 1.05, rgb, "conv_forward")]
     chosen, evidence = choices.choose(ladders, first)

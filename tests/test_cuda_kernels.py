@@ -414,25 +414,29 @@ def test_async_implicit_gemm_frees_its_buffers_before_the_epilogue_reuses_them(l
 @pytest.mark.parametrize("n, c, h, w, o, k, stride, padding", [
     (2, 3, 12, 11, 17, 3, 1, 1), (1, 1, 40, 35, 20, 3, 1, 0), (2, 4, 9, 33, 40, 3, 1, 2), (1, 2, 7, 6, 3, 3, 1, 3),
     (1, 3, 40, 35, 20, 7, 2, 0), (2, 4, 29, 33, 17, 7, 2, 3), (1, 3, 60, 47, 20, 11, 4, 0), (1, 2, 23, 30, 9, 11, 4, 2)])
-def test_few_channel_backward_data(launcher, rng, monkeypatch, n, c, h, w, o, k, stride, padding):
-    """conv2d.cu's backward-data for at most 4 input channels, for each kernel size and
-    stride it is compiled for (VGG's 3x3 stride 1, the shipped model's 7x7 stride 2,
+@pytest.mark.parametrize("version", ["few_channels", "few_channels_async"])
+def test_few_channel_backward_data(launcher, rng, monkeypatch, n, c, h, w, o, k, stride, padding, version):
+    """conv2d.cu's backward-data for at most 4 input channels, each version, for each kernel
+    size and stride it is compiled for (VGG's 3x3 stride 1, the shipped model's 7x7 stride 2,
     CNN-F's 11x11 stride 4): maps of partial 32 x 8 tiles (and whose last rows and columns
-    no output reaches), output channels in partial chunks of 16, paddings 0-3, against NumPy
-    in float64; run by the engine where ENGINE_FEW_CHANNELS_BACKWARD_DATA names it, and
-    never on 5 channels or at a stride it is not compiled for."""
+    no output reaches), output channels in partial chunks of 16 (and of 8: the async
+    version's), paddings 0-3, on a NaN-filled output, against NumPy in
+    float64; run by the engine where ENGINE_FEW_CHANNELS_BACKWARD_DATA names it, and never
+    on 5 channels or at a stride it is not compiled for."""
     x, weight = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, k, k))
     grad_y = rng.standard_normal(K.conv2d_forward(x, weight, None, stride, padding).shape)
     d = lambda a: device(launcher, a.astype(np.float32))  # noqa: E731
     expected = K.conv2d_backward_data(grad_y, weight, x.shape, stride, padding)
     recording = RecordingDevice(launcher, "engine")
     ops = K.bind(recording).conv2d
-    assert relative_error(host(ops.backward_data(d(grad_y), d(weight), x.shape, stride, padding,
-                                                 few_channels="few_channels")), expected) < 1e-5
-    assert recording.kernels() == ["conv2d_backward_data_few_channels"]
-    monkeypatch.setattr(conv2d, "ENGINE_FEW_CHANNELS_BACKWARD_DATA", "few_channels")
+    poisoned = K.bind(PoisonedDevice(launcher, "engine")).conv2d
+    assert relative_error(host(poisoned.backward_data(d(grad_y), d(weight), x.shape, stride, padding,
+                                                      few_channels=version)), expected) < 1e-5
+    ops.backward_data(d(grad_y), d(weight), x.shape, stride, padding, few_channels=version)
+    assert recording.kernels() == [f"conv2d_backward_data_{version}"]
+    monkeypatch.setattr(conv2d, "ENGINE_FEW_CHANNELS_BACKWARD_DATA", version)
     assert relative_error(host(ops.backward_data(d(grad_y), d(weight), x.shape, stride, padding)), expected) < 1e-5
-    assert recording.kernels() == ["conv2d_backward_data_few_channels"]
+    assert recording.kernels() == [f"conv2d_backward_data_{version}"]
     for x_shape, w_shape, other_stride in (((n, 5, h, w), (o, 5, k, k), stride), ((n, c, h, w), (o, c, k, k), 3)):
         assert not conv2d.few_channels_applies(recording, x_shape, w_shape, other_stride, padding)
 
