@@ -16,8 +16,10 @@ any change.
 The rule: a rung replaces the current one where every row of it validated and the median,
 over the shapes (and transpose cases) both were timed on, of its time over the current
 one's is below 1 - MARGIN; of several, the lowest median. Winograd's tile (F(2x2, 3x3) or
-F(4x4, 3x3)) is chosen so over the rows of all three convolution ladders; then, in each
-direction, its channel threshold (Winograd on layers whose smaller of input and output
+F(4x4, 3x3)) is chosen so over the rows of all three convolution ladders; then, forward and
+backward-data each, whether F(2x2, 3x3) fused runs instead (its time added up over the
+shapes both ran, against the chosen tile's, past the same margin); then, in each
+direction, the channel threshold of the Winograd it runs (Winograd on layers whose smaller of input and output
 channels reaches it) is the one under which the 3x3 stride-1 shapes of that direction's
 ladder take the least time added up, the chosen Winograd where it applies and the engine
 without Winograd elsewhere, if that total beats the engine's without Winograd by the same
@@ -37,7 +39,7 @@ import re
 import statistics
 import sys
 
-from .conv2d import FEW_CHANNELS_BACKWARD_DATA, FEW_CHANNELS_FORWARD
+from .conv2d import FEW_CHANNELS_BACKWARD_DATA, FEW_CHANNELS_FORWARD, FUSED_WINOGRAD
 from .gemm import TILED
 from .ladder import WITHOUT_WINOGRAD
 from .launch import KernelError
@@ -49,6 +51,7 @@ CONSTANTS = {"gemm.ENGINE_TILED": tuple(TILED),
              "conv2d.ENGINE_IMPLICIT": None,  # a dict: direction -> one of conv2d.IMPLICIT_VERSIONS[direction]
              "conv2d.ENGINE_WINOGRAD_TILE": (2, 4),
              "conv2d.ENGINE_WINOGRAD_CHANNELS": None,  # a dict: direction -> None or a channel count
+             "conv2d.ENGINE_WINOGRAD_FUSED": None,  # a dict: forward, backward_data -> None or a channel count
              "conv2d.ENGINE_FEW_CHANNELS_FORWARD": FEW_CHANNELS_FORWARD,
              "conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA": FEW_CHANNELS_BACKWARD_DATA,
              "maxpool.ENGINE_VERSION": ("v1", "v2", "v3"),
@@ -84,8 +87,8 @@ def _check(constant, value):
                 v not in versions[d] for d, v in value.items()):
             raise KernelError(f"engine choices: {constant} must map {', '.join(versions)} to one of their versions, "
                               f"got {value!r}")
-    elif constant == "conv2d.ENGINE_WINOGRAD_CHANNELS":
-        directions = _module("conv2d").IMPLICIT_VERSIONS
+    elif constant in ("conv2d.ENGINE_WINOGRAD_CHANNELS", "conv2d.ENGINE_WINOGRAD_FUSED"):
+        directions = getattr(_module("conv2d"), constant.split(".")[1])
         if not isinstance(value, dict) or set(value) != set(directions) or any(
                 v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1) for v in value.values()):
             raise KernelError(f"engine choices: {constant} must map {', '.join(directions)} to None or a positive "
@@ -240,6 +243,48 @@ def _winograd_threshold(rows, mode):
     return threshold, ratios
 
 
+def _fused_winograd(rows, unfused, bound_now):
+    """(the channel bound up to which a direction's Winograd runs F(2x2) fused, the rows of
+    the Winograd it then runs on each shape, the evidence) from its ladder's `rows`: the
+    bound (or None) under which the shapes both the fused mode and the `unfused` mode (the
+    chosen tile's) ran take the least time added up, fused up to it and unfused past it,
+    taken where it beats the current bound's total by the margin and every fused row
+    validated."""
+    fused, pairs = FUSED_WINOGRAD, {}
+    for row in rows:
+        if row["version"] in (fused, unfused):
+            numbers = _shape_numbers(row["shape"])
+            pairs.setdefault((row["shape"], min(numbers["C"], numbers["O"])), {})[row["version"]] = row
+    both = {key: pair for key, pair in pairs.items() if len(pair) == 2}
+
+    def runs(bound):  # the row of the Winograd each shape runs under `bound`
+        modes = {key: fused if bound is not None and key[1] <= bound else unfused for key in pairs}
+        return {key: pair[modes[key]] for key, pair in pairs.items() if modes[key] in pair}
+
+    def total(bound):
+        return sum(row["ms"] for key, row in runs(bound).items() if key in both)
+
+    def chosen(bound, text):
+        return bound, [dict(row, version=CHOSEN_WINOGRAD) for row in runs(bound).values()], text
+
+    if not both:
+        return chosen(bound_now, "no shape timed both: kept")
+    if not all(pair[fused]["ok"] for pair in both.values()):
+        return chosen(None, f"{fused} gave a wrong result on the card (the ladder's table): not taken")
+    # of equal totals the smaller bound: fewer layers switched
+    best = min([None] + sorted({channels for _, channels in both}), key=total)
+    if total(best) >= (1 - MARGIN) * total(bound_now):
+        best = bound_now
+    return chosen(best, f"{fused}'s time over {unfused}'s: " + ", ".join(
+        f"{shape} {pair[fused]['ms'] / pair[unfused]['ms']:.2f}"
+        for (shape, _), pair in sorted(both.items(), key=lambda item: item[0][1])))
+
+
+# The rows of the Winograd the engine runs on each shape (the chosen tile's, or fused),
+# as kernels.choices relabels them to weigh the channel thresholds.
+CHOSEN_WINOGRAD = "the chosen winograd"
+
+
 def choose(ladders, now=None):
     """(choices, evidence) from `ladders` ({family: rows}, as `ladder --json` writes them):
     every constant's value by the rule above, the current one where its ladder is missing;
@@ -283,14 +328,22 @@ def choose(ladders, now=None):
     tile = choices["conv2d.ENGINE_WINOGRAD_TILE"] = decide(
         "conv2d.ENGINE_WINOGRAD_TILE", [row for rows in conv.values() for row in rows],
         now["conv2d.ENGINE_WINOGRAD_TILE"], modes, lambda row: (row["case"], row["shape"]))
+    fused = dict(now["conv2d.ENGINE_WINOGRAD_FUSED"])
+    winograd_rows = {direction: [dict(row, version=CHOSEN_WINOGRAD) for row in rows if row["version"] == modes[tile]]
+                     for direction, rows in conv.items()}
+    for direction in fused:
+        fused[direction], winograd_rows[direction], evidence[f"conv2d.ENGINE_WINOGRAD_FUSED[{direction}]"] = \
+            _fused_winograd(conv[direction], modes[tile], fused[direction])
+    choices["conv2d.ENGINE_WINOGRAD_FUSED"] = fused
     thresholds = dict(now["conv2d.ENGINE_WINOGRAD_CHANNELS"])
     for direction, rows in conv.items():
         constant = f"conv2d.ENGINE_WINOGRAD_CHANNELS[{direction}]"
         if not rows:
             evidence[constant] = "no ladder rows: kept"
             continue
-        thresholds[direction], ratios = _winograd_threshold(rows, modes[tile])
-        evidence[constant] = f"{modes[tile]}'s time over the engine's off Winograd: " + (", ".join(
+        mode = modes[tile] if fused.get(direction) is None else f"{modes[tile]} (fused up to {fused[direction]})"
+        thresholds[direction], ratios = _winograd_threshold(rows + winograd_rows[direction], CHOSEN_WINOGRAD)
+        evidence[constant] = f"{mode}'s time over the engine's off Winograd: " + (", ".join(
             f"{shape} {ratio:.2f}" for (shape, _), ratio in sorted(ratios.items(), key=lambda item: item[0][1]))
             or "no shape timed both")
     choices["conv2d.ENGINE_WINOGRAD_CHANNELS"] = thresholds

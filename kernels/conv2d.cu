@@ -1523,3 +1523,148 @@ extern "C" __global__ void winograd_filter_gradient_transform_4x4(const float* _
                                                                   float* __restrict__ grad_w, int O, int C) {
   filter_gradient_transform<4>(M, splits, grad_w, O, C);
 }
+
+// =======================================================================================
+// winograd_fused: F(2x2, 3x3) in one kernel. The unfused rungs above pass the transformed
+// tensors through global memory: the input transform writes V (4 times the input for m =
+// 2, 2.25 for m = 4), the products read it and write M (as much again, of the output), the
+// output transform reads M; at batch 64 that traffic grows with the batch while cuDNN's
+// direct kernels do not (VGG-16's conv1_2 backward-data on the H200: F(4x4) 7.4 ms, cuDNN
+// 3.8; 1.9 and 1.6 at batch 16). Here a block takes WF_BO output channels and WF_BP tiles
+// and never writes V or M: WF_BC input channels at a time, each thread loads one tile of
+// one channel (its 4 x 4 window), transforms it in registers and stores its 16 values into
+// shared memory beside the slice's filters U[xi][o][c] (from the filter transform, as the
+// unfused rung's, copied by cp.async); a thread then multiplies, for one of the 16
+// positions xi, 8 output channels by 8 tiles (64 results in registers, 4 float4 shared
+// reads for 64 FMAs a channel). A slice's window loads are issued before the barrier that
+// waits for the block's last products, the filters' copies after it. At the end the 16
+// planes of a result go through shared memory, 16 output channels at a time, and a thread
+// transforms one (channel, tile)'s 4 x 4 products into its 2 x 2 outputs and stores them.
+// Napkin maths for conv1_2's backward-data at batch 64: 105 GFLOP of products (2.25 times
+// fewer than the direct sum's 237); the main loop (sm_90, kernels.check) 773 instructions
+// for 512 FFMAs (0.66), 127 registers, two blocks an SM; at half the FP32 peak 3.1 ms.
+// Traffic: the input read once a block column (O / WF_BO times, from L2 after the first),
+// the output written once, the filters (16 C WF_BO floats a block) from L2. Where the
+// channels are many, F(4x4)'s 4 times fewer multiplications win over the traffic saved
+// (conv2d.py: ENGINE_WINOGRAD_FUSED, a channel bound).
+#define WF_BO 32
+#define WF_BP 32
+#define WF_BC 8
+#define WF_THREADS 256
+// A staged slice: the filters as [xi][c][o] in rows of WF_BO + 4 floats (the transposing
+// stores conflict-free) and the tiles as [xi][c][tile], each plane 4 floats longer than its
+// rows (a warp's two planes' float4 reads on different banks).
+constexpr int WF_FILTER_ROW = WF_BO + 4, WF_FILTER_PLANE = WF_BC * WF_FILTER_ROW + 4;
+constexpr int WF_TILE_PLANE = WF_BC * WF_BP + 4;
+constexpr int WF_SHARED_FLOATS = 16 * (WF_FILTER_PLANE + WF_TILE_PLANE);
+static_assert(WF_THREADS == WF_BP * WF_BC && WF_THREADS == WF_BO * WF_BC, "a thread a tile and a filter a slice");
+static_assert(WF_THREADS == 16 * (WF_BO / 8) * (WF_BP / 8), "a thread 8 x 8 results of one plane");
+static_assert(16 * 16 * WF_BP <= WF_SHARED_FLOATS, "16 output channels' products fit the staging buffers");
+
+// A tile's position in the batch: image n, tile row ti and column tj.
+struct TileAt {
+  int n, ti, tj;
+  __device__ TileAt(int t, int TH, int TW) : n(t / (TH * TW)), ti(t % (TH * TW) / TW), tj(t % TW) {}
+};
+
+extern "C" __global__ void __launch_bounds__(WF_THREADS, 2) winograd_fused_2x2(
+    const float* __restrict__ x, const float* __restrict__ U, const float* __restrict__ bias, float* __restrict__ y,
+    int N, int C, int H, int W, int O, int pad, int Hout, int Wout, int TH, int TW, int has_bias) {
+  __shared__ __align__(16) float shared[WF_SHARED_FLOATS];
+  float* filters = shared;                       // [xi][c][o] of the slice
+  float* tiles_staged = shared + 16 * WF_FILTER_PLANE;  // [xi][c][tile]
+  const int tiles = N * TH * TW, p0 = blockIdx.x * WF_BP, o0 = blockIdx.y * WF_BO;
+  // What this thread stages: tile `own_tile` of channel c0 + own_channel, and the filter
+  // of output channel o0 + filter_o and input channel c0 + filter_c (a warp's lanes 8
+  // consecutive input channels: whole 32-byte sectors of U).
+  const int own_tile = threadIdx.x % WF_BP, own_channel = threadIdx.x / WF_BP;
+  const int filter_c = threadIdx.x % WF_BC, filter_o = threadIdx.x / WF_BC;
+  const TileAt at(p0 + own_tile < tiles ? p0 + own_tile : 0, TH, TW);
+  const int top = 2 * at.ti - pad, left = 2 * at.tj - pad, corner = top * W + left;  // the window's (0, 0)
+  unsigned inside = 0;  // bit 4 u + v: the window's (u, v) on the map
+  for (int u = 0; u < 4; ++u)
+    for (int v = 0; v < 4; ++v)
+      if (p0 + own_tile < tiles && top + u >= 0 && top + u < H && left + v >= 0 && left + v < W)
+        inside |= 1u << (4 * u + v);
+  const float* image = x + (long long)at.n * C * H * W;
+  // What this thread multiplies: plane xi, output channels 8 og.., tiles 8 pg..
+  const int xi = threadIdx.x / 16, og = threadIdx.x % 16 / 4, pg = threadIdx.x % 4;
+  float d[4][4], accumulator[8][8];
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < 8; ++j) accumulator[i][j] = 0.0f;
+  auto load_window = [&](int c0) {  // slice c0's window into registers (0 off the map)
+    const unsigned live = c0 + own_channel < C ? inside : 0u;
+    const float* plane = image + (long long)(c0 + own_channel) * H * W;
+#pragma unroll
+    for (int u = 0; u < 4; ++u)
+#pragma unroll
+      for (int v = 0; v < 4; ++v) d[u][v] = live >> (4 * u + v) & 1 ? plane[corner + u * W + v] : 0.0f;
+  };
+  for (int c0 = 0; c0 < C; c0 += WF_BC) {
+    load_window(c0);  // in flight while the block finishes the last slice's products
+    __syncthreads();  // every thread is done with the last slice's buffers
+    // the slice's filters copied straight into shared memory (no registers held for them):
+    // U[p, o, c] at p O C + o C + c, under 2^31 (16 O C), else U[0] (not read)
+    const bool filter = o0 + filter_o < O && c0 + filter_c < C;
+    const unsigned first = filter ? (o0 + filter_o) * C + c0 + filter_c : 0u, step = filter ? O * C : 0u;
+#pragma unroll
+    for (int p = 0; p < 16; ++p)
+      cp_async_4(&filters[p * WF_FILTER_PLANE + filter_c * WF_FILTER_ROW + filter_o], U + (first + p * step), filter);
+    cp_async_commit();
+    float v[4][4];
+    sandwich<4, 4>(d, v, [](int p, int q) { return Winograd<2>::BT(p, q); });
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+#pragma unroll
+      for (int s = 0; s < 4; ++s) tiles_staged[(r * 4 + s) * WF_TILE_PLANE + own_channel * WF_BP + own_tile] = v[r][s];
+    cp_async_wait(0);
+    __syncthreads();
+#pragma unroll
+    for (int c = 0; c < WF_BC; ++c) {
+      const float* a = filters + xi * WF_FILTER_PLANE + c * WF_FILTER_ROW + 8 * og;
+      const float* b = tiles_staged + xi * WF_TILE_PLANE + c * WF_BP + 8 * pg;
+      const float4 a0 = *reinterpret_cast<const float4*>(a), a1 = *reinterpret_cast<const float4*>(a + 4);
+      const float4 b0 = *reinterpret_cast<const float4*>(b), b1 = *reinterpret_cast<const float4*>(b + 4);
+      const float left_values[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+      const float right_values[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) accumulator[i][j] += left_values[i] * right_values[j];
+    }
+  }
+  // The output transform, 16 output channels at a time: their 16 planes x WF_BP tiles
+  // through shared memory (products[xi][o][tile]), then a thread a (channel, tile) at a time.
+  float* products = shared;
+  for (int half = 0; half < WF_BO / 16; ++half) {
+    __syncthreads();  // the products (or the last half's transforms) are done with the buffer
+    if (og / 2 == half)
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        float* row = products + (xi * 16 + og % 2 * 8 + i) * WF_BP + 8 * pg;
+        *reinterpret_cast<float4*>(row) =
+            make_float4(accumulator[i][0], accumulator[i][1], accumulator[i][2], accumulator[i][3]);
+        *reinterpret_cast<float4*>(row + 4) =
+            make_float4(accumulator[i][4], accumulator[i][5], accumulator[i][6], accumulator[i][7]);
+      }
+    __syncthreads();
+    for (int e = threadIdx.x; e < 16 * WF_BP; e += WF_THREADS) {  // a warp's lanes consecutive tiles
+      const int o = o0 + 16 * half + e / WF_BP, t = p0 + e % WF_BP;
+      if (o >= O || t >= tiles) continue;
+      float m[4][4], out[2][2];
+#pragma unroll
+      for (int r = 0; r < 4; ++r)
+#pragma unroll
+        for (int s = 0; s < 4; ++s) m[r][s] = products[((r * 4 + s) * 16 + e / WF_BP) * WF_BP + e % WF_BP];
+      sandwich<2, 4>(m, out, [](int p, int q) { return Winograd<2>::AT(p, q); });
+      const TileAt tile(t, TH, TW);
+      const float b = has_bias ? bias[o] : 0.0f;
+      float* plane = y + ((long long)tile.n * O + o) * Hout * Wout;
+      const int j = 2 * tile.tj, valid = Wout - j < 2 ? Wout - j : 2;
+      for (int a = 0; a < 2 && 2 * tile.ti + a < Hout; ++a) {
+        out[a][0] += b, out[a][1] += b;
+        store_row<2>(plane + (2 * tile.ti + a) * Wout + j, valid, out[a]);
+      }
+    }
+  }
+}

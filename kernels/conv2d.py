@@ -440,13 +440,23 @@ def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, f
 # Winograd F(m x m, 3 x 3) rungs (conv2d.cu), by Device.convolution mode: m, the side of
 # the output tile. Both run the engine's kernels on the shapes Winograd does not apply to.
 WINOGRAD_TILES = {"winograd": 2, "winograd4": 4}
-ENGINE_MODES = ("engine",) + tuple(WINOGRAD_TILES)
+# And F(2x2, 3x3) fused, forward and backward-data each one kernel (conv2d.cu:
+# winograd_fused_2x2, no transformed tensor in global memory); its weight gradient is the
+# "winograd" mode's.
+FUSED_WINOGRAD = "winograd_fused"
+ENGINE_MODES = ("engine", FUSED_WINOGRAD) + tuple(WINOGRAD_TILES)
 # The engine runs Winograd F(ENGINE_WINOGRAD_TILE x ENGINE_WINOGRAD_TILE, 3 x 3) in each
 # direction on 3x3 stride-1 layers with at least that direction's number of input and output
-# channels (where it saves work and fits: engine_winograd_tile), or never (None): chosen
-# from a GPU run's ladders by kernels/choices.py (bench/results/h200-2026-11-28/).
+# channels (where it saves work and fits: engine_winograd_tile), or never (None); and, forward
+# and backward-data, F(2x2) fused instead on those of them whose smaller channel count is at
+# most ENGINE_WINOGRAD_FUSED[direction] (None: on none; the fused kernel saves the
+# transformed tensors' traffic, which weighs most on large maps of few channels, while
+# F(4x4)'s 4 times fewer multiplications weigh most on many channels): all chosen from a
+# GPU run's ladders by kernels/choices.py (bench/results/h200-2026-11-28/; the fused kernel
+# was written after it).
 ENGINE_WINOGRAD_TILE = 4
 ENGINE_WINOGRAD_CHANNELS = {"forward": 64, "backward_data": 64, "backward_weights": 64}
+ENGINE_WINOGRAD_FUSED = {"forward": None, "backward_data": None}
 
 
 def _winograd_shape(g):
@@ -461,12 +471,25 @@ def _winograd_tile(device, g, direction):
     the device turns it off: Device.engine_winograd)."""
     if device.convolution == "engine":
         return _engine_winograd_tile(g, direction) if device.engine_winograd else None
-    m = WINOGRAD_TILES.get(device.convolution)
+    m = 2 if device.convolution == FUSED_WINOGRAD else WINOGRAD_TILES.get(device.convolution)
     return m if m and _winograd_shape(g) and _winograd_fits(g, m) else None
 
 
+def _winograd_fused(device, g, direction):
+    """Whether `direction`'s Winograd on `device` is F(2x2, 3x3) fused: in the fused mode,
+    and in the engine's where ENGINE_WINOGRAD_FUSED says so for this convolution."""
+    return direction in ENGINE_WINOGRAD_FUSED and (device.convolution == FUSED_WINOGRAD or (
+        device.convolution == "engine" and _engine_fuses(g, direction)))
+
+
+def _engine_fuses(g, direction):
+    bound = ENGINE_WINOGRAD_FUSED.get(direction)
+    return bound is not None and min(g.c, g.o) <= bound
+
+
 def _engine_winograd_tile(g, direction):
-    threshold, m = ENGINE_WINOGRAD_CHANNELS[direction], ENGINE_WINOGRAD_TILE
+    threshold = ENGINE_WINOGRAD_CHANNELS[direction]
+    m = 2 if _engine_fuses(g, direction) else ENGINE_WINOGRAD_TILE
     taken = _winograd_shape(g) and threshold is not None and min(g.c, g.o) >= threshold
     return m if taken and _winograd_fits(g, m) and _winograd_saves_work(g, m, direction) else None
 
@@ -516,19 +539,28 @@ def _winograd_tiles(m, hout, wout, n):
     return down, across, n * down * across
 
 
-def _winograd(device, m, x, weight, bias, padding, out, flipped=False):
+def _winograd(device, m, x, weight, bias, padding, out, flipped=False, fused=False):
     """conv2d.cu's Winograd F(m x m, 3 x 3) forward of x (N, C, H, W) with weight (O, C, 3, 3)
     into out (N, O, Hout, Wout): the filter and input transforms, the (m + 2)^2 products in
     one batched launch (_winograd_products), the output transform (adding the
-    products' split planes and the bias, where given). `flipped`: with the filters of
-    weight (C, O, 3, 3) transposed and turned by 180 degrees instead (backward-data), which
-    the filter transform reads so."""
+    products' split planes and the bias, where given); `fused` (m = 2): the filter transform,
+    then the rest in one kernel. `flipped`: with the filters of weight (C, O, 3, 3)
+    transposed and turned by 180 degrees instead (backward-data), which the filter transform
+    reads so."""
     n, c, h, w = x.shape
     o, hout, wout = weight.shape[1 if flipped else 0], out.shape[2], out.shape[3]
     planes = (m + 2) ** 2
     down, across, tiles = _winograd_tiles(m, hout, wout, n)
-    filters, inputs = device.empty((planes, o, c)), device.empty((planes, c, tiles))
+    filters = device.empty((planes, o, c))
     device.elementwise(f"winograd_filter_transform_{m}x{m}", o * c, weight, filters, o, c, int(flipped))
+    if fused:
+        expect(filters.size < 2 ** 31, f"conv2d: {o} x {c} filters are too many for the fused Winograd's "
+                                       "32-bit offsets")
+        device.launch("winograd_fused_2x2", (-(-tiles // device.define("WF_BP")), -(-o // device.define("WF_BO"))),
+                      x, filters, bias if bias is not None else filters, out, n, c, h, w, o, padding, hout, wout,
+                      down, across, int(bias is not None))
+        return out
+    inputs = device.empty((planes, c, tiles))
     device.elementwise(f"winograd_input_transform_{m}x{m}", c * tiles, x, inputs, n, c, h, w, padding, down, across)
     products = _winograd_products(device, filters, inputs)
     device.elementwise(f"winograd_output_transform_{m}x{m}", o * tiles, products, products.shape[1],
@@ -613,7 +645,8 @@ def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0, 
         return y
     tile = _winograd_tile(device, g, "forward")
     if tile:
-        return _winograd(device, tile, x, weight, bias if has_bias else None, padding, y)
+        return _winograd(device, tile, x, weight, bias if has_bias else None, padding, y,
+                         fused=_winograd_fused(device, g, "forward"))
     if device.convolution in ("implicit",) + ENGINE_MODES:
         return _implicit_gemm(device, "conv2d_forward_implicit", g, g.o, g.n * g.hout * g.wout, g.c * g.k * g.k,
                               (x, weight, bias), y, flags=(int(has_bias),), bias=bias if has_bias else None,
@@ -717,7 +750,8 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
         return grad_x
     tile = _winograd_tile(device, g, "backward_data")
     if tile:  # the forward of grad_y with the flipped, transposed filters (Sect. 4)
-        return _winograd(device, tile, grad_y, weight, None, 2 - g.padding, grad_x, flipped=True)
+        return _winograd(device, tile, grad_y, weight, None, 2 - g.padding, grad_x, flipped=True,
+                         fused=_winograd_fused(device, g, "backward_data"))
     if not _backward_data_through_columns(device, g):
         return _implicit_gemm(device, "conv2d_backward_data_implicit", g, g.c, g.n * g.h * g.w, g.o * g.k * g.k,
                               (grad_y, weight), grad_x, thread_tile=_implicit_version("backward_data", version))

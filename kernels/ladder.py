@@ -113,7 +113,9 @@ RELU_LADDER = {"forward": (8, ("relu_forward", "relu_forward_vec4")),
                "relu6 forward": (8, ("relu6_forward", "relu6_forward_vec4")),
                "relu6 backward": (12, ("relu6_backward", "relu6_backward_vec4"))}
 LADDERS = {"gemm": GEMM_LADDER, "relu": RELU_LADDER, "maxpool": ("maxpool",), "depthwise": ("depthwise",),
-           **{direction: CONVOLUTIONS[::-1] for direction in CONV_DIRECTIONS}}
+           **{direction: tuple(c for c in CONVOLUTIONS[::-1] if direction != "conv_backward_weights"
+                               or c != "winograd_fused")  # (whose weight gradient is "winograd"'s)
+              for direction in CONV_DIRECTIONS}}
 
 
 class SavedRows(list):

@@ -290,3 +290,37 @@ def test_the_command_writes_a_runs_choices_file(tmp_path, monkeypatch, capsys, r
     assert "already holds" in capsys.readouterr().out
     assert choices.main(["--write", str(tmp_path / "none.json")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_winograd_runs_fused_up_to_the_channel_count_of_least_total_time(first):
+    """F(2x2, 3x3) fused against the chosen tile's unfused Winograd ("winograd": the tile
+    stays 2 here), direction by direction: fused on the layers of at most the channel count
+    under which the ladder's shapes take the least time added up (backward-data: 64, where
+    it is 0.45 of the unfused time, not at 256, 1.03), nowhere where that beats no fused
+    bound by less than the margin (forward: 13.9 against 14.0 ms) or where a fused row gave
+    a wrong result; the direction's channel threshold is then weighed on the rows of the
+    Winograd each shape runs (from 64 channels, where the unfused rows alone put it at
+    256)."""
+    shapes = ["N16 C64 224x224 O64 k3 s1 p1", "N16 C256 56x56 O256 k3 s1 p1"]
+
+    def ladder(case, unfused, fused, fused_ok=True):
+        return [row(version, ms, shape, case, ok) for shape, engine, u, f in zip(shapes, (10.0, 10.0), unfused, fused)
+                for version, ms, ok in (("engine", engine, True), ("winograd", u, True),
+                                        ("winograd_fused", f, fused_ok))]
+
+    ladders = {"conv_forward": ladder("conv_forward", (8.0, 6.0), (8.0, 5.9)),
+               "conv_backward_data": ladder("conv_backward_data", (11.0, 6.0), (5.0, 6.2))}
+    chosen, evidence = choices.choose(ladders, first)
+    assert chosen["conv2d.ENGINE_WINOGRAD_TILE"] == 2
+    assert chosen["conv2d.ENGINE_WINOGRAD_FUSED"] == {"forward": None, "backward_data": 64}
+    assert evidence["conv2d.ENGINE_WINOGRAD_FUSED[backward_data]"] == (
+        f"winograd_fused's time over winograd's: {shapes[0]} 0.45, {shapes[1]} 1.03")
+    assert chosen["conv2d.ENGINE_WINOGRAD_CHANNELS"]["backward_data"] == 64
+    assert chosen["conv2d.ENGINE_WINOGRAD_CHANNELS"]["forward"] == 64  # (8 + 6 against 10 + 6 from 256)
+    ladders["conv_backward_data"] = ladder("conv_backward_data", (11.0, 6.0), (5.0, 5.0))
+    assert choices.choose(ladders, first)[0]["conv2d.ENGINE_WINOGRAD_FUSED"]["backward_data"] == 256
+    ladders["conv_backward_data"] = ladder("conv_backward_data", (11.0, 6.0), (5.0, 6.2), fused_ok=False)
+    chosen, evidence = choices.choose(ladders, first)
+    assert chosen["conv2d.ENGINE_WINOGRAD_FUSED"]["backward_data"] is None
+    assert "gave a wrong result" in evidence["conv2d.ENGINE_WINOGRAD_FUSED[backward_data]"]
+    assert chosen["conv2d.ENGINE_WINOGRAD_CHANNELS"]["backward_data"] == 256

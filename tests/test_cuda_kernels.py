@@ -267,6 +267,55 @@ def test_winograd_runs_on_3x3_stride_1_and_falls_back_elsewhere(rng, mode):
             "filter_gradient")] if expected else [])
 
 
+@pytest.mark.parametrize("n, c, h, w, o, padding", [
+    (2, 5, 9, 11, 7, 1), (1, 17, 13, 6, 40, 0), (2, 8, 8, 8, 33, 2), (1, 6, 5, 70, 3, 1), (3, 16, 12, 12, 64, 1)])
+def test_fused_winograd(launcher, rng, n, c, h, w, o, padding):
+    """conv2d.cu's winograd_fused_2x2 (F(2x2, 3x3) in one kernel after the filter
+    transform), forward with and without a bias and backward-data, against NumPy in float64
+    on NaN-filled outputs: input channels in partial slices of 8 (5, 6, 17) and whole ones,
+    output channels in partial blocks of 32 and whole ones, tiles in partial blocks of 32,
+    paddings 0-2, maps of odd sizes (partial 2 x 2 tiles); its weight gradient is the
+    unfused F(2x2)'s."""
+    x, weight, bias = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, 3, 3)), rng.standard_normal(o)
+    grad_y = rng.standard_normal(K.conv2d_forward(x, weight, None, 1, padding).shape)
+    d = lambda a: device(launcher, a.astype(np.float32))  # noqa: E731
+    fused = ["winograd_filter_transform_2x2", "winograd_fused_2x2"]
+    recording = RecordingDevice(launcher, "winograd_fused")
+    ops = K.bind(recording).conv2d
+    for b in (bias, None):
+        assert relative_error(host(ops.forward(d(x), d(weight), None if b is None else d(b), 1, padding)),
+                              K.conv2d_forward(x, weight, b, 1, padding)) < 1e-5
+        assert recording.kernels() == fused
+    assert relative_error(host(ops.backward_data(d(grad_y), d(weight), x.shape, 1, padding)),
+                          K.conv2d_backward_data(grad_y, weight, x.shape, 1, padding)) < 1e-5
+    assert recording.kernels() == fused
+    ops.backward_weights(d(grad_y), d(x), weight.shape, 1, padding)
+    assert recording.kernels()[0] == "winograd_gradient_transform_2x2"
+
+
+def test_the_engine_runs_fused_winograd_up_to_its_channel_bound(rng, monkeypatch):
+    """ENGINE_WINOGRAD_FUSED: the engine's Winograd is F(2x2) fused in a direction on the
+    layers whose smaller channel count is at most the direction's bound, its
+    ENGINE_WINOGRAD_TILE unfused elsewhere (here F(4x4, 3x3))."""
+    launcher = launcher_for("emulator")
+    x, weight = rng.standard_normal((2, 16, 40, 40)), rng.standard_normal((64, 16, 3, 3))
+    grad_y = rng.standard_normal((2, 64, 40, 40))
+    f32 = lambda a: a.astype(np.float32)  # noqa: E731
+    monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", {"forward": 1, "backward_data": 1, "backward_weights": 1})
+    monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_TILE", 4)
+    unfused = ["winograd_filter_transform_4x4", "winograd_input_transform_4x4"]
+    recording = RecordingDevice(launcher, "engine")
+    ops = K.bind(recording).conv2d
+    for bound, backward in ((16, ["winograd_filter_transform_2x2", "winograd_fused_2x2"]), (15, unfused)):
+        monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_FUSED", {"forward": None, "backward_data": bound})
+        assert relative_error(ops.forward(f32(x), f32(weight), None, 1, 1),
+                              K.conv2d_forward(x, weight, None, 1, 1)) < 3e-5
+        assert recording.kernels()[:2] == unfused
+        assert relative_error(ops.backward_data(f32(grad_y), f32(weight), x.shape, 1, 1),
+                              K.conv2d_backward_data(grad_y, weight, x.shape, 1, 1)) < 3e-5
+        assert recording.kernels()[:2] == backward
+
+
 def test_engine_takes_the_wide_tile_for_products_of_at_most_64_rows(rng):
     """The engine's implicit GEMMs run on the 64 x 256 tile exactly where the product has at
     most 64 rows (forward: output channels; backward-data: input channels; weight gradient:
@@ -1013,7 +1062,8 @@ def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
     assert results["engine"]["gemm.ENGINE_TILED"] == gemm.ENGINE_TILED  # which code the figures are of
     assert f"`conv2d.ENGINE_WINOGRAD_CHANNELS = {conv2d.ENGINE_WINOGRAD_CHANNELS!r}`" in (
         tmp_path / "gpu_kernels.md").read_text()
-    winograd = 2 * 16 * 3 * 2  # two batches, the 16 layers of 3x3 stride 1, three directions, two tiles
+    # two batches, the 16 layers of 3x3 stride 1, three directions of two tiles and two of the fused one
+    winograd = 2 * 16 * (3 * 2 + 2)
     # EfficientNet-Lite0: 49 convolutions of 32 shapes (its stem, 12 depthwise, 19 pointwise)
     assert sum(r["group"] == "conv" for r in rows) == 2 * (18 + 32) * 3 + winograd
     efficientnet = [r["shape"] for r in rows if r["shape"].startswith("efficientnet_lite0 N2 ")]

@@ -64,13 +64,15 @@ def test_every_convolution_version_matches_numpy(direction):
     from deepinside.kernels import conv2d
     rows = ladder.run_conv(direction, EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS, 1, ladder.wall_clock)
     kind = direction.removeprefix("conv_")
-    versions = ["direct", "im2col", "implicit", "winograd4", "winograd", "engine"] + [  # and the engine's other versions
-        f"engine {v}" for v in conv2d.IMPLICIT_VERSIONS[kind] if v != conv2d.ENGINE_IMPLICIT[kind]]
-    assert len(versions) == 8
-    # the first shape (3 input channels, 3x3, stride 1) has the few-channel choice's other one too
+    fused = [] if kind == "backward_weights" else ["winograd_fused"]  # (its weight gradient is winograd's)
+    versions = ["direct", "im2col", "implicit", "winograd4", "winograd"] + fused + ["engine"] + [
+        f"engine {v}" for v in conv2d.IMPLICIT_VERSIONS[kind] if v != conv2d.ENGINE_IMPLICIT[kind]]  # the engine's others
+    assert len(versions) == 8 + len(fused)
+    # the first shape (3 input channels, 3x3, stride 1) has the few-channel choice's others too
     few = [] if kind == "backward_weights" else [
         f"engine {v}" for v in conv2d.few_channel_versions(kind)[0] if v != conv2d.few_channel_versions(kind)[1]]
-    assert [r["version"] for r in rows] == versions + few + versions and len(few) == (kind != "backward_weights")
+    assert [r["version"] for r in rows] == versions + few + versions
+    assert len(few) == {"forward": 1, "backward_data": 2, "backward_weights": 0}[kind]
     assert [r for r in rows if not r["ok"]] == []
 
 
