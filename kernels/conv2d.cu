@@ -1067,37 +1067,26 @@ __device__ __forceinline__ void few_channels_backward_data_async(const float* __
   store_few_channels(grad_x, upper, lower, n, C, H, W, h, col);
 }
 
-// Calls body(Int<K>(), Int<S>()) for the kernel size and stride given, one of those the
-// few-channel kernels are compiled for (conv2d.py: FEW_CHANNEL_KERNELS).
-template <int V>
-struct Int {
-  static constexpr int value = V;
-};
-template <class Body>
-__device__ __forceinline__ void with_few_channel_kernel(int K, int stride, Body body) {
-  if (K == 3 && stride == 1) body(Int<3>(), Int<1>());
-  else if (K == 7 && stride == 2) body(Int<7>(), Int<2>());
-  else body(Int<11>(), Int<4>());
-}
+// function<K, S>(arguments...) for the kernel size and stride given, one of those the
+// few-channel kernels are compiled for (conv2d.py: FEW_CHANNEL_KERNELS). (A macro: NVRTC
+// takes a generic lambda's call operator for a host function.)
+#define WITH_FEW_CHANNEL_KERNEL(function, ...)                          \
+  if (K == 3 && stride == 1) function<3, 1>(__VA_ARGS__);               \
+  else if (K == 7 && stride == 2) function<7, 2>(__VA_ARGS__);          \
+  else function<11, 4>(__VA_ARGS__)
 
 extern "C" __global__ void __launch_bounds__(FEW_THREADS) conv2d_backward_data_few_channels(
     const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int C, int H, int W,
     int O, int K, int stride, int pad, int Hout, int Wout) {
   __shared__ __align__(16) float shared[FEW_SHARED_FLOATS];
-  with_few_channel_kernel(K, stride, [&](auto k, auto s) {
-    few_channels_backward_data<decltype(k)::value, decltype(s)::value>(grad_y, w, grad_x, C, H, W, O, pad, Hout,
-                                                                       Wout, shared);
-  });
+  WITH_FEW_CHANNEL_KERNEL(few_channels_backward_data, grad_y, w, grad_x, C, H, W, O, pad, Hout, Wout, shared);
 }
 
 extern "C" __global__ void __launch_bounds__(FEW_THREADS) conv2d_backward_data_few_channels_async(
     const float* __restrict__ grad_y, const float* __restrict__ w, float* __restrict__ grad_x, int C, int H, int W,
     int O, int K, int stride, int pad, int Hout, int Wout) {
   __shared__ __align__(16) float shared[FEW_ASYNC_SHARED_FLOATS];
-  with_few_channel_kernel(K, stride, [&](auto k, auto s) {
-    few_channels_backward_data_async<decltype(k)::value, decltype(s)::value>(grad_y, w, grad_x, C, H, W, O, pad,
-                                                                             Hout, Wout, shared);
-  });
+  WITH_FEW_CHANNEL_KERNEL(few_channels_backward_data_async, grad_y, w, grad_x, C, H, W, O, pad, Hout, Wout, shared);
 }
 
 // The forward of the same first layers, at 3x3 stride 1 (VGG-16's conv1_1: 3 -> 64
@@ -1543,8 +1532,9 @@ extern "C" __global__ void winograd_filter_gradient_transform_4x4(const float* _
 // Napkin maths for conv1_2's backward-data at batch 64: 105 GFLOP of products (2.25 times
 // fewer than the direct sum's 237); the main loop (sm_90, kernels.check) 773 instructions
 // for 512 FFMAs (0.66), 127 registers, two blocks an SM; at half the FP32 peak 3.1 ms.
-// Traffic: the input read once a block column (O / WF_BO times, from L2 after the first),
-// the output written once, the filters (16 C WF_BO floats a block) from L2. Where the
+// Traffic: the input read once from memory (O / WF_BO times, from L2 after the first: the
+// blocks of a group of tiles are neighbours in the grid), the output written once, the
+// filters (16 C WF_BO floats a block) from L2. Where the
 // channels are many, F(4x4)'s 4 times fewer multiplications win over the traffic saved
 // (conv2d.py: ENGINE_WINOGRAD_FUSED, a channel bound).
 #define WF_BO 32
@@ -1573,7 +1563,10 @@ extern "C" __global__ void __launch_bounds__(WF_THREADS, 2) winograd_fused_2x2(
   __shared__ __align__(16) float shared[WF_SHARED_FLOATS];
   float* filters = shared;                       // [xi][c][o] of the slice
   float* tiles_staged = shared + 16 * WF_FILTER_PLANE;  // [xi][c][tile]
-  const int tiles = N * TH * TW, p0 = blockIdx.x * WF_BP, o0 = blockIdx.y * WF_BO;
+  // The blocks of one group of tiles side by side in the grid, one an output-channel group:
+  // they run together and read the same windows, the first from memory, the others from L2.
+  const int groups = (O + WF_BO - 1) / WF_BO, tiles = N * TH * TW;
+  const int p0 = blockIdx.x / groups * WF_BP, o0 = blockIdx.x % groups * WF_BO;
   // What this thread stages: tile `own_tile` of channel c0 + own_channel, and the filter
   // of output channel o0 + filter_o and input channel c0 + filter_c (a warp's lanes 8
   // consecutive input channels: whole 32-byte sectors of U).

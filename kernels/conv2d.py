@@ -556,7 +556,7 @@ def _winograd(device, m, x, weight, bias, padding, out, flipped=False, fused=Fal
     if fused:
         expect(filters.size < 2 ** 31, f"conv2d: {o} x {c} filters are too many for the fused Winograd's "
                                        "32-bit offsets")
-        device.launch("winograd_fused_2x2", (-(-tiles // device.define("WF_BP")), -(-o // device.define("WF_BO"))),
+        device.launch("winograd_fused_2x2", -(-tiles // device.define("WF_BP")) * -(-o // device.define("WF_BO")),
                       x, filters, bias if bias is not None else filters, out, n, c, h, w, o, padding, hout, wout,
                       down, across, int(bias is not None))
         return out
