@@ -16,7 +16,8 @@ costing its fullest block's multiply-adds), at RATE (run 3: the implicit GEMM an
 memory at BANDWIDTH (run 2: ReLU at 2.5-2.7 TB/s), the activations read or written once by
 each transform, the filters' transforms left out (a few MB); and LAUNCH for each of the
 four kernels (a CUDA graph's launch and a last wave's tail). It leaves out the products'
-re-reads of an operand that L2 does not hold.
+re-reads of an operand that L2 does not hold. The fused F(2x2, 3x3) (eighteenth session)
+likewise: its products in waves of its 32 x 32 blocks at RATE, the activations once.
 """
 import argparse
 import json
@@ -77,6 +78,23 @@ def predicted_seconds(n, c, o, size, m, direction):
     return 2 * multiply_adds / RATE + moved / BANDWIDTH + 4 * LAUNCH
 
 
+FUSED_TILE = 32  # conv2d.cu's WF_BO and WF_BP: a block's output channels and tiles
+FUSED_CONCURRENT = 264  # its blocks an H100 runs at once (132 SMs x 2)
+
+
+def predicted_fused_seconds(n, c, o, size, direction):
+    """The model's time of F(2x2, 3x3) fused (conv2d.cu: winograd_fused_2x2), forward or
+    backward-data: its 16 products over whole 32 x 32 blocks, in waves of FUSED_CONCURRENT
+    blocks, at RATE; the activations read and written once at BANDWIDTH (nothing of the
+    Winograd domain goes to memory); two launches (the filter transform's and its own)."""
+    rows, inner = (o, c) if direction == "forward" else (c, o)
+    tiles = n * (-(-size // 2)) ** 2
+    blocks = -(-rows // FUSED_TILE) * -(-tiles // FUSED_TILE)
+    waves = -(-blocks // FUSED_CONCURRENT)
+    multiply_adds = waves * FUSED_CONCURRENT * 16 * FUSED_TILE * FUSED_TILE * inner
+    return 2 * multiply_adds / RATE + n * (c + o) * size * size * 4 / BANDWIDTH + 2 * LAUNCH
+
+
 def measured(path, batch):
     """{(layer index, direction): (ours ms, cuDNN ms)} of VGG-16's rows at `batch` in a
     bench/gpu_kernels.py JSON (the 13 layers in order, directions as it names them)."""
@@ -101,18 +119,21 @@ def main(argv=None):
     arguments = parser.parse_args(argv)
     n, times = arguments.batch, measured(arguments.results, arguments.batch)
     print(f"VGG-16 at batch {n}: Winograd's model time (ms) against the H100 run's (ours: implicit GEMM; cuDNN)\n")
-    print("| layer | direction | F(2x2) | F(4x4) | ours measured | cuDNN measured | cuDNN / F(4x4) |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| layer | direction | F(2x2) | F(4x4) | F(2x2) fused | ours measured | cuDNN measured | cuDNN / F(4x4) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     ratios = {d: [] for d in DIRECTIONS}
     for index, (c, o, size) in enumerate(VGG16):
         for direction in DIRECTIONS:
             f2, f4 = (predicted_seconds(n, c, o, size, m, direction) * 1e3 for m in (2, 4))
+            fused = (f"{predicted_fused_seconds(n, c, o, size, direction) * 1e3:.2f}"
+                     if direction != "backward-weights" else "")
             ours, peer = times.get((index, direction), (None, None))
             ratio = peer / f4 if peer else None
             if ratio:
                 ratios[direction].append(ratio)
             cells = [f"{v:.2f}" if v else "" for v in (ours, peer)] + [f"{ratio:.2f}" if ratio else ""]
-            print(f"| C{c} O{o} {size}x{size} | {direction} | {f2:.2f} | {f4:.2f} | " + " | ".join(cells) + " |")
+            print(f"| C{c} O{o} {size}x{size} | {direction} | {f2:.2f} | {f4:.2f} | {fused} | " + " | ".join(cells)
+                  + " |")
     for direction, values in ratios.items():
         if values:
             print(f"\n{direction}: cuDNN's time over F(4x4)'s model, median {statistics.median(values):.2f}, "
