@@ -131,6 +131,48 @@ def read_kernels():
     return kernels, defines
 
 
+class _LaunchPlan(NamedTuple):
+    source: str
+    parameters: list  # Kernel.parameters
+    block_threads: int | None
+    pointers: tuple  # (position, name, dtype) of each pointer parameter
+    scalars: tuple  # (position, NumPy scalar type, its _SCALARS or None) of each scalar parameter
+
+
+# Integer arguments as the NumPy scalars of their C types (what CuPy passes by type), by
+# value: a pass launches the same sizes again and again, and a conversion costs several
+# times a lookup (a conv2d launch's 13 scalars took 5 of its 20 microseconds). Floats are
+# converted every time (a cache by value would take -0.0 for 0.0).
+_SCALARS = {np.int32: {}, np.int64: {}}
+
+
+def _scalar(scalar_type, known, value):
+    """`value` as a `scalar_type`, remembered in `known` (its _SCALARS, None for floats)
+    where hashable."""
+    converted = scalar_type(value)
+    if known is not None:
+        try:
+            if len(known) > 4096:
+                known.clear()
+            known[value] = converted
+        except TypeError:  # unhashable (a 0-d array): converted every time
+            pass
+    return converted
+
+
+def _within_limits(grid, block, threads):
+    """Whether a launch of `grid` blocks of `block` threads (tuples) is within CUDA's limits."""
+    if len(grid) > 3 or len(block) > 3 or threads > MAX_BLOCK_THREADS:
+        return False
+    for value, limit in zip(grid, MAX_GRID):
+        if value > limit:
+            return False
+    for value, limit in zip(block, MAX_BLOCK):
+        if value > limit:
+            return False
+    return True
+
+
 class Launcher:
     """Checks arguments against the kernel's signature and starts it; subclasses say how
     memory is held (`xp`), how a kernel starts (`_start`) and how many multiprocessors run
@@ -142,41 +184,55 @@ class Launcher:
 
     def __init__(self):
         self.kernels, self.defines = read_kernels()
+        self._plans = {}
 
     def empty(self, shape, dtype=np.float32):
         return self.xp.empty(shape, dtype)
 
     def launch(self, kernel, grid, block, *arguments):
         """Starts `kernel` on `grid` blocks of `block` threads (ints or tuples of up to 3)."""
-        if kernel not in self.kernels:
-            raise KernelError(f"no kernel named {kernel} in kernels/*.cu")
-        path, parameters, block_threads, _ = self.kernels[kernel]
-        grid = tuple(int(g) for g in (grid if isinstance(grid, tuple) else (grid,)))
-        block = tuple(int(b) for b in (block if isinstance(block, tuple) else (block,)))
-        if block_threads is not None and math.prod(block) != block_threads:
-            raise KernelError(f"{kernel} is written for blocks of {block_threads} threads (__launch_bounds__ in "
-                              f"{os.path.basename(path)}), launched with {math.prod(block)}")
-        if len(grid) > 3 or len(block) > 3 or any(g > limit for g, limit in zip(grid, MAX_GRID)) \
-                or any(b > limit for b, limit in zip(block, MAX_BLOCK)) or math.prod(block) > MAX_BLOCK_THREADS:
+        plan = self._plans.get(kernel) or self._plan(kernel)
+        grid = tuple(map(int, grid)) if isinstance(grid, tuple) else (int(grid),)
+        block = tuple(map(int, block)) if isinstance(block, tuple) else (int(block),)
+        threads = math.prod(block)
+        if plan.block_threads is not None and threads != plan.block_threads:
+            raise KernelError(f"{kernel} is written for blocks of {plan.block_threads} threads (__launch_bounds__ in "
+                              f"{os.path.basename(plan.source)}), launched with {threads}")
+        if not _within_limits(grid, block, threads):
             raise KernelError(f"{kernel}: a grid of {grid} blocks of {block} threads is past CUDA's limits "
                               f"(grid {MAX_GRID}, block {MAX_BLOCK} and {MAX_BLOCK_THREADS} threads)")
-        if len(arguments) != len(parameters):
-            raise KernelError(f"{kernel} takes {len(parameters)} arguments, got {len(arguments)}")
-        checked = []
-        for (base, pointer, name), value in zip(parameters, arguments):
-            if pointer:
-                expected = POINTER_DTYPES[base]
-                if not isinstance(value, self.xp.ndarray):
-                    raise KernelError(f"{kernel}: argument {name} must be a {self.xp.__name__} array, got {type(value).__name__}")
-                if value.dtype != expected or not value.flags.c_contiguous:
-                    raise KernelError(f"{kernel}: argument {name} must be a C-contiguous {expected.name} "
-                                      f"array, got {value.dtype}{' (not contiguous)' if not value.flags.c_contiguous else ''}")
-                checked.append(value)
-            else:
-                checked.append(SCALAR_TYPES[base][0](value))
+        if len(arguments) != len(plan.parameters):
+            raise KernelError(f"{kernel} takes {len(plan.parameters)} arguments, got {len(arguments)}")
+        checked = list(arguments)
+        for position, name, expected in plan.pointers:
+            value = arguments[position]
+            if not isinstance(value, self.xp.ndarray):
+                raise KernelError(f"{kernel}: argument {name} must be a {self.xp.__name__} array, got {type(value).__name__}")
+            if value.dtype != expected or not value.flags.c_contiguous:
+                raise KernelError(f"{kernel}: argument {name} must be a C-contiguous {expected.name} "
+                                  f"array, got {value.dtype}{' (not contiguous)' if not value.flags.c_contiguous else ''}")
+        for position, scalar_type, known in plan.scalars:
+            value = arguments[position]
+            try:
+                checked[position] = known[value]
+            except (KeyError, TypeError):
+                checked[position] = _scalar(scalar_type, known, value)
         if min(grid) < 1:
             return  # nothing to compute (an empty tensor)
-        self._start(kernel, parameters, grid + (1,) * (3 - len(grid)), block + (1,) * (3 - len(block)), checked)
+        self._start(kernel, plan.parameters, grid + (1,) * (3 - len(grid)), block + (1,) * (3 - len(block)), checked)
+
+    def _plan(self, kernel):
+        """What launch checks of `kernel`, worked out at its first launch: where its pointers
+        and scalars are (a launch's checks were most of the host's time in a batch-1 pass)."""
+        if kernel not in self.kernels:
+            raise KernelError(f"no kernel named {kernel} in kernels/*.cu")
+        source, parameters, block_threads, _ = self.kernels[kernel]
+        pointers = tuple((i, name, POINTER_DTYPES[base]) for i, (base, pointer, name) in enumerate(parameters)
+                         if pointer)
+        scalars = tuple((i, SCALAR_TYPES[base][0], _SCALARS.get(SCALAR_TYPES[base][0]))
+                        for i, (base, pointer, _) in enumerate(parameters) if not pointer)
+        plan = self._plans[kernel] = _LaunchPlan(source, parameters, block_threads, pointers, scalars)
+        return plan
 
     def _start(self, kernel, parameters, grid, block, arguments):
         raise NotImplementedError
