@@ -74,7 +74,7 @@ run gpu_kernels 150 python bench/gpu_kernels.py "$out" "${choices[@]}"
 if command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do
     run "sanitizer_$tool" $([ "$tool" = racecheck ] && echo 100 || echo 40) compute-sanitizer --tool "$tool" --error-exitcode 1 python -m pytest -m gpu -q \
-      -p no:cacheprovider tests/test_cuda_kernels.py -k "sgemm or conv2d or few_channel or relu or maxpool"
+      -p no:cacheprovider tests/test_cuda_kernels.py -k "sgemm or conv2d or few_channel or fused or relu or maxpool"
   done
 else
   echo "no compute-sanitizer on this machine" | tee "$out/sanitizer.txt"

@@ -67,15 +67,48 @@ def test_class_model_batches_classes_independently():
 
 def test_class_model_posterior_objective_follows_its_gradient():
     """A small step along the computed gradient of P_c raises P_c by about lr*|grad|^2."""
-    from deepinside.viz.class_model import _objective_gradient
+    from deepinside.viz.class_model import _posterior_gradient
     model = small_model()
     model.net.to(np.float64)
     x = np.random.default_rng(0).standard_normal((1, 3, 20, 20)) * 30
-    value, gradient = _objective_gradient(model, x, np.array([1]), "posterior")
+    value, gradient = _posterior_gradient(model, x, np.array([1]))
     step = 1e-3 / np.abs(gradient).max()
-    moved, _ = _objective_gradient(model, x + step * gradient, np.array([1]), "posterior")
+    moved, _ = _posterior_gradient(model, x + step * gradient, np.array([1]))
     expected = step * (gradient ** 2).sum()
     assert abs((moved - value)[0] - expected) < 0.05 * expected
+
+
+def test_class_model_records_its_score_pass_once_and_replays_it(monkeypatch):
+    """The score objective's pass goes through engine.capture once (a CUDA graph on the
+    cuda backend, a plain call elsewhere) and runs at every step, its gradient that of S_c
+    (a small step along it raises S_c by about step*|grad|^2); the posterior's pass, whose
+    seed needs the scores on the host first, is not recorded."""
+    from deepinside.viz.class_model import _score_pass
+    recorded, real = [], engine.capture
+
+    def counting(function, *inputs, backend):
+        replay = real(function, *inputs, backend=backend)
+        recorded.append(0)
+
+        def counted(*arrays):
+            recorded[-1] += 1
+            return replay(*arrays)
+        return counted
+
+    monkeypatch.setattr(engine, "capture", counting)
+    viz.class_model(small_model(), [0, 2], steps=5, lr=30.0)
+    assert recorded == [5]
+    viz.class_model(small_model(), 1, steps=3, lr=30.0, objective="posterior")
+    assert recorded == [5]
+    model = small_model()
+    model.net.to(np.float64)
+    x = np.random.default_rng(0).standard_normal((1, 3, 20, 20)) * 30
+    score_pass = _score_pass(model, np.array([1]), x)
+    scores, gradient = (engine.to_numpy(a).copy() for a in score_pass(x))
+    step = 1e-3 / np.abs(gradient).max()
+    moved = engine.to_numpy(score_pass(x + step * gradient)[0])
+    expected = step * (gradient ** 2).sum()
+    assert abs(moved[0, 1] - scores[0, 1] - expected) < 0.05 * expected
 
 
 def test_class_model_refuses_bad_arguments():

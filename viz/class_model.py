@@ -37,21 +37,34 @@ def _gaussian_blur(images, sigma):
     return gaussian_filter(images, sigma=(0, 0, sigma, sigma))
 
 
-def _objective_gradient(model, images, classes, objective):
-    """(value per image, d value / d image) of the chosen objective, one forward and backward."""
+def _score_pass(model, classes, images):
+    """images -> (the scores, d S_c / d image for each image's class) as arrays of the net's
+    backend: recorded once as a CUDA graph where that is cuda (engine.capture), since a
+    class model is hundreds of identical passes, each bound by its launches from Python
+    when run eagerly at batch 1; elsewhere the pass simply runs at every call."""
+    backend = model.net.backend
+    seed = np.zeros((len(classes), len(model.classes)), images.dtype)
+    seed[np.arange(len(classes)), classes] = 1
+    seed = backend.asarray(seed)
+
+    def one_pass(images):
+        x = engine.Tensor(images, requires_grad=True, backend=backend)
+        out = model.net(x)
+        return out.data, engine.grad(out, [x], grad_output=seed)[0]
+
+    return engine.capture(one_pass, images, backend=backend)
+
+
+def _posterior_gradient(model, images, classes):
+    """(P_c per image, d P_c / d image), one forward and backward: the seed needs the
+    forward's scores on the host first, so this pass is not recorded."""
     x = engine.Tensor(images, requires_grad=True, backend=model.net.backend)
     out = model.net(x)
-    scores = out.numpy()
     rows = np.arange(len(classes))
-    seed = np.zeros(scores.shape, images.dtype)
-    if objective == "score":
-        value = scores[rows, classes]
-        seed[rows, classes] = 1
-    else:
-        posterior = _softmax(scores.astype(np.float64))
-        value = posterior[rows, classes]
-        seed[:] = -value[:, None] * posterior  # dP_c/dS = P_c (e_c - P)
-        seed[rows, classes] += value
+    posterior = _softmax(out.numpy().astype(np.float64))
+    value = posterior[rows, classes]
+    seed = (-value[:, None] * posterior).astype(images.dtype)  # dP_c/dS = P_c (e_c - P)
+    seed[rows, classes] += value
     (gradient,) = engine.grad(out, [x], grad_output=seed)
     return value, engine.to_numpy(gradient)
 
@@ -92,12 +105,18 @@ def class_model(model, class_index, steps=200, lr=1.0, l2=1e-3, objective="score
     size = model.input_size
     images = (rng.standard_normal((len(classes), 3, size, size)) * init_std).astype(dtype)
     classes = np.asarray(classes)
+    rows = np.arange(len(classes))
+    score_pass = _score_pass(model, classes, images) if objective == "score" and steps else None
     trace = []
     bar = _progress(steps, progress)
     for step in range(steps):
         shift = tuple(rng.integers(-jitter, jitter + 1, 2)) if jitter else (0, 0)
         shifted = np.roll(images, shift, axis=(2, 3))
-        value, gradient = _objective_gradient(model, shifted, classes, objective)
+        if score_pass:
+            scores, gradient = score_pass(shifted)
+            value, gradient = engine.to_numpy(scores)[rows, classes], engine.to_numpy(gradient)
+        else:
+            value, gradient = _posterior_gradient(model, shifted, classes)
         trace.append(value)
         gradient = np.roll(gradient, (-shift[0], -shift[1]), axis=(2, 3))
         images += (lr * (gradient - 2 * l2 * images)).astype(dtype)
@@ -107,7 +126,6 @@ def class_model(model, class_index, steps=200, lr=1.0, l2=1e-3, objective="score
     bar.close()
     with engine.no_grad():
         scores = model.net(engine.Tensor(images, backend=model.net.backend)).numpy()
-    rows = np.arange(len(classes))
     trace.append(scores[rows, classes] if objective == "score" else _softmax(scores)[rows, classes])
     mean = np.asarray(model.mean, np.float64)
     mean = (mean.reshape(3, 1, 1) if mean.ndim == 1 else mean).transpose(1, 2, 0)
