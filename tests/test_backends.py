@@ -188,3 +188,26 @@ def test_a_captured_saliency_pass_replays_on_new_inputs(rng, backend):
         del clutter
     with pytest.raises(ValueError, match="shape"):
         replay(images[0][:1], seed)
+
+
+@pytest.mark.parametrize("backend", ["emulator", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_a_class_model_gives_the_numpy_results_on_every_backend(backend):
+    """viz.class_model's score objective replays its pass (engine.capture: with the gpu
+    mark a CUDA graph, recorded on the zero image and replayed on every step's image):
+    every step's scores and the optimised images match the NumPy path's."""
+    if backend == "cuda" and not kernels.launch.cuda_available():
+        pytest.skip("no usable CUDA GPU (or no CuPy) on this machine")
+    from deepinside import models, viz
+    nn.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 8, 3, padding=1),
+                        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 5 * 5, 4)).eval()
+    model = models.Model(net=net, classes=list("abcd"), input_size=20, image_size=24,
+                         mean=np.array([120.0, 110.0, 100.0], np.float32))
+    results = {}
+    for name in ("numpy", backend):
+        net.to(name)
+        results[name] = viz.class_model(model, [0, 2], steps=4, lr=30.0, init_std=1.0)
+    net.to("numpy")
+    assert relative_error(results[backend].trace, results["numpy"].trace) < 1e-4
+    assert relative_error(results[backend].raw, results["numpy"].raw) < 1e-4
+    assert np.ptp(results["numpy"].trace[:, 0]) > 0  # the ascent moved
