@@ -17,13 +17,13 @@ The rule: a rung replaces the current one where every row of it validated and th
 over the shapes (and transpose cases) both were timed on, of its time over the current
 one's is below 1 - MARGIN; of several, the lowest median. Winograd's tile (F(2x2, 3x3) or
 F(4x4, 3x3)) is chosen so over the rows of all three convolution ladders; then, forward and
-backward-data each, whether F(2x2, 3x3) fused runs instead (its time added up over the
-shapes both ran, against the chosen tile's, past the same margin); then, in each
-direction, the channel threshold of the Winograd it runs (Winograd on layers whose smaller of input and output
-channels reaches it) is the one under which the 3x3 stride-1 shapes of that direction's
-ladder take the least time added up, the chosen Winograd where it applies and the engine
-without Winograd elsewhere, if that total beats the engine's without Winograd by the same
-margin: a network's time is its layers' sum, and Winograd may lose on one layer by less than
+backward-data each, the channel count up to which F(2x2, 3x3) fused runs instead (the one
+under which the shapes both ran take the least time added up, past the same margin);
+then, in each direction, the channel threshold of the Winograd it runs (Winograd on
+layers whose smaller of input and output channels reaches it) is the one under which the
+3x3 stride-1 shapes of that direction's ladder take the least time added up, the chosen
+Winograd where it applies and the engine without Winograd elsewhere, if that total beats
+the engine's without Winograd by the same margin: a network's time is its layers' sum, and Winograd may lose on one layer by less than
 it gains on others (the first H200 run: F(4x4, 3x3)'s backward-data 1.09 times the implicit
 GEMM's on VGG-16's 56 x 56 layers, 0.46-0.67 on its 112 x 112 and 224 x 224 ones). Where
 the engine already ran Winograd on a shape, its row off Winograd (the ladder's `engine

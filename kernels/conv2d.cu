@@ -1534,9 +1534,9 @@ extern "C" __global__ void winograd_filter_gradient_transform_4x4(const float* _
 // for 512 FFMAs (0.66), 127 registers, two blocks an SM; at half the FP32 peak 3.1 ms.
 // Traffic: the input read once from memory (O / WF_BO times, from L2 after the first: the
 // blocks of a group of tiles are neighbours in the grid), the output written once, the
-// filters (16 C WF_BO floats a block) from L2. Where the
-// channels are many, F(4x4)'s 4 times fewer multiplications win over the traffic saved
-// (conv2d.py: ENGINE_WINOGRAD_FUSED, a channel bound).
+// filters (16 C WF_BO floats a block) from L2. Where the channels are many, F(4x4)'s 4
+// times fewer multiplications win over the traffic saved (conv2d.py:
+// ENGINE_WINOGRAD_FUSED, a channel bound).
 #define WF_BO 32
 #define WF_BP 32
 #define WF_BC 8
@@ -1550,12 +1550,6 @@ constexpr int WF_SHARED_FLOATS = 16 * (WF_FILTER_PLANE + WF_TILE_PLANE);
 static_assert(WF_THREADS == WF_BP * WF_BC && WF_THREADS == WF_BO * WF_BC, "a thread a tile and a filter a slice");
 static_assert(WF_THREADS == 16 * (WF_BO / 8) * (WF_BP / 8), "a thread 8 x 8 results of one plane");
 static_assert(16 * 16 * WF_BP <= WF_SHARED_FLOATS, "16 output channels' products fit the staging buffers");
-
-// A tile's position in the batch: image n, tile row ti and column tj.
-struct TileAt {
-  int n, ti, tj;
-  __device__ TileAt(int t, int TH, int TW) : n(t / (TH * TW)), ti(t % (TH * TW) / TW), tj(t % TW) {}
-};
 
 extern "C" __global__ void __launch_bounds__(WF_THREADS, 2) winograd_fused_2x2(
     const float* __restrict__ x, const float* __restrict__ U, const float* __restrict__ bias, float* __restrict__ y,
@@ -1572,7 +1566,7 @@ extern "C" __global__ void __launch_bounds__(WF_THREADS, 2) winograd_fused_2x2(
   // consecutive input channels: whole 32-byte sectors of U).
   const int own_tile = threadIdx.x % WF_BP, own_channel = threadIdx.x / WF_BP;
   const int filter_c = threadIdx.x % WF_BC, filter_o = threadIdx.x / WF_BC;
-  const TileAt at(p0 + own_tile < tiles ? p0 + own_tile : 0, TH, TW);
+  const TileIndex at(p0 + own_tile < tiles ? p0 + own_tile : 0, N, TH, TW);  // (its channel 0: a tile's position)
   const int top = 2 * at.ti - pad, left = 2 * at.tj - pad, corner = top * W + left;  // the window's (0, 0)
   unsigned inside = 0;  // bit 4 u + v: the window's (u, v) on the map
   for (int u = 0; u < 4; ++u)
@@ -1650,7 +1644,7 @@ extern "C" __global__ void __launch_bounds__(WF_THREADS, 2) winograd_fused_2x2(
 #pragma unroll
         for (int s = 0; s < 4; ++s) m[r][s] = products[((r * 4 + s) * 16 + e / WF_BP) * WF_BP + e % WF_BP];
       sandwich<2, 4>(m, out, [](int p, int q) { return Winograd<2>::AT(p, q); });
-      const TileAt tile(t, TH, TW);
+      const TileIndex tile(t, N, TH, TW);
       const float b = has_bias ? bias[o] : 0.0f;
       float* plane = y + ((long long)tile.n * O + o) * Hout * Wout;
       const int j = 2 * tile.tj, valid = Wout - j < 2 ? Wout - j : 2;

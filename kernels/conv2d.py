@@ -741,7 +741,7 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
     if device.convolution == "direct":
         return _direct(device, "conv2d_backward_data_direct", g, grad_y, weight, grad_x)
     few = _few_channels_version("backward_data", few_channels) if device.convolution in ENGINE_MODES else None
-    if few in ("few_channels", "few_channels_async") and _few_channels_applies(device, g, "backward_data"):
+    if few not in (None, "columns") and _few_channels_applies(device, g, "backward_data"):
         expect(g.o * g.hout * g.wout < 2 ** 31, f"conv2d backward-data: an image's grad_y of {g.o * g.hout * g.wout} "
                                                 "elements is too large for the few-channel kernel's 32-bit offsets")
         device.launch(f"conv2d_backward_data_{few}", (-(-g.w // device.define("FEW_TILE_W")),

@@ -113,9 +113,9 @@ RELU_LADDER = {"forward": (8, ("relu_forward", "relu_forward_vec4")),
                "relu6 forward": (8, ("relu6_forward", "relu6_forward_vec4")),
                "relu6 backward": (12, ("relu6_backward", "relu6_backward_vec4"))}
 LADDERS = {"gemm": GEMM_LADDER, "relu": RELU_LADDER, "maxpool": ("maxpool",), "depthwise": ("depthwise",),
-           **{direction: tuple(c for c in CONVOLUTIONS[::-1] if direction != "conv_backward_weights"
-                               or c != "winograd_fused")  # (whose weight gradient is "winograd"'s)
-              for direction in CONV_DIRECTIONS}}
+           **{direction: CONVOLUTIONS[::-1] for direction in CONV_DIRECTIONS},
+           # (the fused Winograd's weight gradient is "winograd"'s)
+           "conv_backward_weights": tuple(c for c in CONVOLUTIONS[::-1] if c != "winograd_fused")}
 
 
 class SavedRows(list):
@@ -501,8 +501,8 @@ def torch_convolution(torch):
 EMULATOR_GEMMS = [(67, 45, 33), (130, 129, 20), (132, 68, 44), (20, 36, 1100), (3, 37, 203), (4, 36, 1100)]
 GPU_GEMMS = [(64, 4096, 25088), (1, 4096, 25088)]  # fc6 at batch 64 and 1, after the square one
 # Convolution shapes (n, c, h, w, o, k, stride, padding): VGG-16's first two, conv2_2, a
-# middle and a late layer on a GPU (batch 16 keeps the direct versions within the script's minutes); on the
-# emulator, shapes with more than one tile and with split-K slices.
+# middle and a late layer on a GPU (batch 16 keeps the direct versions within the script's
+# minutes); on the emulator, shapes with more than one tile and with split-K slices.
 GPU_CONVOLUTIONS = [(16, 3, 224, 224, 64, 3, 1, 1), (16, 64, 224, 224, 64, 3, 1, 1), (16, 128, 112, 112, 128, 3, 1, 1),
                     (16, 256, 56, 56, 256, 3, 1, 1), (16, 512, 14, 14, 512, 3, 1, 1)]
 EMULATOR_CONVOLUTIONS = [(2, 3, 12, 11, 130, 3, 1, 1), (3, 5, 9, 7, 6, 5, 2, 2)]
