@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from deepinside.kernels.conv2d import FUSED_WINOGRAD, WINOGRAD_TILES
+from deepinside.kernels.conv2d import FUSED_WINOGRAD_TILES, WINOGRAD_TILES
 from deepinside.kernels.choices import apply as apply_choices, current as current_choices, load as load_choices
 from deepinside.kernels.ladder import FP32_PEAK_TFLOPS
 from deepinside.models.efficientnet import same_padding
@@ -42,7 +42,7 @@ VGG16_CONVS = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (12
                (512, 512, 14)]  # (in, out, size), 3x3, stride 1, pad 1
 CNN_F_CONVS = [(3, 64, 224, 11, 4, 0), (64, 256, 27, 5, 1, 2), (256, 256, 13, 3, 1, 1), (256, 256, 13, 3, 1, 1),
                (256, 256, 13, 3, 1, 1)]  # (in, out, size, kernel, stride, pad)
-WINOGRAD_MODES = tuple(WINOGRAD_TILES) + (FUSED_WINOGRAD,)  # the Winograd rungs timed beside the engine's
+WINOGRAD_MODES = tuple(WINOGRAD_TILES) + tuple(FUSED_WINOGRAD_TILES)  # the Winograd rungs timed beside the engine's
 LINEARS = [("vgg16 fc6", 25088, 4096), ("vgg16 fc7", 4096, 4096), ("vgg16 fc8", 4096, 1000),
            ("cnn_f full6", 9216, 4096), ("cnn_f full7", 4096, 4096), ("cnn_f full8", 4096, 1000)]
 
@@ -148,7 +148,7 @@ def main(argv=None):
                 ours[f"forward ({mode})"] = functools.partial(winograd_conv.forward, x_d, w_d, None, stride, padding)
                 ours[f"backward-data ({mode})"] = functools.partial(winograd_conv.backward_data, gy_d, w_d,
                                                                     padded.shape, stride, padding)
-                if mode != FUSED_WINOGRAD:  # (whose weight gradient is "winograd"'s)
+                if mode not in FUSED_WINOGRAD_TILES:  # (whose weight gradients are the unfused modes')
                     ours[f"backward-weights ({mode})"] = functools.partial(winograd_conv.backward_weights, gy_d,
                                                                            x_d, w.shape, stride, padding)
         peer_times = {}

@@ -16,8 +16,9 @@ costing its fullest block's multiply-adds), at RATE (run 3: the implicit GEMM an
 memory at BANDWIDTH (run 2: ReLU at 2.5-2.7 TB/s), the activations read or written once by
 each transform, the filters' transforms left out (a few MB); and LAUNCH for each of the
 four kernels (a CUDA graph's launch and a last wave's tail). It leaves out the products'
-re-reads of an operand that L2 does not hold. The fused F(2x2, 3x3) (eighteenth session)
-likewise: its products in waves of its 32 x 32 blocks at RATE, the activations once.
+re-reads of an operand that L2 does not hold. The fused F(2x2, 3x3) and F(4x4, 3x3)
+(eighteenth and nineteenth sessions) likewise: their products in waves of their 32 x 32
+blocks at RATE scaled by their main loops' FFMA share, the activations once.
 """
 import argparse
 import json
@@ -79,20 +80,25 @@ def predicted_seconds(n, c, o, size, m, direction):
 
 
 FUSED_TILE = 32  # conv2d.cu's WF_BO and WF_BP: a block's output channels and tiles
-FUSED_CONCURRENT = 264  # its blocks an H100 runs at once (132 SMs x 2)
+# Per m: the fused kernel's blocks an H100 runs at once (132 SMs x two for m = 2, one for
+# m = 4), and its main loop's FFMA share (kernels.check, sm_90: 0.66 and 0.52) over the 128 x
+# 128 tiles' (0.78) that reached RATE: its products' rate, scaled so.
+FUSED = {2: (264, 0.66 / 0.78), 4: (132, 0.52 / 0.78)}
 
 
-def predicted_fused_seconds(n, c, o, size, direction):
-    """The model's time of F(2x2, 3x3) fused (conv2d.cu: winograd_fused_2x2), forward or
-    backward-data: its 16 products over whole 32 x 32 blocks, in waves of FUSED_CONCURRENT
-    blocks, at RATE; the activations read and written once at BANDWIDTH (nothing of the
-    Winograd domain goes to memory); two launches (the filter transform's and its own)."""
+def predicted_fused_seconds(n, c, o, size, m, direction):
+    """The model's time of F(m x m, 3 x 3) fused (conv2d.cu: winograd_fused_2x2 and _4x4),
+    forward or backward-data: its (m + 2)^2 products over whole 32 x 32 blocks, in waves of
+    the blocks an H100 holds at once, at RATE scaled by its loop's FFMA share (FUSED); the
+    activations read and written once at BANDWIDTH (nothing of the Winograd domain goes to
+    memory); two launches (the filter transform's and its own)."""
+    concurrent, share = FUSED[m]
     rows, inner = (o, c) if direction == "forward" else (c, o)
-    tiles = n * (-(-size // 2)) ** 2
+    tiles = n * (-(-size // m)) ** 2
     blocks = -(-rows // FUSED_TILE) * -(-tiles // FUSED_TILE)
-    waves = -(-blocks // FUSED_CONCURRENT)
-    multiply_adds = waves * FUSED_CONCURRENT * 16 * FUSED_TILE * FUSED_TILE * inner
-    return 2 * multiply_adds / RATE + n * (c + o) * size * size * 4 / BANDWIDTH + 2 * LAUNCH
+    waves = -(-blocks // concurrent)
+    multiply_adds = waves * concurrent * (m + 2) ** 2 * FUSED_TILE * FUSED_TILE * inner
+    return 2 * multiply_adds / (RATE * share) + n * (c + o) * size * size * 4 / BANDWIDTH + 2 * LAUNCH
 
 
 def measured(path, batch):
@@ -119,14 +125,15 @@ def main(argv=None):
     arguments = parser.parse_args(argv)
     n, times = arguments.batch, measured(arguments.results, arguments.batch)
     print(f"VGG-16 at batch {n}: Winograd's model time (ms) against the H100 run's (ours: implicit GEMM; cuDNN)\n")
-    print("| layer | direction | F(2x2) | F(4x4) | F(2x2) fused | ours measured | cuDNN measured | cuDNN / F(4x4) |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| layer | direction | F(2x2) | F(4x4) | F(2x2) fused | F(4x4) fused | ours measured | cuDNN measured "
+          "| cuDNN / F(4x4) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     ratios = {d: [] for d in DIRECTIONS}
     for index, (c, o, size) in enumerate(VGG16):
         for direction in DIRECTIONS:
             f2, f4 = (predicted_seconds(n, c, o, size, m, direction) * 1e3 for m in (2, 4))
-            fused = (f"{predicted_fused_seconds(n, c, o, size, direction) * 1e3:.2f}"
-                     if direction != "backward-weights" else "")
+            fused = " | ".join(f"{predicted_fused_seconds(n, c, o, size, m, direction) * 1e3:.2f}"
+                               if direction != "backward-weights" else "" for m in (2, 4))
             ours, peer = times.get((index, direction), (None, None))
             ratio = peer / f4 if peer else None
             if ratio:

@@ -82,13 +82,19 @@ _SECTION = re.compile(r"^\.text\.(\w+):")
 _LABEL = re.compile(r"^(\.L_x_\d+):")
 _INSTRUCTION = re.compile(r"/\*([0-9a-f]+)\*/\s+(.+?)\s*;")
 _BRANCH_TARGET = re.compile(r"\bBRA\b.*`\((\.L_x_\d+)\)")
-HOT_LOOP_FMAS = 256  # a loop with this many FFMAs an iteration is a register-tiled product's main loop
+# A loop with this many FFMAs an iteration that reads shared memory is a register-tiled
+# product's main loop: one reduction step of an 8 x 8 thread tile, its operands staged in
+# shared memory (the element-wise transforms' and the depthwise rows' loops have as many
+# FFMAs and read global memory only). A loop around such a loop is one too, with the inner
+# loop's instructions counted once (the fused F(4x4)'s slice around its rolled products).
+HOT_LOOP_FMAS = 64
 
 
 def hot_loops(listing):
     """{kernel: [Counter of opcodes]} of an nvdisasm listing: every loop (a branch back to an
     earlier label; its instructions those from the label to the branch, whichever paths an
-    iteration takes) with at least HOT_LOOP_FMAS FFMAs, in address order."""
+    iteration takes) with at least HOT_LOOP_FMAS FFMAs and a shared-memory load, in address
+    order."""
     loops, kernel, labels, instructions = {}, None, {}, []  # labels: name -> index of the instruction after
 
     def close():
@@ -98,7 +104,7 @@ def hot_loops(listing):
             if start is not None and start <= index:
                 mix = Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0].split(".")[0]
                               for t in instructions[start:index + 1])
-                if mix["FFMA"] >= HOT_LOOP_FMAS:
+                if mix["FFMA"] >= HOT_LOOP_FMAS and mix["LDS"]:
                     loops.setdefault(kernel, []).append(mix)
 
     for line in listing.splitlines():

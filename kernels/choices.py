@@ -17,8 +17,10 @@ The rule: a rung replaces the current one where every row of it validated and th
 over the shapes (and transpose cases) both were timed on, of its time over the current
 one's is below 1 - MARGIN; of several, the lowest median. Winograd's tile (F(2x2, 3x3) or
 F(4x4, 3x3)) is chosen so over the rows of all three convolution ladders; then, forward and
-backward-data each, the channel count up to which F(2x2, 3x3) fused runs instead (the one
-under which the shapes both ran take the least time added up, past the same margin);
+backward-data each, whether that tile runs fused (where the shapes both ran take less time
+added up fused, past the same margin, and every fused row validated), and the channel
+count up to which F(2x2, 3x3) fused runs instead (the one under which the shapes both ran
+take the least time added up, past the same margin);
 then, in each direction, the channel threshold of the Winograd it runs (Winograd on
 layers whose smaller of input and output channels reaches it) is the one under which the
 3x3 stride-1 shapes of that direction's ladder take the least time added up, the chosen
@@ -39,7 +41,7 @@ import re
 import statistics
 import sys
 
-from .conv2d import FEW_CHANNELS_BACKWARD_DATA, FEW_CHANNELS_FORWARD, FUSED_WINOGRAD
+from .conv2d import FEW_CHANNELS_BACKWARD_DATA, FEW_CHANNELS_FORWARD, FUSED_WINOGRAD_TILES, WINOGRAD_TILES
 from .gemm import TILED
 from .ladder import WITHOUT_WINOGRAD
 from .launch import KernelError
@@ -51,6 +53,7 @@ CONSTANTS = {"gemm.ENGINE_TILED": tuple(TILED),
              "conv2d.ENGINE_IMPLICIT": None,  # a dict: direction -> one of conv2d.IMPLICIT_VERSIONS[direction]
              "conv2d.ENGINE_WINOGRAD_TILE": (2, 4),
              "conv2d.ENGINE_WINOGRAD_CHANNELS": None,  # a dict: direction -> None or a channel count
+             "conv2d.ENGINE_WINOGRAD_TILE_FUSED": None,  # a dict: forward, backward_data -> True or False
              "conv2d.ENGINE_WINOGRAD_FUSED": None,  # a dict: forward, backward_data -> None or a channel count
              "conv2d.ENGINE_FEW_CHANNELS_FORWARD": FEW_CHANNELS_FORWARD,
              "conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA": FEW_CHANNELS_BACKWARD_DATA,
@@ -93,6 +96,12 @@ def _check(constant, value):
                 v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1) for v in value.values()):
             raise KernelError(f"engine choices: {constant} must map {', '.join(directions)} to None or a positive "
                               f"channel count, got {value!r}")
+    elif constant == "conv2d.ENGINE_WINOGRAD_TILE_FUSED":
+        directions = _module("conv2d").ENGINE_WINOGRAD_TILE_FUSED
+        if not isinstance(value, dict) or set(value) != set(directions) or any(
+                not isinstance(v, bool) for v in value.values()):
+            raise KernelError(f"engine choices: {constant} must map {', '.join(directions)} to true or false, "
+                              f"got {value!r}")
     elif value not in CONSTANTS[constant]:
         raise KernelError(f"engine choices: {constant} must be one of {', '.join(CONSTANTS[constant])}, got {value!r}")
 
@@ -243,19 +252,46 @@ def _winograd_threshold(rows, mode):
     return threshold, ratios
 
 
-def _fused_winograd(rows, unfused, bound_now):
-    """(the channel bound up to which a direction's Winograd runs F(2x2) fused, the rows of
-    the Winograd it then runs on each shape, the evidence) from its ladder's `rows`: the
-    bound (or None) under which the shapes both the fused mode and the `unfused` mode (the
-    chosen tile's) ran take the least time added up, fused up to it and unfused past it,
-    taken where it beats the current bound's total by the margin and every fused row
-    validated."""
-    fused, pairs = FUSED_WINOGRAD, {}
+def _paired(rows, versions):
+    """{(shape, its smaller channel count): {version: row}} of the `rows` of `versions`, and
+    the pairs of the shapes that have a row of each."""
+    pairs = {}
     for row in rows:
-        if row["version"] in (fused, unfused):
+        if row["version"] in versions:
             numbers = _shape_numbers(row["shape"])
             pairs.setdefault((row["shape"], min(numbers["C"], numbers["O"])), {})[row["version"]] = row
-    both = {key: pair for key, pair in pairs.items() if len(pair) == 2}
+    return pairs, {key: pair for key, pair in pairs.items() if len(pair) == len(versions)}
+
+
+def _ratios(pairs, numerator, denominator):
+    return f"{numerator}'s time over {denominator}'s: " + ", ".join(
+        f"{shape} {pair[numerator]['ms'] / pair[denominator]['ms']:.2f}"
+        for (shape, _), pair in sorted(pairs.items(), key=lambda item: item[0][1]))
+
+
+def _tile_fused(rows, unfused, fused, now):
+    """(whether a direction's Winograd of the chosen tile runs fused, the evidence) from its
+    ladder's `rows` of the tile's `unfused` and `fused` modes: the other way than `now` where
+    the shapes both ran take less time added up that way by the margin, and fused only
+    where every fused row validated."""
+    _, both = _paired(rows, (unfused, fused))
+    if not both:
+        return now, "no shape timed both: kept"
+    if not all(pair[fused]["ok"] for pair in both.values()):
+        return False, f"{fused} gave a wrong result on the card (the ladder's table): not taken"
+    total = {way: sum(pair[fused if way else unfused]["ms"] for pair in both.values()) for way in (False, True)}
+    return (not now if total[not now] < (1 - MARGIN) * total[now] else now), _ratios(both, fused, unfused)
+
+
+def _fused_winograd(rows, tile_mode, bound_now):
+    """(the channel bound up to which a direction's Winograd runs F(2x2) fused, the rows of
+    the Winograd it then runs on each shape, the evidence) from its ladder's `rows`: the
+    bound (or None) under which the shapes both F(2x2) fused and `tile_mode` (the chosen
+    tile's as the engine runs it, fused or not) ran take the least time added up, F(2x2)
+    fused up to the bound and the tile past it, taken where it beats the current bound's
+    total by the margin and every fused row validated."""
+    fused, unfused = FUSED_MODES[2], tile_mode
+    pairs, both = _paired(rows, (fused, unfused))
 
     def runs(bound):  # the row of the Winograd each shape runs under `bound`
         modes = {key: fused if bound is not None and key[1] <= bound else unfused for key in pairs}
@@ -275,13 +311,14 @@ def _fused_winograd(rows, unfused, bound_now):
     best = min([None] + sorted({channels for _, channels in both}), key=total)
     if total(best) >= (1 - MARGIN) * total(bound_now):
         best = bound_now
-    return chosen(best, f"{fused}'s time over {unfused}'s: " + ", ".join(
-        f"{shape} {pair[fused]['ms'] / pair[unfused]['ms']:.2f}"
-        for (shape, _), pair in sorted(both.items(), key=lambda item: item[0][1])))
+    return chosen(best, _ratios(both, fused, unfused))
 
 
-# The rows of the Winograd the engine runs on each shape (the chosen tile's, or fused),
-# as kernels.choices relabels them to weigh the channel thresholds.
+# The unfused and the fused mode of each tile.
+MODES = {m: mode for mode, m in WINOGRAD_TILES.items()}
+FUSED_MODES = {m: mode for mode, m in FUSED_WINOGRAD_TILES.items()}
+# The rows of the Winograd the engine runs on each shape (the chosen tile's, fused or not, or
+# F(2x2) fused), as choose relabels them to weigh the channel thresholds.
 CHOSEN_WINOGRAD = "the chosen winograd"
 
 
@@ -323,17 +360,22 @@ def choose(ladders, now=None):
         choices[constant] = decide(constant, ladders.get(f"conv_{direction}", []), few,
                                    {v: ("engine" if v == few else f"engine {v}") for v in CONSTANTS[constant]},
                                    lambda row: row["shape"])
-    modes = {m: mode for mode, m in _module("conv2d").WINOGRAD_TILES.items()}
     conv = {direction: ladders.get(f"conv_{direction}", []) for direction in implicit}
     tile = choices["conv2d.ENGINE_WINOGRAD_TILE"] = decide(
         "conv2d.ENGINE_WINOGRAD_TILE", [row for rows in conv.values() for row in rows],
-        now["conv2d.ENGINE_WINOGRAD_TILE"], modes, lambda row: (row["case"], row["shape"]))
+        now["conv2d.ENGINE_WINOGRAD_TILE"], MODES, lambda row: (row["case"], row["shape"]))
+    tile_fused = dict(now["conv2d.ENGINE_WINOGRAD_TILE_FUSED"])
     fused = dict(now["conv2d.ENGINE_WINOGRAD_FUSED"])
-    winograd_rows = {direction: [dict(row, version=CHOSEN_WINOGRAD) for row in rows if row["version"] == modes[tile]]
+    winograd_rows = {direction: [dict(row, version=CHOSEN_WINOGRAD) for row in rows if row["version"] == MODES[tile]]
                      for direction, rows in conv.items()}
-    for direction in fused:
+    for direction in fused:  # (F(2x2)'s fusing is the bound's alone: fused up to any channel count)
+        tile_fused[direction], evidence[f"conv2d.ENGINE_WINOGRAD_TILE_FUSED[{direction}]"] = _tile_fused(
+            conv[direction], MODES[tile], FUSED_MODES[tile], tile_fused[direction]) if tile != 2 else (
+            False, "F(2x2): fused up to ENGINE_WINOGRAD_FUSED's bound instead")
         fused[direction], winograd_rows[direction], evidence[f"conv2d.ENGINE_WINOGRAD_FUSED[{direction}]"] = \
-            _fused_winograd(conv[direction], modes[tile], fused[direction])
+            _fused_winograd(conv[direction], FUSED_MODES[tile] if tile_fused[direction] else MODES[tile],
+                            fused[direction])
+    choices["conv2d.ENGINE_WINOGRAD_TILE_FUSED"] = tile_fused
     choices["conv2d.ENGINE_WINOGRAD_FUSED"] = fused
     thresholds = dict(now["conv2d.ENGINE_WINOGRAD_CHANNELS"])
     for direction, rows in conv.items():
@@ -341,7 +383,9 @@ def choose(ladders, now=None):
         if not rows:
             evidence[constant] = "no ladder rows: kept"
             continue
-        mode = modes[tile] if fused.get(direction) is None else f"{modes[tile]} (fused up to {fused[direction]})"
+        mode = FUSED_MODES[tile] if tile_fused.get(direction) else MODES[tile]
+        if fused.get(direction) is not None:
+            mode += f" ({FUSED_MODES[2]} up to {fused[direction]})"
         thresholds[direction], ratios = _winograd_threshold(rows + winograd_rows[direction], CHOSEN_WINOGRAD)
         evidence[constant] = f"{mode}'s time over the engine's off Winograd: " + (", ".join(
             f"{shape} {ratio:.2f}" for (shape, _), ratio in sorted(ratios.items(), key=lambda item: item[0][1]))

@@ -1298,15 +1298,17 @@ __device__ __forceinline__ void store_row(float* __restrict__ at, int valid, con
 
 // U[xi, o, c] = G g G^T of the filter g = w[o, c] (one thread per (o, c)); `flipped`: g =
 // w[c, o] turned by 180 degrees (w stored C x O x 3 x 3), backward-data's filters for the
-// forward of grad_y it runs (Sect. 4), read so instead of copied so first.
+// forward of grad_y it runs (Sect. 4), read so instead of copied so first; `by_input`:
+// stored as U[xi, c, o] instead, as the fused kernels copy them (a warp 32 output channels).
 template <int m>
 __device__ __forceinline__ void filter_transform(const float* __restrict__ w, float* __restrict__ U, int O, int C,
-                                                 int flipped) {
+                                                 int flipped, int by_input) {
   constexpr int T = Winograd<m>::T;
   const int count = O * C;
   for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
+    const int o = by_input ? e % O : e / C, c = by_input ? e / O : e % C;
     float g[3][3], u[T][T];
-    const float* filter = w + (flipped ? (e % C) * O + e / C : e) * 9;
+    const float* filter = w + (flipped ? c * O + o : o * C + c) * 9;
     for (int r = 0; r < 3; ++r)
       for (int s = 0; s < 3; ++s) g[r][s] = filter[flipped ? 8 - (r * 3 + s) : r * 3 + s];
     sandwich<T, 3>(g, u, [](int p, int q) { return Winograd<m>::G(p, q); });
@@ -1462,13 +1464,13 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) winograd_products_wi
 
 // The entry points, one per transform and tile (conv2d.py names them by m).
 extern "C" __global__ void winograd_filter_transform_2x2(const float* __restrict__ w, float* __restrict__ U, int O,
-                                                         int C, int flipped) {
-  filter_transform<2>(w, U, O, C, flipped);
+                                                         int C, int flipped, int by_input) {
+  filter_transform<2>(w, U, O, C, flipped, by_input);
 }
 
 extern "C" __global__ void winograd_filter_transform_4x4(const float* __restrict__ w, float* __restrict__ U, int O,
-                                                         int C, int flipped) {
-  filter_transform<4>(w, U, O, C, flipped);
+                                                         int C, int flipped, int by_input) {
+  filter_transform<4>(w, U, O, C, flipped, by_input);
 }
 
 extern "C" __global__ void winograd_input_transform_2x2(const float* __restrict__ x, float* __restrict__ V, int N,
@@ -1514,102 +1516,233 @@ extern "C" __global__ void winograd_filter_gradient_transform_4x4(const float* _
 }
 
 // =======================================================================================
-// winograd_fused: F(2x2, 3x3) in one kernel. The unfused rungs above pass the transformed
-// tensors through global memory: the input transform writes V (4 times the input for m =
-// 2, 2.25 for m = 4), the products read it and write M (as much again, of the output), the
-// output transform reads M; at batch 64 that traffic grows with the batch while cuDNN's
-// direct kernels do not (VGG-16's conv1_2 backward-data on the H200: F(4x4) 7.4 ms, cuDNN
-// 3.8; 1.9 and 1.6 at batch 16). Here a block takes WF_BO output channels and WF_BP tiles
-// and never writes V or M: WF_BC input channels at a time, each thread loads one tile of
-// one channel (its 4 x 4 window), transforms it in registers and stores its 16 values into
-// shared memory beside the slice's filters U[xi][o][c] (from the filter transform, as the
-// unfused rung's, copied by cp.async); a thread then multiplies, for one of the 16
-// positions xi, 8 output channels by 8 tiles (64 results in registers, 4 float4 shared
-// reads for 64 FMAs a channel). A slice's window loads are issued before the barrier that
-// waits for the block's last products, the filters' copies after it. At the end the 16
-// planes of a result go through shared memory, 16 output channels at a time, and a thread
-// transforms one (channel, tile)'s 4 x 4 products into its 2 x 2 outputs and stores them.
-// Napkin maths for conv1_2's backward-data at batch 64: 105 GFLOP of products (2.25 times
-// fewer than the direct sum's 237); the main loop (sm_90, kernels.check) 773 instructions
-// for 512 FFMAs (0.66), 127 registers, two blocks an SM; at half the FP32 peak 3.1 ms.
-// Traffic: the input read once from memory (O / WF_BO times, from L2 after the first: the
-// blocks of a group of tiles are neighbours in the grid), the output written once, the
-// filters (16 C WF_BO floats a block) from L2. Where the channels are many, F(4x4)'s 4
-// times fewer multiplications win over the traffic saved (conv2d.py:
-// ENGINE_WINOGRAD_FUSED, a channel bound).
+// winograd_fused: F(m x m, 3 x 3) in one kernel, m = 2 or 4. The unfused rungs above pass
+// the transformed tensors through global memory: the input transform writes V (4 times the
+// input for m = 2, 2.25 for m = 4), the products read it and write M (as much again, of the
+// output), the output transform reads M; at batch 64 that traffic grows with the batch
+// while cuDNN's direct kernels do not (VGG-16's conv1_2 backward-data on the H200: F(4x4)
+// 7.4 ms, cuDNN 3.8; 1.9 and 1.6 at batch 16). Here a block takes WF_BO output channels and
+// WF_BP tiles and never writes V or M: BC input channels at a time, it loads the slice's
+// tile windows (T x T of each channel), transforms them and stores their T^2 values into
+// shared memory beside the slice's filters U[xi][c][o] (from the filter transform, copied
+// by cp.async); every thread then multiplies, for one of the T^2 positions xi, 8 output
+// channels by 8 tiles (64 results in registers, 4 float4 shared reads for 64 FMAs a
+// channel). A slice's window loads are issued before the barrier that waits for the
+// block's last products, the filters' copies after it. At the end the T^2 planes of a
+// result go through shared memory, GROUP output channels at a time, and a thread transforms
+// one (channel, tile)'s T x T products into its m x m outputs and stores them.
+// The block's results are all T^2 planes of WF_BO x WF_BP: 16 of 32 x 32 for m = 2 (256
+// threads, two blocks an SM, a thread a window: WholeWindows), 36 for m = 4 (576 threads,
+// one block an SM, 96 registers a thread, slices of 3 channels to stay within the static
+// 48 KiB of shared memory, the windows transformed by rows and then columns: WindowRows).
+// The filters come from L2 at 4 / WF_BP bytes a multiply-add, and the windows at about as
+// much: WF_BP = 32, not 16, keeps that under 2.5 TB/s at half the FP32 peak.
+// Napkin maths for conv1_2's backward-data at batch 64 (m = 2): 105 GFLOP of products (2.25
+// times fewer than the direct sum's 237); the main loop (sm_90, kernels.check) 774
+// instructions for 512 FFMAs (0.66), 124 registers; at half the FP32 peak 3.1 ms. For m = 4
+// the multiplications are 4 times fewer than the direct sum's, but a slice is 366
+// instructions for 192 FFMAs (0.52): a window's 6 x 6 transform serves 36 x 32 multiply-adds
+// where a 4 x 4 one serves 16 x 32 (bench/winograd_model.py weighs both). Traffic: the input
+// read once from memory (O / WF_BO times, from L2 after the first: the blocks of a group of
+// tiles are neighbours in the grid), the output written once, the filters (T^2 C WF_BO
+// floats a block) from L2. Where the channels are few, the transformed tensors' traffic
+// weighs most and fusing wins; where many, the unfused F(4x4)'s products on whole 128 x 128
+// tiles (conv2d.py: ENGINE_WINOGRAD_FUSED, a channel bound for F(2x2), and
+// ENGINE_WINOGRAD_TILE_FUSED).
 #define WF_BO 32
 #define WF_BP 32
-#define WF_BC 8
-#define WF_THREADS 256
-// A staged slice: the filters as [xi][c][o] in rows of WF_BO + 4 floats (the transposing
-// stores conflict-free) and the tiles as [xi][c][tile], each plane 4 floats longer than its
-// rows (a warp's two planes' float4 reads on different banks).
-constexpr int WF_FILTER_ROW = WF_BO + 4, WF_FILTER_PLANE = WF_BC * WF_FILTER_ROW + 4;
-constexpr int WF_TILE_PLANE = WF_BC * WF_BP + 4;
-constexpr int WF_SHARED_FLOATS = 16 * (WF_FILTER_PLANE + WF_TILE_PLANE);
-static_assert(WF_THREADS == WF_BP * WF_BC && WF_THREADS == WF_BO * WF_BC, "a thread a tile and a filter a slice");
-static_assert(WF_THREADS == 16 * (WF_BO / 8) * (WF_BP / 8), "a thread 8 x 8 results of one plane");
-static_assert(16 * 16 * WF_BP <= WF_SHARED_FLOATS, "16 output channels' products fit the staging buffers");
+#define WF2_BC 8
+#define WF2_THREADS 256
+#define WF4_BC 3
+#define WF4_THREADS 576
 
-extern "C" __global__ void __launch_bounds__(WF_THREADS, 2) winograd_fused_2x2(
-    const float* __restrict__ x, const float* __restrict__ U, const float* __restrict__ bias, float* __restrict__ y,
-    int N, int C, int H, int W, int O, int pad, int Hout, int Wout, int TH, int TW, int has_bias) {
-  __shared__ __align__(16) float shared[WF_SHARED_FLOATS];
-  float* filters = shared;                       // [xi][c][o] of the slice
-  float* tiles_staged = shared + 16 * WF_FILTER_PLANE;  // [xi][c][tile]
+template <int m>
+struct FusedWinograd {
+  static constexpr int T = m + 2, PLANES = T * T, BC = m == 2 ? WF2_BC : WF4_BC;
+  static constexpr int THREADS = m == 2 ? WF2_THREADS : WF4_THREADS;
+  // A staged slice: the filters as [xi][c][o] and the tiles as [xi][c][tile], each plane 4
+  // floats longer than its rows (a warp's two planes' float4 reads on different banks).
+  static constexpr int FILTER_PLANE = BC * WF_BO + 4, TILE_PLANE = BC * WF_BP + 4;
+  static constexpr int STAGED = PLANES * (FILTER_PLANE + TILE_PLANE);
+  // The output channels whose T^2 planes of results go through shared memory at once, each
+  // plane 4 floats longer than its rows.
+  static constexpr int GROUP = m == 2 ? 16 : 8, RESULT_PLANE = GROUP * WF_BP + 4, RESULTS = PLANES * RESULT_PLANE;
+  static constexpr int SHARED_FLOATS = STAGED > RESULTS ? STAGED : RESULTS;
+  // The filter copies: a thread one (c, o) pair of the slice, and every COPY_STEP-th plane.
+  static constexpr int PAIRS = BC * WF_BO, COPY_STEP = THREADS / PAIRS;
+  // The channels of a slice multiplied one iteration at a time (m = 4: unrolled, the
+  // compiler loads the next channel's operands during the last one's products, and the 96
+  // registers a thread has at 18 warps an SM spill results; 18 warps hide the loads instead).
+  static constexpr int PRODUCT_UNROLL = m == 2 ? BC : 1;
+  static_assert(THREADS == PLANES * (WF_BO / 8) * (WF_BP / 8), "a thread 8 x 8 results of one plane");
+  static_assert(PLANES % COPY_STEP == 0, "as many filter copies for every copying thread");
+  static_assert(SHARED_FLOATS * 4 <= 48 * 1024, "static shared memory");
+};
+
+// The windows of a slice staged, m = 2: a thread one window, loaded whole into registers
+// before the barrier (`load`: in flight while the block finishes the last slice's products),
+// transformed and stored after it (`store`).
+template <int m>
+struct WholeWindows {
+  static constexpr int T = m + 2;
+  using F = FusedWinograd<m>;
+  static_assert(F::BC * WF_BP <= F::THREADS, "a thread at most one window a slice");
+  long long image;  // x's offset of this thread's tile's image
+  int own_tile, own_channel, corner;
+  unsigned long long inside;  // bit T u + v: the window's (u, v) on the map
+  float d[T][T];
+  __device__ WholeWindows(int N, int C, int H, int W, int pad, int TH, int TW, int p0) {
+    own_tile = threadIdx.x % WF_BP, own_channel = threadIdx.x / WF_BP;
+    const bool tile = own_channel < F::BC && p0 + own_tile < N * TH * TW;
+    const TileIndex at(tile ? p0 + own_tile : 0, N, TH, TW);  // (its channel 0: a tile's position)
+    const int top = m * at.ti - pad, left = m * at.tj - pad;
+    corner = top * W + left;  // the window's (0, 0)
+    inside = 0;
+    for (int u = 0; u < T; ++u)
+      for (int v = 0; v < T; ++v)
+        if (tile && top + u >= 0 && top + u < H && left + v >= 0 && left + v < W) inside |= 1ull << (T * u + v);
+    image = (long long)at.n * C * H * W;
+  }
+  __device__ void load(const float* __restrict__ x, int c0, int C, int H, int W) {  // slice c0's window (0 off the map)
+    const unsigned long long live = c0 + own_channel < C ? inside : 0ull;
+    const float* plane = x + image + (long long)(c0 + own_channel) * H * W;
+#pragma unroll
+    for (int u = 0; u < T; ++u)
+#pragma unroll
+      for (int v = 0; v < T; ++v) d[u][v] = live >> (T * u + v) & 1 ? plane[corner + u * W + v] : 0.0f;
+  }
+  __device__ void store(float* tiles_staged) {
+    if (own_channel >= F::BC) return;
+    float v[T][T];
+    sandwich<T, T>(d, v, [](int p, int q) { return Winograd<m>::BT(p, q); });
+#pragma unroll
+    for (int r = 0; r < T; ++r)
+#pragma unroll
+      for (int s = 0; s < T; ++s) tiles_staged[(r * T + s) * F::TILE_PLANE + own_channel * WF_BP + own_tile] = v[r][s];
+  }
+};
+
+// The windows of a slice staged, m = 4, where a whole 6 x 6 window and its transform in
+// registers beside the 64 results would spill (96 registers a thread at 18 warps an SM): in
+// two passes of T BC WF_BP small tasks spread over every thread. A row task loads one row
+// u of one window before the barrier (`load`) and, after it, stores the row times B into
+// the staged tiles (d B, row u); a column task then reads one column s of that and
+// writes B^T times it back in place: V = B^T (d B). Lanes are neighbouring tiles of one
+// row or column, as a thread-a-window warp's are.
+template <int m>
+struct WindowRows {
+  static constexpr int T = m + 2, TASKS = T * FusedWinograd<m>::BC * WF_BP;
+  static constexpr int ROUNDS = (TASKS + FusedWinograd<m>::THREADS - 1) / FusedWinograd<m>::THREADS;
+  using F = FusedWinograd<m>;
+  // x's offset of row u of the window of each of this thread's tasks in slice 0 (under
+  // 2^31, as its transformed tiles' are: conv2d.py, _winograd_fits), and bit v of columns:
+  // its column v on the map (none where the row is off it, or there is no task)
+  int row_at[ROUNDS], channel[ROUNDS];
+  unsigned columns[ROUNDS];
+  float d[ROUNDS][T];
+  __device__ WindowRows(int N, int C, int H, int W, int pad, int TH, int TW, int p0) {
+#pragma unroll
+    for (int k = 0; k < ROUNDS; ++k) {
+      const int task = threadIdx.x + k * F::THREADS, window = task % (F::BC * WF_BP), u = task / (F::BC * WF_BP);
+      const bool tile = task < TASKS && p0 + window % WF_BP < N * TH * TW;
+      const TileIndex at(tile ? p0 + window % WF_BP : 0, N, TH, TW);
+      const int h = m * at.ti - pad + u, left = m * at.tj - pad;
+      channel[k] = window / WF_BP, columns[k] = 0;
+      for (int v = 0; v < T; ++v)
+        if (tile && h >= 0 && h < H && left + v >= 0 && left + v < W) columns[k] |= 1u << v;
+      row_at[k] = (at.n * C + channel[k]) * H * W + h * W + left;  // (not read where columns is 0)
+    }
+  }
+  __device__ void load(const float* __restrict__ x, int c0, int C, int H, int W) {
+#pragma unroll
+    for (int k = 0; k < ROUNDS; ++k) {
+      const unsigned live = c0 + channel[k] < C ? columns[k] : 0u;
+      const float* row = x + (row_at[k] + c0 * H * W);
+#pragma unroll
+      for (int v = 0; v < T; ++v) d[k][v] = live >> v & 1 ? row[v] : 0.0f;
+    }
+  }
+  __device__ void store(float* tiles_staged) {
+#pragma unroll
+    for (int k = 0; k < ROUNDS; ++k) {
+      const int task = threadIdx.x + k * F::THREADS, window = task % (F::BC * WF_BP), u = task / (F::BC * WF_BP);
+      if (task >= TASKS) break;
+#pragma unroll
+      for (int s = 0; s < T; ++s) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int v = 0; v < T; ++v)
+          if (Winograd<m>::BT(s, v) != 0.0f) sum += Winograd<m>::BT(s, v) * d[k][v];
+        tiles_staged[(u * T + s) * F::TILE_PLANE + window] = sum;
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < ROUNDS; ++k) {
+      const int task = threadIdx.x + k * F::THREADS, window = task % (F::BC * WF_BP), s = task / (F::BC * WF_BP);
+      if (task >= TASKS) break;
+      float column[T];
+#pragma unroll
+      for (int u = 0; u < T; ++u) column[u] = tiles_staged[(u * T + s) * F::TILE_PLANE + window];
+#pragma unroll
+      for (int r = 0; r < T; ++r) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int u = 0; u < T; ++u)
+          if (Winograd<m>::BT(r, u) != 0.0f) sum += Winograd<m>::BT(r, u) * column[u];
+        tiles_staged[(r * T + s) * F::TILE_PLANE + window] = sum;
+      }
+    }
+  }
+};
+
+template <int m, class Staging>
+__device__ __forceinline__ void winograd_fused(const float* __restrict__ x, const float* __restrict__ U,
+                                               const float* __restrict__ bias, float* __restrict__ y, int N, int C,
+                                               int H, int W, int O, int pad, int Hout, int Wout, int TH, int TW,
+                                               int has_bias, float* shared) {
+  using F = FusedWinograd<m>;
+  constexpr int T = F::T;
+  float* filters = shared;                                     // [xi][c][o] of the slice
+  float* tiles_staged = shared + F::PLANES * F::FILTER_PLANE;  // [xi][c][tile]
   // The blocks of one group of tiles side by side in the grid, one an output-channel group:
   // they run together and read the same windows, the first from memory, the others from L2.
   const int groups = (O + WF_BO - 1) / WF_BO, tiles = N * TH * TW;
   const int p0 = blockIdx.x / groups * WF_BP, o0 = blockIdx.x % groups * WF_BO;
-  // What this thread stages: tile `own_tile` of channel c0 + own_channel, and the filter
-  // of output channel o0 + filter_o and input channel c0 + filter_c (a warp's lanes 8
-  // consecutive input channels: whole 32-byte sectors of U).
-  const int own_tile = threadIdx.x % WF_BP, own_channel = threadIdx.x / WF_BP;
-  const int filter_c = threadIdx.x % WF_BC, filter_o = threadIdx.x / WF_BC;
-  const TileIndex at(p0 + own_tile < tiles ? p0 + own_tile : 0, N, TH, TW);  // (its channel 0: a tile's position)
-  const int top = 2 * at.ti - pad, left = 2 * at.tj - pad, corner = top * W + left;  // the window's (0, 0)
-  unsigned inside = 0;  // bit 4 u + v: the window's (u, v) on the map
-  for (int u = 0; u < 4; ++u)
-    for (int v = 0; v < 4; ++v)
-      if (p0 + own_tile < tiles && top + u >= 0 && top + u < H && left + v >= 0 && left + v < W)
-        inside |= 1u << (4 * u + v);
-  const float* image = x + (long long)at.n * C * H * W;
+  Staging windows(N, C, H, W, pad, TH, TW, p0);
+  // The filters this thread copies: planes first_plane, + COPY_STEP, ... of output channel
+  // o0 + filter_o and input channel c0 + filter_c (a warp's lanes 32 consecutive output
+  // channels: 128 bytes of U, as U[xi, c, o] from the filter transform's `by_input`).
+  const int filter_o = threadIdx.x % WF_BO, filter_c = threadIdx.x / WF_BO % F::BC;
+  const int first_plane = threadIdx.x / F::PAIRS;
+  const bool copies = first_plane < F::COPY_STEP;
   // What this thread multiplies: plane xi, output channels 8 og.., tiles 8 pg..
   const int xi = threadIdx.x / 16, og = threadIdx.x % 16 / 4, pg = threadIdx.x % 4;
-  float d[4][4], accumulator[8][8];
+  float accumulator[8][8];
   for (int i = 0; i < 8; ++i)
     for (int j = 0; j < 8; ++j) accumulator[i][j] = 0.0f;
-  auto load_window = [&](int c0) {  // slice c0's window into registers (0 off the map)
-    const unsigned live = c0 + own_channel < C ? inside : 0u;
-    const float* plane = image + (long long)(c0 + own_channel) * H * W;
-#pragma unroll
-    for (int u = 0; u < 4; ++u)
-#pragma unroll
-      for (int v = 0; v < 4; ++v) d[u][v] = live >> (4 * u + v) & 1 ? plane[corner + u * W + v] : 0.0f;
-  };
-  for (int c0 = 0; c0 < C; c0 += WF_BC) {
-    load_window(c0);  // in flight while the block finishes the last slice's products
-    __syncthreads();  // every thread is done with the last slice's buffers
+  for (int c0 = 0; c0 < C; c0 += F::BC) {
+    windows.load(x, c0, C, H, W);  // in flight while the block finishes the last slice's products
+    __syncthreads();      // every thread is done with the last slice's buffers
     // the slice's filters copied straight into shared memory (no registers held for them):
-    // U[p, o, c] at p O C + o C + c, under 2^31 (16 O C), else U[0] (not read)
-    const bool filter = o0 + filter_o < O && c0 + filter_c < C;
-    const unsigned first = filter ? (o0 + filter_o) * C + c0 + filter_c : 0u, step = filter ? O * C : 0u;
+    // U[p, c, o] at p C O + c O + o, under 2^31 (T^2 O C), else U[0] (not read)
+    if (copies) {
+      const bool filter = o0 + filter_o < O && c0 + filter_c < C;
+      const unsigned first = filter ? (first_plane * C + c0 + filter_c) * O + o0 + filter_o : 0u;
+      const unsigned step = filter ? F::COPY_STEP * O * C : 0u;
 #pragma unroll
-    for (int p = 0; p < 16; ++p)
-      cp_async_4(&filters[p * WF_FILTER_PLANE + filter_c * WF_FILTER_ROW + filter_o], U + (first + p * step), filter);
+      for (int k = 0; k < F::PLANES / F::COPY_STEP; ++k)
+        cp_async_4(&filters[(first_plane + k * F::COPY_STEP) * F::FILTER_PLANE + filter_c * WF_BO + filter_o],
+                   U + (first + k * step), filter);
+    }
     cp_async_commit();
-    float v[4][4];
-    sandwich<4, 4>(d, v, [](int p, int q) { return Winograd<2>::BT(p, q); });
-#pragma unroll
-    for (int r = 0; r < 4; ++r)
-#pragma unroll
-      for (int s = 0; s < 4; ++s) tiles_staged[(r * 4 + s) * WF_TILE_PLANE + own_channel * WF_BP + own_tile] = v[r][s];
+    windows.store(tiles_staged);
     cp_async_wait(0);
     __syncthreads();
-#pragma unroll
-    for (int c = 0; c < WF_BC; ++c) {
-      const float* a = filters + xi * WF_FILTER_PLANE + c * WF_FILTER_ROW + 8 * og;
-      const float* b = tiles_staged + xi * WF_TILE_PLANE + c * WF_BP + 8 * pg;
+#pragma unroll(F::PRODUCT_UNROLL)
+    for (int c = 0; c < F::BC; ++c) {
+      const float* a = filters + xi * F::FILTER_PLANE + c * WF_BO + 8 * og;
+      const float* b = tiles_staged + xi * F::TILE_PLANE + c * WF_BP + 8 * pg;
       const float4 a0 = *reinterpret_cast<const float4*>(a), a1 = *reinterpret_cast<const float4*>(a + 4);
       const float4 b0 = *reinterpret_cast<const float4*>(b), b1 = *reinterpret_cast<const float4*>(b + 4);
       const float left_values[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
@@ -1620,38 +1753,52 @@ extern "C" __global__ void __launch_bounds__(WF_THREADS, 2) winograd_fused_2x2(
         for (int j = 0; j < 8; ++j) accumulator[i][j] += left_values[i] * right_values[j];
     }
   }
-  // The output transform, 16 output channels at a time: their 16 planes x WF_BP tiles
+  // The output transform, GROUP output channels at a time: their T^2 planes x WF_BP tiles
   // through shared memory (products[xi][o][tile]), then a thread a (channel, tile) at a time.
   float* products = shared;
-  for (int half = 0; half < WF_BO / 16; ++half) {
-    __syncthreads();  // the products (or the last half's transforms) are done with the buffer
-    if (og / 2 == half)
+  for (int group = 0; group < WF_BO / F::GROUP; ++group) {
+    __syncthreads();  // the products (or the last group's transforms) are done with the buffer
+    if (og * 8 / F::GROUP == group)
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
-        float* row = products + (xi * 16 + og % 2 * 8 + i) * WF_BP + 8 * pg;
+        float* row = products + xi * F::RESULT_PLANE + (og * 8 % F::GROUP + i) * WF_BP + 8 * pg;
         *reinterpret_cast<float4*>(row) =
             make_float4(accumulator[i][0], accumulator[i][1], accumulator[i][2], accumulator[i][3]);
         *reinterpret_cast<float4*>(row + 4) =
             make_float4(accumulator[i][4], accumulator[i][5], accumulator[i][6], accumulator[i][7]);
       }
     __syncthreads();
-    for (int e = threadIdx.x; e < 16 * WF_BP; e += WF_THREADS) {  // a warp's lanes consecutive tiles
-      const int o = o0 + 16 * half + e / WF_BP, t = p0 + e % WF_BP;
+    for (int e = threadIdx.x; e < F::GROUP * WF_BP; e += F::THREADS) {  // a warp's lanes consecutive tiles
+      const int o = o0 + F::GROUP * group + e / WF_BP, t = p0 + e % WF_BP;
       if (o >= O || t >= tiles) continue;
-      float m[4][4], out[2][2];
+      float result[T][T], out[m][m];
 #pragma unroll
-      for (int r = 0; r < 4; ++r)
+      for (int r = 0; r < T; ++r)
 #pragma unroll
-        for (int s = 0; s < 4; ++s) m[r][s] = products[((r * 4 + s) * 16 + e / WF_BP) * WF_BP + e % WF_BP];
-      sandwich<2, 4>(m, out, [](int p, int q) { return Winograd<2>::AT(p, q); });
+        for (int s = 0; s < T; ++s) result[r][s] = products[(r * T + s) * F::RESULT_PLANE + e];
+      sandwich<m, T>(result, out, [](int p, int q) { return Winograd<m>::AT(p, q); });
       const TileIndex tile(t, N, TH, TW);
       const float b = has_bias ? bias[o] : 0.0f;
       float* plane = y + ((long long)tile.n * O + o) * Hout * Wout;
-      const int j = 2 * tile.tj, valid = Wout - j < 2 ? Wout - j : 2;
-      for (int a = 0; a < 2 && 2 * tile.ti + a < Hout; ++a) {
-        out[a][0] += b, out[a][1] += b;
-        store_row<2>(plane + (2 * tile.ti + a) * Wout + j, valid, out[a]);
+      const int j = m * tile.tj, valid = Wout - j < m ? Wout - j : m;
+      for (int a = 0; a < m && m * tile.ti + a < Hout; ++a) {
+        for (int c = 0; c < m; ++c) out[a][c] += b;
+        store_row<m>(plane + (m * tile.ti + a) * Wout + j, valid, out[a]);
       }
     }
   }
+}
+
+extern "C" __global__ void __launch_bounds__(WF2_THREADS, 2) winograd_fused_2x2(
+    const float* __restrict__ x, const float* __restrict__ U, const float* __restrict__ bias, float* __restrict__ y,
+    int N, int C, int H, int W, int O, int pad, int Hout, int Wout, int TH, int TW, int has_bias) {
+  __shared__ __align__(16) float shared[FusedWinograd<2>::SHARED_FLOATS];
+  winograd_fused<2, WholeWindows<2>>(x, U, bias, y, N, C, H, W, O, pad, Hout, Wout, TH, TW, has_bias, shared);
+}
+
+extern "C" __global__ void __launch_bounds__(WF4_THREADS, 1) winograd_fused_4x4(
+    const float* __restrict__ x, const float* __restrict__ U, const float* __restrict__ bias, float* __restrict__ y,
+    int N, int C, int H, int W, int O, int pad, int Hout, int Wout, int TH, int TW, int has_bias) {
+  __shared__ __align__(16) float shared[FusedWinograd<4>::SHARED_FLOATS];
+  winograd_fused<4, WindowRows<4>>(x, U, bias, y, N, C, H, W, O, pad, Hout, Wout, TH, TW, has_bias, shared);
 }

@@ -440,22 +440,23 @@ def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, f
 # Winograd F(m x m, 3 x 3) rungs (conv2d.cu), by Device.convolution mode: m, the side of
 # the output tile. Both run the engine's kernels on the shapes Winograd does not apply to.
 WINOGRAD_TILES = {"winograd": 2, "winograd4": 4}
-# And F(2x2, 3x3) fused, forward and backward-data each one kernel (conv2d.cu:
-# winograd_fused_2x2, no transformed tensor in global memory); its weight gradient is the
-# "winograd" mode's.
-FUSED_WINOGRAD = "winograd_fused"
-ENGINE_MODES = ("engine", FUSED_WINOGRAD) + tuple(WINOGRAD_TILES)
+# And fused: forward and backward-data each one kernel after the filter transform
+# (conv2d.cu: winograd_fused_2x2 and _4x4, no transformed tensor in global memory); their
+# weight gradients are the unfused mode's of the same m.
+FUSED_WINOGRAD_TILES = {"winograd_fused": 2, "winograd_fused4": 4}
+ENGINE_MODES = ("engine",) + tuple(FUSED_WINOGRAD_TILES) + tuple(WINOGRAD_TILES)
 # The engine runs Winograd F(ENGINE_WINOGRAD_TILE x ENGINE_WINOGRAD_TILE, 3 x 3) in each
 # direction on 3x3 stride-1 layers with at least that direction's number of input and output
-# channels (where it saves work and fits: engine_winograd_tile), or never (None); and, forward
-# and backward-data, F(2x2) fused instead on those of them whose smaller channel count is at
-# most ENGINE_WINOGRAD_FUSED[direction] (None: on none; the fused kernel saves the
-# transformed tensors' traffic, which weighs most on large maps of few channels, while
-# F(4x4)'s 4 times fewer multiplications weigh most on many channels): all chosen from a
-# GPU run's ladders by kernels/choices.py (bench/results/h200-2026-11-28/; the fused kernel
-# was written after it).
+# channels (where it saves work and fits: engine_winograd_tile), or never (None); forward
+# and backward-data, fused where ENGINE_WINOGRAD_TILE_FUSED[direction] says, and F(2x2)
+# fused instead on those of them whose smaller channel count is at most
+# ENGINE_WINOGRAD_FUSED[direction] (None: on none; fusing saves the transformed tensors'
+# traffic, which weighs most on large maps of few channels, while F(4x4)'s 4 times fewer
+# multiplications weigh most on many channels): all chosen from a GPU run's ladders by
+# kernels/choices.py (bench/results/h200-2026-11-28/; the fused kernels were written after it).
 ENGINE_WINOGRAD_TILE = 4
 ENGINE_WINOGRAD_CHANNELS = {"forward": 64, "backward_data": 64, "backward_weights": 64}
+ENGINE_WINOGRAD_TILE_FUSED = {"forward": False, "backward_data": False}
 ENGINE_WINOGRAD_FUSED = {"forward": None, "backward_data": None}
 
 
@@ -465,33 +466,26 @@ def _winograd_shape(g):
     return g.k == 3 and g.stride == 1 and g.padding <= 2
 
 
-def _winograd_tile(device, g, direction):
-    """m of the Winograd F(m x m, 3 x 3) that `direction` runs on `device`, or None: in a
-    Winograd mode wherever it applies, in the engine's as engine_winograd_tile says (unless
-    the device turns it off: Device.engine_winograd)."""
+def _winograd_plan(device, g, direction):
+    """(m, fused) of the Winograd F(m x m, 3 x 3) that `direction` runs on `device`, or None:
+    in a Winograd mode wherever it applies (fused in the fused modes, but never the weight
+    gradient), in the engine's as ENGINE_WINOGRAD_* say (unless the device turns it off:
+    Device.engine_winograd)."""
     if device.convolution == "engine":
-        return _engine_winograd_tile(g, direction) if device.engine_winograd else None
-    m = 2 if device.convolution == FUSED_WINOGRAD else WINOGRAD_TILES.get(device.convolution)
-    return m if m and _winograd_shape(g) and _winograd_fits(g, m) else None
+        return _engine_winograd(g, direction) if device.engine_winograd else None
+    m = FUSED_WINOGRAD_TILES.get(device.convolution) or WINOGRAD_TILES.get(device.convolution)
+    fused = device.convolution in FUSED_WINOGRAD_TILES and direction in ENGINE_WINOGRAD_FUSED
+    return (m, fused) if m and _winograd_shape(g) and _winograd_fits(g, m) else None
 
 
-def _winograd_fused(device, g, direction):
-    """Whether `direction`'s Winograd on `device` is F(2x2, 3x3) fused: in the fused mode,
-    and in the engine's where ENGINE_WINOGRAD_FUSED says so for this convolution."""
-    return direction in ENGINE_WINOGRAD_FUSED and (device.convolution == FUSED_WINOGRAD or (
-        device.convolution == "engine" and _engine_fuses(g, direction)))
-
-
-def _engine_fuses(g, direction):
-    bound = ENGINE_WINOGRAD_FUSED.get(direction)
-    return bound is not None and min(g.c, g.o) <= bound
-
-
-def _engine_winograd_tile(g, direction):
-    threshold = ENGINE_WINOGRAD_CHANNELS[direction]
-    m = 2 if _engine_fuses(g, direction) else ENGINE_WINOGRAD_TILE
+def _engine_winograd(g, direction):
+    threshold, bound = ENGINE_WINOGRAD_CHANNELS[direction], ENGINE_WINOGRAD_FUSED.get(direction)
+    if bound is not None and min(g.c, g.o) <= bound:
+        m, fused = 2, True
+    else:
+        m, fused = ENGINE_WINOGRAD_TILE, ENGINE_WINOGRAD_TILE_FUSED.get(direction, False)
     taken = _winograd_shape(g) and threshold is not None and min(g.c, g.o) >= threshold
-    return m if taken and _winograd_fits(g, m) and _winograd_saves_work(g, m, direction) else None
+    return (m, fused) if taken and _winograd_fits(g, m) and _winograd_saves_work(g, m, direction) else None
 
 
 def engine_winograd_tile(x_shape, w_shape, stride, padding, direction):
@@ -499,7 +493,8 @@ def engine_winograd_tile(x_shape, w_shape, stride, padding, direction):
     both channel counts reach ENGINE_WINOGRAD_CHANNELS[direction], its products over whole
     tiles are less work than the direct sum's and its transformed tensors fit 32-bit
     indices), or None."""
-    return _engine_winograd_tile(_device_geometry(x_shape, w_shape, stride, padding), direction)
+    plan = _engine_winograd(_device_geometry(x_shape, w_shape, stride, padding), direction)
+    return plan and plan[0]
 
 
 def _winograd_saves_work(g, m, direction):
@@ -543,20 +538,20 @@ def _winograd(device, m, x, weight, bias, padding, out, flipped=False, fused=Fal
     """conv2d.cu's Winograd F(m x m, 3 x 3) forward of x (N, C, H, W) with weight (O, C, 3, 3)
     into out (N, O, Hout, Wout): the filter and input transforms, the (m + 2)^2 products in
     one batched launch (_winograd_products), the output transform (adding the
-    products' split planes and the bias, where given); `fused` (m = 2): the filter transform,
-    then the rest in one kernel. `flipped`: with the filters of weight (C, O, 3, 3)
+    products' split planes and the bias, where given); `fused`: the filter transform, then the
+    rest in one kernel. `flipped`: with the filters of weight (C, O, 3, 3)
     transposed and turned by 180 degrees instead (backward-data), which the filter transform
     reads so."""
     n, c, h, w = x.shape
     o, hout, wout = weight.shape[1 if flipped else 0], out.shape[2], out.shape[3]
     planes = (m + 2) ** 2
     down, across, tiles = _winograd_tiles(m, hout, wout, n)
-    filters = device.empty((planes, o, c))
-    device.elementwise(f"winograd_filter_transform_{m}x{m}", o * c, weight, filters, o, c, int(flipped))
+    filters = device.empty((planes, c, o) if fused else (planes, o, c))
+    device.elementwise(f"winograd_filter_transform_{m}x{m}", o * c, weight, filters, o, c, int(flipped), int(fused))
     if fused:
         expect(filters.size < 2 ** 31, f"conv2d: {o} x {c} filters are too many for the fused Winograd's "
                                        "32-bit offsets")
-        device.launch("winograd_fused_2x2", -(-tiles // device.define("WF_BP")) * -(-o // device.define("WF_BO")),
+        device.launch(f"winograd_fused_{m}x{m}", -(-tiles // device.define("WF_BP")) * -(-o // device.define("WF_BO")),
                       x, filters, bias if bias is not None else filters, out, n, c, h, w, o, padding, hout, wout,
                       down, across, int(bias is not None))
         return out
@@ -643,10 +638,10 @@ def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0, 
                                                       -(-g.hout // device.define("FEW_TILE_H")), g.n),
                       x, weight, bias, y, g.c, g.h, g.w, g.o, g.padding, g.hout, g.wout, int(has_bias))
         return y
-    tile = _winograd_tile(device, g, "forward")
-    if tile:
-        return _winograd(device, tile, x, weight, bias if has_bias else None, padding, y,
-                         fused=_winograd_fused(device, g, "forward"))
+    winograd = _winograd_plan(device, g, "forward")
+    if winograd:
+        m, fused = winograd
+        return _winograd(device, m, x, weight, bias if has_bias else None, padding, y, fused=fused)
     if device.convolution in ("implicit",) + ENGINE_MODES:
         return _implicit_gemm(device, "conv2d_forward_implicit", g, g.o, g.n * g.hout * g.wout, g.c * g.k * g.k,
                               (x, weight, bias), y, flags=(int(has_bias),), bias=bias if has_bias else None,
@@ -748,10 +743,10 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
                                                       -(-g.h // device.define("FEW_TILE_H")), g.n),
                       grad_y, weight, grad_x, g.c, g.h, g.w, g.o, g.k, g.stride, g.padding, g.hout, g.wout)
         return grad_x
-    tile = _winograd_tile(device, g, "backward_data")
-    if tile:  # the forward of grad_y with the flipped, transposed filters (Sect. 4)
-        return _winograd(device, tile, grad_y, weight, None, 2 - g.padding, grad_x, flipped=True,
-                         fused=_winograd_fused(device, g, "backward_data"))
+    winograd = _winograd_plan(device, g, "backward_data")
+    if winograd:  # the forward of grad_y with the flipped, transposed filters (Sect. 4)
+        m, fused = winograd
+        return _winograd(device, m, grad_y, weight, None, 2 - g.padding, grad_x, flipped=True, fused=fused)
     if not _backward_data_through_columns(device, g):
         return _implicit_gemm(device, "conv2d_backward_data_implicit", g, g.c, g.n * g.h * g.w, g.o * g.k * g.k,
                               (grad_y, weight), grad_x, thread_tile=_implicit_version("backward_data", version))
@@ -772,9 +767,9 @@ def conv2d_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1,
     grad_w = device.empty(tuple(w_shape))
     if device.convolution == "direct":
         return _direct(device, "conv2d_backward_weights_direct", g, grad_y, x, grad_w)
-    tile = _winograd_tile(device, g, "backward_weights")
-    if tile:
-        return _winograd_weight_gradient(device, tile, grad_y, x, g.padding, grad_w)
+    winograd = _winograd_plan(device, g, "backward_weights")
+    if winograd:
+        return _winograd_weight_gradient(device, winograd[0], grad_y, x, g.padding, grad_w)
     if not _backward_weights_through_columns(device, g):
         version = _implicit_version("backward_weights", version)
         return _implicit_gemm(device, f"conv2d_backward_weights_{version}", g, g.o, g.c * g.k * g.k,

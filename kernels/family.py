@@ -45,7 +45,7 @@ class OpFamily:
         return SimpleNamespace(**{op: functools.partial(function, device) for op, function in self.device.items()})
 
 
-CONVOLUTIONS = ("engine", "winograd_fused", "winograd", "winograd4", "implicit", "im2col", "direct")
+CONVOLUTIONS = ("engine", "winograd_fused", "winograd_fused4", "winograd", "winograd4", "implicit", "im2col", "direct")
 
 
 class Device:
@@ -61,8 +61,8 @@ class Device:
     COLUMNS_WEIGHT_GRADIENT_POSITIONS, and Winograd where conv2d.py's ENGINE_WINOGRAD_*
     say), or "winograd" and "winograd4" (the engine's, with Winograd F(2x2, 3x3) or F(4x4,
     3x3) in every direction of 3x3 stride-1 convolutions: what the ladders and
-    bench/gpu_kernels.py time the engine's Winograd choice against), or "winograd_fused"
-    ("winograd" with its forward and backward-data in one kernel each).
+    bench/gpu_kernels.py time the engine's Winograd choice against), or "winograd_fused" and
+    "winograd_fused4" (those with their forward and backward-data in one kernel each).
 
     engine_winograd: False keeps the "engine" mode off Winograd whatever conv2d.py says (the
     ladder times the engine both ways, so that choosing the thresholds does not compare

@@ -29,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 
+from .conv2d import FUSED_WINOGRAD_TILES
 from .family import CONVOLUTIONS, Device
 from .launch import KernelError
 
@@ -114,8 +115,8 @@ RELU_LADDER = {"forward": (8, ("relu_forward", "relu_forward_vec4")),
                "relu6 backward": (12, ("relu6_backward", "relu6_backward_vec4"))}
 LADDERS = {"gemm": GEMM_LADDER, "relu": RELU_LADDER, "maxpool": ("maxpool",), "depthwise": ("depthwise",),
            **{direction: CONVOLUTIONS[::-1] for direction in CONV_DIRECTIONS},
-           # (the fused Winograd's weight gradient is "winograd"'s)
-           "conv_backward_weights": tuple(c for c in CONVOLUTIONS[::-1] if c != "winograd_fused")}
+           # (a fused Winograd's weight gradient is the unfused one's)
+           "conv_backward_weights": tuple(c for c in CONVOLUTIONS[::-1] if c not in FUSED_WINOGRAD_TILES)}
 
 
 class SavedRows(list):

@@ -108,25 +108,25 @@ def test_few_channel_forward_reads_its_patch_and_weights_without_conflicts():
     assert len(reads) >= 2 and all(c.requests > 0 and c.transactions == c.ideal for c in costs.values())
 
 
-def test_fused_winograd_stages_and_multiplies_without_conflicts():
-    """conv2d.cu's winograd_fused_2x2 on one block: the transformed tiles' and the filters'
-    staging stores (rows padded to 36 floats and planes by 4: the transposing filter stores
-    land on 32 different banks) and the products' float4 reads (a warp's two planes on
-    different banks) at the fewest wavefronts; its result stores before the output
-    transform, once a block, at 2 times the fewest (two planes and two channel groups of a
-    warp on the same banks) - 16 requests a thread against 280 of the main loop at 64
-    channels."""
+@pytest.mark.parametrize("mode, kernel, staged_lines", [("winograd_fused", "winograd_fused_2x2", 2),
+                                                         ("winograd_fused4", "winograd_fused_4x4", 3)])
+def test_fused_winograd_stages_multiplies_and_transforms_without_conflicts(mode, kernel, staged_lines):
+    """conv2d.cu's winograd_fused_2x2 and _4x4 on one block, every shared-memory access at
+    the fewest wavefronts: the transformed tiles' staging stores (m = 4: the rows times B,
+    then the columns times B^T read and written back in place), the filters' copies (U[xi,
+    c, o]: a warp's lanes 32 output channels), the products' float4 reads (each plane 4
+    floats longer than its rows: a warp's two planes on different banks) and the results'
+    stores and reads around the output transform (planes likewise padded)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 16, 16, 16)).astype(np.float32)
     w = rng.standard_normal((64, 16, 3, 3)).astype(np.float32)
     tracer = MemoryTracer(blocks=1)
     from deepinside.kernels.conv2d import conv2d_forward_device
-    conv2d_forward_device(Device(tracer, "winograd_fused"), x, w, None, 1, 1)
-    costs = tracer.costs["shared"]["winograd_fused_2x2"]
+    conv2d_forward_device(Device(tracer, mode), x, w, None, 1, 1)
+    costs = tracer.costs["shared"][kernel]
     staged = (_lines(costs, "conv2d.cu", "tiles_staged[", store=True)
               + _lines(costs, "conv2d.cu", "cp_async_4(&filters[", store=True))
     reads = _lines(costs, "conv2d.cu", "reinterpret_cast<const float4*>(", store=False)
     results = _lines(costs, "conv2d.cu", "*reinterpret_cast<float4*>(row", store=True)
-    assert len(staged) == 2 and len(reads) == 2 and len(results) == 2
-    assert all(c.requests > 0 and c.transactions == c.ideal for c in staged + reads)
-    assert all(c.transactions == 2 * c.ideal for c in results)
+    assert len(staged) == staged_lines and len(reads) == 2 and len(results) == 2
+    assert all(c.requests > 0 and c.transactions == c.ideal for c in costs.values())

@@ -324,3 +324,45 @@ def test_winograd_runs_fused_up_to_the_channel_count_of_least_total_time(first):
     assert chosen["conv2d.ENGINE_WINOGRAD_FUSED"]["backward_data"] is None
     assert "gave a wrong result" in evidence["conv2d.ENGINE_WINOGRAD_FUSED[backward_data]"]
     assert chosen["conv2d.ENGINE_WINOGRAD_CHANNELS"]["backward_data"] == 256
+
+
+def test_the_chosen_tile_runs_fused_where_that_takes_less_time_added_up(first):
+    """ENGINE_WINOGRAD_TILE_FUSED, direction by direction, on the tile chosen from the
+    unfused rows (F(4x4, 3x3) here): fused where the shapes both ran take less time added up
+    fused, by the margin (forward: 9.0 against 12.0 ms, although fused is slower on one
+    shape), unfused where not (backward-data: 11.9 against 12.0) or where a fused row gave a
+    wrong result; F(2x2) fused is then weighed against the tile as the engine runs it, and the
+    channel threshold on the rows of what each shape runs."""
+    shapes = ["N16 C64 224x224 O64 k3 s1 p1", "N16 C256 56x56 O256 k3 s1 p1"]
+
+    def ladder(case, times, fused4_ok=True):
+        return [row(version, ms, shape, case, version != "winograd_fused4" or fused4_ok)
+                for version, pair in times.items() for shape, ms in zip(shapes, pair)]
+
+    forward = {"engine": (10.0, 10.0), "winograd": (9.0, 8.0), "winograd4": (8.0, 4.0),
+               "winograd_fused4": (4.0, 5.0), "winograd_fused": (3.5, 9.0)}
+    backward = {"engine": (10.0, 10.0), "winograd": (9.0, 8.0), "winograd4": (8.0, 4.0),
+                "winograd_fused4": (7.9, 4.0)}
+    ladders = {"conv_forward": ladder("conv_forward", forward),
+               "conv_backward_data": ladder("conv_backward_data", backward)}
+    chosen, evidence = choices.choose(ladders, first)
+    assert chosen["conv2d.ENGINE_WINOGRAD_TILE"] == 4
+    assert chosen["conv2d.ENGINE_WINOGRAD_TILE_FUSED"] == {"forward": True, "backward_data": False}
+    assert evidence["conv2d.ENGINE_WINOGRAD_TILE_FUSED[forward]"] == (
+        f"winograd_fused4's time over winograd4's: {shapes[0]} 0.50, {shapes[1]} 1.25")
+    # F(2x2) fused against F(4x4) fused: 3.5 against 4.0 ms at 64 channels, 9.0 against 5.0
+    # at 256: fused up to 64 (8.5 ms in all against 9.0)
+    assert chosen["conv2d.ENGINE_WINOGRAD_FUSED"] == {"forward": 64, "backward_data": None}
+    assert evidence["conv2d.ENGINE_WINOGRAD_FUSED[forward]"] == (
+        f"winograd_fused's time over winograd_fused4's: {shapes[0]} 0.88, {shapes[1]} 1.80")
+    assert evidence["conv2d.ENGINE_WINOGRAD_CHANNELS[forward]"].startswith(
+        "winograd_fused4 (winograd_fused up to 64)'s time over the engine's off Winograd: "
+        f"{shapes[0]} 0.35, {shapes[1]} 0.50")
+    ladders["conv_forward"] = ladder("conv_forward", forward, fused4_ok=False)
+    chosen, evidence = choices.choose(ladders, first)
+    assert chosen["conv2d.ENGINE_WINOGRAD_TILE_FUSED"]["forward"] is False
+    assert "gave a wrong result" in evidence["conv2d.ENGINE_WINOGRAD_TILE_FUSED[forward]"]
+    now = dict(first, **{"conv2d.ENGINE_WINOGRAD_TILE_FUSED": {"forward": True, "backward_data": True}})
+    ladders["conv_forward"] = ladder("conv_forward", forward)  # fused now: kept, and backward-data too (within the margin)
+    assert choices.choose(ladders, now)[0]["conv2d.ENGINE_WINOGRAD_TILE_FUSED"] == {"forward": True,
+                                                                                  "backward_data": True}

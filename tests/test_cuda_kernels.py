@@ -267,42 +267,47 @@ def test_winograd_runs_on_3x3_stride_1_and_falls_back_elsewhere(rng, mode):
             "filter_gradient")] if expected else [])
 
 
+@pytest.mark.parametrize("mode", sorted(conv2d.FUSED_WINOGRAD_TILES))
 @pytest.mark.parametrize("n, c, h, w, o, padding", [
     (2, 5, 9, 11, 7, 1), (1, 17, 13, 6, 40, 0), (2, 8, 8, 8, 33, 2), (1, 6, 5, 70, 3, 1), (3, 16, 12, 12, 64, 1)])
-def test_fused_winograd(launcher, rng, n, c, h, w, o, padding):
-    """conv2d.cu's winograd_fused_2x2 (F(2x2, 3x3) in one kernel after the filter
+def test_fused_winograd(launcher, rng, mode, n, c, h, w, o, padding):
+    """conv2d.cu's winograd_fused_2x2 and _4x4 (F(m x m, 3x3) in one kernel after the filter
     transform), forward with and without a bias and backward-data, against NumPy in float64
-    on NaN-filled outputs: input channels in partial slices of 8 (5, 6, 17) and whole ones,
-    output channels in partial blocks of 32 and whole ones, tiles in partial blocks of 32,
-    paddings 0-2, maps of odd sizes (partial 2 x 2 tiles); its weight gradient is the
-    unfused F(2x2)'s."""
+    on NaN-filled outputs: input channels in partial slices (of 8 for m = 2: 5, 6, 17; of 3
+    for m = 4: 5, 8, 16, 17) and whole ones, output channels in partial blocks of 32 and
+    whole ones, tiles in partial blocks of 32, paddings 0-2, maps of odd sizes (partial m x
+    m tiles); its weight gradient is the unfused F(m x m)'s."""
+    m = conv2d.FUSED_WINOGRAD_TILES[mode]
     x, weight, bias = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, 3, 3)), rng.standard_normal(o)
     grad_y = rng.standard_normal(K.conv2d_forward(x, weight, None, 1, padding).shape)
     d = lambda a: device(launcher, a.astype(np.float32))  # noqa: E731
-    fused = ["winograd_filter_transform_2x2", "winograd_fused_2x2"]
-    recording = RecordingDevice(launcher, "winograd_fused")
+    fused = [f"winograd_filter_transform_{m}x{m}", f"winograd_fused_{m}x{m}"]
+    tolerance = WINOGRAD_TOLERANCE["winograd" if m == 2 else "winograd4"]
+    recording = RecordingDevice(launcher, mode)
     ops = K.bind(recording).conv2d
     for b in (bias, None):
         assert relative_error(host(ops.forward(d(x), d(weight), None if b is None else d(b), 1, padding)),
-                              K.conv2d_forward(x, weight, b, 1, padding)) < 1e-5
+                              K.conv2d_forward(x, weight, b, 1, padding)) < tolerance
         assert recording.kernels() == fused
     assert relative_error(host(ops.backward_data(d(grad_y), d(weight), x.shape, 1, padding)),
-                          K.conv2d_backward_data(grad_y, weight, x.shape, 1, padding)) < 1e-5
+                          K.conv2d_backward_data(grad_y, weight, x.shape, 1, padding)) < tolerance
     assert recording.kernels() == fused
     ops.backward_weights(d(grad_y), d(x), weight.shape, 1, padding)
-    assert recording.kernels()[0] == "winograd_gradient_transform_2x2"
+    assert recording.kernels()[0] == f"winograd_gradient_transform_{m}x{m}"
 
 
 def test_the_engine_runs_fused_winograd_up_to_its_channel_bound(rng, monkeypatch):
     """ENGINE_WINOGRAD_FUSED: the engine's Winograd is F(2x2) fused in a direction on the
     layers whose smaller channel count is at most the direction's bound, its
-    ENGINE_WINOGRAD_TILE unfused elsewhere (here F(4x4, 3x3))."""
+    ENGINE_WINOGRAD_TILE elsewhere (here F(4x4, 3x3)), fused where
+    ENGINE_WINOGRAD_TILE_FUSED says (here the forward) and unfused where not."""
     launcher = launcher_for("emulator")
     x, weight = rng.standard_normal((2, 16, 40, 40)), rng.standard_normal((64, 16, 3, 3))
     grad_y = rng.standard_normal((2, 64, 40, 40))
     f32 = lambda a: a.astype(np.float32)  # noqa: E731
     monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", {"forward": 1, "backward_data": 1, "backward_weights": 1})
     monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_TILE", 4)
+    monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_TILE_FUSED", {"forward": True, "backward_data": False})
     unfused = ["winograd_filter_transform_4x4", "winograd_input_transform_4x4"]
     recording = RecordingDevice(launcher, "engine")
     ops = K.bind(recording).conv2d
@@ -310,7 +315,7 @@ def test_the_engine_runs_fused_winograd_up_to_its_channel_bound(rng, monkeypatch
         monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_FUSED", {"forward": None, "backward_data": bound})
         assert relative_error(ops.forward(f32(x), f32(weight), None, 1, 1),
                               K.conv2d_forward(x, weight, None, 1, 1)) < 3e-5
-        assert recording.kernels()[:2] == unfused
+        assert recording.kernels() == ["winograd_filter_transform_4x4", "winograd_fused_4x4"]
         assert relative_error(ops.backward_data(f32(grad_y), f32(weight), x.shape, 1, 1),
                               K.conv2d_backward_data(grad_y, weight, x.shape, 1, 1)) < 3e-5
         assert recording.kernels()[:2] == backward
@@ -941,16 +946,19 @@ def _listing(kernel, body):
 
 def test_main_loops_are_found_and_counted_in_a_listing():
     """A loop is a branch back to an earlier label, its instructions those between them;
-    a forward branch is none, and a loop of few FFMAs is not a main loop."""
+    a forward branch is none, and a loop of few FFMAs, or of as many without a shared-memory
+    load (an element-wise transform's), is not a main loop."""
     from deepinside.kernels.check import HOT_LOOP_FMAS, hot_loops, loop_row
     body = [(None, "S2R R0, SR_TID.X"), (None, "@P0 BRA `(.L_x_9)")]
     body += [(".L_x_1", "LDS.128 R4, [R2]")] + [(None, "FFMA R8, R4, R5, R8")] * HOT_LOOP_FMAS
     body += [(None, "LDL R3, [R1+0x4]"), (None, "@!P1 STS [R2], R3"), (None, "BAR.SYNC.DEFER_BLOCKING 0x0"),
              (None, "@P2 BRA `(.L_x_1)")]
     body += [(".L_x_2", "FFMA R9, R4, R5, R9"), (None, "@P3 BRA `(.L_x_2)"), (".L_x_9", "EXIT")]
-    loops = hot_loops(_listing("tiled", body) + _listing("small", body[-3:]))
+    unstaged = [(".L_x_3", "LDG.E R4, [R2.64]")] + [(None, "FFMA R8, R4, R5, R8")] * HOT_LOOP_FMAS
+    unstaged += [(None, "@P2 BRA `(.L_x_3)"), (None, "EXIT")]
+    loops = hot_loops(_listing("tiled", body) + _listing("small", body[-3:]) + _listing("unstaged", unstaged))
     (mix,) = loops["tiled"]
-    assert "small" not in loops
+    assert "small" not in loops and "unstaged" not in loops
     assert loop_row(mix) == (HOT_LOOP_FMAS + 5, HOT_LOOP_FMAS, 1, 1, 0, 1, 1, HOT_LOOP_FMAS / (HOT_LOOP_FMAS + 5))
 
 
@@ -1062,8 +1070,8 @@ def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
     assert results["engine"]["gemm.ENGINE_TILED"] == gemm.ENGINE_TILED  # which code the figures are of
     assert f"`conv2d.ENGINE_WINOGRAD_CHANNELS = {conv2d.ENGINE_WINOGRAD_CHANNELS!r}`" in (
         tmp_path / "gpu_kernels.md").read_text()
-    # two batches, the 16 layers of 3x3 stride 1, three directions of two tiles and two of the fused one
-    winograd = 2 * 16 * (3 * 2 + 2)
+    # two batches, the 16 layers of 3x3 stride 1, three directions of two tiles and two of each fused one
+    winograd = 2 * 16 * (3 * 2 + 2 * 2)
     # EfficientNet-Lite0: 49 convolutions of 32 shapes (its stem, 12 depthwise, 19 pointwise)
     assert sum(r["group"] == "conv" for r in rows) == 2 * (18 + 32) * 3 + winograd
     efficientnet = [r["shape"] for r in rows if r["shape"].startswith("efficientnet_lite0 N2 ")]

@@ -64,7 +64,7 @@ def test_every_convolution_version_matches_numpy(direction):
     from deepinside.kernels import conv2d
     rows = ladder.run_conv(direction, EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS, 1, ladder.wall_clock)
     kind = direction.removeprefix("conv_")
-    fused = [] if kind == "backward_weights" else ["winograd_fused"]  # (its weight gradient is winograd's)
+    fused = [] if kind == "backward_weights" else ["winograd_fused4", "winograd_fused"]  # (weight gradients unfused)
     versions = ["direct", "im2col", "implicit", "winograd4", "winograd"] + fused + ["engine"] + [
         f"engine {v}" for v in conv2d.IMPLICIT_VERSIONS[kind] if v != conv2d.ENGINE_IMPLICIT[kind]]  # the engine's others
     assert len(versions) == 8 + len(fused)
