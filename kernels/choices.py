@@ -11,6 +11,7 @@ then writes the chosen values into the modules (`--write`), where they are revie
 any change.
 
     python -m deepinside.kernels.choices OUTDIR   # reads OUTDIR/ladder_*.json, writes OUTDIR/engine_choices.json
+    python -m deepinside.kernels.choices OUTDIR --batch64 RUN1/gpu_kernels.json   # and an earlier run's batch-64 rows
     python -m deepinside.kernels.choices --write OUTDIR/engine_choices.json   # into the modules' source
 
 The rule: a rung replaces the current one where every row of it validated and the median,
@@ -322,10 +323,11 @@ FUSED_MODES = {m: mode for mode, m in FUSED_WINOGRAD_TILES.items()}
 CHOSEN_WINOGRAD = "the chosen winograd"
 
 
-def choose(ladders, now=None):
+def choose(ladders, now=None, batch64=None):
     """(choices, evidence) from `ladders` ({family: rows}, as `ladder --json` writes them):
     every constant's value by the rule above, the current one where its ladder is missing;
-    evidence: {constant: text}."""
+    evidence: {constant: text}. `batch64` ({direction: rows}: batch64_rows): more shapes,
+    the targets' layers at the targets' batch, for fusing the Winograd tile and F(2x2)."""
     now = now or current()
     choices, evidence = dict(now), {}
 
@@ -369,12 +371,12 @@ def choose(ladders, now=None):
     winograd_rows = {direction: [dict(row, version=CHOSEN_WINOGRAD) for row in rows if row["version"] == MODES[tile]]
                      for direction, rows in conv.items()}
     for direction in fused:  # (F(2x2)'s fusing is the bound's alone: fused up to any channel count)
+        rows = conv[direction] + _validated(conv[direction], (batch64 or {}).get(direction, []))
         tile_fused[direction], evidence[f"conv2d.ENGINE_WINOGRAD_TILE_FUSED[{direction}]"] = _tile_fused(
-            conv[direction], MODES[tile], FUSED_MODES[tile], tile_fused[direction]) if tile != 2 else (
+            rows, MODES[tile], FUSED_MODES[tile], tile_fused[direction]) if tile != 2 else (
             False, "F(2x2): fused up to ENGINE_WINOGRAD_FUSED's bound instead")
         fused[direction], winograd_rows[direction], evidence[f"conv2d.ENGINE_WINOGRAD_FUSED[{direction}]"] = \
-            _fused_winograd(conv[direction], FUSED_MODES[tile] if tile_fused[direction] else MODES[tile],
-                            fused[direction])
+            _fused_winograd(rows, FUSED_MODES[tile] if tile_fused[direction] else MODES[tile], fused[direction])
     choices["conv2d.ENGINE_WINOGRAD_TILE_FUSED"] = tile_fused
     choices["conv2d.ENGINE_WINOGRAD_FUSED"] = fused
     thresholds = dict(now["conv2d.ENGINE_WINOGRAD_CHANNELS"])
@@ -430,9 +432,46 @@ def read_ladders(folder):
     return ladders, unfinished
 
 
+def _validated(ladder_rows, rows):
+    """The `rows` (batch64_rows') of the versions that have rows in `ladder_rows`, all of
+    them validated, marked so."""
+    ladder = {}
+    for row in ladder_rows:
+        ladder[row["version"]] = ladder.get(row["version"], True) and row["ok"]
+    return [dict(row, ok=True) for row in rows if ladder.get(row["version"])]
+
+
+# A bench/gpu_kernels.py row's direction, as the ladders name it.
+GPU_KERNELS_DIRECTIONS = {"forward": "forward", "backward-data": "backward_data"}
+
+
+def batch64_rows(path):
+    """{direction: rows} of the Winograd modes' rows of VGG-16's layers at batch 64 in a
+    bench/gpu_kernels.py JSON (its "backward-data (winograd_fused4)" and the like), as ladder
+    rows: the issue's targets are at batch 64, the ladders time batch 16, and fusing gains
+    most where the batch is large. gpu_kernels.py does not validate its rows: choose takes
+    those of the modes whose rows in the same direction's ladder all validated (_validated)."""
+    try:
+        with open(path) as handle:
+            rows = json.load(handle)["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise KernelError(f"engine choices: cannot read the batch-64 rows of {path}: {error}") from None
+    modes, by_direction = set(MODES.values()) | set(FUSED_MODES.values()), {}
+    for row in rows:
+        direction, _, mode = row.get("direction", "").removesuffix(")").partition(" (")
+        direction = GPU_KERNELS_DIRECTIONS.get(direction)
+        if row.get("group") == "conv" and row.get("shape", "").startswith("vgg16 N64 ") and direction and mode in modes:
+            by_direction.setdefault(direction, []).append({"version": mode, "case": f"conv_{direction}",
+                                                           "shape": row["shape"], "ms": row["ours_ms"]})
+    return by_direction
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m deepinside.kernels.choices", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", nargs="?", help="where a GPU run's ladders wrote ladder_<family>.json")
+    parser.add_argument("--batch64", metavar="GPU_KERNELS_JSON",
+                        help="also weigh the Winograd modes' batch-64 VGG-16 rows of this bench/gpu_kernels.py JSON "
+                             "(an earlier run's) in fusing the Winograd tile and F(2x2)")
     parser.add_argument("--write", metavar="CHOICES_JSON",
                         help="instead: write the choices of this file (a run's engine_choices.json) into the "
                              "modules' source")
@@ -452,8 +491,14 @@ def main(argv=None):
         print(f"kernels.choices: no ladder_*.json in {arguments.folder}: nothing to choose from", file=sys.stderr)
         return 1
     now = current()
-    choices, evidence = choose(ladders, now)
+    try:
+        batch64 = batch64_rows(arguments.batch64) if arguments.batch64 else None
+    except KernelError as error:
+        print(f"kernels.choices: {error}", file=sys.stderr)
+        return 1
+    choices, evidence = choose(ladders, now, batch64)
     print(f"from the ladders of {', '.join(sorted(ladders))}"
+          + (f" and {sum(map(len, batch64.values()))} batch-64 rows of {arguments.batch64}" if batch64 else "")
           + "".join(f"; {family} cut off after {len(ladders[family])} rows" for family in unfinished) + ":")
     print("| constant | now | chosen | evidence |\n| --- | --- | --- | --- |")
     for constant, text in evidence.items():

@@ -366,3 +366,59 @@ def test_the_chosen_tile_runs_fused_where_that_takes_less_time_added_up(first):
     ladders["conv_forward"] = ladder("conv_forward", forward)  # fused now: kept, and backward-data too (within the margin)
     assert choices.choose(ladders, now)[0]["conv2d.ENGINE_WINOGRAD_TILE_FUSED"] == {"forward": True,
                                                                                   "backward_data": True}
+
+
+def test_batch_64_rows_of_a_gpu_kernels_run_weigh_in_fusing(first, tmp_path):
+    """batch64_rows reads bench/gpu_kernels.py's Winograd-mode rows of VGG-16 at batch 64
+    (forward and backward-data; not batch 1, the engine's own rows or the weight gradient),
+    and choose adds them to the ladder's batch-16 shapes in fusing the tile: here the ladder
+    alone keeps backward-data unfused (12.1 against 12.0 ms), with the batch-64 layer
+    (7.0 against 10.0) fused (19.1 against 22.0); gpu_kernels.py does not validate, so the
+    rows of a mode are taken only where the ladder has rows of it, all validated."""
+    layer = "vgg16 N64 C64 O128 112x112 k3 s1 p1"
+
+    def result(direction, ms, shape=layer, group="conv"):
+        return {"group": group, "shape": shape, "direction": direction, "ours_ms": ms}
+
+    path = tmp_path / "gpu_kernels.json"
+    path.write_text(json.dumps({"rows": [
+        result("backward-data (winograd4)", 10.0), result("backward-data (winograd_fused4)", 7.0),
+        result("backward-data", 6.0), result("backward-weights (winograd4)", 3.0),
+        result("backward-data (winograd4)", 1.0, "vgg16 N1 C64 O128 112x112 k3 s1 p1"),
+        result("forward (winograd_fused)", 2.0, "cnn_f N64 C256 O256 13x13 k3 s1 p1"),
+        result("C = A B", 5.0, "4096^3", "sgemm")]}))
+    batch64 = choices.batch64_rows(str(path))
+    assert batch64 == {"backward_data": [{"version": "winograd4", "case": "conv_backward_data", "shape": layer,
+                                          "ms": 10.0},
+                                         {"version": "winograd_fused4", "case": "conv_backward_data", "shape": layer,
+                                          "ms": 7.0}]}
+    shapes = ["N16 C64 224x224 O64 k3 s1 p1", "N16 C256 56x56 O256 k3 s1 p1"]
+    times = {"engine": (10.0, 10.0), "winograd": (9.0, 8.0), "winograd4": (8.0, 4.0), "winograd_fused4": (8.0, 4.1)}
+    ladders = {"conv_backward_data": [row(version, ms, shape, "conv_backward_data") for version, pair in times.items()
+                                      for shape, ms in zip(shapes, pair)]}
+    assert choices.choose(ladders, first)[0]["conv2d.ENGINE_WINOGRAD_TILE_FUSED"]["backward_data"] is False
+    chosen, evidence = choices.choose(ladders, first, batch64)
+    assert chosen["conv2d.ENGINE_WINOGRAD_TILE_FUSED"]["backward_data"] is True
+    assert f"{layer} 0.70" in evidence["conv2d.ENGINE_WINOGRAD_TILE_FUSED[backward_data]"]
+    # a mode without validated ladder rows: its batch-64 rows are not taken
+    ladders["conv_backward_data"] = [r for r in ladders["conv_backward_data"] if r["version"] != "winograd_fused4"]
+    assert choices.choose(ladders, first, batch64)[1]["conv2d.ENGINE_WINOGRAD_TILE_FUSED[backward_data]"] == (
+        "no shape timed both: kept")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(KernelError, match="cannot read the batch-64 rows"):
+        choices.batch64_rows(str(tmp_path / "broken.json"))
+
+
+def test_the_command_weighs_batch_64_rows_and_refuses_a_broken_file(tmp_path, capsys, restored):
+    (tmp_path / "ladder_conv_backward_data.json").write_text(json.dumps({"rows": [
+        row(version, ms, "N16 C64 112x112 O128 k3 s1 p1", "conv_backward_data")
+        for version, ms in (("engine", 5.0), ("winograd", 8.0), ("winograd4", 4.0), ("winograd_fused4", 4.0))]}))
+    (tmp_path / "gpu_kernels.json").write_text(json.dumps({"rows": [
+        {"group": "conv", "shape": "vgg16 N64 C64 O128 112x112 k3 s1 p1", "direction": f"backward-data ({mode})",
+         "ours_ms": ms} for mode, ms in (("winograd4", 10.0), ("winograd_fused4", 7.0))]}))
+    assert choices.main([str(tmp_path), "--batch64", str(tmp_path / "gpu_kernels.json")]) == 0
+    assert "and 2 batch-64 rows of" in capsys.readouterr().out
+    assert json.loads((tmp_path / "engine_choices.json").read_text())["conv2d.ENGINE_WINOGRAD_TILE_FUSED"] == {
+        "forward": restored["conv2d.ENGINE_WINOGRAD_TILE_FUSED"]["forward"], "backward_data": True}
+    assert choices.main([str(tmp_path), "--batch64", str(tmp_path / "none.json")]) == 1
+    assert "cannot read the batch-64 rows" in capsys.readouterr().err
