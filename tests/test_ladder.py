@@ -54,7 +54,7 @@ def test_a_version_is_checked_on_poisoned_outputs_and_timed_without_the_fills():
         call()
         return 0.5
 
-    row = ladder._validated_row("v", "case", "shape", version, np.ones(2), 2.0, timer, 1)
+    row = ladder._validated_row("v", "case", "shape", version, np.ones(2), 2.0, timer, 1, np)
     assert poisoned == [True, False] and row["ok"] and row["gflops"] == 4e-9
     assert np.isnan(device.empty(3)).all()  # poisoned again after the timing
 
