@@ -1097,6 +1097,10 @@ def test_gpu_benchmark_summary_of_the_targets(monkeypatch):
     assert "median 0.40, lowest 0.20 over 4 layers; peer under the FP32 peak on 2: median 0.70" in summary
     assert "| SGEMM 4096^3 >= 0.9 | 0.77 |" in summary and "backward-data" not in summary
     assert gpu_kernels.above_peak(rows[2], 67.0) and not gpu_kernels.above_peak(rows[0], 67.0)
+    # a Winograd mode's rows beside the engine's: the best of the two per layer (0.6, 0.9, 0.3, 0.25)
+    rows += [dict(r, direction="forward (winograd_fused4)", ratio_to_peer=v) for r, v in zip(rows[:4], (0.6, 0.1, 0.2, 0.25))]
+    assert ("fastest of the engine and the Winograd modes (what choosing per layer could reach): median >= 0.8 | "
+            "median 0.45, lowest 0.25 over 4 layers |") in gpu_kernels.target_summary(rows, 67.0)
     assert not gpu_kernels.above_peak(rows[2], None)  # no peak known for the card
 
 
