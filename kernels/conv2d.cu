@@ -1640,6 +1640,15 @@ struct WindowRows {
   int row_at[ROUNDS], channel[ROUNDS];
   unsigned columns[ROUNDS];
   float d[ROUNDS][T];
+  // Entry p of B^T `values`, the zero coefficients left out: of a column, the column pass's;
+  // of row u of d, entry p of that row of d B (sum over q of d[u][q] B[q][p] = B^T[p][q]).
+  __device__ static float times_bt(int p, const float (&values)[T]) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int q = 0; q < T; ++q)
+      if (Winograd<m>::BT(p, q) != 0.0f) sum += Winograd<m>::BT(p, q) * values[q];
+    return sum;
+  }
   __device__ WindowRows(int N, int C, int H, int W, int pad, int TH, int TW, int p0) {
 #pragma unroll
     for (int k = 0; k < ROUNDS; ++k) {
@@ -1668,13 +1677,7 @@ struct WindowRows {
       const int task = threadIdx.x + k * F::THREADS, window = task % (F::BC * WF_BP), u = task / (F::BC * WF_BP);
       if (task >= TASKS) break;
 #pragma unroll
-      for (int s = 0; s < T; ++s) {
-        float sum = 0.0f;
-#pragma unroll
-        for (int v = 0; v < T; ++v)
-          if (Winograd<m>::BT(s, v) != 0.0f) sum += Winograd<m>::BT(s, v) * d[k][v];
-        tiles_staged[(u * T + s) * F::TILE_PLANE + window] = sum;
-      }
+      for (int s = 0; s < T; ++s) tiles_staged[(u * T + s) * F::TILE_PLANE + window] = times_bt(s, d[k]);
     }
     __syncthreads();
 #pragma unroll
@@ -1685,13 +1688,7 @@ struct WindowRows {
 #pragma unroll
       for (int u = 0; u < T; ++u) column[u] = tiles_staged[(u * T + s) * F::TILE_PLANE + window];
 #pragma unroll
-      for (int r = 0; r < T; ++r) {
-        float sum = 0.0f;
-#pragma unroll
-        for (int u = 0; u < T; ++u)
-          if (Winograd<m>::BT(r, u) != 0.0f) sum += Winograd<m>::BT(r, u) * column[u];
-        tiles_staged[(r * T + s) * F::TILE_PLANE + window] = sum;
-      }
+      for (int r = 0; r < T; ++r) tiles_staged[(r * T + s) * F::TILE_PLANE + window] = times_bt(r, column);
     }
   }
 };
