@@ -22,9 +22,10 @@ from deepinside.kernels import choices
 from deepinside.kernels.launch import KernelError
 
 # Every rung the engine does not take yet, turned on (Winograd from one channel, F(2x2, 3x3)
-# fused up to 64 channels and F(4x4, 3x3) fused past them, its weight gradient unfused); of two, the newer (the SGEMM's and
-# implicit GEMM's 8x16 and the weight gradient's two_blocks ran here up to the fourteenth
-# session, the SGEMM's async up to the sixteenth: bench/README.md).
+# fused up to 64 channels and F(4x4, 3x3) fused past them, its weight gradient unfused); of
+# two, the newer (the SGEMM's and implicit GEMM's 8x16 and the weight gradient's two_blocks
+# ran here up to the fourteenth session, the SGEMM's async up to the sixteenth:
+# bench/README.md).
 EVERY_RUNG = {"gemm.ENGINE_TILED": "8x16_async",
               "conv2d.ENGINE_IMPLICIT": {"forward": "async", "backward_data": "async", "backward_weights": "async"},
               "conv2d.ENGINE_WINOGRAD_TILE": 4,

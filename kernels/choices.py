@@ -21,12 +21,12 @@ F(4x4, 3x3)) is chosen so over the rows of all three convolution ladders; then, 
 backward-data each, whether that tile runs fused (where the shapes both ran take less time
 added up fused, past the same margin, and every fused row validated), and the channel
 count up to which F(2x2, 3x3) fused runs instead (the one under which the shapes both ran
-take the least time added up, past the same margin);
-then, in each direction, the channel threshold of the Winograd it runs (Winograd on
-layers whose smaller of input and output channels reaches it) is the one under which the
-3x3 stride-1 shapes of that direction's ladder take the least time added up, the chosen
-Winograd where it applies and the engine without Winograd elsewhere, if that total beats
-the engine's without Winograd by the same margin: a network's time is its layers' sum, and Winograd may lose on one layer by less than
+take the least time added up, past the same margin); then, in each direction, the channel
+threshold of the Winograd it runs (Winograd on layers whose smaller of input and output
+channels reaches it) is the one under which the 3x3 stride-1 shapes of that direction's
+ladder take the least time added up, the chosen Winograd where it applies and the engine
+without Winograd elsewhere, if that total beats the engine's without Winograd by the same
+margin: a network's time is its layers' sum, and Winograd may lose on one layer by less than
 it gains on others (the first H200 run: F(4x4, 3x3)'s backward-data 1.09 times the implicit
 GEMM's on VGG-16's 56 x 56 layers, 0.46-0.67 on its 112 x 112 and 224 x 224 ones). Where
 the engine already ran Winograd on a shape, its row off Winograd (the ladder's `engine
@@ -82,6 +82,14 @@ def current():
     return values
 
 
+# The constants that map each of their directions to a value: (whether a value is allowed,
+# what is).
+_CHANNELS = (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+             "None or a positive channel count")
+BY_DIRECTION = {"conv2d.ENGINE_WINOGRAD_CHANNELS": _CHANNELS, "conv2d.ENGINE_WINOGRAD_FUSED": _CHANNELS,
+                "conv2d.ENGINE_WINOGRAD_TILE_FUSED": (lambda v: isinstance(v, bool), "true or false")}
+
+
 def _check(constant, value):
     if constant not in CONSTANTS:
         raise KernelError(f"engine choices: no constant {constant!r}; expected one of {', '.join(CONSTANTS)}")
@@ -91,17 +99,11 @@ def _check(constant, value):
                 v not in versions[d] for d, v in value.items()):
             raise KernelError(f"engine choices: {constant} must map {', '.join(versions)} to one of their versions, "
                               f"got {value!r}")
-    elif constant in ("conv2d.ENGINE_WINOGRAD_CHANNELS", "conv2d.ENGINE_WINOGRAD_FUSED"):
+    elif constant in BY_DIRECTION:
+        allowed, wanted = BY_DIRECTION[constant]
         directions = getattr(_module("conv2d"), constant.split(".")[1])
-        if not isinstance(value, dict) or set(value) != set(directions) or any(
-                v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1) for v in value.values()):
-            raise KernelError(f"engine choices: {constant} must map {', '.join(directions)} to None or a positive "
-                              f"channel count, got {value!r}")
-    elif constant == "conv2d.ENGINE_WINOGRAD_TILE_FUSED":
-        directions = _module("conv2d").ENGINE_WINOGRAD_TILE_FUSED
-        if not isinstance(value, dict) or set(value) != set(directions) or any(
-                not isinstance(v, bool) for v in value.values()):
-            raise KernelError(f"engine choices: {constant} must map {', '.join(directions)} to true or false, "
+        if not isinstance(value, dict) or set(value) != set(directions) or not all(map(allowed, value.values())):
+            raise KernelError(f"engine choices: {constant} must map {', '.join(directions)} to {wanted}, "
                               f"got {value!r}")
     elif value not in CONSTANTS[constant]:
         raise KernelError(f"engine choices: {constant} must be one of {', '.join(CONSTANTS[constant])}, got {value!r}")
