@@ -94,7 +94,9 @@ def main(argv=None):
     ops = kernels.bind(kernels.Device(launcher))
     winograd = {mode: kernels.bind(kernels.Device(launcher, mode)).conv2d for mode in WINOGRAD_MODES}
     xp = launcher.xp
-    rng = np.random.default_rng(0)
+    # The operands are drawn where they are used, by the card on a GPU: batch 64's 2.2 G
+    # floats took a host 40 s to draw. The peer reads the same memory (torch.as_tensor).
+    rng = xp.random.RandomState(0)
     rows = []
 
     def record(group, shape, direction, flops, ours, peer):
@@ -108,7 +110,10 @@ def main(argv=None):
         print(json.dumps(row), flush=True)
 
     def random(shape):
-        return rng.standard_normal(shape, dtype=np.float32)
+        return rng.standard_normal(shape).astype(xp.float32)
+
+    def shared(array):  # the peer's view of one of our arrays
+        return torch.as_tensor(array, device="cuda")
 
     def convolution_rows(batch, net, c, o, size, k, stride, before, after=None, groups=1, layers=1):
         """Rows of one convolution shape in every direction, ours and the peer's, padded
@@ -122,21 +127,20 @@ def main(argv=None):
         conv = kernels.conv2d.convolution_ops(ops, xp, groups, c, o)
         padded, padding = x, before
         if before != after:
-            padded, padding = np.pad(x, ((0, 0), (0, 0), (before, after), (before, after))), 0
+            padded, padding = xp.pad(x, ((0, 0), (0, 0), (before, after), (before, after))), 0
         ours_x, ours_padding = (x, (before, after)) if conv is ops.depthwise else (padded, padding)
-        x_d, w_d, gy_d = xp.asarray(ours_x), xp.asarray(w), xp.asarray(gy)
         flops = conv_flops(batch, c // groups, o, out_size, k)
         shape = (f"{net} N{batch} C{c} O{o} {size}x{size} k{k} s{stride} p{before}"
                  + (f",{after}" if after != before else "") + (f" g{groups}" if groups > 1 else "")
                  + (f" ({layers} layers)" if layers > 1 else ""))
         ours = {
-            "forward": lambda: conv.forward(x_d, w_d, None, stride, ours_padding),
-            "backward-data": lambda: conv.backward_data(gy_d, w_d, ours_x.shape, stride, ours_padding),
-            "backward-weights": lambda: conv.backward_weights(gy_d, x_d, w.shape, stride, ours_padding),
+            "forward": lambda: conv.forward(ours_x, w, None, stride, ours_padding),
+            "backward-data": lambda: conv.backward_data(gy, w, ours_x.shape, stride, ours_padding),
+            "backward-weights": lambda: conv.backward_weights(gy, ours_x, w.shape, stride, ours_padding),
         }
         peers = {}
         if torch is not None:
-            xt, wt, gyt = (torch.from_numpy(a).cuda() for a in (padded, w, gy))
+            xt, wt, gyt = (shared(a) for a in (padded, w, gy))
             F = torch.nn.functional
             peers = {
                 "forward": lambda: F.conv2d(xt, wt, None, stride, padding, 1, groups),
@@ -145,12 +149,12 @@ def main(argv=None):
             }
         if k == 3 and stride == 1 and groups == 1:  # the Winograd rungs in each direction, beside the engine's
             for mode, winograd_conv in winograd.items():
-                ours[f"forward ({mode})"] = functools.partial(winograd_conv.forward, x_d, w_d, None, stride, padding)
-                ours[f"backward-data ({mode})"] = functools.partial(winograd_conv.backward_data, gy_d, w_d,
+                ours[f"forward ({mode})"] = functools.partial(winograd_conv.forward, ours_x, w, None, stride, padding)
+                ours[f"backward-data ({mode})"] = functools.partial(winograd_conv.backward_data, gy, w,
                                                                     padded.shape, stride, padding)
                 if mode not in FUSED_WINOGRAD_TILES:  # (whose weight gradients are the unfused modes')
-                    ours[f"backward-weights ({mode})"] = functools.partial(winograd_conv.backward_weights, gy_d,
-                                                                           x_d, w.shape, stride, padding)
+                    ours[f"backward-weights ({mode})"] = functools.partial(winograd_conv.backward_weights, gy,
+                                                                           ours_x, w.shape, stride, padding)
         peer_times = {}
         for direction, function in ours.items():
             mine = median_seconds(function, synchronise, repeats)
@@ -175,21 +179,19 @@ def main(argv=None):
     for batch in batches:
         for name, fan_in, fan_out in LINEARS:
             fan_in, fan_out = max(1, fan_in // scale), max(1, fan_out // scale)
-            x, w = random((batch, fan_in)), random((fan_out, fan_in))
-            x_d, w_d = xp.asarray(x), xp.asarray(w)
+            x_d, w_d = random((batch, fan_in)), random((fan_out, fan_in))
             peer = None
             if torch is not None:
-                xt, wt = torch.from_numpy(x).cuda(), torch.from_numpy(w).cuda()
+                xt, wt = shared(x_d), shared(w_d)
                 peer = median_seconds(lambda: xt @ wt.T, synchronise, repeats)
             mine = median_seconds(lambda: ops.linear.forward(x_d, w_d, None), synchronise, repeats)
             record("linear", f"{name} N{batch} {fan_in}->{fan_out}", "forward", 2.0 * batch * fan_in * fan_out, mine, peer)
 
     size = 4096 // scale
-    a, b = random((size, size)), random((size, size))
-    a_d, b_d = xp.asarray(a), xp.asarray(b)
+    a_d, b_d = random((size, size)), random((size, size))
     peer = None
     if torch is not None:
-        at, bt = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
+        at, bt = shared(a_d), shared(b_d)
         peer = median_seconds(lambda: at @ bt, synchronise, repeats)
     record("sgemm", f"{size}^3", "C = A B", 2.0 * size ** 3, median_seconds(lambda: ops.gemm.product(a_d, b_d), synchronise, repeats), peer)
 

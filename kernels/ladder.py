@@ -152,9 +152,9 @@ def run_maxpool(device, shapes, repeats, timer, copy=None, rows=None):
 
     poisoned, xp, rng, rows = PoisonedDevice(device.launcher), device.xp, np.random.default_rng(0), _rows(rows)
     for shape in shapes:
-        x = rng.standard_normal(shape).astype(np.float32)
+        x = rng.standard_normal(shape, dtype=np.float32)
         y, switches = maxpool_forward(x, 2, 2)
-        g = rng.standard_normal(y.shape).astype(np.float32)
+        g = rng.standard_normal(y.shape, dtype=np.float32)
         expected = {"forward": (y, switches), "backward": maxpool_backward(g, switches, x.shape, 2, 2)}
         x_d, g_d, switches_d = xp.asarray(x), xp.asarray(g), xp.asarray(switches)
         moved = {"forward": 4 * x.size + 12 * y.size, "backward": 12 * y.size + 4 * x.size}
@@ -192,10 +192,10 @@ def run_depthwise(device, shapes, repeats, timer, copy=None, rows=None):
     poisoned = PoisonedDevice(device.launcher)
     xp, rng, rows = device.xp, np.random.default_rng(0), _rows(rows)
     for n, c, h, w, k, stride, padding in shapes:
-        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        x = rng.standard_normal((n, c, h, w), dtype=np.float32)
         weight = (rng.standard_normal((c, 1, k, k)) / k).astype(np.float32)
         out = conv2d_output_size(h, k, stride, padding), conv2d_output_size(w, k, stride, padding)
-        grad_y = rng.standard_normal((n, c) + out).astype(np.float32)
+        grad_y = rng.standard_normal((n, c) + out, dtype=np.float32)
         x64, w64, g64 = x.astype(np.float64), weight.astype(np.float64), grad_y.astype(np.float64)
         x_d, w_d, g_d = xp.asarray(x), xp.asarray(weight), xp.asarray(grad_y)
         moved = 4 * (x.size + grad_y.size)  # every direction reads or writes both activations once
@@ -267,7 +267,7 @@ def run_relu(device, sizes, repeats, timer, copy=None, rows=None):
     xp, rng, rows = device.xp, np.random.default_rng(0), _rows(rows)
     guided = device.define("MODE_GUIDED")
     for n in sizes:
-        x, g = (rng.standard_normal(n) * 4).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+        x, g = rng.standard_normal(n, dtype=np.float32) * 4, rng.standard_normal(n, dtype=np.float32)
         y, y6 = relu_forward(x), relu6_forward(x)  # x spans ReLU6's cap at 6
         expected = {"forward": y, "backward": relu_backward(g, y, Mode.GUIDED),
                     "relu6 forward": y6, "relu6 backward": relu6_backward(g, y6, Mode.GUIDED)}
@@ -335,21 +335,23 @@ def run_conv(direction, launcher, shapes, repeats, timer, peer=None, rows=None):
 
     xp, rng, rows = launcher.xp, np.random.default_rng(0), _rows(rows)
     for n, c, h, w, o, k, stride, padding in shapes:
-        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        x = rng.standard_normal((n, c, h, w), dtype=np.float32)
         weight = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
         out = reference.conv2d_output_size(h, k, stride, padding), reference.conv2d_output_size(w, k, stride, padding)
-        grad_y = rng.standard_normal((n, o) + out).astype(np.float32)
+        grad_y = rng.standard_normal((n, o) + out, dtype=np.float32)
+        # (operands, our call, the float64 reference); the reference only of `direction`:
+        # each takes seconds of the host at full size
         operands = {"conv_forward": ((x, weight), lambda ops, a, b, **version: ops.forward(
-                        a, b, None, stride, padding, **version), reference.conv2d_forward(
+                        a, b, None, stride, padding, **version), lambda: reference.conv2d_forward(
                         x.astype(np.float64), weight.astype(np.float64), None, stride, padding)),
                     "conv_backward_data": ((grad_y, weight), lambda ops, a, b, **version: ops.backward_data(
-                        a, b, x.shape, stride, padding, **version), reference.conv2d_backward_data(
+                        a, b, x.shape, stride, padding, **version), lambda: reference.conv2d_backward_data(
                         grad_y.astype(np.float64), weight.astype(np.float64), x.shape, stride, padding)),
                     "conv_backward_weights": ((grad_y, x), lambda ops, a, b, **version: ops.backward_weights(
-                        a, b, weight.shape, stride, padding, **version), reference.conv2d_backward_weights(
+                        a, b, weight.shape, stride, padding, **version), lambda: reference.conv2d_backward_weights(
                         grad_y.astype(np.float64), x.astype(np.float64), weight.shape, stride, padding))}
         (a, b), call, expected = operands[direction]
-        a_d, b_d, expected = xp.asarray(a), xp.asarray(b), xp.asarray(expected)  # (compared on the device)
+        a_d, b_d, expected = xp.asarray(a), xp.asarray(b), xp.asarray(expected())  # (compared on the device)
         flops = 2.0 * n * o * c * k * k * out[0] * out[1]
         peer_seconds = timer(lambda: peer(direction, a_d, b_d, x.shape, weight.shape, stride, padding), repeats) \
             if peer else None
@@ -384,8 +386,8 @@ def gemm_operands(rng, m, n, k, transpose_a, transpose_b, xp=np):
     """Random float32 operands and their product in float64, computed with `xp` (on a GPU
     the card's float64 units take milliseconds where a host's BLAS took seconds at 4096^3),
     left there."""
-    a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
-    b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
+    a = rng.standard_normal((k, m) if transpose_a else (m, k), dtype=np.float32)
+    b = rng.standard_normal((n, k) if transpose_b else (k, n), dtype=np.float32)
     a64, b64 = xp.asarray(a, np.float64), xp.asarray(b, np.float64)
     return a, b, (a64.T if transpose_a else a64) @ (b64.T if transpose_b else b64)
 
