@@ -46,6 +46,7 @@ from .conv2d import FEW_CHANNELS_BACKWARD_DATA, FEW_CHANNELS_FORWARD, FUSED_WINO
 from .gemm import TILED
 from .ladder import WITHOUT_WINOGRAD
 from .launch import KernelError
+from .maxpool import KERNEL_SUFFIXES as MAXPOOL_SUFFIXES
 
 MARGIN = 0.03  # medians of CUDA-event times on a shared card move by a few percent
 
@@ -58,7 +59,7 @@ CONSTANTS = {"gemm.ENGINE_TILED": tuple(TILED),
              "conv2d.ENGINE_WINOGRAD_FUSED": None,  # a dict: forward, backward_data -> None or a channel count
              "conv2d.ENGINE_FEW_CHANNELS_FORWARD": FEW_CHANNELS_FORWARD,
              "conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA": FEW_CHANNELS_BACKWARD_DATA,
-             "maxpool.ENGINE_VERSION": ("v1", "v2", "v3"),
+             "maxpool.ENGINE_VERSION": tuple(MAXPOOL_SUFFIXES),
              "depthwise.ENGINE_FORWARD": ("depthwise_forward", "depthwise_forward_tiled", "depthwise_forward_rows"),
              "depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA": ("depthwise_backward_data",
                                                             "depthwise_backward_data_tiled",
@@ -395,10 +396,10 @@ def choose(ladders, now=None, batch64=None):
             f"{shape} {ratio:.2f}" for (shape, _), ratio in sorted(ratios.items(), key=lambda item: item[0][1]))
             or "no shape timed both")
     choices["conv2d.ENGINE_WINOGRAD_CHANNELS"] = thresholds
-    suffixes = {"v1": "", "v2": "_planes", "v3": "_2x2"}
     pools = {}  # a version's forward and backward times added, per shape
     for row in ladders.get("maxpool", []):
-        version = next(v for v, suffix in suffixes.items() if row["version"] == f"maxpool_{row['case']}{suffix}")
+        version = next(v for v, suffix in MAXPOOL_SUFFIXES.items()
+                       if row["version"] == f"maxpool_{row['case']}{suffix}")
         entry = pools.setdefault((version, row["shape"]), {"version": f"maxpool {version}", "shape": row["shape"],
                                                            "ok": True, "ms": 0.0, "parts": 0})
         entry["ok"] &= row["ok"]
@@ -406,7 +407,7 @@ def choose(ladders, now=None, batch64=None):
         entry["parts"] += 1
     pooled = [entry for entry in pools.values() if entry["parts"] == 2]
     choices["maxpool.ENGINE_VERSION"] = decide("maxpool.ENGINE_VERSION", pooled, now["maxpool.ENGINE_VERSION"],
-                                               {v: f"maxpool {v}" for v in suffixes}, lambda row: row["shape"])
+                                               {v: f"maxpool {v}" for v in MAXPOOL_SUFFIXES}, lambda row: row["shape"])
     depthwise = ladders.get("depthwise", [])
     for constant, case, stride in (("depthwise.ENGINE_FORWARD", "forward", None),
                                    ("depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA", "backward_data", 1),

@@ -68,9 +68,11 @@ def maxpool_backward(grad_y, switches, x_shape, kernel_size, stride, padding=0):
     return grad_x.reshape(x_shape)
 
 
-# maxpool.cu's versions; the engine runs the one a GPU run's ladder times fastest
-# (kernels/choices.py): v3 on the H200, 2026-11-28 (0.60 of v1's time, forward and backward).
-VERSIONS = ("v1", "v2", "v3")
+# maxpool.cu's versions and their kernels' suffixes; the engine runs the one a GPU run's
+# ladder times fastest (kernels/choices.py): v3 on the H200, 2026-11-28 (0.60 of v1's time,
+# forward and backward).
+KERNEL_SUFFIXES = {"v1": "", "v2": "_planes", "v3": "_2x2", "v4": "_2x2_pairs"}
+VERSIONS = tuple(KERNEL_SUFFIXES)
 ENGINE_VERSION = "v3"
 PLANE_BLOCKS = 65535  # the grid's y limit: the v2 kernels loop over the planes beyond it
 
@@ -83,9 +85,19 @@ def tiles_exactly(device, x, kernel_size, stride, padding, output_shape):
             and device.aligned(x) and x.size < 2 ** 31)
 
 
+def two_by_two_version(device, version, x, kernel_size, stride, padding, output_shape, outputs):
+    """Which of the 2 x 2 kernels `version` runs on this geometry: v4 where they apply
+    (tiles_exactly), the output width is even and `outputs` (the pooled map or its
+    gradient, and the switches) start on 16-byte boundaries; else v3 where they apply; else
+    None (v1's or v2's kernels run: _launch)."""
+    if version not in ("v3", "v4") or not tiles_exactly(device, x, kernel_size, stride, padding, output_shape):
+        return None
+    return "v4" if version == "v4" and output_shape[1] % 2 == 0 and device.aligned(*outputs) else "v3"
+
+
 def _launch(device, kernel, version, plane_positions, n, c, *arguments):
-    """v1: a grid-stride loop over the batch's elements; v2 (and v3 where it does not
-    apply): a block row per plane."""
+    """v1: a grid-stride loop over the batch's elements; v2 (and v3 and v4 where they do
+    not apply): a block row per plane."""
     expect(version in VERSIONS, f"maxpool: unknown version {version!r}")
     if version == "v1":
         device.elementwise(kernel, n * c * plane_positions, *arguments)
@@ -94,17 +106,23 @@ def _launch(device, kernel, version, plane_positions, n, c, *arguments):
                       *arguments)
 
 
+def _launch_two_by_two(device, kernel, version, outputs, *arguments):
+    """v3: a thread an output; v4: a thread two."""
+    device.elementwise(kernel + KERNEL_SUFFIXES[version], outputs // 2 if version == "v4" else outputs, *arguments)
+
+
 def maxpool_forward_device(device: Device, x, kernel_size, stride, padding=0, ceil_mode=False, version=None):
-    """`version`: one of VERSIONS, the engine's (ENGINE_VERSION) where None; v3 runs v2 where
-    its windows do not tile the input."""
+    """`version`: one of VERSIONS, the engine's (ENGINE_VERSION) where None; v3 and v4 run v2
+    where their windows do not tile the input, v4 runs v3 on odd output widths."""
     version = version or ENGINE_VERSION
     x = device.float32("x", x, 4)
     n, c, h, w = x.shape
     hout = maxpool_output_size(h, kernel_size, stride, padding, ceil_mode)
     wout = maxpool_output_size(w, kernel_size, stride, padding, ceil_mode)
     y, switches = device.empty((n, c, hout, wout)), device.empty((n, c, hout, wout), np.int64)
-    if version == "v3" and tiles_exactly(device, x, kernel_size, stride, padding, (hout, wout)):
-        device.elementwise("maxpool_forward_2x2", y.size, x, y, switches, n, c, h, w, hout, wout)
+    tiled = two_by_two_version(device, version, x, kernel_size, stride, padding, (hout, wout), (y, switches))
+    if tiled:
+        _launch_two_by_two(device, "maxpool_forward", tiled, y.size, x, y, switches, n, c, h, w, hout, wout)
         return y, switches
     _launch(device, "maxpool_forward", version, hout * wout, n, c, x, y, switches, n, c, h, w, kernel_size, stride,
             padding, hout, wout)
@@ -121,8 +139,11 @@ def maxpool_backward_device(device: Device, grad_y, switches, x_shape, kernel_si
     n, c, h, w = x_shape
     grad_x = device.empty(tuple(x_shape))
     switches = device.xp.ascontiguousarray(switches)
-    if version == "v3" and tiles_exactly(device, grad_x, kernel_size, stride, padding, grad_y.shape[2:]):
-        device.elementwise("maxpool_backward_2x2", grad_y.size, grad_y, switches, grad_x, n, c, h, w, *grad_y.shape[2:])
+    tiled = two_by_two_version(device, version, grad_x, kernel_size, stride, padding, grad_y.shape[2:],
+                               (grad_y, switches))
+    if tiled:
+        _launch_two_by_two(device, "maxpool_backward", tiled, grad_y.size, grad_y, switches, grad_x, n, c, h, w,
+                           *grad_y.shape[2:])
         return grad_x
     _launch(device, "maxpool_backward", version, h * w, n, c, grad_y, switches, grad_x,
             n, c, h, w, kernel_size, stride, padding, grad_y.shape[2], grad_y.shape[3])

@@ -153,6 +153,9 @@ def test_pools_add_both_directions_and_depthwise_splits_by_stride(first):
                  row("depthwise_backward_data_parity", 0.4, strided, "backward_data")]
     chosen, _ = choices.choose({"maxpool": pool, "depthwise": depthwise}, first)
     assert chosen["maxpool.ENGINE_VERSION"] == "v2"  # 2.9 against v3's 3.1 and v1's 4.0
+    pairs = [row(f"maxpool_{case}_2x2_pairs", ms, "N16 C64 224x224 k2 s2", case)
+             for case, ms in (("forward", 0.4), ("backward", 2.0))]
+    assert choices.choose({"maxpool": pool + pairs}, first)[0]["maxpool.ENGINE_VERSION"] == "v4"  # 2.4
     assert chosen["depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA"] == "depthwise_backward_data_rows"
     assert chosen["depthwise.ENGINE_STRIDED_BACKWARD_DATA"] == "depthwise_backward_data_parity"
     assert chosen["depthwise.ENGINE_FORWARD"] == first["depthwise.ENGINE_FORWARD"]  # no rows
@@ -195,7 +198,7 @@ def test_emulator_ladder_to_choices_to_a_benchmark_run(tmp_path, restored):
                             env=environment)
     assert result.returncode == 1
     assert result.stderr.strip() == ("bench/gpu_kernels.py: engine choices: maxpool.ENGINE_VERSION must be one of "
-                                     "v1, v2, v3, got 'v9'")
+                                     "v1, v2, v3, v4, got 'v9'")
     empty = subprocess.run([sys.executable, "-m", "deepinside.kernels.choices", str(tmp_path / "out")],
                            capture_output=True, text=True)
     assert empty.returncode == 1 and "no ladder_*.json" in empty.stderr

@@ -625,13 +625,18 @@ def test_relu_rules(launcher, rng):
 
 
 @pytest.mark.parametrize("n, c, h, w, k, stride, padding, ceil_mode", [
-    (1, 2, 8, 8, 2, 2, 0, False), (3, 2, 9, 7, 3, 2, 0, True), (2, 3, 7, 8, 3, 2, 1, False), (1, 1, 10, 11, 3, 3, 1, True),
+    (1, 2, 8, 8, 2, 2, 0, False), (2, 3, 6, 10, 2, 2, 0, False), (3, 2, 9, 7, 3, 2, 0, True),
+    (2, 3, 7, 8, 3, 2, 1, False), (1, 1, 10, 11, 3, 3, 1, True),
 ])
 @pytest.mark.parametrize("version", maxpool_kernels.VERSIONS)
 def test_maxpool(launcher, rng, n, c, h, w, k, stride, padding, ceil_mode, version):
-    """Every version on every geometry (v3's 2x2 kernels on the first, whose windows tile the
-    input; v2 for it elsewhere), on distinct values and on many ties."""
+    """Every version on every geometry, on distinct values and on many ties: v3's and v4's
+    2x2 kernels on the first two, whose windows tile the input (v4's pairs on the first,
+    v3's kernels for it on the odd output width of the second), v2's for them elsewhere."""
     poisoned = RecordingDevice(launcher)
+    tiles = (k, stride, padding) == (2, 2, 0) and h % 2 == w % 2 == 0
+    suffix = {"v1": "", "v2": "_planes", "v3": "_2x2" if tiles else "_planes",
+              "v4": ("_2x2_pairs" if w // 2 % 2 == 0 else "_2x2") if tiles else "_planes"}[version]
     for x in (distinct_values(rng, (n, c, h, w)).astype(np.float32),
               rng.integers(0, 3, (n, c, h, w)).astype(np.float32)):  # distinct, then many ties
         y, switches = K.maxpool_forward(x, k, stride, padding, ceil_mode)
@@ -642,8 +647,22 @@ def test_maxpool(launcher, rng, n, c, h, w, k, stride, padding, ceil_mode, versi
         grad_x = maxpool_kernels.maxpool_backward_device(poisoned, device(launcher, grad_y), switches_dev, x.shape, k,
                                                          stride, padding, version=version)
         assert relative_error(host(grad_x), K.maxpool_backward(grad_y, switches, x.shape, k, stride, padding)) < 1e-6
-        two_by_two = version == "v3" and (h, w, k, stride, padding) == (8, 8, 2, 2, 0)
-        assert ("maxpool_backward_2x2" in poisoned.kernels()) == two_by_two
+        assert poisoned.kernels() == [f"maxpool_forward{suffix}", f"maxpool_backward{suffix}"]
+
+
+def test_maxpool_v4_takes_one_output_a_thread_off_16_byte_boundaries(launcher, rng):
+    """A gradient 8 bytes past a 16-byte boundary (a view into a larger array): v4's float2
+    reads of two outputs would be misaligned, so v3's kernel runs, with the same result."""
+    x = distinct_values(rng, (2, 3, 8, 8)).astype(np.float32)
+    y, switches = K.maxpool_forward(x, 2, 2)
+    grad_y = rng.standard_normal(y.shape).astype(np.float32)
+    shifted = device(launcher, np.concatenate([[0, 0], grad_y.ravel()]).astype(np.float32))[2:].reshape(y.shape)
+    assert launcher.address(shifted) % 16 == 8
+    poisoned = RecordingDevice(launcher)
+    grad_x = maxpool_kernels.maxpool_backward_device(poisoned, shifted, device(launcher, switches), x.shape, 2, 2,
+                                                     version="v4")
+    assert poisoned.kernels() == ["maxpool_backward_2x2"]
+    assert relative_error(host(grad_x), K.maxpool_backward(grad_y, switches, x.shape, 2, 2)) < 1e-6
 
 
 @pytest.mark.parametrize("shape, output_size", [((2, 3, 7, 7), (7, 7)), ((1, 2, 13, 11), (6, 6)), ((1, 2, 2, 3), (6, 6))])
@@ -719,15 +738,26 @@ def test_launches_are_checked_before_they_start(launcher):
 def test_emulator_fails_a_launch_on_a_misaligned_vector_access_as_a_gpu_does():
     """A float4 load from an address that is not a multiple of 16 works on a CPU; on a GPU
     the launch fails. The emulator's alignment check fails it too, naming the kernel and
-    the line of the load, and the next launch runs as usual."""
+    the line of the load, and the next launch runs as usual. A misaligned store as well
+    (which the CPU may do with an aligned SSE move: it took the process down before the
+    thread was ended at the check)."""
     launcher = launcher_for("emulator")
     x = np.arange(65, dtype=np.float32) - 30
     with pytest.raises(KernelError, match=r"relu_forward_vec4: misaligned address: a 16-byte access at 0x[0-9a-f]+ "
                                           r"\(relu\.cu:\d+, thread 0 of block 0\)"):
         launcher.launch("relu_forward_vec4", 1, 32, x[1:], np.zeros(64, np.float32), 64)
+    with pytest.raises(KernelError, match=r"relu_forward_vec4: misaligned address: a 16-byte access"):
+        launcher.launch("relu_forward_vec4", 1, 32, x[:64].copy(), np.zeros(65, np.float32)[1:], 64)
     y = np.zeros(64, np.float32)
     launcher.launch("relu_forward_vec4", 1, 32, x[:64].copy(), y, 64)
     np.testing.assert_array_equal(y, np.maximum(x[:64], 0))
+
+    # longlong2 as CUDA lays it out: 16-byte aligned, so switches 8 bytes off a boundary fail
+    x, switches = np.arange(64, dtype=np.float32), np.zeros(17, np.int64)
+    with pytest.raises(KernelError, match=r"maxpool_forward_2x2_pairs: misaligned address: a 16-byte access"):
+        launcher.launch("maxpool_forward_2x2_pairs", 1, 32, x, np.zeros(16, np.float32), switches[1:], 1, 1, 8, 8, 4, 4)
+    launcher.launch("maxpool_forward_2x2_pairs", 1, 32, x, np.zeros(16, np.float32), switches[:16], 1, 1, 8, 8, 4, 4)
+    np.testing.assert_array_equal(switches[:16], [9, 11, 13, 15, 25, 27, 29, 31, 41, 43, 45, 47, 57, 59, 61, 63])
 
 
 # Two groups of asynchronous copies into shared memory, then a read of other threads'

@@ -103,8 +103,9 @@ def test_every_relu_version_gives_the_numpy_result_exactly(device):
 def test_max_pool_forward_and_backward_give_the_numpy_result_exactly(device):
     rows = ladder.run_maxpool(device, [(2, 3, 9, 11), (1, 5, 16, 16)], 1, ladder.wall_clock)
     odd = ["maxpool_forward", "maxpool_forward_planes", "maxpool_backward", "maxpool_backward_planes"]
-    even = ["maxpool_forward", "maxpool_forward_planes", "maxpool_forward_2x2", "maxpool_backward",
-            "maxpool_backward_planes", "maxpool_backward_2x2"]  # v3 where the windows tile the input
+    even = ["maxpool_forward", "maxpool_forward_planes", "maxpool_forward_2x2", "maxpool_forward_2x2_pairs",
+            "maxpool_backward", "maxpool_backward_planes", "maxpool_backward_2x2",
+            "maxpool_backward_2x2_pairs"]  # v3 and v4 where the windows tile the input
     assert [r["version"] for r in rows] == odd + even
     assert [r for r in rows if not r["ok"]] == []
 

@@ -11,16 +11,17 @@
 //
 // Supported: __global__, __device__, __forceinline__, __restrict__, __shared__ (static
 // size), __align__, threadIdx/blockIdx/blockDim/gridDim, __syncthreads, atomicAdd(float*/int*),
-// the maths of <cmath>, fminf/fmaxf, the vector types float2/float4 with make_float2/4 (the
-// same size and alignment as CUDA's, so reinterpret_cast loads work), __ldg (a plain load
-// here: the read-only cache is a GPU matter), #pragma unroll (ignored), and sm_80's
-// asynchronous copies into shared memory under the names the kernel files give their PTX
-// (cp_async_4, cp_async_16, cp_async_commit, cp_async_wait: see below). Not supported:
-// dynamic shared memory, half, warp shuffles, cooperative groups, textures, <<<>>> in
-// kernel files. Loads and stores are checked for alignment (UBSan's check, runtime.cpp's
-// handler): a misaligned float4 fails the launch, as on a GPU. A second, traced build of the
-// same files records every shared- and global-memory access for bank and sector accounting
-// (runtime.cpp, kernels/banks.py, kernels/sectors.py).
+// the maths of <cmath>, fminf/fmaxf, the vector types float2, float4 and longlong2 with
+// make_float2/4 and make_longlong2 (the same size and alignment as CUDA's, so
+// reinterpret_cast loads work), __ldg (a plain load here: the read-only cache is a GPU
+// matter), #pragma unroll (ignored), and sm_80's asynchronous copies into shared memory
+// under the names the kernel files give their PTX (cp_async_4, cp_async_16,
+// cp_async_commit, cp_async_wait: see below). Not supported: dynamic shared memory, half,
+// warp shuffles, cooperative groups, textures, <<<>>> in kernel files. Loads and stores
+// are checked for alignment (UBSan's check, runtime.cpp's handler): a misaligned float4
+// fails the launch, as on a GPU. A second, traced build of the same files records every
+// shared- and global-memory access for bank and sector accounting (runtime.cpp,
+// kernels/banks.py, kernels/sectors.py).
 #pragma once
 #include <atomic>
 #include <cmath>
@@ -67,9 +68,13 @@ struct alignas(8) float2 {
 struct alignas(16) float4 {
   float x, y, z, w;
 };
-static_assert(sizeof(float2) == 8 && sizeof(float4) == 16, "CUDA's vector layouts");
+struct alignas(16) longlong2 {
+  long long x, y;
+};
+static_assert(sizeof(float2) == 8 && sizeof(float4) == 16 && sizeof(longlong2) == 16, "CUDA's vector layouts");
 inline float2 make_float2(float x, float y) { return float2{x, y}; }
 inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+inline longlong2 make_longlong2(long long x, long long y) { return longlong2{x, y}; }
 // A macro, not a function: the alignment check of the load (runtime.cpp) then names the
 // kernel's line, not this one.
 #define __ldg(address) (*(address))

@@ -353,7 +353,9 @@ void emulator_barrier(int line) {
 // The kernel files are compiled with UBSan's alignment check (kernels/launch.py:
 // ALIGNMENT_FLAGS), whose calls land here, the sanitizer's own runtime not linked: a load or
 // store through a pointer not aligned to its type (a float4 at an address that is not a
-// multiple of 16) is an error of the block's launch, as it is on a GPU.
+// multiple of 16) is an error of the block's launch, as it is on a GPU. The thread ends
+// there, as fiber_main ends it, before the access: GCC may make it an aligned SSE move,
+// which would take the whole process down on a misaligned address (a store of a float4).
 struct SourceLocation {
   const char* file;
   unsigned line, column;
@@ -366,13 +368,18 @@ struct TypeMismatchData {
 
 extern "C" void __ubsan_handle_type_mismatch_v1(TypeMismatchData* data, uintptr_t pointer) {
   const uintptr_t alignment = uintptr_t{1} << data->log_alignment;
-  if (pointer % alignment == 0 || !misaligned.empty()) return;
-  const char* file = strrchr(data->location.file, '/');
-  char text[200];
-  snprintf(text, sizeof text, "misaligned address: a %lu-byte access at %#lx (%s:%u, thread %u of block %u)",
-           static_cast<unsigned long>(alignment), static_cast<unsigned long>(pointer),
-           file ? file + 1 : data->location.file, data->location.line, threadIdx.x, blockIdx.x);
-  misaligned = text;
+  if (pointer % alignment == 0) return;
+  if (misaligned.empty()) {
+    const char* file = strrchr(data->location.file, '/');
+    char text[200];
+    snprintf(text, sizeof text, "misaligned address: a %lu-byte access at %#lx (%s:%u, thread %u of block %u)",
+             static_cast<unsigned long>(alignment), static_cast<unsigned long>(pointer),
+             file ? file + 1 : data->location.file, data->location.line, threadIdx.x, blockIdx.x);
+    misaligned = text;
+  }
+  Block* block = current_block;
+  block->running->state = State::Done;
+  switch_context(block->running->context, block->scheduler);
 }
 
 void emulator_copy_async(void* shared, const void* global, unsigned bytes, bool inside) {
