@@ -8,8 +8,10 @@
 # deepinside.kernels.choices), those choices on whole networks against the NumPy path
 # (bench/engine_agreement.py), the kernel benchmarks against cuDNN/cuBLAS in IEEE FP32 with
 # those choices (bench/gpu_kernels.py), and compute-sanitizer's memcheck and racecheck on the
-# kernel tests at small shapes where the tool is on the machine. Each part gets what is left
-# of the 5 minutes, up to its own limit; a part that does not fit is reported as skipped.
+# kernel tests at small shapes where the tool is on the machine, and last, where ncu is there
+# and time is left, Nsight Compute's counters of the kernels furthest from the targets
+# (bench/profile_kernels.py: why they are where the ladders put them). Each part gets what is
+# left of the 5 minutes, up to its own limit; a part that does not fit is reported as skipped.
 # Writes everything into OUTDIR.
 #
 #     bash bench/gpu_check.sh OUTDIR
@@ -81,6 +83,11 @@ if command -v compute-sanitizer > /dev/null; then
   done
 else
   echo "no compute-sanitizer on this machine" | tee "$out/sanitizer.txt"
+fi
+if command -v ncu > /dev/null; then
+  run profile 90 python bench/profile_kernels.py "$out"
+else
+  echo "no ncu on this machine" | tee "$out/profile.txt"
 fi
 echo "done in $SECONDS s; failed or skipped:${failed:- none}"
 [ -z "$failed" ]
