@@ -294,8 +294,8 @@ def report_loops(loops, nvdisasm):
     header = (f"{'file':<12} {'kernel':<36} {'arch':<6} {'instr':>6} {'FFMA':>5} {'LDS':>4} {'STS':>4} {'LDG':>4} "
               f"{'local':>5} {'BAR':>3} {'FFMA share':>10}")
     print(f"\nMain loops (at least {HOT_LOOP_FMAS} FFMAs an iteration; a kernel has one a compile-time shape and "
-          "tile), by nvdisasm; FFMA share: FFMAs over instructions, every path counted, about the most of the FP32 "
-          "peak a loop can reach at one instruction a cycle:")
+          "tile, v13's two: interior blocks' and the others'), by nvdisasm; FFMA share: FFMAs over instructions, "
+          "every path counted, about the most of the FP32 peak a loop can reach at one instruction a cycle:")
     print(header)
     print("-" * len(header))
     failures = 0

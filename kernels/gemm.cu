@@ -1007,6 +1007,12 @@ extern "C" __global__ void __launch_bounds__(VEC_THREADS, 2) sgemm_async_splitk_
 //   in 32 different banks; an aligned float4 (the other operand's 16-byte copies, the
 //   products' reads) stays whole and aligned within its 32 floats, so a warp's reads of one
 //   depth stay conflict-free.
+//   A block whose tile lies inside C, whose slices are all whole and whose row-wise operands
+//   are 16-byte aligned (every block of a 4096^3 product) copies without a bound or a
+//   fallback: the main loop is compiled twice, for such blocks and for the others, and a
+//   block takes one. Checked, a copy of the transposed operand cost an ISETP and two SELs
+//   (a 64-bit select of the address or the matrix's) besides its LDGSTS: about 100 of the
+//   main loop's 2533 instructions (nn, sm_90).
 #define WIDE_ASYNC_STAGES 3
 static_assert(WIDE_ASYNC_STAGES * WIDE_BK * (VEC_BM + VEC_BN) * sizeof(float) <= 48 * 1024,
               "v13's stages within the static shared-memory limit");
@@ -1050,16 +1056,18 @@ struct WideAsyncOperand {
     }
   }
 
-  // Copies the next slice into `stage`.
+  // Copies the next slice into `stage`; INTERIOR: every value it copies is inside the
+  // matrix and, ALONG_ROWS, every 16 bytes aligned (the block is interior: below).
+  template <bool INTERIOR>
   __device__ __forceinline__ void copy(float (*stage)[VEC_BM]) {
     if (ALONG_ROWS) {
 #pragma unroll
       for (int q = 0; q < ROUNDS; ++q) {
         const int k = threadIdx.x / (VEC_BM / 4) + 4 * q;
-        const bool depth_inside = depth + 4 * q < depths;
+        const bool depth_inside = INTERIOR || depth + 4 * q < depths;
         float* to = &stage[k][DepthSwizzle::column(k, first)];
         const float* from = at + (long long)4 * q * extent;
-        if (whole && depth_inside) {
+        if (INTERIOR || (whole && depth_inside)) {
           cp_async_16(to, from, true);
         } else {
 #pragma unroll
@@ -1074,10 +1082,10 @@ struct WideAsyncOperand {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int k = threadIdx.x % 8 + 8 * h;
-        const bool depth_inside = depth + 8 * h < depths;
+        const bool depth_inside = INTERIOR || depth + 8 * h < depths;
 #pragma unroll
         for (int r = 0; r < ROUNDS; ++r) {
-          const bool ok = depth_inside && (inside >> r & 1);
+          const bool ok = INTERIOR || (depth_inside && (inside >> r & 1));
           cp_async_4(&stage[k][DepthSwizzle::column(k, first + 16 * r)],
                      ok ? at + 8 * h + (long long)16 * r * depths : matrix, ok);
         }
@@ -1088,6 +1096,15 @@ struct WideAsyncOperand {
   }
 };
 
+// Whether this block's copies all fall inside A and B whole (WideAsyncOperand::copy's
+// INTERIOR): its tile inside C, its slices whole (k_begin is a multiple of WIDE_BK), and
+// the operands copied along rows 16-byte aligned.
+template <bool TRANS_A, bool TRANS_B>
+__device__ __forceinline__ bool interior_block(int M, int N, int k_end, bool a_vector, bool b_vector) {
+  return (blockIdx.y + 1) * VEC_BM <= M && (blockIdx.x + 1) * VEC_BN <= N && k_end % WIDE_BK == 0 &&
+         (!TRANS_A || a_vector) && (TRANS_B || b_vector);
+}
+
 // Reduces K indices [k_begin, k_end), k_begin a multiple of WIDE_BK: v12's schedule
 // (async_slices) on v11's thread tile.
 template <bool TRANS_A, bool TRANS_B>
@@ -1096,8 +1113,9 @@ __device__ __forceinline__ void sgemm_8x16_async_body(int M, int N, int K, int k
                                                       float beta, float* __restrict__ C) {
   __shared__ __align__(16) float As[WIDE_ASYNC_STAGES][WIDE_BK][VEC_BM];
   __shared__ __align__(16) float Bs[WIDE_ASYNC_STAGES][WIDE_BK][VEC_BN];
-  WideAsyncOperand<TRANS_A> a(A, M, K, blockIdx.y * VEC_BM, k_begin, aligned_rows(A, TRANS_A ? M : K));
-  WideAsyncOperand<!TRANS_B> b(B, N, K, blockIdx.x * VEC_BN, k_begin, aligned_rows(B, TRANS_B ? K : N));
+  const bool a_vector = aligned_rows(A, TRANS_A ? M : K), b_vector = aligned_rows(B, TRANS_B ? K : N);
+  WideAsyncOperand<TRANS_A> a(A, M, K, blockIdx.y * VEC_BM, k_begin, a_vector);
+  WideAsyncOperand<!TRANS_B> b(B, N, K, blockIdx.x * VEC_BN, k_begin, b_vector);
   const int slices = (k_end - k_begin + WIDE_BK - 1) / WIDE_BK;
   int row, col;
   eight_by_sixteen_origin(row, col);
@@ -1106,9 +1124,17 @@ __device__ __forceinline__ void sgemm_8x16_async_body(int M, int N, int K, int k
   for (int i = 0; i < 8; ++i)
 #pragma unroll
     for (int j = 0; j < WIDE_TN; ++j) accumulator[i][j] = 0.0f;
-  async_slices<WIDE_ASYNC_STAGES>(
-      slices, [&](int s) { a.copy(As[s % WIDE_ASYNC_STAGES]), b.copy(Bs[s % WIDE_ASYNC_STAGES]); },
-      [&](int stage) { eight_by_sixteen_slice<DepthSwizzle>(As[stage], Bs[stage], row, col, accumulator); });
+  const auto multiply = [&](int stage) {
+    eight_by_sixteen_slice<DepthSwizzle>(As[stage], Bs[stage], row, col, accumulator);
+  };
+  if (interior_block<TRANS_A, TRANS_B>(M, N, k_end, a_vector, b_vector))
+    async_slices<WIDE_ASYNC_STAGES>(slices, [&](int s) {
+      a.template copy<true>(As[s % WIDE_ASYNC_STAGES]), b.template copy<true>(Bs[s % WIDE_ASYNC_STAGES]);
+    }, multiply);
+  else
+    async_slices<WIDE_ASYNC_STAGES>(slices, [&](int s) {
+      a.template copy<false>(As[s % WIDE_ASYNC_STAGES]), b.template copy<false>(Bs[s % WIDE_ASYNC_STAGES]);
+    }, multiply);
   eight_by_sixteen_store(C, M, N, alpha, beta, row, col, accumulator);
 }
 

@@ -91,6 +91,25 @@ def test_sgemm_split_k_with_accumulation(launcher, rng, transpose_a, transpose_b
     assert relative_error(host(out), expected) < 1e-5
 
 
+@pytest.mark.parametrize("transpose_a, transpose_b", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("k, split", [(64, False), (1000, True), (2048, True)])
+def test_sgemm_8x16_async_interior_and_edge_blocks(launcher, rng, monkeypatch, transpose_a, transpose_b, k, split):
+    """v13 on 260 x 192 results (3 x 2 tiles of 128): with k a multiple of 16 and every
+    row 16-byte aligned, the blocks wholly inside C copy without bounds and the others with
+    them, both in one launch; split along K, where the engine splits a few tiles' long
+    reduction, the last split's blocks of k = 1000 (not a multiple of 16) may not skip them."""
+    monkeypatch.setattr(gemm, "ENGINE_TILED", "8x16_async")
+    m, n = 260, 192
+    a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
+    recording = RecordingDevice(launcher)
+    out = K.bind(recording).gemm.product(device(launcher, a), device(launcher, b), transpose_a, transpose_b)
+    expected = (a.T if transpose_a else a).astype(np.float64) @ (b.T if transpose_b else b)
+    assert relative_error(host(out), expected) < 1e-5
+    case = gemm.CASES[transpose_a, transpose_b]
+    assert (f"sgemm_8x16_async_splitk_{case}" if split else f"sgemm_8x16_async_{case}") in recording.kernels()
+
+
 @pytest.mark.parametrize("tiled", sorted(gemm.TILED))
 @pytest.mark.parametrize("transpose_b", [False, True])
 @pytest.mark.parametrize("k", [37, 3000])
