@@ -12,8 +12,9 @@ is on the machine; the clocks are left alone (--clock-control none).
 
 The launches: SGEMM 4096^3 (nn) on v12 and v13; VGG-16's conv1_2 backward-data at batch 16
 through the fused F(4x4) and F(2x2) (their filter transforms too); conv1_1's backward-data
-through both few-channel kernels; the depthwise forward rows on the depthwise ladder's three
-EfficientNet layers; max-pool v3 and v4 on VGG-16's first pool at batch 16.
+through both few-channel kernels; the depthwise forward's rows and planes (where they fit)
+on the depthwise ladder's three EfficientNet layers; max-pool v3 and v4 on VGG-16's first
+pool at batch 16.
 """
 import argparse
 import csv
@@ -40,6 +41,7 @@ def launches(launcher, small):
     ladders'; operands drawn on the host, so that no generator kernel is profiled."""
     from deepinside import kernels
     from deepinside.kernels import depthwise, maxpool
+    from deepinside.kernels.conv2d import conv2d_output_size
     from deepinside.kernels.ladder import EMULATOR_DEPTHWISE, GEMM_LADDER, GPU_DEPTHWISE
 
     device, xp, rng = kernels.Device(launcher), launcher.xp, np.random.default_rng(0)
@@ -64,9 +66,12 @@ def launches(launcher, small):
             grad_y, first, (batch, 3, image, image), 1, 1, few_channels=version))
     for n, c_, h, w, k, stride, padding in (EMULATOR_DEPTHWISE[:3] if small else GPU_DEPTHWISE):
         x, filters = random(n, c_, h, w), random(c_, 1, k, k)
-        yield (f"depthwise forward N{n} C{c_} {h}x{w} k{k} s{stride}",
-               lambda x=x, filters=filters, stride=stride, padding=padding: depthwise.depthwise_forward_device(
-                   device, x, filters, None, stride, padding, version="depthwise_forward_rows"))
+        out = conv2d_output_size(h, k, stride, padding), conv2d_output_size(w, k, stride, padding)
+        planes = ["depthwise_forward_planes"] if depthwise.planes_fit(device, x.shape, k, out) else []
+        for version in ["depthwise_forward_rows"] + planes:  # (v4 where it runs a kernel of its own)
+            yield (f"depthwise forward N{n} C{c_} {h}x{w} k{k} s{stride} ({version})",
+                   lambda x=x, filters=filters, stride=stride, padding=padding, version=version:
+                   depthwise.depthwise_forward_device(device, x, filters, None, stride, padding, version=version))
     x = random(*pool)
     for version in ("v3", "v4"):
         y, switches = maxpool.maxpool_forward_device(device, x, 2, 2, version=version)

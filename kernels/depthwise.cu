@@ -20,6 +20,8 @@
 //                               in coalesced rows. Should reach the copy's bandwidth.
 //   v3 depthwise_forward_rows   below: 4 outputs of a row a thread, 32-bit indices, the window
 //                               rows and the weights in registers (3x3 and 5x5, stride 1 and 2).
+//   v4 depthwise_forward_planes below: small planes, a block's whole input planes staged in
+//                               shared memory, an output row a thread (v3 on larger planes).
 // Backward-data's ladder: depthwise_backward_data above (a gather), then at stride 1 the
 // tiled (v2) or row (v3) forward on grad_y with the filters flipped (depthwise.py; no kernel
 // of its own).
@@ -251,6 +253,80 @@ extern "C" __global__ void depthwise_forward_rows(const float* __restrict__ x, c
   else if (K == 3) depthwise_forward_rows_padded<3, 2>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
   else if (stride == 1) depthwise_forward_rows_padded<5, 1>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
   else depthwise_forward_rows_padded<5, 2>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+}
+
+// ---- v4 -------------------------------------------------------------------------------
+// depthwise_forward_planes (3x3 and 5x5, stride 1 and 2, small planes: EfficientNet-Lite0's
+// 14 x 14 and 7 x 7 stages, and backward-data at stride 1 through it as v3's): on a 7 x 7
+// plane v3's thread takes a row's 4 outputs and the next thread its last 3, no row lies on a
+// 16-byte boundary, so a thread reads its K window rows value by value, each with its
+// bounds, and every input is read K times over from L1 (run 2 on the H200: 0.24 of a copy's
+// bandwidth at 7 x 7 with 1152 channels, against 0.50 at 112 x 112, and cuDNN faster there).
+// Here a block takes DEPTHWISE_PLANE_ROWS consecutive output rows of the batch, a thread
+// each, and first copies the input planes they read (NCHW's planes are contiguous: one run
+// of floats, as a copy reads it) and those planes' filters into shared memory; each thread
+// then sums its row's windows from there into a shared row of results, and the block
+// writes its rows out as one contiguous run. What it should buy: a copy's access pattern,
+// each input and output moved once, coalesced, and window reads from shared memory instead
+// of L1. Launched where the planes a block touches, their filters and its results fit
+// DEPTHWISE_PLANE_FLOATS (depthwise.py: planes_fit); v3 runs elsewhere.
+#define DEPTHWISE_PLANE_ROWS 256
+#define DEPTHWISE_PLANE_FLOATS 12288
+
+template <int K, int S>
+__device__ __forceinline__ void depthwise_forward_planes_of(float* staged, const float* __restrict__ x,
+                                                         const float* __restrict__ w, const float* __restrict__ b,
+                                                         float* __restrict__ y, int N, int C, int H, int W, int pad,
+                                                         int Hout, int Wout, int has_bias) {
+  const int first_row = blockIdx.x * DEPTHWISE_PLANE_ROWS;  // row = (n C + c) Hout + i
+  const int rows = N * C * Hout - first_row < DEPTHWISE_PLANE_ROWS ? N * C * Hout - first_row : DEPTHWISE_PLANE_ROWS;
+  const int first_plane = first_row / Hout, planes = (first_row + rows - 1) / Hout - first_plane + 1;
+  float* filters = staged + planes * H * W;
+  float* results = filters + planes * K * K;
+  const float* in = x + (long long)first_plane * H * W;
+  for (int e = threadIdx.x; e < planes * H * W; e += DEPTHWISE_PLANE_ROWS) staged[e] = in[e];
+  for (int e = threadIdx.x; e < planes * K * K; e += DEPTHWISE_PLANE_ROWS) {
+    const int q = e / (K * K);
+    filters[e] = w[((first_plane + q) % C) * K * K + e - q * K * K];
+  }
+  __syncthreads();
+  if (threadIdx.x < rows) {
+    const int plane = (first_row + threadIdx.x) / Hout, i = first_row + threadIdx.x - plane * Hout;
+    const float* input = staged + (plane - first_plane) * H * W;
+    const float* filter = filters + (plane - first_plane) * K * K;
+    const float bias = has_bias ? b[plane % C] : 0.0f;
+    for (int j = 0; j < Wout; ++j) {
+      float sum = bias;
+#pragma unroll
+      for (int u = 0; u < K; ++u) {
+        const int h = i * S - pad + u;
+        if (h < 0 || h >= H) continue;
+#pragma unroll
+        for (int v = 0; v < K; ++v) {
+          const int col = j * S - pad + v;
+          if (col >= 0 && col < W) sum += filter[u * K + v] * input[h * W + col];
+        }
+      }
+      results[threadIdx.x * Wout + j] = sum;
+    }
+  }
+  __syncthreads();
+  float* out = y + (long long)first_row * Wout;
+  for (int e = threadIdx.x; e < rows * Wout; e += DEPTHWISE_PLANE_ROWS) out[e] = results[e];
+}
+
+extern "C" __global__ void __launch_bounds__(DEPTHWISE_PLANE_ROWS) depthwise_forward_planes(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
+    int N, int C, int H, int W, int K, int stride, int pad, int Hout, int Wout, int has_bias) {
+  __shared__ float staged[DEPTHWISE_PLANE_FLOATS];  // planes, filters, results: one array for the four entries
+  if (K == 3 && stride == 1)
+    depthwise_forward_planes_of<3, 1>(staged, x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  else if (K == 3)
+    depthwise_forward_planes_of<3, 2>(staged, x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  else if (stride == 1)
+    depthwise_forward_planes_of<5, 1>(staged, x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  else
+    depthwise_forward_planes_of<5, 2>(staged, x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
 }
 
 // ---- backward-data v2 at stride 2 ----------------------------------------------------------

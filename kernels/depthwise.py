@@ -202,9 +202,10 @@ def _geometry(x_shape, w_shape, stride, padding):
 # The forward's ladder in depthwise.cu's order; the engine runs ENGINE_FORWARD, the rung a GPU
 # run's ladder times fastest (kernels/choices.py): rows on the H200, 2026-11-28 (0.55 of v1's
 # time over the ladder's three EfficientNet-Lite0 layers).
-FORWARD_LADDER = ("depthwise_forward", "depthwise_forward_tiled", "depthwise_forward_rows")
+FORWARD_LADDER = ("depthwise_forward", "depthwise_forward_tiled", "depthwise_forward_rows",
+                  "depthwise_forward_planes")
 ENGINE_FORWARD = "depthwise_forward_rows"
-ROW_KERNELS = ((3, 1), (3, 2), (5, 1), (5, 2))  # (kernel size, stride) compiled for the row rung
+ROW_KERNELS = ((3, 1), (3, 2), (5, 1), (5, 2))  # (kernel size, stride) compiled for the row and plane rungs
 
 
 def tiled_forward_fits(device: Device, k, stride):
@@ -213,11 +214,21 @@ def tiled_forward_fits(device: Device, k, stride):
     return span <= device.define("DEPTHWISE_MAX_SPAN") and k <= device.define("DEPTHWISE_MAX_K")
 
 
+def planes_fit(device: Device, x_shape, k, output_size):
+    """Whether depthwise_forward_planes' shared memory holds what a block takes: the input
+    planes its output rows read (as many as DEPTHWISE_PLANE_ROWS consecutive rows of
+    output_size[0] can touch), their filters and its rows of results."""
+    rows, (hout, wout) = device.define("DEPTHWISE_PLANE_ROWS"), output_size
+    planes = -(-(rows - 1) // hout) + 1
+    return planes * (x_shape[2] * x_shape[3] + k * k) + rows * wout <= device.define("DEPTHWISE_PLANE_FLOATS")
+
+
 def forward_applies(device: Device, version, k, stride):
-    """Whether forward `version` runs this kernel size and stride (v1: any)."""
+    """Whether forward `version` runs this kernel size and stride (v1: any; v4 runs v3's
+    kernel where the planes do not fit: planes_fit)."""
     if version == "depthwise_forward_tiled":
         return tiled_forward_fits(device, k, stride)
-    return version != "depthwise_forward_rows" or (k, stride) in ROW_KERNELS
+    return version not in ("depthwise_forward_rows", "depthwise_forward_planes") or (k, stride) in ROW_KERNELS
 
 
 def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=0, context=None, version=None):
@@ -235,24 +246,28 @@ def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=
     if version == "depthwise_forward_tiled":
         tile = device.define("DEPTHWISE_TILE")
         device.launch(version, n * c * -(-hout // tile) * -(-wout // tile), *arguments)
-    elif version == "depthwise_forward_rows":
-        expect(max(x.size, y.size) < 2 ** 31, "depthwise_forward_rows: 32-bit indices, a tensor of 2^31 elements "
-                                              "or more")
-        groups = -(-wout // device.define("DEPTHWISE_ROW_OUTPUTS"))
-        device.elementwise(version, n * c * hout * groups, *arguments)
+    elif version in ("depthwise_forward_rows", "depthwise_forward_planes"):
+        expect(max(x.size, y.size) < 2 ** 31, f"{version}: 32-bit indices, a tensor of 2^31 elements or more")
+        if version == "depthwise_forward_planes" and planes_fit(device, x.shape, k, (hout, wout)):
+            device.launch(version, -(-(n * c * hout) // device.define("DEPTHWISE_PLANE_ROWS")), *arguments)
+        else:
+            groups = -(-wout // device.define("DEPTHWISE_ROW_OUTPUTS"))
+            device.elementwise("depthwise_forward_rows", n * c * hout * groups, *arguments)
     else:
         device.elementwise(version, y.size, *arguments)
     return y
 
 
-# Backward-data's ladder: the direct gather kernel, then (at stride 1 only) the tiled forward
-# kernel run on grad_y with the filters flipped, as the NumPy path does it. The engine
+# Backward-data's ladder: the direct gather kernel, then (at stride 1 only) the tiled, row
+# or plane forward kernels run on grad_y with the filters flipped (THROUGH_THE_FORWARD), as
+# the NumPy path does it, and the parity kernel at stride 2. The engine
 # ("engine") takes the tiled one where it applies and the plane holds a whole tile: on an
 # H100 (bench/results/h100-2026-11-27, runs 1 and 2) it took 0.53-0.62 ms against the
 # direct 0.92-1.02 at 112 x 112 (batch 64, 32 channels), but 0.40-0.51 against 0.31-0.41
 # on 7 x 7 planes, where most of a 16 x 16 tile's threads idle.
 BACKWARD_DATA_LADDER = ("depthwise_backward_data", "depthwise_backward_data_tiled", "depthwise_backward_data_rows",
-                        "depthwise_backward_data_parity")
+                        "depthwise_backward_data_parity", "depthwise_backward_data_planes")
+THROUGH_THE_FORWARD = ("depthwise_backward_data_tiled", "depthwise_backward_data_rows", "depthwise_backward_data_planes")
 ENGINE_BACKWARD_DATA = "engine"
 # What "engine" runs at stride 1 where it applies and at other strides, v1 elsewhere: the
 # rungs a GPU run's ladder times fastest (kernels/choices.py): on the H200, 2026-11-28, the
@@ -265,7 +280,7 @@ PARITY_KERNEL_SIZES = (3, 5)  # at stride 2: the kernel sizes depthwise_backward
 def backward_data_applies(device: Device, version, k, stride, padding):
     """Whether backward-data `version` runs this kernel size, stride and padding (v1: any)."""
     before, after = sides(padding)
-    if version in ("depthwise_backward_data_tiled", "depthwise_backward_data_rows"):
+    if version in THROUGH_THE_FORWARD:
         return stride == 1 and max(before, after) < k and forward_applies(
             device, version.replace("backward_data", "forward"), k, 1)
     return version != "depthwise_backward_data_parity" or (stride == 2 and k in PARITY_KERNEL_SIZES)
@@ -283,7 +298,7 @@ def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stri
             version = BACKWARD_DATA_LADDER[0]
     expect(backward_data_applies(device, version, k, stride, padding),
            f"{version}: no kernel for a {k}x{k} kernel at stride {stride}, padding {padding}")
-    if version in ("depthwise_backward_data_tiled", "depthwise_backward_data_rows"):
+    if version in THROUGH_THE_FORWARD:
         flipped = device.xp.ascontiguousarray(weight[:, :, ::-1, ::-1])
         return depthwise_forward_device(device, grad_y, flipped, None, 1, (k - 1 - before, k - 1 - after),
                                         version=version.replace("backward_data", "forward"))

@@ -202,15 +202,20 @@ def run_depthwise(device, shapes, repeats, timer, copy=None, rows=None):
         x_d, w_d, g_d = xp.asarray(x), xp.asarray(weight), xp.asarray(grad_y)
         moved = 4 * (x.size + grad_y.size)  # every direction reads or writes both activations once
         forward = reference.depthwise_forward(x64, w64, None, stride, padding)
+        # (the plane rungs where they run kernels of their own)
+        planes = {"forward": reference.planes_fit(device, x.shape, k, out),
+                  "backward_data": reference.planes_fit(device, grad_y.shape, k, (h, w))}
         versions = [(version, "forward", functools.partial(reference.depthwise_forward_device, poisoned, x_d, w_d,
                                                            None, stride, padding, version=version), forward)
-                    for version in reference.FORWARD_LADDER if reference.forward_applies(device, version, k, stride)]
+                    for version in reference.FORWARD_LADDER if reference.forward_applies(device, version, k, stride)
+                    and (version != "depthwise_forward_planes" or planes["forward"])]
         backward_data = reference.depthwise_backward_data(g64, w64, x.shape, stride, padding)
         versions += [(version, "backward_data", functools.partial(reference.depthwise_backward_data_device, poisoned,
                                                                   g_d, w_d, x.shape, stride, padding, version=version),
                       backward_data)
                      for version in reference.BACKWARD_DATA_LADDER
-                     if reference.backward_data_applies(device, version, k, stride, padding)]
+                     if reference.backward_data_applies(device, version, k, stride, padding)
+                     and (version != "depthwise_backward_data_planes" or planes["backward_data"])]
         backward_weights = reference.depthwise_backward_weights(g64, x64, weight.shape, stride, padding)
         versions += [(version, "backward_weights", functools.partial(
             reference.depthwise_backward_weights_device, poisoned, g_d, x_d, weight.shape, stride, padding,

@@ -37,7 +37,8 @@ def ladder_cases():
     return ([("relu", lambda device: ladder.run_relu(device, [4099], 1, ladder.wall_clock)),
              ("maxpool", lambda device: ladder.run_maxpool(device, [(1, 4, 64, 64)], 1, ladder.wall_clock)),
              ("depthwise", lambda device: ladder.run_depthwise(device, [(1, 8, 32, 32, 3, 1, 1),
-                                                                        (1, 8, 32, 32, 5, 2, 2)], 1,
+                                                                        (1, 8, 32, 32, 5, 2, 2),
+                                                                        (2, 64, 7, 7, 5, 1, 2)], 1,
                                                                ladder.wall_clock))]
             + [(direction, functools.partial(convolution, direction)) for direction in ladder.CONV_DIRECTIONS]
             + [("gemm", lambda device: ladder.run_gemm(device, [(128, 128, 64)], 1, ladder.wall_clock))])

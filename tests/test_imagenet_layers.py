@@ -108,7 +108,7 @@ def test_depthwise_kernels_match_numpy(emulated, rng, n, c, h, w, k, stride, pad
                           K.depthwise_backward_weights(g, x, weight.shape, stride, padding)) < 1e-5
     assert relative_error(ops.backward_bias(g), K.depthwise_backward_bias(g)) < 1e-5
     device = PoisonedDevice(EmulatorLauncher())
-    for rung in ("tiled", "rows"):  # the forward's v2 and v3
+    for rung in ("tiled", "rows", "planes"):  # the forward's v2, v3 and v4
         if depthwise.forward_applies(device, f"depthwise_forward_{rung}", k, stride):
             assert relative_error(depthwise.depthwise_forward_device(device, x, weight, bias, stride, padding,
                                                                      version=f"depthwise_forward_{rung}"), y) < 1e-5
@@ -133,6 +133,24 @@ def test_the_row_forward_reads_its_windows_on_every_path(rng, k, stride):
             result = depthwise.depthwise_forward_device(device, x, weight, bias.astype(np.float32), stride, padding,
                                                         version="depthwise_forward_rows")
             assert relative_error(result, K.depthwise_forward(x, weight, bias, stride, padding)) < 1e-5, (padding, w)
+
+
+@pytest.mark.parametrize("k, stride, padding", [(3, 1, 1), (5, 1, 2), (3, 2, (0, 1)), (5, 2, (1, 2))])
+def test_the_plane_forward_stages_whole_planes_across_its_blocks(rng, k, stride, padding):
+    """depthwise_forward_planes on EfficientNet-Lite0's small planes (7 x 7 and 14 x 14, the
+    stride-2 ones SAME-padded as TensorFlow pads them), 3 x 37 planes: a block's 256 output
+    rows start and end inside planes, whose filters and biases are their channels'; against
+    NumPy, with and without a bias, and the row kernel (v3) where a block's planes do not fit
+    its shared memory (40 x 40)."""
+    recording = RecordingDevice(EmulatorLauncher())
+    for size, kernel in ((7 * stride, "depthwise_forward_planes"), (40, "depthwise_forward_rows")):
+        x = rng.standard_normal((3, 37, size, size)).astype(np.float32)
+        weight, bias = rng.standard_normal((37, 1, k, k)).astype(np.float32), rng.standard_normal(37).astype(np.float32)
+        for b in (bias, None):
+            result = depthwise.depthwise_forward_device(recording, x, weight, b, stride, padding,
+                                                        version="depthwise_forward_planes")
+            assert recording.kernels() == [kernel]
+            assert relative_error(result, K.depthwise_forward(x, weight, b, stride, padding)) < 1e-5, (size, b)
 
 
 def test_the_engine_takes_the_depthwise_rungs_its_constants_name_where_they_apply(rng, monkeypatch):
