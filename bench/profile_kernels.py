@@ -5,7 +5,8 @@ throughput (percent of peak), achieved occupancy, issue-slot use and the three l
 stall reasons (warps stalled per issued instruction). bench/gpu_check.sh runs it where ncu
 is on the machine; the clocks are left alone (--clock-control none).
 
-    python bench/profile_kernels.py OUTDIR              # ncu over `--launch`, then OUTDIR/profile.md
+    python bench/profile_kernels.py OUTDIR              # ncu over `--launch` into OUTDIR/profile.ncu-rep,
+                                                        # its raw page as profile.csv, the table as profile.md
     python bench/profile_kernels.py --launch            # the launches alone (what ncu runs)
     python bench/profile_kernels.py --launch --emulator # the same calls at small sizes on the emulator
     python bench/profile_kernels.py --summary CSV       # the table of a raw CSV ncu wrote
@@ -90,8 +91,9 @@ def run_launches(emulator):
 
 
 def summary(path):
-    """The markdown table of ncu's raw CSV at `path` (its log: lines before the CSV's header
-    are the tool's own); a column ncu did not write is left empty."""
+    """The markdown table of ncu's raw page at `path` (`ncu --import REPORT --page raw --csv`:
+    a row of metric names, one of units, a row a kernel; any line of the tool's own before
+    them skipped); a column ncu did not write is left empty."""
     with open(path, newline="") as handle:
         rows = list(csv.reader(line for line in handle if line.startswith('"')))
     if len(rows) < 3:
@@ -146,12 +148,15 @@ def main(argv=None):
     if not shutil.which("ncu"):
         sys.exit("python bench/profile_kernels.py: ncu is not on this machine")
     os.makedirs(arguments.out, exist_ok=True)
-    log = os.path.join(arguments.out, "profile.csv")
+    report, table_csv = os.path.join(arguments.out, "profile"), os.path.join(arguments.out, "profile.csv")
+    # The counters go into a report (-o); its raw page is exported from it afterwards.
     command = ["ncu", "--clock-control", "none", *(f"--section={s}" for s in SECTIONS), "--launch-count",
-               str(MOST_LAUNCHES), "--csv", "--page", "raw", "--log-file", log, sys.executable, __file__, "--launch"]
+               str(MOST_LAUNCHES), "--force-overwrite", "-o", report, sys.executable, __file__, "--launch"]
     print(" ".join(command), flush=True)
     status = subprocess.run(command).returncode
-    table = summary(log) if os.path.exists(log) else f"ncu wrote no {log}\n"
+    with open(table_csv, "w") as handle:
+        subprocess.run(["ncu", "--import", report + ".ncu-rep", "--page", "raw", "--csv"], stdout=handle)
+    table = summary(table_csv)
     with open(os.path.join(arguments.out, "profile.md"), "w") as handle:
         handle.write(f"`{' '.join(command)}` (exit status {status})\n\n" + table)
     print(table, end="")

@@ -63,6 +63,32 @@ def test_the_summary_reads_ncus_raw_csv(tmp_path):
     assert profile_kernels.summary(tmp_path / "empty.csv") == f"no kernel in {tmp_path / 'empty.csv'}\n"
 
 
+def test_the_command_profiles_into_a_report_and_tabulates_its_raw_page(tmp_path, monkeypatch):
+    """With a stand-in for ncu on PATH that records its arguments, writes the report where -o
+    says and prints a raw page on --import: the profiling call leaves the clocks alone and
+    runs this script's launches, and the table lands in profile.md."""
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "bin" / "ncu"
+    fake.parent.mkdir()
+    fake.write_text(f"""#!/bin/sh
+echo "$@" >> {calls}
+if [ "$1" = "--import" ]; then
+  printf '"ID","Kernel Name","gpu__time_duration.sum"\\n"","","usecond"\\n"0","relu_forward_vec4","2.5"\\n'
+  exit 0
+fi
+while [ "$1" != "-o" ]; do shift; done
+touch "$2.ncu-rep"
+""")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    assert profile_kernels.main([str(tmp_path / "out")]) == 0
+    profiling, importing = calls.read_text().splitlines()
+    assert profiling.startswith("--clock-control none --section=SpeedOfLight") and profiling.endswith(
+        f"-o {tmp_path / 'out' / 'profile'} {sys.executable} {profile_kernels.__file__} --launch")
+    assert importing == f"--import {tmp_path / 'out' / 'profile.ncu-rep'} --page raw --csv"
+    assert "| relu_forward_vec4 |  |  | 2.5 |" in (tmp_path / "out" / "profile.md").read_text()
+
+
 def test_without_ncu_the_command_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no ncu on it
     with pytest.raises(SystemExit, match="ncu is not on this machine"):
