@@ -14,7 +14,7 @@ is on the machine; the clocks are left alone (--clock-control none).
 The launches: SGEMM 4096^3 (nn) on v12 and v13; VGG-16's conv1_2 backward-data at batch 16
 through the fused F(4x4) and F(2x2) (their filter transforms too); conv1_1's backward-data
 through both few-channel kernels; the depthwise forward's rows and planes (where they fit)
-on the depthwise ladder's three EfficientNet layers; max-pool v3 and v4 on VGG-16's first
+on the depthwise ladder's four EfficientNet layers; max-pool v3 and v4 on VGG-16's first
 pool at batch 16.
 """
 import argparse

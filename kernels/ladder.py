@@ -526,9 +526,11 @@ GPU_CONVOLUTIONS = [(16, 3, 224, 224, 64, 3, 1, 1), (16, 64, 224, 224, 64, 3, 1,
                     (16, 256, 56, 56, 256, 3, 1, 1), (16, 512, 14, 14, 512, 3, 1, 1)]
 EMULATOR_CONVOLUTIONS = [(2, 3, 12, 11, 130, 3, 1, 1), (3, 5, 9, 7, 6, 5, 2, 2)]
 # Depthwise shapes (n, c, h, w, k, stride, padding): EfficientNet-Lite0's first, a stride-2
-# 5x5 and a last-stage layer at batch 64 on a GPU; on the emulator small awkward ones, the last
-# two with several 16 x 16 output tiles a plane (the tiled forward).
-GPU_DEPTHWISE = [(64, 32, 112, 112, 3, 1, 1), (64, 144, 56, 56, 5, 2, 2), (64, 1152, 7, 7, 5, 1, 2)]
+# 5x5, a 14 x 14 and a last-stage layer at batch 64 on a GPU (the last two small planes, where
+# the plane rung runs); on the emulator small awkward ones, the last two with several 16 x 16
+# output tiles a plane (the tiled forward).
+GPU_DEPTHWISE = [(64, 32, 112, 112, 3, 1, 1), (64, 144, 56, 56, 5, 2, 2), (64, 480, 14, 14, 3, 1, 1),
+                 (64, 1152, 7, 7, 5, 1, 2)]
 EMULATOR_DEPTHWISE = [(2, 3, 9, 11, 3, 1, 1), (1, 5, 10, 8, 5, 2, 2), (1, 2, 20, 35, 3, 1, 1), (1, 3, 41, 37, 5, 2, 2),
                       (1, 4, 13, 10, 3, 2, 1), (2, 3, 12, 9, 5, 1, 2)]
 
