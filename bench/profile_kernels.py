@@ -73,13 +73,14 @@ def launches(launcher, small):
             yield (f"depthwise forward N{n} C{c_} {h}x{w} k{k} s{stride} ({version})",
                    lambda x=x, filters=filters, stride=stride, padding=padding, version=version:
                    depthwise.depthwise_forward_device(device, x, filters, None, stride, padding, version=version))
-    x = random(*pool)
+    # the backward's switches from the NumPy path: a forward launched for them would be profiled too
+    pooled, switches = maxpool.maxpool_forward(rng.standard_normal(pool, dtype=np.float32), 2, 2)
+    x, pooled, switches = random(*pool), xp.asarray(pooled), xp.asarray(switches)
     for version in ("v3", "v4"):
-        y, switches = maxpool.maxpool_forward_device(device, x, 2, 2, version=version)
         yield f"maxpool {version} forward {pool}", lambda version=version: maxpool.maxpool_forward_device(
             device, x, 2, 2, version=version)
-        yield f"maxpool {version} backward {pool}", lambda version=version, y=y, switches=switches: (
-            maxpool.maxpool_backward_device(device, y, switches, pool, 2, 2, version=version))
+        yield f"maxpool {version} backward {pool}", lambda version=version: maxpool.maxpool_backward_device(
+            device, pooled, switches, pool, 2, 2, version=version)
 
 
 def run_launches(emulator):
@@ -103,7 +104,7 @@ def summary(path):
     stalls = [(match.group(1), i) for i, name in enumerate(header) if (match := STALL.match(name))]
     to_us = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}
 
-    def value(row, i):
+    def value(row, i):  # (None where the column is missing)
         try:
             return float(row[i].replace(",", ""))
         except (ValueError, IndexError, TypeError):
@@ -119,11 +120,12 @@ def summary(path):
         cells = []
         for metric, heading in COLUMNS:
             i = index.get(metric)
-            number = value(row, i) if i is not None else None
+            number = value(row, i)
             if number is not None and heading == "us":
                 number *= to_us.get(units[i], 1.0)
             cells.append("" if number is None else f"{number:.1f}")
-        ranked = sorted(((value(row, i), reason) for reason, i in stalls if value(row, i) is not None), reverse=True)
+        ranked = sorted(((number, reason) for reason, i in stalls if (number := value(row, i)) is not None),
+                        reverse=True)
         largest = ", ".join(f"{reason} {number:.2f}" for number, reason in ranked[:3])
         lines.append(f"| {text(row, 'Kernel Name')} | {text(row, 'Grid Size')} | {text(row, 'Block Size')} | "
                      + " | ".join(cells) + f" | {largest} |")

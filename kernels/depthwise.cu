@@ -243,16 +243,20 @@ __device__ __forceinline__ void depthwise_forward_rows_padded(const float* __res
   depthwise_forward_rows_of<K, S, -1>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
 }
 
-// One entry for the four kernel sizes and strides it is compiled for (depthwise.py:
-// ROW_KERNELS), chosen once a thread, before the loop.
+// function<K, S>(arguments...) for the kernel size and stride given, one of the four the row
+// and plane rungs are compiled for (depthwise.py: ROW_KERNELS), chosen once a thread. (A
+// macro: NVRTC takes a generic lambda's call operator for a host function.)
+#define WITH_ROW_KERNEL(function, ...)                   \
+  if (K == 3 && stride == 1) function<3, 1>(__VA_ARGS__); \
+  else if (K == 3) function<3, 2>(__VA_ARGS__);           \
+  else if (stride == 1) function<5, 1>(__VA_ARGS__);      \
+  else function<5, 2>(__VA_ARGS__)
+
 extern "C" __global__ void depthwise_forward_rows(const float* __restrict__ x, const float* __restrict__ w,
                                                   const float* __restrict__ b, float* __restrict__ y, int N, int C,
                                                   int H, int W, int K, int stride, int pad, int Hout, int Wout,
                                                   int has_bias) {
-  if (K == 3 && stride == 1) depthwise_forward_rows_padded<3, 1>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
-  else if (K == 3) depthwise_forward_rows_padded<3, 2>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
-  else if (stride == 1) depthwise_forward_rows_padded<5, 1>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
-  else depthwise_forward_rows_padded<5, 2>(x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  WITH_ROW_KERNEL(depthwise_forward_rows_padded, x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
 }
 
 // ---- v4 -------------------------------------------------------------------------------
@@ -261,7 +265,8 @@ extern "C" __global__ void depthwise_forward_rows(const float* __restrict__ x, c
 // plane v3's thread takes a row's 4 outputs and the next thread its last 3, no row lies on a
 // 16-byte boundary, so a thread reads its K window rows value by value, each with its
 // bounds, and every input is read K times over from L1 (run 2 on the H200: 0.24 of a copy's
-// bandwidth at 7 x 7 with 1152 channels, against 0.50 at 112 x 112, and cuDNN faster there).
+// bandwidth at 7 x 7 with 1152 channels, against 0.50 at 112 x 112; cuDNN faster on most
+// of EfficientNet-Lite0's 14 x 14 and 7 x 7 layers).
 // Here a block takes DEPTHWISE_PLANE_ROWS consecutive output rows of the batch, a thread
 // each, and first copies the input planes they read (NCHW's planes are contiguous: one run
 // of floats, as a copy reads it) and those planes' filters into shared memory; each thread
@@ -318,15 +323,8 @@ __device__ __forceinline__ void depthwise_forward_planes_of(float* staged, const
 extern "C" __global__ void __launch_bounds__(DEPTHWISE_PLANE_ROWS) depthwise_forward_planes(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
     int N, int C, int H, int W, int K, int stride, int pad, int Hout, int Wout, int has_bias) {
-  __shared__ float staged[DEPTHWISE_PLANE_FLOATS];  // planes, filters, results: one array for the four entries
-  if (K == 3 && stride == 1)
-    depthwise_forward_planes_of<3, 1>(staged, x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
-  else if (K == 3)
-    depthwise_forward_planes_of<3, 2>(staged, x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
-  else if (stride == 1)
-    depthwise_forward_planes_of<5, 1>(staged, x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
-  else
-    depthwise_forward_planes_of<5, 2>(staged, x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
+  __shared__ float staged[DEPTHWISE_PLANE_FLOATS];  // planes, filters, results: one array for the four sizes
+  WITH_ROW_KERNEL(depthwise_forward_planes_of, staged, x, w, b, y, N, C, H, W, pad, Hout, Wout, has_bias);
 }
 
 // ---- backward-data v2 at stride 2 ----------------------------------------------------------

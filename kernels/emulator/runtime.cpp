@@ -155,11 +155,16 @@ thread_local Block* current_block = nullptr;
 thread_local std::string* current_error = nullptr;
 thread_local std::string misaligned;  // the running block's first misaligned access, described
 
-void fiber_main() {
+// Ends the running thread of the block: back to the scheduler, never resumed.
+void end_thread() {
   Block* block = current_block;
-  block->thunk(block->args);
   block->running->state = State::Done;
   switch_context(block->running->context, block->scheduler);
+}
+
+void fiber_main() {
+  current_block->thunk(current_block->args);
+  end_thread();
 }
 
 #ifdef EMULATOR_TRACE_MEMORY
@@ -354,7 +359,7 @@ void emulator_barrier(int line) {
 // ALIGNMENT_FLAGS), whose calls land here, the sanitizer's own runtime not linked: a load or
 // store through a pointer not aligned to its type (a float4 at an address that is not a
 // multiple of 16) is an error of the block's launch, as it is on a GPU. The thread ends
-// there, as fiber_main ends it, before the access: GCC may make it an aligned SSE move,
+// there (end_thread), before the access: GCC may make it an aligned SSE move,
 // which would take the whole process down on a misaligned address (a store of a float4).
 struct SourceLocation {
   const char* file;
@@ -377,9 +382,7 @@ extern "C" void __ubsan_handle_type_mismatch_v1(TypeMismatchData* data, uintptr_
              file ? file + 1 : data->location.file, data->location.line, threadIdx.x, blockIdx.x);
     misaligned = text;
   }
-  Block* block = current_block;
-  block->running->state = State::Done;
-  switch_context(block->running->context, block->scheduler);
+  end_thread();
 }
 
 void emulator_copy_async(void* shared, const void* global, unsigned bytes, bool inside) {
