@@ -1,19 +1,17 @@
-"""Compile check: every kernel of kernels/*.cu for sm_80 (A100) and sm_90 (H100/H200)
-with the machine's nvcc (no GPU or driver needed), printing registers, shared memory,
-barriers and spills per kernel as ptxas reports them, and how many of its blocks an SM
-holds by those figures: a kernel whose `__launch_bounds__(threads, blocks)` promises more
-blocks an SM than fit fails the check (split-K plans its waves with that promise). Where the
-NVRTC wheel is installed (`pip install "nvidia-cuda-nvrtc==13.0.*"`), each file is also
-compiled the way CuPy's RawModule compiles it: by NVRTC, with no header included, with
-the launcher's options (but for --split-compile: the check's compiles, spread over the
-cores one a core, already fill them). Where
-nvdisasm is at hand (the machine's, or `pip install nvidia-cuda-nvdisasm`), the machine code
-of every register-tiled kernel's main loop is counted too: its instructions, FFMAs, shared,
-global and local (spill) accesses, and the FFMAs' share of the instructions, about the most
-of the FP32 peak the loop can reach at one instruction a cycle. Exits 1 on any compile
-error, broken promise or spill inside a main loop on sm_90 (with the file, the architecture
-and the compiler's log), 0 otherwise; with no compiler on the machine it says so and exits
-0, since there is nothing it can check.
+"""Compile check: every kernel of kernels/*.cu for sm_80 (A100) and sm_90 (H100/H200),
+compiled the way CuPy's RawModule compiles it (NVRTC, from the nvidia-cuda-nvrtc wheel, with
+no header included and the launcher's options; no GPU or driver needed), printing registers,
+shared memory, barriers and spills per kernel as ptxas reports them, and how many of its
+blocks an SM holds by those figures: a kernel whose `__launch_bounds__(threads, blocks)`
+promises more blocks an SM than fit fails the check (split-K plans its waves with that
+promise). Where nvdisasm is at hand (the machine's, or `pip install nvidia-cuda-nvdisasm`),
+the machine code of every register-tiled kernel's main loop is counted too: its
+instructions, FFMAs, shared, global and local (spill) accesses, and the FFMAs' share of the
+instructions, about the most of the FP32 peak the loop can reach at one instruction a cycle.
+The figures are those of the machine code a GPU process runs: the same compiler, source and
+options. Exits 1 on any compile error, broken promise or spill inside a main loop on sm_90
+(with the file, the architecture and the compiler's log), 0 otherwise; without NVRTC it says
+so and exits 0, since there is nothing it can check.
 
     python -m deepinside.kernels.check
 """
@@ -52,13 +50,32 @@ _USAGE = re.compile(r"Used (\d+) registers(?:, used (\d+) barriers)?(?:, \d+ byt
                     r"(?:, (\d+) bytes smem)?")
 
 
-def compile_report(path, architecture, nvcc="nvcc", cubin=os.devnull):
-    """(ok, rows, log): rows are dicts per kernel from ptxas's verbose output; the machine
-    code goes to `cubin`."""
-    command = [nvcc, "-cubin", f"-arch={architecture}", "-std=c++17", "-Xptxas", "-v", "-o", cubin, path]
-    result = subprocess.run(command, capture_output=True, text=True)
+def compile_report(path, architecture, cubin=os.devnull):
+    """(ok, rows, log) of NVRTC compiling one file as CuPy's RawModule would, ptxas made
+    verbose: rows are dicts per kernel from its report; the machine code goes to `cubin`."""
+    nvrtc = load_nvrtc()
+    source = kernel_source(path).encode()
+    program = ctypes.c_void_p()
+    nvrtc.nvrtcCreateProgram(ctypes.byref(program), source, os.path.basename(path).encode(), 0, None, None)
+    # CuPy's options, but for SPLIT_COMPILE: the check's compiles already fill the machine's
+    # cores, one a core (with it too, CI's check took 14% longer)
+    options = [f"--gpu-architecture={architecture}".encode(), b"--ptxas-options=-v"] + [
+        option.encode() for option in NVRTC_OPTIONS if option != SPLIT_COMPILE]
+    ok = nvrtc.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options)) == 0
+    size = ctypes.c_size_t()
+    nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+    log = ctypes.create_string_buffer(max(1, size.value))
+    nvrtc.nvrtcGetProgramLog(program, log)
+    if ok:
+        nvrtc.nvrtcGetCUBINSize(program, ctypes.byref(size))
+        machine_code = ctypes.create_string_buffer(size.value)
+        nvrtc.nvrtcGetCUBIN(program, machine_code)
+        with open(cubin, "wb") as file:
+            file.write(machine_code.raw)
+    nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
+    log = log.value.decode(errors="replace")
     rows, row = [], None
-    for line in (result.stdout + result.stderr).splitlines():
+    for line in log.splitlines():
         if match := _ENTRY.search(line):
             row = {"kernel": match.group(1), "arch": match.group(2), "registers": None, "barriers": 0,
                    "smem_bytes": 0, "stack_bytes": 0, "spill_store_bytes": 0, "spill_load_bytes": 0}
@@ -69,7 +86,7 @@ def compile_report(path, architecture, nvcc="nvcc", cubin=os.devnull):
             row["registers"] = int(match.group(1))
             row["barriers"] = int(match.group(2) or 0)
             row["smem_bytes"] = int(match.group(3) or 0)
-    return result.returncode == 0, rows, result.stdout + result.stderr
+    return ok, rows, log
 
 
 def find_nvdisasm():
@@ -161,87 +178,41 @@ def load_nvrtc():
     return ctypes.CDLL(found[0])
 
 
-def nvrtc_compile(nvrtc, path, architecture):
-    """(ok, log) of NVRTC compiling one file, as CuPy's RawModule would."""
-    source = kernel_source(path).encode()
-    program = ctypes.c_void_p()
-    nvrtc.nvrtcCreateProgram(ctypes.byref(program), source, os.path.basename(path).encode(), 0, None, None)
-    # CuPy's options, but for SPLIT_COMPILE: the check's compiles already fill the machine's
-    # cores, one a core (with it too, CI's check took 14% longer)
-    options = [f"--gpu-architecture={architecture}".encode()] + [
-        option.encode() for option in NVRTC_OPTIONS if option != SPLIT_COMPILE]
-    status = nvrtc.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options))
-    size = ctypes.c_size_t()
-    nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
-    log = ctypes.create_string_buffer(max(1, size.value))
-    nvrtc.nvrtcGetProgramLog(program, log)
-    nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
-    return status == 0, log.value.decode(errors="replace")
-
-
-def _nvrtc_job(path, architecture):
-    """(ok, log, seconds) of NVRTC compiling one file, in a worker process of its own."""
+def _compile_job(path, architecture, nvdisasm, work):
+    """(ok, ptxas's rows, log, [(kernel, main loop's opcode mix)], {kernel: instructions},
+    seconds) of compiling one file, in a worker process of its own."""
     start = time.perf_counter()
-    ok, log = nvrtc_compile(load_nvrtc(), path, architecture)
-    return ok, log, time.perf_counter() - start
-
-
-def _nvcc_job(path, architecture, nvcc, nvdisasm, work):
-    """(ok, ptxas's rows, log, [(kernel, main loop's opcode mix)], {kernel: instructions})
-    of nvcc compiling one file, in a worker process of its own."""
     cubin = os.path.join(work, f"{os.path.basename(path)}.{architecture}.cubin")
-    ok, rows, log = compile_report(path, architecture, nvcc, cubin)
+    ok, rows, log = compile_report(path, architecture, cubin)
+    seconds = time.perf_counter() - start
     loops, sizes = [], {}
     if ok and nvdisasm:
         listing = subprocess.run([nvdisasm, cubin], capture_output=True, text=True, check=True).stdout
         loops = [(kernel, mix) for kernel, mixes in hot_loops(listing).items() for mix in mixes]
         sizes = kernel_sizes(listing)
-    return ok, rows, log, loops, sizes
+    return ok, rows, log, loops, sizes, seconds
 
 
-def _compile_everything(nvcc, nvrtc_found, nvdisasm, work):
-    """Every file for every architecture by NVRTC (where found) and nvcc (where found), the
-    compiles spread over the machine's cores, the largest files first (a compiler is one core:
-    one after another, conv2d.cu's four compiles alone were most of CI's wall time). Returns
-    ({(path, architecture): NVRTC's result}, {(path, architecture): nvcc's result})."""
+def _compile_everything(nvdisasm, work):
+    """{(path, architecture): _compile_job's result} of every file for every architecture,
+    the compiles spread over the machine's cores, the largest files first (a compile is one
+    core: one after another, conv2d.cu's alone were most of CI's wall time)."""
     jobs = [(path, architecture) for path in sorted(sources(), key=os.path.getsize, reverse=True)
             for architecture in ARCHITECTURES]
     with ProcessPoolExecutor(len(os.sched_getaffinity(0)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        by_nvrtc, by_nvcc = {}, {}
-        for job in jobs:
-            if nvrtc_found:
-                by_nvrtc[job] = pool.submit(_nvrtc_job, *job)
-            if nvcc:
-                by_nvcc[job] = pool.submit(_nvcc_job, *job, nvcc, nvdisasm, work)
-        return ({job: future.result() for job, future in by_nvrtc.items()},
-                {job: future.result() for job, future in by_nvcc.items()})
+        futures = {job: pool.submit(_compile_job, *job, nvdisasm, work) for job in jobs}
+        return {job: future.result() for job, future in futures.items()}
 
 
 def main():
-    nvcc = shutil.which("nvcc")
-    nvrtc_found = load_nvrtc() is not None
-    if nvcc is None and not nvrtc_found:
-        print("deepinside.kernels.check: neither nvcc nor NVRTC on this machine; nothing was compiled")
+    if load_nvrtc() is None:
+        print("deepinside.kernels.check: no NVRTC on this machine (pip install \"nvidia-cuda-nvrtc==13.0.*\"); "
+              "nothing was compiled")
         return 0
-    nvdisasm = find_nvdisasm() if nvcc else None
+    nvdisasm = find_nvdisasm()
     with tempfile.TemporaryDirectory() as work:  # the machine code nvdisasm reads
-        by_nvrtc, by_nvcc = _compile_everything(nvcc, nvrtc_found, nvdisasm, work)
-    failures = 0
-    if by_nvrtc:
-        seconds = {}
-        for path in sources():
-            for architecture in ARCHITECTURES:
-                ok, log, seconds[(os.path.basename(path), architecture)] = by_nvrtc[(path, architecture)]
-                if not ok:
-                    failures += 1
-                    print(f"\nFAILED (NVRTC): {os.path.basename(path)} for {architecture}\n{log}", file=sys.stderr)
-        (name, architecture), slowest = max(seconds.items(), key=lambda item: item[1])
-        print(f"NVRTC: {len(sources())} files x {len(ARCHITECTURES)} architectures compiled"
-              f"{'' if not failures else f', {failures} failed'}; the slowest {name} for {architecture}, "
-              f"{slowest:.1f} s on one core (a GPU process compiles a file on its first use, over every core)\n")
-    if nvcc is None:
-        print("no nvcc: registers, shared memory and spills are not reported")
-        return 1 if failures else 0
+        compiled = _compile_everything(nvdisasm, work)
+    failures, seconds = 0, {}
     declared, loops = read_kernels()[0], []
     header = (f"{'file':<12} {'kernel':<34} {'arch':<6} {'regs':>5} {'smem B':>7} {'bars':>4} {'stack B':>7} "
               f"{'spills B':>9} {'blocks/SM':>9} {'instr':>6}")
@@ -249,7 +220,8 @@ def main():
     print("-" * len(header))
     for path in sources():
         for architecture in ARCHITECTURES:
-            ok, rows, log, file_loops, sizes = by_nvcc[(path, architecture)]
+            ok, rows, log, file_loops, sizes, seconds[(os.path.basename(path), architecture)] = \
+                compiled[(path, architecture)]
             if not ok:
                 failures += 1
                 print(f"\nFAILED: {os.path.basename(path)} for {architecture}\n{log}", file=sys.stderr)
@@ -274,8 +246,11 @@ def main():
                     print(f"\nFAILED: {row['kernel']} promises {promised} blocks an SM (__launch_bounds__) but "
                           f"{fit} fit on {architecture}", file=sys.stderr)
     failures += report_loops(loops, nvdisasm)
-    print(f"\nnvcc: {len(sources())} files x {len(ARCHITECTURES)} architectures: "
-          f"{'all compiled' if not failures else f'{failures} failed (in all)'}")
+    (name, architecture), slowest = max(seconds.items(), key=lambda item: item[1])
+    print(f"\nNVRTC: {len(sources())} files x {len(ARCHITECTURES)} architectures: "
+          f"{'all compiled' if not failures else f'{failures} failed (in all)'}; the slowest {name} for "
+          f"{architecture}, {slowest:.1f} s on one core (a GPU process compiles a file on its first use, over "
+          "every core)")
     return 1 if failures else 0
 
 

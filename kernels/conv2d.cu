@@ -1710,7 +1710,9 @@ __device__ __forceinline__ void winograd_fused(const float* __restrict__ x, cons
   // The filters this thread copies: planes first_plane, + COPY_STEP, ... of output channel
   // o0 + filter_o and input channel c0 + filter_c (a warp's lanes 32 consecutive output
   // channels: 128 bytes of U, as U[xi, c, o] from the filter transform's `by_input`).
-  const int filter_o = threadIdx.x % WF_BO, filter_c = threadIdx.x / WF_BO % F::BC;
+  // (filter_c is written as WindowRows' row tasks write their channel, one expression for
+  // the same value: as threadIdx.x / WF_BO % BC, NVRTC's F(4x4) reloaded a spill in its loop)
+  const int filter_o = threadIdx.x % WF_BO, filter_c = threadIdx.x % F::PAIRS / WF_BO;
   const int first_plane = threadIdx.x / F::PAIRS;
   const bool copies = first_plane < F::COPY_STEP;
   // What this thread multiplies: plane xi, output channels 8 og.., tiles 8 pg..

@@ -932,18 +932,17 @@ def test_emulator_compile_error_names_the_file_and_shows_the_log(tmp_path, monke
 
 @pytest.fixture(scope="module")
 def gemm_for_sm_90(tmp_path_factory):
-    """gemm.cu compiled by nvcc for sm_90, once for the tests that read it: (ok, ptxas's
+    """gemm.cu compiled by NVRTC for sm_90, once for the tests that read it: (ok, ptxas's
     rows, the machine code's path)."""
-    import shutil
-    from deepinside.kernels.check import compile_report
-    if shutil.which("nvcc") is None:
-        pytest.skip("no nvcc on this machine")
+    from deepinside.kernels.check import compile_report, load_nvrtc
+    if load_nvrtc() is None:
+        pytest.skip("no NVRTC on this machine (the test extra installs it)")
     cubin = str(tmp_path_factory.mktemp("gemm") / "gemm.cubin")
     ok, rows, _ = compile_report(os.path.join(KERNEL_DIR, "gemm.cu"), "sm_90", cubin=cubin)
     return ok, rows, cubin
 
 
-def test_nvcc_compile_check_reports_registers_and_errors(tmp_path, gemm_for_sm_90):
+def test_compile_check_reports_registers_and_errors(tmp_path, gemm_for_sm_90):
     from deepinside.kernels.check import compile_report
     ok, rows, _ = gemm_for_sm_90
     tiled = [r for r in rows if r["kernel"] == "sgemm_tiled"]
@@ -970,13 +969,12 @@ def test_compile_check_counts_the_blocks_an_sm_holds(tmp_path, monkeypatch, caps
     registers (rounded to 4608 a warp) more than half (1); 96 KiB of shared memory (and the
     1 KiB reserve) fit once in an A100's 164 KiB. A kernel promising 3 blocks of 1024
     threads an SM (2048 threads at most) fails the check, which ptxas only warns about."""
-    import shutil
     from deepinside.kernels import check
     assert check.resident_blocks(128, 36864, 256, "sm_90") == 2
     assert check.resident_blocks(144, 36864, 256, "sm_90") == 1
     assert check.resident_blocks(32, 96 << 10, 256, "sm_80") == 1
-    if shutil.which("nvcc") is None:
-        pytest.skip("no nvcc on this machine")
+    if check.load_nvrtc() is None:
+        pytest.skip("no NVRTC on this machine (the test extra installs it)")
     _check_only(tmp_path, monkeypatch, "__launch_bounds__(1024, 3) promise")
     assert check.main() == 1
     assert "promise promises 3 blocks an SM (__launch_bounds__) but 2 fit on sm_80" in capsys.readouterr().err
@@ -1014,12 +1012,11 @@ def test_main_loops_are_found_and_counted_in_a_listing():
 def test_a_kernel_past_the_machine_code_limit_fails_the_check(tmp_path, monkeypatch, capsys):
     """kernel_sizes counts a listing's instructions per kernel; the check fails a kernel over
     MAX_KERNEL_INSTRUCTIONS (here set below a two-line kernel's size)."""
-    import shutil
     from deepinside.kernels import check
     body = [(None, "S2R R0, SR_TID.X"), (".L_x_1", "FFMA R8, R4, R5, R8"), (None, "EXIT")]
     assert check.kernel_sizes(_listing("a", body) + _listing("b", body[:1])) == {"a": 3, "b": 1}
-    if shutil.which("nvcc") is None or check.find_nvdisasm() is None:
-        pytest.skip("no nvcc or nvdisasm on this machine")
+    if check.load_nvrtc() is None or check.find_nvdisasm() is None:
+        pytest.skip("no NVRTC or nvdisasm on this machine (the test extra installs them)")
     _check_only(tmp_path, monkeypatch, "large")
     monkeypatch.setattr(check, "MAX_KERNEL_INSTRUCTIONS", 5)
     assert check.main() == 1
