@@ -31,7 +31,6 @@ import argparse
 import ctypes
 import functools
 import os
-import subprocess
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -39,9 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .family import Device
-from .launch import KERNEL_DIR, EmulatorLauncher, KernelError
-
-EMULATOR_HEADER = "cuda_emulator.h"
+from .launch import KERNEL_DIR, CheckedEmulatorLauncher, KernelError
 
 FIELDS = 7  # per instruction, from emulator_memory_costs: offset, store, global, requests, transactions, ideal, bytes
 SPACES = ("shared", "global")
@@ -69,33 +66,27 @@ class MemoryCost:
         return self.bytes / (32 * self.requests)
 
 
-class MemoryTracer(EmulatorLauncher):
+class MemoryTracer(CheckedEmulatorLauncher):
     """The emulator, traced: after each launch, the memory requests of its first `blocks`
     blocks are costed and added to `costs[space][kernel][(file, line, store)]`, space
-    "shared" (by bank) or "global" (by sector)."""
+    "shared" (by bank) or "global" (by sector). Its accesses are bounds-checked, and its
+    arrays start where a GPU's would (CheckedEmulatorLauncher)."""
 
     name = "emulator-traced"
 
     def __init__(self, blocks=1, workers=None):
-        super().__init__(workers, traced=True)
+        super().__init__(workers)
         self.blocks = blocks
         self.costs = {space: defaultdict(dict) for space in SPACES}
-        self.lines = {}  # instruction offset -> (file name, line)
         self.library.emulator_memory_costs.restype = ctypes.c_int
 
     def _start(self, kernel, parameters, grid, block, arguments):
         self.library.emulator_trace(ctypes.c_ulong(self.blocks))
-        arrays = [a for (_, pointer, _), a in zip(parameters, arguments) if pointer]
-        copies = _aligned_copies(arrays)
-        super()._start(kernel, parameters, grid, block, [copies.get(id(a), a) if isinstance(a, np.ndarray) else a
-                                                         for a in arguments])
-        for array in arrays:
-            if id(array) in copies:
-                array[...] = copies[id(array)]
+        super()._start(kernel, parameters, grid, block, arguments)
         count = self.library.emulator_memory_costs(None, 0)
         rows = np.zeros((count, FIELDS), np.uint64)
         self.library.emulator_memory_costs(rows.ctypes.data_as(ctypes.POINTER(ctypes.c_ulonglong)), count)
-        self._name_lines([int(offset) for offset in rows[:, 0] if int(offset) not in self.lines])
+        self.name_lines([int(offset) for offset in rows[:, 0]])
         for offset, store, is_global, requests, transactions, ideal, moved in rows.tolist():
             costs = self.costs[SPACES[is_global]][kernel]
             cost = costs.setdefault(self.lines[offset] + (bool(store),), MemoryCost(bool(store)))
@@ -103,53 +94,6 @@ class MemoryTracer(EmulatorLauncher):
             cost.transactions += transactions
             cost.ideal += ideal
             cost.bytes += moved
-
-    def _name_lines(self, offsets):
-        """Adds to self.lines the (file name, line) of each instruction offset: the innermost
-        source line of the call before it outside the emulator's own header (addr2line,
-        through the inlined functions: `__ldg(p)` is read where the kernel calls it)."""
-        if not offsets:
-            return
-        try:
-            result = subprocess.run(["addr2line", "-e", self.path, "-i", "-a", *[hex(o - 1) for o in offsets]],
-                                    capture_output=True, text=True)
-        except FileNotFoundError:
-            raise KernelError("kernels.banks needs addr2line (binutils) to name source lines") from None
-        if result.returncode:
-            raise KernelError(f"addr2line failed on the traced emulator:\n{result.stderr}")
-        chains = []
-        for text in result.stdout.splitlines():
-            if text.startswith("0x"):
-                chains.append([])
-                continue
-            path, _, number = text.rpartition(":")
-            chains[-1].append((os.path.basename(path), int(number.split()[0]) if number[:1].isdigit() else 0))
-        lines = [next((frame for frame in chain if frame[0] != EMULATOR_HEADER), chain[0]) for chain in chains]
-        self.lines.update(zip(offsets, lines))
-
-
-ALIGNMENT = 256  # bytes: where cudaMalloc (and CuPy's pool) starts every array
-
-
-def _aligned_copies(arrays):
-    """{id(array): a copy starting on an ALIGNMENT boundary} of the arrays a launch gets
-    that start elsewhere (NumPy aligns to 16 bytes), so that sectors are counted from where
-    a GPU's arrays would start; none where two of them share memory (a launch that reads
-    one view of an array and writes another must see its own writes) or one is not
-    contiguous."""
-    unique = list({id(a): a for a in arrays}.values())
-    if any(not a.flags.c_contiguous for a in unique) or any(
-            np.may_share_memory(a, b) for i, a in enumerate(unique) for b in unique[i + 1:]):
-        return {}
-    copies = {}
-    for array in unique:
-        if array.ctypes.data % ALIGNMENT:
-            buffer = np.empty(array.nbytes + ALIGNMENT, np.uint8)
-            start = -buffer.ctypes.data % ALIGNMENT
-            copy = buffer[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
-            copy[...] = array
-            copies[id(array)] = copy
-    return copies
 
 
 def gemm_cases():

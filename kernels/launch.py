@@ -30,6 +30,7 @@ import numpy as np
 
 KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
 EMULATOR_DIR = os.path.join(KERNEL_DIR, "emulator")
+EMULATOR_HEADER = "cuda_emulator.h"  # included ahead of every kernel file
 
 # dtype instances, not scalar types: an array's dtype compares with them without a conversion
 POINTER_DTYPES = {"float": np.dtype(np.float32), "int": np.dtype(np.int32), "long long": np.dtype(np.int64)}
@@ -247,7 +248,7 @@ class Launcher:
 
 def _thunks(kernels):
     """C++ that unpacks an argv array into each kernel's parameters (what cuLaunchKernel does)."""
-    lines = ['#include "cuda_emulator.h"']
+    lines = [f'#include "{EMULATOR_HEADER}"']
     for kernel, (_, parameters, _, _) in kernels.items():
         declared = ", ".join(f"{'const ' if p else ''}{b}{'*' if p else ''}" for b, p, _ in parameters)
         lines.append(f'extern "C" void {kernel}({declared});')
@@ -273,8 +274,9 @@ COMPILER_FLAGS = ["-std=c++20", "-O2", "-fPIC", "-pthread", "-w", "-fno-gnu-uniq
 # and fails the launch on a GPU ("misaligned address", after which the CUDA context is lost
 # to every later launch of the process); the emulator fails the launch as well.
 ALIGNMENT_FLAGS = ["-fsanitize=alignment", "-fsanitize-recover=alignment"]
-# The traced build (kernels/banks.py): every memory access of the kernel files becomes a call
-# the runtime records shared-memory accesses from (GCC's kernel-address instrumentation,
+# The traced build (kernels/banks.py, CheckedEmulatorLauncher): every memory access of the
+# kernel files becomes a call the runtime records accesses from and checks global ones
+# against the launch's arrays with (GCC's kernel-address instrumentation,
 # calls only, no shadow memory); line tables for naming the instruction; no scalar
 # replacement of aggregates or vectorisation, so that a float4 load stays one 16-byte access
 # and scalar ones stay scalar, as nvcc compiles them.
@@ -293,7 +295,7 @@ def build_emulator(kernels, traced=False):
     cuda_flags = COMPILER_FLAGS + ALIGNMENT_FLAGS + (TRACE_FLAGS if traced else [])
     runtime_flags = COMPILER_FLAGS + (["-DEMULATOR_TRACE_MEMORY"] if traced else [])
     digest = hashlib.sha256()
-    for path in sources() + headers() + [os.path.join(EMULATOR_DIR, "cuda_emulator.h"),
+    for path in sources() + headers() + [os.path.join(EMULATOR_DIR, EMULATOR_HEADER),
                                          os.path.join(EMULATOR_DIR, "runtime.cpp")]:
         with open(path, "rb") as handle:
             digest.update(os.path.basename(path).encode() + handle.read())
@@ -310,7 +312,7 @@ def build_emulator(kernels, traced=False):
         for index, (path, is_cuda) in enumerate(units):
             target = os.path.join(work, f"{index}.o")
             command = [compiler, *(cuda_flags if is_cuda else runtime_flags), "-I", EMULATOR_DIR, "-c", "-o", target]
-            command += ["-include", "cuda_emulator.h", "-x", "c++", path] if is_cuda else [path]
+            command += ["-include", EMULATOR_HEADER, "-x", "c++", path] if is_cuda else [path]
             processes.append((path, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
             objects.append(target)
         for path, process in processes:
@@ -357,6 +359,95 @@ class EmulatorLauncher(Launcher):
                                               self.workers, error, len(error))
         if status:
             raise KernelError(f"{kernel}: {error.value.decode()}")
+
+
+# Where cudaMalloc (and CuPy's pool) starts every array, in bytes; the checked emulator's
+# copies start there too.
+ALIGNMENT = 256
+# Bytes between a checked launch's copies and any other array: an access that runs past one
+# by less lands outside every array, where the check sees it.
+GAP = 1 << 16
+_INSTRUCTION = re.compile(r" \[instruction (0x[0-9a-f]+)\]")
+
+
+class CheckedEmulatorLauncher(EmulatorLauncher):
+    """The emulator's traced build, every global-memory access checked against the launch's
+    arrays, as compute-sanitizer's memcheck checks a GPU's: a load or store outside all of
+    them fails the launch, naming the kernel's line, the array it came nearest and by how
+    many bytes it missed. Each array runs from a copy of its own, GAP bytes clear of any
+    other, starting ALIGNMENT bytes (as cudaMalloc's) past a boundary plus the original's
+    offset from 16 bytes (a view that a wrapper gave its unaligned kernel stays unaligned),
+    written back after the launch. Arrays that share memory run in place: a launch that
+    reads one view of an array and writes another must see its own writes."""
+
+    name = "emulator-checked"
+
+    def __init__(self, workers=None):
+        super().__init__(workers, traced=True)
+        self.lines = {}  # instruction offset -> (file name, line)
+
+    def _start(self, kernel, parameters, grid, block, arguments):
+        arrays = {position: a for position, ((_, pointer, _), a) in enumerate(zip(parameters, arguments)) if pointer}
+        copies = _isolated_copies(list(arrays.values()))
+        running = [copies.get(id(a), a) if position in arrays else a for position, a in enumerate(arguments)]
+        ranges = [(running[p].ctypes.data, running[p].ctypes.data + running[p].nbytes) for p in arrays]
+        names = [parameters[p][2].encode() for p in arrays]
+        self.library.emulator_bounds((ctypes.c_ulonglong * (2 * len(ranges)))(*[e for r in ranges for e in r]),
+                                     (ctypes.c_char_p * len(names))(*names), len(names))
+        try:
+            super()._start(kernel, parameters, grid, block, running)
+        except KernelError as error:
+            raise KernelError(_INSTRUCTION.sub(lambda m: self._line_of(int(m.group(1), 16)), str(error))) from None
+        for array in arrays.values():
+            if id(array) in copies:
+                array[...] = copies[id(array)]
+
+    def _line_of(self, offset):
+        """" (file:line)" of the kernel-file line an instruction of the library comes from."""
+        self.name_lines([offset])
+        name, line = self.lines[offset]
+        return f" ({name}:{line})"
+
+    def name_lines(self, offsets):
+        """Adds to self.lines the (file name, line) of each instruction offset: the innermost
+        source line of the call before it outside the emulator's own header (addr2line,
+        through the inlined functions: `__ldg(p)` is read where the kernel calls it)."""
+        offsets = [offset for offset in offsets if offset not in self.lines]
+        if not offsets:
+            return
+        try:
+            result = subprocess.run(["addr2line", "-e", self.path, "-i", "-a", *[hex(o - 1) for o in offsets]],
+                                    capture_output=True, text=True)
+        except FileNotFoundError:
+            raise KernelError("the traced emulator needs addr2line (binutils) to name source lines") from None
+        if result.returncode:
+            raise KernelError(f"addr2line failed on the traced emulator:\n{result.stderr}")
+        chains = []
+        for text in result.stdout.splitlines():
+            if text.startswith("0x"):
+                chains.append([])
+                continue
+            path, _, number = text.rpartition(":")
+            chains[-1].append((os.path.basename(path), int(number.split()[0]) if number[:1].isdigit() else 0))
+        lines = [next((frame for frame in chain if frame[0] != EMULATOR_HEADER), chain[0]) for chain in chains]
+        self.lines.update(zip(offsets, lines))
+
+
+def _isolated_copies(arrays):
+    """{id(array): its copy} for CheckedEmulatorLauncher; none where two of the arrays share
+    memory or one is not contiguous."""
+    unique = list({id(a): a for a in arrays}.values())
+    if any(not a.flags.c_contiguous for a in unique) or any(
+            np.may_share_memory(a, b) for i, a in enumerate(unique) for b in unique[i + 1:]):
+        return {}
+    copies = {}
+    for array in unique:
+        buffer = np.empty(GAP + 2 * ALIGNMENT + array.nbytes + GAP, np.uint8)
+        start = GAP + (-buffer.ctypes.data - GAP) % ALIGNMENT + array.ctypes.data % 16
+        copy = buffer[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+        copy[...] = array
+        copies[id(array)] = copy
+    return copies
 
 
 # A real GPU ------------------------------------------------------------------------------

@@ -2,9 +2,12 @@
 kernels against the NumPy path in float64, on shapes drawn at random (channel counts around
 the tiles' edges, kernel sizes 1, 3 and 5, strides 1 and 2, every padding, maps of odd
 sizes), with outputs poisoned with NaN. The ladders and tests check chosen shapes; this
-looks for the ones nobody chose. On the emulator by default, on a GPU with --gpu.
+looks for the ones nobody chose. On the emulator by default, on a GPU with --gpu; with
+--checked, on the emulator's bounds-checked build (launch.CheckedEmulatorLauncher, about
+three times as slow), where a load or store outside a launch's arrays stops the sweep with
+the kernel's line.
 
-    python -m deepinside.kernels.sweep [--trials 20] [--seed 0] [--gpu]
+    python -m deepinside.kernels.sweep [--trials 20] [--seed 0] [--gpu | --checked]
 
 Prints each failing case and a count; exits 1 if any failed.
 """
@@ -106,10 +109,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m deepinside.kernels.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--gpu", action="store_true", help="on a GPU (CuPy) instead of the emulator")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--gpu", action="store_true", help="on a GPU (CuPy) instead of the emulator")
+    where.add_argument("--checked", action="store_true", help="on the emulator, every global access bounds-checked")
     arguments = parser.parse_args(argv)
-    from .launch import CudaLauncher, EmulatorLauncher
-    launcher = CudaLauncher() if arguments.gpu else EmulatorLauncher()
+    from .launch import CheckedEmulatorLauncher, CudaLauncher, EmulatorLauncher
+    launcher = (CudaLauncher() if arguments.gpu else CheckedEmulatorLauncher() if arguments.checked
+                else EmulatorLauncher())
     rng, failures, checked = np.random.default_rng(arguments.seed), [], [0]
 
     def report(case, error):

@@ -1,6 +1,9 @@
 """Our CUDA kernels (kernels/*.cu) against the NumPy reference path: through the emulator
 everywhere, and with real launches (marked gpu) where a GPU is usable. Outputs are
 poisoned with NaN before each launch, so an element a kernel does not write fails.
+With DEEPINSIDE_CHECKED_EMULATOR=1 the emulator's tests run on its bounds-checked build
+(launch.CheckedEmulatorLauncher: any global access outside a launch's arrays fails it),
+about three times as slowly.
 
 Kernel files covered: conv2d.cu, gemm.cu, relu.cu, maxpool.cu, avgpool.cu, lrn.cu,
 loss.cu, dropout.cu, sgd.cu, bias.cu.
@@ -17,16 +20,20 @@ from deepinside.kernels.gemm import split_k_slices
 from deepinside.kernels.ladder import PoisonedDevice
 import deepinside.kernels as K
 from helpers import RecordingDevice, distinct_values, relative_error
-from deepinside.kernels.launch import KERNEL_DIR, CudaLauncher, EmulatorLauncher, KernelError, cuda_available
+from deepinside.kernels.launch import (KERNEL_DIR, CheckedEmulatorLauncher, CudaLauncher, EmulatorLauncher, KernelError,
+                                       cuda_available)
 
 _launchers = {}
+LAUNCHERS = {"cuda": CudaLauncher, "emulator": EmulatorLauncher, "emulator-checked": CheckedEmulatorLauncher}
 
 
 def launcher_for(name):
     if name == "cuda" and not cuda_available():
         pytest.skip("no usable CUDA GPU (or no CuPy) on this machine: real launches are not tested here")
+    if name == "emulator" and os.environ.get("DEEPINSIDE_CHECKED_EMULATOR"):
+        name = "emulator-checked"
     if name not in _launchers:
-        _launchers[name] = CudaLauncher() if name == "cuda" else EmulatorLauncher()
+        _launchers[name] = LAUNCHERS[name]()
     return _launchers[name]
 
 
@@ -97,7 +104,11 @@ def test_sgemm_8x16_async_interior_and_edge_blocks(launcher, rng, monkeypatch, t
     """v13 on 260 x 192 results (3 x 2 tiles of 128): with k a multiple of 16 and every
     row 16-byte aligned, the blocks wholly inside C copy without bounds and the others with
     them, both in one launch; split along K, where the engine splits a few tiles' long
-    reduction, the last split's blocks of k = 1000 (not a multiple of 16) may not skip them."""
+    reduction, the last split's blocks of k = 1000 (not a multiple of 16) may not skip them.
+    On the emulator every access is bounds-checked: a block wrongly taken for an interior
+    one in M or N reads past an operand's end, which its results would not show."""
+    if isinstance(launcher, EmulatorLauncher):
+        launcher = launcher_for("emulator-checked")
     monkeypatch.setattr(gemm, "ENGINE_TILED", "8x16_async")
     m, n = 260, 192
     a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
@@ -830,6 +841,67 @@ def test_emulator_does_asynchronous_copies_only_when_waited_for(tmp_path, monkey
         launcher.launch("async_misaligned", 1, 32, x, np.zeros(32, np.float32))
 
 
+# Reads x[t + offset] into y[t] for the block's threads t, directly or through an
+# asynchronous copy; and writes y[t + offset].
+BOUNDS_PROBE = r"""
+extern "C" __global__ void read_at(const float* __restrict__ x, float* __restrict__ y, int offset) {
+  const int t = threadIdx.x;
+  y[t] = x[t + offset];
+}
+
+extern "C" __global__ void copy_at(const float* __restrict__ x, float* __restrict__ y, int offset) {
+  __shared__ float staged[32];
+  const int t = threadIdx.x;
+  cp_async_4(&staged[t], x + t + offset, true);
+  cp_async_commit();
+  cp_async_wait(0);
+  y[t] = staged[t];
+}
+
+extern "C" __global__ void write_at(const float* __restrict__ x, float* __restrict__ y, int offset) {
+  const int t = threadIdx.x;
+  y[t + offset] = x[t];
+}
+"""
+
+
+def test_checked_emulator_fails_a_launch_on_an_access_outside_its_arrays(tmp_path, monkeypatch):
+    """compute-sanitizer's memcheck on the CPU: a load, an asynchronous copy or a store past
+    an array's end or before its start fails the launch, naming the kernel, the array, by
+    how many bytes, the thread and the line; in-bounds launches write their results back,
+    and two views of one array (a launch in place) share their memory. The plain emulator
+    has no such check."""
+    from deepinside.kernels import launch
+    source = tmp_path / "bounds.cu"
+    source.write_text(BOUNDS_PROBE)
+    monkeypatch.setattr(launch, "sources", lambda: [str(source)])
+    monkeypatch.setenv("DEEPINSIDE_CACHE", str(tmp_path / "cache"))
+    checked = CheckedEmulatorLauncher(workers=1)
+    x = np.random.default_rng(5).standard_normal(40).astype(np.float32)
+    line = {kernel: BOUNDS_PROBE.splitlines().index(text) + 1 for kernel, text in [
+        ("read_at", "  y[t] = x[t + offset];"), ("copy_at", "  cp_async_4(&staged[t], x + t + offset, true);"),
+        ("write_at", "  y[t + offset] = x[t];")]}
+    for kernel in ("read_at", "copy_at"):
+        y = np.zeros(32, np.float32)
+        checked.launch(kernel, 1, 32, x, y, 8)
+        np.testing.assert_array_equal(y, x[8:])
+        with pytest.raises(KernelError, match=rf"{kernel}: out-of-bounds address: a 4-byte load ending 4 bytes past "
+                                              rf"the end of x \(thread 29 of block 0\) \(bounds.cu:{line[kernel]}\)"):
+            checked.launch(kernel, 1, 32, x, y, 11)
+        with pytest.raises(KernelError, match=rf"{kernel}: .* a 4-byte load starting 8 bytes before x \(thread 0 of"):
+            checked.launch(kernel, 1, 32, x, y, -2)
+    with pytest.raises(KernelError, match=rf"write_at: .* a 4-byte store ending 4 bytes past the end of y \(thread 31 "
+                                          rf"of block 0\) \(bounds.cu:{line['write_at']}\)"):
+        checked.launch("write_at", 1, 32, x, np.zeros(32, np.float32), 1)
+    in_place = x.copy()
+    checked.launch("write_at", 1, 32, in_place[:32], in_place, 8)  # x[t] -> x[t + 8], t = 0..31, in order here
+    np.testing.assert_array_equal(in_place[:8], x[:8])
+    assert not np.array_equal(in_place[8:], x[:32])  # threads read what earlier ones wrote: one array
+    y = np.zeros(32, np.float32)
+    EmulatorLauncher(workers=1).launch("read_at", 1, 32, x[:32], y, 1)  # past x's end, into the array it views
+    np.testing.assert_array_equal(y, x[1:33])
+
+
 def test_emulator_runtime_refuses_a_bad_launch_shape_of_its_own():
     # The launcher refuses it first (tests/test_launch_limits.py); the runtime, whose threads
     # a block are bounded, guards itself as well.
@@ -1184,7 +1256,7 @@ def test_launch_bounds_say_how_many_blocks_share_a_multiprocessor(launcher):
     assert kernels["sgemm_splitk_nn"].block_threads == launcher.defines["VEC_THREADS"]
     device = PoisonedDevice(launcher)
     assert device.concurrent_blocks("sgemm_splitk_nn") == 2 * launcher.multiprocessors
-    assert launcher.multiprocessors == (132 if launcher.name == "emulator" else
+    assert launcher.multiprocessors == (132 if isinstance(launcher, EmulatorLauncher) else
                                         launcher.cupy.cuda.Device().attributes["MultiProcessorCount"])
 
 

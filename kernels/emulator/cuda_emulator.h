@@ -21,7 +21,8 @@
 // are checked for alignment (UBSan's check, runtime.cpp's handler): a misaligned float4
 // fails the launch, as on a GPU. A second, traced build of the same files records every
 // shared- and global-memory access for bank and sector accounting (runtime.cpp,
-// kernels/banks.py, kernels/sectors.py).
+// kernels/banks.py, kernels/sectors.py) and fails a launch on a global access outside its
+// arrays (kernels/launch.py: CheckedEmulatorLauncher).
 #pragma once
 #include <atomic>
 #include <cmath>

@@ -152,8 +152,18 @@ struct Block {
 };
 
 thread_local Block* current_block = nullptr;
-thread_local std::string* current_error = nullptr;
-thread_local std::string misaligned;  // the running block's first misaligned access, described
+thread_local std::string fault;  // the running block's first misaligned (or, traced, out-of-bounds) access, described
+
+// "thread t of block b" of the running thread, each index with as many of x, y, z as its
+// launch's dimensions use: "thread 3 of block (0, 2)".
+std::string running_thread() {
+  auto index = [](dim3 at, dim3 size) {
+    if (size.y == 1 && size.z == 1) return std::to_string(at.x);
+    return "(" + std::to_string(at.x) + ", " + std::to_string(at.y) +
+           (size.z == 1 ? ")" : ", " + std::to_string(at.z) + ")");
+  };
+  return "thread " + index(threadIdx, blockDim) + " of block " + index(blockIdx, gridDim);
+}
 
 // Ends the running thread of the block: back to the scheduler, never resumed.
 void end_thread() {
@@ -223,9 +233,53 @@ bool is_builtin(uintptr_t address) {
   return false;
 }
 
+// The arrays of the launches that follow (emulator_bounds): [begin, end) and a name each.
+struct Array {
+  uintptr_t begin, end;
+  std::string name;
+};
+std::vector<Array> launch_arrays;
+bool bounds_checked = false;
+
+// Ends the running thread at a global access outside every array of its launch, before the
+// access (which may read or write another array, or fault), the launch failing with where
+// it landed: past the end of, or before, the nearest array. On a GPU it reads garbage or
+// writes over a neighbour, or faults, and compute-sanitizer's memcheck names it.
+void out_of_bounds(uintptr_t address, unsigned bytes, bool store, void* site) {
+  if (fault.empty()) {
+    const Array* nearest = nullptr;
+    uintptr_t distance = UINTPTR_MAX;  // bytes the access ends past the array's end, or starts before it
+    for (const Array& array : launch_arrays) {
+      const uintptr_t gap = address >= array.begin ? address + bytes - array.end : array.begin - address;
+      if (gap < distance) distance = gap, nearest = &array;
+    }
+    Dl_info library;
+    dladdr(reinterpret_cast<void*>(&out_of_bounds), &library);
+    const unsigned long offset = reinterpret_cast<uintptr_t>(site) - reinterpret_cast<uintptr_t>(library.dli_fbase);
+    char text[300];
+    if (nearest)
+      snprintf(text, sizeof text, "out-of-bounds address: a %u-byte %s %s %lu bytes %s %s (%s) [instruction %#lx]",
+               bytes, store ? "store" : "load", address >= nearest->begin ? "ending" : "starting",
+               static_cast<unsigned long>(distance), address >= nearest->begin ? "past the end of" : "before",
+               nearest->name.c_str(), running_thread().c_str(), offset);
+    else
+      snprintf(text, sizeof text, "out-of-bounds address: a %u-byte %s at %#lx, and the launch has no array (%s) "
+               "[instruction %#lx]", bytes, store ? "store" : "load", static_cast<unsigned long>(address),
+               running_thread().c_str(), offset);
+    fault = text;
+  }
+  end_thread();
+}
+
+bool inside_an_array(uintptr_t address, unsigned bytes) {
+  for (const Array& array : launch_arrays)
+    if (address >= array.begin && address + bytes <= array.end) return true;
+  return false;
+}
+
 void record(uintptr_t address, unsigned bytes, bool store, void* site) {
   Block* block = current_block;
-  if (!block || !block->traced) return;
+  if (!block) return;
   Fiber* fiber = block->running;
   const bool shared = address >= shared_begin && address < shared_end;
   const uintptr_t stack = reinterpret_cast<uintptr_t>(fiber->stack.get());
@@ -233,6 +287,8 @@ void record(uintptr_t address, unsigned bytes, bool store, void* site) {
              : (address >= stack && address < stack + kStackBytes) ||
                    (address >= image_begin && address < image_end))
     return;
+  if (!shared && bounds_checked && !inside_an_array(address, bytes)) out_of_bounds(address, bytes, store, site);
+  if (!block->traced) return;
   fiber->accesses.push_back({static_cast<unsigned>(fiber->barriers), reinterpret_cast<uintptr_t>(site), address,
                              bytes, store, !shared});
 }
@@ -299,7 +355,7 @@ void cost_block(Block& block, unsigned threads) {
 // Runs one block to completion; returns an error message or an empty string.
 std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
   blockIdx = block_index;
-  misaligned.clear();  // a block that ended at a divergent barrier may have left one
+  fault.clear();  // a block that ended at a divergent barrier may have left one
   current_block = &block;
   const unsigned count = block_dim.x * block_dim.y * block_dim.z;
   for (unsigned t = 0; t < count; ++t) {
@@ -325,7 +381,7 @@ std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
 #ifdef EMULATOR_TRACE_MEMORY
       if (block.traced) cost_block(block, count);
 #endif
-      return std::exchange(misaligned, {});
+      return std::exchange(fault, {});
     }
     // Every live thread waits at a barrier: they must all wait at the same one.
     int line = -1;
@@ -374,13 +430,13 @@ struct TypeMismatchData {
 extern "C" void __ubsan_handle_type_mismatch_v1(TypeMismatchData* data, uintptr_t pointer) {
   const uintptr_t alignment = uintptr_t{1} << data->log_alignment;
   if (pointer % alignment == 0) return;
-  if (misaligned.empty()) {
+  if (fault.empty()) {
     const char* file = strrchr(data->location.file, '/');
     char text[200];
-    snprintf(text, sizeof text, "misaligned address: a %lu-byte access at %#lx (%s:%u, thread %u of block %u)",
+    snprintf(text, sizeof text, "misaligned address: a %lu-byte access at %#lx (%s:%u, %s)",
              static_cast<unsigned long>(alignment), static_cast<unsigned long>(pointer),
-             file ? file + 1 : data->location.file, data->location.line, threadIdx.x, blockIdx.x);
-    misaligned = text;
+             file ? file + 1 : data->location.file, data->location.line, running_thread().c_str());
+    fault = text;
   }
   end_thread();
 }
@@ -388,12 +444,11 @@ extern "C" void __ubsan_handle_type_mismatch_v1(TypeMismatchData* data, uintptr_
 void emulator_copy_async(void* shared, const void* global, unsigned bytes, bool inside) {
   Fiber* fiber = current_block->running;
   const uintptr_t to = reinterpret_cast<uintptr_t>(shared), from = reinterpret_cast<uintptr_t>(global);
-  if ((to % bytes || (inside && from % bytes)) && misaligned.empty()) {  // cp.async wants both aligned to its size
+  if ((to % bytes || (inside && from % bytes)) && fault.empty()) {  // cp.async wants both aligned to its size
     char text[200];
-    snprintf(text, sizeof text, "misaligned address: a %u-byte asynchronous copy from %#lx to %#lx (thread %u of "
-             "block %u)", bytes, static_cast<unsigned long>(from), static_cast<unsigned long>(to), threadIdx.x,
-             blockIdx.x);
-    misaligned = text;
+    snprintf(text, sizeof text, "misaligned address: a %u-byte asynchronous copy from %#lx to %#lx (%s)", bytes,
+             static_cast<unsigned long>(from), static_cast<unsigned long>(to), running_thread().c_str());
+    fault = text;
     return;
   }
 #ifdef EMULATOR_TRACE_MEMORY  // counted where issued, as the kernel's own accesses are
@@ -510,6 +565,14 @@ extern "C" void __asan_loadN_noabort(uintptr_t address, size_t bytes) {
 }
 extern "C" void __asan_storeN_noabort(uintptr_t address, size_t bytes) {
   record(address, bytes, true, __builtin_return_address(0));
+}
+
+// Checks the global accesses of the launches that follow against `count` arrays, the i-th
+// [ranges[2 i], ranges[2 i + 1]) and named names[i]; a count below 0 stops the checks.
+extern "C" void emulator_bounds(const unsigned long long* ranges, const char* const* names, int count) {
+  bounds_checked = count >= 0;
+  launch_arrays.clear();
+  for (int i = 0; i < count; ++i) launch_arrays.push_back({ranges[2 * i], ranges[2 * i + 1], names[i]});
 }
 
 // Traces the blocks of linear index below `blocks` of the launches that follow (0: none),
