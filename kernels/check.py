@@ -1,17 +1,17 @@
-"""Compile check: every kernel of kernels/*.cu for sm_80 (A100) and sm_90 (H100/H200),
-compiled the way CuPy's RawModule compiles it (NVRTC, from the nvidia-cuda-nvrtc wheel, with
-no header included and the launcher's options; no GPU or driver needed), printing registers,
-shared memory, barriers and spills per kernel as ptxas reports them, and how many of its
-blocks an SM holds by those figures: a kernel whose `__launch_bounds__(threads, blocks)`
-promises more blocks an SM than fit fails the check (split-K plans its waves with that
-promise). Where nvdisasm is at hand (the machine's, or `pip install nvidia-cuda-nvdisasm`),
-the machine code of every register-tiled kernel's main loop is counted too: its
-instructions, FFMAs, shared, global and local (spill) accesses, and the FFMAs' share of the
-instructions, about the most of the FP32 peak the loop can reach at one instruction a cycle.
-The figures are those of the machine code a GPU process runs: the same compiler, source and
-options. Exits 1 on any compile error, broken promise or spill inside a main loop on sm_90
-(with the file, the architecture and the compiler's log), 0 otherwise; without NVRTC it says
-so and exits 0, since there is nothing it can check.
+"""Compile check: every kernel of kernels/*.cu for sm_80 (A100) and sm_90 (H100/H200), compiled
+the way CuPy's RawModule compiles it (NVRTC, from the nvidia-cuda-nvrtc wheel, with no
+header included, the launcher's options and the -ftz=true CuPy adds; no GPU or driver
+needed), printing registers, shared memory, barriers and spills per kernel as ptxas reports
+them, and how many of its blocks an SM holds by those figures: a kernel whose
+`__launch_bounds__(threads, blocks)` promises more blocks an SM than fit fails the check
+(split-K plans its waves with that promise). Where nvdisasm is at hand (the machine's, or
+`pip install nvidia-cuda-nvdisasm`), the machine code of every register-tiled kernel's main
+loop is counted too: its instructions, FFMAs, shared, global and local (spill) accesses, and
+the FFMAs' share of the instructions, about the most of the FP32 peak the loop can reach at
+one instruction a cycle. The figures are those of the machine code a GPU process runs: the
+same compiler, source and options. Exits 1 on any compile error, broken promise or spill
+inside a main loop on sm_90 (with the file, the architecture and the compiler's log), 0
+otherwise; without NVRTC it says so and exits 0, since there is nothing it can check.
 
     python -m deepinside.kernels.check
 """
@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 
-from .launch import NVRTC_OPTIONS, SPLIT_COMPILE, kernel_source, read_kernels, sources
+from .launch import CUPY_ADDED_OPTIONS, NVRTC_OPTIONS, SPLIT_COMPILE, kernel_source, read_kernels, sources
 
 ARCHITECTURES = ("sm_80", "sm_90")
 # An SM's resources: 64 K registers, 2048 threads and 32 blocks on both; shared memory 164 KiB
@@ -60,7 +60,7 @@ def compile_report(path, architecture, cubin=os.devnull):
     # CuPy's options, but for SPLIT_COMPILE: the check's compiles already fill the machine's
     # cores, one a core (with it too, CI's check took 14% longer)
     options = [f"--gpu-architecture={architecture}".encode(), b"--ptxas-options=-v"] + [
-        option.encode() for option in NVRTC_OPTIONS if option != SPLIT_COMPILE]
+        option.encode() for option in NVRTC_OPTIONS + CUPY_ADDED_OPTIONS if option != SPLIT_COMPILE]
     ok = nvrtc.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options)) == 0
     size = ctypes.c_size_t()
     nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))

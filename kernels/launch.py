@@ -482,6 +482,9 @@ def cuda_available():
 # is asked again without it.
 SPLIT_COMPILE = "--split-compile=0"
 NVRTC_OPTIONS = ("-std=c++17", SPLIT_COMPILE)
+# What CuPy adds to every NVRTC compile of its own accord (cupy/cuda/compiler.py; CuPy issue
+# 9576): denormals flushed to zero. The compile check adds it too, to count the same code.
+CUPY_ADDED_OPTIONS = ("-ftz=true",)
 
 
 class CudaLauncher(Launcher):
