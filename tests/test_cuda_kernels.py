@@ -2,8 +2,8 @@
 everywhere, and with real launches (marked gpu) where a GPU is usable. Outputs are
 poisoned with NaN before each launch, so an element a kernel does not write fails.
 With DEEPINSIDE_CHECKED_EMULATOR=1 the emulator's tests run on its bounds-checked build
-(launch.CheckedEmulatorLauncher: any global access outside a launch's arrays fails it),
-about three times as slowly.
+(launch.CheckedEmulatorLauncher: any global access outside a launch's arrays fails it):
+12 minutes on two cores, against 3.4.
 
 Kernel files covered: conv2d.cu, gemm.cu, relu.cu, maxpool.cu, avgpool.cu, lrn.cu,
 loss.cu, dropout.cu, sgd.cu, bias.cu.
