@@ -398,6 +398,8 @@ class CheckedEmulatorLauncher(EmulatorLauncher):
             super()._start(kernel, parameters, grid, block, running)
         except KernelError as error:
             raise KernelError(_INSTRUCTION.sub(lambda m: self._line_of(int(m.group(1), 16)), str(error))) from None
+        finally:  # the library's other users (an unchecked traced launch) check nothing
+            self.library.emulator_bounds(None, None, -1)
         for array in arrays.values():
             if id(array) in copies:
                 array[...] = copies[id(array)]
@@ -434,11 +436,10 @@ class CheckedEmulatorLauncher(EmulatorLauncher):
 
 
 def _isolated_copies(arrays):
-    """{id(array): its copy} for CheckedEmulatorLauncher; none where two of the arrays share
-    memory or one is not contiguous."""
+    """{id(array): its copy} for CheckedEmulatorLauncher (the arrays C-contiguous, as launch
+    checks); none where two of them share memory."""
     unique = list({id(a): a for a in arrays}.values())
-    if any(not a.flags.c_contiguous for a in unique) or any(
-            np.may_share_memory(a, b) for i, a in enumerate(unique) for b in unique[i + 1:]):
+    if any(np.may_share_memory(a, b) for i, a in enumerate(unique) for b in unique[i + 1:]):
         return {}
     copies = {}
     for array in unique:
