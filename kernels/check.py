@@ -50,17 +50,18 @@ _USAGE = re.compile(r"Used (\d+) registers(?:, used (\d+) barriers)?(?:, \d+ byt
                     r"(?:, (\d+) bytes smem)?")
 
 
-def compile_report(path, architecture, cubin=os.devnull):
+def compile_report(path, architecture, cubin=os.devnull, split=False):
     """(ok, rows, log) of NVRTC compiling one file as CuPy's RawModule would, ptxas made
-    verbose: rows are dicts per kernel from its report; the machine code goes to `cubin`."""
+    verbose: rows are dicts per kernel from its report; the machine code goes to `cubin`.
+    `split`: with CuPy's SPLIT_COMPILE, for a compile that has the cores to itself."""
     nvrtc = load_nvrtc()
     source = kernel_source(path).encode()
     program = ctypes.c_void_p()
     nvrtc.nvrtcCreateProgram(ctypes.byref(program), source, os.path.basename(path).encode(), 0, None, None)
-    # CuPy's options, but for SPLIT_COMPILE: the check's compiles already fill the machine's
-    # cores, one a core (with it too, CI's check took 14% longer)
+    # CuPy's options, but for SPLIT_COMPILE where not `split`: the check's compiles already
+    # fill the machine's cores, one a core (with it too, CI's check took 14% longer)
     options = [f"--gpu-architecture={architecture}".encode(), b"--ptxas-options=-v"] + [
-        option.encode() for option in NVRTC_OPTIONS + CUPY_ADDED_OPTIONS if option != SPLIT_COMPILE]
+        option.encode() for option in NVRTC_OPTIONS + CUPY_ADDED_OPTIONS if split or option != SPLIT_COMPILE]
     ok = nvrtc.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options)) == 0
     size = ctypes.c_size_t()
     nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))

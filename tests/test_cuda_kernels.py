@@ -1010,7 +1010,7 @@ def gemm_for_sm_90(tmp_path_factory):
     if load_nvrtc() is None:
         pytest.skip("no NVRTC on this machine (the test extra installs it)")
     cubin = str(tmp_path_factory.mktemp("gemm") / "gemm.cubin")
-    ok, rows, _ = compile_report(os.path.join(KERNEL_DIR, "gemm.cu"), "sm_90", cubin=cubin)
+    ok, rows, _ = compile_report(os.path.join(KERNEL_DIR, "gemm.cu"), "sm_90", cubin=cubin, split=True)
     return ok, rows, cubin
 
 
