@@ -862,6 +862,10 @@ extern "C" __global__ void write_at(const float* __restrict__ x, float* __restri
   const int t = threadIdx.x;
   y[t + offset] = x[t];
 }
+
+extern "C" __global__ void address_of(const float* __restrict__ x, float* __restrict__ y, int offset) {
+  y[threadIdx.x] = (float)(reinterpret_cast<unsigned long long>(x) % 256);
+}
 """
 
 
@@ -869,8 +873,9 @@ def test_checked_emulator_fails_a_launch_on_an_access_outside_its_arrays(tmp_pat
     """compute-sanitizer's memcheck on the CPU: a load, an asynchronous copy or a store past
     an array's end or before its start fails the launch, naming the kernel, the array, by
     how many bytes, the thread and the line; in-bounds launches write their results back,
-    and two views of one array (a launch in place) share their memory. The plain emulator
-    has no such check."""
+    and two views of one array (a launch in place) share their memory; arrays start on
+    256-byte boundaries, as cudaMalloc's, plus their offset from 16 bytes. The plain
+    emulator has no such check."""
     from deepinside.kernels import launch
     source = tmp_path / "bounds.cu"
     source.write_text(BOUNDS_PROBE)
@@ -897,6 +902,10 @@ def test_checked_emulator_fails_a_launch_on_an_access_outside_its_arrays(tmp_pat
     checked.launch("write_at", 1, 32, in_place[:32], in_place, 8)  # x[t] -> x[t + 8], t = 0..31, in order here
     np.testing.assert_array_equal(in_place[:8], x[:8])
     assert not np.array_equal(in_place[8:], x[:32])  # threads read what earlier ones wrote: one array
+    for view, at in ((x, 0), (x[1:], 4), (x[2:], 8)):  # where cudaMalloc starts arrays, and 16-byte misalignment kept
+        assert x.ctypes.data % 16 == 0
+        checked.launch("address_of", 1, 32, view, y, 0)
+        np.testing.assert_array_equal(y, at)
     y = np.zeros(32, np.float32)
     EmulatorLauncher(workers=1).launch("read_at", 1, 32, x[:32], y, 1)  # past x's end, into the array it views
     np.testing.assert_array_equal(y, x[1:33])
