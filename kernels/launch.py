@@ -375,7 +375,7 @@ class CheckedEmulatorLauncher(EmulatorLauncher):
     arrays, as compute-sanitizer's memcheck checks a GPU's: a load or store outside all of
     them fails the launch, naming the kernel's line, the array it came nearest and by how
     many bytes it missed. Each array runs from a copy of its own, GAP bytes clear of any
-    other, starting ALIGNMENT bytes (as cudaMalloc's) past a boundary plus the original's
+    other, starting on an ALIGNMENT boundary (as cudaMalloc's arrays do) plus the original's
     offset from 16 bytes (a view that a wrapper gave its unaligned kernel stays unaligned),
     written back after the launch. Arrays that share memory run in place: a launch that
     reads one view of an array and writes another must see its own writes."""
@@ -398,7 +398,7 @@ class CheckedEmulatorLauncher(EmulatorLauncher):
             super()._start(kernel, parameters, grid, block, running)
         except KernelError as error:
             raise KernelError(_INSTRUCTION.sub(lambda m: self._line_of(int(m.group(1), 16)), str(error))) from None
-        finally:  # the library's other users (an unchecked traced launch) check nothing
+        finally:  # no later launch of the library is checked against this one's arrays
             self.library.emulator_bounds(None, None, -1)
         for array in arrays.values():
             if id(array) in copies:

@@ -152,7 +152,7 @@ struct Block {
 };
 
 thread_local Block* current_block = nullptr;
-thread_local std::string fault;  // the running block's first misaligned (or, traced, out-of-bounds) access, described
+thread_local std::string fault;  // the running block's first bad access (misaligned; traced: out of bounds), described
 
 // "thread t of block b" of the running thread, each index with as many of x, y, z as its
 // launch's dimensions use: "thread 3 of block (0, 2)".
