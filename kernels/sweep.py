@@ -4,8 +4,8 @@ the tiles' edges, kernel sizes 1, 3 and 5, strides 1 and 2, every padding, maps 
 sizes), with outputs poisoned with NaN. The ladders and tests check chosen shapes; this
 looks for the ones nobody chose. On the emulator by default, on a GPU with --gpu; with
 --checked, on the emulator's bounds-checked build (launch.CheckedEmulatorLauncher, about 25
-times as slow: 11.5 s a draw on two cores, 0.47 s plain), where a load or store outside a launch's arrays stops the sweep with
-the kernel's line.
+times as slow: 11.5 s a draw on two cores, 0.47 s plain), where a load or store outside a
+launch's arrays stops the sweep with the kernel's line.
 
     python -m deepinside.kernels.sweep [--trials 20] [--seed 0] [--gpu | --checked]
 

@@ -863,7 +863,7 @@ extern "C" __global__ void write_at(const float* __restrict__ x, float* __restri
   y[t + offset] = x[t];
 }
 
-extern "C" __global__ void address_of(const float* __restrict__ x, float* __restrict__ y, int offset) {
+extern "C" __global__ void address_of(const float* __restrict__ x, float* __restrict__ y) {
   y[threadIdx.x] = (float)(reinterpret_cast<unsigned long long>(x) % 256);
 }
 """
@@ -904,7 +904,7 @@ def test_checked_emulator_fails_a_launch_on_an_access_outside_its_arrays(tmp_pat
     assert not np.array_equal(in_place[8:], x[:32])  # threads read what earlier ones wrote: one array
     for view, at in ((x, 0), (x[1:], 4), (x[2:], 8)):  # where cudaMalloc starts arrays, and 16-byte misalignment kept
         assert x.ctypes.data % 16 == 0
-        checked.launch("address_of", 1, 32, view, y, 0)
+        checked.launch("address_of", 1, 32, view, y)
         np.testing.assert_array_equal(y, at)
     y = np.zeros(32, np.float32)
     EmulatorLauncher(workers=1).launch("read_at", 1, 32, x[:32], y, 1)  # past x's end, into the array it views
