@@ -38,7 +38,7 @@ EVERY_RUNG = {"gemm.ENGINE_TILED": "8x16_async",
               "depthwise.ENGINE_FORWARD": "depthwise_forward_rows",
               "depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA": "depthwise_backward_data_rows",
               "depthwise.ENGINE_STRIDED_BACKWARD_DATA": "depthwise_backward_data_parity",
-              "depthwise.ENGINE_BACKWARD_WEIGHTS": "depthwise_backward_weights_channel"}
+              "depthwise.ENGINE_BACKWARD_WEIGHTS": "depthwise_backward_weights_shuffle"}
 
 
 def networks():

@@ -376,14 +376,14 @@ extern "C" __global__ void depthwise_backward_data_parity(const float* __restric
 // a runtime K would put them in local memory), and the block adds each sum up in shared
 // memory. The slices' (C, K, K) planes are added in order by gemm.cu's sgemm_sum_splits.
 // Should bring the weight gradient from 0.04-0.07 of a copy's bandwidth toward the forward's.
+
+// A thread's K^2 sums over its positions of the block's channel and slice.
 template <int K>
-__device__ __forceinline__ void depthwise_backward_weights_channel(
-    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
-    int W, int stride, int pad, int Hout, int Wout, int slice) {
-  __shared__ float sums[DEPTHWISE_THREADS];
+__device__ __forceinline__ void depthwise_weight_sums(const float* __restrict__ grad_y, const float* __restrict__ x,
+                                                      int N, int C, int H, int W, int stride, int pad, int Hout,
+                                                      int Wout, int slice, float (&total)[K * K]) {
   const int c = blockIdx.x, plane = Hout * Wout, count = N * plane;
   const int first = blockIdx.y * slice, last = first + slice < count ? first + slice : count;
-  float total[K * K];
 #pragma unroll
   for (int q = 0; q < K * K; ++q) total[q] = 0.0f;
   for (int e = first + threadIdx.x; e < last; e += DEPTHWISE_THREADS) {
@@ -402,6 +402,15 @@ __device__ __forceinline__ void depthwise_backward_weights_channel(
       }
     }
   }
+}
+
+template <int K>
+__device__ __forceinline__ void depthwise_backward_weights_channel(
+    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
+    int W, int stride, int pad, int Hout, int Wout, int slice) {
+  __shared__ float sums[DEPTHWISE_THREADS];
+  float total[K * K];
+  depthwise_weight_sums<K>(grad_y, x, N, C, H, W, stride, pad, Hout, Wout, slice, total);
 #pragma unroll
   for (int q = 0; q < K * K; ++q) {  // one shared-memory tree per weight
     sums[threadIdx.x] = total[q];
@@ -410,7 +419,7 @@ __device__ __forceinline__ void depthwise_backward_weights_channel(
       if (threadIdx.x < half) sums[threadIdx.x] += sums[threadIdx.x + half];
       __syncthreads();
     }
-    if (threadIdx.x == 0) partial[((long long)blockIdx.y * C + c) * K * K + q] = sums[0];
+    if (threadIdx.x == 0) partial[((long long)blockIdx.y * C + blockIdx.x) * K * K + q] = sums[0];
     __syncthreads();  // sums is refilled for the next weight
   }
 }
@@ -425,4 +434,52 @@ extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backwa
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int stride, int pad, int Hout, int Wout, int slice) {
   depthwise_backward_weights_channel<5>(grad_y, x, partial, N, C, H, W, stride, pad, Hout, Wout, slice);
+}
+
+// ---- backward-weights v3 -----------------------------------------------------------------
+// depthwise_backward_weights_shuffle_k{3,5}: v2's positions and sums, a cheaper block
+// reduction. v2 adds each of the K^2 sums in a shared-memory tree of its own, 8 steps between
+// barriers for 256 threads: 9 x 9 = 81 barriers a block (3x3) or 25 x 9 = 225 (5x5), where
+// its main loop takes 6-12 positions a thread on EfficientNet's 7 x 7 and 14 x 14 planes at
+// batch 64 (run 2 on the H200: 0.12 of a copy's bandwidth on the 7 x 7 layer, 0.24-0.28 on
+// the larger planes). Here each warp adds each sum across its lanes with five butterfly
+// shuffles (register to register, no barrier), its lane 0 stores the warp's K^2 sums, and
+// after one barrier K^2 threads add the 8 warps' sums in order: 5 K^2 shuffles and one
+// barrier a block, the main loop's instructions left as the bulk of the kernel's.
+#define DEPTHWISE_WARPS 8
+template <int K>
+__device__ __forceinline__ void depthwise_backward_weights_shuffle(
+    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
+    int W, int stride, int pad, int Hout, int Wout, int slice) {
+  static_assert(DEPTHWISE_WARPS * 32 == DEPTHWISE_THREADS, "whole warps: every lane takes part in the shuffles");
+  __shared__ float warp_sums[DEPTHWISE_WARPS][K * K];
+  float total[K * K];
+  depthwise_weight_sums<K>(grad_y, x, N, C, H, W, stride, pad, Hout, Wout, slice, total);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+  for (int q = 0; q < K * K; ++q) {
+    float sum = total[q];
+#pragma unroll
+    for (int lane_mask = 16; lane_mask > 0; lane_mask /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, lane_mask);
+    if (lane == 0) warp_sums[warp][q] = sum;
+  }
+  __syncthreads();
+  if (threadIdx.x < K * K) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < DEPTHWISE_WARPS; ++w) sum += warp_sums[w][threadIdx.x];
+    partial[((long long)blockIdx.y * C + blockIdx.x) * K * K + threadIdx.x] = sum;
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backward_weights_shuffle_k3(
+    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
+    int W, int stride, int pad, int Hout, int Wout, int slice) {
+  depthwise_backward_weights_shuffle<3>(grad_y, x, partial, N, C, H, W, stride, pad, Hout, Wout, slice);
+}
+
+extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backward_weights_shuffle_k5(
+    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
+    int W, int stride, int pad, int Hout, int Wout, int slice) {
+  depthwise_backward_weights_shuffle<5>(grad_y, x, partial, N, C, H, W, stride, pad, Hout, Wout, slice);
 }

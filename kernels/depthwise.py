@@ -313,9 +313,12 @@ def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stri
 
 
 # Backward-weights' ladder: v1 a block per weight; v2 a block per channel and slice of its
-# positions, for 3x3 and 5x5 kernels (depthwise.cu). The engine runs v2 where it applies:
-# 0.31 of v1's time on the H200, 2026-11-28 (kernels/choices.py).
-BACKWARD_WEIGHTS_LADDER = ("depthwise_backward_weights", "depthwise_backward_weights_channel")
+# positions, for 3x3 and 5x5 kernels (depthwise.cu); v3 v2 with its block's sums added by
+# warp shuffles. The engine runs v2 where it applies: 0.31 of v1's time on the H200,
+# 2026-11-28 (kernels/choices.py); v3 is yet to be timed.
+BACKWARD_WEIGHTS_LADDER = ("depthwise_backward_weights", "depthwise_backward_weights_channel",
+                           "depthwise_backward_weights_shuffle")
+PER_CHANNEL = BACKWARD_WEIGHTS_LADDER[1:]  # the rungs of a block per channel and slice
 ENGINE_BACKWARD_WEIGHTS = "depthwise_backward_weights_channel"
 CHANNEL_KERNEL_SIZES = (3, 5)
 
@@ -327,17 +330,19 @@ def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
     n, c, h, w, k, hout, wout, before = _geometry(x.shape, w_shape, stride, padding)
     if version is None:
-        channel = ENGINE_BACKWARD_WEIGHTS == "depthwise_backward_weights_channel" and k in CHANNEL_KERNEL_SIZES
+        channel = ENGINE_BACKWARD_WEIGHTS in PER_CHANNEL and k in CHANNEL_KERNEL_SIZES
         version = ENGINE_BACKWARD_WEIGHTS if channel else BACKWARD_WEIGHTS_LADDER[0]
     grad_w = device.empty(tuple(w_shape))
     if version == "depthwise_backward_weights":
         device.launch(version, grad_w.size, grad_y, x, grad_w, n, c, h, w, k, stride, before, hout,
                       wout)  # one block per weight
         return grad_w
-    expect(version == "depthwise_backward_weights_channel" and k in CHANNEL_KERNEL_SIZES,
+    expect(version in PER_CHANNEL, f"depthwise backward-weights: no version {version!r}; the ladder: "
+                                   f"{', '.join(BACKWARD_WEIGHTS_LADDER)}")
+    expect(k in CHANNEL_KERNEL_SIZES,
            f"depthwise backward-weights: version {version!r} takes kernels of {CHANNEL_KERNEL_SIZES}, not {k}")
-    expect(x.size < 2 ** 31 and grad_y.size < 2 ** 31, "depthwise backward-weights v2: 32-bit indices, a tensor "
-                                                        "of 2^31 elements or more")
+    expect(x.size < 2 ** 31 and grad_y.size < 2 ** 31, f"{version}: 32-bit indices, a tensor of 2^31 elements "
+                                                        "or more")
     # the positions split into slices for waves of two blocks an SM (gemm.py's rule)
     length, splits = split_k_slices(c, n * hout * wout, 1, 2 * device.launcher.multiprocessors,
                                     min_depth=device.define("DEPTHWISE_THREADS"))

@@ -911,6 +911,129 @@ def test_checked_emulator_fails_a_launch_on_an_access_outside_its_arrays(tmp_pat
     np.testing.assert_array_equal(y, x[1:33])
 
 
+# Each warp-level primitive on a block's threads t: a row of `out` (blockDim.x floats) a
+# shuffle, the butterfly sum, a read of a neighbour's shared-memory store after __syncwarp;
+# an 8-byte shuffle; the votes.
+WARP_PROBE = r"""
+extern "C" __global__ void warp_primitives(const float* __restrict__ x, const long long* __restrict__ wide,
+                                           float* __restrict__ out, long long* __restrict__ wide_out,
+                                           int* __restrict__ votes, int width) {
+  __shared__ float staged[64];
+  const int t = threadIdx.x, T = blockDim.x;
+  const unsigned all = 0xffffffffu;
+  const float v = x[t];
+  out[t] = __shfl_sync(all, v, 5 * t - 3, width);
+  out[T + t] = __shfl_up_sync(all, v, 3, width);
+  out[2 * T + t] = __shfl_down_sync(all, v, 5, width);
+  out[3 * T + t] = __shfl_xor_sync(all, v, 9, width);
+  float sum = v;
+  for (int lane_mask = 16; lane_mask > 0; lane_mask /= 2) sum += __shfl_xor_sync(all, sum, lane_mask);
+  out[4 * T + t] = sum;
+  staged[t] = v;
+  __syncwarp();
+  out[5 * T + t] = staged[t ^ 1];
+  wide_out[t] = __shfl_down_sync(all, wide[t], 1);
+  votes[3 * t] = (int)__ballot_sync(all, v > 0.0f);
+  votes[3 * t + 1] = __any_sync(all, v > 3.0f);
+  votes[3 * t + 2] = __all_sync(all, v > -3.0f);
+}
+
+extern "C" __global__ void warp_misuse(float* __restrict__ y, int problem) {
+  const int t = threadIdx.x;
+  float v = (float)t;
+  if (problem == 0) {  // lanes 16-31 return first
+    if (t >= 16) return;
+    v = __shfl_sync(0xffffffffu, v, 0);
+  }
+  if (problem == 1 && t < 16) v = __shfl_sync(0x0000ffffu, v, t + 4);
+  if (problem == 2) v = __shfl_sync(1u << ((t + 1) % 32), v, 0);
+  if (problem == 3) v = __shfl_sync(0xffffffffu, v, 0);
+  if (problem == 4) {
+    if (t % 2) __syncwarp();
+    else v = __shfl_sync(0xffffffffu, v, 0);
+  }
+  if (problem == 5) v = __shfl_xor_sync(t < 32 ? 0xffffffffu : 0x0000ffffu, v, 1);  // a partial last warp
+  y[t] = v;
+}
+"""
+
+
+def _shuffle_sources(threads, width):
+    """{primitive: the thread each thread of warp_primitives reads}, by CUDA's rules for
+    segments of `width` lanes: an up or down shift that leaves the segment, and a butterfly
+    that reaches a later one, read the thread's own value."""
+    t = np.arange(threads)
+    lane = t % 32
+    base = lane & ~(width - 1)
+    offset = lane - base
+    partner = lane ^ 9
+    sources = {"index": base + ((5 * t - 3) & (width - 1)),
+               "up": np.where(offset >= 3, lane - 3, lane),
+               "down": np.where(offset + 5 < width, lane + 5, lane),
+               "xor": np.where(partner < base + width, partner, lane)}
+    return {name: t - lane + source for name, source in sources.items()}
+
+
+@pytest.mark.parametrize("backend", ["emulator", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_warp_primitives_follow_cudas_rules(tmp_path, monkeypatch, backend):
+    """__shfl_sync and its up, down and xor forms within segments of 32 and 8 lanes, the
+    butterfly sum, __syncwarp ordering shared-memory stores before a neighbour's read, an
+    8-byte shuffle and the votes, on two warps, against the CUDA programming guide's rules
+    written in NumPy (and, on a GPU, the hardware)."""
+    from deepinside.kernels import launch
+    source = tmp_path / "warp.cu"
+    source.write_text(WARP_PROBE)
+    monkeypatch.setattr(launch, "sources", lambda: [str(source)])
+    monkeypatch.setenv("DEEPINSIDE_CACHE", str(tmp_path / "cache"))
+    if backend == "cuda" and not cuda_available():
+        pytest.skip("no usable CUDA GPU (or no CuPy) on this machine")
+    launcher = LAUNCHERS[backend]()
+    xp, threads = launcher.xp, 64
+    rng = np.random.default_rng(11)
+    for width in (32, 8):
+        x = rng.integers(-5, 6, threads).astype(np.float32)  # integers: the sums are exact in any order
+        wide = rng.integers(-2 ** 62, 2 ** 62, threads, dtype=np.int64)
+        out, wide_out = xp.zeros(6 * threads, np.float32), xp.zeros(threads, np.int64)
+        votes = xp.zeros(3 * threads, np.int32)
+        launcher.launch("warp_primitives", 1, threads, xp.asarray(x), xp.asarray(wide), out, wide_out, votes, width)
+        out, wide_out, votes = (np.asarray(a.get() if hasattr(a, "get") else a) for a in (out, wide_out, votes))
+        sources = _shuffle_sources(threads, width)
+        for row, name in enumerate(("index", "up", "down", "xor")):
+            np.testing.assert_array_equal(out[row * threads:(row + 1) * threads], x[sources[name]], err_msg=name)
+        np.testing.assert_array_equal(out[4 * threads:5 * threads], np.repeat(x.reshape(2, 32).sum(1), 32))
+        np.testing.assert_array_equal(out[5 * threads:], x[np.arange(threads) ^ 1])
+        lane = np.arange(threads) % 32
+        np.testing.assert_array_equal(wide_out, wide[np.arange(threads) + (lane < 31)])  # down by 1
+        ballots = [sum(1 << lane for lane in range(32) if x[32 * w + lane] > 0) for w in range(2)]
+        np.testing.assert_array_equal(votes[0::3].view(np.uint32), np.repeat(ballots, 32))
+        np.testing.assert_array_equal(votes[1::3], np.repeat((x.reshape(2, 32) > 3).any(1), 32))
+        np.testing.assert_array_equal(votes[2::3], np.repeat((x.reshape(2, 32) > -3).all(1), 32))
+
+
+def test_emulator_fails_a_launch_that_misuses_a_warp_primitive(tmp_path, monkeypatch):
+    """What is undefined on a GPU (compute-sanitizer's synccheck) fails the emulator's
+    launch with what went wrong: lanes waited for that returned, a source lane outside the
+    mask, a mask without the caller's lane or with lanes the warp lacks, and lanes that meet
+    at different primitives; a partial last warp with a mask of its lanes runs."""
+    from deepinside.kernels import launch
+    source = tmp_path / "warp.cu"
+    source.write_text(WARP_PROBE)
+    monkeypatch.setattr(launch, "sources", lambda: [str(source)])
+    monkeypatch.setenv("DEEPINSIDE_CACHE", str(tmp_path / "cache"))
+    emulator = EmulatorLauncher(workers=1)
+    for problem, threads, message in (
+            (0, 32, "a warp-level primitive waits for lanes that returned or wait at a __syncthreads"),
+            (1, 32, r"__shfl_sync: lane 12 reads lane 16, outside the mask 0x0000ffff"),
+            (2, 32, r"__shfl_sync: its mask 0x00000002 leaves out the caller's lane 0 \(thread 0 of block 0\)"),
+            (3, 48, r"__shfl_sync: its mask 0xffffffff names lanes the warp does not have \(it has 16\)"),
+            (4, 32, r"__syncwarp: lane 0 of the warp meets it at __shfl_sync with the mask 0xffffffff")):
+        with pytest.raises(KernelError, match=rf"warp_misuse: {message}"):
+            emulator.launch("warp_misuse", 1, threads, np.zeros(threads, np.float32), problem)
+    y = np.zeros(48, np.float32)
+    emulator.launch("warp_misuse", 1, 48, y, 5)
+    np.testing.assert_array_equal(y, np.arange(48) ^ 1)
+
+
 def test_emulator_runtime_refuses_a_bad_launch_shape_of_its_own():
     # The launcher refuses it first (tests/test_launch_limits.py); the runtime, whose threads
     # a block are bounded, guards itself as well.

@@ -203,22 +203,22 @@ def test_the_engine_takes_the_backward_data_its_constants_name(rng, monkeypatch)
         assert relative_error(result, K.depthwise_backward_data(g, weight, x.shape, 1, 1)) < 1e-5
 
 
+@pytest.mark.parametrize("version", depthwise.PER_CHANNEL)
 @pytest.mark.parametrize("n, c, h, w, k, stride, padding", [(2, 2, 24, 24, 3, 1, 1), (1, 3, 45, 47, 5, 2, 2),
                                                            (1, 2, 7, 9, 3, 2, 0)])
-def test_depthwise_weight_gradient_a_block_per_channel(rng, n, c, h, w, k, stride, padding):
-    """depthwise.cu's backward-weights v2: the positions split into slices (4 and 2 of them
-    in the first two cases, none in the last) whose planes are added in order."""
+def test_depthwise_weight_gradient_a_block_per_channel(rng, version, n, c, h, w, k, stride, padding):
+    """depthwise.cu's backward-weights v2 (a shared-memory tree a weight) and v3 (warp
+    shuffles): the positions split into slices (4 and 2 of them in the first two cases, none
+    in the last) whose planes are added in order."""
     device = PoisonedDevice(EmulatorLauncher())
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     y_shape = K.depthwise_forward(x, np.ones((c, 1, k, k), np.float32), None, stride, padding).shape
     g = rng.standard_normal(y_shape).astype(np.float32)
-    grad_w = depthwise.depthwise_backward_weights_device(device, g, x, (c, 1, k, k), stride, padding,
-                                                         version="depthwise_backward_weights_channel")
+    grad_w = depthwise.depthwise_backward_weights_device(device, g, x, (c, 1, k, k), stride, padding, version=version)
     expected = K.depthwise_backward_weights(g.astype(np.float64), x.astype(np.float64), (c, 1, k, k), stride, padding)
     assert relative_error(grad_w, expected) < 1e-5
     with pytest.raises(KernelError, match="takes kernels of"):
-        depthwise.depthwise_backward_weights_device(device, g, x, (c, 1, 7, 7), stride, padding,
-                                                    version="depthwise_backward_weights_channel")
+        depthwise.depthwise_backward_weights_device(device, g, x, (c, 1, 7, 7), stride, padding, version=version)
 
 
 def test_pad_relu6_and_add_kernels_match_numpy(emulated, rng):

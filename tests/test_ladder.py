@@ -122,7 +122,8 @@ def test_the_depthwise_kernels_match_numpy_in_every_direction(device):
         data = (["depthwise_backward_data", "depthwise_backward_data_tiled", "depthwise_backward_data_rows"]
                 + [version.replace("forward", "backward_data") for version in planes] if stride == 1
                 else ["depthwise_backward_data", "depthwise_backward_data_parity"])
-        return forward + data + ["depthwise_backward_weights", "depthwise_backward_weights_channel"]
+        return forward + data + ["depthwise_backward_weights", "depthwise_backward_weights_channel",
+                                 "depthwise_backward_weights_shuffle"]
     assert {(shape[4], shape[5]) for shape in ladder.EMULATOR_DEPTHWISE} == set(depthwise.ROW_KERNELS)
     assert [r["version"] for r in rows] == [version for shape, fit in zip(ladder.EMULATOR_DEPTHWISE, fits)
                                             for version in versions(shape[5], fit)]

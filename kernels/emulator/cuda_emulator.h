@@ -11,24 +11,26 @@
 //
 // Supported: __global__, __device__, __forceinline__, __restrict__, __shared__ (static
 // size), __align__, threadIdx/blockIdx/blockDim/gridDim, __syncthreads, atomicAdd(float*/int*),
-// the maths of <cmath>, fminf/fmaxf, the vector types float2, float4 and longlong2 with
-// make_float2/4 and make_longlong2 (the same size and alignment as CUDA's, so
-// reinterpret_cast loads work), __ldg (a plain load here: the read-only cache is a GPU
-// matter), #pragma unroll (ignored), and sm_80's asynchronous copies into shared memory
-// under the names the kernel files give their PTX (cp_async_4, cp_async_16,
-// cp_async_commit, cp_async_wait: see below). Not supported: dynamic shared memory, half,
-// warp shuffles, cooperative groups, textures, <<<>>> in kernel files. Loads and stores
-// are checked for alignment (UBSan's check, runtime.cpp's handler): a misaligned float4
-// fails the launch, as on a GPU. A second, traced build of the same files records every
-// shared- and global-memory access for bank and sector accounting (runtime.cpp,
-// kernels/banks.py, kernels/sectors.py) and fails a launch on a global access outside its
-// arrays (kernels/launch.py: CheckedEmulatorLauncher).
+// the warp-level primitives (__shfl_sync and its up, down and xor forms, __ballot_sync,
+// __any_sync, __all_sync, __syncwarp; warpSize), the maths of <cmath>, fminf/fmaxf, the
+// vector types float2, float4 and longlong2 with make_float2/4 and make_longlong2 (the same
+// size and alignment as CUDA's, so reinterpret_cast loads work), __ldg (a plain load here:
+// the read-only cache is a GPU matter), #pragma unroll (ignored), and sm_80's asynchronous
+// copies into shared memory under the names the kernel files give their PTX (cp_async_4,
+// cp_async_16, cp_async_commit, cp_async_wait: see below). Not supported: dynamic shared
+// memory, half, __activemask and the other warp intrinsics, cooperative groups, textures,
+// <<<>>> in kernel files. Loads and stores are checked for alignment (UBSan's check,
+// runtime.cpp's handler): a misaligned float4 fails the launch, as on a GPU. A second,
+// traced build of the same files records every shared- and global-memory access for bank
+// and sector accounting (runtime.cpp, kernels/banks.py, kernels/sectors.py) and fails a
+// launch on a global access outside its arrays (kernels/launch.py: CheckedEmulatorLauncher).
 #pragma once
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 struct dim3 {
   unsigned x, y, z;
@@ -56,6 +58,53 @@ inline float atomicAdd(float* address, float value) {
 inline int atomicAdd(int* address, int value) {
   return std::atomic_ref<int>(*address).fetch_add(value);
 }
+// Warp-level primitives, in their *_sync forms (sm_70 on). The lanes `mask` names (the
+// caller's among them, and only lanes that exist) meet at the call, as at a __syncthreads
+// of their own, and the last to arrive hands each its result (runtime.cpp: emulator_warp);
+// a shuffle moves a value of up to 8 bytes. A shuffle from a lane outside the mask, lanes
+// that name different masks or meet at different primitives, and a lane waited for that
+// returned or waits at a __syncthreads fail the launch: undefined on a GPU, where
+// compute-sanitizer's synccheck reports them.
+enum class WarpOp { Sync, Index, Up, Down, Xor, Ballot, Any, All };
+unsigned long long emulator_warp(unsigned mask, WarpOp op, unsigned long long value, int lane, int width);
+constexpr int warpSize = 32;
+
+template <class T>
+T emulator_shuffle(unsigned mask, WarpOp op, T value, int lane, int width) {
+  static_assert(sizeof(T) <= sizeof(unsigned long long), "a shuffle moves at most 8 bytes");
+  unsigned long long bits = 0;
+  std::memcpy(&bits, &value, sizeof(T));
+  bits = emulator_warp(mask, op, bits, lane, width);
+  std::memcpy(&value, &bits, sizeof(T));
+  return value;
+}
+template <class T>
+T __shfl_sync(unsigned mask, T var, int source_lane, int width = warpSize) {
+  return emulator_shuffle(mask, WarpOp::Index, var, source_lane, width);
+}
+template <class T>
+T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = warpSize) {
+  return emulator_shuffle(mask, WarpOp::Up, var, static_cast<int>(delta), width);
+}
+template <class T>
+T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = warpSize) {
+  return emulator_shuffle(mask, WarpOp::Down, var, static_cast<int>(delta), width);
+}
+template <class T>
+T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize) {
+  return emulator_shuffle(mask, WarpOp::Xor, var, lane_mask, width);
+}
+inline unsigned __ballot_sync(unsigned mask, int predicate) {
+  return static_cast<unsigned>(emulator_warp(mask, WarpOp::Ballot, predicate != 0, 0, warpSize));
+}
+inline int __any_sync(unsigned mask, int predicate) {
+  return static_cast<int>(emulator_warp(mask, WarpOp::Any, predicate != 0, 0, warpSize));
+}
+inline int __all_sync(unsigned mask, int predicate) {
+  return static_cast<int>(emulator_warp(mask, WarpOp::All, predicate != 0, 0, warpSize));
+}
+inline void __syncwarp(unsigned mask = 0xffffffffu) { emulator_warp(mask, WarpOp::Sync, 0, 0, warpSize); }
+
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
 inline float __powf(float x, float y) { return std::pow(x, y); }

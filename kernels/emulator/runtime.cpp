@@ -68,7 +68,7 @@ namespace {
 
 constexpr size_t kStackBytes = 64 * 1024;
 
-enum class State { Ready, AtBarrier, Done };
+enum class State { Ready, AtBarrier, AtWarp, Done };
 
 #ifdef EMULATOR_TRACE_MEMORY
 // One memory access of a thread: between which of its barriers, from which instruction (the
@@ -136,6 +136,11 @@ struct Fiber {
   dim3 index;
   std::vector<PendingCopy> copies;
   unsigned committed = 0;  // groups of copies committed so far: the open group's number
+  // At a warp-level primitive (emulator_warp): its operands, then its result.
+  unsigned warp_mask = 0;
+  WarpOp warp_op = WarpOp::Sync;
+  int warp_lane = 0, warp_width = 0;
+  unsigned long long warp_value = 0;
 #ifdef EMULATOR_TRACE_MEMORY
   unsigned barriers = 0;
   std::vector<Access> accesses;
@@ -367,7 +372,6 @@ std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
     start_context(fiber.context, fiber.stack.get(), kStackBytes, fiber_main);
   }
   for (;;) {
-    unsigned live = 0;
     for (unsigned t = 0; t < count; ++t) {
       Fiber& fiber = block.fibers[t];
       if (fiber.state == State::Ready) {
@@ -375,7 +379,11 @@ std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
         threadIdx = fiber.index;
         switch_context(block.scheduler, fiber.context);
       }
-      if (fiber.state != State::Done) ++live;
+    }
+    unsigned live = 0, ready = 0, at_warp = 0;
+    for (unsigned t = 0; t < count; ++t) {
+      const State state = block.fibers[t].state;
+      live += state != State::Done, ready += state == State::Ready, at_warp += state == State::AtWarp;
     }
     if (live == 0) {
 #ifdef EMULATOR_TRACE_MEMORY
@@ -383,6 +391,10 @@ std::string run_block(Block& block, dim3 block_index, dim3 block_dim) {
 #endif
       return std::exchange(fault, {});
     }
+    if (ready) continue;  // lanes a later lane of their warp released from a warp-level primitive
+    if (at_warp)
+      return fault.empty() ? "a warp-level primitive waits for lanes that returned or wait at a __syncthreads"
+                           : std::exchange(fault, {});
     // Every live thread waits at a barrier: they must all wait at the same one.
     int line = -1;
     for (unsigned t = 0; t < count; ++t) {
@@ -409,6 +421,90 @@ void emulator_barrier(int line) {
   ++fiber->barriers;
 #endif
   switch_context(fiber->context, block->scheduler);
+}
+
+namespace {
+const char* const kWarpOpNames[] = {"__syncwarp", "__shfl_sync", "__shfl_up_sync", "__shfl_down_sync",
+                                    "__shfl_xor_sync", "__ballot_sync", "__any_sync", "__all_sync"};
+
+// Fails the launch from a warp-level primitive of the running thread: the thread ends there.
+void warp_fault(WarpOp op, const std::string& problem) {
+  if (fault.empty()) fault = std::string(kWarpOpNames[static_cast<int>(op)]) + ": " + problem + " (" + running_thread() + ")";
+  end_thread();
+}
+
+// The lane whose value lane `lane` of a shuffle reads, as CUDA defines it within segments
+// of `width` lanes: its own where an up or down shift leaves the segment, or a butterfly
+// reaches a later one.
+unsigned shuffle_source(WarpOp op, unsigned lane, int argument, int width) {
+  const unsigned base = lane & ~static_cast<unsigned>(width - 1), offset = lane - base;
+  const unsigned shift = static_cast<unsigned>(argument);
+  switch (op) {
+    case WarpOp::Index: return base + (shift & static_cast<unsigned>(width - 1));
+    case WarpOp::Up: return offset >= shift ? lane - shift : lane;
+    case WarpOp::Down: return offset + shift < static_cast<unsigned>(width) ? lane + shift : lane;
+    default: {  // WarpOp::Xor
+      const unsigned partner = lane ^ shift;
+      return partner < base + static_cast<unsigned>(width) ? partner : lane;
+    }
+  }
+}
+
+std::string hex(unsigned mask) {
+  char text[16];
+  snprintf(text, sizeof text, "%#010x", mask);
+  return text;
+}
+}  // namespace
+
+unsigned long long emulator_warp(unsigned mask, WarpOp op, unsigned long long value, int lane_argument, int width) {
+  Block* block = current_block;
+  Fiber* fiber = block->running;
+  const unsigned threads = blockDim.x * blockDim.y * blockDim.z;
+  const unsigned t = static_cast<unsigned>(fiber - block->fibers.data()), lane = t % 32, first = t - lane;
+  const unsigned lanes = std::min(32u, threads - first);  // of this warp: a block's last may be partial
+  const unsigned existing = lanes == 32 ? ~0u : (1u << lanes) - 1;
+  if (!(mask >> lane & 1)) warp_fault(op, "its mask " + hex(mask) + " leaves out the caller's lane " + std::to_string(lane));
+  if (mask & ~existing)
+    warp_fault(op, "its mask " + hex(mask) + " names lanes the warp does not have (it has " + std::to_string(lanes) + ")");
+  const bool shuffle = op == WarpOp::Index || op == WarpOp::Up || op == WarpOp::Down || op == WarpOp::Xor;
+  if (shuffle && (width < 1 || width > 32 || (width & (width - 1))))
+    warp_fault(op, "width " + std::to_string(width) + " is not a power of two from 1 to 32");
+  fiber->warp_mask = mask, fiber->warp_op = op, fiber->warp_lane = lane_argument, fiber->warp_width = width;
+  fiber->warp_value = value;
+  fiber->state = State::AtWarp;
+  Fiber* warp = block->fibers.data() + first;
+  for (unsigned l = 0; l < 32; ++l)
+    if (mask >> l & 1 && warp[l].state != State::AtWarp) {  // not the last to arrive: wait for the last
+      switch_context(fiber->context, block->scheduler);
+      return fiber->warp_value;
+    }
+  unsigned long long values[32] = {}, results[32] = {};
+  unsigned ballot = 0;
+  for (unsigned l = 0; l < 32; ++l) {
+    if (!(mask >> l & 1)) continue;
+    if (warp[l].warp_mask != mask || warp[l].warp_op != op)
+      warp_fault(op, "lane " + std::to_string(l) + " of the warp meets it at " +
+                         kWarpOpNames[static_cast<int>(warp[l].warp_op)] + " with the mask " + hex(warp[l].warp_mask) +
+                         ", this lane with " + hex(mask));
+    values[l] = warp[l].warp_value;
+    ballot |= static_cast<unsigned>(values[l] != 0) << l;
+  }
+  for (unsigned l = 0; l < 32; ++l) {
+    if (!(mask >> l & 1)) continue;
+    if (shuffle) {
+      const unsigned source = shuffle_source(op, l, warp[l].warp_lane, warp[l].warp_width);
+      if (!(mask >> source & 1))
+        warp_fault(op, "lane " + std::to_string(l) + " reads lane " + std::to_string(source) + ", outside the mask " +
+                           hex(mask));
+      results[l] = values[source];
+    } else {
+      results[l] = op == WarpOp::Ballot ? ballot : op == WarpOp::Any ? ballot != 0 : op == WarpOp::All ? ballot == mask : 0;
+    }
+  }
+  for (unsigned l = 0; l < 32; ++l)
+    if (mask >> l & 1) warp[l].warp_value = results[l], warp[l].state = State::Ready;
+  return fiber->warp_value;
 }
 
 // The kernel files are compiled with UBSan's alignment check (kernels/launch.py:
