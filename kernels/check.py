@@ -14,7 +14,9 @@ inside a main loop on sm_90 (with the file, the architecture and the compiler's 
 otherwise; without NVRTC it says so and exits 0, since there is nothing it can check.
 
     python -m deepinside.kernels.check
+    python -m deepinside.kernels.check --loops kernels/depthwise.cu [--arch sm_80]   # every loop of one file
 """
+import argparse
 import ctypes
 import glob
 import multiprocessing
@@ -108,11 +110,11 @@ _BRANCH_TARGET = re.compile(r"\bBRA\b.*`\((\.L_x_\d+)\)")
 HOT_LOOP_FMAS = 64
 
 
-def hot_loops(listing):
+def hot_loops(listing, least_fmas=HOT_LOOP_FMAS, staged=True):
     """{kernel: [Counter of opcodes]} of an nvdisasm listing: every loop (a branch back to an
     earlier label; its instructions those from the label to the branch, whichever paths an
-    iteration takes) with at least HOT_LOOP_FMAS FFMAs and a shared-memory load, in address
-    order."""
+    iteration takes) with at least `least_fmas` FFMAs and, where `staged`, a shared-memory
+    load, in address order."""
     loops, kernel, labels, instructions = {}, None, {}, []  # labels: name -> index of the instruction after
 
     def close():
@@ -122,7 +124,7 @@ def hot_loops(listing):
             if start is not None and start <= index:
                 mix = Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0].split(".")[0]
                               for t in instructions[start:index + 1])
-                if mix["FFMA"] >= HOT_LOOP_FMAS and mix["LDS"]:
+                if mix["FFMA"] >= least_fmas and (mix["LDS"] or not staged):
                     loops.setdefault(kernel, []).append(mix)
 
     for line in listing.splitlines():
@@ -205,7 +207,43 @@ def _compile_everything(nvdisasm, work):
         return {job: future.result() for job, future in futures.items()}
 
 
-def main():
+def print_loops(path, architecture):
+    """Every loop of every kernel of one file (`--loops`), as report_loops prints main loops;
+    returns 1 where it cannot (no NVRTC or nvdisasm, or the file does not compile)."""
+    nvdisasm = find_nvdisasm()
+    if load_nvrtc() is None or not nvdisasm:
+        print("deepinside.kernels.check --loops needs NVRTC and nvdisasm (pip install -e \".[test]\")", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory() as work:
+        cubin = os.path.join(work, "file.cubin")
+        ok, _, log = compile_report(path, architecture, cubin)
+        if not ok:
+            print(f"FAILED: {os.path.basename(path)} for {architecture}\n{log}", file=sys.stderr)
+            return 1
+        listing = subprocess.run([nvdisasm, cubin], capture_output=True, text=True, check=True).stdout
+    header = (f"{'kernel':<40} {'instr':>6} {'FFMA':>5} {'LDS':>4} {'STS':>4} {'LDG':>4} {'local':>5} {'BAR':>3} "
+              f"{'FFMA share':>10}")
+    print(f"Every loop of {os.path.basename(path)}'s kernels for {architecture} (instructions from its label to its "
+          "branch back, every path counted; nested loops each on a row of their own), by nvdisasm:")
+    print(header)
+    print("-" * len(header))
+    for kernel, mixes in hot_loops(listing, least_fmas=0, staged=False).items():
+        for mix in mixes:
+            count, fmas, lds, sts, ldg, local, barriers, share = loop_row(mix)
+            print(f"{kernel:<40} {count:>6} {fmas:>5} {lds:>4} {sts:>4} {ldg:>4} {local:>5} {barriers:>3} {share:>10.2f}")
+    return 0
+
+
+def main(argv=()):
+    parser = argparse.ArgumentParser(prog="python -m deepinside.kernels.check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--loops", metavar="FILE", help="print every loop of one kernel file's kernels instead "
+                                                        "(e.g. kernels/depthwise.cu)")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default="sm_90", help="with --loops (default sm_90)")
+    arguments = parser.parse_args(argv)
+    if arguments.loops:
+        if not os.path.isfile(arguments.loops):
+            parser.error(f"--loops: no file {arguments.loops}")
+        return print_loops(arguments.loops, arguments.arch)
     if load_nvrtc() is None:
         print("deepinside.kernels.check: no NVRTC on this machine (pip install \"nvidia-cuda-nvrtc==13.0.*\"); "
               "nothing was compiled")
@@ -288,4 +326,4 @@ def report_loops(loops, nvdisasm):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -45,7 +45,7 @@ import sys
 from .conv2d import FEW_CHANNELS_BACKWARD_DATA, FEW_CHANNELS_FORWARD, FUSED_WINOGRAD_TILES, WINOGRAD_TILES
 from .depthwise import (BACKWARD_DATA_LADDER as DEPTHWISE_BACKWARD_DATA,
                         BACKWARD_WEIGHTS_LADDER as DEPTHWISE_BACKWARD_WEIGHTS, FORWARD_LADDER as DEPTHWISE_FORWARD,
-                        THROUGH_THE_FORWARD)
+                        STRIDE_TWO, THROUGH_THE_FORWARD)
 from .gemm import TILED
 from .ladder import WITHOUT_WINOGRAD
 from .launch import KernelError
@@ -64,9 +64,9 @@ CONSTANTS = {"gemm.ENGINE_TILED": tuple(TILED),
              "conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA": FEW_CHANNELS_BACKWARD_DATA,
              "maxpool.ENGINE_VERSION": tuple(MAXPOOL_SUFFIXES),
              "depthwise.ENGINE_FORWARD": DEPTHWISE_FORWARD,
-             # v1 and the stride-1 rungs through the forward; v1 and the parity rung
+             # v1 and the stride-1 rungs through the forward; v1 and the stride-2 rungs
              "depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA": DEPTHWISE_BACKWARD_DATA[:1] + THROUGH_THE_FORWARD,
-             "depthwise.ENGINE_STRIDED_BACKWARD_DATA": DEPTHWISE_BACKWARD_DATA[:1] + ("depthwise_backward_data_parity",),
+             "depthwise.ENGINE_STRIDED_BACKWARD_DATA": DEPTHWISE_BACKWARD_DATA[:1] + STRIDE_TWO,
              "depthwise.ENGINE_BACKWARD_WEIGHTS": DEPTHWISE_BACKWARD_WEIGHTS}
 SKINNY_ROWS = 8  # products of at most this many rows run on the skinny rung whatever ENGINE_TILED says
 

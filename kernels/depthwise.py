@@ -260,13 +260,14 @@ def depthwise_forward_device(device: Device, x, weight, bias, stride=1, padding=
 
 # Backward-data's ladder: the direct gather kernel, then (at stride 1 only) the tiled, row
 # or plane forward kernels run on grad_y with the filters flipped (THROUGH_THE_FORWARD), as
-# the NumPy path does it, and the parity kernel at stride 2. The engine
+# the NumPy path does it, and the parity and quad kernels at stride 2 (STRIDE_TWO). The engine
 # ("engine") takes the tiled one where it applies and the plane holds a whole tile: on an
 # H100 (bench/results/h100-2026-11-27, runs 1 and 2) it took 0.53-0.62 ms against the
 # direct 0.92-1.02 at 112 x 112 (batch 64, 32 channels), but 0.40-0.51 against 0.31-0.41
 # on 7 x 7 planes, where most of a 16 x 16 tile's threads idle.
 BACKWARD_DATA_LADDER = ("depthwise_backward_data", "depthwise_backward_data_tiled", "depthwise_backward_data_rows",
-                        "depthwise_backward_data_parity", "depthwise_backward_data_planes")
+                        "depthwise_backward_data_parity", "depthwise_backward_data_planes",
+                        "depthwise_backward_data_quads")
 THROUGH_THE_FORWARD = ("depthwise_backward_data_tiled", "depthwise_backward_data_rows", "depthwise_backward_data_planes")
 ENGINE_BACKWARD_DATA = "engine"
 # What "engine" runs at stride 1 where it applies and at other strides, v1 elsewhere: the
@@ -274,7 +275,10 @@ ENGINE_BACKWARD_DATA = "engine"
 # row rung (0.53 of the tiled one's time) and the parity rung (0.33 of v1's).
 ENGINE_UNIT_STRIDE_BACKWARD_DATA = "depthwise_backward_data_rows"
 ENGINE_STRIDED_BACKWARD_DATA = "depthwise_backward_data_parity"
-PARITY_KERNEL_SIZES = (3, 5)  # at stride 2: the kernel sizes depthwise_backward_data_parity is compiled for
+# The stride-2 rungs: v2 (parity) visits an input element's taps of its parity; v3 (quads,
+# not yet timed) takes a 2 x 2 quad of input elements, one of each parity, a thread.
+STRIDE_TWO = ("depthwise_backward_data_parity", "depthwise_backward_data_quads")
+PARITY_KERNEL_SIZES = (3, 5)  # the kernel sizes the stride-2 rungs are compiled for
 
 
 def backward_data_applies(device: Device, version, k, stride, padding):
@@ -283,7 +287,13 @@ def backward_data_applies(device: Device, version, k, stride, padding):
     if version in THROUGH_THE_FORWARD:
         return stride == 1 and max(before, after) < k and forward_applies(
             device, version.replace("backward_data", "forward"), k, 1)
-    return version != "depthwise_backward_data_parity" or (stride == 2 and k in PARITY_KERNEL_SIZES)
+    return version not in STRIDE_TWO or (stride == 2 and k in PARITY_KERNEL_SIZES)
+
+
+def _quads(size, before):
+    """The quads (pairs of padded rows or columns 2a, 2a + 1) that hold an axis's `size`
+    inputs after `before` padding, as depthwise_backward_data_quads counts them."""
+    return (before + size - 1) // 2 - before // 2 + 1
 
 
 def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stride=1, padding=0,
@@ -303,10 +313,11 @@ def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stri
         return depthwise_forward_device(device, grad_y, flipped, None, 1, (k - 1 - before, k - 1 - after),
                                         version=version.replace("backward_data", "forward"))
     grad_x = device.empty(tuple(x_shape))
-    if version == "depthwise_backward_data_parity":
-        expect(grad_x.size < 2 ** 31, "depthwise_backward_data_parity: 32-bit indices, a tensor of 2^31 elements "
-                                      "or more")
-        device.elementwise(version, grad_x.size, grad_y, weight, grad_x, n, c, h, w, k, before, hout, wout)
+    if version in STRIDE_TWO:
+        expect(grad_x.size < 2 ** 31, f"{version}: 32-bit indices, a tensor of 2^31 elements or more")
+        # quads: 2 x 2 of the padded input a thread, from padded row and column before // 2 * 2
+        count = grad_x.size if version == STRIDE_TWO[0] else n * c * _quads(h, before) * _quads(w, before)
+        device.elementwise(version, count, grad_y, weight, grad_x, n, c, h, w, k, before, hout, wout)
         return grad_x
     device.elementwise(version, grad_x.size, grad_y, weight, grad_x, n, c, h, w, k, stride, before, hout, wout)
     return grad_x

@@ -1211,6 +1211,26 @@ def test_main_loops_are_found_and_counted_in_a_listing():
     (mix,) = loops["tiled"]
     assert "small" not in loops and "unstaged" not in loops
     assert loop_row(mix) == (HOT_LOOP_FMAS + 5, HOT_LOOP_FMAS, 1, 1, 0, 1, 1, HOT_LOOP_FMAS / (HOT_LOOP_FMAS + 5))
+    every = hot_loops(_listing("small", body[-3:]) + _listing("unstaged", unstaged), least_fmas=0, staged=False)
+    assert [loop_row(m)[:2] for m in every["small"]] == [(2, 1)]
+    assert [loop_row(m)[:5] for m in every["unstaged"]] == [(HOT_LOOP_FMAS + 2, HOT_LOOP_FMAS, 0, 0, 1)]
+
+
+def test_check_prints_every_loop_of_one_file(tmp_path, capsys):
+    """`kernels.check --loops FILE`: each kernel's loops with their instructions and FFMAs,
+    from the file compiled as CuPy compiles it; a missing file is a usage error."""
+    from deepinside.kernels import check
+    with pytest.raises(SystemExit) as exit_info:
+        check.main(["--loops", str(tmp_path / "missing.cu")])
+    assert exit_info.value.code == 2 and "--loops: no file" in capsys.readouterr().err
+    if check.load_nvrtc() is None or check.find_nvdisasm() is None:
+        pytest.skip("no NVRTC or nvdisasm on this machine (the test extra installs them)")
+    source = tmp_path / "loop.cu"
+    source.write_text('extern "C" __global__ void scale_all(float* __restrict__ y, const float* __restrict__ x, '
+                      "int n) {\n  for (int i = threadIdx.x; i < n; i += blockDim.x) y[i] = 3.0f * x[i] + y[i];\n}\n")
+    assert check.main(["--loops", str(source), "--arch", "sm_80"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("scale_all ")]
+    assert rows and all(int(row[1]) > int(row[2]) for row in rows) and max(int(row[2]) for row in rows) >= 1
 
 
 def test_a_kernel_past_the_machine_code_limit_fails_the_check(tmp_path, monkeypatch, capsys):

@@ -175,14 +175,15 @@ def test_the_engine_takes_the_depthwise_rungs_its_constants_name_where_they_appl
 
 def test_the_engine_takes_the_backward_data_its_constants_name(rng, monkeypatch):
     """depthwise.py's ENGINE_STRIDED_BACKWARD_DATA and ENGINE_UNIT_STRIDE_BACKWARD_DATA, the
-    switches a GPU run will set: the engine's stride-2 backward-data runs the parity kernel
-    when it is named (on a 5x5 kernel, which it has), v1 when it is not, and v1 on a 7x7
-    kernel either way; at stride 1 the row rung when named, the tiled one (as measured) on a
-    plane of a whole 16 x 16 tile and v1 on a smaller one."""
+    switches a GPU run will set: the engine's stride-2 backward-data runs the parity or the
+    quad kernel when it is named (on a 5x5 or 3x3 kernel, which they have), v1 when it is
+    not, and v1 on a 7x7 kernel either way; at stride 1 the row rung when named, the tiled
+    one (as measured) on a plane of a whole 16 x 16 tile and v1 on a smaller one."""
     recording = RecordingDevice(EmulatorLauncher())
     for choice, k, expected in (("depthwise_backward_data_parity", 5, "depthwise_backward_data_parity"),
+                                ("depthwise_backward_data_quads", 3, "depthwise_backward_data_quads"),
                                 ("depthwise_backward_data", 5, "depthwise_backward_data"),
-                                ("depthwise_backward_data_parity", 7, "depthwise_backward_data")):
+                                ("depthwise_backward_data_quads", 7, "depthwise_backward_data")):
         monkeypatch.setattr(depthwise, "ENGINE_STRIDED_BACKWARD_DATA", choice)
         x = rng.standard_normal((1, 3, 11, 10))
         weight = rng.standard_normal((3, 1, k, k))
@@ -201,6 +202,22 @@ def test_the_engine_takes_the_backward_data_its_constants_name(rng, monkeypatch)
                                                           x.shape, 1, 1)
         assert recording.kernels() == [expected]
         assert relative_error(result, K.depthwise_backward_data(g, weight, x.shape, 1, 1)) < 1e-5
+
+
+@pytest.mark.parametrize("version", depthwise.STRIDE_TWO)
+@pytest.mark.parametrize("n, c, h, w, k, padding", [(2, 3, 12, 10, 5, (1, 2)), (1, 2, 13, 9, 5, 2),
+                                                    (1, 4, 11, 14, 3, (0, 1)), (2, 1, 7, 8, 3, 1), (1, 2, 6, 5, 5, 4)])
+def test_depthwise_stride_two_backward_data(rng, version, n, c, h, w, k, padding):
+    """depthwise.cu's stride-2 backward-data v2 (parity) and v3 (quads) against NumPy:
+    EfficientNet's SAME paddings ((1, 2) for 5x5, (0, 1) for 3x3), odd and even padding
+    before the input, odd and even map sides, and padding past the taps' reach."""
+    device = PoisonedDevice(EmulatorLauncher())
+    x_shape = (n, c, h, w)
+    weight = rng.standard_normal((c, 1, k, k))
+    g = rng.standard_normal(K.depthwise_forward(np.zeros(x_shape), weight, None, 2, padding).shape)
+    result = depthwise.depthwise_backward_data_device(device, g.astype(np.float32), weight.astype(np.float32),
+                                                      x_shape, 2, padding, version=version)
+    assert relative_error(result, K.depthwise_backward_data(g, weight, x_shape, 2, padding)) < 1e-5
 
 
 @pytest.mark.parametrize("version", depthwise.PER_CHANNEL)

@@ -121,7 +121,7 @@ def test_the_depthwise_kernels_match_numpy_in_every_direction(device):
         forward = ["depthwise_forward", "depthwise_forward_tiled", "depthwise_forward_rows"] + planes
         data = (["depthwise_backward_data", "depthwise_backward_data_tiled", "depthwise_backward_data_rows"]
                 + [version.replace("forward", "backward_data") for version in planes] if stride == 1
-                else ["depthwise_backward_data", "depthwise_backward_data_parity"])
+                else ["depthwise_backward_data", "depthwise_backward_data_parity", "depthwise_backward_data_quads"])
         return forward + data + ["depthwise_backward_weights", "depthwise_backward_weights_channel",
                                  "depthwise_backward_weights_shuffle"]
     assert {(shape[4], shape[5]) for shape in ladder.EMULATOR_DEPTHWISE} == set(depthwise.ROW_KERNELS)
