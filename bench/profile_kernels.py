@@ -14,8 +14,9 @@ is on the machine; the clocks are left alone (--clock-control none).
 The launches: SGEMM 4096^3 (nn) on v12 and v13; VGG-16's conv1_2 backward-data at batch 16
 through the fused F(4x4) and F(2x2) (their filter transforms too); conv1_1's backward-data
 through both few-channel kernels; the depthwise forward's rows and planes (where they fit)
-on the depthwise ladder's four EfficientNet layers; max-pool v3 and v4 on VGG-16's first
-pool at batch 16.
+on the depthwise ladder's four EfficientNet layers, its weight gradient's v2 and v3 on the
+7 x 7 one and its stride-2 backward-data's v2 and v3 on the 5x5 stride-2 one; max-pool v3
+and v4 on VGG-16's first pool at batch 16.
 """
 import argparse
 import csv
@@ -65,14 +66,34 @@ def launches(launcher, small):
     for version in ("few_channels", "few_channels_async"):
         yield (f"conv1_1 backward-data N{batch} ({version})", lambda version=version: conv.backward_data(
             grad_y, first, (batch, 3, image, image), 1, 1, few_channels=version))
-    for n, c_, h, w, k, stride, padding in (EMULATOR_DEPTHWISE[:3] if small else GPU_DEPTHWISE):
+    depthwise_shapes = EMULATOR_DEPTHWISE[:3] if small else GPU_DEPTHWISE
+    operands = {}  # shape -> (x, filters, gradient); not grad_y: the lambdas above read that name when called
+    for shape in depthwise_shapes:
+        n, c_, h, w, k, stride, padding = shape
         x, filters = random(n, c_, h, w), random(c_, 1, k, k)
         out = conv2d_output_size(h, k, stride, padding), conv2d_output_size(w, k, stride, padding)
+        operands[shape] = x, filters, random(n, c_, *out)
         planes = ["depthwise_forward_planes"] if depthwise.planes_fit(device, x.shape, k, out) else []
         for version in ["depthwise_forward_rows"] + planes:  # (v4 where it runs a kernel of its own)
             yield (f"depthwise forward N{n} C{c_} {h}x{w} k{k} s{stride} ({version})",
                    lambda x=x, filters=filters, stride=stride, padding=padding, version=version:
                    depthwise.depthwise_forward_device(device, x, filters, None, stride, padding, version=version))
+    # the weight gradient's per-channel rungs on the last layer (EfficientNet's 7 x 7 planes,
+    # where v2's reduction is most of its work), the stride-2 backward-data rungs on the 5x5 one
+    shape = depthwise_shapes[-1]
+    (n, c_, h, w, k, stride, padding), (x, filters, gradient) = shape, operands[shape]
+    for version in depthwise.PER_CHANNEL:
+        yield (f"depthwise backward-weights N{n} C{c_} {h}x{w} k{k} s{stride} ({version})",
+               lambda x=x, gradient=gradient, k=k, stride=stride, padding=padding, version=version:
+               depthwise.depthwise_backward_weights_device(device, gradient, x, (x.shape[1], 1, k, k), stride, padding,
+                                                           version=version))
+    shape = depthwise_shapes[1]
+    (n, c_, h, w, k, stride, padding), (x, filters, gradient) = shape, operands[shape]
+    for version in depthwise.STRIDE_TWO:
+        yield (f"depthwise backward-data N{n} C{c_} {h}x{w} k{k} s{stride} ({version})",
+               lambda x=x, filters=filters, gradient=gradient, stride=stride, padding=padding, version=version:
+               depthwise.depthwise_backward_data_device(device, gradient, filters, x.shape, stride, padding,
+                                                        version=version))
     # the backward's switches from the NumPy path: a forward launched for them would be profiled too
     pooled, switches = maxpool.maxpool_forward(rng.standard_normal(pool, dtype=np.float32), 2, 2)
     x, pooled, switches = random(*pool), xp.asarray(pooled), xp.asarray(switches)

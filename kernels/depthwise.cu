@@ -513,14 +513,12 @@ extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backwa
 // after one barrier K^2 threads add the 8 warps' sums in order: 5 K^2 shuffles and one
 // barrier a block, the main loop's instructions left as the bulk of the kernel's.
 #define DEPTHWISE_WARPS 8
+
+// The block's K^2 sums of its threads' `total`s, into the block's plane of `partial`.
 template <int K>
-__device__ __forceinline__ void depthwise_backward_weights_shuffle(
-    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
-    int W, int stride, int pad, int Hout, int Wout, int slice) {
+__device__ __forceinline__ void add_up_by_shuffles(const float (&total)[K * K], float* __restrict__ partial, int C) {
   static_assert(DEPTHWISE_WARPS * 32 == DEPTHWISE_THREADS, "whole warps: every lane takes part in the shuffles");
   __shared__ float warp_sums[DEPTHWISE_WARPS][K * K];
-  float total[K * K];
-  depthwise_weight_sums<K>(grad_y, x, N, C, H, W, stride, pad, Hout, Wout, slice, total);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 #pragma unroll
   for (int q = 0; q < K * K; ++q) {
@@ -538,6 +536,15 @@ __device__ __forceinline__ void depthwise_backward_weights_shuffle(
   }
 }
 
+template <int K>
+__device__ __forceinline__ void depthwise_backward_weights_shuffle(
+    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
+    int W, int stride, int pad, int Hout, int Wout, int slice) {
+  float total[K * K];
+  depthwise_weight_sums<K>(grad_y, x, N, C, H, W, stride, pad, Hout, Wout, slice, total);
+  add_up_by_shuffles<K>(total, partial, C);
+}
+
 extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backward_weights_shuffle_k3(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int stride, int pad, int Hout, int Wout, int slice) {
@@ -548,4 +555,64 @@ extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backwa
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int stride, int pad, int Hout, int Wout, int slice) {
   depthwise_backward_weights_shuffle<5>(grad_y, x, partial, N, C, H, W, stride, pad, Hout, Wout, slice);
+}
+
+// ---- backward-weights v4 -----------------------------------------------------------------
+// depthwise_backward_weights_rows (3x3 and 5x5, stride 1 and 2): v3's blocks and reduction
+// with the forward's row main loop (depthwise_forward_rows). v3 decodes every grad_y
+// position with two divisions and loads its K^2 inputs one by one, each checked against the
+// map's edges: its 5x5 loop is 238 instructions for 25 FFMAs and 26 loads a position
+// (`kernels.check --loops`), 0.11 of them FFMAs. Here a thread takes DEPTHWISE_ROW_OUTPUTS =
+// 4 consecutive positions of a grad_y row at a time (the slices count such groups), reads
+// each of the K input rows their windows span once ((4 - 1) S + K values, window_row) and
+// adds 4 K^2 products into its K^2 sums: per 4 positions 2 divisions, 4 + K ((4 - 1) S + K)
+// loads and 4 K^2 FFMAs (5x5 at stride 1: 44 loads for 100 FFMAs, v3 104 for 100).
+// Consecutive threads take consecutive groups of a row, so a warp's reads of an input row
+// are one contiguous run, as the forward's.
+template <int K, int S>
+__device__ __forceinline__ void depthwise_weight_sums_rows(const float* __restrict__ grad_y,
+                                                           const float* __restrict__ x, int N, int C, int H, int W,
+                                                           int pad, int Hout, int Wout, int slice,
+                                                           float (&total)[K * K]) {
+  constexpr int R = DEPTHWISE_ROW_OUTPUTS, SPAN = (R - 1) * S + K;
+  const int c = blockIdx.x, groups = (Wout + R - 1) / R, per_image = Hout * groups, count = N * per_image;
+  const int first = blockIdx.y * slice, last = first + slice < count ? first + slice : count;
+#pragma unroll
+  for (int q = 0; q < K * K; ++q) total[q] = 0.0f;
+  for (int e = first + threadIdx.x; e < last; e += DEPTHWISE_THREADS) {
+    const int n = e / per_image, group = e - n * per_image, i = group / groups, j0 = (group - i * groups) * R;
+    const float* gy = grad_y + ((n * C + c) * Hout + i) * Wout + j0;
+    float g[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) g[r] = j0 + r < Wout ? gy[r] : 0.0f;
+    const float* in = x + (n * C + c) * H * W;
+    const int top = i * S - pad, left = j0 * S - pad;
+#pragma unroll
+    for (int u = 0; u < K; ++u) {
+      const int h = top + u;
+      if (h < 0 || h >= H) continue;
+      float window[SPAN];
+      window_row<K, S, -1>(in + h * W, left, W, window);
+#pragma unroll
+      for (int v = 0; v < K; ++v)
+#pragma unroll
+        for (int r = 0; r < R; ++r) total[u * K + v] += g[r] * window[r * S + v];
+    }
+  }
+}
+
+template <int K, int S>
+__device__ __forceinline__ void depthwise_backward_weights_rows_of(const float* __restrict__ grad_y,
+                                                                   const float* __restrict__ x,
+                                                                   float* __restrict__ partial, int N, int C, int H,
+                                                                   int W, int pad, int Hout, int Wout, int slice) {
+  float total[K * K];
+  depthwise_weight_sums_rows<K, S>(grad_y, x, N, C, H, W, pad, Hout, Wout, slice, total);
+  add_up_by_shuffles<K>(total, partial, C);
+}
+
+extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backward_weights_rows(
+    const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
+    int W, int K, int stride, int pad, int Hout, int Wout, int slice) {
+  WITH_ROW_KERNEL(depthwise_backward_weights_rows_of, grad_y, x, partial, N, C, H, W, pad, Hout, Wout, slice);
 }

@@ -325,13 +325,21 @@ def depthwise_backward_data_device(device: Device, grad_y, weight, x_shape, stri
 
 # Backward-weights' ladder: v1 a block per weight; v2 a block per channel and slice of its
 # positions, for 3x3 and 5x5 kernels (depthwise.cu); v3 v2 with its block's sums added by
-# warp shuffles. The engine runs v2 where it applies: 0.31 of v1's time on the H200,
-# 2026-11-28 (kernels/choices.py); v3 is yet to be timed.
+# warp shuffles; v4 v3 with the forward's row main loop (4 positions of a row at a time, at
+# strides 1 and 2: ROW_KERNELS). The engine runs v2 where it applies: 0.31 of v1's time on
+# the H200, 2026-11-28 (kernels/choices.py); v3 and v4 are yet to be timed.
 BACKWARD_WEIGHTS_LADDER = ("depthwise_backward_weights", "depthwise_backward_weights_channel",
-                           "depthwise_backward_weights_shuffle")
+                           "depthwise_backward_weights_shuffle", "depthwise_backward_weights_rows")
 PER_CHANNEL = BACKWARD_WEIGHTS_LADDER[1:]  # the rungs of a block per channel and slice
 ENGINE_BACKWARD_WEIGHTS = "depthwise_backward_weights_channel"
 CHANNEL_KERNEL_SIZES = (3, 5)
+
+
+def backward_weights_applies(version, k, stride):
+    """Whether backward-weights `version` runs this kernel size and stride (v1: any)."""
+    if version == "depthwise_backward_weights_rows":
+        return (k, stride) in ROW_KERNELS
+    return version not in PER_CHANNEL or k in CHANNEL_KERNEL_SIZES
 
 
 def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1, padding=0, context=None,
@@ -341,8 +349,8 @@ def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
     n, c, h, w, k, hout, wout, before = _geometry(x.shape, w_shape, stride, padding)
     if version is None:
-        channel = ENGINE_BACKWARD_WEIGHTS in PER_CHANNEL and k in CHANNEL_KERNEL_SIZES
-        version = ENGINE_BACKWARD_WEIGHTS if channel else BACKWARD_WEIGHTS_LADDER[0]
+        version = ENGINE_BACKWARD_WEIGHTS if backward_weights_applies(ENGINE_BACKWARD_WEIGHTS, k, stride) \
+            else BACKWARD_WEIGHTS_LADDER[0]
     grad_w = device.empty(tuple(w_shape))
     if version == "depthwise_backward_weights":
         device.launch(version, grad_w.size, grad_y, x, grad_w, n, c, h, w, k, stride, before, hout,
@@ -350,15 +358,24 @@ def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride
         return grad_w
     expect(version in PER_CHANNEL, f"depthwise backward-weights: no version {version!r}; the ladder: "
                                    f"{', '.join(BACKWARD_WEIGHTS_LADDER)}")
-    expect(k in CHANNEL_KERNEL_SIZES,
-           f"depthwise backward-weights: version {version!r} takes kernels of {CHANNEL_KERNEL_SIZES}, not {k}")
+    expect(backward_weights_applies(version, k, stride),
+           f"depthwise backward-weights: version {version!r} takes kernels of {CHANNEL_KERNEL_SIZES} (the rows "
+           f"rung at strides 1 and 2), not {k} at stride {stride}")
     expect(x.size < 2 ** 31 and grad_y.size < 2 ** 31, f"{version}: 32-bit indices, a tensor of 2^31 elements "
                                                         "or more")
-    # the positions split into slices for waves of two blocks an SM (gemm.py's rule)
-    length, splits = split_k_slices(c, n * hout * wout, 1, 2 * device.launcher.multiprocessors,
+    rows = version == "depthwise_backward_weights_rows"
+    row_outputs = device.define("DEPTHWISE_ROW_OUTPUTS")
+    # the positions (v4: groups of a row's positions) split into slices for waves of two
+    # blocks an SM (gemm.py's rule)
+    units = n * hout * (-(-wout // row_outputs) if rows else wout)
+    length, splits = split_k_slices(c, units, 1, 2 * device.launcher.multiprocessors,
                                     min_depth=device.define("DEPTHWISE_THREADS"))
     partial = grad_w if splits == 1 else device.empty((splits,) + tuple(w_shape))
-    device.launch(f"{version}_k{k}", (c, splits), grad_y, x, partial, n, c, h, w, stride, before, hout, wout, length)
+    if rows:
+        device.launch(version, (c, splits), grad_y, x, partial, n, c, h, w, k, stride, before, hout, wout, length)
+    else:
+        device.launch(f"{version}_k{k}", (c, splits), grad_y, x, partial, n, c, h, w, stride, before, hout, wout,
+                      length)
     if splits > 1:
         device.elementwise("sgemm_sum_splits", grad_w.size, partial, grad_w, grad_w.size, splits, 1.0, 0.0)
     return grad_w

@@ -221,7 +221,7 @@ def run_depthwise(device, shapes, repeats, timer, copy=None, rows=None):
             reference.depthwise_backward_weights_device, poisoned, g_d, x_d, weight.shape, stride, padding,
             version=version), backward_weights)
             for version in reference.BACKWARD_WEIGHTS_LADDER
-            if version == "depthwise_backward_weights" or k in reference.CHANNEL_KERNEL_SIZES]
+            if reference.backward_weights_applies(version, k, stride)]
         peer_seconds = timer(lambda: copy(moved // 8), repeats) if copy else None
         for version, direction, call, expected in versions:
             rows.append(_validated_row(version, direction, f"N{n} C{c} {h}x{w} k{k} s{stride} p{padding}", call,

@@ -79,10 +79,11 @@ def sweep_once(launcher, rng, report):
             report(f"{version} {shape}", max_relative_error(depthwise.depthwise_backward_data_device(
                 device, put(g), put(weight), x.shape, stride, padding, version=version),
                 depthwise.depthwise_backward_data(g, weight, x.shape, stride, padding)))
-    for version in depthwise.BACKWARD_WEIGHTS_LADDER:  # every one takes 3x3 and 5x5 kernels
-        report(f"{version} {shape}", max_relative_error(depthwise.depthwise_backward_weights_device(
-            device, put(g), put(x), weight.shape, stride, padding, version=version),
-            depthwise.depthwise_backward_weights(g, x, weight.shape, stride, padding)))
+    for version in depthwise.BACKWARD_WEIGHTS_LADDER:
+        if depthwise.backward_weights_applies(version, k, stride):
+            report(f"{version} {shape}", max_relative_error(depthwise.depthwise_backward_weights_device(
+                device, put(g), put(x), weight.shape, stride, padding, version=version),
+                depthwise.depthwise_backward_weights(g, x, weight.shape, stride, padding)))
     h, w = int(rng.integers(2, 17)), int(rng.integers(2, 17))  # odd and even: v3 where 2 x 2 windows tile them
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     y, switches = maxpool.maxpool_forward(x, 2, 2)

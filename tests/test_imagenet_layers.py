@@ -221,12 +221,14 @@ def test_depthwise_stride_two_backward_data(rng, version, n, c, h, w, k, padding
 
 
 @pytest.mark.parametrize("version", depthwise.PER_CHANNEL)
-@pytest.mark.parametrize("n, c, h, w, k, stride, padding", [(2, 2, 24, 24, 3, 1, 1), (1, 3, 45, 47, 5, 2, 2),
-                                                           (1, 2, 7, 9, 3, 2, 0)])
+@pytest.mark.parametrize("n, c, h, w, k, stride, padding", [(2, 2, 24, 23, 3, 1, 1), (1, 3, 45, 45, 5, 2, 2),
+                                                           (1, 2, 7, 9, 3, 2, 0), (1, 2, 64, 61, 3, 1, 1),
+                                                           (2, 2, 9, 10, 5, 1, 2)])
 def test_depthwise_weight_gradient_a_block_per_channel(rng, version, n, c, h, w, k, stride, padding):
-    """depthwise.cu's backward-weights v2 (a shared-memory tree a weight) and v3 (warp
-    shuffles): the positions split into slices (4 and 2 of them in the first two cases, none
-    in the last) whose planes are added in order."""
+    """depthwise.cu's backward-weights v2 (a shared-memory tree a weight), v3 (warp
+    shuffles) and v4 (groups of 4 positions of a row): the positions, or v4's groups, split
+    into slices whose planes are added in order (v2 and v3: 4, 2, none, 15 and none; v4: 1,
+    1, 1, 4 and 1); rows of 23, 23, 4, 61 and 10 results, most ending inside a group."""
     device = PoisonedDevice(EmulatorLauncher())
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     y_shape = K.depthwise_forward(x, np.ones((c, 1, k, k), np.float32), None, stride, padding).shape

@@ -123,7 +123,7 @@ def test_the_depthwise_kernels_match_numpy_in_every_direction(device):
                 + [version.replace("forward", "backward_data") for version in planes] if stride == 1
                 else ["depthwise_backward_data", "depthwise_backward_data_parity", "depthwise_backward_data_quads"])
         return forward + data + ["depthwise_backward_weights", "depthwise_backward_weights_channel",
-                                 "depthwise_backward_weights_shuffle"]
+                                 "depthwise_backward_weights_shuffle", "depthwise_backward_weights_rows"]
     assert {(shape[4], shape[5]) for shape in ladder.EMULATOR_DEPTHWISE} == set(depthwise.ROW_KERNELS)
     assert [r["version"] for r in rows] == [version for shape, fit in zip(ladder.EMULATOR_DEPTHWISE, fits)
                                             for version in versions(shape[5], fit)]

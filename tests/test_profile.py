@@ -26,7 +26,9 @@ def test_each_profiled_launch_runs_the_kernel_it_is_named_after():
     expected = ["sgemm_async_nn", "sgemm_8x16_async_nn", "winograd_fused_4x4", "winograd_fused_2x2",
                 "conv2d_backward_data_few_channels", "conv2d_backward_data_few_channels_async",
                 "depthwise_forward_rows", "depthwise_forward_planes", "depthwise_forward_rows",
-                "depthwise_forward_planes", "depthwise_forward_rows", "maxpool_forward_2x2",
+                "depthwise_forward_planes", "depthwise_forward_rows", "depthwise_backward_weights_channel_k3",
+                "depthwise_backward_weights_shuffle_k3", "depthwise_backward_weights_rows", "depthwise_backward_data_parity",
+                "depthwise_backward_data_quads", "maxpool_forward_2x2",
                 "maxpool_backward_2x2", "maxpool_forward_2x2_pairs", "maxpool_backward_2x2_pairs"]
     calls = list(profile_kernels.launches(launcher, small=True))
     assert len(calls) == len(expected)
