@@ -230,7 +230,8 @@ def print_loops(path, architecture):
     for kernel, mixes in hot_loops(listing, least_fmas=0, staged=False).items():
         for mix in mixes:
             count, fmas, lds, sts, ldg, local, barriers, share = loop_row(mix)
-            print(f"{kernel:<40} {count:>6} {fmas:>5} {lds:>4} {sts:>4} {ldg:>4} {local:>5} {barriers:>3} {share:>10.2f}")
+            print(f"{kernel:<40} {count:>6} {fmas:>5} {lds:>4} {sts:>4} {ldg:>4} {local:>5} {barriers:>3} "
+                  f"{share:>10.2f}")
     return 0
 
 

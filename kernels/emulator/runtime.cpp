@@ -429,7 +429,8 @@ const char* const kWarpOpNames[] = {"__syncwarp", "__shfl_sync", "__shfl_up_sync
 
 // Fails the launch from a warp-level primitive of the running thread: the thread ends there.
 void warp_fault(WarpOp op, const std::string& problem) {
-  if (fault.empty()) fault = std::string(kWarpOpNames[static_cast<int>(op)]) + ": " + problem + " (" + running_thread() + ")";
+  if (fault.empty())
+    fault = std::string(kWarpOpNames[static_cast<int>(op)]) + ": " + problem + " (" + running_thread() + ")";
   end_thread();
 }
 
@@ -464,9 +465,11 @@ unsigned long long emulator_warp(unsigned mask, WarpOp op, unsigned long long va
   const unsigned t = static_cast<unsigned>(fiber - block->fibers.data()), lane = t % 32, first = t - lane;
   const unsigned lanes = std::min(32u, threads - first);  // of this warp: a block's last may be partial
   const unsigned existing = lanes == 32 ? ~0u : (1u << lanes) - 1;
-  if (!(mask >> lane & 1)) warp_fault(op, "its mask " + hex(mask) + " leaves out the caller's lane " + std::to_string(lane));
+  if (!(mask >> lane & 1))
+    warp_fault(op, "its mask " + hex(mask) + " leaves out the caller's lane " + std::to_string(lane));
   if (mask & ~existing)
-    warp_fault(op, "its mask " + hex(mask) + " names lanes the warp does not have (it has " + std::to_string(lanes) + ")");
+    warp_fault(op, "its mask " + hex(mask) + " names lanes the warp does not have (it has " + std::to_string(lanes) +
+                       ")");
   const bool shuffle = op == WarpOp::Index || op == WarpOp::Up || op == WarpOp::Down || op == WarpOp::Xor;
   if (shuffle && (width < 1 || width > 32 || (width & (width - 1))))
     warp_fault(op, "width " + std::to_string(width) + " is not a power of two from 1 to 32");
@@ -499,7 +502,10 @@ unsigned long long emulator_warp(unsigned mask, WarpOp op, unsigned long long va
                            hex(mask));
       results[l] = values[source];
     } else {
-      results[l] = op == WarpOp::Ballot ? ballot : op == WarpOp::Any ? ballot != 0 : op == WarpOp::All ? ballot == mask : 0;
+      results[l] = op == WarpOp::Ballot ? ballot
+                   : op == WarpOp::Any  ? ballot != 0
+                   : op == WarpOp::All  ? ballot == mask
+                                        : 0;  // __syncwarp
     }
   }
   for (unsigned l = 0; l < 32; ++l)
