@@ -785,7 +785,14 @@ def conv2d_backward_bias_device(device: Device, grad_y):
     grad_y = device.float32("grad_y", grad_y, 4)
     n, o, h, w = grad_y.shape
     out = device.empty((o,))
-    device.launch("channel_sum", o, grad_y, out, n, o, h * w)  # one block per channel
+    # a block a channel and slice of its values, the slices planned for waves of two blocks
+    # an SM (gemm.py's rule) and added in order
+    length, splits = split_k_slices(o, n * h * w, 1, 2 * device.launcher.multiprocessors,
+                                    min_depth=device.define("REDUCE_THREADS"))
+    partial = out if splits == 1 else device.empty((splits, o))
+    device.launch("channel_sum", (o, splits), grad_y, partial, n, o, h * w, length)
+    if splits > 1:
+        device.elementwise("sgemm_sum_splits", o, partial, out, o, splits, 1.0, 0.0)
     return out
 
 

@@ -387,7 +387,7 @@ def depthwise_zeiler(ops, signal, x, weight, bias=None, stride=1, padding=0):
 
 
 DEPTHWISE = OpFamily(
-    "depthwise", ("depthwise.cu", "bias.cu"),
+    "depthwise", ("depthwise.cu", "bias.cu", "gemm.cu"),  # gemm.cu: the slices' sum
     numpy=dict(forward=depthwise_forward, backward_data=depthwise_backward_data,
                backward_weights=depthwise_backward_weights, backward_bias=depthwise_backward_bias),
     device=dict(forward=depthwise_forward_device, backward_data=depthwise_backward_data_device,

@@ -255,6 +255,21 @@ def test_conv2d(ops, launcher, rng, n, c, h, w, o, k, stride, padding):
     assert relative_error(host(ops.conv2d.backward_bias(d(grad_y))), K.conv2d_backward_bias(grad_y)) < 1e-5
 
 
+@pytest.mark.parametrize("n, o, h, w, slices", [(2, 3, 40, 41, 12), (24, 2, 7, 7, 4), (1, 5, 16, 16, 1),
+                                                (2, 1, 1, 1, 1), (4, 300, 3, 5, 1)])
+def test_bias_gradient_of_channel_slices(launcher, rng, n, o, h, w, slices):
+    """bias.cu's channel_sum: a block a channel and slice, each thread's (image, position)
+    carried from step to step (planes of 1640, 49, 256, 1 and 15 values: a step of 256
+    crossing none, several or exactly one image), the slices added in order, output
+    poisoned."""
+    grad_y = rng.standard_normal((n, o, h, w)).astype(np.float32)
+    expected = K.conv2d_backward_bias(grad_y.astype(np.float64))
+    if not isinstance(launcher, CudaLauncher):  # planned for an H100's 132 SMs: split as the case says
+        assert split_k_slices(o, n * h * w, 1, 2 * 132, min_depth=256)[1] == slices
+    ops = ops_on(launcher)
+    assert relative_error(host(ops.conv2d.backward_bias(device(launcher, grad_y))), expected) < 1e-6
+
+
 # Winograd's rounding against float64, relative to the largest output: F(4x4, 3x3)'s
 # matrices hold 1/24 and 8 (errors of 1-7e-6 on these shapes, 1-6e-7 for F(2x2, 3x3)).
 WINOGRAD_TOLERANCE = {"winograd": 1e-5, "winograd4": 3e-5}
