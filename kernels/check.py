@@ -181,16 +181,26 @@ def load_nvrtc():
     return ctypes.CDLL(found[0])
 
 
+def disassembled(path, architecture, nvdisasm, work):
+    """(ok, ptxas's rows, log, nvdisasm's listing or None, the compile's seconds) of compiling
+    one file (compile_report), its machine code written into the folder `work`; no listing
+    without nvdisasm or code."""
+    cubin = os.path.join(work, f"{os.path.basename(path)}.{architecture}.cubin")
+    start = time.perf_counter()
+    ok, rows, log = compile_report(path, architecture, cubin)
+    seconds = time.perf_counter() - start
+    listing = None
+    if ok and nvdisasm:
+        listing = subprocess.run([nvdisasm, cubin], capture_output=True, text=True, check=True).stdout
+    return ok, rows, log, listing, seconds
+
+
 def _compile_job(path, architecture, nvdisasm, work):
     """(ok, ptxas's rows, log, [(kernel, main loop's opcode mix)], {kernel: instructions},
     seconds) of compiling one file, in a worker process of its own."""
-    start = time.perf_counter()
-    cubin = os.path.join(work, f"{os.path.basename(path)}.{architecture}.cubin")
-    ok, rows, log = compile_report(path, architecture, cubin)
-    seconds = time.perf_counter() - start
+    ok, rows, log, listing, seconds = disassembled(path, architecture, nvdisasm, work)
     loops, sizes = [], {}
-    if ok and nvdisasm:
-        listing = subprocess.run([nvdisasm, cubin], capture_output=True, text=True, check=True).stdout
+    if listing is not None:
         loops = [(kernel, mix) for kernel, mixes in hot_loops(listing).items() for mix in mixes]
         sizes = kernel_sizes(listing)
     return ok, rows, log, loops, sizes, seconds
@@ -215,12 +225,10 @@ def print_loops(path, architecture):
         print("deepinside.kernels.check --loops needs NVRTC and nvdisasm (pip install -e \".[test]\")", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as work:
-        cubin = os.path.join(work, "file.cubin")
-        ok, _, log = compile_report(path, architecture, cubin)
-        if not ok:
-            print(f"FAILED: {os.path.basename(path)} for {architecture}\n{log}", file=sys.stderr)
-            return 1
-        listing = subprocess.run([nvdisasm, cubin], capture_output=True, text=True, check=True).stdout
+        ok, _, log, listing, _ = disassembled(path, architecture, nvdisasm, work)
+    if not ok:
+        print(f"FAILED: {os.path.basename(path)} for {architecture}\n{log}", file=sys.stderr)
+        return 1
     header = (f"{'kernel':<40} {'instr':>6} {'FFMA':>5} {'LDS':>4} {'STS':>4} {'LDG':>4} {'local':>5} {'BAR':>3} "
               f"{'FFMA share':>10}")
     print(f"Every loop of {os.path.basename(path)}'s kernels for {architecture} (instructions from its label to its "

@@ -33,7 +33,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .family import Device, OpFamily, expect
-from .gemm import batched_product_device, gemm_product_device, split_k_slices
+from .gemm import batched_product_device, gemm_product_device, sliced_reduction, split_k_slices
 from .launch import KernelError
 
 # Bytes of patch matrix per slice of the batch: big enough for an efficient product,
@@ -784,16 +784,10 @@ def conv2d_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1,
 def conv2d_backward_bias_device(device: Device, grad_y):
     grad_y = device.float32("grad_y", grad_y, 4)
     n, o, h, w = grad_y.shape
-    out = device.empty((o,))
-    # a block a channel and slice of its values, the slices planned for waves of two blocks
-    # an SM (gemm.py's rule) and added in order
-    length, splits = split_k_slices(o, n * h * w, 1, 2 * device.launcher.multiprocessors,
-                                    min_depth=device.define("REDUCE_THREADS"))
-    partial = out if splits == 1 else device.empty((splits, o))
-    device.launch("channel_sum", (o, splits), grad_y, partial, n, o, h * w, length)
-    if splits > 1:
-        device.elementwise("sgemm_sum_splits", o, partial, out, o, splits, 1.0, 0.0)
-    return out
+    # a block a channel and slice of its values
+    return sliced_reduction(device, device.empty((o,)), o, n * h * w, device.define("REDUCE_THREADS"),
+                            lambda partial, length, splits: device.launch(
+                                "channel_sum", (o, splits), grad_y, partial, n, o, h * w, length))
 
 
 def conv2d_zeiler(ops, signal, x, weight, bias=None, stride=1, padding=0):

@@ -36,7 +36,7 @@ from numpy.lib.stride_tricks import as_strided
 from .conv2d import (conv2d_backward_bias as depthwise_backward_bias, conv2d_backward_bias_device,
                      conv2d_output_size)
 from .family import Device, OpFamily, expect
-from .gemm import split_k_slices
+from .gemm import sliced_reduction
 from .phases import PhaseGrid
 
 # Output positions (Hout * Wout) from which the wide-grid layout is used: 28x28 maps (784)
@@ -363,22 +363,14 @@ def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride
            f"rung at strides 1 and 2), not {k} at stride {stride}")
     expect(x.size < 2 ** 31 and grad_y.size < 2 ** 31, f"{version}: 32-bit indices, a tensor of 2^31 elements "
                                                         "or more")
-    rows = version == "depthwise_backward_weights_rows"
-    row_outputs = device.define("DEPTHWISE_ROW_OUTPUTS")
-    # the positions (v4: groups of a row's positions) split into slices for waves of two
-    # blocks an SM (gemm.py's rule)
-    units = n * hout * (-(-wout // row_outputs) if rows else wout)
-    length, splits = split_k_slices(c, units, 1, 2 * device.launcher.multiprocessors,
-                                    min_depth=device.define("DEPTHWISE_THREADS"))
-    partial = grad_w if splits == 1 else device.empty((splits,) + tuple(w_shape))
-    if rows:
-        device.launch(version, (c, splits), grad_y, x, partial, n, c, h, w, k, stride, before, hout, wout, length)
-    else:
-        device.launch(f"{version}_k{k}", (c, splits), grad_y, x, partial, n, c, h, w, stride, before, hout, wout,
-                      length)
-    if splits > 1:
-        device.elementwise("sgemm_sum_splits", grad_w.size, partial, grad_w, grad_w.size, splits, 1.0, 0.0)
-    return grad_w
+    rows = version == "depthwise_backward_weights_rows"  # one entry for every size; v2, v3 one a size
+    kernel, sizes = (version, (k, stride)) if rows else (f"{version}_k{k}", (stride,))
+    # a block a channel and slice of its positions (v4: of its groups of a row's positions)
+    units = n * hout * (-(-wout // device.define("DEPTHWISE_ROW_OUTPUTS")) if rows else wout)
+    return sliced_reduction(device, grad_w, c, units, device.define("DEPTHWISE_THREADS"),
+                            lambda partial, length, splits: device.launch(
+                                kernel, (c, splits), grad_y, x, partial, n, c, h, w, *sizes, before, hout, wout,
+                                length))
 
 
 def depthwise_zeiler(ops, signal, x, weight, bias=None, stride=1, padding=0):

@@ -111,8 +111,7 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
         return out
     partial = device.empty((splits, m, n))
     device.launch(f"{split}_{case}", grid + (splits,), m, n, k, length, a, b, partial)
-    device.elementwise("sgemm_sum_splits", out.size, partial, out, out.size, splits, 1.0, beta)
-    return out
+    return sum_slices(device, partial, out, splits, beta)
 
 
 def batched_product_device(device: Device, a, b, transpose_b=False):
@@ -151,8 +150,25 @@ def _skinny_product(device, a, b, case, m, n, k, out, beta):
     length, splits = split_k_slices(columns, k, 1, 8 * device.launcher.multiprocessors, min_depth=64)
     partial = device.empty((splits, m, n))
     device.launch("sgemm_skinny_nn", (columns, splits), m, n, k, length, a, b, partial)
+    return sum_slices(device, partial, out, splits, beta)
+
+
+def sum_slices(device, partial, out, splits, beta=0.0):
+    """out = the sum of partial's `splits` planes, in order, plus beta out (gemm.cu's
+    sgemm_sum_splits); out."""
     device.elementwise("sgemm_sum_splits", out.size, partial, out, out.size, splits, 1.0, beta)
     return out
+
+
+def sliced_reduction(device, out, tiles, depth, min_depth, launch):
+    """out, reduced by a memory-bound kernel whose `tiles` blocks each reduce `depth` values,
+    the reduction split into slices for waves of two blocks an SM (split_k_slices, which
+    counts no partial plane's cost for such a kernel): launch(partial, length, splits)
+    writes one plane a slice, into out itself where there is one, else summed into it."""
+    length, splits = split_k_slices(tiles, depth, 1, 2 * device.launcher.multiprocessors, min_depth=min_depth)
+    partial = out if splits == 1 else device.empty((splits,) + tuple(out.shape))
+    launch(partial, length, splits)
+    return out if splits == 1 else sum_slices(device, partial, out, splits)
 
 
 GEMM = OpFamily("gemm", ("gemm.cu",), numpy=dict(product=gemm_product), device=dict(product=gemm_product_device))
