@@ -61,7 +61,7 @@ cat "$out/device.txt"
 run precompile 120 python -m deepinside.kernels.precompile
 run gpu_tests 100 python -m pytest -m gpu tests/test_cuda_kernels.py tests/test_backends.py -q -rs -p no:cacheprovider
 run sweep 40 python -m deepinside.kernels.sweep --gpu --trials 30
-for family in gemm conv_forward conv_backward_data conv_backward_weights relu maxpool depthwise; do
+for family in gemm conv_forward conv_backward_data conv_backward_weights relu maxpool depthwise elementwise; do
   run "ladder_$family" $(case $family in gemm) echo 90 ;; conv_*) echo 60 ;; *) echo 40 ;; esac) \
     python -m deepinside.kernels.ladder "$family" \
     --json "$out/ladder_$family.json"

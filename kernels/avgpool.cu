@@ -6,6 +6,20 @@
 // element gathers gy / (bin size) from every output cell whose bin holds it (at most a
 // few, since bins overlap by at most one row or column). Grid-stride, blocks of 256.
 // Cost: one read per input element per containing bin.
+// The element-wise ladder (python -m deepinside.kernels.ladder elementwise) on a global
+// pool (a 1 x 1 output: EfficientNet's last features, 1280 planes of 7 x 7 at batch 64):
+//   v1 the kernels above: forward, a thread sums a plane, so a warp's 32 lanes read 32
+//      planes a float at a time: each request a sector a lane, 8 times the fewest
+//      (`python -m deepinside.kernels.sectors`); backward, each element's bins found by
+//      64-bit divisions and loops.
+//   v2 global_avgpool_forward: a warp a plane, its lanes reading consecutive floats (whole
+//      sectors), summed by five shuffles; global_avgpool_backward: the element's plane
+//      carried from step to step (index_walk.cuh), its gradient the plane's over its size.
+//      The engine's, wherever the output is 1 x 1.
+
+#include "index_walk.cuh"
+
+#define POOL_THREADS 256
 
 __device__ __forceinline__ int bin_start(int i, int size, int cells) { return (i * size) / cells; }
 __device__ __forceinline__ int bin_stop(int i, int size, int cells) { return ((i + 1) * size + cells - 1) / cells; }
@@ -43,4 +57,23 @@ extern "C" __global__ void adaptive_avgpool_backward(const float* __restrict__ g
     }
     grad_x[e] = sum;
   }
+}
+
+extern "C" __global__ void __launch_bounds__(POOL_THREADS) global_avgpool_forward(const float* __restrict__ x,
+                                                                                 float* __restrict__ y,
+                                                                                 long long planes, int plane) {
+  const int lane = threadIdx.x % 32, warps = POOL_THREADS / 32;
+  // every lane of a warp walks the same planes, so that all 32 take part in the shuffles
+  for (long long p = (long long)blockIdx.x * warps + threadIdx.x / 32; p < planes; p += (long long)gridDim.x * warps) {
+    float sum = 0.0f;
+    for (int i = lane; i < plane; i += 32) sum += x[p * plane + i];
+    for (int lane_mask = 16; lane_mask > 0; lane_mask /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, lane_mask);
+    if (lane == 0) y[p] = sum / plane;
+  }
+}
+
+extern "C" __global__ void global_avgpool_backward(const float* __restrict__ grad_y, float* __restrict__ grad_x,
+                                                   long long total, int plane) {
+  const float share = 1.0f / plane;
+  for (IndexWalk at = grid_walk(1, plane); at.index < total; at.advance()) grad_x[at.index] = grad_y[at.high] * share;
 }

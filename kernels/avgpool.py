@@ -7,7 +7,12 @@ forward and backward (x_grad = A_h^T g A_w) are each two matrix products.
 """
 import numpy as np
 
-from .family import Device, OpFamily
+from .family import MAX_BLOCKS, Device, OpFamily
+
+# avgpool.cu's rungs: v1 the adaptive kernels on every output size; v2 the global pool's own
+# kernels (a warp a plane forward) where the output is 1 x 1, v1's elsewhere. The engine's: v2.
+VERSIONS = ("v1", "v2")
+ENGINE_VERSION = "v2"
 
 
 def _averaging_matrix(size, cells, dtype):
@@ -32,19 +37,26 @@ def adaptive_avgpool_backward(grad_y, x_shape):
     return np.ascontiguousarray(rows.T @ grad_y @ cols)
 
 
-def adaptive_avgpool_forward_device(device: Device, x, output_size):
+def adaptive_avgpool_forward_device(device: Device, x, output_size, version=ENGINE_VERSION):
     x = device.float32("x", x, 4)
     n, c, h, w = x.shape
     y = device.empty((n, c) + tuple(output_size))
-    device.elementwise("adaptive_avgpool_forward", y.size, x, y, n, c, h, w, *output_size)
+    if version == "v2" and tuple(output_size) == (1, 1):  # a warp a plane
+        warps = device.define("POOL_THREADS") // 32
+        device.launch("global_avgpool_forward", max(1, min(MAX_BLOCKS, -(-n * c // warps))), x, y, n * c, h * w)
+    else:
+        device.elementwise("adaptive_avgpool_forward", y.size, x, y, n, c, h, w, *output_size)
     return y
 
 
-def adaptive_avgpool_backward_device(device: Device, grad_y, x_shape):
+def adaptive_avgpool_backward_device(device: Device, grad_y, x_shape, version=ENGINE_VERSION):
     grad_y = device.float32("grad_y", grad_y, 4)
     n, c, h, w = x_shape
     grad_x = device.empty(tuple(x_shape))
-    device.elementwise("adaptive_avgpool_backward", grad_x.size, grad_y, grad_x, n, c, h, w, *grad_y.shape[2:])
+    if version == "v2" and grad_y.shape[2:] == (1, 1):
+        device.elementwise("global_avgpool_backward", grad_x.size, grad_y, grad_x, grad_x.size, h * w)
+    else:
+        device.elementwise("adaptive_avgpool_backward", grad_x.size, grad_y, grad_x, n, c, h, w, *grad_y.shape[2:])
     return grad_x
 
 

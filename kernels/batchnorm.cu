@@ -12,6 +12,15 @@
 // strided loop over its N H W values (coalesced along the plane) and shared-memory trees
 // (two passes for the variance, for accuracy). batchnorm_forward and batchnorm_backward_data:
 // one thread per element, grid-stride. Cost: memory-bound, 2 or 3 passes over the tensor.
+// The element-wise ladder (python -m deepinside.kernels.ladder elementwise):
+//   v1 batchnorm_forward, batchnorm_backward_data: each element's channel by two 64-bit
+//      divisions ((e / plane) % C) and its scale by a square root and a division: about 110
+//      and 135 instructions an element (`kernels.check --loops`), above the 75 or so a
+//      copy's bandwidth leaves.
+//   v2 batchnorm_forward_carried, batchnorm_backward_data_carried: the channel carried from
+//      step to step (index_walk.cuh) and the scale by one rsqrtf; the engine's.
+
+#include "index_walk.cuh"
 
 #define BN_THREADS 256
 
@@ -54,6 +63,16 @@ extern "C" __global__ void batchnorm_forward(const float* __restrict__ x, const 
   }
 }
 
+extern "C" __global__ void batchnorm_forward_carried(const float* __restrict__ x, const float* __restrict__ mean,
+                                                     const float* __restrict__ var, const float* __restrict__ gamma,
+                                                     const float* __restrict__ beta, float* __restrict__ y, long long n,
+                                                     int C, int plane, float eps) {
+  for (IndexWalk at = grid_walk(C, plane); at.index < n; at.advance()) {
+    const int c = at.mid;
+    y[at.index] = (x[at.index] - mean[c]) * (gamma[c] * rsqrtf(var[c] + eps)) + beta[c];
+  }
+}
+
 extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_backward_sums(
     const float* __restrict__ grad_y, const float* __restrict__ x, const float* __restrict__ mean,
     const float* __restrict__ var, float* __restrict__ grad_gamma, float* __restrict__ grad_beta, int N, int C,
@@ -85,6 +104,21 @@ extern "C" __global__ void batchnorm_backward_data(const float* __restrict__ gra
     float g = grad_y[e];
     if (batch_statistics) g -= (grad_beta[c] + (x[e] - mean[c]) * invstd * grad_gamma[c]) / count;
     grad_x[e] = gamma[c] * invstd * g;
+  }
+}
+
+extern "C" __global__ void batchnorm_backward_data_carried(
+    const float* __restrict__ grad_y, const float* __restrict__ x, const float* __restrict__ mean,
+    const float* __restrict__ var, const float* __restrict__ gamma, const float* __restrict__ grad_gamma,
+    const float* __restrict__ grad_beta, float* __restrict__ grad_x, long long n, int C, int plane, float eps,
+    int batch_statistics) {
+  const float inverse_count = 1.0f / (float)(n / C);
+  for (IndexWalk at = grid_walk(C, plane); at.index < n; at.advance()) {
+    const int c = at.mid;
+    const float invstd = rsqrtf(var[c] + eps);
+    float g = grad_y[at.index];
+    if (batch_statistics) g -= (grad_beta[c] + (x[at.index] - mean[c]) * invstd * grad_gamma[c]) * inverse_count;
+    grad_x[at.index] = gamma[c] * invstd * g;
   }
 }
 

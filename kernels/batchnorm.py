@@ -7,6 +7,13 @@ import numpy as np
 
 from .family import Device, OpFamily
 
+# The element-wise rungs of batchnorm.cu, by the suffix of their kernels' names: v1 divides
+# every element's index for its channel, v2 carries it from step to step. The engine's: v2
+# (the same arithmetic but rsqrtf for the square root and division, a quarter of the
+# instructions an element).
+VERSIONS = {"v1": "", "v2": "_carried"}
+ENGINE_VERSION = "v2"
+
 
 def _channel(vector):
     return vector.reshape(1, -1, 1, 1)
@@ -71,16 +78,16 @@ def batchnorm_statistics_device(device: Device, x):
     return mean, var
 
 
-def batchnorm_forward_device(device: Device, x, mean, var, gamma, beta, eps):
+def batchnorm_forward_device(device: Device, x, mean, var, gamma, beta, eps, version=ENGINE_VERSION):
     x = device.float32("x", x, 4)
     y = device.empty(x.shape)
     vectors = [device.float32(name, v, 1) for name, v in (("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta))]
-    device.elementwise("batchnorm_forward", x.size, x, *vectors, y, x.size, x.shape[1], x.shape[2] * x.shape[3], eps)
+    device.elementwise("batchnorm_forward" + VERSIONS[version], x.size, x, *vectors, y, x.size, x.shape[1], x.shape[2] * x.shape[3], eps)
     return y
 
 
 def batchnorm_backward_device(device: Device, grad_y, x, mean, var, gamma, eps, batch_statistics,
-                               parameter_gradients=True):
+                               parameter_gradients=True, version=ENGINE_VERSION):
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
     n, c, h, w = x.shape
     mean, var, gamma = (device.float32(name, v, 1) for name, v in (("mean", mean), ("var", var), ("gamma", gamma)))
@@ -88,7 +95,7 @@ def batchnorm_backward_device(device: Device, grad_y, x, mean, var, gamma, eps, 
     sums = batch_statistics or parameter_gradients  # else neither asked for nor read by the next kernel
     if sums:
         device.launch("batchnorm_backward_sums", c, grad_y, x, mean, var, grad_gamma, grad_beta, n, c, h * w, eps)
-    device.elementwise("batchnorm_backward_data", x.size, grad_y, x, mean, var, gamma, grad_gamma, grad_beta, grad_x,
+    device.elementwise("batchnorm_backward_data" + VERSIONS[version], x.size, grad_y, x, mean, var, gamma, grad_gamma, grad_beta, grad_x,
                        x.size, c, h * w, eps, int(batch_statistics))
     return (grad_x, grad_gamma, grad_beta) if sums else (grad_x, None, None)
 

@@ -9,6 +9,7 @@ timed, in the order its .cu file presents them.
     python -m deepinside.kernels.ladder relu              # scalar and float4 versions; GB/s against a copy
     python -m deepinside.kernels.ladder maxpool           # forward with switches, gather backward; GB/s
     python -m deepinside.kernels.ladder depthwise         # direct depthwise kernels on EfficientNet's shapes; GB/s
+    python -m deepinside.kernels.ladder elementwise       # batchnorm, padding, sums, LRN, pooling, dropout, SGD; GB/s
     python -m deepinside.kernels.ladder gemm --json rows.json   # also the rows as JSON (kernels.choices reads them)
 
 Each version's output is poisoned with NaN before its launch (beta = 0 must overwrite every
@@ -21,6 +22,7 @@ emulator's and means nothing for a GPU. Exits 1 if any version is wrong.
 import argparse
 import functools
 import json
+import math
 import statistics
 import sys
 import time
@@ -114,6 +116,7 @@ RELU_LADDER = {"forward": (8, ("relu_forward", "relu_forward_vec4")),
                "relu6 forward": (8, ("relu6_forward", "relu6_forward_vec4")),
                "relu6 backward": (12, ("relu6_backward", "relu6_backward_vec4"))}
 LADDERS = {"gemm": GEMM_LADDER, "relu": RELU_LADDER, "maxpool": ("maxpool",), "depthwise": ("depthwise",),
+           "elementwise": ("elementwise",),
            **{direction: CONVOLUTIONS[::-1] for direction in CONV_DIRECTIONS},
            # (a fused Winograd's weight gradient is the unfused one's)
            "conv_backward_weights": tuple(c for c in CONVOLUTIONS[::-1] if c not in FUSED_WINOGRAD_TILES)}
@@ -229,6 +232,144 @@ def run_depthwise(device, shapes, repeats, timer, copy=None, rows=None):
     return rows
 
 
+# The element-wise ladder's shapes: EfficientNet-Lite0's expanded activations at 56 x 56
+# (its per-channel maps, sums and residual adds), its stem's image (the one padding the engine
+# runs on its own), its last features (the global average pool), CNN-F's conv1 output
+# (LRN) and a flat vector (dropout, SGD), at batch 64 on a GPU; small awkward ones on the
+# emulator.
+GPU_ELEMENTWISE = {"activations": (64, 144, 56, 56), "image": (64, 3, 224, 224), "features": (64, 1280, 7, 7),
+                   "lrn": (64, 64, 55, 55), "flat": 16 << 20}
+EMULATOR_ELEMENTWISE = {"activations": (2, 5, 9, 11), "image": (2, 3, 10, 9), "features": (2, 7, 3, 3),
+                        "lrn": (2, 7, 5, 4), "flat": 1001}
+
+
+def _label(shape):
+    return f"N{shape[0]} C{shape[1]} {shape[2]}x{shape[3]}" if isinstance(shape, tuple) else f"{shape} floats"
+
+
+def elementwise_cases(device, shapes, rng):
+    """(kernel, case, shape, bytes each must move, call, float64 reference) of every
+    element-wise kernel but ReLU's and max-pool's (ladders of their own): the rungs of
+    batchnorm.cu, pad.cu and avgpool.cu by version, the rest one each. The bytes are what the op must
+    read and write at the least (a reduction's input once), so that a kernel that reads
+    twice shows it."""
+    from . import add, avgpool, batchnorm, dropout, lrn, pad, sgd
+    from .conv2d import conv2d_backward_bias_device
+
+    xp, f32 = device.xp, lambda a: a.astype(np.float32)  # noqa: E731
+    draw = lambda shape: rng.standard_normal(shape)  # noqa: E731 - float64, the references' precision
+    cases = []
+    shape, eps = shapes["activations"], 1e-3
+    size, c = math.prod(shape), shape[1]
+    x, g, other = draw(shape) * 2 + 1, draw(shape), draw(shape)
+    mean, gamma, beta, var = draw(c), draw(c), draw(c), rng.random(c) + 0.5
+    d = {name: xp.asarray(f32(a)) for name, a in dict(x=x, g=g, other=other, mean=mean, gamma=gamma, beta=beta,
+                                                      var=var).items()}
+    plane = size // shape[0] // c
+    for version, suffix in batchnorm.VERSIONS.items():
+        cases.append((f"batchnorm_forward{suffix}", "batchnorm forward", _label(shape), 8 * size, functools.partial(
+            batchnorm.batchnorm_forward_device, device, d["x"], d["mean"], d["var"], d["gamma"], d["beta"], eps,
+            version=version), batchnorm.batchnorm_forward(x, mean, var, gamma, beta, eps)))
+        for batch_statistics, moved in ((False, 8), (True, 12)):  # a saliency pass's; training's (x read too)
+            grad_x, grad_gamma, grad_beta = batchnorm.batchnorm_backward(g, x, mean, var, gamma, eps, batch_statistics)
+            # the kernel alone: with batch statistics the engine runs the sums' kernel first
+            cases.append((f"batchnorm_backward_data{suffix}", "batchnorm backward-data, "
+                          f"{'batch' if batch_statistics else 'fixed'} statistics", _label(shape), moved * size,
+                          functools.partial(_launched, device, f"batchnorm_backward_data{suffix}", shape, d["g"],
+                                            d["x"], d["mean"], d["var"], d["gamma"], xp.asarray(f32(grad_gamma)),
+                                            xp.asarray(f32(grad_beta)), None, size, c, plane, eps,
+                                            int(batch_statistics)), grad_x))
+    cases += [
+        ("batchnorm_statistics", "batchnorm statistics", _label(shape), 4 * size,
+         functools.partial(batchnorm.batchnorm_statistics_device, device, d["x"]), batchnorm.batchnorm_statistics(x)),
+        ("batchnorm_backward_sums", "batchnorm parameter gradients", _label(shape), 8 * size,
+         lambda: batchnorm.batchnorm_backward_device(device, d["g"], d["x"], d["mean"], d["var"], d["gamma"], eps,
+                                                     False)[1:],  # (and the backward-data after it, 8 bytes more)
+         batchnorm.batchnorm_backward(g, x, mean, var, gamma, eps, False)[1:]),
+        ("channel_sum", "bias gradient", _label(shape), 4 * size,
+         functools.partial(conv2d_backward_bias_device, device, d["g"]), g.sum(axis=(0, 2, 3))),
+        ("add_forward", "residual add", _label(shape), 12 * size,
+         functools.partial(add.add_forward_device, device, d["x"], d["other"]), x + other)]
+    shape = shapes["image"]
+    image, padding = draw(shape), (0, 1, 0, 1)  # the stem's SAME padding at stride 2
+    padded = pad.pad_forward(image, padding)
+    grad_padded = draw(padded.shape)
+    image_d, grad_padded_d = xp.asarray(f32(image)), xp.asarray(f32(grad_padded))
+    for version, suffix in pad.VERSIONS.items():
+        cases += [(f"pad_forward{suffix}", "pad forward", _label(shape), 4 * (image.size + padded.size),
+                   functools.partial(pad.pad_forward_device, device, image_d, padding, version=version), padded),
+                  (f"pad_backward{suffix}", "pad backward", _label(shape), 8 * image.size,
+                   functools.partial(pad.pad_backward_device, device, grad_padded_d, padding, version=version),
+                   pad.pad_backward(grad_padded, padding))]
+    shape = shapes["features"]
+    features, grad_pooled = draw(shape), draw(shape[:2] + (1, 1))
+    features_d, grad_pooled_d = xp.asarray(f32(features)), xp.asarray(f32(grad_pooled))
+    moved = 4 * (features.size + grad_pooled.size)
+    for version, kind in zip(avgpool.VERSIONS, ("adaptive", "global")):
+        cases += [(f"{kind}_avgpool_forward", "global average pool forward", _label(shape), moved, functools.partial(
+                      avgpool.adaptive_avgpool_forward_device, device, features_d, (1, 1), version=version),
+                   avgpool.adaptive_avgpool_forward(features, (1, 1))),
+                  (f"{kind}_avgpool_backward", "global average pool backward", _label(shape), moved,
+                   functools.partial(avgpool.adaptive_avgpool_backward_device, device, grad_pooled_d, shape,
+                                     version=version), avgpool.adaptive_avgpool_backward(grad_pooled, shape))]
+    shape, (size_, alpha, beta_, k) = shapes["lrn"], (5, 1e-4, 0.75, 2.0)  # CNN-F's
+    activations, grad_normalised = np.abs(draw(shape)) * 20, draw(shape)  # rectified, as after conv1's ReLU
+    normalised, scale = lrn.lrn_forward(activations, size_, alpha, beta_, k)
+    activations_d, grad_normalised_d = xp.asarray(f32(activations)), xp.asarray(f32(grad_normalised))
+    scale_d = xp.asarray(f32(scale))
+    cases += [("lrn_forward", "LRN forward", _label(shape), 12 * activations.size,
+               functools.partial(lrn.lrn_forward_device, device, activations_d, size_, alpha, beta_, k),
+               (normalised, scale)),
+              ("lrn_backward", "LRN backward", _label(shape), 16 * activations.size,
+               functools.partial(lrn.lrn_backward_device, device, grad_normalised_d, activations_d, scale_d, size_,
+                                 alpha, beta_), lrn.lrn_backward(grad_normalised, activations, scale, size_, alpha,
+                                                                 beta_))]
+    n, p = shapes["flat"], 0.5
+    values, uniform, grad_flat = draw(n), rng.random(n), draw(n)
+    mask = (uniform.astype(np.float32) >= p) / (1 - p)
+    values_d, uniform_d, grad_flat_d, mask_d = (xp.asarray(f32(a)) for a in (values, uniform, grad_flat, mask))
+
+    weight, velocity = draw(n), draw(n)
+    weight_d, velocity_d = xp.asarray(f32(weight)), xp.asarray(f32(velocity))
+
+    def sgd_step():  # in place: validated on the first step, timed on the next ones
+        sgd.sgd_update_device(device, weight_d, grad_flat_d, velocity_d, 0.01, 0.9, 5e-4)
+        return weight_d, velocity_d
+
+    sgd.sgd_update(weight, grad_flat, velocity, 0.01, 0.9, 5e-4)
+    cases += [("dropout_forward", "dropout forward", _label(n), 16 * n,  # the kernel: the engine draws on the host
+               functools.partial(_launched, device, "dropout_forward", (n,), values_d, uniform_d, None, None, n, p),
+               (mask, values * mask)),
+              ("dropout_backward", "dropout backward", _label(n), 12 * n,
+               functools.partial(dropout.dropout_backward_device, device, grad_flat_d, mask_d), grad_flat * mask),
+              ("sgd_update", "SGD step", _label(n), 20 * n, sgd_step, (weight, velocity))]
+    return cases
+
+
+def _launched(device, kernel, shape, *arguments):
+    """`kernel`'s outputs (each None among its `arguments`, new arrays of `shape`), launched
+    as element-wise over them."""
+    outputs = [device.empty(shape) for a in arguments if a is None]
+    given = iter(outputs)
+    device.elementwise(kernel, math.prod(shape), *(next(given) if a is None else a for a in arguments))
+    return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+def run_elementwise(device, shapes, repeats, timer, copy=None, rows=None):
+    """Rows: every element-wise kernel but ReLU's and max-pool's (elementwise_cases), in GB/s
+    of the bytes each must move, against a device-to-device copy of as many bytes. A case
+    with several outputs is compared on all of them, one after the other."""
+    poisoned, xp, rows = PoisonedDevice(device.launcher), device.xp, _rows(rows)
+
+    def flat(arrays, xp):
+        return xp.concatenate([a.ravel() for a in arrays]) if isinstance(arrays, tuple) else arrays
+    for kernel, case, shape, moved, call, expected in elementwise_cases(poisoned, shapes, np.random.default_rng(0)):
+        peer_seconds = timer(lambda: copy(moved // 8), repeats) if copy else None
+        rows.append(_validated_row(kernel, case, shape, lambda: flat(call(), xp), flat(expected, np), moved, timer,
+                                   repeats, xp, peer_seconds, timed=call))
+    return rows
+
+
 def host(array):
     """A device array (CuPy) copied to the host; a NumPy one as it is."""
     return array.get() if hasattr(array, "get") else array
@@ -251,11 +392,12 @@ def compared(result, expected, xp):
     return error, bool(xp.isfinite(result).all()) and error < 1e-4
 
 
-def _validated_row(version, case, shape, call, expected, work, timer, repeats, xp, peer_seconds=None):
-    """One row of a table: `call`'s result against the float64 `expected` (compared), its
-    time, and `work` (FLOPs or bytes) per second."""
+def _validated_row(version, case, shape, call, expected, work, timer, repeats, xp, peer_seconds=None, timed=None):
+    """One row of a table: `call`'s result against the float64 `expected` (compared), the
+    time of `timed` (where it is not `call` itself: `call` without its results' gathering),
+    and `work` (FLOPs or bytes) per second."""
     error, ok = compared(call(), expected, xp)
-    seconds = timed_unpoisoned(timer, call, repeats)
+    seconds = timed_unpoisoned(timer, timed or call, repeats)
     row = {"version": version, "case": case, "shape": shape, "ok": ok, "error": error, "ms": seconds * 1e3,
            "gflops": work / seconds / 1e9}
     if peer_seconds:
@@ -567,7 +709,7 @@ def _run(arguments, saved=None):
     from .launch import CudaLauncher, EmulatorLauncher
 
     gemm = arguments.family == "gemm"
-    if arguments.family in ("relu", "maxpool", "depthwise"):
+    if arguments.family in ("relu", "maxpool", "depthwise", "elementwise"):
         launcher = EmulatorLauncher() if arguments.emulator else CudaLauncher()
         copy = None if arguments.emulator else _device_copy(launcher)
         timer = wall_clock if arguments.emulator else _cuda_events(launcher.cupy)
@@ -578,6 +720,9 @@ def _run(arguments, saved=None):
         elif arguments.family == "depthwise":
             shapes = EMULATOR_DEPTHWISE if arguments.emulator else GPU_DEPTHWISE
             rows = run_depthwise(Device(launcher), shapes, repeats, timer, copy, saved)
+        elif arguments.family == "elementwise":
+            shapes = EMULATOR_ELEMENTWISE if arguments.emulator else GPU_ELEMENTWISE
+            rows = run_elementwise(Device(launcher), shapes, repeats, timer, copy, saved)
         else:  # VGG-16's first pool at batch 16 on a GPU (its bytes fit the copy's buffer)
             shapes = [(2, 3, 9, 11), (1, 5, 16, 16)] if arguments.emulator else [(16, 64, 224, 224)]
             rows = run_maxpool(Device(launcher), shapes, repeats, timer, copy, saved)

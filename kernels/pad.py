@@ -6,6 +6,12 @@ import numpy as np
 
 from .family import Device, OpFamily
 
+# The element-wise rungs of pad.cu, by the suffix of their kernels' names: v1 divides every
+# element's index for its (plane, row, column), v2 carries them from step to step (a third
+# of the instructions an element). The engine's: v2.
+VERSIONS = {"v1": "", "v2": "_carried"}
+ENGINE_VERSION = "v2"
+
 
 def pad_forward(x, padding):
     left, right, top, bottom = padding
@@ -18,21 +24,21 @@ def pad_backward(grad_y, padding):
     return np.ascontiguousarray(grad_y[:, :, top : top + height, left : left + width])
 
 
-def pad_forward_device(device: Device, x, padding):
+def pad_forward_device(device: Device, x, padding, version=ENGINE_VERSION):
     x = device.float32("x", x, 4)
     left, right, top, bottom = padding
     n, c, h, w = x.shape
     y = device.empty((n, c, h + top + bottom, w + left + right))
-    device.elementwise("pad_forward", y.size, x, y, n * c, h, w, top, left, y.shape[2], y.shape[3])
+    device.elementwise("pad_forward" + VERSIONS[version], y.size, x, y, n * c, h, w, top, left, y.shape[2], y.shape[3])
     return y
 
 
-def pad_backward_device(device: Device, grad_y, padding):
+def pad_backward_device(device: Device, grad_y, padding, version=ENGINE_VERSION):
     grad_y = device.float32("grad_y", grad_y, 4)
     left, right, top, bottom = padding
     n, c, hp, wp = grad_y.shape
     grad_x = device.empty((n, c, hp - top - bottom, wp - left - right))
-    device.elementwise("pad_backward", grad_x.size, grad_y, grad_x, n * c, grad_x.shape[2], grad_x.shape[3], top, left,
+    device.elementwise("pad_backward" + VERSIONS[version], grad_x.size, grad_y, grad_x, n * c, grad_x.shape[2], grad_x.shape[3], top, left,
                        hp, wp)
     return grad_x
 

@@ -26,9 +26,14 @@ import sys
 from .banks import command
 
 
+# whole warps of whole planes, several planes a block
+SMALL_ELEMENTWISE = {"activations": (2, 8, 16, 16), "image": (2, 3, 32, 32), "features": (2, 64, 7, 7),
+                     "lrn": (2, 16, 8, 8), "flat": 4096}
+
+
 def ladder_cases():
     """(title, run(device)) of every family's ladder on small shapes: relu, max-pool,
-    depthwise, the convolutions in each direction (every rung) and the SGEMMs."""
+    depthwise, the other element-wise kernels, the convolutions in each direction (every rung) and the SGEMMs."""
     from . import ladder
 
     def convolution(direction, device):
@@ -39,7 +44,8 @@ def ladder_cases():
              ("depthwise", lambda device: ladder.run_depthwise(device, [(1, 8, 32, 32, 3, 1, 1),
                                                                         (1, 8, 32, 32, 5, 2, 2),
                                                                         (2, 64, 7, 7, 5, 1, 2)], 1,
-                                                               ladder.wall_clock))]
+                                                               ladder.wall_clock)),
+             ("elementwise", lambda device: ladder.run_elementwise(device, SMALL_ELEMENTWISE, 1, ladder.wall_clock))]
             + [(direction, functools.partial(convolution, direction)) for direction in ladder.CONV_DIRECTIONS]
             + [("gemm", lambda device: ladder.run_gemm(device, [(128, 128, 64)], 1, ladder.wall_clock))])
 

@@ -270,6 +270,88 @@ def test_bias_gradient_of_channel_slices(launcher, rng, n, o, h, w, slices):
     assert relative_error(host(ops.conv2d.backward_bias(device(launcher, grad_y))), expected) < 1e-6
 
 
+# Grids of the element-wise ladder's carried walks (index_walk.cuh): steps of 32 and 96
+# threads, shorter and longer than a plane of 63 values but shorter than an image's planes;
+# 320, longer than an image (315 values); 512, past the whole array.
+WALK_GRIDS = [(1, 32), (3, 32), (5, 64), (2, 256)]
+
+
+def walked(launcher, kernel, out_shape, *arguments):
+    """`kernel`'s output (the argument None stands for) on each grid of WALK_GRIDS, from
+    NaN each time."""
+    results = []
+    for grid, block in WALK_GRIDS:
+        out = device(launcher, np.full(out_shape, np.nan, np.float32))
+        launcher.launch(kernel, grid, block, *(out if a is None else a for a in arguments))
+        results.append(host(out))
+    return results
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_batchnorm_maps_on_any_grid(launcher, rng, version):
+    """batchnorm.cu's forward and backward-data, both rungs: every element's channel right
+    however many planes and images a thread's steps cross (the carried walk of v2), against
+    the NumPy path in float64, with batch statistics and with fixed ones."""
+    from deepinside.kernels import batchnorm
+    n, c, h, w = 3, 5, 7, 9
+    x = (rng.standard_normal((n, c, h, w)) * 3 + 2).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    mean, gamma, beta = (rng.standard_normal(c).astype(np.float32) for _ in range(3))
+    var = (rng.random(c) + 0.5).astype(np.float32)
+    d = lambda a: device(launcher, a)  # noqa: E731
+    suffix, eps = batchnorm.VERSIONS[version], 1e-3
+    expected = K.batchnorm_forward(*(a.astype(np.float64) for a in (x, mean, var, gamma, beta)), eps)
+    for y in walked(launcher, "batchnorm_forward" + suffix, x.shape, d(x), d(mean), d(var), d(gamma), d(beta), None,
+                    x.size, c, h * w, eps):
+        assert relative_error(y, expected) < 1e-6
+    for batch_statistics in (True, False):
+        grad_x, grad_gamma, grad_beta = K.batchnorm_backward(
+            *(a.astype(np.float64) for a in (g, x, mean, var, gamma)), eps, batch_statistics)
+        for result in walked(launcher, "batchnorm_backward_data" + suffix, x.shape, d(g), d(x), d(mean), d(var),
+                             d(gamma), d(grad_gamma.astype(np.float32)), d(grad_beta.astype(np.float32)), None, x.size,
+                             c, h * w, eps, int(batch_statistics)):
+            assert relative_error(result, grad_x) < 1e-5
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_padding_on_any_grid(launcher, rng, version):
+    """pad.cu's forward and backward, both rungs, on planes of 9 x 7 padded to 12 x 10
+    (asymmetric: top 2, left 1): the same walks across rows, planes and images."""
+    from deepinside.kernels import pad
+    x = rng.standard_normal((3, 5, 9, 7)).astype(np.float32)
+    left, right, top, bottom = padding = (1, 2, 2, 1)
+    padded = K.pad_forward(x, padding)
+    g = rng.standard_normal(padded.shape).astype(np.float32)
+    suffix, d = pad.VERSIONS[version], lambda a: device(launcher, a)
+    for y in walked(launcher, "pad_forward" + suffix, padded.shape, d(x), None, 15, 9, 7, top, left, 12, 10):
+        assert np.array_equal(y, padded)
+    for grad_x in walked(launcher, "pad_backward" + suffix, x.shape, d(g), None, 15, 9, 7, top, left, 12, 10):
+        assert np.array_equal(grad_x, K.pad_backward(g, padding))
+
+
+@pytest.mark.parametrize("h, w", [(7, 7), (1, 1), (9, 8)])
+def test_global_average_pool_on_any_grid(launcher, rng, h, w):
+    """avgpool.cu's v2 for a 1 x 1 output: forward a warp a plane (planes of 49, 1 and 72
+    values: two rounds of lanes, one lane, three), its 15 planes walked by 8 warps a block
+    over 1, 2 and 5 blocks; backward on the carried walks' grids. Against NumPy in float64;
+    and the engine takes them there and v1's elsewhere."""
+    x = rng.standard_normal((3, 5, h, w)).astype(np.float32)
+    expected = K.adaptive_avgpool_forward(x.astype(np.float64), (1, 1))
+    for blocks in (1, 2, 5):
+        y = device(launcher, np.full((3, 5, 1, 1), np.nan, np.float32))
+        launcher.launch("global_avgpool_forward", blocks, 256, device(launcher, x), y, 15, h * w)
+        assert relative_error(host(y), expected) < 1e-6
+    g = rng.standard_normal((3, 5, 1, 1)).astype(np.float32)
+    for grad_x in walked(launcher, "global_avgpool_backward", x.shape, device(launcher, g), None, x.size, h * w):
+        assert relative_error(grad_x, K.adaptive_avgpool_backward(g.astype(np.float64), x.shape)) < 1e-6
+    recording = RecordingDevice(launcher)
+    ops = K.bind(recording).adaptive_avgpool
+    ops.backward(ops.forward(device(launcher, x), (1, 1)), x.shape)
+    ops.backward(ops.forward(device(launcher, x), (2, 1)), x.shape)
+    assert recording.kernels() == ["global_avgpool_forward", "global_avgpool_backward", "adaptive_avgpool_forward",
+                                   "adaptive_avgpool_backward"]
+
+
 # Winograd's rounding against float64, relative to the largest output: F(4x4, 3x3)'s
 # matrices hold 1/24 and 8 (errors of 1-7e-6 on these shapes, 1-6e-7 for F(2x2, 3x3)).
 WINOGRAD_TOLERANCE = {"winograd": 1e-5, "winograd4": 3e-5}

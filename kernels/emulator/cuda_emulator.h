@@ -12,7 +12,7 @@
 // Supported: __global__, __device__, __forceinline__, __restrict__, __shared__ (static
 // size), __align__, threadIdx/blockIdx/blockDim/gridDim, __syncthreads, atomicAdd(float*/int*),
 // the warp-level primitives (__shfl_sync and its up, down and xor forms, __ballot_sync,
-// __any_sync, __all_sync, __syncwarp; warpSize), the maths of <cmath>, fminf/fmaxf, the
+// __any_sync, __all_sync, __syncwarp; warpSize), the maths of <cmath>, fminf/fmaxf, rsqrtf, the
 // vector types float2, float4 and longlong2 with make_float2/4 and make_longlong2 (the same
 // size and alignment as CUDA's, so reinterpret_cast loads work), __ldg (a plain load here:
 // the read-only cache is a GPU matter), #pragma unroll (ignored), and sm_80's asynchronous
@@ -109,6 +109,8 @@ inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
 inline float __powf(float x, float y) { return std::pow(x, y); }
 inline float __fdividef(float x, float y) { return x / y; }
+// CUDA's is an approximation (2 ulp at most); this one rounds once, as close or closer.
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 using std::fmaxf;
 using std::fminf;
 
