@@ -82,7 +82,8 @@ def batchnorm_forward_device(device: Device, x, mean, var, gamma, beta, eps, ver
     x = device.float32("x", x, 4)
     y = device.empty(x.shape)
     vectors = [device.float32(name, v, 1) for name, v in (("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta))]
-    device.elementwise("batchnorm_forward" + VERSIONS[version], x.size, x, *vectors, y, x.size, x.shape[1], x.shape[2] * x.shape[3], eps)
+    device.elementwise("batchnorm_forward" + VERSIONS[version], x.size, x, *vectors, y, x.size, x.shape[1],
+                       x.shape[2] * x.shape[3], eps)
     return y
 
 
@@ -95,8 +96,8 @@ def batchnorm_backward_device(device: Device, grad_y, x, mean, var, gamma, eps, 
     sums = batch_statistics or parameter_gradients  # else neither asked for nor read by the next kernel
     if sums:
         device.launch("batchnorm_backward_sums", c, grad_y, x, mean, var, grad_gamma, grad_beta, n, c, h * w, eps)
-    device.elementwise("batchnorm_backward_data" + VERSIONS[version], x.size, grad_y, x, mean, var, gamma, grad_gamma, grad_beta, grad_x,
-                       x.size, c, h * w, eps, int(batch_statistics))
+    device.elementwise("batchnorm_backward_data" + VERSIONS[version], x.size, grad_y, x, mean, var, gamma, grad_gamma,
+                       grad_beta, grad_x, x.size, c, h * w, eps, int(batch_statistics))
     return (grad_x, grad_gamma, grad_beta) if sums else (grad_x, None, None)
 
 

@@ -38,8 +38,8 @@ def pad_backward_device(device: Device, grad_y, padding, version=ENGINE_VERSION)
     left, right, top, bottom = padding
     n, c, hp, wp = grad_y.shape
     grad_x = device.empty((n, c, hp - top - bottom, wp - left - right))
-    device.elementwise("pad_backward" + VERSIONS[version], grad_x.size, grad_y, grad_x, n * c, grad_x.shape[2], grad_x.shape[3], top, left,
-                       hp, wp)
+    device.elementwise("pad_backward" + VERSIONS[version], grad_x.size, grad_y, grad_x, n * c, grad_x.shape[2],
+                       grad_x.shape[3], top, left, hp, wp)
     return grad_x
 
 
