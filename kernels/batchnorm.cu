@@ -20,7 +20,15 @@
 //   v2 batchnorm_forward_carried, batchnorm_backward_data_carried: the channel carried from
 //      step to step (index_walk.cuh) and the scale by one rsqrtf; the engine's.
 
-#include "index_walk.cuh"
+//   v1 batchnorm_statistics, batchnorm_backward_sums: a block a channel (EfficientNet's
+//      32-channel layers leave 100 of an H100's 132 SMs idle), two 64-bit divisions a value,
+//      a shared-memory tree of 8 barriers a sum.
+//   v2 the mean by bias.cu's channel_sum (scaled by 1 / count), then
+//      batchnorm_centred_squares, and batchnorm_gradient_sums: channel_sums.cuh's (channel,
+//      slice) blocks, the (image, position) carried, sums by warp shuffles; the engine's.
+//      The variance still from a second pass over the centred values, for accuracy.
+
+#include "channel_sums.cuh"
 
 #define BN_THREADS 256
 
@@ -67,7 +75,7 @@ extern "C" __global__ void batchnorm_forward_carried(const float* __restrict__ x
                                                      const float* __restrict__ var, const float* __restrict__ gamma,
                                                      const float* __restrict__ beta, float* __restrict__ y, long long n,
                                                      int C, int plane, float eps) {
-  for (IndexWalk at = grid_walk(C, plane); at.index < n; at.advance()) {
+  for (auto at = grid_walk(C, plane); at.index < n; at.advance()) {
     const int c = at.mid;
     y[at.index] = (x[at.index] - mean[c]) * (gamma[c] * rsqrtf(var[c] + eps)) + beta[c];
   }
@@ -113,13 +121,35 @@ extern "C" __global__ void batchnorm_backward_data_carried(
     const float* __restrict__ grad_beta, float* __restrict__ grad_x, long long n, int C, int plane, float eps,
     int batch_statistics) {
   const float inverse_count = 1.0f / (float)(n / C);
-  for (IndexWalk at = grid_walk(C, plane); at.index < n; at.advance()) {
+  for (auto at = grid_walk(C, plane); at.index < n; at.advance()) {
     const int c = at.mid;
     const float invstd = rsqrtf(var[c] + eps);
     float g = grad_y[at.index];
     if (batch_statistics) g -= (grad_beta[c] + (x[at.index] - mean[c]) * invstd * grad_gamma[c]) * inverse_count;
     grad_x[at.index] = gamma[c] * invstd * g;
   }
+}
+
+extern "C" __global__ void __launch_bounds__(REDUCE_THREADS) batchnorm_centred_squares(
+    const float* __restrict__ x, const float* __restrict__ mean, float* __restrict__ partial, int N, int C, int plane,
+    long long slice, float scale) {
+  const float m = mean[blockIdx.x];
+  channel_slice_sums<1>(N, C, plane, slice, scale, partial, [&](long long at, float (&totals)[1]) {
+    const float d = x[at] - m;
+    totals[0] += d * d;
+  });
+}
+
+// partial's planes of 2 C: the sums of g (grad_beta) and of g xhat (grad_gamma)
+extern "C" __global__ void __launch_bounds__(REDUCE_THREADS) batchnorm_gradient_sums(
+    const float* __restrict__ grad_y, const float* __restrict__ x, const float* __restrict__ mean,
+    const float* __restrict__ var, float* __restrict__ partial, int N, int C, int plane, long long slice, float eps) {
+  const float m = mean[blockIdx.x], invstd = rsqrtf(var[blockIdx.x] + eps);
+  channel_slice_sums<2>(N, C, plane, slice, 1.0f, partial, [&](long long at, float (&totals)[2]) {
+    const float g = grad_y[at];
+    totals[0] += g;
+    totals[1] += g * (x[at] - m) * invstd;
+  });
 }
 
 extern "C" __global__ void batchnorm_fold(const float* __restrict__ w, const float* __restrict__ b,

@@ -6,11 +6,13 @@ DeconvNet step. Device path: batchnorm.cu."""
 import numpy as np
 
 from .family import Device, OpFamily
+from .gemm import sliced_reduction
 
-# The element-wise rungs of batchnorm.cu, by the suffix of their kernels' names: v1 divides
-# every element's index for its channel, v2 carries it from step to step. The engine's: v2
-# (the same arithmetic but rsqrtf for the square root and division, a quarter of the
-# instructions an element).
+# batchnorm.cu's rungs, by the suffix of their maps' kernels' names: v1 divides every
+# element's index for its channel, and reduces a channel in one block; v2 carries the index
+# from step to step (the same arithmetic but rsqrtf for the square root and division: a
+# quarter of the instructions an element) and reduces a channel in slices, as split-K. The
+# engine's: v2.
 VERSIONS = {"v1": "", "v2": "_carried"}
 ENGINE_VERSION = "v2"
 
@@ -70,11 +72,24 @@ def batchnorm_backward(grad_y, x, mean, var, gamma, eps, batch_statistics, param
     return grad_x, grad_gamma, grad_beta
 
 
-def batchnorm_statistics_device(device: Device, x):
+def _channel_sums(device, out, n, c, plane, launch):
+    """out, by a kernel of channel_sums.cuh's blocks, a (channel, slice) each:
+    launch(partial, slice, splits) (gemm.py's sliced_reduction)."""
+    return sliced_reduction(device, out, c, n * plane, device.define("REDUCE_THREADS"), launch)
+
+
+def batchnorm_statistics_device(device: Device, x, version=ENGINE_VERSION):
     x = device.float32("x", x, 4)
     n, c, h, w = x.shape
     mean, var = device.empty((c,)), device.empty((c,))
-    device.launch("batchnorm_statistics", c, x, mean, var, n, c, h * w)  # a block per channel
+    if version == "v1":
+        device.launch("batchnorm_statistics", c, x, mean, var, n, c, h * w)  # a block per channel
+        return mean, var
+    scale = 1 / (n * h * w)
+    _channel_sums(device, mean, n, c, h * w, lambda partial, slice, splits: device.launch(
+        "channel_sum", (c, splits), x, partial, n, c, h * w, slice, scale))
+    _channel_sums(device, var, n, c, h * w, lambda partial, slice, splits: device.launch(
+        "batchnorm_centred_squares", (c, splits), x, mean, partial, n, c, h * w, slice, scale))
     return mean, var
 
 
@@ -87,15 +102,28 @@ def batchnorm_forward_device(device: Device, x, mean, var, gamma, beta, eps, ver
     return y
 
 
+def batchnorm_parameter_gradients_device(device: Device, grad_y, x, mean, var, eps, version=ENGINE_VERSION):
+    """(grad_gamma, grad_beta): the per-channel sums of g xhat and of g."""
+    n, c, h, w = x.shape
+    if version == "v1":  # a block a channel
+        grad_gamma, grad_beta = device.empty((c,)), device.empty((c,))
+        device.launch("batchnorm_backward_sums", c, grad_y, x, mean, var, grad_gamma, grad_beta, n, c, h * w, eps)
+        return grad_gamma, grad_beta
+    grad_beta, grad_gamma = _channel_sums(device, device.empty((2, c)), n, c, h * w, lambda partial, slice, splits:
+                                          device.launch("batchnorm_gradient_sums", (c, splits), grad_y, x, mean, var,
+                                                        partial, n, c, h * w, slice, eps))
+    return grad_gamma, grad_beta
+
+
 def batchnorm_backward_device(device: Device, grad_y, x, mean, var, gamma, eps, batch_statistics,
                                parameter_gradients=True, version=ENGINE_VERSION):
     grad_y, x = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4)
     n, c, h, w = x.shape
     mean, var, gamma = (device.float32(name, v, 1) for name, v in (("mean", mean), ("var", var), ("gamma", gamma)))
-    grad_gamma, grad_beta, grad_x = device.empty((c,)), device.empty((c,)), device.empty(x.shape)
     sums = batch_statistics or parameter_gradients  # else neither asked for nor read by the next kernel
-    if sums:
-        device.launch("batchnorm_backward_sums", c, grad_y, x, mean, var, grad_gamma, grad_beta, n, c, h * w, eps)
+    grad_gamma, grad_beta = (batchnorm_parameter_gradients_device(device, grad_y, x, mean, var, eps, version) if sums
+                             else (device.empty((c,)),) * 2)
+    grad_x = device.empty(x.shape)
     device.elementwise("batchnorm_backward_data" + VERSIONS[version], x.size, grad_y, x, mean, var, gamma, grad_gamma,
                        grad_beta, grad_x, x.size, c, h * w, eps, int(batch_statistics))
     return (grad_x, grad_gamma, grad_beta) if sums else (grad_x, None, None)
@@ -119,7 +147,7 @@ def batchnorm_zeiler(ops, signal, x, gamma, beta, running_mean, running_var, eps
 
 
 BATCHNORM = OpFamily(
-    "batchnorm", ("batchnorm.cu",),
+    "batchnorm", ("batchnorm.cu", "bias.cu", "gemm.cu"),
     numpy=dict(statistics=batchnorm_statistics, forward=batchnorm_forward, backward=batchnorm_backward,
                fold=batchnorm_fold),
     device=dict(statistics=batchnorm_statistics_device, forward=batchnorm_forward_device,

@@ -42,6 +42,8 @@ import re
 import statistics
 import sys
 
+from .avgpool import VERSIONS as AVGPOOL_VERSIONS
+from .batchnorm import VERSIONS as BATCHNORM_VERSIONS
 from .conv2d import FEW_CHANNELS_BACKWARD_DATA, FEW_CHANNELS_FORWARD, FUSED_WINOGRAD_TILES, WINOGRAD_TILES
 from .depthwise import (BACKWARD_DATA_LADDER as DEPTHWISE_BACKWARD_DATA,
                         BACKWARD_WEIGHTS_LADDER as DEPTHWISE_BACKWARD_WEIGHTS, FORWARD_LADDER as DEPTHWISE_FORWARD,
@@ -50,6 +52,7 @@ from .gemm import TILED
 from .ladder import WITHOUT_WINOGRAD
 from .launch import KernelError
 from .maxpool import KERNEL_SUFFIXES as MAXPOOL_SUFFIXES
+from .pad import VERSIONS as PAD_VERSIONS
 
 MARGIN = 0.03  # medians of CUDA-event times on a shared card move by a few percent
 
@@ -63,6 +66,9 @@ CONSTANTS = {"gemm.ENGINE_TILED": tuple(TILED),
              "conv2d.ENGINE_FEW_CHANNELS_FORWARD": FEW_CHANNELS_FORWARD,
              "conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA": FEW_CHANNELS_BACKWARD_DATA,
              "maxpool.ENGINE_VERSION": tuple(MAXPOOL_SUFFIXES),
+             "batchnorm.ENGINE_VERSION": tuple(BATCHNORM_VERSIONS),
+             "pad.ENGINE_VERSION": tuple(PAD_VERSIONS),
+             "avgpool.ENGINE_VERSION": AVGPOOL_VERSIONS,
              "depthwise.ENGINE_FORWARD": DEPTHWISE_FORWARD,
              # v1 and the stride-1 rungs through the forward; v1 and the stride-2 rungs
              "depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA": DEPTHWISE_BACKWARD_DATA[:1] + THROUGH_THE_FORWARD,
@@ -398,18 +404,16 @@ def choose(ladders, now=None, batch64=None):
             f"{shape} {ratio:.2f}" for (shape, _), ratio in sorted(ratios.items(), key=lambda item: item[0][1]))
             or "no shape timed both")
     choices["conv2d.ENGINE_WINOGRAD_CHANNELS"] = thresholds
-    pools = {}  # a version's forward and backward times added, per shape
-    for row in ladders.get("maxpool", []):
-        version = next(v for v, suffix in MAXPOOL_SUFFIXES.items()
-                       if row["version"] == f"maxpool_{row['case']}{suffix}")
-        entry = pools.setdefault((version, row["shape"]), {"version": f"maxpool {version}", "shape": row["shape"],
-                                                           "ok": True, "ms": 0.0, "parts": 0})
-        entry["ok"] &= row["ok"]
-        entry["ms"] += row["ms"]
-        entry["parts"] += 1
-    pooled = [entry for entry in pools.values() if entry["parts"] == 2]
+    pooled = _added(ladders.get("maxpool", []), lambda row: next(
+        f"maxpool {v}" for v, suffix in MAXPOOL_SUFFIXES.items() if row["version"] == f"maxpool_{row['case']}{suffix}"))
     choices["maxpool.ENGINE_VERSION"] = decide("maxpool.ENGINE_VERSION", pooled, now["maxpool.ENGINE_VERSION"],
                                                {v: f"maxpool {v}" for v in MAXPOOL_SUFFIXES}, lambda row: row["shape"])
+    for module in ("batchnorm", "pad", "avgpool"):  # the element-wise ladder's rungs, each row naming its own
+        constant = f"{module}.ENGINE_VERSION"
+        rows = _added([row for row in ladders.get("elementwise", []) if row.get("rung", "").startswith(module + " ")],
+                      lambda row: row["rung"])
+        choices[constant] = decide(constant, rows, now[constant], {v: f"{module} {v}" for v in CONSTANTS[constant]},
+                                   lambda row: row["shape"])
     depthwise = ladders.get("depthwise", [])
     for constant, case, stride in (("depthwise.ENGINE_FORWARD", "forward", None),
                                    ("depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA", "backward_data", 1),
@@ -420,6 +424,24 @@ def choose(ladders, now=None, batch64=None):
         choices[constant] = decide(constant, rows, now[constant], {v: v for v in CONSTANTS[constant]},
                                    lambda row: row["shape"])
     return choices, evidence
+
+
+def _added(rows, label):
+    """One row per rung and shape, its directions' times added (a rung's forward and
+    backward, its maps and reductions: what a pass runs), validated where each of them did;
+    label(row) names the rung. Only the rungs timed in as many directions as the most on
+    that shape."""
+    entries = {}
+    for row in rows:
+        entry = entries.setdefault((label(row), row["shape"]), {"version": label(row), "shape": row["shape"], "ok": True,
+                                                               "ms": 0.0, "parts": 0})
+        entry["ok"] &= row["ok"]
+        entry["ms"] += row["ms"]
+        entry["parts"] += 1
+    most = {}
+    for entry in entries.values():
+        most[entry["shape"]] = max(most.get(entry["shape"], 0), entry["parts"])
+    return [entry for entry in entries.values() if entry["parts"] == most[entry["shape"]]]
 
 
 def read_ladders(folder):

@@ -787,7 +787,7 @@ def conv2d_backward_bias_device(device: Device, grad_y):
     # a block a channel and slice of its values
     return sliced_reduction(device, device.empty((o,)), o, n * h * w, device.define("REDUCE_THREADS"),
                             lambda partial, length, splits: device.launch(
-                                "channel_sum", (o, splits), grad_y, partial, n, o, h * w, length))
+                                "channel_sum", (o, splits), grad_y, partial, n, o, h * w, length, 1.0))
 
 
 def conv2d_zeiler(ops, signal, x, weight, bias=None, stride=1, padding=0):

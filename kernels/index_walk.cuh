@@ -11,7 +11,9 @@
 #pragma once
 
 // index = (high * mid_size + mid) * low_size + low, with 0 <= low < low_size and
-// 0 <= mid < mid_size; `advance` adds the step it was made with.
+// 0 <= mid < mid_size; `advance` adds the step it was made with. MIDDLE false: no middle
+// digit (mid_size 1), the low digit's carry straight into the high one.
+template <bool MIDDLE = true>
 struct IndexWalk {
   long long index, high;
   int mid, low;
@@ -36,15 +38,20 @@ struct IndexWalk {
     low += step_low;  // both below low_size: one subtraction carries
     const int low_carry = low >= low_size;
     if (low_carry) low -= low_size;
-    mid += step_mid + low_carry;  // at most 2 mid_size - 1
-    const int mid_carry = mid >= mid_size;
-    if (mid_carry) mid -= mid_size;
-    high += step_high + mid_carry;
+    if constexpr (MIDDLE) {
+      mid += step_mid + low_carry;  // at most 2 mid_size - 1
+      const int mid_carry = mid >= mid_size;
+      if (mid_carry) mid -= mid_size;
+      high += step_high + mid_carry;
+    } else {
+      high += step_high + low_carry;
+    }
   }
 };
 
 // The grid-stride walk of thread (blockIdx.x, threadIdx.x) over a 1-D grid.
-__device__ __forceinline__ IndexWalk grid_walk(int mid_size, int low_size) {
-  return IndexWalk(blockIdx.x * (long long)blockDim.x + threadIdx.x, (long long)gridDim.x * blockDim.x, mid_size,
-                   low_size);
+template <bool MIDDLE = true>
+__device__ __forceinline__ IndexWalk<MIDDLE> grid_walk(int mid_size, int low_size) {
+  return IndexWalk<MIDDLE>(blockIdx.x * (long long)blockDim.x + threadIdx.x, (long long)gridDim.x * blockDim.x,
+                           mid_size, low_size);
 }

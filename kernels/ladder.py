@@ -27,7 +27,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -247,12 +247,22 @@ def _label(shape):
     return f"N{shape[0]} C{shape[1]} {shape[2]}x{shape[3]}" if isinstance(shape, tuple) else f"{shape} floats"
 
 
+class Case(NamedTuple):
+    """One row of the element-wise ladder, before it runs."""
+    kernel: str  # its kernels, as the table names them
+    case: str
+    shape: str
+    moved: int  # the bytes it must move
+    call: Callable  # -> its result, or a tuple of them
+    expected: object  # the float64 reference, or a tuple of them
+    rung: str | None = None  # "module version", where the engine chooses between rungs (kernels.choices)
+
+
 def elementwise_cases(device, shapes, rng):
-    """(kernel, case, shape, bytes each must move, call, float64 reference) of every
-    element-wise kernel but ReLU's and max-pool's (ladders of their own): the rungs of
-    batchnorm.cu, pad.cu and avgpool.cu by version, the rest one each. The bytes are what the op must
-    read and write at the least (a reduction's input once), so that a kernel that reads
-    twice shows it."""
+    """The Cases of every element-wise kernel but ReLU's and max-pool's (ladders of their
+    own): the rungs of batchnorm.cu, pad.cu and avgpool.cu by version, the rest one each.
+    The bytes are what the op must read and write at the least (a reduction's input once),
+    so that a kernel that reads twice shows it."""
     from . import add, avgpool, batchnorm, dropout, lrn, pad, sgd
     from .conv2d import conv2d_backward_bias_device
 
@@ -267,28 +277,33 @@ def elementwise_cases(device, shapes, rng):
                                                       var=var).items()}
     plane = size // shape[0] // c
     for version, suffix in batchnorm.VERSIONS.items():
-        cases.append((f"batchnorm_forward{suffix}", "batchnorm forward", _label(shape), 8 * size, functools.partial(
+        rung = f"batchnorm {version}"
+        cases.append(Case(f"batchnorm_forward{suffix}", "batchnorm forward", _label(shape), 8 * size, functools.partial(
             batchnorm.batchnorm_forward_device, device, d["x"], d["mean"], d["var"], d["gamma"], d["beta"], eps,
-            version=version), batchnorm.batchnorm_forward(x, mean, var, gamma, beta, eps)))
+            version=version), batchnorm.batchnorm_forward(x, mean, var, gamma, beta, eps), rung))
         for batch_statistics, moved in ((False, 8), (True, 12)):  # a saliency pass's; training's (x read too)
             grad_x, grad_gamma, grad_beta = batchnorm.batchnorm_backward(g, x, mean, var, gamma, eps, batch_statistics)
             # the kernel alone: with batch statistics the engine runs the sums' kernel first
-            cases.append((f"batchnorm_backward_data{suffix}", "batchnorm backward-data, "
+            cases.append(Case(f"batchnorm_backward_data{suffix}", "batchnorm backward-data, "
                           f"{'batch' if batch_statistics else 'fixed'} statistics", _label(shape), moved * size,
                           functools.partial(_launched, device, f"batchnorm_backward_data{suffix}", shape, d["g"],
                                             d["x"], d["mean"], d["var"], d["gamma"], xp.asarray(f32(grad_gamma)),
                                             xp.asarray(f32(grad_beta)), None, size, c, plane, eps,
-                                            int(batch_statistics)), grad_x))
+                                            int(batch_statistics)), grad_x, rung))
+    reductions = {"v1": ("batchnorm_statistics", "batchnorm_backward_sums"),
+                  "v2": ("channel_sum + batchnorm_centred_squares", "batchnorm_gradient_sums")}
+    for version, (statistics_kernels, sums_kernel) in reductions.items():
+        cases += [Case(statistics_kernels, "batchnorm statistics", _label(shape), 4 * size, functools.partial(
+                       batchnorm.batchnorm_statistics_device, device, d["x"], version=version),
+                       batchnorm.batchnorm_statistics(x), f"batchnorm {version}"),
+                  Case(sums_kernel, "batchnorm parameter gradients", _label(shape), 8 * size, functools.partial(
+                      batchnorm.batchnorm_parameter_gradients_device, device, d["g"], d["x"], d["mean"], d["var"], eps,
+                      version=version), batchnorm.batchnorm_backward(g, x, mean, var, gamma, eps, False)[1:],
+                      f"batchnorm {version}")]
     cases += [
-        ("batchnorm_statistics", "batchnorm statistics", _label(shape), 4 * size,
-         functools.partial(batchnorm.batchnorm_statistics_device, device, d["x"]), batchnorm.batchnorm_statistics(x)),
-        ("batchnorm_backward_sums", "batchnorm parameter gradients", _label(shape), 8 * size,
-         lambda: batchnorm.batchnorm_backward_device(device, d["g"], d["x"], d["mean"], d["var"], d["gamma"], eps,
-                                                     False)[1:],  # (and the backward-data after it, 8 bytes more)
-         batchnorm.batchnorm_backward(g, x, mean, var, gamma, eps, False)[1:]),
-        ("channel_sum", "bias gradient", _label(shape), 4 * size,
+        Case("channel_sum", "bias gradient", _label(shape), 4 * size,
          functools.partial(conv2d_backward_bias_device, device, d["g"]), g.sum(axis=(0, 2, 3))),
-        ("add_forward", "residual add", _label(shape), 12 * size,
+        Case("add_forward", "residual add", _label(shape), 12 * size,
          functools.partial(add.add_forward_device, device, d["x"], d["other"]), x + other)]
     shape = shapes["image"]
     image, padding = draw(shape), (0, 1, 0, 1)  # the stem's SAME padding at stride 2
@@ -296,31 +311,34 @@ def elementwise_cases(device, shapes, rng):
     grad_padded = draw(padded.shape)
     image_d, grad_padded_d = xp.asarray(f32(image)), xp.asarray(f32(grad_padded))
     for version, suffix in pad.VERSIONS.items():
-        cases += [(f"pad_forward{suffix}", "pad forward", _label(shape), 4 * (image.size + padded.size),
-                   functools.partial(pad.pad_forward_device, device, image_d, padding, version=version), padded),
-                  (f"pad_backward{suffix}", "pad backward", _label(shape), 8 * image.size,
-                   functools.partial(pad.pad_backward_device, device, grad_padded_d, padding, version=version),
-                   pad.pad_backward(grad_padded, padding))]
+        cases += [Case(f"pad_forward{suffix}", "pad forward", _label(shape), 4 * (image.size + padded.size),
+                       functools.partial(pad.pad_forward_device, device, image_d, padding, version=version), padded,
+                       f"pad {version}"),
+                  Case(f"pad_backward{suffix}", "pad backward", _label(shape), 8 * image.size,
+                       functools.partial(pad.pad_backward_device, device, grad_padded_d, padding, version=version),
+                       pad.pad_backward(grad_padded, padding), f"pad {version}")]
     shape = shapes["features"]
     features, grad_pooled = draw(shape), draw(shape[:2] + (1, 1))
     features_d, grad_pooled_d = xp.asarray(f32(features)), xp.asarray(f32(grad_pooled))
     moved = 4 * (features.size + grad_pooled.size)
     for version, kind in zip(avgpool.VERSIONS, ("adaptive", "global")):
-        cases += [(f"{kind}_avgpool_forward", "global average pool forward", _label(shape), moved, functools.partial(
-                      avgpool.adaptive_avgpool_forward_device, device, features_d, (1, 1), version=version),
-                   avgpool.adaptive_avgpool_forward(features, (1, 1))),
-                  (f"{kind}_avgpool_backward", "global average pool backward", _label(shape), moved,
-                   functools.partial(avgpool.adaptive_avgpool_backward_device, device, grad_pooled_d, shape,
-                                     version=version), avgpool.adaptive_avgpool_backward(grad_pooled, shape))]
+        cases += [Case(f"{kind}_avgpool_forward", "global average pool forward", _label(shape), moved,
+                       functools.partial(avgpool.adaptive_avgpool_forward_device, device, features_d, (1, 1),
+                                         version=version), avgpool.adaptive_avgpool_forward(features, (1, 1)),
+                       f"avgpool {version}"),
+                  Case(f"{kind}_avgpool_backward", "global average pool backward", _label(shape), moved,
+                       functools.partial(avgpool.adaptive_avgpool_backward_device, device, grad_pooled_d, shape,
+                                         version=version), avgpool.adaptive_avgpool_backward(grad_pooled, shape),
+                       f"avgpool {version}")]
     shape, (size_, alpha, beta_, k) = shapes["lrn"], (5, 1e-4, 0.75, 2.0)  # CNN-F's
     activations, grad_normalised = np.abs(draw(shape)) * 20, draw(shape)  # rectified, as after conv1's ReLU
     normalised, scale = lrn.lrn_forward(activations, size_, alpha, beta_, k)
     activations_d, grad_normalised_d = xp.asarray(f32(activations)), xp.asarray(f32(grad_normalised))
     scale_d = xp.asarray(f32(scale))
-    cases += [("lrn_forward", "LRN forward", _label(shape), 12 * activations.size,
+    cases += [Case("lrn_forward", "LRN forward", _label(shape), 12 * activations.size,
                functools.partial(lrn.lrn_forward_device, device, activations_d, size_, alpha, beta_, k),
                (normalised, scale)),
-              ("lrn_backward", "LRN backward", _label(shape), 16 * activations.size,
+              Case("lrn_backward", "LRN backward", _label(shape), 16 * activations.size,
                functools.partial(lrn.lrn_backward_device, device, grad_normalised_d, activations_d, scale_d, size_,
                                  alpha, beta_), lrn.lrn_backward(grad_normalised, activations, scale, size_, alpha,
                                                                  beta_))]
@@ -337,12 +355,12 @@ def elementwise_cases(device, shapes, rng):
         return weight_d, velocity_d
 
     sgd.sgd_update(weight, grad_flat, velocity, 0.01, 0.9, 5e-4)
-    cases += [("dropout_forward", "dropout forward", _label(n), 16 * n,  # the kernel: the engine draws on the host
+    cases += [Case("dropout_forward", "dropout forward", _label(n), 16 * n,  # the kernel: the engine draws on the host
                functools.partial(_launched, device, "dropout_forward", (n,), values_d, uniform_d, None, None, n, p),
                (mask, values * mask)),
-              ("dropout_backward", "dropout backward", _label(n), 12 * n,
+              Case("dropout_backward", "dropout backward", _label(n), 12 * n,
                functools.partial(dropout.dropout_backward_device, device, grad_flat_d, mask_d), grad_flat * mask),
-              ("sgd_update", "SGD step", _label(n), 20 * n, sgd_step, (weight, velocity))]
+              Case("sgd_update", "SGD step", _label(n), 20 * n, sgd_step, (weight, velocity))]
     return cases
 
 
@@ -363,10 +381,13 @@ def run_elementwise(device, shapes, repeats, timer, copy=None, rows=None):
 
     def flat(arrays, xp):
         return xp.concatenate([a.ravel() for a in arrays]) if isinstance(arrays, tuple) else arrays
-    for kernel, case, shape, moved, call, expected in elementwise_cases(poisoned, shapes, np.random.default_rng(0)):
-        peer_seconds = timer(lambda: copy(moved // 8), repeats) if copy else None
-        rows.append(_validated_row(kernel, case, shape, lambda: flat(call(), xp), flat(expected, np), moved, timer,
-                                   repeats, xp, peer_seconds, timed=call))
+    for case in elementwise_cases(poisoned, shapes, np.random.default_rng(0)):
+        peer_seconds = timer(lambda: copy(case.moved // 8), repeats) if copy else None
+        rows.append(_validated_row(case.kernel, case.case, case.shape, lambda: flat(case.call(), xp),
+                                   flat(case.expected, np), case.moved, timer, repeats, xp, peer_seconds,
+                                   timed=case.call))
+        if case.rung:
+            rows[-1]["rung"] = case.rung
     return rows
 
 

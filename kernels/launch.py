@@ -75,16 +75,22 @@ _LOCAL_INCLUDE = re.compile(r'^#include "(\w+\.cuh)"$', re.MULTILINE)
 
 def kernel_source(path):
     """A kernel file's text as NVRTC is to compile it: each `#include "name.cuh"` of
-    kernels/ replaced by that header's text. NVRTC is handed text, not a file, and CuPy keys
-    its compile cache on that text: with the header's text in it, a changed header is a
-    changed key."""
-    with open(path) as handle:
-        text = handle.read()
+    kernels/ replaced by that header's text, the headers' own includes too, each header once
+    (they all say #pragma once). NVRTC is handed text, not a file, and CuPy keys its compile
+    cache on that text: with the header's text in it, a changed header is a changed key."""
+    included = set()
 
-    def header(match):  # beside the file, where nvcc and g++ look first
-        with open(os.path.join(os.path.dirname(path), match.group(1))) as handle:
-            return handle.read()
-    return _LOCAL_INCLUDE.sub(header, text)
+    def expanded(text):
+        def header(match):  # beside the file, where nvcc and g++ look first
+            if match.group(1) in included:
+                return ""
+            included.add(match.group(1))
+            with open(os.path.join(os.path.dirname(path), match.group(1))) as handle:
+                return expanded(handle.read())
+        return _LOCAL_INCLUDE.sub(header, text)
+
+    with open(path) as handle:
+        return expanded(handle.read())
 
 
 def parse_parameters(text):
@@ -104,13 +110,13 @@ def parse_parameters(text):
 
 
 def read_kernels():
-    """({kernel name: Kernel}, {constant name: value}) over every .cu file in kernels/.
+    """({kernel name: Kernel}, {constant name: value}) over every .cu file in kernels/, each
+    with the headers it includes (kernel_source: their constants are the file's).
 
     A constant defined in two files must have the same value in both."""
     kernels, defines, defined_in = {}, {}, {}
     for path in sources():
-        with open(path) as handle:
-            text = handle.read()
+        text = kernel_source(path)
         local = {name: int(value) for name, value in _DEFINE.findall(text)}
         for name, value in local.items():
             if name in defines and defines[name] != value:

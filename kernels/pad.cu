@@ -36,7 +36,7 @@ extern "C" __global__ void pad_backward(const float* __restrict__ grad_y, float*
 extern "C" __global__ void pad_forward_carried(const float* __restrict__ x, float* __restrict__ y, long long planes,
                                                int H, int W, int top, int left, int Hp, int Wp) {
   const long long total = planes * Hp * Wp;
-  for (IndexWalk at = grid_walk(Hp, Wp); at.index < total; at.advance()) {
+  for (auto at = grid_walk(Hp, Wp); at.index < total; at.advance()) {
     const int i = at.mid - top, j = at.low - left;
     y[at.index] = (i >= 0 && i < H && j >= 0 && j < W) ? x[(at.high * H + i) * W + j] : 0.0f;
   }
@@ -45,7 +45,7 @@ extern "C" __global__ void pad_forward_carried(const float* __restrict__ x, floa
 extern "C" __global__ void pad_backward_carried(const float* __restrict__ grad_y, float* __restrict__ grad_x,
                                                 long long planes, int H, int W, int top, int left, int Hp, int Wp) {
   const long long total = planes * H * W;
-  for (IndexWalk at = grid_walk(H, W); at.index < total; at.advance()) {
+  for (auto at = grid_walk(H, W); at.index < total; at.advance()) {
     grad_x[at.index] = grad_y[(at.high * Hp + at.mid + top) * Wp + at.low + left];
   }
 }

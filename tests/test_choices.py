@@ -161,6 +161,27 @@ def test_pools_add_both_directions_and_depthwise_splits_by_stride(first):
     assert chosen["depthwise.ENGINE_FORWARD"] == first["depthwise.ENGINE_FORWARD"]  # no rows
 
 
+def test_the_elementwise_rungs_are_chosen_on_their_directions_added(first):
+    """batchnorm, pad and the global pool: each rung's rows (maps and reductions, forward
+    and backward) added per shape; a rung with a wrong row, or timed in fewer directions
+    than the others, is not taken."""
+    def rows(module, version, times, shape="N64 C144 56x56", ok=True):
+        return [dict(row(f"{module}_{version}_{i}", ms, shape, f"direction {i}", ok), rung=f"{module} {version}")
+                for i, ms in enumerate(times)]
+
+    now = dict(first, **{"batchnorm.ENGINE_VERSION": "v1", "pad.ENGINE_VERSION": "v2", "avgpool.ENGINE_VERSION": "v1"})
+    ladder = (rows("batchnorm", "v1", [1.0, 1.0, 1.0, 3.0, 3.0]) + rows("batchnorm", "v2", [0.9, 0.9, 0.9, 1.0, 1.0])
+              + rows("pad", "v1", [1.0, 1.0]) + rows("pad", "v2", [1.2, 1.0])
+              + rows("avgpool", "v1", [1.0, 1.0]) + rows("avgpool", "v2", [0.1, 0.1], ok=False)
+              + [row("add_forward", 0.1, "N64 C144 56x56", "residual add")])  # no rung: no choice
+    chosen, evidence = choices.choose({"elementwise": ladder}, now)
+    assert (chosen["batchnorm.ENGINE_VERSION"], chosen["pad.ENGINE_VERSION"], chosen["avgpool.ENGINE_VERSION"]) == (
+        "v2", "v1", "v1")
+    assert "0.52 of the current one's" in evidence["batchnorm.ENGINE_VERSION"]  # 4.7 against 9.0
+    without_statistics = [r for r in ladder if r["version"] != "batchnorm_v2_3"]
+    assert choices.choose({"elementwise": without_statistics}, now)[0]["batchnorm.ENGINE_VERSION"] == "v1"
+
+
 def test_choices_are_checked_then_set_together(restored):
     with pytest.raises(KernelError, match="gemm.ENGINE_TILED must be one of pipelined, 8x16, async, 8x16_async, got .v12."):
         choices.apply({"maxpool.ENGINE_VERSION": "v3", "gemm.ENGINE_TILED": "v12"})
@@ -233,7 +254,7 @@ def _copies(folder):
     """The modules that hold the constants, copied into `folder` (choices.write edits source)."""
     import shutil
     folder.mkdir(exist_ok=True)
-    for module in ("gemm", "conv2d", "maxpool", "depthwise"):
+    for module in {constant.split(".")[0] for constant in choices.CONSTANTS}:
         shutil.copy(os.path.join(ROOT, "kernels", f"{module}.py"), folder)
     return folder
 

@@ -270,6 +270,32 @@ def test_bias_gradient_of_channel_slices(launcher, rng, n, o, h, w, slices):
     assert relative_error(host(ops.conv2d.backward_bias(device(launcher, grad_y))), expected) < 1e-6
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("n, c, h, w, slices", [(2, 3, 40, 41, 12), (24, 2, 7, 7, 4), (4, 300, 3, 5, 1),
+                                                (2, 1, 1, 1, 1)])
+def test_batchnorm_reductions_of_channel_slices(launcher, rng, version, n, c, h, w, slices):
+    """batchnorm.cu's statistics (mean, biased variance) and parameter gradients, v1 a block
+    a channel and v2 in channel_sums.cuh's slices (the bias gradient's shapes: planes of
+    1640, 49, 15 and 1 values, 12, 4 and no slices), against NumPy in float64; values off
+    zero by more than their spread, where a one-pass variance would lose digits."""
+    from deepinside.kernels import batchnorm
+    x = (rng.standard_normal((n, c, h, w)) * 3 + 20).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    if not isinstance(launcher, CudaLauncher):  # planned for an H100's 132 SMs: split as the case says
+        assert split_k_slices(c, n * h * w, 1, 2 * 132, min_depth=256)[1] == slices
+    device_ = PoisonedDevice(launcher)
+    mean, var = (host(a) for a in batchnorm.batchnorm_statistics_device(device_, device(launcher, x), version=version))
+    expected_mean, expected_var = K.batchnorm_statistics(x.astype(np.float64))
+    assert relative_error(mean, expected_mean) < 1e-6 and relative_error(var, expected_var) < 1e-5
+    grad_gamma, grad_beta = batchnorm.batchnorm_parameter_gradients_device(
+        device_, device(launcher, g), device(launcher, x), device(launcher, mean), device(launcher, var), 1e-3,
+        version=version)
+    _, expected_gamma, expected_beta = K.batchnorm_backward(g.astype(np.float64), x.astype(np.float64), mean, var,
+                                                            np.ones(c), 1e-3, False)
+    assert relative_error(host(grad_gamma), expected_gamma) < 1e-5
+    assert relative_error(host(grad_beta), expected_beta) < 1e-5
+
+
 # Grids of the element-wise ladder's carried walks (index_walk.cuh): steps of 32 and 96
 # threads, shorter and longer than a plane of 63 values but shorter than an image's planes;
 # 320, longer than an image (315 values); 512, past the whole array.

@@ -145,7 +145,7 @@ def test_every_other_elementwise_kernel_is_validated_and_a_wrong_one_caught(devi
         assert versions.index(f"adaptive_avgpool_{direction}") < versions.index(f"global_avgpool_{direction}")
     assert {"batchnorm_statistics", "batchnorm_backward_sums", "channel_sum", "add_forward", "lrn_forward",
             "lrn_backward", "dropout_forward", "dropout_backward", "sgd_update"} < set(versions)
-    assert len(rows) == 23 and [r for r in rows if not r["ok"]] == []
+    assert len(rows) == 25 and [r for r in rows if not r["ok"]] == []
     backward = lrn.lrn_backward_device
     monkeypatch.setattr(lrn, "lrn_backward_device", lambda *a: backward(*a) * 1.001)
     rows = ladder.run_elementwise(device, ladder.EMULATOR_ELEMENTWISE, 1, ladder.wall_clock)
