@@ -433,8 +433,8 @@ def _added(rows, label):
     that shape."""
     entries = {}
     for row in rows:
-        entry = entries.setdefault((label(row), row["shape"]), {"version": label(row), "shape": row["shape"], "ok": True,
-                                                               "ms": 0.0, "parts": 0})
+        entry = entries.setdefault((label(row), row["shape"]),
+                                   {"version": label(row), "shape": row["shape"], "ok": True, "ms": 0.0, "parts": 0})
         entry["ok"] &= row["ok"]
         entry["ms"] += row["ms"]
         entry["parts"] += 1
