@@ -11,6 +11,7 @@ The launcher's own checks were then most of it: worked out once a kernel (eighte
 session), 6.3-7.5 -> 3.0-5.6 ms (VGG-16) and 20.0-20.4 -> 15.3-16.8 ms (EfficientNet-Lite0).
 """
 import argparse
+import collections
 import math
 import statistics
 import time
@@ -41,6 +42,7 @@ def main(argv=None):
     parser.add_argument("network", nargs="?", default="efficientnet-lite0", choices=["efficientnet-lite0", "vgg16",
                                                                                       "cnn_f"])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--by-kernel", action="store_true", help="also each kernel's launches a pass")
     arguments = parser.parse_args(argv)
     launches = []
     EmulatorLauncher._start = lambda self, kernel, *rest: launches.append(kernel)  # checked, then not run
@@ -69,6 +71,9 @@ def main(argv=None):
     median = statistics.median(times)
     print(f"{arguments.network}: {median * 1e3:.2f} ms on the host a pass (median of {arguments.repeats}), "
           f"{count} launches, {median / count * 1e6:.1f} us a launch")
+    if arguments.by_kernel:
+        for kernel, launched in collections.Counter(launches).most_common():
+            print(f"  {kernel}: {launched // arguments.repeats}")
 
 
 if __name__ == "__main__":
