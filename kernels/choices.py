@@ -51,6 +51,7 @@ from .depthwise import (BACKWARD_DATA_LADDER as DEPTHWISE_BACKWARD_DATA,
 from .gemm import TILED
 from .ladder import WITHOUT_WINOGRAD
 from .launch import KernelError
+from .lrn import VERSIONS as LRN_VERSIONS
 from .maxpool import KERNEL_SUFFIXES as MAXPOOL_SUFFIXES
 from .pad import VERSIONS as PAD_VERSIONS
 
@@ -69,6 +70,7 @@ CONSTANTS = {"gemm.ENGINE_TILED": tuple(TILED),
              "batchnorm.ENGINE_VERSION": tuple(BATCHNORM_VERSIONS),
              "pad.ENGINE_VERSION": tuple(PAD_VERSIONS),
              "avgpool.ENGINE_VERSION": AVGPOOL_VERSIONS,
+             "lrn.ENGINE_VERSION": LRN_VERSIONS,
              "depthwise.ENGINE_FORWARD": DEPTHWISE_FORWARD,
              # v1 and the stride-1 rungs through the forward; v1 and the stride-2 rungs
              "depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA": DEPTHWISE_BACKWARD_DATA[:1] + THROUGH_THE_FORWARD,
@@ -408,7 +410,7 @@ def choose(ladders, now=None, batch64=None):
         f"maxpool {v}" for v, suffix in MAXPOOL_SUFFIXES.items() if row["version"] == f"maxpool_{row['case']}{suffix}"))
     choices["maxpool.ENGINE_VERSION"] = decide("maxpool.ENGINE_VERSION", pooled, now["maxpool.ENGINE_VERSION"],
                                                {v: f"maxpool {v}" for v in MAXPOOL_SUFFIXES}, lambda row: row["shape"])
-    for module in ("batchnorm", "pad", "avgpool"):  # the element-wise ladder's rungs, each row naming its own
+    for module in ("batchnorm", "pad", "avgpool", "lrn"):  # the element-wise ladder's rungs, each row naming its own
         constant = f"{module}.ENGINE_VERSION"
         rows = _added([row for row in ladders.get("elementwise", []) if row.get("rung", "").startswith(module + " ")],
                       lambda row: row["rung"])

@@ -260,7 +260,8 @@ class Case(NamedTuple):
 
 def elementwise_cases(device, shapes, rng):
     """The Cases of every element-wise kernel but ReLU's and max-pool's (ladders of their
-    own): the rungs of batchnorm.cu, pad.cu and avgpool.cu by version, the rest one each.
+    own): the rungs of batchnorm.cu, pad.cu, avgpool.cu and lrn.cu by version, the rest one
+    each.
     The bytes are what the op must read and write at the least (a reduction's input once),
     so that a kernel that reads twice shows it."""
     from . import add, avgpool, batchnorm, dropout, lrn, pad, sgd
@@ -335,13 +336,14 @@ def elementwise_cases(device, shapes, rng):
     normalised, scale = lrn.lrn_forward(activations, size_, alpha, beta_, k)
     activations_d, grad_normalised_d = xp.asarray(f32(activations)), xp.asarray(f32(grad_normalised))
     scale_d = xp.asarray(f32(scale))
-    cases += [Case("lrn_forward", "LRN forward", _label(shape), 12 * activations.size,
-               functools.partial(lrn.lrn_forward_device, device, activations_d, size_, alpha, beta_, k),
-               (normalised, scale)),
-              Case("lrn_backward", "LRN backward", _label(shape), 16 * activations.size,
-               functools.partial(lrn.lrn_backward_device, device, grad_normalised_d, activations_d, scale_d, size_,
-                                 alpha, beta_), lrn.lrn_backward(grad_normalised, activations, scale, size_, alpha,
-                                                                 beta_))]
+    for version, suffix in zip(lrn.VERSIONS, ("", "_columns")):
+        cases += [Case(f"lrn_forward{suffix}", "LRN forward", _label(shape), 12 * activations.size,
+                       functools.partial(lrn.lrn_forward_device, device, activations_d, size_, alpha, beta_, k,
+                                         version=version), (normalised, scale), f"lrn {version}"),
+                  Case(f"lrn_backward{suffix}", "LRN backward", _label(shape), 16 * activations.size,
+                       functools.partial(lrn.lrn_backward_device, device, grad_normalised_d, activations_d, scale_d,
+                                         size_, alpha, beta_, version=version),
+                       lrn.lrn_backward(grad_normalised, activations, scale, size_, alpha, beta_), f"lrn {version}")]
     n, p = shapes["flat"], 0.5
     values, uniform, grad_flat = draw(n), rng.random(n), draw(n)
     mask = (uniform.astype(np.float32) >= p) / (1 - p)

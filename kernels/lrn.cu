@@ -7,6 +7,23 @@
 // `size` neighbours along the channel axis (stride H W in memory: each neighbour read is
 // coalesced across the threads of a warp, which share c and differ in the plane position).
 // Cost: about 2 size + 10 FLOPs and (size + 2) reads per element, each way.
+// The element-wise ladder (python -m deepinside.kernels.ladder elementwise):
+//   v1 lrn_forward, lrn_backward: a thread an element, as above. Each element's (image,
+//      channel, position) by three 64-bit divisions, its window's values read by every
+//      element whose window holds them (size times each), and the backward a powf a
+//      neighbour: size + 1 powf an element, about 86 instructions each, where a copy's
+//      bandwidth leaves about 75 an element for everything.
+//   v2 lrn_forward_columns, lrn_backward_columns: a thread a (image, position) column and a
+//      run of LRN_CHUNK channels, walking them in order. Each channel's values are read
+//      once, when it enters the window, into a ring of the window's last LRN_RING entries
+//      in shared memory (the forward: x; the backward: g x s^(-beta-1), g s^(-beta) and x,
+//      two powers an element), and every window's sum is added from the ring in v1's
+//      order. The powers by __powf (2^(y log2 x) on the special-function unit: 3
+//      instructions; powf's exact rounding about 86): within a few units in the last
+//      place for LRN's s >= k > 0 and small beta, where v1 is exact. A column of 16
+//      channels, not all C: enough threads at batch 1 (CNN-F's conv2: 27 x 27 positions,
+//      256 channels), and the windows' edges read twice only at the runs' ends. For
+//      size <= LRN_RING; v1 above.
 
 // Integer bounds without math headers (NVRTC compiles these files without any include).
 __device__ __forceinline__ int larger(int a, int b) { return a > b ? a : b; }
@@ -42,5 +59,78 @@ extern "C" __global__ void lrn_backward(const float* __restrict__ grad_y, const 
       spread += grad_y[at] * x[at] * powf(scale[at], -beta - 1.0f);
     }
     grad_x[e] = grad_y[e] * powf(scale[e], -beta) - 2.0f * alpha * beta / size * x[e] * spread;
+  }
+}
+
+#define LRN_THREADS 256
+#define LRN_CHUNK 16
+#define LRN_RING 8
+
+// This thread's column (image n, position p) and run of channels [first, last), or false
+// where it has none: threads over columns fastest, so that a warp's loads are consecutive
+// positions of one channel.
+__device__ __forceinline__ bool lrn_column(int N, int C, long long plane, long long& column_base, int& first,
+                                           int& last) {
+  const long long columns = N * plane, id = blockIdx.x * (long long)LRN_THREADS + threadIdx.x;
+  const long long chunk = id / columns, column = id - chunk * columns;
+  if (chunk * LRN_CHUNK >= C) return false;
+  const long long n = column / plane;
+  column_base = n * C * plane + (column - n * plane);  // element (n, 0, p)
+  first = (int)chunk * LRN_CHUNK;
+  last = smaller(C, first + LRN_CHUNK);
+  return true;
+}
+
+extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_forward_columns(
+    const float* __restrict__ x, float* __restrict__ y, float* __restrict__ scale, int N, int C, long long plane,
+    int size, float alpha, float beta, float k) {
+  __shared__ float ring[LRN_RING][LRN_THREADS];  // x of the window's channels, channel j at j % LRN_RING
+  long long base;
+  int first, last;
+  if (!lrn_column(N, C, plane, base, first, last)) return;
+  const int before = size / 2, after = (size - 1) / 2;
+  float* const mine = &ring[0][threadIdx.x];
+  // the first window but its last channel, which the loop's first step brings in
+  for (int j = larger(0, first - before); j < smaller(C, first + after); ++j) mine[(j % LRN_RING) * LRN_THREADS] = x[base + j * plane];
+  for (int c = first; c < last; ++c) {
+    if (c + after < C) mine[((c + after) % LRN_RING) * LRN_THREADS] = x[base + (c + after) * plane];
+    float sum = 0.0f;
+    for (int j = larger(0, c - before); j <= smaller(C - 1, c + after); ++j) {
+      const float v = mine[(j % LRN_RING) * LRN_THREADS];
+      sum += v * v;
+    }
+    const float s = k + alpha / size * sum;
+    scale[base + c * plane] = s;
+    y[base + c * plane] = mine[(c % LRN_RING) * LRN_THREADS] * __powf(s, -beta);
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_backward_columns(
+    const float* __restrict__ grad_y, const float* __restrict__ x, const float* __restrict__ scale,
+    float* __restrict__ grad_x, int N, int C, long long plane, int size, float alpha, float beta) {
+  // of the channels j whose window may hold this one: g x s^(-beta-1) (what the sums add),
+  // g s^(-beta) and x (the channel's own terms), channel j at j % LRN_RING
+  __shared__ float ring[3][LRN_RING][LRN_THREADS];
+  long long base;
+  int first, last;
+  if (!lrn_column(N, C, plane, base, first, last)) return;
+  const int before = (size - 1) / 2, after = size / 2;  // the channels j with c in window(j): c - before .. c + after
+  float* const spread_terms = &ring[0][0][threadIdx.x];
+  float* const own_terms = &ring[1][0][threadIdx.x];
+  float* const values = &ring[2][0][threadIdx.x];
+  auto enter = [&](int j) {
+    const long long at = base + j * plane;
+    const int slot = (j % LRN_RING) * LRN_THREADS;
+    spread_terms[slot] = grad_y[at] * x[at] * __powf(scale[at], -beta - 1.0f);
+    own_terms[slot] = grad_y[at] * __powf(scale[at], -beta);
+    values[slot] = x[at];
+  };
+  for (int j = larger(0, first - before); j < smaller(C, first + after); ++j) enter(j);
+  for (int c = first; c < last; ++c) {
+    if (c + after < C) enter(c + after);
+    float spread = 0.0f;
+    for (int j = larger(0, c - before); j <= smaller(C - 1, c + after); ++j) spread += spread_terms[(j % LRN_RING) * LRN_THREADS];
+    const int slot = (c % LRN_RING) * LRN_THREADS;
+    grad_x[base + c * plane] = own_terms[slot] - 2.0f * alpha * beta / size * values[slot] * spread;
   }
 }

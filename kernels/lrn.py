@@ -11,6 +11,23 @@ The window sums are `size` shifted slice additions over the channel axis.
 """
 from .family import Device, OpFamily
 
+# lrn.cu's rungs: v1 a thread an element; v2 a thread a column of LRN_CHUNK channels, each
+# element's terms computed once into a ring of the window (where size <= LRN_RING; v1's
+# kernels elsewhere). The engine's: v2.
+VERSIONS = ("v1", "v2")
+ENGINE_VERSION = "v2"
+
+
+def _columns(device, kernel, x_shape, size, *arguments):
+    """Launches lrn.cu's v2 `kernel` (a thread a column and run of channels); False where
+    `size` is past its ring."""
+    if size > device.define("LRN_RING"):
+        return False
+    n, c, h, w = x_shape
+    threads = n * h * w * -(-c // device.define("LRN_CHUNK"))
+    device.launch(kernel, -(-threads // device.define("LRN_THREADS")), *arguments)
+    return True
+
 
 def _window_sum(a, before, after):
     """out[:, c] = sum of a[:, c-before .. c+after] over the channels that exist."""
@@ -44,19 +61,21 @@ def lrn_backward(grad_y, x, scale, size, alpha, beta):
     return grad_x
 
 
-def lrn_forward_device(device: Device, x, size, alpha, beta, k):
+def lrn_forward_device(device: Device, x, size, alpha, beta, k, version=ENGINE_VERSION):
     x = device.float32("x", x, 4)
     y, scale = device.empty(x.shape), device.empty(x.shape)
-    device.elementwise("lrn_forward", x.size, x, y, scale, x.shape[0], x.shape[1], x.shape[2] * x.shape[3], size,
-                       alpha, beta, k)
+    arguments = (x, y, scale, x.shape[0], x.shape[1], x.shape[2] * x.shape[3], size, alpha, beta, k)
+    if not (version == "v2" and _columns(device, "lrn_forward_columns", x.shape, size, *arguments)):
+        device.elementwise("lrn_forward", x.size, *arguments)
     return y, scale
 
 
-def lrn_backward_device(device: Device, grad_y, x, scale, size, alpha, beta):
+def lrn_backward_device(device: Device, grad_y, x, scale, size, alpha, beta, version=ENGINE_VERSION):
     grad_y, x, scale = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4), device.float32("scale", scale, 4)
     grad_x = device.empty(x.shape)
-    device.elementwise("lrn_backward", x.size, grad_y, x, scale, grad_x, x.shape[0], x.shape[1],
-                       x.shape[2] * x.shape[3], size, alpha, beta)
+    arguments = (grad_y, x, scale, grad_x, x.shape[0], x.shape[1], x.shape[2] * x.shape[3], size, alpha, beta)
+    if not (version == "v2" and _columns(device, "lrn_backward_columns", x.shape, size, *arguments)):
+        device.elementwise("lrn_backward", x.size, *arguments)
     return grad_x
 
 

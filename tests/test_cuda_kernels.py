@@ -841,6 +841,28 @@ def test_lrn(launcher, rng, size):
                           K.lrn_backward(grad_y, x, scale, size, 0.3, 0.75)) < 1e-5
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_lrn_both_rungs_across_runs_of_channels(launcher, rng, version):
+    """lrn.cu's v1 and v2 on 37 channels (v2's runs of 16, 16 and 5: windows across their
+    ends) for every window size its ring takes, odd and even, and 9 (past the ring: v1's
+    kernels), against NumPy in float64; the kernels each runs."""
+    from deepinside.kernels import lrn
+    x = (rng.standard_normal((2, 37, 3, 5)) * 4).astype(np.float32)
+    grad_y = rng.standard_normal(x.shape).astype(np.float32)
+    recording = RecordingDevice(launcher)
+    for size in range(1, 10):
+        y, scale = lrn.lrn_forward_device(recording, device(launcher, x), size, 0.3, 0.75, 2.0, version=version)
+        expected_y, expected_scale = K.lrn_forward(x.astype(np.float64), size, 0.3, 0.75, 2.0)
+        assert relative_error(host(y), expected_y) < 1e-5 and relative_error(host(scale), expected_scale) < 1e-6
+        grad_x = lrn.lrn_backward_device(recording, device(launcher, grad_y), device(launcher, x), scale, size, 0.3,
+                                         0.75, version=version)
+        expected = K.lrn_backward(grad_y.astype(np.float64), x.astype(np.float64), expected_scale, size, 0.3, 0.75)
+        assert relative_error(host(grad_x), expected) < 1e-5, size
+        columns = version == "v2" and size <= 8
+        assert recording.kernels() == (["lrn_forward_columns", "lrn_backward_columns"] if columns
+                                       else ["lrn_forward", "lrn_backward"])
+
+
 def test_linear(launcher, rng):
     ops = ops_on(launcher)
     x, weight, bias = (rng.standard_normal(s).astype(np.float32) for s in ((3, 130), (9, 130), (9,)))

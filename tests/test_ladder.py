@@ -131,25 +131,27 @@ def test_the_depthwise_kernels_match_numpy_in_every_direction(device):
 
 
 def test_every_other_elementwise_kernel_is_validated_and_a_wrong_one_caught(device, monkeypatch):
-    """The element-wise ladder: batchnorm's, padding's and the global pool's rungs (v1 then
-    v2, each direction)
+    """The element-wise ladder: batchnorm's, padding's, the global pool's and LRN's rungs (v1
+    then v2, each direction)
     and every other element-wise kernel once, against NumPy in float64; a result 0.1% off
     (LRN's backward) fails its row alone."""
     from deepinside.kernels import lrn
     rows = ladder.run_elementwise(device, ladder.EMULATOR_ELEMENTWISE, 1, ladder.wall_clock)
     versions = [r["version"] for r in rows]
-    for prefix in ("batchnorm_forward", "batchnorm_backward_data", "pad_forward", "pad_backward"):
+    for prefix, v2 in (("batchnorm_forward", "_carried"), ("batchnorm_backward_data", "_carried"),
+                       ("pad_forward", "_carried"), ("pad_backward", "_carried"), ("lrn_forward", "_columns"),
+                       ("lrn_backward", "_columns")):
         rungs = [v for v in versions if v.startswith(prefix)]
-        assert rungs[0] == prefix and set(rungs) == {prefix, prefix + "_carried"}, rungs
+        assert rungs[0] == prefix and set(rungs) == {prefix, prefix + v2}, rungs
     for direction in ("forward", "backward"):
         assert versions.index(f"adaptive_avgpool_{direction}") < versions.index(f"global_avgpool_{direction}")
-    assert {"batchnorm_statistics", "batchnorm_backward_sums", "channel_sum", "add_forward", "lrn_forward",
-            "lrn_backward", "dropout_forward", "dropout_backward", "sgd_update"} < set(versions)
-    assert len(rows) == 25 and [r for r in rows if not r["ok"]] == []
+    assert {"batchnorm_statistics", "batchnorm_backward_sums", "channel_sum", "add_forward", "dropout_forward",
+            "dropout_backward", "sgd_update"} < set(versions)
+    assert len(rows) == 27 and [r for r in rows if not r["ok"]] == []
     backward = lrn.lrn_backward_device
-    monkeypatch.setattr(lrn, "lrn_backward_device", lambda *a: backward(*a) * 1.001)
+    monkeypatch.setattr(lrn, "lrn_backward_device", lambda *a, **k: backward(*a, **k) * 1.001)
     rows = ladder.run_elementwise(device, ladder.EMULATOR_ELEMENTWISE, 1, ladder.wall_clock)
-    assert [r["version"] for r in rows if not r["ok"]] == ["lrn_backward"]
+    assert [r["version"] for r in rows if not r["ok"]] == ["lrn_backward", "lrn_backward_columns"]
 
 
 def test_the_command_runs_the_gemm_ladder_on_the_emulator(capsys):
