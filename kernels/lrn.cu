@@ -91,7 +91,9 @@ extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_forward_columns(
   const int before = size / 2, after = (size - 1) / 2;
   float* const mine = &ring[0][threadIdx.x];
   // the first window but its last channel, which the loop's first step brings in
-  for (int j = larger(0, first - before); j < smaller(C, first + after); ++j) mine[(j % LRN_RING) * LRN_THREADS] = x[base + j * plane];
+  for (int j = larger(0, first - before); j < smaller(C, first + after); ++j) {
+    mine[(j % LRN_RING) * LRN_THREADS] = x[base + j * plane];
+  }
   for (int c = first; c < last; ++c) {
     if (c + after < C) mine[((c + after) % LRN_RING) * LRN_THREADS] = x[base + (c + after) * plane];
     float sum = 0.0f;
@@ -129,7 +131,9 @@ extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_backward_columns(
   for (int c = first; c < last; ++c) {
     if (c + after < C) enter(c + after);
     float spread = 0.0f;
-    for (int j = larger(0, c - before); j <= smaller(C - 1, c + after); ++j) spread += spread_terms[(j % LRN_RING) * LRN_THREADS];
+    for (int j = larger(0, c - before); j <= smaller(C - 1, c + after); ++j) {
+      spread += spread_terms[(j % LRN_RING) * LRN_THREADS];
+    }
     const int slot = (c % LRN_RING) * LRN_THREADS;
     grad_x[base + c * plane] = own_terms[slot] - 2.0f * alpha * beta / size * values[slot] * spread;
   }
