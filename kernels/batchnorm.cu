@@ -130,7 +130,7 @@ extern "C" __global__ void batchnorm_backward_data_carried(
   }
 }
 
-extern "C" __global__ void __launch_bounds__(REDUCE_THREADS) batchnorm_centred_squares(
+extern "C" __global__ void __launch_bounds__(REDUCE_THREADS, REDUCE_BLOCKS) batchnorm_centred_squares(
     const float* __restrict__ x, const float* __restrict__ mean, float* __restrict__ partial, int N, int C, int plane,
     long long slice, float scale) {
   const float m = mean[blockIdx.x];
@@ -141,7 +141,7 @@ extern "C" __global__ void __launch_bounds__(REDUCE_THREADS) batchnorm_centred_s
 }
 
 // partial's planes of 2 C: the sums of g (grad_beta) and of g xhat (grad_gamma)
-extern "C" __global__ void __launch_bounds__(REDUCE_THREADS) batchnorm_gradient_sums(
+extern "C" __global__ void __launch_bounds__(REDUCE_THREADS, REDUCE_BLOCKS) batchnorm_gradient_sums(
     const float* __restrict__ grad_y, const float* __restrict__ x, const float* __restrict__ mean,
     const float* __restrict__ var, float* __restrict__ partial, int N, int C, int plane, long long slice, float eps) {
   const float m = mean[blockIdx.x], invstd = rsqrtf(var[blockIdx.x] + eps);

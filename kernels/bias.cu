@@ -24,7 +24,7 @@ extern "C" __global__ void column_sum(const float* __restrict__ x, float* __rest
   out[c] = total;
 }
 
-extern "C" __global__ void __launch_bounds__(REDUCE_THREADS) channel_sum(const float* __restrict__ x,
+extern "C" __global__ void __launch_bounds__(REDUCE_THREADS, REDUCE_BLOCKS) channel_sum(const float* __restrict__ x,
                                                                         float* __restrict__ partial, int batch,
                                                                         int channels, int plane, long long slice,
                                                                         float scale) {

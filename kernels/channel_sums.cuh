@@ -1,6 +1,7 @@
 // Per-channel sums over NCHW data (N, C, plane), split as split-K: a block of
 // REDUCE_THREADS = 256 threads (declared in each kernel's __launch_bounds__, so that the
-// launcher refuses any other block) a channel (blockIdx.x) and a slice of its N plane values
+// launcher refuses any other block, with REDUCE_BLOCKS = 8 an SM: a whole SM's threads, the
+// slices planned for as many) a channel (blockIdx.x) and a slice of its N plane values
 // (blockIdx.y, `slice` values long; the host splits a channel for waves of blocks and adds
 // the slices' planes in order: gemm.py's sliced_reduction). Its threads walk their values
 // coalesced along the plane, each one's (image, position) carried from step to step
@@ -12,6 +13,7 @@
 #include "index_walk.cuh"
 
 #define REDUCE_THREADS 256
+#define REDUCE_BLOCKS 8
 
 // The SUMS sums of `terms` over this block's slice, each times `scale`, into
 // partial[(blockIdx.y * SUMS + s) * channels + blockIdx.x]: terms(at, totals) adds the terms

@@ -785,7 +785,7 @@ def conv2d_backward_bias_device(device: Device, grad_y):
     grad_y = device.float32("grad_y", grad_y, 4)
     n, o, h, w = grad_y.shape
     # a block a channel and slice of its values
-    return sliced_reduction(device, device.empty((o,)), o, n * h * w, device.define("REDUCE_THREADS"),
+    return sliced_reduction(device, "channel_sum", device.empty((o,)), o, n * h * w, device.define("REDUCE_THREADS"),
                             lambda partial, length, splits: device.launch(
                                 "channel_sum", (o, splits), grad_y, partial, n, o, h * w, length, 1.0))
 

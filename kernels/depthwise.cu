@@ -490,13 +490,13 @@ __device__ __forceinline__ void depthwise_backward_weights_channel(
   }
 }
 
-extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backward_weights_channel_k3(
+extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS, 8) depthwise_backward_weights_channel_k3(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int stride, int pad, int Hout, int Wout, int slice) {
   depthwise_backward_weights_channel<3>(grad_y, x, partial, N, C, H, W, stride, pad, Hout, Wout, slice);
 }
 
-extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backward_weights_channel_k5(
+extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS, 5) depthwise_backward_weights_channel_k5(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int stride, int pad, int Hout, int Wout, int slice) {
   depthwise_backward_weights_channel<5>(grad_y, x, partial, N, C, H, W, stride, pad, Hout, Wout, slice);
@@ -545,13 +545,13 @@ __device__ __forceinline__ void depthwise_backward_weights_shuffle(
   add_up_by_shuffles<K>(total, partial, C);
 }
 
-extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backward_weights_shuffle_k3(
+extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS, 8) depthwise_backward_weights_shuffle_k3(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int stride, int pad, int Hout, int Wout, int slice) {
   depthwise_backward_weights_shuffle<3>(grad_y, x, partial, N, C, H, W, stride, pad, Hout, Wout, slice);
 }
 
-extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backward_weights_shuffle_k5(
+extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS, 5) depthwise_backward_weights_shuffle_k5(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int stride, int pad, int Hout, int Wout, int slice) {
   depthwise_backward_weights_shuffle<5>(grad_y, x, partial, N, C, H, W, stride, pad, Hout, Wout, slice);
@@ -611,7 +611,7 @@ __device__ __forceinline__ void depthwise_backward_weights_rows_of(const float* 
   add_up_by_shuffles<K>(total, partial, C);
 }
 
-extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS) depthwise_backward_weights_rows(
+extern "C" __global__ void __launch_bounds__(DEPTHWISE_THREADS, 4) depthwise_backward_weights_rows(
     const float* __restrict__ grad_y, const float* __restrict__ x, float* __restrict__ partial, int N, int C, int H,
     int W, int K, int stride, int pad, int Hout, int Wout, int slice) {
   WITH_ROW_KERNEL(depthwise_backward_weights_rows_of, grad_y, x, partial, N, C, H, W, pad, Hout, Wout, slice);

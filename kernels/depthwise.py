@@ -367,7 +367,7 @@ def depthwise_backward_weights_device(device: Device, grad_y, x, w_shape, stride
     kernel, sizes = (version, (k, stride)) if rows else (f"{version}_k{k}", (stride,))
     # a block a channel and slice of its positions (v4: of its groups of a row's positions)
     units = n * hout * (-(-wout // device.define("DEPTHWISE_ROW_OUTPUTS")) if rows else wout)
-    return sliced_reduction(device, grad_w, c, units, device.define("DEPTHWISE_THREADS"),
+    return sliced_reduction(device, kernel, grad_w, c, units, device.define("DEPTHWISE_THREADS"),
                             lambda partial, length, splits: device.launch(
                                 kernel, (c, splits), grad_y, x, partial, n, c, h, w, *sizes, before, hout, wout,
                                 length))

@@ -160,12 +160,15 @@ def sum_slices(device, partial, out, splits, beta=0.0):
     return out
 
 
-def sliced_reduction(device, out, tiles, depth, min_depth, launch):
-    """out, reduced by a memory-bound kernel whose `tiles` blocks each reduce `depth` values,
-    the reduction split into slices for waves of two blocks an SM (split_k_slices, which
-    counts no partial plane's cost for such a kernel): launch(partial, length, splits)
-    writes one plane a slice, into out itself where there is one, else summed into it."""
-    length, splits = split_k_slices(tiles, depth, 1, 2 * device.launcher.multiprocessors, min_depth=min_depth)
+def sliced_reduction(device, kernel, out, tiles, depth, min_depth, launch):
+    """out, reduced by the memory-bound `kernel` whose `tiles` blocks each reduce `depth`
+    values, the reduction split into slices for a wave of as many blocks as the GPU holds of
+    it (split_k_slices, which counts no partial plane's cost for such a kernel; the blocks an
+    SM from its __launch_bounds__: a memory-bound loop wants every load in flight it can
+    have, and two blocks of 256 threads an SM, the plan before, kept about a quarter of an
+    SM's threads): launch(partial, length, splits) writes one plane a slice, into out itself
+    where there is one, else summed into it."""
+    length, splits = split_k_slices(tiles, depth, 1, device.concurrent_blocks(kernel), min_depth=min_depth)
     partial = out if splits == 1 else device.empty((splits,) + tuple(out.shape))
     launch(partial, length, splits)
     return out if splits == 1 else sum_slices(device, partial, out, splits)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from deepinside import engine
-from deepinside.kernels.family import CONVOLUTIONS
+from deepinside.kernels.family import CONVOLUTIONS, Device
 from deepinside.kernels import conv2d, gemm, maxpool as maxpool_kernels
 from deepinside.kernels.gemm import split_k_slices
 from deepinside.kernels.ladder import PoisonedDevice
@@ -255,6 +255,28 @@ def test_conv2d(ops, launcher, rng, n, c, h, w, o, k, stride, padding):
     assert relative_error(host(ops.conv2d.backward_bias(d(grad_y))), K.conv2d_backward_bias(grad_y)) < 1e-5
 
 
+@pytest.mark.parametrize("kernel, blocks", [("channel_sum", 8), ("batchnorm_gradient_sums", 8),
+                                            ("depthwise_backward_weights_rows", 4),
+                                            ("depthwise_backward_weights_shuffle_k5", 5)])
+def test_split_reductions_plan_a_wave_of_the_blocks_each_kernel_declares(kernel, blocks):
+    """gemm.py's sliced_reduction plans 24 channels of a million values each for a GPU of
+    132 SMs holding the blocks an SM its kernel's __launch_bounds__ names (8, 4 or 5, the
+    occupancy kernels.check reports), more slices than two blocks an SM would have, and adds
+    the slices' planes."""
+    device = Device(launcher_for("emulator"))
+    assert device.launcher.kernels[kernel].resident_blocks == blocks
+    planned = []
+
+    def launch(partial, length, splits):
+        planned.append((length, splits))
+        partial[...] = 1.0
+
+    out = gemm.sliced_reduction(device, kernel, np.zeros(24, np.float32), 24, 10 ** 6, 256, launch)
+    (length, splits), = planned
+    assert splits == {8: 43, 5: 27, 4: 22}[blocks] and length == -(-10 ** 6 // splits)  # (two blocks an SM: 11)
+    assert np.array_equal(out, np.full(24, splits, np.float32))
+
+
 @pytest.mark.parametrize("n, o, h, w, slices", [(2, 3, 40, 41, 12), (24, 2, 7, 7, 4), (1, 5, 16, 16, 1),
                                                 (2, 1, 1, 1, 1), (4, 300, 3, 5, 1)])
 def test_bias_gradient_of_channel_slices(launcher, rng, n, o, h, w, slices):
@@ -264,8 +286,8 @@ def test_bias_gradient_of_channel_slices(launcher, rng, n, o, h, w, slices):
     poisoned."""
     grad_y = rng.standard_normal((n, o, h, w)).astype(np.float32)
     expected = K.conv2d_backward_bias(grad_y.astype(np.float64))
-    if not isinstance(launcher, CudaLauncher):  # planned for an H100's 132 SMs: split as the case says
-        assert split_k_slices(o, n * h * w, 1, 2 * 132, min_depth=256)[1] == slices
+    if not isinstance(launcher, CudaLauncher):  # planned for 8 blocks an SM of an H100's 132: split as the case says
+        assert split_k_slices(o, n * h * w, 1, 8 * 132, min_depth=256)[1] == slices
     ops = ops_on(launcher)
     assert relative_error(host(ops.conv2d.backward_bias(device(launcher, grad_y))), expected) < 1e-6
 
@@ -281,8 +303,8 @@ def test_batchnorm_reductions_of_channel_slices(launcher, rng, version, n, c, h,
     from deepinside.kernels import batchnorm
     x = (rng.standard_normal((n, c, h, w)) * 3 + 20).astype(np.float32)
     g = rng.standard_normal(x.shape).astype(np.float32)
-    if not isinstance(launcher, CudaLauncher):  # planned for an H100's 132 SMs: split as the case says
-        assert split_k_slices(c, n * h * w, 1, 2 * 132, min_depth=256)[1] == slices
+    if not isinstance(launcher, CudaLauncher):  # planned for 8 blocks an SM of an H100's 132: split as the case says
+        assert split_k_slices(c, n * h * w, 1, 8 * 132, min_depth=256)[1] == slices
     device_ = PoisonedDevice(launcher)
     mean, var = (host(a) for a in batchnorm.batchnorm_statistics_device(device_, device(launcher, x), version=version))
     expected_mean, expected_var = K.batchnorm_statistics(x.astype(np.float64))
