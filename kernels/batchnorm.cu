@@ -28,6 +28,8 @@
 //      slice) blocks, the (image, position) carried, sums by warp shuffles; the engine's.
 //      The variance still from a second pass over the centred values, for accuracy.
 
+// the maps' walks; the v2 sums (which include index_walk.cuh too)
+#include "index_walk.cuh"
 #include "channel_sums.cuh"
 
 #define BN_THREADS 256

@@ -261,9 +261,8 @@ class Case(NamedTuple):
 def elementwise_cases(device, shapes, rng):
     """The Cases of every element-wise kernel but ReLU's and max-pool's (ladders of their
     own): the rungs of batchnorm.cu, pad.cu, avgpool.cu and lrn.cu by version, the rest one
-    each.
-    The bytes are what the op must read and write at the least (a reduction's input once),
-    so that a kernel that reads twice shows it."""
+    each. The bytes are what the op must read and write at the least (a reduction's input
+    once), so that a kernel that reads twice shows it."""
     from . import add, avgpool, batchnorm, dropout, lrn, pad, sgd
     from .conv2d import conv2d_backward_bias_device
 
@@ -301,11 +300,10 @@ def elementwise_cases(device, shapes, rng):
                       batchnorm.batchnorm_parameter_gradients_device, device, d["g"], d["x"], d["mean"], d["var"], eps,
                       version=version), batchnorm.batchnorm_backward(g, x, mean, var, gamma, eps, False)[1:],
                       f"batchnorm {version}")]
-    cases += [
-        Case("channel_sum", "bias gradient", _label(shape), 4 * size,
-         functools.partial(conv2d_backward_bias_device, device, d["g"]), g.sum(axis=(0, 2, 3))),
-        Case("add_forward", "residual add", _label(shape), 12 * size,
-         functools.partial(add.add_forward_device, device, d["x"], d["other"]), x + other)]
+    cases += [Case("channel_sum", "bias gradient", _label(shape), 4 * size,
+                   functools.partial(conv2d_backward_bias_device, device, d["g"]), g.sum(axis=(0, 2, 3))),
+              Case("add_forward", "residual add", _label(shape), 12 * size,
+                   functools.partial(add.add_forward_device, device, d["x"], d["other"]), x + other)]
     shape = shapes["image"]
     image, padding = draw(shape), (0, 1, 0, 1)  # the stem's SAME padding at stride 2
     padded = pad.pad_forward(image, padding)

@@ -131,3 +131,21 @@ def test_nvrtc_is_given_the_headers_text_in_place_of_its_include():
         text = kernel_source(path)
         assert '#include "' not in text and header in text
         assert text.replace(header, '#include "async_copy.cuh"') == raw
+
+
+def test_a_headers_own_includes_are_expanded_once():
+    """batchnorm.cu includes index_walk.cuh and channel_sums.cuh, which includes
+    index_walk.cuh again: the walk's text once, where the file first includes it, the sums'
+    include of it left empty; and the constants the headers define are the file's for the
+    launcher."""
+    from deepinside.kernels.launch import read_kernels
+
+    def text(name):
+        with open(os.path.join(KERNEL_DIR, name)) as handle:
+            return handle.read()
+    walk, sums = text("index_walk.cuh"), text("channel_sums.cuh")
+    expanded = kernel_source(os.path.join(KERNEL_DIR, "batchnorm.cu"))
+    assert '#include "' not in expanded and expanded.count(walk) == 1
+    assert expanded.index(walk) < expanded.index(sums.replace('#include "index_walk.cuh"', ""))
+    kernels, defines = read_kernels()
+    assert defines["REDUCE_THREADS"] == 256 and kernels["batchnorm_gradient_sums"].block_threads == 256
