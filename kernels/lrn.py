@@ -33,9 +33,9 @@ def _window_sum(a, before, after):
     """out[:, c] = sum of a[:, c-before .. c+after] over the channels that exist."""
     out = a.copy()
     channels = a.shape[1]
-    for shift in range(1, before + 1):
+    for shift in range(1, min(before, channels - 1) + 1):  # (a window wider than the channels: all of them)
         out[:, shift:] += a[:, : channels - shift]
-    for shift in range(1, after + 1):
+    for shift in range(1, min(after, channels - 1) + 1):
         out[:, : channels - shift] += a[:, shift:]
     return out
 

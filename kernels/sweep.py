@@ -1,5 +1,6 @@
 """A randomised sweep: every version of the convolution, depthwise, max-pool and SGEMM
-kernels against the NumPy path in float64, on shapes drawn at random (channel counts around
+kernels and of the element-wise ones with rungs (batchnorm, padding, the global pool, LRN)
+against the NumPy path in float64, on shapes drawn at random (channel counts around
 the tiles' edges, kernel sizes 1, 3 and 5, strides 1 and 2, every padding, maps of odd
 sizes), with outputs poisoned with NaN. The ladders and tests check chosen shapes; this
 looks for the ones nobody chose. On the emulator by default, on a GPU with --gpu; with
@@ -95,6 +96,7 @@ def sweep_once(launcher, rng, report):
         report(f"maxpool {version} backward N{n} C{c} {h}x{w}", max_relative_error(maxpool.maxpool_backward_device(
             device, put(g), switches_version, x.shape, 2, 2, version=version),
             maxpool.maxpool_backward(g.astype(np.float64), switches, x.shape, 2, 2)))
+    _sweep_elementwise(device, rng, put, n, c, report)
     m, columns, depth = (int(v) for v in rng.integers(1, [300, 300, 700]))
     ops = bind(device).gemm
     for (transpose_a, transpose_b), case in gemm.CASES.items():
@@ -108,6 +110,55 @@ def sweep_once(launcher, rng, report):
                        max_relative_error(ops.product(put(a), put(b), transpose_a, transpose_b), expected))
             finally:
                 gemm.ENGINE_TILED = engine_tiled
+
+
+def _sweep_elementwise(device, rng, put, n, c, report):
+    """Both rungs of batchnorm's maps and reductions, the padding, the global pool and LRN,
+    on a map of a random size (a plane of 1 to 400 values) and a random padding and window."""
+    from . import avgpool, batchnorm, lrn, pad
+
+    h, w = int(rng.integers(1, 21)), int(rng.integers(1, 21))
+    x, g = rng.standard_normal((n, c, h, w)) * 3 + 1, rng.standard_normal((n, c, h, w))
+    mean, gamma, beta = (rng.standard_normal(c) for _ in range(3))
+    var = rng.random(c) + 0.5
+    padding = tuple(int(v) for v in rng.integers(0, 3, 4))
+    size = int(rng.integers(1, 10))  # 9: past v2's ring, v1's kernels
+    shape = f"N{n} C{c} {h}x{w}"
+    padded = pad.pad_forward(x, padding)
+    grad_padded = rng.standard_normal(padded.shape)
+    normalised, scale = lrn.lrn_forward(np.abs(x), size, 1e-2, 0.75, 2.0)
+    for version in ("v1", "v2"):
+        calls = {
+            "batchnorm forward": (lambda: batchnorm.batchnorm_forward_device(
+                device, put(x), put(mean), put(var), put(gamma), put(beta), 1e-3, version=version),
+                batchnorm.batchnorm_forward(x, mean, var, gamma, beta, 1e-3)),
+            "batchnorm backward": (lambda: flattened(batchnorm.batchnorm_backward_device(
+                device, put(g), put(x), put(mean), put(var), put(gamma), 1e-3, True, version=version)),
+                np.concatenate([a.ravel() for a in batchnorm.batchnorm_backward(g, x, mean, var, gamma, 1e-3, True)])),
+            "batchnorm statistics": (lambda: flattened(batchnorm.batchnorm_statistics_device(
+                device, put(x), version=version)), np.concatenate(batchnorm.batchnorm_statistics(x))),
+            f"pad {padding} forward": (lambda: pad.pad_forward_device(device, put(x), padding, version=version), padded),
+            f"pad {padding} backward": (lambda: pad.pad_backward_device(device, put(grad_padded), padding,
+                                                                        version=version),
+                                        pad.pad_backward(grad_padded, padding)),
+            "global average pool": (lambda: flattened((
+                avgpool.adaptive_avgpool_forward_device(device, put(x), (1, 1), version=version),
+                avgpool.adaptive_avgpool_backward_device(device, put(g[:, :, :1, :1]), x.shape, version=version))),
+                np.concatenate([avgpool.adaptive_avgpool_forward(x, (1, 1)).ravel(),
+                                avgpool.adaptive_avgpool_backward(g[:, :, :1, :1], x.shape).ravel()])),
+            f"LRN size {size}": (lambda: flattened(
+                lrn.lrn_forward_device(device, put(np.abs(x)), size, 1e-2, 0.75, 2.0, version=version)
+                + (lrn.lrn_backward_device(device, put(g), put(np.abs(x)), put(scale), size, 1e-2, 0.75,
+                                           version=version),)),
+                np.concatenate([normalised.ravel(), scale.ravel(),
+                                lrn.lrn_backward(g, np.abs(x), scale, size, 1e-2, 0.75).ravel()]))}
+        for name, (call, expected) in calls.items():
+            report(f"{name} {version} {shape}", max_relative_error(call(), expected))
+
+
+def flattened(arrays):
+    """Device arrays as one flat host array, one after the other."""
+    return np.concatenate([host(a).ravel() for a in arrays])
 
 
 def main(argv=None):

@@ -158,7 +158,8 @@ def test_linear_gradients_match_finite_differences(rng):
                           numerical_gradient(lambda v: (K.linear_forward(x, weight, v) * probe).sum(), bias)) < 1e-7
 
 
-@pytest.mark.parametrize("size, alpha, beta, k", [(5, 1e-1, 0.75, 2.0), (3, 0.5, 0.5, 1.0), (4, 1.0, 0.75, 1.0)])
+@pytest.mark.parametrize("size, alpha, beta, k", [(5, 1e-1, 0.75, 2.0), (3, 0.5, 0.5, 1.0), (4, 1.0, 0.75, 1.0),
+                                                (17, 0.3, 0.75, 1.0)])  # the last wider than the 7 channels
 def test_lrn_matches_definition_and_finite_differences(rng, size, alpha, beta, k):
     x = rng.standard_normal((2, 7, 3, 4))
     y, _ = K.lrn_forward(x, size, alpha, beta, k)
