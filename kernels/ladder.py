@@ -263,105 +263,134 @@ def elementwise_cases(device, shapes, rng):
     own): the rungs of batchnorm.cu, pad.cu, avgpool.cu and lrn.cu by version, the rest one
     each. The bytes are what the op must read and write at the least (a reduction's input
     once), so that a kernel that reads twice shows it."""
-    from . import add, avgpool, batchnorm, dropout, lrn, pad, sgd
-    from .conv2d import conv2d_backward_bias_device
+    return (_batchnorm_cases(device, shapes["activations"], rng) + _sum_cases(device, shapes["activations"], rng)
+            + _pad_cases(device, shapes["image"], rng) + _pool_cases(device, shapes["features"], rng)
+            + _lrn_cases(device, shapes["lrn"], rng) + _training_cases(device, shapes["flat"], rng))
 
-    xp, f32 = device.xp, lambda a: a.astype(np.float32)  # noqa: E731
-    draw = lambda shape: rng.standard_normal(shape)  # noqa: E731 - float64, the references' precision
-    cases = []
-    shape, eps = shapes["activations"], 1e-3
+
+def _on(device, *arrays):
+    """float64 references' operands as float32 arrays on the device."""
+    return [device.xp.asarray(a.astype(np.float32)) for a in arrays]
+
+
+def _batchnorm_cases(device, shape, rng, eps=1e-3):
+    from . import batchnorm
+
     size, c = math.prod(shape), shape[1]
-    x, g, other = draw(shape) * 2 + 1, draw(shape), draw(shape)
-    mean, gamma, beta, var = draw(c), draw(c), draw(c), rng.random(c) + 0.5
-    d = {name: xp.asarray(f32(a)) for name, a in dict(x=x, g=g, other=other, mean=mean, gamma=gamma, beta=beta,
-                                                      var=var).items()}
-    plane = size // shape[0] // c
+    x, g = rng.standard_normal(shape) * 2 + 1, rng.standard_normal(shape)
+    mean, gamma, beta, var = rng.standard_normal(c), rng.standard_normal(c), rng.standard_normal(c), rng.random(c) + 0.5
+    x_d, g_d, mean_d, gamma_d, beta_d, var_d = _on(device, x, g, mean, gamma, beta, var)
+    cases, label = [], _label(shape)
     for version, suffix in batchnorm.VERSIONS.items():
         rung = f"batchnorm {version}"
-        cases.append(Case(f"batchnorm_forward{suffix}", "batchnorm forward", _label(shape), 8 * size, functools.partial(
-            batchnorm.batchnorm_forward_device, device, d["x"], d["mean"], d["var"], d["gamma"], d["beta"], eps,
-            version=version), batchnorm.batchnorm_forward(x, mean, var, gamma, beta, eps), rung))
+        cases.append(Case(f"batchnorm_forward{suffix}", "batchnorm forward", label, 8 * size, functools.partial(
+            batchnorm.batchnorm_forward_device, device, x_d, mean_d, var_d, gamma_d, beta_d, eps, version=version),
+            batchnorm.batchnorm_forward(x, mean, var, gamma, beta, eps), rung))
         for batch_statistics, moved in ((False, 8), (True, 12)):  # a saliency pass's; training's (x read too)
             grad_x, grad_gamma, grad_beta = batchnorm.batchnorm_backward(g, x, mean, var, gamma, eps, batch_statistics)
             # the kernel alone: with batch statistics the engine runs the sums' kernel first
             cases.append(Case(f"batchnorm_backward_data{suffix}", "batchnorm backward-data, "
-                          f"{'batch' if batch_statistics else 'fixed'} statistics", _label(shape), moved * size,
-                          functools.partial(_launched, device, f"batchnorm_backward_data{suffix}", shape, d["g"],
-                                            d["x"], d["mean"], d["var"], d["gamma"], xp.asarray(f32(grad_gamma)),
-                                            xp.asarray(f32(grad_beta)), None, size, c, plane, eps,
-                                            int(batch_statistics)), grad_x, rung))
+                              f"{'batch' if batch_statistics else 'fixed'} statistics", label, moved * size,
+                              functools.partial(_launched, device, f"batchnorm_backward_data{suffix}", shape, g_d, x_d,
+                                                mean_d, var_d, gamma_d, *_on(device, grad_gamma, grad_beta), None,
+                                                size, c, size // shape[0] // c, eps, int(batch_statistics)),
+                              grad_x, rung))
     reductions = {"v1": ("batchnorm_statistics", "batchnorm_backward_sums"),
                   "v2": ("channel_sum + batchnorm_centred_squares", "batchnorm_gradient_sums")}
     for version, (statistics_kernels, sums_kernel) in reductions.items():
-        cases += [Case(statistics_kernels, "batchnorm statistics", _label(shape), 4 * size, functools.partial(
-                       batchnorm.batchnorm_statistics_device, device, d["x"], version=version),
+        cases += [Case(statistics_kernels, "batchnorm statistics", label, 4 * size, functools.partial(
+                       batchnorm.batchnorm_statistics_device, device, x_d, version=version),
                        batchnorm.batchnorm_statistics(x), f"batchnorm {version}"),
-                  Case(sums_kernel, "batchnorm parameter gradients", _label(shape), 8 * size, functools.partial(
-                      batchnorm.batchnorm_parameter_gradients_device, device, d["g"], d["x"], d["mean"], d["var"], eps,
+                  Case(sums_kernel, "batchnorm parameter gradients", label, 8 * size, functools.partial(
+                      batchnorm.batchnorm_parameter_gradients_device, device, g_d, x_d, mean_d, var_d, eps,
                       version=version), batchnorm.batchnorm_backward(g, x, mean, var, gamma, eps, False)[1:],
                       f"batchnorm {version}")]
-    cases += [Case("channel_sum", "bias gradient", _label(shape), 4 * size,
-                   functools.partial(conv2d_backward_bias_device, device, d["g"]), g.sum(axis=(0, 2, 3))),
-              Case("add_forward", "residual add", _label(shape), 12 * size,
-                   functools.partial(add.add_forward_device, device, d["x"], d["other"]), x + other)]
-    shape = shapes["image"]
-    image, padding = draw(shape), (0, 1, 0, 1)  # the stem's SAME padding at stride 2
-    padded = pad.pad_forward(image, padding)
-    grad_padded = draw(padded.shape)
-    image_d, grad_padded_d = xp.asarray(f32(image)), xp.asarray(f32(grad_padded))
-    for version, suffix in pad.VERSIONS.items():
-        cases += [Case(f"pad_forward{suffix}", "pad forward", _label(shape), 4 * (image.size + padded.size),
-                       functools.partial(pad.pad_forward_device, device, image_d, padding, version=version), padded,
-                       f"pad {version}"),
-                  Case(f"pad_backward{suffix}", "pad backward", _label(shape), 8 * image.size,
-                       functools.partial(pad.pad_backward_device, device, grad_padded_d, padding, version=version),
-                       pad.pad_backward(grad_padded, padding), f"pad {version}")]
-    shape = shapes["features"]
-    features, grad_pooled = draw(shape), draw(shape[:2] + (1, 1))
-    features_d, grad_pooled_d = xp.asarray(f32(features)), xp.asarray(f32(grad_pooled))
-    moved = 4 * (features.size + grad_pooled.size)
-    for version, kind in zip(avgpool.VERSIONS, ("adaptive", "global")):
-        cases += [Case(f"{kind}_avgpool_forward", "global average pool forward", _label(shape), moved,
-                       functools.partial(avgpool.adaptive_avgpool_forward_device, device, features_d, (1, 1),
-                                         version=version), avgpool.adaptive_avgpool_forward(features, (1, 1)),
-                       f"avgpool {version}"),
-                  Case(f"{kind}_avgpool_backward", "global average pool backward", _label(shape), moved,
-                       functools.partial(avgpool.adaptive_avgpool_backward_device, device, grad_pooled_d, shape,
-                                         version=version), avgpool.adaptive_avgpool_backward(grad_pooled, shape),
-                       f"avgpool {version}")]
-    shape, (size_, alpha, beta_, k) = shapes["lrn"], (5, 1e-4, 0.75, 2.0)  # CNN-F's
-    activations, grad_normalised = np.abs(draw(shape)) * 20, draw(shape)  # rectified, as after conv1's ReLU
-    normalised, scale = lrn.lrn_forward(activations, size_, alpha, beta_, k)
-    activations_d, grad_normalised_d = xp.asarray(f32(activations)), xp.asarray(f32(grad_normalised))
-    scale_d = xp.asarray(f32(scale))
-    for version, suffix in zip(lrn.VERSIONS, ("", "_columns")):
-        cases += [Case(f"lrn_forward{suffix}", "LRN forward", _label(shape), 12 * activations.size,
-                       functools.partial(lrn.lrn_forward_device, device, activations_d, size_, alpha, beta_, k,
-                                         version=version), (normalised, scale), f"lrn {version}"),
-                  Case(f"lrn_backward{suffix}", "LRN backward", _label(shape), 16 * activations.size,
-                       functools.partial(lrn.lrn_backward_device, device, grad_normalised_d, activations_d, scale_d,
-                                         size_, alpha, beta_, version=version),
-                       lrn.lrn_backward(grad_normalised, activations, scale, size_, alpha, beta_), f"lrn {version}")]
-    n, p = shapes["flat"], 0.5
-    values, uniform, grad_flat = draw(n), rng.random(n), draw(n)
-    mask = (uniform.astype(np.float32) >= p) / (1 - p)
-    values_d, uniform_d, grad_flat_d, mask_d = (xp.asarray(f32(a)) for a in (values, uniform, grad_flat, mask))
+    return cases
 
-    weight, velocity = draw(n), draw(n)
-    weight_d, velocity_d = xp.asarray(f32(weight)), xp.asarray(f32(velocity))
+
+def _sum_cases(device, shape, rng):
+    """The bias gradient and the residual add."""
+    from . import add
+    from .conv2d import conv2d_backward_bias_device
+
+    size, label = math.prod(shape), _label(shape)
+    a, b = rng.standard_normal(shape), rng.standard_normal(shape)
+    a_d, b_d = _on(device, a, b)
+    return [Case("channel_sum", "bias gradient", label, 4 * size,
+                 functools.partial(conv2d_backward_bias_device, device, a_d), a.sum(axis=(0, 2, 3))),
+            Case("add_forward", "residual add", label, 12 * size,
+                 functools.partial(add.add_forward_device, device, a_d, b_d), a + b)]
+
+
+def _pad_cases(device, shape, rng, padding=(0, 1, 0, 1)):  # the stem's SAME padding at stride 2
+    from . import pad
+
+    image = rng.standard_normal(shape)
+    padded = pad.pad_forward(image, padding)
+    grad_padded = rng.standard_normal(padded.shape)
+    image_d, grad_padded_d = _on(device, image, grad_padded)
+    return [case for version, suffix in pad.VERSIONS.items() for case in (
+        Case(f"pad_forward{suffix}", "pad forward", _label(shape), 4 * (image.size + padded.size),
+             functools.partial(pad.pad_forward_device, device, image_d, padding, version=version), padded,
+             f"pad {version}"),
+        Case(f"pad_backward{suffix}", "pad backward", _label(shape), 8 * image.size,
+             functools.partial(pad.pad_backward_device, device, grad_padded_d, padding, version=version),
+             pad.pad_backward(grad_padded, padding), f"pad {version}"))]
+
+
+def _pool_cases(device, shape, rng):
+    """The global average pool, each way."""
+    from . import avgpool
+
+    features, grad_pooled = rng.standard_normal(shape), rng.standard_normal(shape[:2] + (1, 1))
+    features_d, grad_pooled_d = _on(device, features, grad_pooled)
+    moved = 4 * (features.size + grad_pooled.size)
+    return [case for version, kind in zip(avgpool.VERSIONS, ("adaptive", "global")) for case in (
+        Case(f"{kind}_avgpool_forward", "global average pool forward", _label(shape), moved,
+             functools.partial(avgpool.adaptive_avgpool_forward_device, device, features_d, (1, 1), version=version),
+             avgpool.adaptive_avgpool_forward(features, (1, 1)), f"avgpool {version}"),
+        Case(f"{kind}_avgpool_backward", "global average pool backward", _label(shape), moved,
+             functools.partial(avgpool.adaptive_avgpool_backward_device, device, grad_pooled_d, shape,
+                               version=version), avgpool.adaptive_avgpool_backward(grad_pooled, shape),
+             f"avgpool {version}"))]
+
+
+def _lrn_cases(device, shape, rng, size=5, alpha=1e-4, beta=0.75, k=2.0):  # CNN-F's
+    from . import lrn
+
+    x, g = np.abs(rng.standard_normal(shape)) * 20, rng.standard_normal(shape)  # rectified, as after conv1's ReLU
+    y, scale = lrn.lrn_forward(x, size, alpha, beta, k)
+    x_d, g_d, scale_d = _on(device, x, g, scale)
+    return [case for version, suffix in zip(lrn.VERSIONS, ("", "_columns")) for case in (
+        Case(f"lrn_forward{suffix}", "LRN forward", _label(shape), 12 * x.size,
+             functools.partial(lrn.lrn_forward_device, device, x_d, size, alpha, beta, k, version=version),
+             (y, scale), f"lrn {version}"),
+        Case(f"lrn_backward{suffix}", "LRN backward", _label(shape), 16 * x.size,
+             functools.partial(lrn.lrn_backward_device, device, g_d, x_d, scale_d, size, alpha, beta,
+                               version=version), lrn.lrn_backward(g, x, scale, size, alpha, beta), f"lrn {version}"))]
+
+
+def _training_cases(device, n, rng, p=0.5):
+    """Dropout each way and an SGD step, on n floats."""
+    from . import dropout, sgd
+
+    values, uniform, grad = rng.standard_normal(n), rng.random(n), rng.standard_normal(n)
+    mask = (uniform.astype(np.float32) >= p) / (1 - p)
+    weight, velocity = rng.standard_normal(n), rng.standard_normal(n)
+    values_d, uniform_d, grad_d, mask_d, weight_d, velocity_d = _on(device, values, uniform, grad, mask, weight,
+                                                                    velocity)
 
     def sgd_step():  # in place: validated on the first step, timed on the next ones
-        sgd.sgd_update_device(device, weight_d, grad_flat_d, velocity_d, 0.01, 0.9, 5e-4)
+        sgd.sgd_update_device(device, weight_d, grad_d, velocity_d, 0.01, 0.9, 5e-4)
         return weight_d, velocity_d
 
-    sgd.sgd_update(weight, grad_flat, velocity, 0.01, 0.9, 5e-4)
-    cases += [Case("dropout_forward", "dropout forward", _label(n), 16 * n,  # the kernel: the engine draws on the host
-               functools.partial(_launched, device, "dropout_forward", (n,), values_d, uniform_d, None, None, n, p),
-               (mask, values * mask)),
-              Case("dropout_backward", "dropout backward", _label(n), 12 * n,
-               functools.partial(dropout.dropout_backward_device, device, grad_flat_d, mask_d), grad_flat * mask),
-              Case("sgd_update", "SGD step", _label(n), 20 * n, sgd_step, (weight, velocity))]
-    return cases
+    sgd.sgd_update(weight, grad, velocity, 0.01, 0.9, 5e-4)
+    return [Case("dropout_forward", "dropout forward", _label(n), 16 * n,  # the kernel: the engine draws on the host
+                 functools.partial(_launched, device, "dropout_forward", (n,), values_d, uniform_d, None, None, n, p),
+                 (mask, values * mask)),
+            Case("dropout_backward", "dropout backward", _label(n), 12 * n,
+                 functools.partial(dropout.dropout_backward_device, device, grad_d, mask_d), grad * mask),
+            Case("sgd_update", "SGD step", _label(n), 20 * n, sgd_step, (weight, velocity))]
 
 
 def _launched(device, kernel, shape, *arguments):

@@ -137,7 +137,8 @@ def _sweep_elementwise(device, rng, put, n, c, report):
                 np.concatenate([a.ravel() for a in batchnorm.batchnorm_backward(g, x, mean, var, gamma, 1e-3, True)])),
             "batchnorm statistics": (lambda: flattened(batchnorm.batchnorm_statistics_device(
                 device, put(x), version=version)), np.concatenate(batchnorm.batchnorm_statistics(x))),
-            f"pad {padding} forward": (lambda: pad.pad_forward_device(device, put(x), padding, version=version), padded),
+            f"pad {padding} forward": (lambda: pad.pad_forward_device(device, put(x), padding, version=version),
+                                       padded),
             f"pad {padding} backward": (lambda: pad.pad_backward_device(device, put(grad_padded), padding,
                                                                         version=version),
                                         pad.pad_backward(grad_padded, padding)),
