@@ -74,6 +74,7 @@ extern "C" __global__ void __launch_bounds__(POOL_THREADS) global_avgpool_forwar
 
 extern "C" __global__ void global_avgpool_backward(const float* __restrict__ grad_y, float* __restrict__ grad_x,
                                                    long long total, int plane) {
-  const float share = 1.0f / plane;
-  for (auto at = grid_walk<false>(1, plane); at.index < total; at.advance()) grad_x[at.index] = grad_y[at.high] * share;
+  for (auto at = grid_walk<false>(1, plane); at.index < total; at.advance()) {
+    grad_x[at.index] = grad_y[at.high] / plane;  // v1's arithmetic: its one bin's share
+  }
 }

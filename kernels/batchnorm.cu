@@ -18,7 +18,7 @@
 //      and 135 instructions an element (`kernels.check --loops`), above the 75 or so a
 //      copy's bandwidth leaves.
 //   v2 batchnorm_forward_carried, batchnorm_backward_data_carried: the channel carried from
-//      step to step (index_walk.cuh) and the scale by one rsqrtf; the engine's.
+//      step to step (index_walk.cuh), v1's arithmetic otherwise; the engine's.
 
 //   v1 batchnorm_statistics, batchnorm_backward_sums: a block a channel (EfficientNet's
 //      32-channel layers leave 100 of an H100's 132 SMs idle), two 64-bit divisions a value,
@@ -79,7 +79,7 @@ extern "C" __global__ void batchnorm_forward_carried(const float* __restrict__ x
                                                      int C, int plane, float eps) {
   for (auto at = grid_walk(C, plane); at.index < n; at.advance()) {
     const int c = at.mid;
-    y[at.index] = (x[at.index] - mean[c]) * (gamma[c] * rsqrtf(var[c] + eps)) + beta[c];
+    y[at.index] = gamma[c] * (x[at.index] - mean[c]) / sqrtf(var[c] + eps) + beta[c];  // v1's arithmetic
   }
 }
 
@@ -122,12 +122,12 @@ extern "C" __global__ void batchnorm_backward_data_carried(
     const float* __restrict__ var, const float* __restrict__ gamma, const float* __restrict__ grad_gamma,
     const float* __restrict__ grad_beta, float* __restrict__ grad_x, long long n, int C, int plane, float eps,
     int batch_statistics) {
-  const float inverse_count = 1.0f / (float)(n / C);
-  for (auto at = grid_walk(C, plane); at.index < n; at.advance()) {
+  const float count = (float)(n / C);
+  for (auto at = grid_walk(C, plane); at.index < n; at.advance()) {  // v1's arithmetic
     const int c = at.mid;
-    const float invstd = rsqrtf(var[c] + eps);
+    const float invstd = 1.0f / sqrtf(var[c] + eps);
     float g = grad_y[at.index];
-    if (batch_statistics) g -= (grad_beta[c] + (x[at.index] - mean[c]) * invstd * grad_gamma[c]) * inverse_count;
+    if (batch_statistics) g -= (grad_beta[c] + (x[at.index] - mean[c]) * invstd * grad_gamma[c]) / count;
     grad_x[at.index] = gamma[c] * invstd * g;
   }
 }
@@ -146,7 +146,7 @@ extern "C" __global__ void __launch_bounds__(REDUCE_THREADS, REDUCE_BLOCKS) batc
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS, REDUCE_BLOCKS) batchnorm_gradient_sums(
     const float* __restrict__ grad_y, const float* __restrict__ x, const float* __restrict__ mean,
     const float* __restrict__ var, float* __restrict__ partial, int N, int C, int plane, long long slice, float eps) {
-  const float m = mean[blockIdx.x], invstd = rsqrtf(var[blockIdx.x] + eps);
+  const float m = mean[blockIdx.x], invstd = 1.0f / sqrtf(var[blockIdx.x] + eps);
   channel_slice_sums<2>(N, C, plane, slice, 1.0f, partial, [&](long long at, float (&totals)[2]) {
     const float g = grad_y[at];
     totals[0] += g;

@@ -10,9 +10,8 @@ from .gemm import sliced_reduction
 
 # batchnorm.cu's rungs, by the suffix of their maps' kernels' names: v1 divides every
 # element's index for its channel, and reduces a channel in one block; v2 carries the index
-# from step to step (the same arithmetic but rsqrtf for the square root and division: a
-# quarter of the instructions an element) and reduces a channel in slices, as split-K. The
-# engine's: v2.
+# from step to step (v1's arithmetic otherwise: about half the instructions an element) and
+# reduces a channel in slices, as split-K (the same sums in another order). The engine's: v2.
 VERSIONS = {"v1": "", "v2": "_carried"}
 ENGINE_VERSION = "v2"
 

@@ -17,13 +17,12 @@
 //      run of LRN_CHUNK channels, walking them in order. Each channel's values are read
 //      once, when it enters the window, into a ring of the window's last LRN_RING entries
 //      in shared memory (the forward: x; the backward: g x s^(-beta-1), g s^(-beta) and x,
-//      two powers an element), and every window's sum is added from the ring in v1's
-//      order. The powers by __powf (2^(y log2 x) on the special-function unit: 3
-//      instructions; powf's exact rounding about 86): within a few units in the last
-//      place for LRN's s >= k > 0 and small beta, where v1 is exact. A column of 16
-//      channels, not all C: enough threads at batch 1 (CNN-F's conv2: 27 x 27 positions,
-//      256 channels), and the windows' edges read twice only at the runs' ends. For
-//      size <= LRN_RING; v1 above.
+//      two powf an element), and every window's sum is added from the ring in v1's order:
+//      v1's arithmetic, term for term. A column of 16 channels, not all C: enough threads
+//      at batch 1 (CNN-F's conv2: 27 x 27 positions, 256 channels), and the windows' edges
+//      read twice only at the runs' ends. For size <= LRN_RING; v1 above. (A next rung:
+//      the powers by __powf, 2^(y log2 x) on the special-function unit, 3 instructions
+//      where powf's exact rounding takes about 86, within a few ulp.)
 
 // Integer bounds without math headers (NVRTC compiles these files without any include).
 __device__ __forceinline__ int larger(int a, int b) { return a > b ? a : b; }
@@ -103,7 +102,7 @@ extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_forward_columns(
     }
     const float s = k + alpha / size * sum;
     scale[base + c * plane] = s;
-    y[base + c * plane] = mine[(c % LRN_RING) * LRN_THREADS] * __powf(s, -beta);
+    y[base + c * plane] = mine[(c % LRN_RING) * LRN_THREADS] * powf(s, -beta);
   }
 }
 
@@ -123,8 +122,8 @@ extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_backward_columns(
   auto enter = [&](int j) {
     const long long at = base + j * plane;
     const int slot = (j % LRN_RING) * LRN_THREADS;
-    spread_terms[slot] = grad_y[at] * x[at] * __powf(scale[at], -beta - 1.0f);
-    own_terms[slot] = grad_y[at] * __powf(scale[at], -beta);
+    spread_terms[slot] = grad_y[at] * x[at] * powf(scale[at], -beta - 1.0f);
+    own_terms[slot] = grad_y[at] * powf(scale[at], -beta);
     values[slot] = x[at];
   };
   for (int j = larger(0, first - before); j < smaller(C, first + after); ++j) enter(j);
