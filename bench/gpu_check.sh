@@ -81,7 +81,7 @@ run gpu_kernels 150 python bench/gpu_kernels.py "$out" "${choices[@]}"
 # run 2 of 2026-11-28 had 107, 43 s)
 if command -v compute-sanitizer > /dev/null; then
   kernels="sgemm or conv2d or few_channel or fused or relu or maxpool or warp_primitives or channel_slices"
-  kernels="$kernels or global_average or lrn_both"
+  kernels="$kernels or global_average or lrn_rungs"
   for tool in memcheck racecheck; do
     run "sanitizer_$tool" $([ "$tool" = racecheck ] && echo 100 || echo 40) compute-sanitizer --tool "$tool" \
       --error-exitcode 1 python -m pytest -m gpu -q -p no:cacheprovider tests/test_cuda_kernels.py \

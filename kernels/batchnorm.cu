@@ -18,7 +18,11 @@
 //      and 135 instructions an element (`kernels.check --loops`), above the 75 or so a
 //      copy's bandwidth leaves.
 //   v2 batchnorm_forward_carried, batchnorm_backward_data_carried: the channel carried from
-//      step to step (index_walk.cuh), v1's arithmetic otherwise; the engine's.
+//      step to step (index_walk.cuh), v1's arithmetic otherwise: about 58 and 83 (53 with
+//      fixed statistics); the engine's.
+//   v3 batchnorm_forward_carried_rsqrt, batchnorm_backward_data_carried_rsqrt: v2 with the
+//      scale by one rsqrtf (2 ulp) instead of a square root and a division: 32, 41 and 27.
+//      Its reductions are v2's.
 
 //   v1 batchnorm_statistics, batchnorm_backward_sums: a block a channel (EfficientNet's
 //      32-channel layers leave 100 of an H100's 132 SMs idle), two 64-bit divisions a value,
@@ -73,14 +77,32 @@ extern "C" __global__ void batchnorm_forward(const float* __restrict__ x, const 
   }
 }
 
+// v2 (RSQRT false) and v3: y = gamma (x - mean) / sqrt(var + eps) + beta, v3 by rsqrtf
+template <bool RSQRT>
+__device__ __forceinline__ void batchnorm_forward_walk(const float* __restrict__ x, const float* __restrict__ mean,
+                                                       const float* __restrict__ var, const float* __restrict__ gamma,
+                                                       const float* __restrict__ beta, float* __restrict__ y,
+                                                       long long n, int C, int plane, float eps) {
+  for (auto at = grid_walk(C, plane); at.index < n; at.advance()) {
+    const int c = at.mid;
+    y[at.index] = RSQRT ? (x[at.index] - mean[c]) * (gamma[c] * rsqrtf(var[c] + eps)) + beta[c]
+                        : gamma[c] * (x[at.index] - mean[c]) / sqrtf(var[c] + eps) + beta[c];  // v1's arithmetic
+  }
+}
+
 extern "C" __global__ void batchnorm_forward_carried(const float* __restrict__ x, const float* __restrict__ mean,
                                                      const float* __restrict__ var, const float* __restrict__ gamma,
                                                      const float* __restrict__ beta, float* __restrict__ y, long long n,
                                                      int C, int plane, float eps) {
-  for (auto at = grid_walk(C, plane); at.index < n; at.advance()) {
-    const int c = at.mid;
-    y[at.index] = gamma[c] * (x[at.index] - mean[c]) / sqrtf(var[c] + eps) + beta[c];  // v1's arithmetic
-  }
+  batchnorm_forward_walk<false>(x, mean, var, gamma, beta, y, n, C, plane, eps);
+}
+
+extern "C" __global__ void batchnorm_forward_carried_rsqrt(const float* __restrict__ x, const float* __restrict__ mean,
+                                                           const float* __restrict__ var,
+                                                           const float* __restrict__ gamma,
+                                                           const float* __restrict__ beta, float* __restrict__ y,
+                                                           long long n, int C, int plane, float eps) {
+  batchnorm_forward_walk<true>(x, mean, var, gamma, beta, y, n, C, plane, eps);
 }
 
 extern "C" __global__ void __launch_bounds__(BN_THREADS) batchnorm_backward_sums(
@@ -117,19 +139,41 @@ extern "C" __global__ void batchnorm_backward_data(const float* __restrict__ gra
   }
 }
 
+template <bool RSQRT>
+__device__ __forceinline__ void batchnorm_backward_data_walk(
+    const float* __restrict__ grad_y, const float* __restrict__ x, const float* __restrict__ mean,
+    const float* __restrict__ var, const float* __restrict__ gamma, const float* __restrict__ grad_gamma,
+    const float* __restrict__ grad_beta, float* __restrict__ grad_x, long long n, int C, int plane, float eps,
+    int batch_statistics) {
+  const float count = (float)(n / C), inverse_count = 1.0f / count;
+  for (auto at = grid_walk(C, plane); at.index < n; at.advance()) {
+    const int c = at.mid;
+    const float invstd = RSQRT ? rsqrtf(var[c] + eps) : 1.0f / sqrtf(var[c] + eps);
+    float g = grad_y[at.index];
+    if (batch_statistics) {
+      const float correction = grad_beta[c] + (x[at.index] - mean[c]) * invstd * grad_gamma[c];
+      g -= RSQRT ? correction * inverse_count : correction / count;  // v2: v1's arithmetic
+    }
+    grad_x[at.index] = gamma[c] * invstd * g;
+  }
+}
+
 extern "C" __global__ void batchnorm_backward_data_carried(
     const float* __restrict__ grad_y, const float* __restrict__ x, const float* __restrict__ mean,
     const float* __restrict__ var, const float* __restrict__ gamma, const float* __restrict__ grad_gamma,
     const float* __restrict__ grad_beta, float* __restrict__ grad_x, long long n, int C, int plane, float eps,
     int batch_statistics) {
-  const float count = (float)(n / C);
-  for (auto at = grid_walk(C, plane); at.index < n; at.advance()) {  // v1's arithmetic
-    const int c = at.mid;
-    const float invstd = 1.0f / sqrtf(var[c] + eps);
-    float g = grad_y[at.index];
-    if (batch_statistics) g -= (grad_beta[c] + (x[at.index] - mean[c]) * invstd * grad_gamma[c]) / count;
-    grad_x[at.index] = gamma[c] * invstd * g;
-  }
+  batchnorm_backward_data_walk<false>(grad_y, x, mean, var, gamma, grad_gamma, grad_beta, grad_x, n, C, plane, eps,
+                                      batch_statistics);
+}
+
+extern "C" __global__ void batchnorm_backward_data_carried_rsqrt(
+    const float* __restrict__ grad_y, const float* __restrict__ x, const float* __restrict__ mean,
+    const float* __restrict__ var, const float* __restrict__ gamma, const float* __restrict__ grad_gamma,
+    const float* __restrict__ grad_beta, float* __restrict__ grad_x, long long n, int C, int plane, float eps,
+    int batch_statistics) {
+  batchnorm_backward_data_walk<true>(grad_y, x, mean, var, gamma, grad_gamma, grad_beta, grad_x, n, C, plane, eps,
+                                     batch_statistics);
 }
 
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS, REDUCE_BLOCKS) batchnorm_centred_squares(

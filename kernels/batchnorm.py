@@ -11,8 +11,9 @@ from .gemm import sliced_reduction
 # batchnorm.cu's rungs, by the suffix of their maps' kernels' names: v1 divides every
 # element's index for its channel, and reduces a channel in one block; v2 carries the index
 # from step to step (v1's arithmetic otherwise: about half the instructions an element) and
-# reduces a channel in slices, as split-K (the same sums in another order). The engine's: v2.
-VERSIONS = {"v1": "", "v2": "_carried"}
+# reduces a channel in slices, as split-K (the same sums in another order); v3 v2 with the
+# scale by rsqrtf. The engine's: v2.
+VERSIONS = {"v1": "", "v2": "_carried", "v3": "_carried_rsqrt"}
 ENGINE_VERSION = "v2"
 
 

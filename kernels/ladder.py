@@ -295,8 +295,8 @@ def _batchnorm_cases(device, shape, rng, eps=1e-3):
                                                 mean_d, var_d, gamma_d, *_on(device, grad_gamma, grad_beta), None,
                                                 size, c, size // shape[0] // c, eps, int(batch_statistics)),
                               grad_x, rung))
-    reductions = {"v1": ("batchnorm_statistics", "batchnorm_backward_sums"),
-                  "v2": ("channel_sum + batchnorm_centred_squares", "batchnorm_gradient_sums")}
+    sliced = ("channel_sum + batchnorm_centred_squares", "batchnorm_gradient_sums")
+    reductions = {"v1": ("batchnorm_statistics", "batchnorm_backward_sums"), "v2": sliced, "v3": sliced}
     for version, (statistics_kernels, sums_kernel) in reductions.items():
         cases += [Case(statistics_kernels, "batchnorm statistics", label, 4 * size, functools.partial(
                        batchnorm.batchnorm_statistics_device, device, x_d, version=version),
@@ -361,7 +361,7 @@ def _lrn_cases(device, shape, rng, size=5, alpha=1e-4, beta=0.75, k=2.0):  # CNN
     x, g = np.abs(rng.standard_normal(shape)) * 20, rng.standard_normal(shape)  # rectified, as after conv1's ReLU
     y, scale = lrn.lrn_forward(x, size, alpha, beta, k)
     x_d, g_d, scale_d = _on(device, x, g, scale)
-    return [case for version, suffix in zip(lrn.VERSIONS, ("", "_columns")) for case in (
+    return [case for version, suffix in lrn.VERSIONS.items() for case in (
         Case(f"lrn_forward{suffix}", "LRN forward", _label(shape), 12 * x.size,
              functools.partial(lrn.lrn_forward_device, device, x_d, size, alpha, beta, k, version=version),
              (y, scale), f"lrn {version}"),

@@ -20,9 +20,11 @@
 //      two powf an element), and every window's sum is added from the ring in v1's order:
 //      v1's arithmetic, term for term. A column of 16 channels, not all C: enough threads
 //      at batch 1 (CNN-F's conv2: 27 x 27 positions, 256 channels), and the windows' edges
-//      read twice only at the runs' ends. For size <= LRN_RING; v1 above. (A next rung:
-//      the powers by __powf, 2^(y log2 x) on the special-function unit, 3 instructions
-//      where powf's exact rounding takes about 86, within a few ulp.)
+//      read twice only at the runs' ends. For size <= LRN_RING; v1 above. The engine's.
+//   v3 lrn_forward_columns_fast, lrn_backward_columns_fast: v2 with the powers by __powf,
+//      2^(y log2 x) on the special-function unit, 3 instructions where powf's exact
+//      rounding takes about 86 (a grid-stride loop of y = powf(x, b): 103 instructions on
+//      NVRTC's sm_90 code, of y = __powf(x, b) 20, of y = x 17), within a few ulp.
 
 // Integer bounds without math headers (NVRTC compiles these files without any include).
 __device__ __forceinline__ int larger(int a, int b) { return a > b ? a : b; }
@@ -80,9 +82,14 @@ __device__ __forceinline__ bool lrn_column(int N, int C, long long plane, long l
   return true;
 }
 
-extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_forward_columns(
-    const float* __restrict__ x, float* __restrict__ y, float* __restrict__ scale, int N, int C, long long plane,
-    int size, float alpha, float beta, float k) {
+// x^y: v2 powf (v1's), v3 __powf
+template <bool FAST>
+__device__ __forceinline__ float lrn_power(float x, float y) { return FAST ? __powf(x, y) : powf(x, y); }
+
+template <bool FAST>
+__device__ __forceinline__ void lrn_forward_walk(const float* __restrict__ x, float* __restrict__ y,
+                                                 float* __restrict__ scale, int N, int C, long long plane, int size,
+                                                 float alpha, float beta, float k) {
   __shared__ float ring[LRN_RING][LRN_THREADS];  // x of the window's channels, channel j at j % LRN_RING
   long long base;
   int first, last;
@@ -102,13 +109,26 @@ extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_forward_columns(
     }
     const float s = k + alpha / size * sum;
     scale[base + c * plane] = s;
-    y[base + c * plane] = mine[(c % LRN_RING) * LRN_THREADS] * powf(s, -beta);
+    y[base + c * plane] = mine[(c % LRN_RING) * LRN_THREADS] * lrn_power<FAST>(s, -beta);
   }
 }
 
-extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_backward_columns(
-    const float* __restrict__ grad_y, const float* __restrict__ x, const float* __restrict__ scale,
-    float* __restrict__ grad_x, int N, int C, long long plane, int size, float alpha, float beta) {
+extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_forward_columns(
+    const float* __restrict__ x, float* __restrict__ y, float* __restrict__ scale, int N, int C, long long plane,
+    int size, float alpha, float beta, float k) {
+  lrn_forward_walk<false>(x, y, scale, N, C, plane, size, alpha, beta, k);
+}
+
+extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_forward_columns_fast(
+    const float* __restrict__ x, float* __restrict__ y, float* __restrict__ scale, int N, int C, long long plane,
+    int size, float alpha, float beta, float k) {
+  lrn_forward_walk<true>(x, y, scale, N, C, plane, size, alpha, beta, k);
+}
+
+template <bool FAST>
+__device__ __forceinline__ void lrn_backward_walk(const float* __restrict__ grad_y, const float* __restrict__ x,
+                                                  const float* __restrict__ scale, float* __restrict__ grad_x, int N,
+                                                  int C, long long plane, int size, float alpha, float beta) {
   // of the channels j whose window may hold this one: g x s^(-beta-1) (what the sums add),
   // g s^(-beta) and x (the channel's own terms), channel j at j % LRN_RING
   __shared__ float ring[3][LRN_RING][LRN_THREADS];
@@ -122,8 +142,8 @@ extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_backward_columns(
   auto enter = [&](int j) {
     const long long at = base + j * plane;
     const int slot = (j % LRN_RING) * LRN_THREADS;
-    spread_terms[slot] = grad_y[at] * x[at] * powf(scale[at], -beta - 1.0f);
-    own_terms[slot] = grad_y[at] * powf(scale[at], -beta);
+    spread_terms[slot] = grad_y[at] * x[at] * lrn_power<FAST>(scale[at], -beta - 1.0f);
+    own_terms[slot] = grad_y[at] * lrn_power<FAST>(scale[at], -beta);
     values[slot] = x[at];
   };
   for (int j = larger(0, first - before); j < smaller(C, first + after); ++j) enter(j);
@@ -136,4 +156,16 @@ extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_backward_columns(
     const int slot = (c % LRN_RING) * LRN_THREADS;
     grad_x[base + c * plane] = own_terms[slot] - 2.0f * alpha * beta / size * values[slot] * spread;
   }
+}
+
+extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_backward_columns(
+    const float* __restrict__ grad_y, const float* __restrict__ x, const float* __restrict__ scale,
+    float* __restrict__ grad_x, int N, int C, long long plane, int size, float alpha, float beta) {
+  lrn_backward_walk<false>(grad_y, x, scale, grad_x, N, C, plane, size, alpha, beta);
+}
+
+extern "C" __global__ void __launch_bounds__(LRN_THREADS) lrn_backward_columns_fast(
+    const float* __restrict__ grad_y, const float* __restrict__ x, const float* __restrict__ scale,
+    float* __restrict__ grad_x, int N, int C, long long plane, int size, float alpha, float beta) {
+  lrn_backward_walk<true>(grad_y, x, scale, grad_x, N, C, plane, size, alpha, beta);
 }

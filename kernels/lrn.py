@@ -11,16 +11,17 @@ The window sums are `size` shifted slice additions over the channel axis.
 """
 from .family import Device, OpFamily
 
-# lrn.cu's rungs: v1 a thread an element; v2 a thread a column of LRN_CHUNK channels, each
-# element's terms computed once into a ring of the window (where size <= LRN_RING; v1's
-# kernels elsewhere). The engine's: v2.
-VERSIONS = ("v1", "v2")
+# lrn.cu's rungs, by their kernels' suffixes: v1 a thread an element; v2 a thread a column
+# of LRN_CHUNK channels, each element's terms computed once into a ring of the window
+# (where size <= LRN_RING; v1's kernels elsewhere); v3 v2 with the powers by __powf. The
+# engine's: v2 (v1's arithmetic).
+VERSIONS = {"v1": "", "v2": "_columns", "v3": "_columns_fast"}
 ENGINE_VERSION = "v2"
 
 
 def _columns(device, kernel, x_shape, size, *arguments):
-    """Launches lrn.cu's v2 `kernel` (a thread a column and run of channels); False where
-    `size` is past its ring."""
+    """Launches lrn.cu's v2 or v3 `kernel` (a thread a column and run of channels); False
+    where `size` is past its ring."""
     if size > device.define("LRN_RING"):
         return False
     n, c, h, w = x_shape
@@ -65,7 +66,7 @@ def lrn_forward_device(device: Device, x, size, alpha, beta, k, version=ENGINE_V
     x = device.float32("x", x, 4)
     y, scale = device.empty(x.shape), device.empty(x.shape)
     arguments = (x, y, scale, x.shape[0], x.shape[1], x.shape[2] * x.shape[3], size, alpha, beta, k)
-    if not (version == "v2" and _columns(device, "lrn_forward_columns", x.shape, size, *arguments)):
+    if not (version != "v1" and _columns(device, "lrn_forward" + VERSIONS[version], x.shape, size, *arguments)):
         device.elementwise("lrn_forward", x.size, *arguments)
     return y, scale
 
@@ -74,7 +75,7 @@ def lrn_backward_device(device: Device, grad_y, x, scale, size, alpha, beta, ver
     grad_y, x, scale = device.float32("grad_y", grad_y, 4), device.float32("x", x, 4), device.float32("scale", scale, 4)
     grad_x = device.empty(x.shape)
     arguments = (grad_y, x, scale, grad_x, x.shape[0], x.shape[1], x.shape[2] * x.shape[3], size, alpha, beta)
-    if not (version == "v2" and _columns(device, "lrn_backward_columns", x.shape, size, *arguments)):
+    if not (version != "v1" and _columns(device, "lrn_backward" + VERSIONS[version], x.shape, size, *arguments)):
         device.elementwise("lrn_backward", x.size, *arguments)
     return grad_x
 

@@ -335,9 +335,9 @@ def walked(launcher, kernel, out_shape, *arguments):
     return results
 
 
-@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("version", ["v1", "v2", "v3"])
 def test_batchnorm_maps_on_any_grid(launcher, rng, version):
-    """batchnorm.cu's forward and backward-data, both rungs: every element's channel right
+    """batchnorm.cu's forward and backward-data, every rung: every element's channel right
     however many planes and images a thread's steps cross (the carried walk of v2), against
     the NumPy path in float64, with batch statistics and with fixed ones."""
     from deepinside.kernels import batchnorm
@@ -863,11 +863,11 @@ def test_lrn(launcher, rng, size):
                           K.lrn_backward(grad_y, x, scale, size, 0.3, 0.75)) < 1e-5
 
 
-@pytest.mark.parametrize("version", ["v1", "v2"])
-def test_lrn_both_rungs_across_runs_of_channels(launcher, rng, version):
-    """lrn.cu's v1 and v2 on 37 channels (v2's runs of 16, 16 and 5: windows across their
-    ends) for every window size its ring takes, odd and even, and 9 (past the ring: v1's
-    kernels), against NumPy in float64; the kernels each runs."""
+@pytest.mark.parametrize("version", ["v1", "v2", "v3"])
+def test_lrn_rungs_across_runs_of_channels(launcher, rng, version):
+    """lrn.cu's rungs on 37 channels (v2's and v3's runs of 16, 16 and 5: windows across
+    their ends) for every window size their ring takes, odd and even, and 9 (past the ring:
+    v1's kernels), against NumPy in float64; the kernels each runs."""
     from deepinside.kernels import lrn
     x = (rng.standard_normal((2, 37, 3, 5)) * 4).astype(np.float32)
     grad_y = rng.standard_normal(x.shape).astype(np.float32)
@@ -880,9 +880,8 @@ def test_lrn_both_rungs_across_runs_of_channels(launcher, rng, version):
                                          0.75, version=version)
         expected = K.lrn_backward(grad_y.astype(np.float64), x.astype(np.float64), expected_scale, size, 0.3, 0.75)
         assert relative_error(host(grad_x), expected) < 1e-5, size
-        columns = version == "v2" and size <= 8
-        assert recording.kernels() == (["lrn_forward_columns", "lrn_backward_columns"] if columns
-                                       else ["lrn_forward", "lrn_backward"])
+        suffix = lrn.VERSIONS[version] if size <= 8 else ""
+        assert recording.kernels() == ["lrn_forward" + suffix, "lrn_backward" + suffix]
 
 
 def test_linear(launcher, rng):

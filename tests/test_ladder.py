@@ -131,27 +131,29 @@ def test_the_depthwise_kernels_match_numpy_in_every_direction(device):
 
 
 def test_every_other_elementwise_kernel_is_validated_and_a_wrong_one_caught(device, monkeypatch):
-    """The element-wise ladder: batchnorm's, padding's, the global pool's and LRN's rungs (v1
-    then v2, each direction)
+    """The element-wise ladder: batchnorm's, padding's, the global pool's and LRN's rungs (in
+    their order, each direction)
     and every other element-wise kernel once, against NumPy in float64; a result 0.1% off
     (LRN's backward) fails its row alone."""
     from deepinside.kernels import lrn
     rows = ladder.run_elementwise(device, ladder.EMULATOR_ELEMENTWISE, 1, ladder.wall_clock)
     versions = [r["version"] for r in rows]
-    for prefix, v2 in (("batchnorm_forward", "_carried"), ("batchnorm_backward_data", "_carried"),
-                       ("pad_forward", "_carried"), ("pad_backward", "_carried"), ("lrn_forward", "_columns"),
-                       ("lrn_backward", "_columns")):
+    for prefix, later in (("batchnorm_forward", ["_carried", "_carried_rsqrt"]),
+                          ("batchnorm_backward_data", ["_carried", "_carried_rsqrt"]), ("pad_forward", ["_carried"]),
+                          ("pad_backward", ["_carried"]), ("lrn_forward", ["_columns", "_columns_fast"]),
+                          ("lrn_backward", ["_columns", "_columns_fast"])):
         rungs = [v for v in versions if v.startswith(prefix)]
-        assert rungs[0] == prefix and set(rungs) == {prefix, prefix + v2}, rungs
+        assert list(dict.fromkeys(rungs)) == [prefix] + [prefix + suffix for suffix in later], rungs
     for direction in ("forward", "backward"):
         assert versions.index(f"adaptive_avgpool_{direction}") < versions.index(f"global_avgpool_{direction}")
     assert {"batchnorm_statistics", "batchnorm_backward_sums", "channel_sum", "add_forward", "dropout_forward",
             "dropout_backward", "sgd_update"} < set(versions)
-    assert len(rows) == 27 and [r for r in rows if not r["ok"]] == []
+    assert len(rows) == 34 and [r for r in rows if not r["ok"]] == []
     backward = lrn.lrn_backward_device
     monkeypatch.setattr(lrn, "lrn_backward_device", lambda *a, **k: backward(*a, **k) * 1.001)
     rows = ladder.run_elementwise(device, ladder.EMULATOR_ELEMENTWISE, 1, ladder.wall_clock)
-    assert [r["version"] for r in rows if not r["ok"]] == ["lrn_backward", "lrn_backward_columns"]
+    assert [r["version"] for r in rows if not r["ok"]] == ["lrn_backward", "lrn_backward_columns",
+                                                            "lrn_backward_columns_fast"]
 
 
 def test_the_command_runs_the_gemm_ladder_on_the_emulator(capsys):
