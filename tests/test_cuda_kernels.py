@@ -884,6 +884,36 @@ def test_lrn_rungs_across_runs_of_channels(launcher, rng, version):
         assert recording.kernels() == ["lrn_forward" + suffix, "lrn_backward" + suffix]
 
 
+def test_the_rungs_the_engine_takes_untimed_keep_v1s_arithmetic(rng):
+    """batchnorm's maps v2 and LRN's v2 change where an element's index and terms come from,
+    not the arithmetic (the design's exception for a rung the engine takes before a GPU
+    times it): on the emulator, which compiles both alike, their results are v1's bit for
+    bit; v3 (rsqrtf, __powf on a GPU) is not held to it."""
+    from deepinside.kernels import batchnorm, lrn
+    device = PoisonedDevice(launcher_for("emulator"))
+    x = (rng.standard_normal((2, 37, 5, 3)) * 3 + 1).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    mean, gamma, beta = (rng.standard_normal(37).astype(np.float32) for _ in range(3))
+    var = (rng.random(37) + 0.5).astype(np.float32)
+
+    assert np.array_equal(*(host(batchnorm.batchnorm_forward_device(device, x, mean, var, gamma, beta, 1e-3,
+                                                                     version=v)) for v in ("v1", "v2")))
+    grad_gamma, grad_beta = (rng.standard_normal(37).astype(np.float32) for _ in range(2))  # the kernel alone:
+    for batch_statistics in (1, 0):  # its sums' kernels add in another order in v2
+        results = []
+        for suffix in ("", batchnorm.VERSIONS["v2"]):
+            results.append(device.empty(x.shape))
+            device.elementwise("batchnorm_backward_data" + suffix, x.size, g, x, mean, var, gamma, grad_gamma,
+                               grad_beta, results[-1], x.size, 37, 15, 1e-3, batch_statistics)
+        assert np.array_equal(*map(host, results))
+    for size in (5, 4):
+        (y1, s1), (y2, s2) = (lrn.lrn_forward_device(device, np.abs(x), size, 1e-2, 0.75, 2.0, version=v)
+                              for v in ("v1", "v2"))
+        assert np.array_equal(host(y1), host(y2)) and np.array_equal(host(s1), host(s2))
+        assert np.array_equal(*(host(lrn.lrn_backward_device(device, g, np.abs(x), s1, size, 1e-2, 0.75, version=v))
+                                for v in ("v1", "v2")))
+
+
 def test_linear(launcher, rng):
     ops = ops_on(launcher)
     x, weight, bias = (rng.standard_normal(s).astype(np.float32) for s in ((3, 130), (9, 130), (9,)))
