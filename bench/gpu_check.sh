@@ -77,7 +77,7 @@ choices=()
 run agreement 60 python bench/engine_agreement.py --backend cuda "${choices[@]}"
 run gpu_kernels 150 python bench/gpu_kernels.py "$out" "${choices[@]}"
 # the kernel tests of the families that share memory or shuffle within a block, and for
-# memcheck of the element-wise maps too (racecheck: 201 tests at the twenty-third session;
+# memcheck of the element-wise maps too (racecheck: 202 tests at the twenty-third session;
 # run 2 of 2026-11-28 had 107, 43 s)
 if command -v compute-sanitizer > /dev/null; then
   kernels="sgemm or conv2d or few_channel or fused or relu or maxpool or warp_primitives or channel_slices"
