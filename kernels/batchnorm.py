@@ -6,7 +6,7 @@ DeconvNet step. Device path: batchnorm.cu."""
 import numpy as np
 
 from .family import Device, OpFamily
-from .gemm import sliced_reduction
+from .gemm import channel_sums
 
 # batchnorm.cu's rungs, by the suffix of their maps' kernels' names: v1 divides every
 # element's index for its channel, and reduces a channel in one block; v2 carries the index
@@ -72,12 +72,6 @@ def batchnorm_backward(grad_y, x, mean, var, gamma, eps, batch_statistics, param
     return grad_x, grad_gamma, grad_beta
 
 
-def _channel_sums(device, kernel, out, n, c, plane, launch):
-    """out, by `kernel`, of channel_sums.cuh's blocks, a (channel, slice) each:
-    launch(partial, slice, splits) (gemm.py's sliced_reduction)."""
-    return sliced_reduction(device, kernel, out, c, n * plane, device.define("REDUCE_THREADS"), launch)
-
-
 def batchnorm_statistics_device(device: Device, x, version=ENGINE_VERSION):
     x = device.float32("x", x, 4)
     n, c, h, w = x.shape
@@ -85,11 +79,9 @@ def batchnorm_statistics_device(device: Device, x, version=ENGINE_VERSION):
     if version == "v1":
         device.launch("batchnorm_statistics", c, x, mean, var, n, c, h * w)  # a block per channel
         return mean, var
-    scale = 1 / (n * h * w)
-    _channel_sums(device, "channel_sum", mean, n, c, h * w, lambda partial, slice, splits: device.launch(
-        "channel_sum", (c, splits), x, partial, n, c, h * w, slice, scale))
-    _channel_sums(device, "batchnorm_centred_squares", var, n, c, h * w, lambda partial, slice, splits: device.launch(
-        "batchnorm_centred_squares", (c, splits), x, mean, partial, n, c, h * w, slice, scale))
+    scale = 1 / (n * h * w)  # sums scaled: the mean, then the biased variance
+    channel_sums(device, "channel_sum", mean, (x,), n, c, h * w, scale)
+    channel_sums(device, "batchnorm_centred_squares", var, (x, mean), n, c, h * w, scale)
     return mean, var
 
 
@@ -109,10 +101,8 @@ def batchnorm_parameter_gradients_device(device: Device, grad_y, x, mean, var, e
         grad_gamma, grad_beta = device.empty((c,)), device.empty((c,))
         device.launch("batchnorm_backward_sums", c, grad_y, x, mean, var, grad_gamma, grad_beta, n, c, h * w, eps)
         return grad_gamma, grad_beta
-    grad_beta, grad_gamma = _channel_sums(device, "batchnorm_gradient_sums", device.empty((2, c)), n, c, h * w,
-                                          lambda partial, slice, splits: device.launch(
-                                              "batchnorm_gradient_sums", (c, splits), grad_y, x, mean, var, partial, n,
-                                              c, h * w, slice, eps))
+    grad_beta, grad_gamma = channel_sums(device, "batchnorm_gradient_sums", device.empty((2, c)),
+                                         (grad_y, x, mean, var), n, c, h * w, eps)
     return grad_gamma, grad_beta
 
 

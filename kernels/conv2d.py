@@ -33,7 +33,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .family import Device, OpFamily, expect
-from .gemm import batched_product_device, gemm_product_device, sliced_reduction, split_k_slices
+from .gemm import batched_product_device, channel_sums, gemm_product_device, split_k_slices
 from .launch import KernelError
 
 # Bytes of patch matrix per slice of the batch: big enough for an efficient product,
@@ -784,10 +784,7 @@ def conv2d_backward_weights_device(device: Device, grad_y, x, w_shape, stride=1,
 def conv2d_backward_bias_device(device: Device, grad_y):
     grad_y = device.float32("grad_y", grad_y, 4)
     n, o, h, w = grad_y.shape
-    # a block a channel and slice of its values
-    return sliced_reduction(device, "channel_sum", device.empty((o,)), o, n * h * w, device.define("REDUCE_THREADS"),
-                            lambda partial, length, splits: device.launch(
-                                "channel_sum", (o, splits), grad_y, partial, n, o, h * w, length, 1.0))
+    return channel_sums(device, "channel_sum", device.empty((o,)), (grad_y,), n, o, h * w, 1.0)
 
 
 def conv2d_zeiler(ops, signal, x, weight, bias=None, stride=1, padding=0):

@@ -174,4 +174,13 @@ def sliced_reduction(device, kernel, out, tiles, depth, min_depth, launch):
     return out if splits == 1 else sum_slices(device, partial, out, splits)
 
 
+def channel_sums(device, kernel, out, inputs, n, c, plane, last):
+    """out (c sums, or rows of c), by `kernel`, one of channel_sums.cuh's: a block a channel
+    and slice of its n plane values, launched as kernel(*inputs, partial, n, c, plane,
+    slice, last) (the bias gradient, batchnorm's statistics and parameter gradients)."""
+    return sliced_reduction(device, kernel, out, c, n * plane, device.define("REDUCE_THREADS"),
+                            lambda partial, length, splits: device.launch(kernel, (c, splits), *inputs, partial, n, c,
+                                                                          plane, length, last))
+
+
 GEMM = OpFamily("gemm", ("gemm.cu",), numpy=dict(product=gemm_product), device=dict(product=gemm_product_device))

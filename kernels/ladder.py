@@ -402,18 +402,20 @@ def _launched(device, kernel, shape, *arguments):
     return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
+def flattened(arrays, xp):
+    """A tuple of arrays as one flat array of `xp`'s, one after the other; one array as it is."""
+    return xp.concatenate([a.ravel() for a in arrays]) if isinstance(arrays, tuple) else arrays
+
+
 def run_elementwise(device, shapes, repeats, timer, copy=None, rows=None):
     """Rows: every element-wise kernel but ReLU's and max-pool's (elementwise_cases), in GB/s
     of the bytes each must move, against a device-to-device copy of as many bytes. A case
     with several outputs is compared on all of them, one after the other."""
     poisoned, xp, rows = PoisonedDevice(device.launcher), device.xp, _rows(rows)
-
-    def flat(arrays, xp):
-        return xp.concatenate([a.ravel() for a in arrays]) if isinstance(arrays, tuple) else arrays
     for case in elementwise_cases(poisoned, shapes, np.random.default_rng(0)):
         peer_seconds = timer(lambda: copy(case.moved // 8), repeats) if copy else None
-        rows.append(_validated_row(case.kernel, case.case, case.shape, lambda: flat(case.call(), xp),
-                                   flat(case.expected, np), case.moved, timer, repeats, xp, peer_seconds,
+        rows.append(_validated_row(case.kernel, case.case, case.shape, lambda: flattened(case.call(), xp),
+                                   flattened(case.expected, np), case.moved, timer, repeats, xp, peer_seconds,
                                    timed=case.call))
         if case.rung:
             rows[-1]["rung"] = case.rung

@@ -13,12 +13,13 @@ launch's arrays stops the sweep with the kernel's line.
 Prints each failing case and a count; exits 1 if any failed.
 """
 import argparse
+import functools
 import sys
 
 import numpy as np
 
 from . import bind, conv2d, depthwise, gemm, maxpool
-from .ladder import PoisonedDevice, host, max_relative_error
+from .ladder import PoisonedDevice, flattened, host, max_relative_error
 from .launch import KernelError
 
 TOLERANCE = 1e-4  # of the largest value, float32 kernels against float64
@@ -127,41 +128,38 @@ def _sweep_elementwise(device, rng, put, n, c, report):
     padded = pad.pad_forward(x, padding)
     grad_padded = rng.standard_normal(padded.shape)
     normalised, scale = lrn.lrn_forward(np.abs(x), size, 1e-2, 0.75, 2.0)
-    for version in ("v1", "v2", "v3"):  # each module's rungs (pad's and the pool's: two)
-        calls = {
-            "batchnorm forward": (lambda: batchnorm.batchnorm_forward_device(
-                device, put(x), put(mean), put(var), put(gamma), put(beta), 1e-3, version=version),
-                batchnorm.batchnorm_forward(x, mean, var, gamma, beta, 1e-3)),
-            "batchnorm backward": (lambda: flattened(batchnorm.batchnorm_backward_device(
-                device, put(g), put(x), put(mean), put(var), put(gamma), 1e-3, True, version=version)),
-                np.concatenate([a.ravel() for a in batchnorm.batchnorm_backward(g, x, mean, var, gamma, 1e-3, True)])),
-            "batchnorm statistics": (lambda: flattened(batchnorm.batchnorm_statistics_device(
-                device, put(x), version=version)), np.concatenate(batchnorm.batchnorm_statistics(x))),
-            f"pad {padding} forward": (lambda: pad.pad_forward_device(device, put(x), padding, version=version),
-                                       padded),
-            f"pad {padding} backward": (lambda: pad.pad_backward_device(device, put(grad_padded), padding,
-                                                                        version=version),
-                                        pad.pad_backward(grad_padded, padding)),
-            "global average pool": (lambda: flattened((
-                avgpool.adaptive_avgpool_forward_device(device, put(x), (1, 1), version=version),
-                avgpool.adaptive_avgpool_backward_device(device, put(g[:, :, :1, :1]), x.shape, version=version))),
-                np.concatenate([avgpool.adaptive_avgpool_forward(x, (1, 1)).ravel(),
-                                avgpool.adaptive_avgpool_backward(g[:, :, :1, :1], x.shape).ravel()])),
-            f"LRN size {size}": (lambda: flattened(
-                lrn.lrn_forward_device(device, put(np.abs(x)), size, 1e-2, 0.75, 2.0, version=version)
-                + (lrn.lrn_backward_device(device, put(g), put(np.abs(x)), put(scale), size, 1e-2, 0.75,
-                                           version=version),)),
-                np.concatenate([normalised.ravel(), scale.ravel(),
-                                lrn.lrn_backward(g, np.abs(x), scale, size, 1e-2, 0.75).ravel()]))}
-        rungs = {"batchnorm": batchnorm.VERSIONS, "pad": pad.VERSIONS, "global": avgpool.VERSIONS, "LRN": lrn.VERSIONS}
-        for name, (call, expected) in calls.items():
-            if version in rungs[name.split()[0]]:
-                report(f"{name} {version} {shape}", max_relative_error(call(), expected))
-
-
-def flattened(arrays):
-    """Device arrays as one flat host array, one after the other."""
-    return np.concatenate([host(a).ravel() for a in arrays])
+    pooled_gradient = g[:, :, :1, :1]
+    flat = functools.partial(flattened, xp=device.xp)
+    # name: (module, the call on a rung, the float64 reference, worked out once)
+    checks = {
+        "batchnorm forward": (batchnorm, lambda version: batchnorm.batchnorm_forward_device(
+            device, put(x), put(mean), put(var), put(gamma), put(beta), 1e-3, version=version),
+            batchnorm.batchnorm_forward(x, mean, var, gamma, beta, 1e-3)),
+        "batchnorm backward": (batchnorm, lambda version: flat(batchnorm.batchnorm_backward_device(
+            device, put(g), put(x), put(mean), put(var), put(gamma), 1e-3, True, version=version)),
+            np.concatenate([a.ravel() for a in batchnorm.batchnorm_backward(g, x, mean, var, gamma, 1e-3, True)])),
+        "batchnorm statistics": (batchnorm, lambda version: flat(batchnorm.batchnorm_statistics_device(
+            device, put(x), version=version)), np.concatenate(batchnorm.batchnorm_statistics(x))),
+        f"pad {padding} forward": (pad, lambda version: pad.pad_forward_device(device, put(x), padding,
+                                                                               version=version), padded),
+        f"pad {padding} backward": (pad, lambda version: pad.pad_backward_device(device, put(grad_padded), padding,
+                                                                                 version=version),
+                                    pad.pad_backward(grad_padded, padding)),
+        "global average pool": (avgpool, lambda version: flat((
+            avgpool.adaptive_avgpool_forward_device(device, put(x), (1, 1), version=version),
+            avgpool.adaptive_avgpool_backward_device(device, put(pooled_gradient), x.shape, version=version))),
+            np.concatenate([avgpool.adaptive_avgpool_forward(x, (1, 1)).ravel(),
+                            avgpool.adaptive_avgpool_backward(pooled_gradient, x.shape).ravel()])),
+        f"LRN size {size}": (lrn, lambda version: flat(
+            lrn.lrn_forward_device(device, put(np.abs(x)), size, 1e-2, 0.75, 2.0, version=version)
+            + (lrn.lrn_backward_device(device, put(g), put(np.abs(x)), put(scale), size, 1e-2, 0.75,
+                                       version=version),)),
+            np.concatenate([normalised.ravel(), scale.ravel(),
+                            lrn.lrn_backward(g, np.abs(x), scale, size, 1e-2, 0.75).ravel()]))}
+    for version in ("v1", "v2", "v3"):
+        for name, (module, call, expected) in checks.items():
+            if version in module.VERSIONS:  # (pad's and the pool's: two rungs)
+                report(f"{name} {version} {shape}", max_relative_error(call(version), expected))
 
 
 def main(argv=None):
