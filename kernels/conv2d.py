@@ -659,7 +659,12 @@ def conv2d_forward_device(device: Device, x, weight, bias, stride=1, padding=0, 
 # The engine's backward-data takes the column buffer instead of the implicit GEMM where the
 # implicit one wastes most of its work: strided convolutions (its gather finds a grad_y value
 # for only 1 in stride^2 reduction indices) and inputs of few channels (C rows of 128-row
-# tiles: VGG's conv1_1 at batch 64 ran 36 ms, the columns' GEMM has C K^2 rows).
+# tiles: VGG's conv1_1 at batch 64 ran 36 ms, the columns' GEMM has C K^2 rows), but not
+# pointwise ones (1x1 at stride 1: EfficientNet's expansions and projections), whose
+# columns' GEMM has the implicit one's shape exactly (C rows, O deep), so the buffer only
+# adds its two copies: grad_y and grad_x each moved three times instead of once (H200,
+# 2026-11-28, N64: 0.25-0.47 of cuDNN's speed on C16-C40 through the buffer, 0.62-0.95 on
+# the wider ones through the implicit GEMM).
 FEW_INPUT_CHANNELS = 64
 
 
@@ -715,7 +720,7 @@ def _few_channels_version(direction, version):
 
 def _backward_data_through_columns(device, g):
     return device.convolution == "im2col" or (
-        device.convolution in ENGINE_MODES and (g.stride > 1 or g.c < FEW_INPUT_CHANNELS))
+        device.convolution in ENGINE_MODES and (g.stride > 1 or (g.c < FEW_INPUT_CHANNELS and g.k > 1)))
 
 
 def _backward_weights_through_columns(device, g):

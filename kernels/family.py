@@ -56,8 +56,8 @@ class Device:
     GEMM, split-K where the tiles are few), "im2col" (a column buffer and the SGEMM),
     "direct" (one thread per output, kept for reading) or "engine" (the engine's choice:
     implicit, on 64 x 256 tiles where the product has at most 64 rows, but the column
-    buffer for the backward-data of strided convolutions and of inputs with few channels,
-    and for the weight gradient on small maps: conv2d.py's FEW_INPUT_CHANNELS and
+    buffer for the backward-data of strided convolutions and of inputs with few channels
+    (but not at 1x1), and for the weight gradient on small maps: conv2d.py's FEW_INPUT_CHANNELS and
     COLUMNS_WEIGHT_GRADIENT_POSITIONS, and Winograd where conv2d.py's ENGINE_WINOGRAD_*
     say), or "winograd" and "winograd4" (the engine's, with Winograd F(2x2, 3x3) or F(4x4,
     3x3) in every direction of 3x3 stride-1 convolutions: what the ladders and

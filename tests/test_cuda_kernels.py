@@ -523,6 +523,26 @@ def test_engine_takes_the_wide_tile_for_products_of_at_most_64_rows(rng):
             assert relative_error(result, reference()) < 1e-5
 
 
+@pytest.mark.parametrize("c, k, stride, padding, columns", [
+    (16, 1, 1, 0, False), (40, 1, 1, 0, False), (16, 3, 1, 1, True), (16, 1, 2, 0, True), (70, 3, 2, 1, True),
+    (70, 3, 1, 1, False)])
+def test_the_engines_backward_data_takes_the_column_buffer_only_where_it_saves_work(rng, c, k, stride, padding,
+                                                                                     columns):
+    """The engine's backward-data runs through the column buffer for strided convolutions
+    and for fewer than 64 input channels with a kernel wider than 1, and through the implicit
+    GEMM otherwise, pointwise convolutions of few channels included (their columns' GEMM is
+    the implicit one's); against NumPy in float64 either way."""
+    x, weight = rng.standard_normal((2, c, 13, 11)), rng.standard_normal((24, c, k, k))
+    grad_y = rng.standard_normal(K.conv2d_forward(x, weight, None, stride, padding).shape)
+    recording = RecordingDevice(launcher_for("emulator"), "engine", engine_winograd=False)
+    result = K.bind(recording).conv2d.backward_data(grad_y.astype(np.float32), weight.astype(np.float32), x.shape,
+                                                    stride, padding)
+    assert relative_error(result, K.conv2d_backward_data(grad_y, weight, x.shape, stride, padding)) < 1e-5
+    launched = recording.kernels()
+    assert ("col2im" in launched) == columns, launched
+    assert ("conv2d_backward_data_implicit" in launched) == (not columns), launched
+
+
 @pytest.mark.parametrize("n, c, h, w, o, k, stride, padding, narrow", [
     (3, 3, 21, 19, 70, 3, 1, 1, True), (2, 1, 41, 37, 9, 5, 2, 2, True), (2, 32, 17, 17, 64, 1, 1, 0, True),
     (2, 4, 17, 17, 8, 3, 1, 1, False), (1, 33, 17, 17, 8, 1, 1, 0, False)])
