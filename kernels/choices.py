@@ -31,6 +31,9 @@ it gains on others (the first H200 run: F(4x4, 3x3)'s backward-data 1.09 times t
 GEMM's on VGG-16's 56 x 56 layers, 0.46-0.67 on its 112 x 112 and 224 x 224 ones). Where
 the engine already ran Winograd on a shape, its row off Winograd (the ladder's `engine
 without winograd`) stands for it against both Winograd and the implicit GEMM's versions.
+The channel threshold of F(2x2, 5x5) in each direction is chosen by the same rule over the
+5x5 stride-1 shapes, from the rows of the mode that runs it (`winograd`); the 3x3 choices
+weigh the 3x3 shapes only.
 """
 import argparse
 import ast
@@ -64,6 +67,7 @@ CONSTANTS = {"gemm.ENGINE_TILED": tuple(TILED),
              "conv2d.ENGINE_WINOGRAD_CHANNELS": None,  # a dict: direction -> None or a channel count
              "conv2d.ENGINE_WINOGRAD_TILE_FUSED": None,  # a dict: forward, backward_data -> True or False
              "conv2d.ENGINE_WINOGRAD_FUSED": None,  # a dict: forward, backward_data -> None or a channel count
+             "conv2d.ENGINE_WINOGRAD_5X5_CHANNELS": None,  # a dict: direction -> None or a channel count
              "conv2d.ENGINE_FEW_CHANNELS_FORWARD": FEW_CHANNELS_FORWARD,
              "conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA": FEW_CHANNELS_BACKWARD_DATA,
              "maxpool.ENGINE_VERSION": tuple(MAXPOOL_SUFFIXES),
@@ -98,6 +102,7 @@ def current():
 _CHANNELS = (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
              "None or a positive channel count")
 BY_DIRECTION = {"conv2d.ENGINE_WINOGRAD_CHANNELS": _CHANNELS, "conv2d.ENGINE_WINOGRAD_FUSED": _CHANNELS,
+                "conv2d.ENGINE_WINOGRAD_5X5_CHANNELS": _CHANNELS,
                 "conv2d.ENGINE_WINOGRAD_TILE_FUSED": (lambda v: isinstance(v, bool), "true or false")}
 
 
@@ -238,15 +243,22 @@ def _off_winograd(rows):
             if not (row["version"] == "engine" and row["shape"] in off)]
 
 
-def _winograd_threshold(rows, mode):
-    """The channel threshold of Winograd `mode` (conv2d.WINOGRAD_TILES) by the rule in the
-    module's docstring over one direction's `rows`, or None; and the ratios it rests on.
-    Winograd is weighed against the engine off Winograd: its own row where the engine took
-    Winograd on the shape (ladder.WITHOUT_WINOGRAD), else the engine's."""
+def _of_filter(rows, k):
+    """The `rows` of stride-1 convolutions of k x k filters: those Winograd F(m x m, k x k)
+    runs on."""
+    return [row for row in rows if (lambda numbers: numbers.get("k") == k and numbers.get("s") == 1)(
+        _shape_numbers(row["shape"]))]
+
+
+def _winograd_threshold(rows, mode, k=3):
+    """The channel threshold of Winograd `mode` (conv2d.WINOGRAD_TILES) on k x k filters by
+    the rule in the module's docstring over one direction's `rows`, or None; and the ratios
+    it rests on. Winograd is weighed against the engine off Winograd: its own row where the
+    engine took Winograd on the shape (ladder.WITHOUT_WINOGRAD), else the engine's."""
     by_shape = {}
-    for row in rows:
+    for row in _of_filter(rows, k):
         numbers = _shape_numbers(row["shape"])
-        if numbers.get("k") == 3 and numbers.get("s") == 1 and row["version"] in (mode, "engine", WITHOUT_WINOGRAD):
+        if row["version"] in (mode, "engine", WITHOUT_WINOGRAD):
             by_shape.setdefault((row["shape"], min(numbers["C"], numbers["O"])), {})[row["version"]] = row
     timed = {}  # (shape, channels): (Winograd's ms, the engine's off Winograd)
     for key, versions in by_shape.items():
@@ -375,7 +387,7 @@ def choose(ladders, now=None, batch64=None):
         choices[constant] = decide(constant, ladders.get(f"conv_{direction}", []), few,
                                    {v: ("engine" if v == few else f"engine {v}") for v in CONSTANTS[constant]},
                                    lambda row: row["shape"])
-    conv = {direction: ladders.get(f"conv_{direction}", []) for direction in implicit}
+    conv = {direction: _of_filter(ladders.get(f"conv_{direction}", []), 3) for direction in implicit}
     tile = choices["conv2d.ENGINE_WINOGRAD_TILE"] = decide(
         "conv2d.ENGINE_WINOGRAD_TILE", [row for rows in conv.values() for row in rows],
         now["conv2d.ENGINE_WINOGRAD_TILE"], MODES, lambda row: (row["case"], row["shape"]))
@@ -402,10 +414,9 @@ def choose(ladders, now=None, batch64=None):
         if fused.get(direction) is not None:
             mode += f" ({FUSED_MODES[2]} up to {fused[direction]})"
         thresholds[direction], ratios = _winograd_threshold(rows + winograd_rows[direction], CHOSEN_WINOGRAD)
-        evidence[constant] = f"{mode}'s time over the engine's off Winograd: " + (", ".join(
-            f"{shape} {ratio:.2f}" for (shape, _), ratio in sorted(ratios.items(), key=lambda item: item[0][1]))
-            or "no shape timed both")
+        evidence[constant] = _over_the_engine(mode, ratios)
     choices["conv2d.ENGINE_WINOGRAD_CHANNELS"] = thresholds
+    choices["conv2d.ENGINE_WINOGRAD_5X5_CHANNELS"] = _winograd_5x5_thresholds(ladders, now, evidence)
     pooled = _added(ladders.get("maxpool", []), lambda row: next(
         f"maxpool {v}" for v, suffix in MAXPOOL_SUFFIXES.items() if row["version"] == f"maxpool_{row['case']}{suffix}"))
     choices["maxpool.ENGINE_VERSION"] = decide("maxpool.ENGINE_VERSION", pooled, now["maxpool.ENGINE_VERSION"],
@@ -426,6 +437,29 @@ def choose(ladders, now=None, batch64=None):
         choices[constant] = decide(constant, rows, now[constant], {v: v for v in CONSTANTS[constant]},
                                    lambda row: row["shape"])
     return choices, evidence
+
+
+def _over_the_engine(winograd, ratios):
+    """The evidence of a channel threshold: `winograd`'s time over the engine's off Winograd
+    on each shape (`ratios`, from _winograd_threshold), by channels."""
+    return f"{winograd}'s time over the engine's off Winograd: " + (", ".join(
+        f"{shape} {ratio:.2f}" for (shape, _), ratio in sorted(ratios.items(), key=lambda item: item[0][1]))
+        or "no shape timed both")
+
+
+def _winograd_5x5_thresholds(ladders, now, evidence):
+    """conv2d.ENGINE_WINOGRAD_5X5_CHANNELS by the rule in the module's docstring, with its
+    evidence written: F(2x2, 5x5) is the `winograd` mode's on 5x5 filters."""
+    thresholds = dict(now["conv2d.ENGINE_WINOGRAD_5X5_CHANNELS"])
+    for direction in thresholds:
+        constant = f"conv2d.ENGINE_WINOGRAD_5X5_CHANNELS[{direction}]"
+        rows = _of_filter(ladders.get(f"conv_{direction}", []), 5)
+        if not rows:
+            evidence[constant] = "no 5x5 ladder rows: kept"
+            continue
+        thresholds[direction], ratios = _winograd_threshold(rows, MODES[2], k=5)
+        evidence[constant] = _over_the_engine("F(2x2, 5x5)", ratios)
+    return thresholds
 
 
 def _added(rows, label):

@@ -1174,7 +1174,13 @@ extern "C" __global__ void __launch_bounds__(FEW_THREADS) conv2d_forward_few_cha
 // reduction where the tiles alone are too few blocks), which the output and filter-gradient
 // transforms add in order. m = 4's matrices hold 1/24 and 8, so its rounding error is some
 // ten times m = 2's (tests/test_cuda_kernels.py bounds both against float64).
-template <int m>
+// And F(2x2, 5x5) for 5x5 stride-1 convolutions (CNN-F's conv2): every step above with a
+// 5 x 5 filter g, r = 5 for 3 (T = m + r - 1 = 6, padding 0-4, backward-data padded by 4 -
+// p), 36 multiplications for 2 x 2 outputs instead of 100, 2.78 times fewer; the weight
+// gradient F(5x5, 2x2). Its six points are F(4x4, 3x3)'s, so its input transform B^T is
+// that one's, and G and A^T follow from them (Lavin and Gray's construction; the tests check
+// the three against the direct sums). Winograd<m, r>: the matrices of F(m x m, r x r).
+template <int m, int r = 3>
 struct Winograd;
 
 template <>
@@ -1209,6 +1215,25 @@ struct Winograd<4> {
   }
   __device__ static float AT(int r, int c) {
     const float a[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+    return a[r][c];
+  }
+};
+
+template <>
+struct Winograd<2, 5> {
+  static constexpr int T = 6;
+  __device__ static float BT(int r, int c) { return Winograd<4>::BT(r, c); }
+  __device__ static float G(int r, int c) {
+    const float g[6][5] = {{1.0f / 4, 0, 0, 0, 0},
+                           {-1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6},
+                           {-1.0f / 6, 1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6},
+                           {1.0f / 24, 1.0f / 12, 1.0f / 6, 1.0f / 3, 2.0f / 3},
+                           {1.0f / 24, -1.0f / 12, 1.0f / 6, -1.0f / 3, 2.0f / 3},
+                           {0, 0, 0, 0, 1}};
+    return g[r][c];
+  }
+  __device__ static float AT(int r, int c) {
+    const float a[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
     return a[r][c];
   }
 };
@@ -1296,35 +1321,35 @@ __device__ __forceinline__ void store_row(float* __restrict__ at, int valid, con
   for (int c = 0; c < valid; ++c) at[c] = row[c];
 }
 
-// U[xi, o, c] = G g G^T of the filter g = w[o, c] (one thread per (o, c)); `flipped`: g =
-// w[c, o] turned by 180 degrees (w stored C x O x 3 x 3), backward-data's filters for the
+// U[xi, o, c] = G g G^T of the r x r filter g = w[o, c] (one thread per (o, c)); `flipped`:
+// g = w[c, o] turned by 180 degrees (w stored C x O x r x r), backward-data's filters for the
 // forward of grad_y it runs (Sect. 4), read so instead of copied so first; `by_input`:
 // stored as U[xi, c, o] instead, as the fused kernels copy them (a warp 32 output channels).
-template <int m>
+template <int m, int r>
 __device__ __forceinline__ void filter_transform(const float* __restrict__ w, float* __restrict__ U, int O, int C,
                                                  int flipped, int by_input) {
-  constexpr int T = Winograd<m>::T;
+  constexpr int T = Winograd<m, r>::T, AREA = r * r;
   const int count = O * C;
   for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
     const int o = by_input ? e % O : e / C, c = by_input ? e / O : e % C;
-    float g[3][3], u[T][T];
-    const float* filter = w + (flipped ? c * O + o : o * C + c) * 9;
-    for (int r = 0; r < 3; ++r)
-      for (int s = 0; s < 3; ++s) g[r][s] = filter[flipped ? 8 - (r * 3 + s) : r * 3 + s];
-    sandwich<T, 3>(g, u, [](int p, int q) { return Winograd<m>::G(p, q); });
-    for (int r = 0; r < T; ++r)
-      for (int s = 0; s < T; ++s) U[(long long)(r * T + s) * count + e] = u[r][s];
+    float g[r][r], u[T][T];
+    const float* filter = w + (flipped ? c * O + o : o * C + c) * AREA;
+    for (int a = 0; a < r; ++a)
+      for (int b = 0; b < r; ++b) g[a][b] = filter[flipped ? AREA - 1 - (a * r + b) : a * r + b];
+    sandwich<T, r>(g, u, [](int p, int q) { return Winograd<m, r>::G(p, q); });
+    for (int a = 0; a < T; ++a)
+      for (int b = 0; b < T; ++b) U[(long long)(a * T + b) * count + e] = u[a][b];
   }
 }
 
 // V[xi, c, t] = B^T d B of input tile t of channel c (one thread per (c, t)). Each row of
 // the window d is read as the m floats at the tile's own column m tj (a vector load where
-// aligned: load_row), the PAD before them and the 2 - PAD after them: PAD (0-2) a
-// compile-time constant, so that d stays in registers.
-template <int m, int PAD>
-__device__ __forceinline__ void input_transform(const float* __restrict__ x, float* __restrict__ V, int N, int C,
-                                                int H, int W, int TH, int TW) {
-  constexpr int T = Winograd<m>::T;
+// aligned: load_row), the PAD before them and the r - 1 - PAD after them: PAD (0 to r - 1)
+// a compile-time constant, so that d stays in registers.
+template <int m, int r, int PAD>
+__device__ __forceinline__ void padded_input_transform(const float* __restrict__ x, float* __restrict__ V, int N,
+                                                       int C, int H, int W, int TH, int TW) {
+  constexpr int T = Winograd<m, r>::T;
   const int count = C * N * TH * TW;
   for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
     const TileIndex at(e, N, TH, TW);
@@ -1342,21 +1367,24 @@ __device__ __forceinline__ void input_transform(const float* __restrict__ x, flo
       for (int c = 0; c < m; ++c) d[u][PAD + c] = middle[c];
       for (int q = 0; q < PAD; ++q)  // (a tile past the map's right edge still reads columns before it)
         d[u][q] = (h >= 0 && h < H && j - PAD + q >= 0 && j - PAD + q < W) ? row[q - PAD] : 0.0f;
-      for (int q = 0; q < 2 - PAD; ++q) d[u][PAD + m + q] = (h >= 0 && h < H && j + m + q < W) ? row[m + q] : 0.0f;
+      for (int q = 0; q < r - 1 - PAD; ++q)
+        d[u][PAD + m + q] = (h >= 0 && h < H && j + m + q < W) ? row[m + q] : 0.0f;
     }
-    sandwich<T, T>(d, v, [](int p, int q) { return Winograd<m>::BT(p, q); });
-    for (int r = 0; r < T; ++r)
-      for (int s = 0; s < T; ++s) V[(long long)(r * T + s) * count + e] = v[r][s];
+    sandwich<T, T>(d, v, [](int p, int q) { return Winograd<m, r>::BT(p, q); });
+    for (int a = 0; a < T; ++a)
+      for (int b = 0; b < T; ++b) V[(long long)(a * T + b) * count + e] = v[a][b];
   }
 }
 
-// (conv2d.py runs Winograd with paddings 0-2 only: _winograd_shape.)
-template <int m>
+// padded_input_transform<m, r, pad> for a padding of 0 to r - 1 (conv2d.py runs Winograd
+// with those only: _winograd_shape), from PAD up.
+template <int m, int r, int PAD = 0>
 __device__ __forceinline__ void input_transform(const float* __restrict__ x, float* __restrict__ V, int N, int C,
                                                 int H, int W, int pad, int TH, int TW) {
-  if (pad == 0) input_transform<m, 0>(x, V, N, C, H, W, TH, TW);
-  if (pad == 1) input_transform<m, 1>(x, V, N, C, H, W, TH, TW);
-  if (pad == 2) input_transform<m, 2>(x, V, N, C, H, W, TH, TW);
+  if (pad == PAD)
+    padded_input_transform<m, r, PAD>(x, V, N, C, H, W, TH, TW);
+  else if constexpr (PAD + 1 < r)
+    input_transform<m, r, PAD + 1>(x, V, N, C, H, W, pad, TH, TW);
 }
 
 // The T x T Winograd-domain values of element e: planes[xi, z, e] added over the splits z.
@@ -1374,17 +1402,17 @@ __device__ __forceinline__ void gather_splits(const float* __restrict__ planes, 
 
 // y[n, o, m ti + a, m tj + b] = (A^T M A)[a, b] + bias[o], the outputs inside Hout x Wout
 // (one thread per (o, t)).
-template <int m>
+template <int m, int r>
 __device__ __forceinline__ void output_transform(const float* __restrict__ M, int splits,
                                                  const float* __restrict__ bias, float* __restrict__ y, int N, int O,
                                                  int Hout, int Wout, int TH, int TW, int has_bias) {
-  constexpr int T = Winograd<m>::T;
+  constexpr int T = Winograd<m, r>::T;
   const int count = O * N * TH * TW;
   for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
     const TileIndex at(e, N, TH, TW);
     float product[T][T], out[m][m];
     gather_splits<T>(M, splits, count, e, product);
-    sandwich<m, T>(product, out, [](int p, int q) { return Winograd<m>::AT(p, q); });
+    sandwich<m, T>(product, out, [](int p, int q) { return Winograd<m, r>::AT(p, q); });
     const float b = has_bias ? bias[at.channel] : 0.0f;
     float* plane = y + ((long long)at.n * O + at.channel) * Hout * Wout;
     const int j = m * at.tj, valid = Wout - j < m ? Wout - j : m;
@@ -1396,10 +1424,10 @@ __device__ __forceinline__ void output_transform(const float* __restrict__ M, in
 }
 
 // E[xi, o, t] = A e A^T of grad_y tile t of channel o (one thread per (o, t)).
-template <int m>
+template <int m, int r>
 __device__ __forceinline__ void gradient_transform(const float* __restrict__ grad_y, float* __restrict__ E, int N,
                                                    int O, int Hout, int Wout, int TH, int TW) {
-  constexpr int T = Winograd<m>::T;
+  constexpr int T = Winograd<m, r>::T;
   const int count = O * N * TH * TW;
   for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
     const TileIndex at(e, N, TH, TW);
@@ -1413,24 +1441,24 @@ __device__ __forceinline__ void gradient_transform(const float* __restrict__ gra
       else
         for (int c = 0; c < m; ++c) tile[a][c] = 0.0f;
     }
-    sandwich<T, m>(tile, v, [](int p, int q) { return Winograd<m>::AT(q, p); });
-    for (int r = 0; r < T; ++r)
-      for (int s = 0; s < T; ++s) E[(long long)(r * T + s) * count + e] = v[r][s];
+    sandwich<T, m>(tile, v, [](int p, int q) { return Winograd<m, r>::AT(q, p); });
+    for (int a = 0; a < T; ++a)
+      for (int b = 0; b < T; ++b) E[(long long)(a * T + b) * count + e] = v[a][b];
   }
 }
 
-// grad_w[o, c] = G^T M G (one thread per (o, c)).
-template <int m>
+// grad_w[o, c] = G^T M G, r x r (one thread per (o, c)).
+template <int m, int r>
 __device__ __forceinline__ void filter_gradient_transform(const float* __restrict__ M, int splits,
                                                           float* __restrict__ grad_w, int O, int C) {
-  constexpr int T = Winograd<m>::T;
+  constexpr int T = Winograd<m, r>::T;
   const int count = O * C;
   for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
-    float product[T][T], g[3][3];
+    float product[T][T], g[r][r];
     gather_splits<T>(M, splits, count, e, product);
-    sandwich<3, T>(product, g, [](int p, int q) { return Winograd<m>::G(q, p); });
-    for (int r = 0; r < 3; ++r)
-      for (int s = 0; s < 3; ++s) grad_w[e * 9 + r * 3 + s] = g[r][s];
+    sandwich<r, T>(product, g, [](int p, int q) { return Winograd<m, r>::G(q, p); });
+    for (int a = 0; a < r; ++a)
+      for (int b = 0; b < r; ++b) grad_w[e * r * r + a * r + b] = g[a][b];
   }
 }
 
@@ -1462,57 +1490,85 @@ extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) winograd_products_wi
   store_nchw<WideTile>(partial + (long long)blockIdx.z * M * P, M, P, P, nullptr, accumulator, shared);
 }
 
-// The entry points, one per transform and tile (conv2d.py names them by m).
+// The entry points, one per transform and scheme (conv2d.py names them by m, and r where
+// it is not 3: _winograd_kernel).
 extern "C" __global__ void winograd_filter_transform_2x2(const float* __restrict__ w, float* __restrict__ U, int O,
                                                          int C, int flipped, int by_input) {
-  filter_transform<2>(w, U, O, C, flipped, by_input);
+  filter_transform<2, 3>(w, U, O, C, flipped, by_input);
 }
 
 extern "C" __global__ void winograd_filter_transform_4x4(const float* __restrict__ w, float* __restrict__ U, int O,
                                                          int C, int flipped, int by_input) {
-  filter_transform<4>(w, U, O, C, flipped, by_input);
+  filter_transform<4, 3>(w, U, O, C, flipped, by_input);
+}
+
+extern "C" __global__ void winograd_filter_transform_2x2_5x5(const float* __restrict__ w, float* __restrict__ U, int O,
+                                                             int C, int flipped, int by_input) {
+  filter_transform<2, 5>(w, U, O, C, flipped, by_input);
 }
 
 extern "C" __global__ void winograd_input_transform_2x2(const float* __restrict__ x, float* __restrict__ V, int N,
                                                         int C, int H, int W, int pad, int TH, int TW) {
-  input_transform<2>(x, V, N, C, H, W, pad, TH, TW);
+  input_transform<2, 3>(x, V, N, C, H, W, pad, TH, TW);
 }
 
 extern "C" __global__ void winograd_input_transform_4x4(const float* __restrict__ x, float* __restrict__ V, int N,
                                                         int C, int H, int W, int pad, int TH, int TW) {
-  input_transform<4>(x, V, N, C, H, W, pad, TH, TW);
+  input_transform<4, 3>(x, V, N, C, H, W, pad, TH, TW);
+}
+
+extern "C" __global__ void winograd_input_transform_2x2_5x5(const float* __restrict__ x, float* __restrict__ V, int N,
+                                                            int C, int H, int W, int pad, int TH, int TW) {
+  input_transform<2, 5>(x, V, N, C, H, W, pad, TH, TW);
 }
 
 extern "C" __global__ void winograd_output_transform_2x2(const float* __restrict__ M, int splits,
                                                          const float* __restrict__ bias, float* __restrict__ y, int N,
                                                          int O, int Hout, int Wout, int TH, int TW, int has_bias) {
-  output_transform<2>(M, splits, bias, y, N, O, Hout, Wout, TH, TW, has_bias);
+  output_transform<2, 3>(M, splits, bias, y, N, O, Hout, Wout, TH, TW, has_bias);
 }
 
 extern "C" __global__ void winograd_output_transform_4x4(const float* __restrict__ M, int splits,
                                                          const float* __restrict__ bias, float* __restrict__ y, int N,
                                                          int O, int Hout, int Wout, int TH, int TW, int has_bias) {
-  output_transform<4>(M, splits, bias, y, N, O, Hout, Wout, TH, TW, has_bias);
+  output_transform<4, 3>(M, splits, bias, y, N, O, Hout, Wout, TH, TW, has_bias);
+}
+
+extern "C" __global__ void winograd_output_transform_2x2_5x5(const float* __restrict__ M, int splits,
+                                                             const float* __restrict__ bias, float* __restrict__ y,
+                                                             int N, int O, int Hout, int Wout, int TH, int TW,
+                                                             int has_bias) {
+  output_transform<2, 5>(M, splits, bias, y, N, O, Hout, Wout, TH, TW, has_bias);
 }
 
 extern "C" __global__ void winograd_gradient_transform_2x2(const float* __restrict__ grad_y, float* __restrict__ E,
                                                            int N, int O, int Hout, int Wout, int TH, int TW) {
-  gradient_transform<2>(grad_y, E, N, O, Hout, Wout, TH, TW);
+  gradient_transform<2, 3>(grad_y, E, N, O, Hout, Wout, TH, TW);
 }
 
 extern "C" __global__ void winograd_gradient_transform_4x4(const float* __restrict__ grad_y, float* __restrict__ E,
                                                            int N, int O, int Hout, int Wout, int TH, int TW) {
-  gradient_transform<4>(grad_y, E, N, O, Hout, Wout, TH, TW);
+  gradient_transform<4, 3>(grad_y, E, N, O, Hout, Wout, TH, TW);
+}
+
+extern "C" __global__ void winograd_gradient_transform_2x2_5x5(const float* __restrict__ grad_y, float* __restrict__ E,
+                                                               int N, int O, int Hout, int Wout, int TH, int TW) {
+  gradient_transform<2, 5>(grad_y, E, N, O, Hout, Wout, TH, TW);
 }
 
 extern "C" __global__ void winograd_filter_gradient_transform_2x2(const float* __restrict__ M, int splits,
                                                                   float* __restrict__ grad_w, int O, int C) {
-  filter_gradient_transform<2>(M, splits, grad_w, O, C);
+  filter_gradient_transform<2, 3>(M, splits, grad_w, O, C);
 }
 
 extern "C" __global__ void winograd_filter_gradient_transform_4x4(const float* __restrict__ M, int splits,
                                                                   float* __restrict__ grad_w, int O, int C) {
-  filter_gradient_transform<4>(M, splits, grad_w, O, C);
+  filter_gradient_transform<4, 3>(M, splits, grad_w, O, C);
+}
+
+extern "C" __global__ void winograd_filter_gradient_transform_2x2_5x5(const float* __restrict__ M, int splits,
+                                                                      float* __restrict__ grad_w, int O, int C) {
+  filter_gradient_transform<2, 5>(M, splits, grad_w, O, C);
 }
 
 // =======================================================================================

@@ -438,11 +438,14 @@ def _implicit_gemm(device, kernel, g, rows, columns, reduction, operands, out, f
 
 
 # Winograd F(m x m, 3 x 3) rungs (conv2d.cu), by Device.convolution mode: m, the side of
-# the output tile. Both run the engine's kernels on the shapes Winograd does not apply to.
+# the output tile; the m = 2 one also F(2x2, 5x5) on 5x5 layers. Both run the engine's
+# kernels on the shapes their Winograd does not apply to.
 WINOGRAD_TILES = {"winograd": 2, "winograd4": 4}
+# The tiles of conv2d.cu's F(m x m, r x r) by filter side r.
+WINOGRAD_FILTERS = {3: (2, 4), 5: (2,)}
 # And fused: forward and backward-data each one kernel after the filter transform
-# (conv2d.cu: winograd_fused_2x2 and _4x4, no transformed tensor in global memory); their
-# weight gradients are the unfused mode's of the same m.
+# (conv2d.cu: winograd_fused_2x2 and _4x4, no transformed tensor in global memory), 3x3
+# layers only; their weight gradients are the unfused mode's of the same m.
 FUSED_WINOGRAD_TILES = {"winograd_fused": 2, "winograd_fused4": 4}
 ENGINE_MODES = ("engine",) + tuple(FUSED_WINOGRAD_TILES) + tuple(WINOGRAD_TILES)
 # The engine runs Winograd F(ENGINE_WINOGRAD_TILE x ENGINE_WINOGRAD_TILE, 3 x 3) in each
@@ -458,16 +461,28 @@ ENGINE_WINOGRAD_TILE = 4
 ENGINE_WINOGRAD_CHANNELS = {"forward": 64, "backward_data": 64, "backward_weights": 64}
 ENGINE_WINOGRAD_TILE_FUSED = {"forward": False, "backward_data": False}
 ENGINE_WINOGRAD_FUSED = {"forward": None, "backward_data": None}
+# And F(2x2, 5x5) in each direction on 5x5 stride-1 layers (CNN-F's conv2) with at least
+# that direction's number of input and output channels (where it saves work and fits), or
+# never (None): 2.78 times fewer multiplications than the direct sum, other rounding, so
+# the engine takes it only once a GPU run's ladders time it faster (kernels/choices.py;
+# written after the H200 runs, where that layer ran at 0.08-0.18 of cuDNN's speed, whose
+# FFT or Winograd kernels ran it above the FP32 peak counted as direct sums).
+ENGINE_WINOGRAD_5X5_CHANNELS = {"forward": None, "backward_data": None, "backward_weights": None}
 
 
-def _winograd_shape(g):
-    """Whether Winograd F(m x m, 3 x 3) applies: a 3x3 kernel at stride 1 with padding at
-    most 2 (backward-data pads by 2 - p)."""
-    return g.k == 3 and g.stride == 1 and g.padding <= 2
+def _winograd_shape(g, m):
+    """Whether Winograd F(m x m, K x K) applies: a filter side K and tile m that conv2d.cu
+    has it for, at stride 1 with padding at most K - 1 (backward-data pads by K - 1 - p)."""
+    return m in WINOGRAD_FILTERS.get(g.k, ()) and g.stride == 1 and g.padding < g.k
+
+
+def _winograd_kernel(transform, m, k):
+    """conv2d.cu's entry point of a Winograd `transform` (filter, input, ...) of F(m x m, k x k)."""
+    return f"winograd_{transform}_transform_{m}x{m}" + ("" if k == 3 else f"_{k}x{k}")
 
 
 def _winograd_plan(device, g, direction):
-    """(m, fused) of the Winograd F(m x m, 3 x 3) that `direction` runs on `device`, or None:
+    """(m, fused) of the Winograd F(m x m, K x K) that `direction` runs on `device`, or None:
     in a Winograd mode wherever it applies (fused in the fused modes, but never the weight
     gradient), in the engine's as ENGINE_WINOGRAD_* say (unless the device turns it off:
     Device.engine_winograd)."""
@@ -475,22 +490,35 @@ def _winograd_plan(device, g, direction):
         return _engine_winograd(g, direction) if device.engine_winograd else None
     m = FUSED_WINOGRAD_TILES.get(device.convolution) or WINOGRAD_TILES.get(device.convolution)
     fused = device.convolution in FUSED_WINOGRAD_TILES and direction in ENGINE_WINOGRAD_FUSED
-    return (m, fused) if m and _winograd_shape(g) and _winograd_fits(g, m) else None
+    applies = device.convolution in winograd_modes(g.k, g.stride) and _winograd_shape(g, m)
+    return (m, fused) if applies and _winograd_fits(g, m) else None
+
+
+def winograd_modes(k, stride):
+    """The Winograd modes (Device.convolution) whose own Winograd runs on k x k convolutions
+    at `stride` (of paddings up to k - 1, where it fits); the others run the engine's kernels
+    there."""
+    return tuple(mode for mode, m in {**FUSED_WINOGRAD_TILES, **WINOGRAD_TILES}.items()
+                 if stride == 1 and m in WINOGRAD_FILTERS.get(k, ()) and (k == 3 or mode in WINOGRAD_TILES))
 
 
 def _engine_winograd(g, direction):
-    threshold, bound = ENGINE_WINOGRAD_CHANNELS[direction], ENGINE_WINOGRAD_FUSED.get(direction)
-    if bound is not None and min(g.c, g.o) <= bound:
-        m, fused = 2, True
+    if g.k == 5:
+        threshold, m, fused = ENGINE_WINOGRAD_5X5_CHANNELS[direction], 2, False
     else:
-        m, fused = ENGINE_WINOGRAD_TILE, ENGINE_WINOGRAD_TILE_FUSED.get(direction, False)
-    taken = _winograd_shape(g) and threshold is not None and min(g.c, g.o) >= threshold
+        threshold, bound = ENGINE_WINOGRAD_CHANNELS[direction], ENGINE_WINOGRAD_FUSED.get(direction)
+        if bound is not None and min(g.c, g.o) <= bound:
+            m, fused = 2, True
+        else:
+            m, fused = ENGINE_WINOGRAD_TILE, ENGINE_WINOGRAD_TILE_FUSED.get(direction, False)
+    taken = _winograd_shape(g, m) and threshold is not None and min(g.c, g.o) >= threshold
     return (m, fused) if taken and _winograd_fits(g, m) and _winograd_saves_work(g, m, direction) else None
 
 
 def engine_winograd_tile(x_shape, w_shape, stride, padding, direction):
     """m of the Winograd the engine's `direction` runs on this convolution (where it applies,
-    both channel counts reach ENGINE_WINOGRAD_CHANNELS[direction], its products over whole
+    both channel counts reach ENGINE_WINOGRAD_CHANNELS[direction] (of a 3x3 filter,
+    ENGINE_WINOGRAD_5X5_CHANNELS of a 5x5), its products over whole
     tiles are less work than the direct sum's and its transformed tensors fit 32-bit
     indices), or None."""
     plan = _engine_winograd(_device_geometry(x_shape, w_shape, stride, padding), direction)
@@ -498,56 +526,56 @@ def engine_winograd_tile(x_shape, w_shape, stride, padding, direction):
 
 
 def _winograd_saves_work(g, m, direction):
-    """Whether Winograd's (m + 2)^2 products, counted over whole tiles as a GPU runs them
+    """Whether Winograd's (m + K - 1)^2 products, counted over whole tiles as a GPU runs them
     (128 x 128; 64 x 256 forward and backward-data where the rows are at most 64, as the
     implicit GEMM's too), take fewer multiply-adds than the implicit GEMM's direct sum over
-    its tiles.
+    its tiles (K^2 a position).
     The channel thresholds come from the ladder's batch-16 layers, where the products' tiles
     are full; at batch 1 a small map has few Winograd tiles (VGG-16's 14 x 14 layers: 16 for
     m = 4, one eighth of a 128-wide tile), and the products there are mostly padding: 2 times
     the direct sum's multiply-adds for m = 4, where the implicit GEMM's 196 positions fill
     two tiles three quarters full."""
     whole = lambda count, width=128: -(-count // width) * width  # noqa: E731
-    planes = (m + 2) ** 2
-    if direction == "backward_weights":  # O x C products over the tiles, against O x 9 C over the positions
+    planes, area = (m + g.k - 1) ** 2, g.k * g.k
+    if direction == "backward_weights":  # O x C products over the tiles, against O x K^2 C over the positions
         tiles = g.n * -(-g.hout // m) * -(-g.wout // m)
-        return planes * whole(g.c) * tiles < whole(9 * g.c) * g.n * g.hout * g.wout
+        return planes * whole(g.c) * tiles < whole(area * g.c) * g.n * g.hout * g.wout
     h, w = (g.h, g.w) if direction == "backward_data" else (g.hout, g.wout)  # the output's map
     rows = g.c if direction == "backward_data" else g.o
     width = 256 if rows <= 64 else 128  # conv2d.cu's IG_WIDE_BN where the rows fit IG_WIDE_BM
     tiles = g.n * -(-h // m) * -(-w // m)
-    return planes * whole(tiles, width) < 9 * whole(g.n * h * w, width)  # the rows and reductions alike
+    return planes * whole(tiles, width) < area * whole(g.n * h * w, width)  # the rows and reductions alike
 
 
 def _winograd_fits(g, m):
     """Whether the transforms' 32-bit indices reach every element of the largest tensor of
-    the Winograd domain, (m + 2)^2 planes of the most channels by the tiles of the larger map
+    the Winograd domain, (m + K - 1)^2 planes of the most channels by the tiles of the larger map
     (input or output: backward-data's output is the input); else (VGG-16's 224 x 224 layers
     from a batch of 168 for m = 2, 298 for m = 4) the engine's other kernels run."""
     tiles = g.n * -(-max(g.h, g.hout) // m) * -(-max(g.w, g.wout) // m)
-    return (m + 2) ** 2 * max(g.c, g.o) * tiles < 2 ** 31
+    return (m + g.k - 1) ** 2 * max(g.c, g.o) * tiles < 2 ** 31
 
 
 def _winograd_tiles(m, hout, wout, n):
-    """(tiles down, tiles across, tiles) of F(m x m, 3 x 3) on n Hout x Wout maps."""
+    """(tiles down, tiles across, tiles) of F(m x m, K x K) on n Hout x Wout maps."""
     down, across = -(-hout // m), -(-wout // m)
     return down, across, n * down * across
 
 
 def _winograd(device, m, x, weight, bias, padding, out, flipped=False, fused=False):
-    """conv2d.cu's Winograd F(m x m, 3 x 3) forward of x (N, C, H, W) with weight (O, C, 3, 3)
-    into out (N, O, Hout, Wout): the filter and input transforms, the (m + 2)^2 products in
-    one batched launch (_winograd_products), the output transform (adding the
-    products' split planes and the bias, where given); `fused`: the filter transform, then the
-    rest in one kernel. `flipped`: with the filters of weight (C, O, 3, 3)
+    """conv2d.cu's Winograd F(m x m, K x K) forward of x (N, C, H, W) with weight (O, C, K, K)
+    into out (N, O, Hout, Wout): the filter and input transforms, the (m + K - 1)^2 products
+    in one batched launch (_winograd_products), the output transform (adding the
+    products' split planes and the bias, where given); `fused` (K = 3): the filter
+    transform, then the rest in one kernel. `flipped`: with the filters of weight (C, O, K, K)
     transposed and turned by 180 degrees instead (backward-data), which the filter transform
     reads so."""
     n, c, h, w = x.shape
-    o, hout, wout = weight.shape[1 if flipped else 0], out.shape[2], out.shape[3]
-    planes = (m + 2) ** 2
+    o, k, hout, wout = weight.shape[1 if flipped else 0], weight.shape[3], out.shape[2], out.shape[3]
+    planes = (m + k - 1) ** 2
     down, across, tiles = _winograd_tiles(m, hout, wout, n)
     filters = device.empty((planes, c, o) if fused else (planes, o, c))
-    device.elementwise(f"winograd_filter_transform_{m}x{m}", o * c, weight, filters, o, c, int(flipped), int(fused))
+    device.elementwise(_winograd_kernel("filter", m, k), o * c, weight, filters, o, c, int(flipped), int(fused))
     if fused:
         expect(filters.size < 2 ** 31, f"conv2d: {o} x {c} filters are too many for the fused Winograd's "
                                        "32-bit offsets")
@@ -556,9 +584,9 @@ def _winograd(device, m, x, weight, bias, padding, out, flipped=False, fused=Fal
                       down, across, int(bias is not None))
         return out
     inputs = device.empty((planes, c, tiles))
-    device.elementwise(f"winograd_input_transform_{m}x{m}", c * tiles, x, inputs, n, c, h, w, padding, down, across)
+    device.elementwise(_winograd_kernel("input", m, k), c * tiles, x, inputs, n, c, h, w, padding, down, across)
     products = _winograd_products(device, filters, inputs)
-    device.elementwise(f"winograd_output_transform_{m}x{m}", o * tiles, products, products.shape[1],
+    device.elementwise(_winograd_kernel("output", m, k), o * tiles, products, products.shape[1],
                        bias if bias is not None else products, out, n, o, hout, wout, down, across,
                        int(bias is not None))
     return out
@@ -582,21 +610,21 @@ def _winograd_products(device, filters, inputs):
 
 
 def _winograd_weight_gradient(device, m, grad_y, x, padding, grad_w):
-    """conv2d.cu's Winograd F(3 x 3, m x m) weight gradient of a 3x3 stride-1 convolution
-    into grad_w (O, C, 3, 3): the grad_y and input tiles transformed, the (m + 2)^2 products
-    (O x C, each a reduction over every tile of the batch, split where the tiles are few
-    blocks) in one batched launch, then their planes added and transformed back."""
+    """conv2d.cu's Winograd F(K x K, m x m) weight gradient of a K x K stride-1 convolution
+    into grad_w (O, C, K, K): the grad_y and input tiles transformed, the (m + K - 1)^2
+    products (O x C, each a reduction over every tile of the batch, split where the tiles are
+    few blocks) in one batched launch, then their planes added and transformed back."""
     n, c, h, w = x.shape
     o, hout, wout = grad_y.shape[1:]
-    planes = (m + 2) ** 2
+    k = grad_w.shape[3]
+    planes = (m + k - 1) ** 2
     down, across, tiles = _winograd_tiles(m, hout, wout, n)
     gradients, inputs = device.empty((planes, o, tiles)), device.empty((planes, c, tiles))
-    device.elementwise(f"winograd_gradient_transform_{m}x{m}", o * tiles, grad_y, gradients, n, o, hout, wout, down,
+    device.elementwise(_winograd_kernel("gradient", m, k), o * tiles, grad_y, gradients, n, o, hout, wout, down,
                        across)
-    device.elementwise(f"winograd_input_transform_{m}x{m}", c * tiles, x, inputs, n, c, h, w, padding, down, across)
+    device.elementwise(_winograd_kernel("input", m, k), c * tiles, x, inputs, n, c, h, w, padding, down, across)
     products = batched_product_device(device, gradients, inputs, transpose_b=True)
-    device.elementwise(f"winograd_filter_gradient_transform_{m}x{m}", o * c, products, products.shape[1], grad_w, o,
-                       c)
+    device.elementwise(_winograd_kernel("filter_gradient", m, k), o * c, products, products.shape[1], grad_w, o, c)
     return grad_w
 
 
@@ -751,7 +779,7 @@ def conv2d_backward_data_device(device: Device, grad_y, weight, x_shape, stride=
     winograd = _winograd_plan(device, g, "backward_data")
     if winograd:  # the forward of grad_y with the flipped, transposed filters (Sect. 4)
         m, fused = winograd
-        return _winograd(device, m, grad_y, weight, None, 2 - g.padding, grad_x, flipped=True, fused=fused)
+        return _winograd(device, m, grad_y, weight, None, g.k - 1 - g.padding, grad_x, flipped=True, fused=fused)
     if not _backward_data_through_columns(device, g):
         return _implicit_gemm(device, "conv2d_backward_data_implicit", g, g.c, g.n * g.h * g.w, g.o * g.k * g.k,
                               (grad_y, weight), grad_x, thread_tile=_implicit_version("backward_data", version))

@@ -57,12 +57,13 @@ class Device:
     "direct" (one thread per output, kept for reading) or "engine" (the engine's choice:
     implicit, on 64 x 256 tiles where the product has at most 64 rows, but the column
     buffer for the backward-data of strided convolutions and of inputs with few channels
-    (but not at 1x1), and for the weight gradient on small maps: conv2d.py's FEW_INPUT_CHANNELS and
-    COLUMNS_WEIGHT_GRADIENT_POSITIONS, and Winograd where conv2d.py's ENGINE_WINOGRAD_*
-    say), or "winograd" and "winograd4" (the engine's, with Winograd F(2x2, 3x3) or F(4x4,
-    3x3) in every direction of 3x3 stride-1 convolutions: what the ladders and
-    bench/gpu_kernels.py time the engine's Winograd choice against), or "winograd_fused" and
-    "winograd_fused4" (those with their forward and backward-data in one kernel each).
+    (but not at 1x1), and for the weight gradient on small maps: conv2d.py's
+    FEW_INPUT_CHANNELS and COLUMNS_WEIGHT_GRADIENT_POSITIONS, and Winograd where conv2d.py's
+    ENGINE_WINOGRAD_* say), or "winograd" and "winograd4" (the engine's, with Winograd
+    F(2x2, 3x3) or F(4x4, 3x3) in every direction of 3x3 stride-1 convolutions, and
+    "winograd" F(2x2, 5x5) of 5x5 ones: what the ladders and bench/gpu_kernels.py time the
+    engine's Winograd choices against), or "winograd_fused" and "winograd_fused4" (those
+    with their 3x3 forward and backward-data in one kernel each).
 
     engine_winograd: False keeps the "engine" mode off Winograd whatever conv2d.py says (the
     ladder times the engine both ways, so that choosing the thresholds does not compare

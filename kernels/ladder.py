@@ -714,11 +714,12 @@ def torch_convolution(torch):
 EMULATOR_GEMMS = [(67, 45, 33), (130, 129, 20), (132, 68, 44), (20, 36, 1100), (3, 37, 203), (4, 36, 1100)]
 GPU_GEMMS = [(64, 4096, 25088), (1, 4096, 25088)]  # fc6 at batch 64 and 1, after the square one
 # Convolution shapes (n, c, h, w, o, k, stride, padding): VGG-16's first two, conv2_2, a
-# middle and a late layer on a GPU (batch 16 keeps the direct versions within the script's
-# minutes); on the emulator, shapes with more than one tile and with split-K slices.
+# middle and a late layer, and CNN-F's 5x5 conv2 on a GPU (batch 16 keeps the direct
+# versions within the script's minutes); on the emulator, shapes with more than one tile
+# and with split-K slices, and a 5x5 at stride 1 large enough for F(2x2, 5x5) to save work.
 GPU_CONVOLUTIONS = [(16, 3, 224, 224, 64, 3, 1, 1), (16, 64, 224, 224, 64, 3, 1, 1), (16, 128, 112, 112, 128, 3, 1, 1),
-                    (16, 256, 56, 56, 256, 3, 1, 1), (16, 512, 14, 14, 512, 3, 1, 1)]
-EMULATOR_CONVOLUTIONS = [(2, 3, 12, 11, 130, 3, 1, 1), (3, 5, 9, 7, 6, 5, 2, 2)]
+                    (16, 256, 56, 56, 256, 3, 1, 1), (16, 512, 14, 14, 512, 3, 1, 1), (16, 64, 27, 27, 256, 5, 1, 2)]
+EMULATOR_CONVOLUTIONS = [(2, 3, 12, 11, 130, 3, 1, 1), (3, 5, 9, 7, 6, 5, 2, 2), (2, 4, 24, 23, 6, 5, 1, 2)]
 # Depthwise shapes (n, c, h, w, k, stride, padding): EfficientNet-Lite0's first, a stride-2
 # 5x5, a 14 x 14 and a last-stage layer at batch 64 on a GPU (the last two small planes, where
 # the plane rung runs); on the emulator small awkward ones, the last two with several 16 x 16

@@ -39,12 +39,10 @@ def sweep_once(launcher, rng, report):
     shape = f"N{n} C{c} {h}x{w} O{o} k{k} s{stride} p{padding}"
     expected = {"forward": y, "backward_data": conv2d.conv2d_backward_data(g, weight, x.shape, stride, padding),
                 "backward_weights": conv2d.conv2d_backward_weights(g, x, weight.shape, stride, padding)}
-    # The implicit GEMM's every version; the Winograd modes where Winograd applies (elsewhere
-    # they run the engine's kernels, checked here already), fused ones forward and
+    # The implicit GEMM's every version; the Winograd modes where their Winograd applies
+    # (elsewhere they run the engine's kernels, checked here already), fused ones forward and
     # backward-data only (their weight gradients are the unfused ones').
-    winograd = k == 3 and stride == 1
-    for mode in ("engine", "implicit") + (tuple(conv2d.FUSED_WINOGRAD_TILES) + tuple(conv2d.WINOGRAD_TILES)
-                                          if winograd else ()):
+    for mode in ("engine", "implicit") + conv2d.winograd_modes(k, stride):
         ops = bind(PoisonedDevice(launcher, mode)).conv2d
         calls = {"forward": lambda v: ops.forward(put(x), put(weight), put(bias), stride, padding, version=v),
                  "backward_data": lambda v: ops.backward_data(put(g), put(weight), x.shape, stride, padding, version=v),

@@ -126,6 +126,36 @@ def test_the_winograd_tile_then_each_direction_threshold(first):
                                                          "backward_weights": 64}
 
 
+def test_the_5x5_threshold_is_chosen_apart_from_the_3x3_choices(first):
+    """A 5x5 stride-1 shape's rows weigh F(2x2, 5x5) (the `winograd` mode's row there)
+    against the engine off Winograd, per direction, and nothing of the 3x3 choices: the
+    tile stays F(4x4, 3x3) though `winograd` beats `winograd4` by far on the 5x5 shape."""
+    three, five = "N16 C256 56x56 O256 k3 s1 p1", "N16 C64 27x27 O256 k5 s1 p2"
+    ladders = {}
+    for direction, engine, f25, off in (("forward", 10.0, 6.0, None),  # 0.60: from 64 channels
+                                        ("backward_data", 10.0, 9.9, None),  # 0.99, within the margin: none
+                                        ("backward_weights", 5.0, 5.0, 10.0)):  # the engine on it already: 0.50
+        case = f"conv_{direction}"
+        ladders[case] = [row("engine", 4.0, three, case), row("winograd", 3.0, three, case),
+                         row("winograd4", 2.7, three, case), row("engine", engine, five, case),
+                         row("winograd", f25, five, case), row("winograd4", engine, five, case)]
+        if off:
+            ladders[case].append(row("engine without winograd", off, five, case))
+    chosen, evidence = choices.choose(ladders, first)
+    assert chosen["conv2d.ENGINE_WINOGRAD_5X5_CHANNELS"] == {"forward": 64, "backward_data": None,
+                                                             "backward_weights": 64}
+    assert evidence["conv2d.ENGINE_WINOGRAD_5X5_CHANNELS[forward]"] == (
+        f"F(2x2, 5x5)'s time over the engine's off Winograd: {five} 0.60")
+    assert chosen["conv2d.ENGINE_WINOGRAD_TILE"] == 4
+    assert evidence["conv2d.ENGINE_WINOGRAD_TILE"] == "4: median time 0.90 of the current one's over 3 shapes"
+    assert chosen["conv2d.ENGINE_WINOGRAD_CHANNELS"] == {"forward": 256, "backward_data": 256,
+                                                         "backward_weights": 256}
+    no_five = {case: [r for r in rows if r["shape"] == three] for case, rows in ladders.items()}
+    chosen, evidence = choices.choose(no_five, first)
+    assert chosen["conv2d.ENGINE_WINOGRAD_5X5_CHANNELS"] == first["conv2d.ENGINE_WINOGRAD_5X5_CHANNELS"]
+    assert evidence["conv2d.ENGINE_WINOGRAD_5X5_CHANNELS[forward]"] == "no 5x5 ladder rows: kept"
+
+
 def test_a_winograd_threshold_needs_the_total_to_beat_the_margin(first):
     """Winograd 2% faster in all (within the margin): no threshold; 10% faster in all though
     slower on the smallest shape: the threshold above it."""

@@ -403,21 +403,24 @@ def test_global_average_pool_on_any_grid(launcher, rng, h, w):
 # Winograd's rounding against float64, relative to the largest output: F(4x4, 3x3)'s
 # matrices hold 1/24 and 8 (errors of 1-7e-6 on these shapes, 1-6e-7 for F(2x2, 3x3)).
 WINOGRAD_TOLERANCE = {"winograd": 1e-5, "winograd4": 3e-5}
+WINOGRAD_5X5_TOLERANCE = WINOGRAD_TOLERANCE["winograd4"]  # F(2x2, 5x5): F(4x4, 3x3)'s points, and its rounding
 
 
 @pytest.mark.parametrize("mode", sorted(conv2d.WINOGRAD_TILES))
-def test_winograd_runs_on_3x3_stride_1_and_falls_back_elsewhere(rng, mode):
+def test_winograd_runs_where_it_applies_and_falls_back_elsewhere(rng, mode):
     """The Winograd modes' forward, backward-data and weight gradient run the Winograd
     transforms of their tile (and match the NumPy path in float64) on 3x3 stride-1
-    convolutions with padding 0-2, and the engine's kernels on any other shape; a batch
-    whose weight gradient's reduction is split between blocks (its planes added by the
+    convolutions with padding 0-2, and on 5x5 ones with padding 0-4 where the tile has an
+    F(m x m, 5 x 5) (m = 2), and the engine's kernels on any other shape; batches whose
+    weight gradient's reduction is split between blocks (its planes added by the
     filter-gradient transform) among them."""
     recording = RecordingDevice(launcher_for("emulator"), mode)
     ops = K.bind(recording).conv2d
     m = conv2d.WINOGRAD_TILES[mode]
-    tolerance = WINOGRAD_TOLERANCE[mode]
-    for n, (k, stride, padding, expected) in zip((2, 2, 2, 2, 2, 64), (
-            (3, 1, 1, True), (3, 1, 0, True), (3, 1, 2, True), (3, 2, 1, False), (5, 1, 2, False), (3, 1, 1, True))):
+    for n, (k, stride, padding) in zip((2, 2, 2, 2, 2, 2, 2, 64, 64), (
+            (3, 1, 1), (3, 1, 0), (3, 1, 2), (3, 2, 1), (5, 1, 2), (5, 1, 0), (5, 1, 4), (3, 1, 1), (5, 1, 3))):
+        expected = stride == 1 and m in conv2d.WINOGRAD_FILTERS[k]
+        tolerance = WINOGRAD_TOLERANCE[mode] if k == 3 else WINOGRAD_5X5_TOLERANCE
         x = rng.standard_normal((n, 5, 11, 10))
         weight, bias = rng.standard_normal((7, 5, k, k)), rng.standard_normal(7)
         y = K.conv2d_forward(x, weight, bias, stride, padding)
@@ -433,13 +436,35 @@ def test_winograd_runs_on_3x3_stride_1_and_falls_back_elsewhere(rng, mode):
         splits = [arguments[1] for kernel, arguments in recording.launched
                   if kernel.startswith("winograd_filter_gradient")]
         assert splits == ([] if not expected else [1] if n < 64 else [splits[0]])
-        if n == 64:  # 64 images of 6 x 5 tiles (m = 2) or 3 x 3 (m = 4): the weight gradient's reduction split
+        if n == 64 and expected:  # 64 images of 6 x 5 tiles (m = 2) or 3 x 3 (m = 4): the weight gradient split
             assert splits[0] > 1
         transforms = [name for name in recording.kernels() if name.startswith("winograd")]
         wide = "winograd_products_wide"  # 7 output channels forward, 5 input channels backward
-        assert transforms == ([f"winograd_{t}_transform_{m}x{m}" if t != wide else t for t in (
+        scheme = f"{m}x{m}" + ("" if k == 3 else f"_{k}x{k}")
+        assert transforms == ([f"winograd_{t}_transform_{scheme}" if t != wide else t for t in (
             "filter", "input", wide, "output", "filter", "input", wide, "output", "gradient", "input",
             "filter_gradient")] if expected else [])
+
+
+@pytest.mark.parametrize("c, o", [(9, 70), (70, 9)])
+def test_winograd_5x5_on_both_products(launcher, rng, c, o):
+    """F(2x2, 5x5) in every direction on a CNN-F-like conv2 (5x5, stride 1, padding 2) of
+    an odd map, against NumPy in float64 on NaN-filled outputs: more than 64 rows of products
+    (gemm.cu's batched kernels) one way and at most 64 (the wide tile) the other."""
+    x, weight, bias = rng.standard_normal((2, c, 15, 13)), rng.standard_normal((o, c, 5, 5)), rng.standard_normal(o)
+    y = K.conv2d_forward(x, weight, bias, 1, 2)
+    grad_y = rng.standard_normal(y.shape)
+    d = lambda a: device(launcher, a.astype(np.float32))  # noqa: E731
+    recording = RecordingDevice(launcher, "winograd")
+    ops = K.bind(recording).conv2d
+    assert relative_error(host(ops.forward(d(x), d(weight), d(bias), 1, 2)), y) < WINOGRAD_5X5_TOLERANCE
+    assert relative_error(host(ops.backward_data(d(grad_y), d(weight), x.shape, 1, 2)),
+                          K.conv2d_backward_data(grad_y, weight, x.shape, 1, 2)) < WINOGRAD_5X5_TOLERANCE
+    assert relative_error(host(ops.backward_weights(d(grad_y), d(x), weight.shape, 1, 2)),
+                          K.conv2d_backward_weights(grad_y, x, weight.shape, 1, 2)) < WINOGRAD_5X5_TOLERANCE
+    launched = recording.kernels()
+    assert launched[0] == "winograd_filter_transform_2x2_5x5" and launched[-1].endswith("transform_2x2_5x5")
+    assert launched.count("winograd_products_wide") == 1  # forward or backward-data, the other batched
 
 
 @pytest.mark.parametrize("mode", sorted(conv2d.FUSED_WINOGRAD_TILES))
@@ -469,6 +494,31 @@ def test_fused_winograd(launcher, rng, mode, n, c, h, w, o, padding):
     assert recording.kernels() == fused
     ops.backward_weights(d(grad_y), d(x), weight.shape, 1, padding)
     assert recording.kernels()[0] == f"winograd_gradient_transform_{m}x{m}"
+
+
+def test_the_engine_takes_winograd_5x5_from_its_channel_threshold(rng, monkeypatch):
+    """ENGINE_WINOGRAD_5X5_CHANNELS: the engine's forward and backward-data run F(2x2, 5x5)
+    on a 5x5 stride-1 layer whose smaller channel count reaches the direction's threshold, and
+    not past it or without one (its weight gradient not even then: 8 input channels' products
+    on 128-row tiles would be mostly padding); the NumPy result in float64 either way."""
+    x, weight = rng.standard_normal((2, 8, 20, 19)), rng.standard_normal((12, 8, 5, 5))
+    grad_y = rng.standard_normal(K.conv2d_forward(x, weight, None, 1, 2).shape)
+    f32 = lambda a: a.astype(np.float32)  # noqa: E731
+    for threshold, taken in ((None, False), (8, True), (9, False)):
+        monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_5X5_CHANNELS",
+                            dict.fromkeys(("forward", "backward_data", "backward_weights"), threshold))
+        recording = RecordingDevice(launcher_for("emulator"), "engine")
+        ops = K.bind(recording).conv2d
+        for direction, result, reference in (
+                ("forward", lambda: ops.forward(f32(x), f32(weight), None, 1, 2),
+                 lambda: K.conv2d_forward(x, weight, None, 1, 2)),
+                ("backward-data", lambda: ops.backward_data(f32(grad_y), f32(weight), x.shape, 1, 2),
+                 lambda: K.conv2d_backward_data(grad_y, weight, x.shape, 1, 2)),
+                ("weight gradient", lambda: ops.backward_weights(f32(grad_y), f32(x), weight.shape, 1, 2),
+                 lambda: K.conv2d_backward_weights(grad_y, x, weight.shape, 1, 2))):
+            assert relative_error(result(), reference()) < WINOGRAD_5X5_TOLERANCE, (threshold, direction)
+            winograd = "winograd_filter_transform_2x2_5x5" in recording.kernels()
+            assert winograd == (taken and direction != "weight gradient"), (threshold, direction)
 
 
 def test_the_engine_runs_fused_winograd_up_to_its_channel_bound(rng, monkeypatch):

@@ -71,23 +71,28 @@ def test_every_convolution_version_matches_numpy(direction):
     # the first shape (3 input channels, 3x3, stride 1) has the few-channel choice's others too
     few = [] if kind == "backward_weights" else [
         f"engine {v}" for v in conv2d.few_channel_versions(kind)[0] if v != conv2d.few_channel_versions(kind)[1]]
-    assert [r["version"] for r in rows] == versions + few + versions
+    assert [r["version"] for r in rows] == versions + few + versions + versions
     assert len(few) == {"forward": 1, "backward_data": 2, "backward_weights": 0}[kind]
     assert [r for r in rows if not r["ok"]] == []
 
 
-def test_the_engine_is_also_timed_off_winograd_where_it_takes_it(monkeypatch):
-    """With the engine's forward on Winograd from 1 channel, the 3x3 stride-1 shape gets a
-    row of the engine off Winograd (what kernels.choices weighs Winograd against); the 5x5
+@pytest.mark.parametrize("five", [False, True])
+def test_the_engine_is_also_timed_off_winograd_where_it_takes_it(monkeypatch, five):
+    """With the engine's forward on F(2x2, 3x3) from 1 channel, the 3x3 stride-1 shape gets
+    a row of the engine off Winograd (what kernels.choices weighs Winograd against); the 5x5
+    stride-1 one too where the engine's forward takes F(2x2, 5x5) from 1 channel; the 5x5
     stride-2 one, where Winograd does not apply, none; nor the weight gradient, whose
     threshold is unset."""
     from deepinside.kernels import conv2d
     monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_CHANNELS", dict.fromkeys(conv2d.ENGINE_WINOGRAD_CHANNELS)
                         | {"forward": 1})
+    monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_5X5_CHANNELS", dict.fromkeys(conv2d.ENGINE_WINOGRAD_5X5_CHANNELS)
+                        | {"forward": 1 if five else None})
     monkeypatch.setattr(conv2d, "ENGINE_WINOGRAD_TILE", 2)  # F(4x4, 3x3) saves no work on 130 x 12 x 11
     rows = ladder.run_conv("conv_forward", EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS, 1, ladder.wall_clock)
     off = [r["shape"] for r in rows if r["version"] == ladder.WITHOUT_WINOGRAD]
-    assert off == [rows[0]["shape"]] and "k3 s1" in off[0] and [r for r in rows if not r["ok"]] == []
+    assert off == [rows[0]["shape"]] + ([rows[-1]["shape"]] if five else []) and "k3 s1" in off[0]
+    assert "k5 s1" in rows[-1]["shape"] and [r for r in rows if not r["ok"]] == []
     assert ladder.run_conv("conv_backward_weights", EmulatorLauncher(), ladder.EMULATOR_CONVOLUTIONS[:1], 1,
                            ladder.wall_clock)[-1]["version"] == "engine async"
 
