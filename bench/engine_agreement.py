@@ -22,23 +22,28 @@ from deepinside.kernels import choices
 from deepinside.kernels.launch import KernelError
 
 # Every rung the engine does not take yet, turned on (Winograd from one channel, F(2x2, 3x3)
-# fused up to 64 channels and F(4x4, 3x3) fused past them, its weight gradient unfused); of
-# two, the newer (the SGEMM's and implicit GEMM's 8x16 and the weight gradient's two_blocks
-# ran here up to the fourteenth session, the SGEMM's async up to the sixteenth:
-# bench/README.md).
+# fused up to 64 channels and F(4x4, 3x3) fused past them, its weight gradient unfused,
+# F(2x2, 5x5) from one channel); of two, the newer (the SGEMM's and implicit GEMM's 8x16 and
+# the weight gradient's two_blocks ran here up to the fourteenth session, the SGEMM's async
+# up to the sixteenth: bench/README.md).
 EVERY_RUNG = {"gemm.ENGINE_TILED": "8x16_async",
               "conv2d.ENGINE_IMPLICIT": {"forward": "async", "backward_data": "async", "backward_weights": "async"},
               "conv2d.ENGINE_WINOGRAD_TILE": 4,
               "conv2d.ENGINE_WINOGRAD_CHANNELS": {"forward": 1, "backward_data": 1, "backward_weights": 1},
               "conv2d.ENGINE_WINOGRAD_TILE_FUSED": {"forward": True, "backward_data": True},
               "conv2d.ENGINE_WINOGRAD_FUSED": {"forward": 64, "backward_data": 64},
+              "conv2d.ENGINE_WINOGRAD_5X5_CHANNELS": {"forward": 1, "backward_data": 1, "backward_weights": 1},
               "conv2d.ENGINE_FEW_CHANNELS_FORWARD": "few_channels",
               "conv2d.ENGINE_FEW_CHANNELS_BACKWARD_DATA": "few_channels_async",
-              "maxpool.ENGINE_VERSION": "v3",
-              "depthwise.ENGINE_FORWARD": "depthwise_forward_rows",
-              "depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA": "depthwise_backward_data_rows",
-              "depthwise.ENGINE_STRIDED_BACKWARD_DATA": "depthwise_backward_data_parity",
-              "depthwise.ENGINE_BACKWARD_WEIGHTS": "depthwise_backward_weights_shuffle"}
+              "maxpool.ENGINE_VERSION": "v4",
+              "batchnorm.ENGINE_VERSION": "v3",
+              "pad.ENGINE_VERSION": "v2",
+              "avgpool.ENGINE_VERSION": "v2",
+              "lrn.ENGINE_VERSION": "v3",
+              "depthwise.ENGINE_FORWARD": "depthwise_forward_planes",
+              "depthwise.ENGINE_UNIT_STRIDE_BACKWARD_DATA": "depthwise_backward_data_planes",
+              "depthwise.ENGINE_STRIDED_BACKWARD_DATA": "depthwise_backward_data_quads",
+              "depthwise.ENGINE_BACKWARD_WEIGHTS": "depthwise_backward_weights_rows"}
 
 
 def networks():
