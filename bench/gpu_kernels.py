@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from deepinside.kernels.conv2d import FUSED_WINOGRAD_TILES, WINOGRAD_TILES
+from deepinside.kernels.conv2d import FUSED_WINOGRAD_TILES, WINOGRAD_TILES, winograd_modes
 from deepinside.kernels.choices import apply as apply_choices, current as current_choices, load as load_choices
 from deepinside.kernels.ladder import FP32_PEAK_TFLOPS
 from deepinside.models.efficientnet import same_padding
@@ -147,14 +147,16 @@ def main(argv=None):
                 "backward-data": lambda: torch.nn.grad.conv2d_input(padded.shape, wt, gyt, stride, padding, 1, groups),
                 "backward-weights": lambda: torch.nn.grad.conv2d_weight(xt, w.shape, gyt, stride, padding, 1, groups),
             }
-        if k == 3 and stride == 1 and groups == 1:  # the Winograd rungs in each direction, beside the engine's
-            for mode, winograd_conv in winograd.items():
-                ours[f"forward ({mode})"] = functools.partial(winograd_conv.forward, ours_x, w, None, stride, padding)
-                ours[f"backward-data ({mode})"] = functools.partial(winograd_conv.backward_data, gy, w,
-                                                                    padded.shape, stride, padding)
-                if mode not in FUSED_WINOGRAD_TILES:  # (whose weight gradients are the unfused modes')
-                    ours[f"backward-weights ({mode})"] = functools.partial(winograd_conv.backward_weights, gy,
-                                                                           ours_x, w.shape, stride, padding)
+        # the Winograd rungs whose own Winograd runs on this layer (every one on 3x3 stride-1
+        # layers, `winograd`'s F(2x2, 5x5) on 5x5 ones), in each direction, beside the engine's
+        for mode in winograd_modes(k, stride) if groups == 1 else ():
+            winograd_conv = winograd[mode]
+            ours[f"forward ({mode})"] = functools.partial(winograd_conv.forward, ours_x, w, None, stride, padding)
+            ours[f"backward-data ({mode})"] = functools.partial(winograd_conv.backward_data, gy, w, padded.shape,
+                                                                stride, padding)
+            if mode not in FUSED_WINOGRAD_TILES:  # (whose weight gradients are the unfused modes')
+                ours[f"backward-weights ({mode})"] = functools.partial(winograd_conv.backward_weights, gy, ours_x,
+                                                                       w.shape, stride, padding)
         peer_times = {}
         for direction, function in ours.items():
             mine = median_seconds(function, synchronise, repeats)

@@ -1606,8 +1606,9 @@ def test_gpu_benchmark_script_runs_on_the_emulator(tmp_path):
     assert results["engine"]["gemm.ENGINE_TILED"] == gemm.ENGINE_TILED  # which code the figures are of
     assert f"`conv2d.ENGINE_WINOGRAD_CHANNELS = {conv2d.ENGINE_WINOGRAD_CHANNELS!r}`" in (
         tmp_path / "gpu_kernels.md").read_text()
-    # two batches, the 16 layers of 3x3 stride 1, three directions of two tiles and two of each fused one
-    winograd = 2 * 16 * (3 * 2 + 2 * 2)
+    # two batches, the 16 layers of 3x3 stride 1, three directions of two tiles and two of each
+    # fused one, and CNN-F's 5x5 stride-1 layer, three directions of F(2x2, 5x5)
+    winograd = 2 * 16 * (3 * 2 + 2 * 2) + 2 * 3
     # EfficientNet-Lite0: 49 convolutions of 32 shapes (its stem, 12 depthwise, 19 pointwise)
     assert sum(r["group"] == "conv" for r in rows) == 2 * (18 + 32) * 3 + winograd
     efficientnet = [r["shape"] for r in rows if r["shape"].startswith("efficientnet_lite0 N2 ")]
