@@ -1,7 +1,7 @@
 """Napkin maths for Winograd on VGG-16's layers, before a GPU has timed it: per layer and
 direction, the multiply-adds of the (m + 2)^2 products over whole tiles (128 x 128 as
 gemm.cu's batched kernels run them; 64 x 256 for products of at most 64 rows, as conv2d.cu's
-winograd_products_wide does) at the rate our tiles reached, plus the bytes the
+products_wide_nn does) at the rate our tiles reached, plus the bytes the
 transforms and products move at the bandwidth our element-wise kernels reached, against
 the H100 run's own times (the implicit GEMM) and cuDNN's. A prediction, not a measurement:
 the next GPU run's `winograd` and `winograd4` rows (bench/gpu_kernels.py) say how far it

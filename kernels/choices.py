@@ -31,6 +31,9 @@ it gains on others (the first H200 run: F(4x4, 3x3)'s backward-data 1.09 times t
 GEMM's on VGG-16's 56 x 56 layers, 0.46-0.67 on its 112 x 112 and 224 x 224 ones). Where
 the engine already ran Winograd on a shape, its row off Winograd (the ladder's `engine
 without winograd`) stands for it against both Winograd and the implicit GEMM's versions.
+The wide rung (`gemm.ENGINE_WIDE`: products of 9 to 64 rows on a 64-row tile) by the first
+rule over the ladder's products of 9 to 64 rows, against v9's split products (sgemm_splitk,
+standing for the engine's split ones, which the ladder does not time).
 The channel threshold of F(2x2, 5x5) in each direction is chosen by the same rule over the
 5x5 stride-1 shapes, from the rows of the mode that runs it (`winograd`); the 3x3 choices
 weigh the 3x3 shapes only.
@@ -62,6 +65,7 @@ MARGIN = 0.03  # medians of CUDA-event times on a shared card move by a few perc
 
 # The constants, as "module.NAME", and the values each may take.
 CONSTANTS = {"gemm.ENGINE_TILED": tuple(TILED),
+             "gemm.ENGINE_WIDE": (False, True),
              "conv2d.ENGINE_IMPLICIT": None,  # a dict: direction -> one of conv2d.IMPLICIT_VERSIONS[direction]
              "conv2d.ENGINE_WINOGRAD_TILE": (2, 4),
              "conv2d.ENGINE_WINOGRAD_CHANNELS": None,  # a dict: direction -> None or a channel count
@@ -81,6 +85,7 @@ CONSTANTS = {"gemm.ENGINE_TILED": tuple(TILED),
              "depthwise.ENGINE_STRIDED_BACKWARD_DATA": DEPTHWISE_BACKWARD_DATA[:1] + STRIDE_TWO,
              "depthwise.ENGINE_BACKWARD_WEIGHTS": DEPTHWISE_BACKWARD_WEIGHTS}
 SKINNY_ROWS = 8  # products of at most this many rows run on the skinny rung whatever ENGINE_TILED says
+WIDE_ROWS = 64  # and products of up to this many on the wide rung where ENGINE_WIDE says
 
 
 def _module(name):
@@ -373,6 +378,11 @@ def choose(ladders, now=None, batch64=None):
                                           now["gemm.ENGINE_TILED"],
                                           {v: f"sgemm_{v}" for v in CONSTANTS["gemm.ENGINE_TILED"]},
                                           lambda row: (row["case"], row["shape"]))
+    # the wide rung against v9's split products (what the engine's split ENGINE_TILED stands
+    # for: on fc6 at batch 64 the H200 ran it in 0.715 ms, v9's in 0.652)
+    choices["gemm.ENGINE_WIDE"] = decide("gemm.ENGINE_WIDE", [
+        row for row in ladders.get("gemm", []) if SKINNY_ROWS < int(row["shape"].split("x")[0]) <= WIDE_ROWS],
+        now["gemm.ENGINE_WIDE"], {False: "sgemm_splitk", True: "sgemm_wide"}, lambda row: (row["case"], row["shape"]))
     implicit = dict(now["conv2d.ENGINE_IMPLICIT"])
     for direction, versions in _module("conv2d").IMPLICIT_VERSIONS.items():
         engine = implicit[direction]

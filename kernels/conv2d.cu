@@ -259,6 +259,7 @@ struct Weights {
   int reduction;
   int rows, depth;  // offsets of the first selected row and of the slice's depth
   __device__ void select(int o) { rows = o * reduction; }
+  __device__ void start(int) {}  // (beside a depth-fastest B: products_wide's transposed one)
   __device__ void at(int k) { depth = k; }
   __device__ const float* base() const { return w; }
   __device__ bool locate(int q, int& offset) const { return offset = rows + depth + q * SPREAD * reduction, true; }
@@ -1157,7 +1158,7 @@ extern "C" __global__ void __launch_bounds__(FEW_THREADS) conv2d_forward_few_cha
 //   U[xi] = (G g G^T)[xi]     (O x C)  the filters g
 //   V[xi] = (B^T d B)[xi]     (C x P)  the input tiles d
 //   M[xi] = U[xi] V[xi]       (O x P)  gemm.cu: sgemm_batched_nn, all T^2 in one launch
-//                                      (at most 64 rows: winograd_products_wide, below)
+//                                      (at most 64 rows: products_wide_nn, below)
 //   y tile = A^T M A + b      (m x m)
 // for P = N ceil(Hout / m) ceil(Wout / m) tiles (t = (n TH + ti) TW + tj), tile t's input
 // the T x T window of x at (m ti - pad, m tj - pad), 0 outside x. Backward-data is the same
@@ -1462,13 +1463,16 @@ __device__ __forceinline__ void filter_gradient_transform(const float* __restric
   }
 }
 
-// The products of at most IG_WIDE_BM rows (the forward's output channels or backward-data's
-// input channels: VGG-16's conv1_2 both ways, conv2_1 backward-data) on the implicit GEMM's
-// 64 x 256 tile, of which gemm.cu's batched kernels' 128 x 128 tiles would compute half as
-// padding: product z / splits is U[z] (M x K) V[z] (K x P), both row-major, its reduction
-// slice z % splits (`slice` long, a multiple of IG_BK) written to plane z of `partial` (M x
-// P each), which the output transform adds. A is read as the forward's weights are; B is
-// a dense matrix whose columns a warp's threads take 32 consecutive ones at a time.
+// The products of at most IG_WIDE_BM rows on the implicit GEMM's 64 x 256 tile, of which
+// gemm.cu's 128 x 128 tiles would compute half or more as padding: Winograd's (the
+// forward's output channels or backward-data's input channels: VGG-16's conv1_2 both ways,
+// conv2_1 backward-data; conv2d.py) and a fully connected layer's at a batch of 9 to 64
+// (gemm.py: wide_products_device). Product z / splits is A[z] (M x K, row-major) times B[z]
+// (K x P row-major: nn; or P x K row-major, read transposed: nt), its reduction slice z %
+// splits (`slice` long, a multiple of IG_BK) written to plane z of `partial` (M x P each),
+// which the caller adds. A is read as the convolutions' weights are; B's columns of nn as a
+// dense matrix's, a warp's threads 32 consecutive ones at a time, and of nt like A, a
+// warp's threads 8 consecutive depths of 4 columns (whole 32-byte sectors).
 struct DenseColumns {
   static constexpr bool DEPTH_FASTEST = false;
   const float* b;
@@ -1478,16 +1482,48 @@ struct DenseColumns {
   __device__ bool locate(int k, int& offset) const { return offset = k * P, true; }
 };
 
-extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) winograd_products_wide(
-    const float* __restrict__ U, const float* __restrict__ V, float* __restrict__ partial, int M, int P, int K,
-    int slice, int splits) {
-  __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
+template <int COLUMNS>
+struct DenseRows {
+  static constexpr bool DEPTH_FASTEST = true;
+  const float* b;
+  int K;
+  int column[COLUMNS];  // p K of each selected column
+  int depth;
+  __device__ void select(int q, int p) { column[q] = p * K; }
+  __device__ void start(int) {}
+  __device__ void at(int k) { depth = k; }
+  __device__ const float* base() const { return b; }
+  __device__ bool locate(int q, int& offset) const { return offset = column[q] + depth, true; }
+};
+
+template <bool TRANSPOSED_B>
+__device__ __forceinline__ void products_wide(const float* __restrict__ A, const float* __restrict__ B,
+                                              float* __restrict__ partial, int M, int P, int K, int slice,
+                                              int splits, float* shared) {
   const int product = blockIdx.z / splits, k_begin = (blockIdx.z - product * splits) * slice;
   const int k_end = k_begin + slice < K ? k_begin + slice : K;
+  const Weights<WideTile::SPREAD> a{A + (long long)product * M * K, K};
+  const float* b = B + (long long)product * K * P;
   float accumulator[IG_TM][WideTile::TN];
-  implicit_gemm<WideTile>(M, P, k_begin, k_end, Weights<WideTile::SPREAD>{U + (long long)product * M * K, K},
-                          DenseColumns{V + (long long)product * K * P, P}, shared, accumulator);
+  if constexpr (TRANSPOSED_B)
+    implicit_gemm<WideTile>(M, P, k_begin, k_end, a, DenseRows<WideTile::B_VALUES>{b, K}, shared, accumulator);
+  else
+    implicit_gemm<WideTile>(M, P, k_begin, k_end, a, DenseColumns{b, P}, shared, accumulator);
   store_nchw<WideTile>(partial + (long long)blockIdx.z * M * P, M, P, P, nullptr, accumulator, shared);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) products_wide_nn(
+    const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ partial, int M, int P, int K,
+    int slice, int splits) {
+  __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
+  products_wide<false>(A, B, partial, M, P, K, slice, splits, shared);
+}
+
+extern "C" __global__ void __launch_bounds__(IG_THREADS, 2) products_wide_nt(
+    const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ partial, int M, int P, int K,
+    int slice, int splits) {
+  __shared__ __align__(16) float shared[IG_SHARED_FLOATS];
+  products_wide<true>(A, B, partial, M, P, K, slice, splits, shared);
 }
 
 // The entry points, one per transform and scheme (conv2d.py names them by m, and r where

@@ -33,7 +33,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .family import Device, OpFamily, expect
-from .gemm import batched_product_device, channel_sums, gemm_product_device, split_k_slices
+from .gemm import batched_product_device, channel_sums, gemm_product_device, split_k_slices, wide_products_device
 from .launch import KernelError
 
 # Bytes of patch matrix per slice of the batch: big enough for an efficient product,
@@ -597,16 +597,9 @@ def _winograd_products(device, filters, inputs):
     where they have at most IG_WIDE_BM rows, on conv2d.cu's 64 x 256 tile (the square tiles
     of gemm.py's batched kernels would be half padding), else on those; the reduction split
     likewise where the tiles alone are too few blocks."""
-    count, rows, inner = filters.shape
-    if rows > device.define("IG_WIDE_BM"):
+    if filters.shape[1] > device.define("IG_WIDE_BM"):
         return batched_product_device(device, filters, inputs)
-    tiles, width, kernel = inputs.shape[2], device.define("IG_WIDE_BN"), "winograd_products_wide"
-    columns = -(-tiles // width)
-    length, splits = split_k_slices(count * columns, inner, device.define("IG_BK"), device.concurrent_blocks(kernel),
-                                    result=count * rows * tiles, tile=device.define("IG_WIDE_BM") * width)
-    partial = device.empty((count, splits, rows, tiles))
-    device.launch(kernel, (columns, 1, count * splits), filters, inputs, partial, rows, tiles, inner, length, splits)
-    return partial
+    return wide_products_device(device, filters, inputs)
 
 
 def _winograd_weight_gradient(device, m, grad_y, x, padding, grad_w):

@@ -27,7 +27,8 @@ def gemm_product(a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0)
 # (ENGINE_TILED) is the one kernels.choices names from a GPU run's ladder: async on the H200
 # run of 2026-11-28 (0.96 of pipelined's time over the ladder's 6 products, 0.84-0.85x
 # cuBLAS at 4096^3, bench/results/h200-2026-11-28/).
-SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined", "splitk", "skinny", "8x16", "async", "8x16_async")
+SPECIALISED_SGEMMS = ("vectorized", "warptile", "pipelined", "splitk", "skinny", "8x16", "async", "8x16_async",
+                      "wide")
 ENGINE_SGEMM = "engine"  # skinny where it applies, else ENGINE_TILED, split where that pays
 # The tiled rungs the engine can take: (kernel, its split-K kernel, its batched kernel, its
 # staging depth).
@@ -36,6 +37,13 @@ TILED = {"pipelined": ("sgemm_pipelined", "sgemm_splitk", "sgemm_batched", "VEC_
          "async": ("sgemm_async", "sgemm_async_splitk", "sgemm_async_batched", "VEC_BK"),
          "8x16_async": ("sgemm_8x16_async", "sgemm_8x16_async_splitk", "sgemm_8x16_async_batched", "WIDE_BK")}
 ENGINE_TILED = "async"
+# Products of SKINNY_ROWS + 1 to IG_WIDE_BM (64) rows without a transposed A (a fully
+# connected layer's forward and input gradient at a batch of 9 to 64: VGG-16's fc6 at batch
+# 64 ran at 0.47 of cuBLAS's speed on the H200, 2026-11-28) on the implicit GEMM's 64 x 256
+# tile where ENGINE_WIDE says (the `wide` rung, conv2d.cu: products_wide_nn/nt): on the
+# 128 x 128 tiles half or more of every block's multiply-adds are padding rows. Written
+# after the H200 runs; kernels.choices sets it from the ladder's rows of such products.
+ENGINE_WIDE = False
 CASES = {(False, False): "nn", (True, False): "tn", (False, True): "nt"}
 # Split-K: slices of at least SPLIT_K_MIN_DEPTH, so that each block's multiply-adds still
 # outweigh its partial plane; of plans within SPLIT_K_TOLERANCE of the fastest, the one with
@@ -98,6 +106,12 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
                                           f"not {m} rows ({case})")
     if version == "skinny" or (version == "engine" and skinny):
         return _skinny_product(device, a, b, case, m, n, k, out, beta)
+    wide = m <= device.define("IG_WIDE_BM") and case in ("nt", "nn")
+    expect(version != "wide" or wide, f"the wide product takes at most {device.define('IG_WIDE_BM')} rows and no "
+                                      f"transposed A, not {m} rows ({case})")
+    if version == "wide" or (version == "engine" and wide and ENGINE_WIDE):  # (the engine's past the skinny rows)
+        partial = wide_products_device(device, a[None], b[None], transpose_b)
+        return sum_slices(device, partial, out, partial.shape[1], beta)
     grid = (-(-n // device.define("VEC_BN")), -(-m // device.define("VEC_BM")))
     if version not in ("splitk", "engine"):
         device.launch(f"sgemm_{version}_{case}", grid, m, n, k, 1.0, a, b, beta, out)
@@ -134,6 +148,27 @@ def batched_product_device(device: Device, a, b, transpose_b=False):
                                     tile=device.define("VEC_BM") * device.define("VEC_BN"))
     partial = device.empty((count, splits, m, n))
     device.launch(kernel, grid + (count * splits,), m, n, k, length, splits, a, m * k, b, k * n, partial)
+    return partial
+
+
+def wide_products_device(device: Device, a, b, transpose_b=False):
+    """The products a[z] @ b[z] (b[z]^T with transpose_b) of at most IG_WIDE_BM rows, for
+    every z of (B, M, K) and (B, K, N) arrays ((B, N, K) with transpose_b), in one launch of
+    conv2d.cu's products_wide kernels on the implicit GEMM's 64 x 256 tile, the reduction
+    split by split_k_slices where the tiles alone are too few blocks: (B, splits, M, N)
+    partial planes whose sum over axis 1 is the products (the caller adds them)."""
+    count, m, k = a.shape
+    n = b.shape[1] if transpose_b else b.shape[2]
+    expect(m <= device.define("IG_WIDE_BM"), f"the wide products take at most {device.define('IG_WIDE_BM')} rows, "
+                                             f"not {m}")
+    expect(max(m * k, n * k) < 2 ** 31, f"a wide product's operand of {max(m * k, n * k)} elements is too large for "
+                                        "its 32-bit offsets")
+    kernel, width = f"products_wide_{'nt' if transpose_b else 'nn'}", device.define("IG_WIDE_BN")
+    columns = -(-n // width)
+    length, splits = split_k_slices(count * columns, k, device.define("IG_BK"), device.concurrent_blocks(kernel),
+                                    result=count * m * n, tile=device.define("IG_WIDE_BM") * width)
+    partial = device.empty((count, splits, m, n))
+    device.launch(kernel, (columns, 1, count * splits), a, b, partial, m, n, k, length, splits)
     return partial
 
 

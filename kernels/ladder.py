@@ -108,6 +108,8 @@ GEMM_LADDER = [
          _specialised("async"), ALL_CASES),
     Rung("sgemm_8x16_async", "v11's 8x16 results a thread fed by cp.async, two 16-deep slices in flight",
          _specialised("8x16_async"), ALL_CASES),
+    Rung("sgemm_wide", "at most 64 rows on the implicit GEMM's 64 x 256 tile (conv2d.cu), K split as v9's",
+         _specialised("wide"), ((False, False), (False, True)), rows_at_most=64),
 ]
 CONV_DIRECTIONS = ("conv_forward", "conv_backward_data", "conv_backward_weights")
 # Element-wise kernels: bytes moved per element, and the versions in relu.cu's order.

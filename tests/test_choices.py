@@ -59,6 +59,25 @@ def test_a_rung_faster_in_the_median_replaces_the_current_one(first):
     assert evidence["gemm.ENGINE_TILED"] == "8x16: median time 0.85 of the current one's over 6 shapes"
 
 
+def test_the_wide_rung_is_weighed_on_products_of_9_to_64_rows_alone(first):
+    """gemm.ENGINE_WIDE from the rows of 9 to 64 rows (fc6 at batch 64, both cases: 0.60 of
+    v9's split time), not the square or the skinny product's (where the wide rung is slower);
+    not where one of its rows failed."""
+    def rows(wide_ok=True):
+        made = []
+        for case in ("NN", "NT"):
+            made += [row("sgemm_splitk", 0.65, "64x4096x25088", case), row("sgemm_wide", 0.39, "64x4096x25088", case,
+                                                                            wide_ok),
+                     row("sgemm_splitk", 1.0, "4096x4096x4096", case), row("sgemm_wide", 2.0, "4096x4096x4096", case),
+                     row("sgemm_splitk", 0.1, "4x4096x25088", case), row("sgemm_wide", 0.3, "4x4096x25088", case)]
+        return made
+    chosen, evidence = choices.choose({"gemm": rows()}, dict(first, **{"gemm.ENGINE_WIDE": False}))
+    assert chosen["gemm.ENGINE_WIDE"] is True
+    assert evidence["gemm.ENGINE_WIDE"] == "True: median time 0.60 of the current one's over 2 shapes"
+    chosen, evidence = choices.choose({"gemm": rows(wide_ok=False)}, dict(first, **{"gemm.ENGINE_WIDE": False}))
+    assert chosen["gemm.ENGINE_WIDE"] is False
+
+
 def test_a_rung_within_the_margin_or_with_a_failed_row_is_not_chosen(first):
     close = {"gemm": gemm_rows([10.0, 1.0, 0.1], [9.8, 0.99, 0.1])}  # 2% and 1% faster: noise
     assert choices.choose(close, first)[0]["gemm.ENGINE_TILED"] == "pipelined"

@@ -151,7 +151,7 @@ def test_winograd_products_of_at_most_64_rows_run_on_the_wide_tile(launcher, rng
     recording = RecordingDevice(launcher)
     a, b = rng.standard_normal((4, rows, inner)), rng.standard_normal((4, inner, tiles))
     partial = _winograd_products(recording, device(launcher, a.astype(np.float32)), device(launcher, b.astype(np.float32)))
-    assert recording.kernels() == ["winograd_products_wide"]
+    assert recording.kernels() == ["products_wide_nn"]
     assert partial.shape[0] == 4 and partial.shape[2:] == (rows, tiles) and (partial.shape[1] > 1) == (inner > 1000)
     assert relative_error(host(partial).sum(axis=1), a @ b) < 1e-5
     wider = device(launcher, rng.standard_normal((2, 65, inner)).astype(np.float32))
@@ -219,6 +219,40 @@ def test_sgemm_skinny_with_accumulation(launcher, rng, m, n, k, transpose_b):
                                                   beta=0.5)
     expected = a.astype(np.float64) @ (b.T if transpose_b else b) + 0.5 * c
     assert relative_error(host(out), expected) < 1e-5
+
+
+@pytest.mark.parametrize("engine_wide", [False, True])
+def test_products_of_9_to_64_rows_on_the_wide_tile(launcher, rng, monkeypatch, engine_wide):
+    """The wide rung (conv2d.cu's products_wide_nn/nt: the implicit GEMM's 64 x 256 tile)
+    for products of at most 64 rows without a transposed A, nn and nt, with beta: a partial
+    tile in rows and columns, two tiles across (unsplit), and a 2053-long reduction split
+    between blocks (K odd, and not a whole staging depth), against NumPy in float64; the
+    engine's products of 9 to 64 rows take it exactly where ENGINE_WIDE says, never 8 rows
+    (skinny), 65 (tiled) or a transposed A."""
+    monkeypatch.setattr(gemm, "ENGINE_WIDE", engine_wide)
+    recording = RecordingDevice(launcher)
+    ops = K.bind(recording)
+    for m, n, k, transpose_a, transpose_b, wide in (
+            (9, 300, 40, False, False, True), (64, 513, 40, False, True, True), (37, 70, 2053, False, True, True),
+            (20, 70, 2053, False, False, True), (8, 70, 64, False, True, True), (65, 70, 64, False, False, False),
+            (20, 70, 64, True, False, False)):
+        a = rng.standard_normal((k, m) if transpose_a else (m, k))
+        b = rng.standard_normal((n, k) if transpose_b else (k, n))
+        c = rng.standard_normal((m, n))
+        expected = (a.T if transpose_a else a) @ (b.T if transpose_b else b) + 0.5 * c
+        for version in ("engine",) + (("wide",) if wide else ()):
+            out = device(launcher, c.astype(np.float32))
+            ops.gemm.product(device(launcher, a.astype(np.float32)), device(launcher, b.astype(np.float32)),
+                             transpose_a, transpose_b, out=out, beta=0.5, version=version)
+            assert relative_error(host(out), expected) < 1e-5, (m, n, k, version)
+            launched = [kernel for kernel, arguments in recording.launched]
+            took = [arguments[-1] for kernel, arguments in recording.launched if kernel.startswith("products_wide")]
+            recording.launched.clear()
+            assert bool(took) == (wide and (version == "wide" or (engine_wide and m > 8))), (m, n, k, version, launched)
+            assert not took or (took[0] > 1) == (k > 1000)  # the split count: the long reductions split
+    with pytest.raises(KernelError, match="the wide product takes at most 64 rows"):
+        ops.gemm.product(device(launcher, np.ones((65, 3), np.float32)), device(launcher, np.ones((3, 4), np.float32)),
+                         version="wide")
 
 
 CONV_CASES = [(1, 3, 7, 6, 4, 3, 1, 1), (3, 2, 9, 7, 5, 5, 2, 2), (1, 3, 23, 19, 6, 11, 4, 0),
@@ -438,8 +472,8 @@ def test_winograd_runs_where_it_applies_and_falls_back_elsewhere(rng, mode):
         assert splits == ([] if not expected else [1] if n < 64 else [splits[0]])
         if n == 64 and expected:  # 64 images of 6 x 5 tiles (m = 2) or 3 x 3 (m = 4): the weight gradient split
             assert splits[0] > 1
-        transforms = [name for name in recording.kernels() if name.startswith("winograd")]
-        wide = "winograd_products_wide"  # 7 output channels forward, 5 input channels backward
+        wide = "products_wide_nn"  # 7 output channels forward, 5 input channels backward
+        transforms = [name for name in recording.kernels() if name.startswith("winograd") or name == wide]
         scheme = f"{m}x{m}" + ("" if k == 3 else f"_{k}x{k}")
         assert transforms == ([f"winograd_{t}_transform_{scheme}" if t != wide else t for t in (
             "filter", "input", wide, "output", "filter", "input", wide, "output", "gradient", "input",
@@ -464,7 +498,7 @@ def test_winograd_5x5_on_both_products(launcher, rng, c, o):
                           K.conv2d_backward_weights(grad_y, x, weight.shape, 1, 2)) < WINOGRAD_5X5_TOLERANCE
     launched = recording.kernels()
     assert launched[0] == "winograd_filter_transform_2x2_5x5" and launched[-1].endswith("transform_2x2_5x5")
-    assert launched.count("winograd_products_wide") == 1  # forward or backward-data, the other batched
+    assert launched.count("products_wide_nn") == 1  # forward or backward-data, the other batched
 
 
 @pytest.mark.parametrize("mode", sorted(conv2d.FUSED_WINOGRAD_TILES))

@@ -20,9 +20,12 @@ def test_every_gemm_version_matches_numpy_in_every_case_it_handles(device):
     rows = ladder.run_gemm(device, SIZES, 1, ladder.wall_clock)
     assert {r["version"] for r in rows} == {rung.name for rung in ladder.GEMM_LADDER}
     skinny = next(rung for rung in ladder.GEMM_LADDER if rung.name == "sgemm_skinny")
-    assert len(rows) == len(SIZES) * sum(len(rung.transposes) for rung in ladder.GEMM_LADDER) - 3 * 2
+    # the skinny rung on one of the 4 sizes (4 rows), the wide one on two (20 and 4 rows)
+    assert len(rows) == len(SIZES) * sum(len(rung.transposes) for rung in ladder.GEMM_LADDER) - 3 * 2 - 2 * 2
     assert [(r["shape"], r["case"]) for r in rows if r["version"] == "sgemm_skinny"] == [
         ("4x36x1100", "NN"), ("4x36x1100", "NT")]
+    assert [(r["shape"], r["case"]) for r in rows if r["version"] == "sgemm_wide"] == [
+        ("20x36x1100", "NN"), ("20x36x1100", "NT"), ("4x36x1100", "NN"), ("4x36x1100", "NT")]
     assert skinny.rows_at_most == 8
     assert [r for r in rows if not r["ok"]] == []
     assert "| sgemm_vectorized | TN | 132x68x44 | yes |" in ladder.table(rows)
