@@ -873,7 +873,9 @@ extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, 
 // =======================================================================================
 // Backward-data of a convolution whose input has few channels (an RGB image's 3: the first
 // layer, the last step of every saliency map): VGG-16's 3x3 stride 1, the shipped model's
-// 7x7 stride 2, CNN-F's 11x11 stride 4. As a product it has C rows: the implicit GEMM
+// 7x7 stride 2, CNN-F's 11x11 stride 4, EfficientNet-Lite0's 3x3 stride 2 (twenty-fourth
+// session: its stem through the column buffer ran at 0.48 of cuDNN's speed on the H200,
+// 0.70 ms at batch 64 for 140 MB moved). As a product it has C rows: the implicit GEMM
 // computes 64 or 128 of them a tile (21 or 43 times the work), the column buffer's product
 // C K^2 of 128 (VGG: 27) and then gathers (run 3 at batch 64: VGG's conv1_1 3.19 ms against
 // cuDNN's 1.29, CNN-F's conv1 1.72 against 0.40). Here a block takes a FEW_TILE_W x
@@ -884,7 +886,7 @@ extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ partial, 
 // FEW_CHUNK output channels at a time, the grad_y patch the tile reaches (0 off the map) and
 // the weights staged in shared memory; each tap is then two reads of the patch and one
 // float4 of weights, shared by the two pixels, for 8 multiply-adds (ceil(K / S)^2 taps a
-// pixel: 9 for VGG and CNN-F, 16 for 7x7 stride 2). Bound by the shared-memory reads (3 a
+// pixel: 9 for VGG and CNN-F, 16 for 7x7 stride 2, 4 for 3x3 stride 2). Bound by the shared-memory reads (3 a
 // 8 FMAs; 2 a 4 with a pixel a thread): about half the FP32 peak by napkin maths, VGG's
 // conv1_1 at batch 64 (11 GFLOP) in about 0.35 ms.
 #define FEW_CHANNELS 4
@@ -906,7 +908,8 @@ __host__ __device__ constexpr int few_staged(int K, int S) {
   return FEW_CHUNK * (few_patch(FEW_TILE_H, K, S) * few_patch(FEW_TILE_W, K, S) + 4 * K * K);
 }
 __host__ __device__ constexpr int larger(int a, int b) { return a > b ? a : b; }
-#define FEW_SHARED_FLOATS larger(few_staged(3, 1), larger(few_staged(7, 2), few_staged(11, 4)))
+#define FEW_SHARED_FLOATS \
+  larger(larger(few_staged(3, 1), few_staged(3, 2)), larger(few_staged(7, 2), few_staged(11, 4)))
 
 __device__ __forceinline__ int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -1015,7 +1018,8 @@ __host__ __device__ constexpr int few_async_stage(int K, int S) {  // floats: th
   return FEW_ASYNC_CHUNK * (few_patch(FEW_TILE_H, K, S) * few_patch(FEW_TILE_W, K, S) + 4 * K * K);
 }
 #define FEW_ASYNC_SHARED_FLOATS \
-  (FEW_ASYNC_STAGES * larger(few_async_stage(3, 1), larger(few_async_stage(7, 2), few_async_stage(11, 4))))
+  (FEW_ASYNC_STAGES * larger(larger(few_async_stage(3, 1), few_async_stage(3, 2)),                     \
+                              larger(few_async_stage(7, 2), few_async_stage(11, 4))))
 static_assert(FEW_ASYNC_SHARED_FLOATS * 4 <= 48 * 1024, "static shared memory");
 static_assert(FEW_ASYNC_CHUNK % 4 == 0, "a stage's weights 16-byte aligned after its patch");
 
@@ -1073,6 +1077,7 @@ __device__ __forceinline__ void few_channels_backward_data_async(const float* __
 // takes a generic lambda's call operator for a host function.)
 #define WITH_FEW_CHANNEL_KERNEL(function, ...)                          \
   if (K == 3 && stride == 1) function<3, 1>(__VA_ARGS__);               \
+  else if (K == 3 && stride == 2) function<3, 2>(__VA_ARGS__);          \
   else if (K == 7 && stride == 2) function<7, 2>(__VA_ARGS__);          \
   else function<11, 4>(__VA_ARGS__)
 

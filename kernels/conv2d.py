@@ -697,12 +697,12 @@ COLUMNS_WEIGHT_GRADIENT_POSITIONS = 256
 
 # And for a convolution of at most FEW_CHANNELS input channels (an RGB image's first layer)
 # whose kernel size and stride conv2d.cu's few-channel kernel is compiled for (VGG-16's,
-# the shipped model's, CNN-F's) it takes FEW_CHANNELS_BACKWARD_DATA's "columns" (the column
+# the shipped model's, CNN-F's, EfficientNet-Lite0's stem) it takes FEW_CHANNELS_BACKWARD_DATA's "columns" (the column
 # buffer, as run 3 timed it), "few_channels" (that kernel, a thread a pixel and its
 # channels: 0.41 of the column buffer's time on VGG-16's conv1_1 at batch 16, H200,
 # 2026-11-28; the ladder's `engine few_channels` row times it) or "few_channels_async" (the
 # same products, the staging by cp.async through two buffers).
-FEW_CHANNEL_KERNELS = ((3, 1), (7, 2), (11, 4))  # (kernel size, stride)
+FEW_CHANNEL_KERNELS = ((3, 1), (3, 2), (7, 2), (11, 4))  # (kernel size, stride)
 FEW_CHANNELS_BACKWARD_DATA = ("columns", "few_channels", "few_channels_async")
 ENGINE_FEW_CHANNELS_BACKWARD_DATA = "few_channels"
 # Its forward at 3x3 stride 1 only (VGG-16's conv1_1: 0.83 of the implicit GEMM's time on

@@ -746,12 +746,13 @@ def test_async_implicit_gemm_frees_its_buffers_before_the_epilogue_reuses_them(l
 
 @pytest.mark.parametrize("n, c, h, w, o, k, stride, padding", [
     (2, 3, 12, 11, 17, 3, 1, 1), (1, 1, 40, 35, 20, 3, 1, 0), (2, 4, 9, 33, 40, 3, 1, 2), (1, 2, 7, 6, 3, 3, 1, 3),
-    (1, 3, 40, 35, 20, 7, 2, 0), (2, 4, 29, 33, 17, 7, 2, 3), (1, 3, 60, 47, 20, 11, 4, 0), (1, 2, 23, 30, 9, 11, 4, 2)])
+    (1, 3, 40, 35, 20, 7, 2, 0), (2, 4, 29, 33, 17, 7, 2, 3), (1, 3, 60, 47, 20, 11, 4, 0), (1, 2, 23, 30, 9, 11, 4, 2),
+    (2, 3, 41, 37, 33, 3, 2, 0), (1, 3, 24, 70, 16, 3, 2, 1)])
 @pytest.mark.parametrize("version", ["few_channels", "few_channels_async"])
 def test_few_channel_backward_data(launcher, rng, monkeypatch, n, c, h, w, o, k, stride, padding, version):
     """conv2d.cu's backward-data for at most 4 input channels, each version, for each kernel
     size and stride it is compiled for (VGG's 3x3 stride 1, the shipped model's 7x7 stride 2,
-    CNN-F's 11x11 stride 4): maps of partial 32 x 8 tiles (and whose last rows and columns
+    CNN-F's 11x11 stride 4, EfficientNet-Lite0's stem's 3x3 stride 2): maps of partial 32 x 8 tiles (and whose last rows and columns
     no output reaches), output channels in partial chunks of 16 (and of 8: the async
     version's), paddings 0-3, on a NaN-filled output, against NumPy in
     float64; run by the engine where ENGINE_FEW_CHANNELS_BACKWARD_DATA names it, and never
