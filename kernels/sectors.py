@@ -36,8 +36,9 @@ def ladder_cases():
     depthwise, the other element-wise kernels, the convolutions in each direction (every rung) and the SGEMMs."""
     from . import ladder
 
-    def convolution(direction, device):
-        ladder.run_conv(direction, device.launcher, [(2, 32, 16, 16, 32, 3, 1, 1)], 1, ladder.wall_clock)
+    def convolution(direction, device):  # a 3x3 and a 5x5 (F(2x2, 5x5)'s) layer
+        ladder.run_conv(direction, device.launcher, [(2, 32, 16, 16, 32, 3, 1, 1), (2, 32, 16, 16, 32, 5, 1, 2)], 1,
+                        ladder.wall_clock)
 
     return ([("relu", lambda device: ladder.run_relu(device, [4099], 1, ladder.wall_clock)),
              ("maxpool", lambda device: ladder.run_maxpool(device, [(1, 4, 64, 64)], 1, ladder.wall_clock)),
@@ -47,7 +48,8 @@ def ladder_cases():
                                                                ladder.wall_clock)),
              ("elementwise", lambda device: ladder.run_elementwise(device, SMALL_ELEMENTWISE, 1, ladder.wall_clock))]
             + [(direction, functools.partial(convolution, direction)) for direction in ladder.CONV_DIRECTIONS]
-            + [("gemm", lambda device: ladder.run_gemm(device, [(128, 128, 64)], 1, ladder.wall_clock))])
+            + [("gemm", lambda device: ladder.run_gemm(device, [(128, 128, 64), (64, 256, 64)], 1,
+                                                       ladder.wall_clock))])  # (the wide rung's: at most 64 rows)
 
 
 def main(argv=None):
