@@ -97,18 +97,20 @@ class MemoryTracer(CheckedEmulatorLauncher):
 
 
 def gemm_cases():
-    """(title, run(device)) of one 128^3 product of each tiled SGEMM the engine may take, each transpose."""
+    """(title, run(device)) of one 128^3 product of each tiled SGEMM the engine may take, each
+    transpose, and a 64 x 256 x 128 one of the wide rung (nn and nt: the ones it takes)."""
     from .gemm import TILED, gemm_product_device
 
     def product(version, transpose_a, transpose_b, device):
         rng = np.random.default_rng(0)
-        m = n = k = 128
+        m, n, k = (64, 256, 128) if version == "wide" else (128, 128, 128)
         a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
         b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
         gemm_product_device(device, a, b, transpose_a, transpose_b, version=version)
 
     return [(f"sgemm {version} {case}", functools.partial(product, version, case == "tn", case == "nt"))
-            for version in TILED for case in ("nn", "tn", "nt")]
+            for version in tuple(TILED) + ("wide",) for case in ("nn", "tn", "nt")
+            if version != "wide" or case != "tn"]
 
 
 def conv_cases():
