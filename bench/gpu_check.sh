@@ -77,11 +77,11 @@ choices=()
 run agreement 60 python bench/engine_agreement.py --backend cuda "${choices[@]}"
 run gpu_kernels 150 python bench/gpu_kernels.py "$out" "${choices[@]}"
 # the kernel tests of the families that share memory or shuffle within a block, and for
-# memcheck of the element-wise maps too (racecheck: 202 tests at the twenty-third session;
+# memcheck of the element-wise maps too (racecheck: 214 tests at the twenty-fourth session;
 # run 2 of 2026-11-28 had 107, 43 s)
 if command -v compute-sanitizer > /dev/null; then
   kernels="sgemm or conv2d or few_channel or fused or relu or maxpool or warp_primitives or channel_slices"
-  kernels="$kernels or global_average or lrn_rungs"
+  kernels="$kernels or global_average or lrn_rungs or wide_tile or winograd_5x5"
   for tool in memcheck racecheck; do
     run "sanitizer_$tool" $([ "$tool" = racecheck ] && echo 100 || echo 40) compute-sanitizer --tool "$tool" \
       --error-exitcode 1 python -m pytest -m gpu -q -p no:cacheprovider tests/test_cuda_kernels.py \
