@@ -42,8 +42,12 @@ ENGINE_TILED = "async"
 # 64 ran at 0.47 of cuBLAS's speed on the H200, 2026-11-28) on the implicit GEMM's 64 x 256
 # tile where ENGINE_WIDE says (the `wide` rung, conv2d.cu: products_wide_nn/nt): on the
 # 128 x 128 tiles half or more of every block's multiply-adds are padding rows. Written
-# after the H200 runs; kernels.choices sets it from the ladder's rows of such products.
-ENGINE_WIDE = False
+# after the H200 runs and taken untimed as the design allows a change that only removes
+# work it provably wastes (the same sums, split into other slices), as the implicit GEMM's
+# and Winograd's products of at most 64 rows moved onto this tile before it;
+# kernels.choices weighs it against v9's split products from the ladder's rows of such
+# products at the next GPU run.
+ENGINE_WIDE = True
 CASES = {(False, False): "nn", (True, False): "tn", (False, True): "nt"}
 # Split-K: slices of at least SPLIT_K_MIN_DEPTH, so that each block's multiply-adds still
 # outweigh its partial plane; of plans within SPLIT_K_TOLERANCE of the fastest, the one with

@@ -168,8 +168,9 @@ def test_the_engine_sgemm_on_either_tiled_rung(launcher, rng, monkeypatch, tiled
     """The engine's products above 8 rows on whichever tiled rung gemm.py's ENGINE_TILED
     names (v8, v11, v12 or v13, and its split kernels): a product of two tiles each way
     (unsplit) and one tile over a 1029-long reduction (split), in every transpose case,
-    beta 0.5, against NumPy in float64."""
+    beta 0.5, against NumPy in float64 (the wide rung kept off: its own test's)."""
     monkeypatch.setattr(gemm, "ENGINE_TILED", tiled)
+    monkeypatch.setattr(gemm, "ENGINE_WIDE", False)
     recording = RecordingDevice(launcher)
     ops = K.bind(recording)
     for m, n, k, split in ((130, 129, 40, False), (9, 70, 1029, True)):
