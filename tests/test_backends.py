@@ -46,6 +46,37 @@ def test_module_to_moves_parameters_and_gives_the_same_result(rng):
     assert relative_error(emulated[0], reference[0]) < 1e-5 and relative_error(emulated[1], reference[1]) < 1e-5
 
 
+def test_fully_connected_layers_at_a_batch_of_12_run_on_the_wide_rung(rng, monkeypatch):
+    """A batch of 12 through two fully connected layers on the emulator: the forward's
+    products (x W^T) on the wide rung's nt kernel, the input gradient's (g W) on its nn one
+    (gemm.ENGINE_WIDE), and the scores, the input gradient and the weight gradients those of
+    the NumPy path."""
+    from deepinside.kernels import gemm
+    from deepinside.kernels.launch import EmulatorLauncher
+    monkeypatch.setattr(gemm, "ENGINE_WIDE", True)
+    launched, launch = [], EmulatorLauncher.launch
+
+    def recorded(self, kernel, *rest):
+        launched.append(kernel)
+        return launch(self, kernel, *rest)
+    monkeypatch.setattr(EmulatorLauncher, "launch", recorded)
+    net = nn.Sequential(nn.Linear(300, 70), nn.ReLU(), nn.Linear(70, 5))
+    x = rng.standard_normal((12, 300)).astype(np.float32)
+    seed = rng.standard_normal((12, 5)).astype(np.float32)
+    results = {}
+    for name in ("numpy", "emulator"):
+        net.to(name)
+        image = Tensor(x, requires_grad=True, backend=name)
+        out = net(image)
+        out.backward(seed)
+        results[name] = [out.numpy(), engine.to_numpy(image.grad)] + [engine.to_numpy(p.grad) for p in
+                                                                       net.parameters()]
+        for p in net.parameters():
+            p.grad = None
+    assert all(relative_error(e, n) < 1e-5 for e, n in zip(results["emulator"], results["numpy"]))
+    assert launched.count("products_wide_nt") == 2 and launched.count("products_wide_nn") == 2, launched
+
+
 @pytest.mark.parametrize("tile", [2, 4])
 @pytest.mark.parametrize("backend", ["emulator", pytest.param("cuda", marks=pytest.mark.gpu)])
 def test_the_engine_on_winograd_gives_the_numpy_results(rng, monkeypatch, backend, tile):
