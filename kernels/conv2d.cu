@@ -1394,16 +1394,41 @@ __device__ __forceinline__ void input_transform(const float* __restrict__ x, flo
 }
 
 // The T x T Winograd-domain values of element e: planes[xi, z, e] added over the splits z.
-template <int T>
+// UNROLLED: the loops over the values unrolled (the splits' loop rolled inside), and the
+// values loaded all at once where there is one split (most layers): F(2x2, 5x5)'s output
+// transform, where the compiler left them rolled, so that the values lived in a 144-byte
+// stack frame and were loaded one at a time (the 3x3 transforms keep the compiler's code,
+// as the H200 runs timed it).
+template <int T, bool UNROLLED = false>
 __device__ __forceinline__ void gather_splits(const float* __restrict__ planes, int splits, int count, int e,
                                               float (&out)[T][T]) {
-  for (int r = 0; r < T; ++r)
-    for (int s = 0; s < T; ++s) {
-      const float* plane = planes + (long long)(r * T + s) * splits * count + e;
-      float sum = 0.0f;
-      for (int z = 0; z < splits; ++z) sum += plane[(long long)z * count];
-      out[r][s] = sum;
+  if constexpr (UNROLLED) {
+    if (splits == 1) {
+#pragma unroll
+      for (int r = 0; r < T; ++r)
+#pragma unroll
+        for (int s = 0; s < T; ++s) out[r][s] = planes[(long long)(r * T + s) * count + e];
+      return;
     }
+#pragma unroll
+    for (int r = 0; r < T; ++r)
+#pragma unroll
+      for (int s = 0; s < T; ++s) {
+        const float* plane = planes + (long long)(r * T + s) * splits * count + e;
+        float sum = 0.0f;
+#pragma unroll 1
+        for (int z = 0; z < splits; ++z) sum += plane[(long long)z * count];
+        out[r][s] = sum;
+      }
+  } else {
+    for (int r = 0; r < T; ++r)
+      for (int s = 0; s < T; ++s) {
+        const float* plane = planes + (long long)(r * T + s) * splits * count + e;
+        float sum = 0.0f;
+        for (int z = 0; z < splits; ++z) sum += plane[(long long)z * count];
+        out[r][s] = sum;
+      }
+  }
 }
 
 // y[n, o, m ti + a, m tj + b] = (A^T M A)[a, b] + bias[o], the outputs inside Hout x Wout
@@ -1417,7 +1442,7 @@ __device__ __forceinline__ void output_transform(const float* __restrict__ M, in
   for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < count; e += gridDim.x * blockDim.x) {
     const TileIndex at(e, N, TH, TW);
     float product[T][T], out[m][m];
-    gather_splits<T>(M, splits, count, e, product);
+    gather_splits<T, r != 3>(M, splits, count, e, product);
     sandwich<m, T>(product, out, [](int p, int q) { return Winograd<m, r>::AT(p, q); });
     const float b = has_bias ? bias[at.channel] : 0.0f;
     float* plane = y + ((long long)at.n * O + at.channel) * Hout * Wout;

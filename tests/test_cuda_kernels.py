@@ -481,11 +481,13 @@ def test_winograd_runs_where_it_applies_and_falls_back_elsewhere(rng, mode):
             "filter_gradient")] if expected else [])
 
 
-@pytest.mark.parametrize("c, o", [(9, 70), (70, 9)])
+@pytest.mark.parametrize("c, o", [(9, 70), (70, 9), (520, 7), (7, 520)])
 def test_winograd_5x5_on_both_products(launcher, rng, c, o):
     """F(2x2, 5x5) in every direction on a CNN-F-like conv2 (5x5, stride 1, padding 2) of
     an odd map, against NumPy in float64 on NaN-filled outputs: more than 64 rows of products
-    (gemm.cu's batched kernels) one way and at most 64 (the wide tile) the other."""
+    (gemm.cu's batched kernels) one way and at most 64 (the wide tile) the other; with 520
+    channels on one side, the products' reduction split one way (the output transform's
+    general path adding the splits) and not the other (its one-split path)."""
     x, weight, bias = rng.standard_normal((2, c, 15, 13)), rng.standard_normal((o, c, 5, 5)), rng.standard_normal(o)
     y = K.conv2d_forward(x, weight, bias, 1, 2)
     grad_y = rng.standard_normal(y.shape)
@@ -497,9 +499,11 @@ def test_winograd_5x5_on_both_products(launcher, rng, c, o):
                           K.conv2d_backward_data(grad_y, weight, x.shape, 1, 2)) < WINOGRAD_5X5_TOLERANCE
     assert relative_error(host(ops.backward_weights(d(grad_y), d(x), weight.shape, 1, 2)),
                           K.conv2d_backward_weights(grad_y, x, weight.shape, 1, 2)) < WINOGRAD_5X5_TOLERANCE
+    splits = [arguments[1] for kernel, arguments in recording.launched if kernel.startswith("winograd_output")]
     launched = recording.kernels()
     assert launched[0] == "winograd_filter_transform_2x2_5x5" and launched[-1].endswith("transform_2x2_5x5")
     assert launched.count("products_wide_nn") == 1  # forward or backward-data, the other batched
+    assert sorted(splits) == ([1, 2] if max(c, o) > 512 else [1, 1]), splits
 
 
 @pytest.mark.parametrize("mode", sorted(conv2d.FUSED_WINOGRAD_TILES))
