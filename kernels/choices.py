@@ -251,8 +251,12 @@ def _off_winograd(rows):
 def _of_filter(rows, k):
     """The `rows` of stride-1 convolutions of k x k filters: those Winograd F(m x m, k x k)
     runs on."""
-    return [row for row in rows if (lambda numbers: numbers.get("k") == k and numbers.get("s") == 1)(
-        _shape_numbers(row["shape"]))]
+    selected = []
+    for row in rows:
+        numbers = _shape_numbers(row["shape"])
+        if numbers.get("k") == k and numbers.get("s") == 1:
+            selected.append(row)
+    return selected
 
 
 def _winograd_threshold(rows, mode, k=3):

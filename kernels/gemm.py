@@ -3,6 +3,7 @@ connected layers and of the convolutions' im2col path (gemm.cu has the tiling)."
 import functools
 
 from .family import Device, OpFamily, expect
+from .launch import KernelError
 
 
 def gemm_product(a, b, transpose_a=False, transpose_b=False, out=None, beta=0.0):
@@ -110,9 +111,10 @@ def gemm_product_device(device: Device, a, b, transpose_a=False, transpose_b=Fal
                                           f"not {m} rows ({case})")
     if version == "skinny" or (version == "engine" and skinny):
         return _skinny_product(device, a, b, case, m, n, k, out, beta)
-    wide = m <= device.define("IG_WIDE_BM") and case in ("nt", "nn")
-    expect(version != "wide" or wide, f"the wide product takes at most {device.define('IG_WIDE_BM')} rows and no "
-                                      f"transposed A, not {m} rows ({case})")
+    wide_rows = device.define("IG_WIDE_BM")
+    wide = m <= wide_rows and case in ("nt", "nn")
+    if version == "wide" and not wide:  # (the message formatted only then: this runs at every product)
+        raise KernelError(f"the wide product takes at most {wide_rows} rows and no transposed A, not {m} rows ({case})")
     if version == "wide" or (version == "engine" and wide and ENGINE_WIDE):  # (the engine's past the skinny rows)
         partial = wide_products_device(device, a[None], b[None], transpose_b)
         return sum_slices(device, partial, out, partial.shape[1], beta)
@@ -163,10 +165,9 @@ def wide_products_device(device: Device, a, b, transpose_b=False):
     partial planes whose sum over axis 1 is the products (the caller adds them)."""
     count, m, k = a.shape
     n = b.shape[1] if transpose_b else b.shape[2]
-    expect(m <= device.define("IG_WIDE_BM"), f"the wide products take at most {device.define('IG_WIDE_BM')} rows, "
-                                             f"not {m}")
-    expect(max(m * k, n * k) < 2 ** 31, f"a wide product's operand of {max(m * k, n * k)} elements is too large for "
-                                        "its 32-bit offsets")
+    if m > device.define("IG_WIDE_BM") or max(m, n) * k >= 2 ** 31:  # (messages formatted only then)
+        raise KernelError(f"the wide products take at most {device.define('IG_WIDE_BM')} rows and operands of under "
+                          f"2^31 elements (32-bit offsets), not {m} x {k} and {n} x {k}")
     kernel, width = f"products_wide_{'nt' if transpose_b else 'nn'}", device.define("IG_WIDE_BN")
     columns = -(-n // width)
     length, splits = split_k_slices(count * columns, k, device.define("IG_BK"), device.concurrent_blocks(kernel),
